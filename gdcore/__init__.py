@@ -1,0 +1,22 @@
+"""gdcore: linear regression by gradient descent, with every classic optimizer, in a fused,
+multithreaded Cython core.
+
+    >>> import gdcore
+    >>> X, y, true_coef = gdcore.make_regression(10_000, 20, seed=0)
+    >>> result = gdcore.fit(X, y, optimizer="adam", lr=0.05, epochs=200)
+    >>> result.coef, result.intercept, result.loss_history
+
+See ``gdcore.fit`` for the objective and the options, ``gdcore.optim`` and
+``gdcore.schedules`` for the update rules and learning-rate schedules.
+"""
+
+from . import optim, schedules
+from ._api import fit
+from ._data import make_regression
+from ._gradcheck import check_grad
+from ._result import DivergenceError, FitProgress, FitResult
+
+__version__ = "0.1.0"
+
+__all__ = ["fit", "FitResult", "FitProgress", "DivergenceError", "check_grad",
+           "make_regression", "optim", "schedules", "__version__"]

@@ -1,0 +1,226 @@
+"""gdcore.fit: validate, pick the optimizer and schedule, run a backend, package the result."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from . import _core, _reference
+from ._result import DivergenceError, FitProgress, FitResult, FitState
+from ._validation import (check_callback, check_data, check_settings, resolve_n_threads)
+from .optim import Optimizer, make_optimizer
+from .schedules import make_schedule
+
+__all__ = ["fit"]
+
+BACKENDS = ("core", "numpy")
+_STOP_NAMES = {0: "epochs", 1: "tol", 2: "gtol", 3: "callback"}
+
+
+def fit(X, y, *, sample_weight=None, optimizer=None, lr=None, epochs=100, batch_size=None,
+        schedule=None, l2=0.0, l1=0.0, fit_intercept=True, tol=1e-4, n_iter_no_change=5,
+        gtol=None, shuffle=True, seed=None, n_threads=None, backend="core", init=None,
+        callback=None):
+    """Fit linear regression y ≈ X·w + b by gradient-based optimisation.
+
+    Minimises  J(w, b) = 1/(2S)·Σ sᵢ(xᵢ·w + b − yᵢ)² + (l2/2)·‖w‖² + l1·‖w‖₁,  S = Σ sᵢ.
+
+    Parameters
+    ----------
+    X : array (n, d); y : array (n,); sample_weight : array (n,) of sᵢ ≥ 0, or None (all 1).
+    optimizer : name ("sgd"/"gd", "momentum", "nesterov", "adagrad", "rmsprop", "adam",
+        "amsgrad", "normalized") or a ``gdcore.optim`` object.  Default "sgd", or the
+        optimizer of ``init`` when continuing a FitResult.
+    lr : learning rate overriding the optimizer's (torch.optim's defaults otherwise).
+    epochs : passes over the data.  batch_size : None (or ≥ n) for full batch; else one update
+        per batch of a fresh permutation each epoch (``shuffle=False``: rows in order).
+    schedule : name or ``gdcore.schedules`` object; default "constant" (or init's schedule).
+    l2, l1 : penalties on w (never b); l1 only with SGD-family optimizers (proximal step).
+    tol, n_iter_no_change : stop when the epoch loss has not gone below best − tol for
+        n_iter_no_change epochs in a row; ``tol=None`` turns this off.
+    gtol : full batch only: stop when ‖∇J‖∞ ≤ gtol.
+    seed : seed of ``numpy.random.default_rng`` for shuffling.
+    n_threads : None (OpenMP default), -1 (all cores) or k ≥ 1.
+    backend : "core" (compiled) or "numpy" (the plain reference of the same contract).
+    init : a FitResult to continue exactly where it stopped (optimizer state, counters,
+        schedule position and random stream included), or initial parameters as ``coef``
+        (d,) or a pair ``(coef, intercept)``.
+    callback : called after each epoch with a :class:`FitProgress`; returning True stops the
+        fit (stop_reason "callback").
+
+    Returns
+    -------
+    FitResult.  Raises DivergenceError (with ``.result``) if the loss or the parameters stop
+    being finite; on Ctrl-C raises KeyboardInterrupt with ``.result`` holding the parameters
+    of the last finished update.
+    """
+    problem = check_data(X, y, sample_weight)
+    n, d, dtype = problem.n, problem.d, problem.dtype
+    settings = check_settings(epochs=epochs, batch_size=batch_size, l2=l2, l1=l1,
+                              fit_intercept=fit_intercept, tol=tol,
+                              n_iter_no_change=n_iter_no_change, gtol=gtol, shuffle=shuffle,
+                              n=n)
+    previous = init if isinstance(init, FitResult) else None
+    if optimizer is None:
+        optimizer = previous.optimizer if previous is not None else "sgd"
+    opt = make_optimizer(optimizer, lr)
+    if schedule is None:
+        schedule = previous.schedule if previous is not None else "constant"
+    sched = make_schedule(schedule, settings.epochs)
+    if settings.l1 > 0 and not opt.allows_l1:
+        raise ValueError(f"l1 > 0 needs an SGD-family optimizer (sgd, momentum, nesterov); "
+                         f"got {type(opt).__name__}. Use l2, or optimizer='sgd'")
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    n_threads = resolve_n_threads(n_threads)
+    callback = check_callback(callback)
+    state = _initial_state(init, opt, d, dtype, settings.fit_intercept)
+
+    rng = np.random.default_rng(seed)
+    if state.rng_state is not None:
+        rng.bit_generator.state = state.rng_state
+    on_epoch = None if callback is None else _epoch_reporter(callback, state, d)
+
+    started = time.perf_counter()
+    try:
+        if backend == "core":
+            stop_reason, status = _run_core(problem, state, opt, sched, settings, rng,
+                                            on_epoch, n_threads)
+        else:
+            stop_reason, status = _reference.run(problem, state, opt, sched, settings, rng,
+                                                 on_epoch)
+    except KeyboardInterrupt as interrupt:
+        state.rng_state = rng.bit_generator.state
+        interrupt.result = _result(state, opt, sched, settings, "interrupted",
+                                   time.perf_counter() - started, backend, n_threads, d)
+        raise
+    state.rng_state = rng.bit_generator.state
+    elapsed = time.perf_counter() - started
+    if stop_reason == "diverged":
+        result = _result(state, opt, sched, settings, "diverged", elapsed, backend, n_threads,
+                         d, keep_state=False)
+        what = ("the loss" if status == _reference.STATUS_LOSS_NOT_FINITE
+                else "the parameters")
+        epoch = state.n_epochs + 1
+        raise DivergenceError(
+            f"{what} stopped being finite in epoch {epoch} (lr={opt.lr:g}, "
+            f"{type(opt).__name__}); try a smaller lr (e.g. {opt.lr / 10:g}) or standardise X. "
+            "The last finite parameters are in .result", result=result, epoch=epoch)
+    return _result(state, opt, sched, settings, stop_reason, elapsed, backend, n_threads, d)
+
+
+def _initial_state(init, opt, d, dtype, fit_intercept):
+    """A fresh FitState, or a copy of the one carried by ``init``."""
+    theta = np.zeros(d + 1, dtype=dtype)
+    if init is None:
+        pass
+    elif isinstance(init, FitResult):
+        if init.state is None:
+            raise ValueError("init: this FitResult cannot be continued (it comes from a "
+                             "diverged fit); pass init=(result.coef, result.intercept) instead")
+        if init.state.theta.shape[0] != d + 1:
+            raise ValueError(f"init: the FitResult has {init.state.theta.shape[0] - 1} "
+                             f"coefficients but X has {d} features")
+        if type(init.optimizer) is not type(opt):
+            raise ValueError(f"init: the FitResult was fitted with {type(init.optimizer).__name__}"
+                             f" and cannot continue with {type(opt).__name__}; pass "
+                             "init=(result.coef, result.intercept) to start afresh from its "
+                             "parameters")
+        if init.settings.get("fit_intercept", fit_intercept) != fit_intercept:
+            raise ValueError("init: the FitResult was fitted with fit_intercept="
+                             f"{init.settings['fit_intercept']}, this fit has "
+                             f"fit_intercept={fit_intercept}")
+        state = init.state.copy()
+        state.theta = state.theta.astype(dtype)
+        state.optimizer_state = state.optimizer_state.astype(dtype)
+        return state
+    else:
+        if isinstance(init, tuple) and len(init) == 2:
+            coef, intercept = init
+        else:
+            coef, intercept = init, 0.0
+        coef = np.asarray(coef)
+        if coef.dtype.kind not in "iuf":
+            raise TypeError(f"init: coef must be real numbers, got dtype {coef.dtype}")
+        if coef.shape != (d,):
+            raise ValueError(f"init: coef must have shape ({d},) to match X's {d} features, "
+                             f"got shape {coef.shape}")
+        try:
+            intercept = float(intercept)
+        except (TypeError, ValueError):
+            raise TypeError(f"init: intercept must be a number, got {intercept!r}") from None
+        if not (np.all(np.isfinite(coef)) and np.isfinite(intercept)):
+            raise ValueError("init: coef and intercept must be finite")
+        if not fit_intercept and intercept != 0.0:
+            raise ValueError("init: intercept must be 0 when fit_intercept=False")
+        theta[:d] = coef
+        theta[d] = intercept
+    optimizer_state = np.zeros((3, d + 1), dtype=dtype)
+    for row, values in zip(optimizer_state, opt.initial_state(d + 1)):
+        row[:] = values
+    return FitState(theta=theta, optimizer_state=optimizer_state)
+
+
+def _epoch_reporter(callback, state, d):
+    """The per-epoch hook both backends call: wraps the user's callback."""
+    def on_epoch(loss):
+        theta = state.theta
+        progress = FitProgress(epoch=_epochs_done(state), loss=float(loss),
+                               coef=theta[:d].copy(), intercept=float(theta[d]))
+        return bool(callback(progress))
+    return on_epoch
+
+
+def _epochs_done(state):
+    counters = getattr(state, "_counters", None)
+    return int(counters[1]) if counters is not None else state.n_epochs
+
+
+def _run_core(problem, state, opt, sched, settings, rng, on_epoch, n_threads):
+    """Run the compiled loop on ``state`` in place; returns (stop_reason, status)."""
+    counters = np.array([state.n_updates, state.n_epochs, state.n_no_improvement],
+                        dtype=np.int64)
+    best_loss = np.array([state.best_loss], dtype=np.float64)
+    history = np.empty(settings.epochs, dtype=np.float64)
+    empty = np.empty(0, dtype=problem.dtype)
+    first_epoch = state.n_epochs
+    state._counters = counters  # read by the callback wrapper for the live epoch count
+    try:
+        _, stop_code, status = _core.run_fit(
+            problem.X, problem.y,
+            problem.sample_weight if problem.sample_weight is not None else empty,
+            state.theta, state.optimizer_state, opt._config(), sched._config(),
+            settings.epochs, settings.batch_size or 0, settings.l2, settings.l1,
+            settings.fit_intercept, -1.0 if settings.tol is None else settings.tol,
+            settings.n_iter_no_change, -1.0 if settings.gtol is None else settings.gtol,
+            settings.shuffle, rng, on_epoch, n_threads, counters, best_loss, history)
+    finally:
+        del state._counters
+        state.n_updates, state.n_epochs, state.n_no_improvement = (int(c) for c in counters)
+        state.best_loss = float(best_loss[0])
+        state.loss_history.extend(history[:state.n_epochs - first_epoch].tolist())
+    if status != 0:
+        return "diverged", status
+    return _STOP_NAMES[stop_code], status
+
+
+def _result(state, opt, sched, settings, stop_reason, elapsed, backend, n_threads, d,
+            keep_state=True):
+    theta = state.theta
+    return FitResult(
+        coef=theta[:d].copy(),
+        intercept=float(theta[d]),
+        loss_history=np.asarray(state.loss_history, dtype=np.float64),
+        n_epochs=state.n_epochs,
+        n_updates=state.n_updates,
+        stop_reason=stop_reason,
+        converged=stop_reason in ("tol", "gtol"),
+        elapsed=elapsed,
+        optimizer=opt,
+        schedule=sched,
+        state=state.copy() if keep_state else None,
+        backend=backend,
+        n_threads=n_threads,
+        settings=dict(vars(settings)),
+    )

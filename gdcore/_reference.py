@@ -1,0 +1,175 @@
+"""The NumPy reference backend (``backend="numpy"``): SPEC, line for line.
+
+This exists to verify the compiled core, so it is written for clarity, not speed, and
+shares nothing with the Cython path but input validation.  It follows the same contract
+(data loop, updates, schedules, stopping, divergence) and mutates the same FitState.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import optim as _optim
+from .schedules import lr_at
+
+STATUS_OK, STATUS_LOSS_NOT_FINITE, STATUS_PARAMS_NOT_FINITE = 0, 1, 2
+
+
+def objective_and_gradient(X, y, s, w, b, l2, l1, fit_intercept):
+    """J(w, b) and (∇w, ∂b) on the rows given (SPEC §1), in the data's dtype."""
+    r = X @ w + b - y
+    S = s.sum()
+    J = (s * r * r).sum() / (2 * S) + (l2 / 2) * (w @ w) + l1 * np.abs(w).sum()
+    grad_w = X.T @ (s * r) / S + l2 * w
+    grad_b = (s * r).sum() / S if fit_intercept else 0.0
+    return float(J), grad_w, grad_b
+
+
+def stationarity(grad_w, grad_b, w, l1):
+    """‖∇J‖∞, with the minimum-norm subgradient of l1·‖w‖₁."""
+    if l1 > 0:
+        soft = np.sign(grad_w) * np.maximum(np.abs(grad_w) - l1, 0.0)
+        grad_w = np.where(w != 0, grad_w + l1 * np.sign(w), soft)
+    return max(float(np.max(np.abs(grad_w))), abs(float(grad_b)))
+
+
+class _Update:
+    """SPEC §3 on the vector θ = (w, b) (b only when the intercept is fitted)."""
+
+    def __init__(self, opt, state_rows):
+        self.opt = opt
+        self.state = state_rows  # views into FitState.optimizer_state
+
+    def step(self, theta, g, t, lr):
+        opt = self.opt
+        if isinstance(opt, _optim.SGD):
+            if opt.momentum != 0:
+                buf = self.state[0]
+                if t == 1:
+                    buf[:] = g
+                else:
+                    buf[:] = opt.momentum * buf + (1 - opt.dampening) * g
+                g = g + opt.momentum * buf if opt.nesterov else buf
+            return theta - lr * g
+        if isinstance(opt, _optim.Adagrad):
+            G = self.state[0]
+            clr = lr / (1 + (t - 1) * opt.lr_decay)
+            G[:] = G + g * g
+            return theta - clr * g / (np.sqrt(G) + opt.eps)
+        if isinstance(opt, _optim.RMSprop):
+            v, buf, g_avg = self.state
+            alpha = opt.alpha
+            v[:] = alpha * v + (1 - alpha) * g * g
+            if opt.centered:
+                g_avg[:] = alpha * g_avg + (1 - alpha) * g
+                a = np.sqrt(np.maximum(v - g_avg * g_avg, 0)) + opt.eps
+            else:
+                a = np.sqrt(v) + opt.eps
+            if opt.momentum > 0:
+                buf[:] = opt.momentum * buf + g / a
+                return theta - lr * buf
+            return theta - lr * g / a
+        if isinstance(opt, _optim.Adam):
+            m, v, v_max = self.state
+            beta1, beta2 = opt.betas
+            m[:] = beta1 * m + (1 - beta1) * g
+            v[:] = beta2 * v + (1 - beta2) * g * g
+            second = v
+            if opt.amsgrad:
+                v_max[:] = np.maximum(v_max, v)
+                second = v_max
+            return theta - lr * (m / (1 - beta1 ** t)) / (np.sqrt(second / (1 - beta2 ** t)) + opt.eps)
+        if isinstance(opt, _optim.NormalizedGD):
+            return theta - lr * g / max(float(np.linalg.norm(g)), opt.eps)
+        raise TypeError(f"unknown optimizer {opt!r}")
+
+
+def run(problem, state, opt, schedule, settings, rng, on_epoch):
+    """Run up to settings.epochs epochs from ``state``, in place (see gdcore._api).
+
+    Returns (stop_reason, status)."""
+    X, y = problem.X, problem.y
+    n, d = X.shape
+    dtype = X.dtype
+    s = problem.sample_weight if problem.sample_weight is not None else np.ones(n, dtype)
+    fit_intercept = settings.fit_intercept
+    m = d + 1 if fit_intercept else d  # entries of θ that move
+    update = _Update(opt, [row[:m] for row in state.optimizer_state])
+    l1_prox = settings.l1 > 0 and isinstance(opt, _optim.SGD)
+
+    def evaluate(rows):
+        """J and g = (∇w, ∂b) at the current θ on the given rows."""
+        theta = state.theta
+        w, b = theta[:d], theta[d]
+        J, grad_w, grad_b = objective_and_gradient(X[rows], y[rows], s[rows], w, b,
+                                                   settings.l2, settings.l1, fit_intercept)
+        return J, np.append(grad_w, grad_b).astype(dtype)
+
+    def apply(g, lr):
+        t = state.n_updates + 1
+        new = state.theta.copy()
+        new[:m] = update.step(state.theta[:m], g[:m], t, lr).astype(dtype)
+        if l1_prox:
+            w = new[:d]
+            new[:d] = np.sign(w) * np.maximum(np.abs(w) - lr * settings.l1, 0)
+        if not np.all(np.isfinite(new)):
+            return STATUS_PARAMS_NOT_FINITE
+        state.theta[:] = new
+        state.n_updates = t
+        return STATUS_OK
+
+    for _ in range(settings.epochs):
+        epoch = state.n_epochs  # 0-based index of this epoch
+        gtol_reached = False
+        with np.errstate(all="ignore"):
+            if settings.full_batch(n):
+                rows = np.arange(n)
+                J, g = evaluate(rows)
+                if not np.isfinite(J):
+                    return "diverged", STATUS_LOSS_NOT_FINITE
+                epoch_loss = J
+                if settings.gtol is not None and stationarity(
+                        g[:d], g[d], state.theta[:d], settings.l1) <= settings.gtol:
+                    gtol_reached = True
+                else:
+                    lr = lr_at(schedule, opt.lr, epoch, state.n_updates + 1)
+                    status = apply(g, lr)
+                    if status != STATUS_OK:
+                        return "diverged", status
+            else:
+                perm = rng.permutation(n) if settings.shuffle else np.arange(n)
+                losses = []
+                for start in range(0, n, settings.batch_size):
+                    rows = perm[start:start + settings.batch_size]
+                    if s[rows].sum() <= 0:  # no defined gradient: the batch is skipped
+                        continue
+                    J, g = evaluate(rows)
+                    if not np.isfinite(J):
+                        return "diverged", STATUS_LOSS_NOT_FINITE
+                    lr = lr_at(schedule, opt.lr, epoch, state.n_updates + 1)
+                    status = apply(g, lr)
+                    if status != STATUS_OK:
+                        return "diverged", status
+                    losses.append(J)
+                epoch_loss = float(np.mean(losses))
+        state.loss_history.append(epoch_loss)
+        state.n_epochs += 1
+        stop = None
+        if settings.tol is not None:
+            if epoch_loss > state.best_loss - settings.tol:
+                state.n_no_improvement += 1
+            else:
+                state.n_no_improvement = 0
+            state.best_loss = min(state.best_loss, epoch_loss)
+        if gtol_reached:
+            stop = "gtol"
+        elif settings.tol is not None and state.n_no_improvement >= settings.n_iter_no_change:
+            stop = "tol"
+        if on_epoch is not None and on_epoch(epoch_loss) and stop is None:
+            stop = "callback"
+        if stop is not None:
+            return stop, STATUS_OK
+    return "epochs", STATUS_OK
+
+
+__all__ = ["run", "objective_and_gradient", "stationarity"]

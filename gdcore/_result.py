@@ -1,0 +1,112 @@
+"""What a fit returns: FitResult, the state that lets a fit continue, and DivergenceError."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+__all__ = ["FitResult", "FitState", "FitProgress", "DivergenceError"]
+
+STOP_REASONS = ("epochs", "tol", "gtol", "callback")
+
+
+@dataclass
+class FitState:
+    """Everything a fit needs to continue exactly where it stopped (``fit(..., init=result)``).
+
+    theta is (w, b) in the data's dtype; optimizer_state is 3 × (d + 1) (rows unused by the
+    optimizer stay 0); n_updates and n_epochs count from the very first fit; best_loss and
+    n_no_improvement carry the ``tol`` rule; rng_state is the shuffling generator's state
+    (None when nothing was drawn yet).
+    """
+
+    theta: np.ndarray
+    optimizer_state: np.ndarray
+    n_updates: int = 0
+    n_epochs: int = 0
+    best_loss: float = float("inf")
+    n_no_improvement: int = 0
+    rng_state: dict | None = None
+    loss_history: list = field(default_factory=list)
+
+    def copy(self):
+        return FitState(self.theta.copy(), self.optimizer_state.copy(), self.n_updates,
+                        self.n_epochs, self.best_loss, self.n_no_improvement,
+                        None if self.rng_state is None else _copy_rng_state(self.rng_state),
+                        list(self.loss_history))
+
+
+def _copy_rng_state(state):
+    return {k: (dict(v) if isinstance(v, dict) else v) for k, v in state.items()}
+
+
+@dataclass(frozen=True)
+class FitProgress:
+    """Passed to a fit's ``callback`` after each epoch (epoch is 1-based and counts from the
+    first fit when continuing)."""
+
+    epoch: int
+    loss: float
+    coef: np.ndarray
+    intercept: float
+
+
+@dataclass
+class FitResult:
+    """The outcome of :func:`gdcore.fit`.
+
+    Attributes
+    ----------
+    coef : ndarray (d,)            fitted w, in the input's dtype
+    intercept : float              fitted b (0.0 when fit_intercept=False)
+    loss_history : ndarray         one J per epoch (see SPEC §2), from the first fit on
+    n_epochs, n_updates : int      epochs and optimizer updates run, from the first fit on
+    stop_reason : str              "epochs", "tol", "gtol" or "callback"
+    converged : bool               True when stopped by "tol" or "gtol"
+    elapsed : float                seconds spent in this call
+    optimizer, schedule            the optimizer and schedule objects used
+    state : FitState               what ``fit(..., init=result)`` continues from
+    """
+
+    coef: np.ndarray
+    intercept: float
+    loss_history: np.ndarray
+    n_epochs: int
+    n_updates: int
+    stop_reason: str
+    converged: bool
+    elapsed: float
+    optimizer: object
+    schedule: object
+    state: FitState | None
+    backend: str = "core"
+    n_threads: int = 1
+    settings: dict = field(default_factory=dict)
+
+    def predict(self, X):
+        """X @ coef + intercept."""
+        X = np.asarray(X)
+        return X @ self.coef + self.intercept
+
+    @property
+    def final_loss(self):
+        return float(self.loss_history[-1]) if len(self.loss_history) else float("nan")
+
+    def __repr__(self):
+        return (f"FitResult(optimizer={self.optimizer!r}, n_epochs={self.n_epochs}, "
+                f"n_updates={self.n_updates}, stop_reason={self.stop_reason!r}, "
+                f"final_loss={self.final_loss:.6g}, elapsed={self.elapsed:.3g}s)")
+
+
+class DivergenceError(ArithmeticError):
+    """The loss or the parameters stopped being finite.
+
+    ``.result`` is a :class:`FitResult` with the last finite parameters and the loss history
+    up to them; ``.epoch`` is the 1-based epoch in which it happened.
+    """
+
+    def __init__(self, message, result=None, epoch=None):
+        super().__init__(message)
+        self.result = result
+        self.epoch = epoch

@@ -1,0 +1,217 @@
+"""Input validation shared by both backends (SPEC section 8).
+
+Everything a fit can reject is rejected here, before any work, with a ValueError or
+TypeError naming the argument.  Nothing here writes to the caller's arrays: anything that
+needs converting is copied, and C-contiguous float32/float64 data (memmaps included) is
+passed through untouched.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+import os
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import _core
+
+_FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+@dataclass
+class Problem:
+    """Validated data: X (n × d, C-contiguous, float32 or float64), y (n,) and
+    sample_weight ((n,) or None) in X's dtype."""
+
+    X: np.ndarray
+    y: np.ndarray
+    sample_weight: np.ndarray | None
+
+    @property
+    def n(self):
+        return self.X.shape[0]
+
+    @property
+    def d(self):
+        return self.X.shape[1]
+
+    @property
+    def dtype(self):
+        return self.X.dtype
+
+
+@dataclass
+class Settings:
+    """Validated loop settings (everything except the optimizer and the schedule)."""
+
+    epochs: int
+    batch_size: int | None  # None: full batch
+    l2: float
+    l1: float
+    fit_intercept: bool
+    tol: float | None
+    n_iter_no_change: int
+    gtol: float | None
+    shuffle: bool
+
+    def full_batch(self, n):
+        return self.batch_size is None or self.batch_size >= n
+
+
+def _check_dtype(name, arr):
+    kind = arr.dtype.kind
+    if kind == "b":
+        raise TypeError(f"{name} has boolean dtype; convert it to a float dtype explicitly")
+    if kind == "c":
+        raise TypeError(f"{name} has complex dtype {arr.dtype}; gdcore fits real data only")
+    if kind not in "iuf":
+        raise TypeError(f"{name} has dtype {arr.dtype}, which is not a real number type")
+
+
+def _as_array(name, value):
+    if isinstance(value, np.ndarray):
+        arr = value
+    else:
+        try:
+            arr = np.asarray(value)
+        except Exception as exc:  # ragged lists and the like
+            raise TypeError(f"{name} could not be converted to an array: {exc}") from None
+    _check_dtype(name, arr)
+    return arr
+
+
+def _to_dtype(name, arr, dtype, ndim):
+    """arr as a C-contiguous array of dtype, copied only if it has to be."""
+    if arr.dtype != dtype or not arr.flags.c_contiguous:
+        arr = np.ascontiguousarray(arr, dtype=dtype)
+    return arr
+
+
+def check_all_finite(name, arr):
+    """Raise ValueError naming arr and its first non-finite entry, if it has one."""
+    if arr.size == 0:
+        return
+    if _core.all_finite(arr.reshape(-1) if arr.flags.c_contiguous else np.ravel(arr)):
+        return
+    bad = np.argwhere(~np.isfinite(arr))[0]
+    where = ", ".join(str(int(i)) for i in bad)
+    value = arr[tuple(bad)]
+    raise ValueError(f"{name} contains NaN or infinity (first at index [{where}]: {value}); "
+                     "remove or impute those values")
+
+
+def check_data(X, y, sample_weight=None):
+    """Validate and convert X, y, sample_weight (see Problem)."""
+    X = _as_array("X", X)
+    if X.ndim != 2:
+        raise ValueError(f"X must be 2-D (n_samples, n_features), got {X.ndim}-D array "
+                         f"of shape {X.shape}")
+    n, d = X.shape
+    if n == 0:
+        raise ValueError(f"X has 0 samples (shape {X.shape}); at least 1 is required")
+    if d == 0:
+        raise ValueError(f"X has 0 features (shape {X.shape}); at least 1 is required")
+    dtype = X.dtype if X.dtype in _FLOAT_DTYPES else np.dtype(np.float64)
+    y = _as_array("y", y)
+    if y.ndim == 2 and y.shape[1] == 1:
+        y = y[:, 0]
+    if y.ndim != 1:
+        raise ValueError(f"y must be 1-D of length n_samples={n}, got shape {y.shape}")
+    if y.shape[0] != n:
+        raise ValueError(f"y has {y.shape[0]} entries but X has {n} rows: len(y) must equal "
+                         "X.shape[0]")
+    if sample_weight is not None:
+        sample_weight = _as_array("sample_weight", sample_weight)
+        if sample_weight.ndim != 1 or sample_weight.shape[0] != n:
+            raise ValueError(f"sample_weight must be 1-D of length n_samples={n}, got shape "
+                             f"{sample_weight.shape}")
+    X = _to_dtype("X", X, dtype, 2)
+    y = _to_dtype("y", y, dtype, 1)
+    check_all_finite("X", X)
+    check_all_finite("y", y)
+    if sample_weight is not None:
+        sample_weight = _to_dtype("sample_weight", sample_weight, dtype, 1)
+        check_all_finite("sample_weight", sample_weight)
+        if (sample_weight < 0).any():
+            first = int(np.argmax(sample_weight < 0))
+            raise ValueError(f"sample_weight must be >= 0; sample_weight[{first}] = "
+                             f"{sample_weight[first]}")
+        total = float(np.sum(sample_weight, dtype=np.float64))
+        if not total > 0:
+            raise ValueError("sample_weight sums to 0: at least one weight must be positive")
+        if not math.isfinite(total):
+            raise ValueError("sample_weight sums to infinity in float64; rescale the weights")
+    return Problem(X, y, sample_weight)
+
+
+def check_int(name, value, *, low, allow_none=False):
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer, got {type(value).__name__} {value!r}")
+    value = int(value)
+    if value < low:
+        raise ValueError(f"{name} must be >= {low}, got {value}")
+    return value
+
+
+def check_float(name, value, *, low=0.0, allow_none=False):
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {type(value).__name__} {value!r}")
+    value = float(value)
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be finite, got {value}")
+    if value < low:
+        raise ValueError(f"{name} must be >= {low}, got {value}")
+    return value
+
+
+def check_bool(name, value):
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    raise TypeError(f"{name} must be True or False, got {value!r}")
+
+
+def check_settings(*, epochs, batch_size, l2, l1, fit_intercept, tol, n_iter_no_change, gtol,
+                   shuffle, n):
+    settings = Settings(
+        epochs=check_int("epochs", epochs, low=1),
+        batch_size=check_int("batch_size", batch_size, low=1, allow_none=True),
+        l2=check_float("l2", l2),
+        l1=check_float("l1", l1),
+        fit_intercept=check_bool("fit_intercept", fit_intercept),
+        tol=check_float("tol", tol, allow_none=True),
+        n_iter_no_change=check_int("n_iter_no_change", n_iter_no_change, low=1),
+        gtol=check_float("gtol", gtol, allow_none=True),
+        shuffle=check_bool("shuffle", shuffle),
+    )
+    if settings.gtol is not None and not settings.full_batch(n):
+        raise ValueError(f"gtol applies to full-batch fits only (batch_size={batch_size} < "
+                         f"n_samples={n}); use tol, or batch_size=None")
+    return settings
+
+
+def resolve_n_threads(n_threads):
+    """None: OpenMP's default (OMP_NUM_THREADS, threadpoolctl); -1: every core; k >= 1: k."""
+    if n_threads is None:
+        count = _core.default_n_threads()
+    else:
+        if isinstance(n_threads, bool) or not isinstance(n_threads, numbers.Integral):
+            raise TypeError(f"n_threads must be an integer or None, got {n_threads!r}")
+        n_threads = int(n_threads)
+        if n_threads == 0 or n_threads < -1:
+            raise ValueError(f"n_threads must be None, -1 (all cores) or >= 1, got {n_threads}")
+        count = (os.cpu_count() or 1) if n_threads == -1 else n_threads
+    if not _core.openmp_enabled():
+        return 1
+    return max(1, int(count))
+
+
+def check_callback(callback):
+    if callback is not None and not callable(callback):
+        raise TypeError(f"callback must be callable or None, got {type(callback).__name__}")
+    return callback

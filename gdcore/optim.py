@@ -1,0 +1,261 @@
+"""Optimizers: the update rules of ``torch.optim``, for the parameters θ = (w, b).
+
+Each class only holds and validates hyper-parameters; the updates themselves run
+inside the compiled core (``src/_optimizers.pxd``) or, for ``backend="numpy"``,
+in ``gdcore._reference``.  Names and defaults are those of ``torch.optim``; the
+l2 penalty of :func:`gdcore.fit` plays the part of torch's ``weight_decay`` and
+is applied to the coefficients only.
+
+``g`` below is the gradient of the objective at update count ``t = 1, 2, ...``
+and ``lr`` the learning rate after the schedule.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+
+__all__ = ["Optimizer", "SGD", "Adagrad", "RMSprop", "Adam", "NormalizedGD",
+           "OPTIMIZER_NAMES", "make_optimizer"]
+
+# Integer codes shared with the compiled core (src/_types.pxd).
+KIND_SGD, KIND_ADAGRAD, KIND_RMSPROP, KIND_ADAM, KIND_NORMALIZED = range(5)
+
+
+def _check_real(name, value, *, low=None, low_open=False, high=None, high_open=False):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {type(value).__name__} {value!r}")
+    value = float(value)
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be finite, got {value!r}")
+    if low is not None and (value <= low if low_open else value < low):
+        bound = f"> {low}" if low_open else f">= {low}"
+        raise ValueError(f"{name} must be {bound}, got {value!r}")
+    if high is not None and (value >= high if high_open else value > high):
+        bound = f"< {high}" if high_open else f"<= {high}"
+        raise ValueError(f"{name} must be {bound}, got {value!r}")
+    return value
+
+
+def _check_lr(lr):
+    return _check_real("lr", lr, low=0.0, low_open=True)
+
+
+def _check_eps(eps):
+    return _check_real("eps", eps, low=0.0, low_open=True)
+
+
+def _check_bool(name, value):
+    if not isinstance(value, (bool, int)) or value not in (0, 1):
+        raise TypeError(f"{name} must be a bool, got {value!r}")
+    return bool(value)
+
+
+class Optimizer:
+    """Base class: a named set of hyper-parameters with a learning rate."""
+
+    kind = -1
+    #: number of per-parameter state vectors the rule keeps
+    n_state = 0
+
+    def __init__(self, lr):
+        self.lr = _check_lr(lr)
+
+    # Hyper-parameters as the compiled core's OptimConfig struct expects them.
+    def _config(self):
+        cfg = dict(kind=self.kind, lr=self.lr, momentum=0.0, dampening=0.0, nesterov=False,
+                   lr_decay=0.0, initial_accumulator_value=0.0, alpha=0.0, eps=1.0,
+                   centered=False, beta1=0.0, beta2=0.0, amsgrad=False)
+        cfg.update(self._own_config())
+        return cfg
+
+    def _own_config(self):
+        return {}
+
+    def get_params(self):
+        """The constructor arguments, as a dict."""
+        return {k: v for k, v in vars(self).items() if not k.startswith("_")}
+
+    def with_lr(self, lr):
+        """A copy with another learning rate."""
+        params = self.get_params()
+        params["lr"] = lr
+        return type(self)(**params)
+
+    def initial_state(self, n_params):
+        """State vectors at t = 0 (a list of float64 lists of length n_params)."""
+        return [[0.0] * n_params for _ in range(self.n_state)]
+
+    @property
+    def allows_l1(self):
+        return False
+
+    def __repr__(self):
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
+        return f"{type(self).__name__}({args})"
+
+    def __eq__(self, other):
+        return type(self) is type(other) and self.get_params() == other.get_params()
+
+    def __hash__(self):
+        return hash((type(self).__name__, tuple(sorted(self.get_params().items()))))
+
+
+class SGD(Optimizer):
+    """Stochastic gradient descent with optional (Nesterov) momentum.
+
+    Without momentum: θ ← θ − lr·g.  With momentum μ::
+
+        buf ← g                            at t = 1
+        buf ← μ·buf + (1 − dampening)·g    afterwards
+        g   ← g + μ·buf   (nesterov)   or   g ← buf
+        θ   ← θ − lr·g
+
+    ``dampening=momentum`` gives the moving-average form v ← βv + (1−β)g.
+    """
+
+    kind = KIND_SGD
+    n_state = 1
+
+    def __init__(self, lr=0.01, momentum=0.0, dampening=0.0, nesterov=False):
+        super().__init__(lr)
+        self.momentum = _check_real("momentum", momentum, low=0.0)
+        self.dampening = _check_real("dampening", dampening)
+        self.nesterov = _check_bool("nesterov", nesterov)
+        if self.nesterov and (self.momentum <= 0.0 or self.dampening != 0.0):
+            raise ValueError("nesterov=True requires momentum > 0 and dampening = 0 "
+                             f"(got momentum={self.momentum}, dampening={self.dampening})")
+
+    def _own_config(self):
+        return dict(momentum=self.momentum, dampening=self.dampening, nesterov=self.nesterov)
+
+    @property
+    def allows_l1(self):
+        return True
+
+
+class Adagrad(Optimizer):
+    """Adagrad::
+
+        clr = lr / (1 + (t − 1)·lr_decay)
+        G   ← G + g²
+        θ   ← θ − clr·g / (√G + eps)
+    """
+
+    kind = KIND_ADAGRAD
+    n_state = 1
+
+    def __init__(self, lr=0.01, lr_decay=0.0, eps=1e-10, initial_accumulator_value=0.0):
+        super().__init__(lr)
+        self.lr_decay = _check_real("lr_decay", lr_decay, low=0.0)
+        self.eps = _check_eps(eps)
+        self.initial_accumulator_value = _check_real(
+            "initial_accumulator_value", initial_accumulator_value, low=0.0)
+
+    def _own_config(self):
+        return dict(lr_decay=self.lr_decay, eps=self.eps,
+                    initial_accumulator_value=self.initial_accumulator_value)
+
+    def initial_state(self, n_params):
+        return [[self.initial_accumulator_value] * n_params]
+
+
+class RMSprop(Optimizer):
+    """RMSprop::
+
+        v ← α·v + (1 − α)·g²
+        centered:  ḡ ← α·ḡ + (1 − α)·g,   a = √(v − ḡ²) + eps
+        otherwise: a = √v + eps
+        momentum μ > 0:  buf ← μ·buf + g/a,  θ ← θ − lr·buf
+        otherwise:       θ ← θ − lr·g/a
+    """
+
+    kind = KIND_RMSPROP
+    n_state = 3  # v, buf, ḡ
+
+    def __init__(self, lr=0.01, alpha=0.99, eps=1e-8, momentum=0.0, centered=False):
+        super().__init__(lr)
+        self.alpha = _check_real("alpha", alpha, low=0.0, high=1.0, high_open=True)
+        self.eps = _check_eps(eps)
+        self.momentum = _check_real("momentum", momentum, low=0.0)
+        self.centered = _check_bool("centered", centered)
+
+    def _own_config(self):
+        return dict(alpha=self.alpha, eps=self.eps, momentum=self.momentum,
+                    centered=self.centered)
+
+
+class Adam(Optimizer):
+    """Adam and AMSGrad::
+
+        m ← β₁·m + (1 − β₁)·g
+        v ← β₂·v + (1 − β₂)·g²
+        amsgrad: v̂ ← max(v̂, v), and v̂ is used for v below
+        θ ← θ − lr·(m / (1 − β₁ᵗ)) / (√(v / (1 − β₂ᵗ)) + eps)
+    """
+
+    kind = KIND_ADAM
+    n_state = 3  # m, v, v̂max
+
+    def __init__(self, lr=0.001, betas=(0.9, 0.999), eps=1e-8, amsgrad=False):
+        super().__init__(lr)
+        try:
+            beta1, beta2 = betas
+        except (TypeError, ValueError):
+            raise TypeError(f"betas must be a pair of numbers, got {betas!r}") from None
+        self.betas = (_check_real("betas[0]", beta1, low=0.0, high=1.0, high_open=True),
+                      _check_real("betas[1]", beta2, low=0.0, high=1.0, high_open=True))
+        self.eps = _check_eps(eps)
+        self.amsgrad = _check_bool("amsgrad", amsgrad)
+
+    def _own_config(self):
+        return dict(beta1=self.betas[0], beta2=self.betas[1], eps=self.eps,
+                    amsgrad=self.amsgrad)
+
+
+class NormalizedGD(Optimizer):
+    """Normalized gradient descent: θ ← θ − lr·g / max(‖g‖₂, eps)."""
+
+    kind = KIND_NORMALIZED
+    n_state = 0
+
+    def __init__(self, lr=0.01, eps=1e-12):
+        super().__init__(lr)
+        self.eps = _check_eps(eps)
+
+    def _own_config(self):
+        return dict(eps=self.eps)
+
+
+# The string aliases of SPEC section 3, each a factory taking the learning rate.
+_ALIASES = {
+    "gd": lambda lr: SGD(**_lr(lr)),
+    "sgd": lambda lr: SGD(**_lr(lr)),
+    "momentum": lambda lr: SGD(momentum=0.9, **_lr(lr)),
+    "nesterov": lambda lr: SGD(momentum=0.9, nesterov=True, **_lr(lr)),
+    "adagrad": lambda lr: Adagrad(**_lr(lr)),
+    "rmsprop": lambda lr: RMSprop(**_lr(lr)),
+    "adam": lambda lr: Adam(**_lr(lr)),
+    "amsgrad": lambda lr: Adam(amsgrad=True, **_lr(lr)),
+    "normalized": lambda lr: NormalizedGD(**_lr(lr)),
+}
+OPTIMIZER_NAMES = tuple(_ALIASES)
+
+
+def _lr(lr):
+    return {} if lr is None else {"lr": lr}
+
+
+def make_optimizer(optimizer, lr=None):
+    """Resolve ``optimizer`` (a name or an :class:`Optimizer`) with an optional lr override."""
+    if isinstance(optimizer, Optimizer):
+        return optimizer if lr is None else optimizer.with_lr(lr)
+    if isinstance(optimizer, str):
+        key = optimizer.lower()
+        if key not in _ALIASES:
+            raise ValueError(f"optimizer: unknown name {optimizer!r}; known names are "
+                             + ", ".join(repr(n) for n in OPTIMIZER_NAMES))
+        return _ALIASES[key](lr)
+    raise TypeError("optimizer must be a name (one of "
+                    + ", ".join(repr(n) for n in OPTIMIZER_NAMES)
+                    + f") or a gdcore.optim.Optimizer, got {type(optimizer).__name__}")

@@ -1,0 +1,191 @@
+"""Learning-rate schedules: lrₜ = lr × factor.
+
+Epoch-based schedules are the closed forms of ``torch.optim.lr_scheduler``'s
+classes of the same names, with ``e`` the 0-based epoch; :class:`InverseScaling`
+is update-based (scikit-learn's ``invscaling``) with ``t`` the 1-based update
+count.  The compiled core evaluates the same forms in ``src/_schedules.pxd``;
+:meth:`Schedule.factor` is the plain-Python statement of each, used by the
+NumPy reference backend.
+"""
+
+from __future__ import annotations
+
+import math
+
+from .optim import _check_real
+
+__all__ = ["Schedule", "Constant", "StepLR", "ExponentialLR", "CosineAnnealingLR",
+           "LinearLR", "InverseScaling", "SCHEDULE_NAMES", "make_schedule"]
+
+# Integer codes shared with the compiled core (src/_types.pxd).
+KIND_CONSTANT, KIND_STEP, KIND_EXPONENTIAL, KIND_COSINE, KIND_LINEAR, KIND_INVSCALING = range(6)
+
+
+def _check_positive_int(name, value):
+    if isinstance(value, bool) or not isinstance(value, int) and not (
+            hasattr(value, "__index__")):
+        raise TypeError(f"{name} must be an integer, got {value!r}")
+    value = int(value)
+    if value < 1:
+        raise ValueError(f"{name} must be >= 1, got {value}")
+    return value
+
+
+class Schedule:
+    kind = -1
+
+    def factor(self, epoch, step):
+        """The multiplier of the base lr at 0-based ``epoch`` and 1-based update ``step``."""
+        raise NotImplementedError
+
+    def _config(self):
+        cfg = dict(kind=self.kind, step_size=1.0, gamma=1.0, T_max=1.0, eta_min=0.0,
+                   start_factor=1.0, end_factor=1.0, total_iters=1.0, power_t=0.0)
+        cfg.update({k: float(v) for k, v in self.get_params().items()})
+        return cfg
+
+    def get_params(self):
+        return dict(vars(self))
+
+    def __repr__(self):
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
+        return f"{type(self).__name__}({args})"
+
+    def __eq__(self, other):
+        return type(self) is type(other) and self.get_params() == other.get_params()
+
+    def __hash__(self):
+        return hash((type(self).__name__, tuple(sorted(self.get_params().items()))))
+
+
+class Constant(Schedule):
+    """factor = 1."""
+
+    kind = KIND_CONSTANT
+
+    def factor(self, epoch, step):
+        return 1.0
+
+
+class StepLR(Schedule):
+    """factor = gamma^⌊e / step_size⌋."""
+
+    kind = KIND_STEP
+
+    def __init__(self, step_size, gamma=0.1):
+        self.step_size = _check_positive_int("step_size", step_size)
+        self.gamma = _check_real("gamma", gamma, low=0.0, low_open=True)
+
+    def factor(self, epoch, step):
+        return self.gamma ** (epoch // self.step_size)
+
+
+class ExponentialLR(Schedule):
+    """factor = gamma^e."""
+
+    kind = KIND_EXPONENTIAL
+
+    def __init__(self, gamma):
+        self.gamma = _check_real("gamma", gamma, low=0.0, low_open=True)
+
+    def factor(self, epoch, step):
+        return self.gamma ** epoch
+
+
+class CosineAnnealingLR(Schedule):
+    """lrₑ = eta_min + (lr − eta_min)·(1 + cos(π·e / T_max)) / 2, given as a factor of lr."""
+
+    kind = KIND_COSINE
+
+    def __init__(self, T_max, eta_min=0.0):
+        self.T_max = _check_positive_int("T_max", T_max)
+        self.eta_min = _check_real("eta_min", eta_min, low=0.0)
+
+    def factor(self, epoch, step):
+        # The factor depends on the base lr; the callers multiply by lr, so the
+        # reference evaluates it through lr_at() instead.
+        raise TypeError("CosineAnnealingLR depends on the base lr: use lr_at()")
+
+    def lr_at(self, lr, epoch, step):
+        return self.eta_min + (lr - self.eta_min) * (1.0 + math.cos(math.pi * epoch / self.T_max)) / 2.0
+
+
+class LinearLR(Schedule):
+    """factor = start_factor + (end_factor − start_factor)·min(e, total_iters)/total_iters."""
+
+    kind = KIND_LINEAR
+
+    def __init__(self, start_factor=1.0 / 3, end_factor=1.0, total_iters=5):
+        self.start_factor = _check_real("start_factor", start_factor, low=0.0, low_open=True,
+                                        high=1.0)
+        self.end_factor = _check_real("end_factor", end_factor, low=0.0, high=1.0)
+        self.total_iters = _check_positive_int("total_iters", total_iters)
+
+    def factor(self, epoch, step):
+        e = min(epoch, self.total_iters)
+        return self.start_factor + (self.end_factor - self.start_factor) * e / self.total_iters
+
+
+class InverseScaling(Schedule):
+    """factor = 1 / t^power_t, with t the 1-based update count (scikit-learn's ``invscaling``)."""
+
+    kind = KIND_INVSCALING
+
+    def __init__(self, power_t=0.25):
+        self.power_t = _check_real("power_t", power_t, low=0.0)
+
+    def factor(self, epoch, step):
+        return 1.0 / step ** self.power_t
+
+
+def lr_at(schedule, lr, epoch, step):
+    """The scheduled learning rate at 0-based ``epoch`` and 1-based update ``step``."""
+    if isinstance(schedule, CosineAnnealingLR):
+        return schedule.lr_at(lr, epoch, step)
+    return lr * schedule.factor(epoch, step)
+
+
+_NAMES = {
+    "constant": Constant,
+    "step": StepLR,
+    "steplr": StepLR,
+    "exponential": ExponentialLR,
+    "exponentiallr": ExponentialLR,
+    "cosine": CosineAnnealingLR,
+    "cosineannealinglr": CosineAnnealingLR,
+    "linear": LinearLR,
+    "linearlr": LinearLR,
+    "invscaling": InverseScaling,
+    "inversescaling": InverseScaling,
+}
+SCHEDULE_NAMES = tuple(_NAMES)
+
+
+def make_schedule(schedule, epochs=None):
+    """Resolve ``schedule``: a :class:`Schedule`, or a name.
+
+    Names that need arguments get defaults that fit a run of ``epochs`` epochs:
+    ``"step"`` halves the lr every ``max(1, epochs // 3)`` epochs, ``"exponential"``
+    uses gamma 0.99, ``"cosine"`` anneals to 0 over ``epochs``.
+    """
+    if schedule is None:
+        return Constant()
+    if isinstance(schedule, Schedule):
+        return schedule
+    if isinstance(schedule, str):
+        key = schedule.lower()
+        if key not in _NAMES:
+            raise ValueError(f"schedule: unknown name {schedule!r}; known names are "
+                             + ", ".join(repr(n) for n in SCHEDULE_NAMES))
+        cls = _NAMES[key]
+        span = max(1, int(epochs or 1))
+        if cls is StepLR:
+            return StepLR(step_size=max(1, span // 3), gamma=0.5)
+        if cls is ExponentialLR:
+            return ExponentialLR(gamma=0.99)
+        if cls is CosineAnnealingLR:
+            return CosineAnnealingLR(T_max=span)
+        return cls()
+    raise TypeError("schedule must be a name (one of "
+                    + ", ".join(repr(n) for n in SCHEDULE_NAMES)
+                    + f") or a gdcore.schedules.Schedule, got {type(schedule).__name__}")

@@ -1,0 +1,74 @@
+"""Build the one compiled extension, gdcore._core, from the Cython sources in src/.
+
+OpenMP is used when the compiler has it; otherwise the extension is built single-threaded
+and a warning says so (gdcore._core.openmp_enabled() reports which).
+Set GDCORE_SANITIZE=address to build with AddressSanitizer (see scripts/asan.sh).
+"""
+
+import os
+import shutil
+import subprocess
+import sys
+import sysconfig
+import tempfile
+import warnings
+
+import numpy
+from Cython.Build import cythonize
+from setuptools import Extension, setup
+
+OPENMP_TEST = "#include <omp.h>\nint main(void) { return omp_get_max_threads() > 0 ? 0 : 1; }\n"
+
+
+def compiler_has_openmp():
+    """Try to compile and link a tiny OpenMP program with the compiler Python was built with."""
+    cc = os.environ.get("CC") or sysconfig.get_config_var("CC") or "cc"
+    cc = cc.split()
+    if shutil.which(cc[0]) is None:
+        return False
+    with tempfile.TemporaryDirectory() as tmp:
+        source = os.path.join(tmp, "omp_test.c")
+        with open(source, "w") as f:
+            f.write(OPENMP_TEST)
+        result = subprocess.run(cc + ["-fopenmp", source, "-o", os.path.join(tmp, "omp_test")],
+                                capture_output=True)
+        return result.returncode == 0
+
+
+def extension_flags():
+    compile_args = ["-O3"]
+    link_args = []
+    if os.environ.get("GDCORE_DISABLE_OPENMP") != "1" and compiler_has_openmp():
+        compile_args.append("-fopenmp")
+        link_args.append("-fopenmp")
+    else:
+        warnings.warn("gdcore: the C compiler has no OpenMP (or GDCORE_DISABLE_OPENMP=1); "
+                      "building gdcore._core single-threaded", stacklevel=1)
+        print("WARNING: building gdcore._core without OpenMP: fits will use one thread",
+              file=sys.stderr)
+    sanitizer = os.environ.get("GDCORE_SANITIZE")
+    if sanitizer:
+        compile_args += [f"-fsanitize={sanitizer}", "-fno-omit-frame-pointer", "-g", "-O1"]
+        link_args += [f"-fsanitize={sanitizer}"]
+    return compile_args, link_args
+
+
+compile_args, link_args = extension_flags()
+extensions = [
+    Extension(
+        "gdcore._core",
+        sources=["src/_core.pyx"],
+        include_dirs=["src", numpy.get_include()],
+        define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
+        extra_compile_args=compile_args,
+        extra_link_args=link_args,
+    )
+]
+
+setup(
+    ext_modules=cythonize(
+        extensions,
+        include_path=["src"],
+        compiler_directives={"language_level": "3"},
+    ),
+)

@@ -1,0 +1,354 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, initializedcheck=False, cdivision=True
+"""gdcore._core: the compiled fit loop.
+
+Three layers, as in scikit-learn's ``_loss``:
+
+* ``gd_kernel.pxd``, ``gd_optimizers.pxd``, ``gd_schedules.pxd``: ``nogil`` inline functions
+  for one row, one block of rows, one update, one learning rate;
+* this module's ``cdef`` loops: the threaded pass over a block of rows (per-part
+  accumulators reduced in a fixed order, so a given thread count gives the same bits every
+  run) and the epoch loop (full-batch, or mini-batches through a permutation);
+* ``def`` entry points called by ``gdcore._api`` once per fit, after it has validated
+  everything: the core trusts its inputs.
+
+The GIL is held only between epochs (signal check, optional callback, the next
+permutation) and, every few million multiply-adds inside a long epoch, for a signal check.
+"""
+
+from cython cimport floating
+from cython.parallel cimport prange
+from libc.math cimport isfinite
+from libc.stdlib cimport malloc, free
+from libc.string cimport memcpy, memset
+
+from gd_types cimport (OptimConfig, ScheduleConfig, STATUS_OK, STATUS_LOSS_NOT_FINITE,
+                       STATUS_PARAMS_NOT_FINITE, STATUS_INTERRUPTED, SLOT_WEIGHT, N_SLOTS,
+                       OPT_SGD)
+from gd_kernel cimport accumulate_rows, objective_and_gradient, stationarity
+from gd_optimizers cimport optimizer_step, l1_proximal_step
+from gd_schedules cimport scheduled_lr
+
+import numpy as np
+
+
+cdef extern from *:
+    """
+    #ifdef _OPENMP
+    #include <omp.h>
+    static int gd_openmp_enabled(void) { return 1; }
+    static int gd_default_threads(void) { return omp_get_max_threads(); }
+    #else
+    static int gd_openmp_enabled(void) { return 0; }
+    static int gd_default_threads(void) { return 1; }
+    #endif
+    """
+    int gd_openmp_enabled() noexcept nogil
+    int gd_default_threads() noexcept nogil
+
+cdef extern from "Python.h":
+    int PyErr_CheckSignals()
+
+
+# Below this many multiply-adds a block is summed on one thread: starting a parallel
+# region costs a few microseconds, about what 30k multiply-adds take.
+cdef Py_ssize_t PARALLEL_MIN_WORK = 32768
+# Inside a long mini-batch epoch, look for a pending signal after this much work (~ms).
+cdef Py_ssize_t SIGNAL_CHECK_WORK = 1 << 22
+# Per-part accumulators are padded to whole 64-byte cache lines so threads never share one.
+cdef Py_ssize_t CACHE_LINE_DOUBLES = 8
+
+STOP_EPOCHS, STOP_TOL, STOP_GTOL, STOP_CALLBACK = 0, 1, 2, 3
+
+
+def openmp_enabled():
+    """True if the extension was compiled with OpenMP."""
+    return bool(gd_openmp_enabled())
+
+
+def default_n_threads():
+    """OpenMP's default team size (honours OMP_NUM_THREADS and threadpoolctl limits)."""
+    return gd_default_threads()
+
+
+cdef inline Py_ssize_t accumulator_stride(Py_ssize_t d) noexcept nogil:
+    cdef Py_ssize_t width = d + N_SLOTS
+    return (width + CACHE_LINE_DOUBLES - 1) // CACHE_LINE_DOUBLES * CACHE_LINE_DOUBLES
+
+
+cdef void block_sums(
+    const floating* X, const floating* y, const floating* sample_weight,
+    const floating* theta, Py_ssize_t d,
+    const Py_ssize_t* rows, Py_ssize_t start, Py_ssize_t stop,
+    int n_threads, double* part_sums, double* sums,
+) noexcept nogil:
+    """sums ← the d + 3 sums of rows[start:stop] (see gd_kernel.accumulate_rows).
+
+    With several threads the rows are cut into n_threads contiguous parts, each summed
+    into its own padded slot of part_sums, and the parts are added in order: the result
+    depends on the thread count but not on how the OpenMP runtime schedules the parts.
+    """
+    cdef Py_ssize_t width = d + N_SLOTS, stride = accumulator_stride(d)
+    cdef Py_ssize_t n_rows = stop - start, part, part_size, lo, hi, j
+    cdef int n_parts = n_threads
+    memset(sums, 0, width * sizeof(double))
+    if n_parts <= 1 or n_rows * (d + 1) < PARALLEL_MIN_WORK or n_rows < n_parts:
+        accumulate_rows(X, y, sample_weight, theta, d, rows, start, stop, sums)
+        return
+    part_size = (n_rows + n_parts - 1) // n_parts
+    for part in prange(n_parts, schedule="static", num_threads=n_threads):
+        memset(part_sums + part * stride, 0, width * sizeof(double))
+        lo = start + part * part_size
+        hi = lo + part_size
+        if hi > stop:
+            hi = stop
+        if lo < hi:
+            accumulate_rows(X, y, sample_weight, theta, d, rows, lo, hi,
+                            part_sums + part * stride)
+    for part in range(n_parts):
+        for j in range(width):
+            sums[j] += part_sums[part * stride + j]
+
+
+cdef inline int apply_update(
+    const OptimConfig* optim, floating* theta, const floating* grad,
+    floating* state0, floating* state1, floating* state2, floating* backup,
+    Py_ssize_t d, bint fit_intercept, long long t, double lr, double l1,
+) noexcept nogil:
+    """One optimizer update (plus the l1 proximal step); if it makes θ non-finite, θ is
+    restored from before the update and STATUS_PARAMS_NOT_FINITE is returned."""
+    cdef Py_ssize_t m = d + 1 if fit_intercept else d
+    cdef double check
+    memcpy(backup, theta, (d + 1) * sizeof(floating))
+    check = optimizer_step(optim, theta, grad, state0, state1, state2, m, t, lr)
+    if l1 > 0.0 and optim.kind == OPT_SGD:
+        l1_proximal_step(theta, d, lr * l1)
+    if check != 0.0:
+        memcpy(theta, backup, (d + 1) * sizeof(floating))
+        return STATUS_PARAMS_NOT_FINITE
+    return STATUS_OK
+
+
+cdef int full_batch_epoch(
+    const floating* X, const floating* y, const floating* sample_weight,
+    floating* theta, floating* grad, floating* state0, floating* state1, floating* state2,
+    floating* backup, Py_ssize_t n, Py_ssize_t d, const OptimConfig* optim,
+    const ScheduleConfig* schedule, long long epoch, long long* t,
+    double l2, double l1, bint fit_intercept, double gtol,
+    int n_threads, double* part_sums, double* sums,
+    double* loss, bint* gtol_reached,
+) noexcept nogil:
+    """One pass over X gives J and ∇J at θ (recorded as the epoch's loss), then one update."""
+    cdef double lr
+    block_sums(X, y, sample_weight, theta, d, NULL, 0, n, n_threads, part_sums, sums)
+    loss[0] = objective_and_gradient(sums, theta, d, l2, l1, fit_intercept, grad)
+    if not isfinite(loss[0]):
+        return STATUS_LOSS_NOT_FINITE
+    if gtol >= 0.0 and stationarity(grad, theta, d, l1, fit_intercept) <= gtol:
+        gtol_reached[0] = True
+        return STATUS_OK
+    lr = scheduled_lr(schedule, optim.lr, epoch, t[0] + 1)
+    if apply_update(optim, theta, grad, state0, state1, state2, backup, d, fit_intercept,
+                    t[0] + 1, lr, l1) != STATUS_OK:
+        return STATUS_PARAMS_NOT_FINITE
+    t[0] += 1
+    return STATUS_OK
+
+
+cdef int mini_batch_epoch(
+    const floating* X, const floating* y, const floating* sample_weight,
+    floating* theta, floating* grad, floating* state0, floating* state1, floating* state2,
+    floating* backup, Py_ssize_t n, Py_ssize_t d, const Py_ssize_t* rows,
+    Py_ssize_t batch_size, const OptimConfig* optim, const ScheduleConfig* schedule,
+    long long epoch, long long* t, double l2, double l1, bint fit_intercept,
+    int n_threads, double* part_sums, double* sums, double* loss,
+) noexcept nogil:
+    """One update per batch of consecutive entries of rows (the epoch's permutation, or NULL
+    for rows in order); the epoch's loss is the mean of each batch's J before its update.
+    A batch whose weights sum to 0 has no defined gradient: it is skipped."""
+    cdef Py_ssize_t start, stop, work = 0
+    cdef double batch_loss, loss_sum = 0.0, lr
+    cdef long long n_batches = 0
+    cdef int status = STATUS_OK
+    cdef Py_ssize_t next_start = 0
+    while next_start < n:
+        start = next_start
+        stop = start + batch_size
+        if stop > n:
+            stop = n
+        next_start = stop
+        block_sums(X, y, sample_weight, theta, d, rows, start, stop, n_threads, part_sums, sums)
+        if sums[d + SLOT_WEIGHT] <= 0.0:
+            continue
+        batch_loss = objective_and_gradient(sums, theta, d, l2, l1, fit_intercept, grad)
+        if not isfinite(batch_loss):
+            status = STATUS_LOSS_NOT_FINITE
+            break
+        lr = scheduled_lr(schedule, optim.lr, epoch, t[0] + 1)
+        if apply_update(optim, theta, grad, state0, state1, state2, backup, d, fit_intercept,
+                        t[0] + 1, lr, l1) != STATUS_OK:
+            status = STATUS_PARAMS_NOT_FINITE
+            break
+        t[0] += 1
+        loss_sum += batch_loss
+        n_batches += 1
+        work += (stop - start) * (d + 1)
+        if work >= SIGNAL_CHECK_WORK:
+            work = 0
+            with gil:
+                if PyErr_CheckSignals() != 0:
+                    status = STATUS_INTERRUPTED
+            if status != STATUS_OK:
+                break
+    loss[0] = loss_sum / n_batches if n_batches > 0 else 0.0
+    return status
+
+
+cdef int raise_pending() except -1:
+    # A signal handler has already set the exception (KeyboardInterrupt): let it propagate.
+    return -1
+
+
+def run_fit(
+    const floating[:, ::1] X,
+    const floating[::1] y,
+    const floating[::1] sample_weight,
+    floating[::1] theta,
+    floating[:, ::1] optimizer_state,
+    dict optim_config,
+    dict schedule_config,
+    Py_ssize_t epochs,
+    Py_ssize_t batch_size,
+    double l2,
+    double l1,
+    bint fit_intercept,
+    double tol,
+    long long n_iter_no_change,
+    double gtol,
+    bint shuffle,
+    object rng,
+    object on_epoch,
+    int n_threads,
+    long long[::1] counters,
+    double[::1] best_loss,
+    double[::1] history,
+):
+    """Run up to ``epochs`` epochs of a validated fit, in place.
+
+    theta = (w, b) and optimizer_state (3 × (d+1)) are updated in place; counters holds
+    (updates so far, epochs so far, epochs without improvement) and best_loss the best epoch
+    loss, both updated as the fit goes so an interrupted fit leaves them consistent.
+    history[k] receives the loss of the k-th epoch run here.  sample_weight is empty for unit
+    weights; batch_size <= 0 means full batch; tol < 0 and gtol < 0 switch those rules off.
+    ``on_epoch(epoch_loss)`` (or None) is called after each epoch and may return True to stop.
+
+    Returns (epochs run, stop code, status); status is one of the Status codes and, when not
+    STATUS_OK, the parameters are the last finite ones.
+    """
+    cdef Py_ssize_t n = X.shape[0], d = X.shape[1]
+    cdef Py_ssize_t width = d + N_SLOTS, stride = accumulator_stride(d)
+    cdef OptimConfig optim = optim_config
+    cdef ScheduleConfig schedule = schedule_config
+    cdef const floating* weights = &sample_weight[0] if sample_weight.shape[0] > 0 else NULL
+    cdef bint full_batch = batch_size <= 0 or batch_size >= n
+    cdef int status = STATUS_OK, stop_code = STOP_EPOCHS
+    cdef bint gtol_reached = False
+    cdef Py_ssize_t k, epochs_run = 0
+    cdef double loss = 0.0
+    cdef long long t = counters[0]
+    cdef const Py_ssize_t* rows = NULL
+    cdef const Py_ssize_t[::1] perm
+
+    # Scratch: gradient and pre-update copy of θ (in the data's dtype), block sums.
+    scratch = np.empty(2 * (d + 1), dtype=np.asarray(theta).dtype)
+    cdef floating[::1] scratch_view = scratch
+    cdef floating* grad = &scratch_view[0]
+    cdef floating* backup = &scratch_view[d + 1]
+    part_buffer = np.zeros((max(n_threads, 1) + 1) * stride, dtype=np.float64)
+    cdef double[::1] part_view = part_buffer
+    cdef double* sums = &part_view[0]
+    cdef double* part_sums = &part_view[stride]
+    cdef floating* state0 = &optimizer_state[0, 0]
+    cdef floating* state1 = &optimizer_state[1, 0]
+    cdef floating* state2 = &optimizer_state[2, 0]
+
+    for k in range(epochs):
+        if not full_batch and shuffle:
+            perm = rng.permutation(n).astype(np.intp, copy=False)
+            rows = &perm[0]
+        with nogil:
+            if full_batch:
+                status = full_batch_epoch(
+                    &X[0, 0], &y[0], weights, &theta[0], grad, state0, state1, state2, backup,
+                    n, d, &optim, &schedule, counters[1], &t, l2, l1, fit_intercept, gtol,
+                    n_threads, part_sums, sums, &loss, &gtol_reached)
+            else:
+                status = mini_batch_epoch(
+                    &X[0, 0], &y[0], weights, &theta[0], grad, state0, state1, state2, backup,
+                    n, d, rows, batch_size, &optim, &schedule, counters[1], &t, l2, l1,
+                    fit_intercept, n_threads, part_sums, sums, &loss)
+        counters[0] = t
+        if status == STATUS_INTERRUPTED:
+            raise_pending()
+        if status != STATUS_OK:
+            break
+        history[k] = loss
+        epochs_run += 1
+        counters[1] += 1
+        if tol >= 0.0:
+            # scikit-learn's rule: no improvement of at least tol on the best loss so far
+            if loss > best_loss[0] - tol:
+                counters[2] += 1
+            else:
+                counters[2] = 0
+            if loss < best_loss[0]:
+                best_loss[0] = loss
+        if gtol_reached:
+            stop_code = STOP_GTOL
+        elif tol >= 0.0 and counters[2] >= n_iter_no_change:
+            stop_code = STOP_TOL
+        if on_epoch is not None and on_epoch(loss) and stop_code == STOP_EPOCHS:
+            stop_code = STOP_CALLBACK
+        if PyErr_CheckSignals() != 0:
+            raise_pending()
+        if stop_code != STOP_EPOCHS:
+            break
+    return epochs_run, stop_code, status
+
+
+def objective_gradient(
+    const floating[:, ::1] X,
+    const floating[::1] y,
+    const floating[::1] sample_weight,
+    const floating[::1] theta,
+    double l2,
+    double l1,
+    bint fit_intercept,
+    int n_threads,
+):
+    """(J, g) at θ = (w, b) from one fused pass: the same code path as a full-batch epoch.
+    g is float64 of length d + 1 (its last entry ∂b, 0 when the intercept is not fitted)."""
+    cdef Py_ssize_t n = X.shape[0], d = X.shape[1], stride = accumulator_stride(d)
+    cdef const floating* weights = &sample_weight[0] if sample_weight.shape[0] > 0 else NULL
+    cdef double loss
+    grad_out = np.empty(d + 1, dtype=np.asarray(theta).dtype)
+    cdef floating[::1] grad = grad_out
+    part_buffer = np.zeros((max(n_threads, 1) + 1) * stride, dtype=np.float64)
+    cdef double[::1] part_view = part_buffer
+    with nogil:
+        block_sums(&X[0, 0], &y[0], weights, &theta[0], d, NULL, 0, n, n_threads,
+                   &part_view[stride], &part_view[0])
+        loss = objective_and_gradient(&part_view[0], &theta[0], d, l2, l1, fit_intercept,
+                                      &grad[0])
+    return loss, grad_out
+
+
+def all_finite(const floating[::1] values):
+    """True if no entry is NaN or ±inf: one threaded pass, no temporary array.
+    (x·0 is 0 for finite x and NaN otherwise, so the sum is 0 exactly when all are finite.)"""
+    cdef Py_ssize_t i, n = values.shape[0]
+    cdef double total = 0.0
+    cdef int n_threads = gd_default_threads() if n > PARALLEL_MIN_WORK else 1
+    with nogil:
+        for i in prange(n, schedule="static", num_threads=n_threads):
+            total += values[i] * 0.0
+    return total == 0.0

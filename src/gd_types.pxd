@@ -1,0 +1,57 @@
+# Types shared by the kernels, the update rules, the schedules and the fit loop.
+# The integer codes match gdcore/optim.py and gdcore/schedules.py.
+
+cdef enum OptimizerKind:
+    OPT_SGD = 0
+    OPT_ADAGRAD = 1
+    OPT_RMSPROP = 2
+    OPT_ADAM = 3
+    OPT_NORMALIZED = 4
+
+cdef enum ScheduleKind:
+    SCHED_CONSTANT = 0
+    SCHED_STEP = 1
+    SCHED_EXPONENTIAL = 2
+    SCHED_COSINE = 3
+    SCHED_LINEAR = 4
+    SCHED_INVSCALING = 5
+
+# Outcome of an epoch or a fit, returned by the nogil loops (Python raises after).
+cdef enum Status:
+    STATUS_OK = 0
+    STATUS_LOSS_NOT_FINITE = 1      # J at the current parameters overflowed or is NaN
+    STATUS_PARAMS_NOT_FINITE = 2    # an update produced inf/NaN; the parameters were restored
+    STATUS_INTERRUPTED = 3          # a signal handler raised (Ctrl-C) in the middle of an epoch
+
+ctypedef struct OptimConfig:
+    int kind
+    double lr
+    double momentum
+    double dampening
+    bint nesterov
+    double lr_decay
+    double initial_accumulator_value
+    double alpha
+    double eps
+    bint centered
+    double beta1
+    double beta2
+    bint amsgrad
+
+ctypedef struct ScheduleConfig:
+    int kind
+    double step_size
+    double gamma
+    double T_max
+    double eta_min
+    double start_factor
+    double end_factor
+    double total_iters
+    double power_t
+
+# Layout of the sums one pass over a block of rows produces (after the d gradient sums).
+cdef enum SumSlot:
+    SLOT_RESIDUAL = 0   # Σ sᵢ rᵢ        (the intercept's gradient, times S)
+    SLOT_SQUARES = 1    # Σ sᵢ rᵢ²       (twice the data loss, times S)
+    SLOT_WEIGHT = 2     # Σ sᵢ           (S, or S_B on a mini-batch)
+    N_SLOTS = 3
