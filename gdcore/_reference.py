@@ -123,8 +123,7 @@ def run(problem, state, opt, schedule, settings, rng, on_epoch):
         gtol_reached = False
         with np.errstate(all="ignore"):
             if settings.full_batch(n):
-                rows = np.arange(n)
-                J, g = evaluate(rows)
+                J, g = evaluate(slice(None))
                 if not np.isfinite(J):
                     return "diverged", STATUS_LOSS_NOT_FINITE
                 epoch_loss = J
