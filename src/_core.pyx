@@ -352,3 +352,80 @@ def all_finite(const floating[::1] values):
         for i in prange(n, schedule="static", num_threads=n_threads):
             total += values[i] * 0.0
     return total == 0.0
+
+
+def block_sums_of(
+    const floating[:, ::1] X,
+    const floating[::1] y,
+    const floating[::1] sample_weight,
+    const floating[::1] theta,
+    int n_threads,
+):
+    """The raw sums of one fused pass over a block of rows at θ = (w, b), as float64 (d + 3):
+    (Σ sᵢrᵢxᵢ, Σ sᵢrᵢ, Σ sᵢrᵢ², Σ sᵢ).  Sums of several blocks add up to the sums of their
+    union, which is how chunked and distributed fits keep exact full-batch semantics."""
+    cdef Py_ssize_t n = X.shape[0], d = X.shape[1], stride = accumulator_stride(d)
+    cdef const floating* weights = &sample_weight[0] if sample_weight.shape[0] > 0 else NULL
+    out = np.zeros(d + N_SLOTS, dtype=np.float64)
+    cdef double[::1] out_view = out
+    part_buffer = np.zeros(max(n_threads, 1) * stride, dtype=np.float64)
+    cdef double[::1] part_view = part_buffer
+    if n == 0:
+        return out
+    with nogil:
+        block_sums(&X[0, 0], &y[0], weights, &theta[0], d, NULL, 0, n, n_threads,
+                   &part_view[0], &out_view[0])
+    return out
+
+
+def objective_from_sums(
+    const double[::1] sums,
+    const floating[::1] theta,
+    double l2,
+    double l1,
+    bint fit_intercept,
+):
+    """(J, g) at θ from the sums of block_sums_of: g has θ's dtype and length d + 1."""
+    cdef Py_ssize_t d = theta.shape[0] - 1
+    cdef double loss
+    grad_out = np.empty(d + 1, dtype=np.asarray(theta).dtype)
+    cdef floating[::1] grad = grad_out
+    loss = objective_and_gradient(&sums[0], &theta[0], d, l2, l1, fit_intercept, &grad[0])
+    return loss, grad_out
+
+
+def gradient_stationarity(const floating[::1] grad, const floating[::1] theta, double l1,
+                          bint fit_intercept):
+    """‖∇J‖∞ (with l1 > 0, of the minimum-norm subgradient), as the gtol rule uses it."""
+    return stationarity(&grad[0], &theta[0], theta.shape[0] - 1, l1, fit_intercept)
+
+
+def scheduled_learning_rate(dict schedule_config, double lr, long long epoch, long long t):
+    """The learning rate of update t (1-based) in 0-based epoch ``epoch``."""
+    cdef ScheduleConfig schedule = schedule_config
+    return scheduled_lr(&schedule, lr, epoch, t)
+
+
+def optimizer_update(
+    floating[::1] theta,
+    const floating[::1] grad,
+    floating[:, ::1] optimizer_state,
+    dict optim_config,
+    long long t,
+    double lr,
+    double l1,
+    bint fit_intercept,
+):
+    """One update (update count t, 1-based; lr already scheduled) of θ = (w, b) in place, with
+    the l1 proximal step for the SGD family.  Returns True if it was applied, False if it
+    would have made θ non-finite (θ is then left as it was)."""
+    cdef OptimConfig optim = optim_config
+    cdef Py_ssize_t d = theta.shape[0] - 1
+    backup_array = np.empty(d + 1, dtype=np.asarray(theta).dtype)
+    cdef floating[::1] backup = backup_array
+    cdef int status
+    with nogil:
+        status = apply_update(&optim, &theta[0], &grad[0], &optimizer_state[0, 0],
+                              &optimizer_state[1, 0], &optimizer_state[2, 0], &backup[0],
+                              d, fit_intercept, t, lr, l1)
+    return status == STATUS_OK
