@@ -2,7 +2,7 @@
 
 OpenMP is used when the compiler has it; otherwise the extension is built single-threaded
 and a warning says so (gdcore._core.openmp_enabled() reports which).
-Set GDCORE_SANITIZE=address to build with AddressSanitizer (see scripts/asan.sh).
+Set GDCORE_PORTABLE=1 to build without -march=native, GDCORE_SANITIZE=address to build with AddressSanitizer (see scripts/asan.sh).
 """
 
 import os
@@ -35,9 +35,27 @@ def compiler_has_openmp():
         return result.returncode == 0
 
 
+def compiler_accepts(flag):
+    cc = (os.environ.get("CC") or sysconfig.get_config_var("CC") or "cc").split()
+    if shutil.which(cc[0]) is None:
+        return False
+    with tempfile.TemporaryDirectory() as tmp:
+        source = os.path.join(tmp, "flag_test.c")
+        with open(source, "w") as f:
+            f.write("int main(void) { return 0; }\n")
+        result = subprocess.run(cc + [flag, source, "-o", os.path.join(tmp, "flag_test")],
+                                capture_output=True)
+        return result.returncode == 0
+
+
 def extension_flags():
     compile_args = ["-O3"]
     link_args = []
+    # gdcore is built from source on the machine that runs it, so by default it uses every
+    # vector instruction that machine has (AVX2/AVX-512 and FMA on recent x86).
+    # GDCORE_PORTABLE=1 builds for the baseline of the architecture instead.
+    if os.environ.get("GDCORE_PORTABLE") != "1" and compiler_accepts("-march=native"):
+        compile_args.append("-march=native")
     if os.environ.get("GDCORE_DISABLE_OPENMP") != "1" and compiler_has_openmp():
         compile_args.append("-fopenmp")
         link_args.append("-fopenmp")

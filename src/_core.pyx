@@ -24,7 +24,7 @@ from libc.string cimport memcpy, memset
 from gd_types cimport (OptimConfig, ScheduleConfig, STATUS_OK, STATUS_LOSS_NOT_FINITE,
                        STATUS_PARAMS_NOT_FINITE, STATUS_INTERRUPTED, SLOT_WEIGHT, N_SLOTS,
                        OPT_SGD)
-from gd_kernel cimport accumulate_rows, objective_and_gradient, stationarity
+from gd_kernel cimport DOT_LANES, accumulate_rows, objective_and_gradient, stationarity
 from gd_optimizers cimport optimizer_step, l1_proximal_step
 from gd_schedules cimport scheduled_lr
 
@@ -78,7 +78,7 @@ cdef inline Py_ssize_t accumulator_stride(Py_ssize_t d) noexcept nogil:
 cdef void block_sums(
     const floating* X, const floating* y, const floating* sample_weight,
     const floating* theta, Py_ssize_t d,
-    const Py_ssize_t* rows, Py_ssize_t start, Py_ssize_t stop,
+    const Py_ssize_t* rows, Py_ssize_t rows_end, Py_ssize_t start, Py_ssize_t stop,
     int n_threads, double* part_sums, double* sums,
 ) noexcept nogil:
     """sums ← the d + 3 sums of rows[start:stop] (see gd_kernel.accumulate_rows).
@@ -92,7 +92,7 @@ cdef void block_sums(
     cdef int n_parts = n_threads
     memset(sums, 0, width * sizeof(double))
     if n_parts <= 1 or n_rows * (d + 1) < PARALLEL_MIN_WORK or n_rows < n_parts:
-        accumulate_rows(X, y, sample_weight, theta, d, rows, start, stop, sums)
+        accumulate_rows(X, y, sample_weight, theta, d, rows, rows_end, start, stop, sums)
         return
     part_size = (n_rows + n_parts - 1) // n_parts
     for part in prange(n_parts, schedule="static", num_threads=n_threads):
@@ -102,7 +102,7 @@ cdef void block_sums(
         if hi > stop:
             hi = stop
         if lo < hi:
-            accumulate_rows(X, y, sample_weight, theta, d, rows, lo, hi,
+            accumulate_rows(X, y, sample_weight, theta, d, rows, rows_end, lo, hi,
                             part_sums + part * stride)
     for part in range(n_parts):
         for j in range(width):
@@ -139,7 +139,7 @@ cdef int full_batch_epoch(
 ) noexcept nogil:
     """One pass over X gives J and ∇J at θ (recorded as the epoch's loss), then one update."""
     cdef double lr
-    block_sums(X, y, sample_weight, theta, d, NULL, 0, n, n_threads, part_sums, sums)
+    block_sums(X, y, sample_weight, theta, d, NULL, n, 0, n, n_threads, part_sums, sums)
     loss[0] = objective_and_gradient(sums, theta, d, l2, l1, fit_intercept, grad)
     if not isfinite(loss[0]):
         return STATUS_LOSS_NOT_FINITE
@@ -176,7 +176,7 @@ cdef int mini_batch_epoch(
         if stop > n:
             stop = n
         next_start = stop
-        block_sums(X, y, sample_weight, theta, d, rows, start, stop, n_threads, part_sums, sums)
+        block_sums(X, y, sample_weight, theta, d, rows, n, start, stop, n_threads, part_sums, sums)
         if sums[d + SLOT_WEIGHT] <= 0.0:
             continue
         batch_loss = objective_and_gradient(sums, theta, d, l2, l1, fit_intercept, grad)
@@ -335,7 +335,7 @@ def objective_gradient(
     part_buffer = np.zeros((max(n_threads, 1) + 1) * stride, dtype=np.float64)
     cdef double[::1] part_view = part_buffer
     with nogil:
-        block_sums(&X[0, 0], &y[0], weights, &theta[0], d, NULL, 0, n, n_threads,
+        block_sums(&X[0, 0], &y[0], weights, &theta[0], d, NULL, n, 0, n, n_threads,
                    &part_view[stride], &part_view[0])
         loss = objective_and_gradient(&part_view[0], &theta[0], d, l2, l1, fit_intercept,
                                       &grad[0])
@@ -373,7 +373,7 @@ def block_sums_of(
     if n == 0:
         return out
     with nogil:
-        block_sums(&X[0, 0], &y[0], weights, &theta[0], d, NULL, 0, n, n_threads,
+        block_sums(&X[0, 0], &y[0], weights, &theta[0], d, NULL, n, 0, n, n_threads,
                    &part_view[0], &out_view[0])
     return out
 
@@ -429,3 +429,44 @@ def optimizer_update(
                               &optimizer_state[1, 0], &optimizer_state[2, 0], &backup[0],
                               d, fit_intercept, t, lr, l1)
     return status == STATUS_OK
+
+
+cdef inline double lane_sum(const floating* values, Py_ssize_t n) noexcept nogil:
+    """Σ values in DOT_LANES lanes, so the loop vectorises."""
+    cdef floating lanes[DOT_LANES]
+    cdef Py_ssize_t i = 0, k
+    for k in range(DOT_LANES):
+        lanes[k] = 0
+    while i + DOT_LANES <= n:
+        for k in range(DOT_LANES):
+            lanes[k] = lanes[k] + values[i + k]
+        i = i + DOT_LANES
+    cdef double total = 0.0
+    for k in range(DOT_LANES):
+        total += lanes[k]
+    while i < n:
+        total += values[i]
+        i = i + 1
+    return total
+
+
+def stream_sum(const floating[::1] values, int n_threads):
+    """Σ values with n_threads threads, each summing its contiguous part in vector lanes: a
+    read-bandwidth probe, the yardstick of a full-batch epoch, which must read X once."""
+    cdef Py_ssize_t n = values.shape[0], part, lo, hi, part_size
+    cdef int n_parts = max(n_threads, 1)
+    cdef double total = 0.0
+    partials = np.zeros(n_parts * CACHE_LINE_DOUBLES, dtype=np.float64)
+    cdef double[::1] partial = partials
+    part_size = (n + n_parts - 1) // n_parts
+    with nogil:
+        for part in prange(n_parts, schedule="static", num_threads=n_parts):
+            lo = part * part_size
+            hi = lo + part_size
+            if hi > n:
+                hi = n
+            if lo < hi:
+                partial[part * CACHE_LINE_DOUBLES] = lane_sum(&values[lo], hi - lo)
+        for part in range(n_parts):
+            total += partial[part * CACHE_LINE_DOUBLES]
+    return total

@@ -16,18 +16,28 @@ cdef inline double sgd_step(const OptimConfig* cfg, floating* theta, const float
                             floating* buf, Py_ssize_t m, long long t, double lr) noexcept nogil:
     """θ ← θ − lr·g, or with momentum μ: buf ← g (t = 1) / μ·buf + (1−dampening)·g;
     nesterov: g ← g + μ·buf, else g ← buf."""
-    cdef double mu = cfg.momentum, keep = 1.0 - cfg.dampening, direction, check = 0.0
+    cdef double mu = cfg.momentum, keep = 1.0 - cfg.dampening, check = 0.0
     cdef Py_ssize_t j
-    for j in range(m):
-        direction = g[j]
-        if mu != 0.0:
-            if t == 1:
-                buf[j] = g[j]
-            else:
-                buf[j] = <floating>(mu * buf[j] + keep * g[j])
-            direction = g[j] + mu * buf[j] if cfg.nesterov else buf[j]
-        theta[j] = <floating>(theta[j] - lr * direction)
-        check += theta[j] * 0.0
+    # Separate loops per case keep each one branch-free, so they vectorise.
+    if mu == 0.0:
+        for j in range(m):
+            theta[j] = <floating>(theta[j] - lr * g[j])
+            check += theta[j] * 0.0
+        return check
+    if t == 1:
+        for j in range(m):
+            buf[j] = g[j]
+    else:
+        for j in range(m):
+            buf[j] = <floating>(mu * buf[j] + keep * g[j])
+    if cfg.nesterov:
+        for j in range(m):
+            theta[j] = <floating>(theta[j] - lr * (g[j] + mu * buf[j]))
+            check += theta[j] * 0.0
+    else:
+        for j in range(m):
+            theta[j] = <floating>(theta[j] - lr * buf[j])
+            check += theta[j] * 0.0
     return check
 
 
