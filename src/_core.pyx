@@ -24,7 +24,7 @@ from libc.string cimport memcpy, memset
 from gd_types cimport (OptimConfig, ScheduleConfig, STATUS_OK, STATUS_LOSS_NOT_FINITE,
                        STATUS_PARAMS_NOT_FINITE, STATUS_INTERRUPTED, SLOT_WEIGHT, N_SLOTS,
                        OPT_SGD)
-from gd_kernel cimport DOT_LANES, accumulate_rows, objective_and_gradient, stationarity
+from gd_kernel cimport DOT_LANES, accumulate_rows, is_finite_vector, objective_and_gradient, stationarity
 from gd_optimizers cimport optimizer_step, l1_proximal_step
 from gd_schedules cimport scheduled_lr
 
@@ -117,12 +117,11 @@ cdef inline int apply_update(
     """One optimizer update (plus the l1 proximal step); if it makes θ non-finite, θ is
     restored from before the update and STATUS_PARAMS_NOT_FINITE is returned."""
     cdef Py_ssize_t m = d + 1 if fit_intercept else d
-    cdef double check
     memcpy(backup, theta, (d + 1) * sizeof(floating))
-    check = optimizer_step(optim, theta, grad, state0, state1, state2, m, t, lr)
+    optimizer_step(optim, theta, grad, state0, state1, state2, m, t, lr)
     if l1 > 0.0 and optim.kind == OPT_SGD:
         l1_proximal_step(theta, d, lr * l1)
-    if check != 0.0:
+    if not is_finite_vector(theta, m):
         memcpy(theta, backup, (d + 1) * sizeof(floating))
         return STATUS_PARAMS_NOT_FINITE
     return STATUS_OK

@@ -61,6 +61,26 @@ cdef inline floating row_dot(const floating* x, const floating* w, Py_ssize_t d)
     return ((lanes[0] + lanes[2]) + (lanes[1] + lanes[3])) + tail
 
 
+cdef inline bint is_finite_vector(const floating* v, Py_ssize_t n) noexcept nogil:
+    """True if no entry is NaN or ±inf: Σ vⱼ·0 is 0 exactly then, NaN otherwise (in lanes,
+    so it vectorises)."""
+    cdef floating lanes[DOT_LANES]
+    cdef floating tail = 0
+    cdef Py_ssize_t j = 0, k
+    for k in range(DOT_LANES):
+        lanes[k] = 0
+    while j + DOT_LANES <= n:
+        for k in range(DOT_LANES):
+            lanes[k] = lanes[k] + v[j + k] * 0
+        j = j + DOT_LANES
+    while j < n:
+        tail = tail + v[j] * 0
+        j = j + 1
+    for k in range(DOT_LANES):
+        tail = tail + lanes[k]
+    return tail == 0
+
+
 cdef inline void prefetch_row(const floating* x, Py_ssize_t d) noexcept nogil:
     cdef Py_ssize_t offset = 0, size = d * <Py_ssize_t>sizeof(floating)
     while offset < size:
@@ -129,11 +149,16 @@ cdef inline void accumulate_rows(
                 r1 = r1 + x1[j] * theta[j]
                 r2 = r2 + x2[j] * theta[j]
                 r3 = r3 + x3[j] * theta[j]
-        else:
+        elif group == 4:
             r0 = row_dot(x0, theta, d)
             r1 = row_dot(x1, theta, d)
             r2 = row_dot(x2, theta, d)
             r3 = row_dot(x3, theta, d)
+        else:
+            r0 = row_dot(x0, theta, d)
+            r1 = row_dot(x1, theta, d) if group > 1 else 0
+            r2 = row_dot(x2, theta, d) if group > 2 else 0
+            r3 = 0
         r0 = r0 + b - y[i0]
         r1 = r1 + b - y[i1] if group > 1 else 0
         r2 = r2 + b - y[i2] if group > 2 else 0
