@@ -7,6 +7,7 @@ import time
 import numpy as np
 
 from . import _core, _reference
+from ._precompute import augmented_gram, gram_is_cheaper
 from ._result import DivergenceError, FitProgress, FitResult, FitState
 from ._validation import (check_callback, check_data, check_settings, resolve_n_threads)
 from .optim import Optimizer, make_optimizer
@@ -21,7 +22,7 @@ _STOP_NAMES = {0: "epochs", 1: "tol", 2: "gtol", 3: "callback"}
 def fit(X, y, *, sample_weight=None, optimizer=None, lr=None, epochs=100, batch_size=None,
         schedule=None, l2=0.0, l1=0.0, fit_intercept=True, tol=1e-4, n_iter_no_change=5,
         gtol=None, shuffle=True, seed=None, n_threads=None, backend="core", init=None,
-        callback=None):
+        callback=None, precompute="auto"):
     """Fit linear regression y ≈ X·w + b by gradient-based optimisation.
 
     Minimises  J(w, b) = 1/(2S)·Σ sᵢ(xᵢ·w + b − yᵢ)² + (l2/2)·‖w‖² + l1·‖w‖₁,  S = Σ sᵢ.
@@ -48,6 +49,10 @@ def fit(X, y, *, sample_weight=None, optimizer=None, lr=None, epochs=100, batch_
         (d,) or a pair ``(coef, intercept)``.
     callback : called after each epoch with a :class:`FitProgress`; returning True stops the
         fit (stop_reason "callback").
+    precompute : full batch only. True: one pass forms the Gram matrix of (X, 1, y) (weighted),
+        after which each epoch costs O(d²) whatever n is, with the same loss and gradient up to
+        rounding; False: every epoch streams X; "auto": Gram mode when it is cheaper (many
+        epochs relative to d). Mini-batch fits always stream.
 
     Returns
     -------
@@ -75,6 +80,7 @@ def fit(X, y, *, sample_weight=None, optimizer=None, lr=None, epochs=100, batch_
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
     n_threads = resolve_n_threads(n_threads)
     callback = check_callback(callback)
+    use_gram = _check_precompute(precompute, settings, n, d)
     state = _initial_state(init, opt, d, dtype, settings.fit_intercept)
 
     rng = np.random.default_rng(seed)
@@ -85,8 +91,9 @@ def fit(X, y, *, sample_weight=None, optimizer=None, lr=None, epochs=100, batch_
     started = time.perf_counter()
     try:
         if backend == "core":
+            gram = augmented_gram(problem.X, problem.y, problem.sample_weight) if use_gram else None
             stop_reason, status = _run_core(problem, state, opt, sched, settings, rng,
-                                            on_epoch, n_threads)
+                                            on_epoch, n_threads, gram)
         else:
             stop_reason, status = _reference.run(problem, state, opt, sched, settings, rng,
                                                  on_epoch)
@@ -108,6 +115,19 @@ def fit(X, y, *, sample_weight=None, optimizer=None, lr=None, epochs=100, batch_
             f"{type(opt).__name__}); try a smaller lr (e.g. {opt.lr / 10:g}) or standardise X. "
             "The last finite parameters are in .result", result=result, epoch=epoch)
     return _result(state, opt, sched, settings, stop_reason, elapsed, backend, n_threads, d)
+
+
+def _check_precompute(precompute, settings, n, d):
+    """Whether this fit runs in Gram mode."""
+    if precompute not in (True, False, "auto"):
+        raise ValueError(f"precompute must be True, False or 'auto', got {precompute!r}")
+    full_batch = settings.full_batch(n)
+    if precompute is True and not full_batch:
+        raise ValueError(f"precompute=True needs a full-batch fit (batch_size=None); got "
+                         f"batch_size={settings.batch_size} < n_samples={n}")
+    if precompute == "auto":
+        return full_batch and gram_is_cheaper(n, d, settings.epochs)
+    return bool(precompute)
 
 
 def _initial_state(init, opt, d, dtype, fit_intercept):
@@ -177,7 +197,7 @@ def _epochs_done(state):
     return int(counters[1]) if counters is not None else state.n_epochs
 
 
-def _run_core(problem, state, opt, sched, settings, rng, on_epoch, n_threads):
+def _run_core(problem, state, opt, sched, settings, rng, on_epoch, n_threads, gram=None):
     """Run the compiled loop on ``state`` in place; returns (stop_reason, status)."""
     counters = np.array([state.n_updates, state.n_epochs, state.n_no_improvement],
                         dtype=np.int64)
@@ -194,7 +214,7 @@ def _run_core(problem, state, opt, sched, settings, rng, on_epoch, n_threads):
             settings.epochs, settings.batch_size or 0, settings.l2, settings.l1,
             settings.fit_intercept, -1.0 if settings.tol is None else settings.tol,
             settings.n_iter_no_change, -1.0 if settings.gtol is None else settings.gtol,
-            settings.shuffle, rng, on_epoch, n_threads, counters, best_loss, history)
+            settings.shuffle, rng, on_epoch, n_threads, counters, best_loss, history, gram)
     finally:
         del state._counters
         state.n_updates, state.n_epochs, state.n_no_improvement = (int(c) for c in counters)

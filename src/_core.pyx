@@ -22,7 +22,7 @@ from libc.stdlib cimport malloc, free
 from libc.string cimport memcpy, memset
 
 from gd_types cimport (OptimConfig, ScheduleConfig, STATUS_OK, STATUS_LOSS_NOT_FINITE,
-                       STATUS_PARAMS_NOT_FINITE, STATUS_INTERRUPTED, SLOT_WEIGHT, N_SLOTS,
+                       STATUS_PARAMS_NOT_FINITE, STATUS_INTERRUPTED, SLOT_SQUARES, SLOT_WEIGHT, N_SLOTS,
                        OPT_SGD)
 from gd_kernel cimport DOT_LANES, accumulate_rows, is_finite_vector, objective_and_gradient, stationarity
 from gd_optimizers cimport optimizer_step, l1_proximal_step
@@ -127,6 +127,29 @@ cdef inline int apply_update(
     return STATUS_OK
 
 
+cdef void sums_from_gram(const double* gram, const floating* theta, Py_ssize_t d,
+                         double* sums) noexcept nogil:
+    """The sums of a full pass, from the Gram matrix of the augmented data instead of X.
+
+    gram is (d+2) × (d+2): with aᵢ = (xᵢ, 1) and z = (a, y), gram = Σ sᵢ zᵢzᵢᵀ, so its
+    leading (d+1) block is G = AᵀSA, its last column c = AᵀSy and yy = yᵀSy, S = G[d, d].
+    For θ = (w, b):  Σ sᵢrᵢaᵢ = Gθ − c  and  Σ sᵢrᵢ² = θᵀ(Gθ − c) − θᵀc + yy.
+    Each epoch costs O(d²), whatever n is."""
+    cdef Py_ssize_t width = d + 2, j, k
+    cdef double row_sum, squares = 0.0, theta_c = 0.0
+    for j in range(d + 1):
+        row_sum = 0.0
+        for k in range(d + 1):
+            row_sum += gram[j * width + k] * theta[k]
+        sums[j] = row_sum - gram[j * width + d + 1]      # (Gθ − c)ⱼ; j = d is Σ sᵢrᵢ
+        squares += theta[j] * sums[j]
+        theta_c += theta[j] * gram[j * width + d + 1]
+    squares = squares - theta_c + gram[(d + 1) * width + d + 1]
+    # Σ sᵢrᵢ² ≥ 0; the subtraction above can round an exact fit to a tiny negative number.
+    sums[d + SLOT_SQUARES] = squares if squares > 0.0 else 0.0
+    sums[d + SLOT_WEIGHT] = gram[d * width + d]
+
+
 cdef int full_batch_epoch(
     const floating* X, const floating* y, const floating* sample_weight,
     floating* theta, floating* grad, floating* state0, floating* state1, floating* state2,
@@ -134,11 +157,15 @@ cdef int full_batch_epoch(
     const ScheduleConfig* schedule, long long epoch, long long* t,
     double l2, double l1, bint fit_intercept, double gtol,
     int n_threads, double* part_sums, double* sums,
-    double* loss, bint* gtol_reached,
+    const double* gram, double* loss, bint* gtol_reached,
 ) noexcept nogil:
-    """One pass over X gives J and ∇J at θ (recorded as the epoch's loss), then one update."""
+    """One pass over X (or, in Gram mode, over the (d+2)² Gram matrix) gives J and ∇J at θ
+    (recorded as the epoch's loss), then one update."""
     cdef double lr
-    block_sums(X, y, sample_weight, theta, d, NULL, n, 0, n, n_threads, part_sums, sums)
+    if gram != NULL:
+        sums_from_gram(gram, theta, d, sums)
+    else:
+        block_sums(X, y, sample_weight, theta, d, NULL, n, 0, n, n_threads, part_sums, sums)
     loss[0] = objective_and_gradient(sums, theta, d, l2, l1, fit_intercept, grad)
     if not isfinite(loss[0]):
         return STATUS_LOSS_NOT_FINITE
@@ -230,6 +257,7 @@ def run_fit(
     long long[::1] counters,
     double[::1] best_loss,
     double[::1] history,
+    const double[:, ::1] gram=None,
 ):
     """Run up to ``epochs`` epochs of a validated fit, in place.
 
@@ -239,6 +267,8 @@ def run_fit(
     history[k] receives the loss of the k-th epoch run here.  sample_weight is empty for unit
     weights; batch_size <= 0 means full batch; tol < 0 and gtol < 0 switch those rules off.
     ``on_epoch(epoch_loss)`` (or None) is called after each epoch and may return True to stop.
+    ``gram`` (full batch only) is the (d+2)² Gram matrix of (X, 1, y) (see sums_from_gram):
+    given, the epochs read it instead of X.
 
     Returns (epochs run, stop code, status); status is one of the Status codes and, when not
     STATUS_OK, the parameters are the last finite ones.
@@ -256,6 +286,7 @@ def run_fit(
     cdef long long t = counters[0]
     cdef const Py_ssize_t* rows = NULL
     cdef const Py_ssize_t[::1] perm
+    cdef const double* gram_ptr = &gram[0, 0] if gram is not None else NULL
 
     # Scratch: gradient and pre-update copy of θ (in the data's dtype), block sums.
     scratch = np.empty(2 * (d + 1), dtype=np.asarray(theta).dtype)
@@ -279,7 +310,7 @@ def run_fit(
                 status = full_batch_epoch(
                     &X[0, 0], &y[0], weights, &theta[0], grad, state0, state1, state2, backup,
                     n, d, &optim, &schedule, counters[1], &t, l2, l1, fit_intercept, gtol,
-                    n_threads, part_sums, sums, &loss, &gtol_reached)
+                    n_threads, part_sums, sums, gram_ptr, &loss, &gtol_reached)
             else:
                 status = mini_batch_epoch(
                     &X[0, 0], &y[0], weights, &theta[0], grad, state0, state1, state2, backup,
