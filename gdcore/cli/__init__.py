@@ -6,10 +6,10 @@ import argparse
 import sys
 
 from .. import __version__
-from . import demo
+from . import bench, demo
 
 # Each subcommand module has add_parser(subparsers) and run(args) -> exit code.
-SUBCOMMANDS = [demo]
+SUBCOMMANDS = [demo, bench]
 
 
 def build_parser():

@@ -1,0 +1,11 @@
+"""The side-by-side comparison of ``gdcore bench``, runnable from here:
+
+    python benches/bench_compare.py [--n N --d D --threads K --json out.json]
+"""
+
+import sys
+
+from gdcore.cli import main
+
+if __name__ == "__main__":
+    sys.exit(main(["bench", *sys.argv[1:]]))

@@ -1,0 +1,70 @@
+"""pytest-benchmark benchmarks of the kernels (run: python -m pytest benches --benchmark-only).
+
+Each group pits gdcore against a baseline on the same data, so the ratios in a group's
+table are what matters, not the absolute times.
+"""
+
+import numpy as np
+import pytest
+
+import gdcore
+from gdcore import _core
+
+N, D = 200_000, 100
+
+
+@pytest.fixture(scope="module")
+def problem():
+    return gdcore.make_regression(N, D, seed=0)
+
+
+@pytest.fixture(scope="module")
+def problem32(problem):
+    X, y, _ = problem
+    return X.astype(np.float32), y.astype(np.float32)
+
+
+def _theta(d, dtype):
+    return np.full(d + 1, 0.1, dtype=dtype)
+
+
+@pytest.mark.benchmark(group="fused pass")
+def test_read_bandwidth_probe(benchmark, problem):
+    X = problem[0]
+    benchmark(_core.stream_sum, X.reshape(-1), _core.default_n_threads())
+
+
+@pytest.mark.benchmark(group="fused pass")
+def test_fused_loss_gradient_float64(benchmark, problem):
+    X, y, _ = problem
+    benchmark(_core.objective_gradient, X, y, np.empty(0), _theta(D, np.float64), 0.0, 0.0,
+              True, _core.default_n_threads())
+
+
+@pytest.mark.benchmark(group="fused pass")
+def test_fused_loss_gradient_float32(benchmark, problem32):
+    X, y = problem32
+    benchmark(_core.objective_gradient, X, y, np.empty(0, np.float32),
+              _theta(D, np.float32), 0.0, 0.0, True, _core.default_n_threads())
+
+
+@pytest.mark.benchmark(group="fused pass")
+def test_numpy_two_pass_baseline(benchmark, problem):
+    X, y, _ = problem
+    theta = _theta(D, np.float64)
+
+    def two_passes():
+        r = X @ theta[:D] + theta[D] - y
+        return 0.5 * np.mean(r * r), X.T @ r / len(y)
+    benchmark(two_passes)
+
+
+@pytest.mark.benchmark(group="epochs")
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+@pytest.mark.parametrize("batch_size", [None, 256])
+def test_fit_epochs(benchmark, problem, optimizer, batch_size):
+    X, y, _ = problem
+    benchmark.pedantic(gdcore.fit, args=(X, y),
+                       kwargs=dict(optimizer=optimizer, lr=0.01, epochs=3, tol=None,
+                                   batch_size=batch_size, seed=0, precompute=False),
+                       rounds=3, iterations=1)

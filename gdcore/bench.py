@@ -1,0 +1,243 @@
+"""Side-by-side benchmarks: gdcore against the machine's read bandwidth, its own NumPy
+reference, scikit-learn's SGDRegressor and torch.optim, in one process on the same data.
+
+Every number is a ratio of two timings taken in the same run, so machine noise mostly
+cancels; each timing is the best of a few repeats (per-epoch times are read from a callback
+clock, so input validation and set-up are not counted).  ``gdcore bench`` prints the table;
+``run_benchmarks()`` returns it for ``benches/`` and for JSON output.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import time
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from . import _core, fit, make_regression
+from ._validation import resolve_n_threads
+
+
+@dataclass
+class Comparison:
+    name: str
+    gdcore_seconds: float
+    baseline: str
+    baseline_seconds: float | None
+    target: float            # the ratio baseline / gdcore that should be reached
+    note: str = ""
+
+    @property
+    def ratio(self):
+        if self.baseline_seconds is None or self.gdcore_seconds <= 0:
+            return None
+        return self.baseline_seconds / self.gdcore_seconds
+
+    @property
+    def met(self):
+        return None if self.ratio is None else self.ratio >= self.target
+
+    def as_dict(self):
+        out = asdict(self)
+        out.update(ratio=self.ratio, met=self.met)
+        return out
+
+
+def _best(function, repeats):
+    best = float("inf")
+    for _ in range(repeats):
+        started = time.perf_counter()
+        function()
+        best = min(best, time.perf_counter() - started)
+    return best
+
+
+def epoch_seconds(X, y, repeats=3, **options):
+    """Median seconds per epoch of a fit, from a clock read at each epoch's end (the first
+    epoch is the reference point, so set-up and validation are excluded)."""
+    results = []
+    for _ in range(repeats):
+        stamps = []
+        fit(X, y, callback=lambda progress: stamps.append(time.perf_counter()) and False,
+            **options)
+        if len(stamps) < 2:
+            raise ValueError("epoch_seconds needs at least 2 epochs")
+        results.append(float(np.median(np.diff(stamps))))
+    return min(results)
+
+
+def read_bandwidth(X, n_threads, repeats=5):
+    """Seconds for the threaded probe to read all of X once (a vectorised sum)."""
+    flat = X.reshape(-1)
+    return _best(lambda: _core.stream_sum(flat, n_threads), repeats)
+
+
+def _sklearn_sgd_epoch(X, y, lr, seed):
+    try:
+        import warnings
+
+        from sklearn.exceptions import ConvergenceWarning
+        from sklearn.linear_model import SGDRegressor
+    except ImportError:
+        return None, None
+    model = SGDRegressor(max_iter=1, tol=None, penalty=None, learning_rate="constant",
+                         eta0=lr, shuffle=True, random_state=seed, average=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        started = time.perf_counter()
+        model.fit(X, y)
+        seconds = time.perf_counter() - started
+    mse = float(np.mean((X @ model.coef_ + model.intercept_[0] - y) ** 2))
+    return seconds, mse
+
+
+def _torch_adam(X, y, lr, n_threads, batch_size=None, epochs=3):
+    """Seconds per full-batch step, or per mini-batch epoch, of torch.optim.Adam on a
+    torch.nn.Linear with the same loss (half the mean squared error)."""
+    try:
+        import torch
+    except ImportError:
+        return None
+    torch.set_num_threads(n_threads)
+    features = torch.from_numpy(X)
+    targets = torch.from_numpy(y)
+    model = torch.nn.Linear(X.shape[1], 1, dtype=features.dtype)
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+
+    def step(rows=None):
+        xb = features if rows is None else features[rows]
+        yb = targets if rows is None else targets[rows]
+        optimizer.zero_grad()
+        loss = 0.5 * torch.mean((model(xb).squeeze(1) - yb) ** 2)
+        loss.backward()
+        optimizer.step()
+
+    if batch_size is None:
+        step()
+        return _best(step, epochs * 2)
+
+    def epoch():
+        perm = torch.randperm(X.shape[0])
+        for start in range(0, X.shape[0], batch_size):
+            step(perm[start:start + batch_size])
+    return _best(epoch, epochs)
+
+
+def run_benchmarks(n=1_000_000, d=100, n_threads=None, quick=False, seed=0, log=print):
+    """Run every comparison of the performance issue; returns a list of Comparison."""
+    threads = resolve_n_threads(n_threads)
+    repeats = 2 if quick else 3
+    out = []
+
+    def add(comparison):
+        out.append(comparison)
+        if log is not None:
+            log(format_row(comparison))
+
+    if log is not None:
+        log(format_header())
+    full = dict(optimizer="gd", lr=0.1, tol=None, n_threads=threads, precompute=False)
+    # Full-batch epochs against the read bandwidth, for three widths (X kept near n·100 values).
+    for width in (10, 100, 1000):
+        rows = max(1000, n * 100 // max(width, 100)) if width > 100 else n
+        X, y, _ = make_regression(rows, width, seed=seed)
+        probe = read_bandwidth(X, threads)
+        epoch = epoch_seconds(X, y, repeats, epochs=6, **full)
+        add(Comparison(f"full-batch epoch d={width} ({rows:,} rows) vs read of X", epoch,
+                       f"bandwidth probe {X.nbytes / probe / 1e9:.1f} GB/s", probe, 0.8,
+                       note=f"{X.nbytes / epoch / 1e9:.1f} GB/s"))
+        if width == 10:
+            one = epoch_seconds(X, y, repeats, epochs=6, **dict(full, n_threads=1))
+            two = epoch_seconds(X, y, repeats, epochs=6, **dict(full, n_threads=2))
+            add(Comparison("full-batch epoch d=10, 2 threads vs 1", two, "1 thread", one, 1.7))
+        del X, y
+
+    X, y, _ = make_regression(n, d, seed=seed)
+    core_epoch = epoch_seconds(X, y, repeats, epochs=6, **full)
+    numpy_epoch = epoch_seconds(X, y, 1, epochs=3, backend="numpy", **full)
+    add(Comparison(f"full-batch epoch {n:,}x{d}", core_epoch, "NumPy reference backend",
+                   numpy_epoch, 2.5))
+
+    X32, y32 = X.astype(np.float32), y.astype(np.float32)
+    f32_epoch = epoch_seconds(X32, y32, repeats, epochs=6, **full)
+    add(Comparison(f"full-batch epoch {n:,}x{d} float32", f32_epoch, "same in float64",
+                   core_epoch, 1.8))
+    del X32, y32
+
+    lr_sgd = 0.001
+    started = time.perf_counter()
+    sgd = fit(X, y, optimizer="sgd", lr=lr_sgd, epochs=1, batch_size=1, tol=None, seed=seed,
+              n_threads=threads)
+    sgd_seconds = time.perf_counter() - started
+    sgd_mse = float(np.mean((X @ sgd.coef + sgd.intercept - y) ** 2))
+    sk_seconds, sk_mse = _sklearn_sgd_epoch(X, y, lr_sgd, seed)
+    note = ("scikit-learn not installed" if sk_seconds is None else
+            f"MSE {sgd_mse:.4g} vs {sk_mse:.4g} ({100 * (sgd_mse / sk_mse - 1):+.1f}%)")
+    add(Comparison("SGD batch_size=1 epoch", sgd_seconds, "sklearn SGDRegressor max_iter=1",
+                   sk_seconds, 4.0, note=note))
+
+    adam_step = epoch_seconds(X, y, repeats, optimizer="adam", lr=0.01, epochs=6, tol=None,
+                              n_threads=threads, precompute=False)
+    torch_step = _torch_adam(X, y, 0.01, threads)
+    add(Comparison("Adam full-batch step", adam_step, "torch.optim.Adam + nn.Linear",
+                   torch_step, 5.0, note="" if torch_step is not None else "torch not installed"))
+    adam_epoch = epoch_seconds(X, y, 2, optimizer="adam", lr=0.01, epochs=3, tol=None,
+                               batch_size=256, n_threads=threads, seed=seed)
+    torch_epoch = _torch_adam(X, y, 0.01, threads, batch_size=256, epochs=1)
+    add(Comparison("Adam mini-batch 256 epoch", adam_epoch, "torch mini-batch loop",
+                   torch_epoch, 10.0, note="" if torch_epoch is not None else "torch not installed"))
+
+    epochs_gram = 1000
+    gram = _best(lambda: fit(X, y, optimizer="gd", lr=0.1, epochs=epochs_gram, tol=None,
+                             n_threads=threads, precompute=True), 1)
+    add(Comparison(f"{epochs_gram} full-batch epochs, Gram mode", gram,
+                   f"streaming ({epochs_gram} x measured epoch)", epochs_gram * core_epoch, 10.0))
+    del X, y
+
+    Xs, ys, _ = make_regression(1000, 10, seed=seed)
+    small = dict(optimizer="gd", lr=0.1, epochs=1000, tol=None, n_threads=threads)
+    numpy_small = _best(lambda: fit(Xs, ys, backend="numpy", **small), 1)
+    # The default, precompute="auto", picks Gram mode here; the streaming kernel is shown too.
+    core_small = _best(lambda: fit(Xs, ys, **small), repeats)
+    add(Comparison("1000 epochs at 1000x10 (default: Gram mode)", core_small,
+                   "NumPy reference backend", numpy_small, 20.0))
+    streaming_small = _best(lambda: fit(Xs, ys, precompute=False, **small), repeats)
+    add(Comparison("1000 epochs at 1000x10, streaming X", streaming_small,
+                   "NumPy reference backend", numpy_small, 20.0))
+    return out
+
+
+def format_header():
+    return (f"{'benchmark':<52}{'gdcore s':>10}  {'baseline':<38}{'baseline s':>11}"
+            f"{'ratio':>8}{'target':>8}  note")
+
+
+def format_row(c):
+    ratio = "n/a" if c.ratio is None else f"{c.ratio:.2f}x"
+    base = "n/a" if c.baseline_seconds is None else f"{c.baseline_seconds:.4g}"
+    met = "" if c.met is None else (" ok" if c.met else " MISSED")
+    return (f"{c.name:<52}{c.gdcore_seconds:>10.4g}  {c.baseline:<38}{base:>11}"
+            f"{ratio:>8}{'>=' + format(c.target, 'g') + 'x':>8}{met}  {c.note}")
+
+
+def machine_description():
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(),
+            "numpy": np.__version__, "openmp": _core.openmp_enabled()}
+
+
+def write_json(path, comparisons, settings):
+    with open(path, "w") as f:
+        json.dump({"machine": machine_description(), "settings": settings,
+                   "results": [c.as_dict() for c in comparisons]}, f, indent=2)

@@ -1,0 +1,33 @@
+"""``gdcore bench``: gdcore side by side with its baselines (see gdcore.bench)."""
+
+from __future__ import annotations
+
+from .. import bench
+
+
+def add_parser(subparsers):
+    p = subparsers.add_parser(
+        "bench", help="time gdcore against read bandwidth, NumPy, scikit-learn and torch",
+        description="Each row is a ratio of two timings taken in this run on the same data. "
+                    "scikit-learn and torch rows are skipped (n/a) where not installed.")
+    p.add_argument("--n", type=int, default=1_000_000, help="rows (default 1,000,000)")
+    p.add_argument("--d", type=int, default=100, help="features (default 100)")
+    p.add_argument("--threads", type=int, default=None, help="n_threads (default: OpenMP's)")
+    p.add_argument("--quick", action="store_true", help="fewer repeats")
+    p.add_argument("--json", metavar="FILE", help="also write the results as JSON")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(run=run)
+    return p
+
+
+def run(args):
+    machine = bench.machine_description()
+    print(f"gdcore bench on {machine['cpu']}, {machine['cores']} cores, "
+          f"OpenMP {'on' if machine['openmp'] else 'off'}", flush=True)
+    results = bench.run_benchmarks(n=args.n, d=args.d, n_threads=args.threads,
+                                   quick=args.quick, seed=args.seed,
+                                   log=lambda line: print(line, flush=True))
+    if args.json:
+        bench.write_json(args.json, results, vars(args) | {"run": None})
+        print(f"wrote {args.json}")
+    return 0
