@@ -51,7 +51,25 @@ def _check_bool(name, value):
     return bool(value)
 
 
-class Optimizer:
+class HyperParameters:
+    """A value object: its constructor arguments are its identity (repr, ==, hash)."""
+
+    def get_params(self):
+        """The constructor arguments, as a dict."""
+        return {k: v for k, v in vars(self).items() if not k.startswith("_")}
+
+    def __repr__(self):
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
+        return f"{type(self).__name__}({args})"
+
+    def __eq__(self, other):
+        return type(self) is type(other) and self.get_params() == other.get_params()
+
+    def __hash__(self):
+        return hash((type(self).__name__, tuple(sorted(self.get_params().items()))))
+
+
+class Optimizer(HyperParameters):
     """Base class: a named set of hyper-parameters with a learning rate."""
 
     kind = -1
@@ -72,10 +90,6 @@ class Optimizer:
     def _own_config(self):
         return {}
 
-    def get_params(self):
-        """The constructor arguments, as a dict."""
-        return {k: v for k, v in vars(self).items() if not k.startswith("_")}
-
     def with_lr(self, lr):
         """A copy with another learning rate."""
         params = self.get_params()
@@ -90,15 +104,6 @@ class Optimizer:
     def allows_l1(self):
         return False
 
-    def __repr__(self):
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
-        return f"{type(self).__name__}({args})"
-
-    def __eq__(self, other):
-        return type(self) is type(other) and self.get_params() == other.get_params()
-
-    def __hash__(self):
-        return hash((type(self).__name__, tuple(sorted(self.get_params().items()))))
 
 
 class SGD(Optimizer):

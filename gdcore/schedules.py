@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 
-from .optim import _check_real
+from .optim import HyperParameters, _check_real
 
 __all__ = ["Schedule", "Constant", "StepLR", "ExponentialLR", "CosineAnnealingLR",
            "LinearLR", "InverseScaling", "SCHEDULE_NAMES", "make_schedule"]
@@ -31,7 +31,7 @@ def _check_positive_int(name, value):
     return value
 
 
-class Schedule:
+class Schedule(HyperParameters):
     kind = -1
 
     def factor(self, epoch, step):
@@ -44,18 +44,6 @@ class Schedule:
         cfg.update({k: float(v) for k, v in self.get_params().items()})
         return cfg
 
-    def get_params(self):
-        return dict(vars(self))
-
-    def __repr__(self):
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
-        return f"{type(self).__name__}({args})"
-
-    def __eq__(self, other):
-        return type(self) is type(other) and self.get_params() == other.get_params()
-
-    def __hash__(self):
-        return hash((type(self).__name__, tuple(sorted(self.get_params().items()))))
 
 
 class Constant(Schedule):
