@@ -11,6 +11,8 @@ from ..schedules import CosineAnnealingLR
 
 # (label, fit options): settings under which each optimizer converges on standardised data.
 # Full-batch for the deterministic methods, mini-batches of 256 for the stochastic ones.
+MIN_UPDATES = 20_000
+
 DEMO_RUNS = [
     ("gd", dict(optimizer="gd", lr=0.5, epochs=100)),
     ("sgd (batch 256)", dict(optimizer="sgd", lr=0.05, epochs=10, batch_size=256,
@@ -18,14 +20,16 @@ DEMO_RUNS = [
     # Heavy-ball losses oscillate on the way down, so the tol rule would stop them early.
     ("momentum", dict(optimizer="momentum", lr=0.05, epochs=100, tol=None)),
     ("nesterov", dict(optimizer="nesterov", lr=0.05, epochs=100, tol=None)),
-    ("adagrad (batch 256)", dict(optimizer="adagrad", lr=0.5, epochs=10, batch_size=256)),
+    ("adagrad (batch 256)", dict(optimizer="adagrad", lr=0.5, epochs=10, batch_size=256,
+                                 tol=1e-5)),
     ("rmsprop (batch 256)", dict(optimizer="rmsprop", lr=0.003, epochs=10, batch_size=256,
                                  schedule="invscaling")),
     ("adam (batch 256)", dict(optimizer="adam", lr=0.01, epochs=10, batch_size=256,
                               schedule="invscaling")),
     ("amsgrad (batch 256)", dict(optimizer="amsgrad", lr=0.01, epochs=10, batch_size=256,
                                  schedule="invscaling")),
-    ("normalized", dict(optimizer="normalized", lr=1.0, epochs=100)),
+    # Fixed-length steps never settle, so it runs its whole cosine schedule.
+    ("normalized", dict(optimizer="normalized", lr=1.0, epochs=100, tol=None)),
 ]
 
 
@@ -63,6 +67,11 @@ def run(args):
         if wanted is not None and label.split()[0] not in wanted:
             continue
         options = dict(options)
+        if options.get("batch_size"):
+            # Small problems have few batches an epoch: give the stochastic methods at least
+            # MIN_UPDATES updates (the tol rule still stops them once they settle).
+            per_epoch = -(-args.n // options["batch_size"])
+            options["epochs"] = max(options["epochs"], -(-MIN_UPDATES // per_epoch))
         if options["optimizer"] == "normalized":
             options["schedule"] = CosineAnnealingLR(T_max=options["epochs"])
         result = fit(X, y, seed=args.seed, n_threads=args.threads, **options)

@@ -1,0 +1,43 @@
+"""Shared fixtures: small, well-conditioned problems with known answers."""
+
+import numpy as np
+import pytest
+
+import gdcore
+
+
+def problem(n=120, d=5, dtype=np.float64, seed=0, noise=0.1, intercept=0.7):
+    X, y, coef = gdcore.make_regression(n, d, noise=noise, intercept=intercept, seed=seed,
+                                        dtype=dtype)
+    return X, y, coef
+
+
+@pytest.fixture
+def small():
+    return problem()
+
+
+@pytest.fixture
+def weights():
+    w = np.random.default_rng(11).uniform(0.0, 2.0, 120)
+    w[::9] = 0.0  # zero weights are allowed
+    return w
+
+
+def lstsq_solution(X, y, sample_weight=None, fit_intercept=True, l2=0.0):
+    """argmin of 1/(2S)·Σ sᵢrᵢ² + (l2/2)‖w‖²: the normal equations, by numpy.linalg.lstsq."""
+    X = np.asarray(X, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    n, d = X.shape
+    s = np.ones(n) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
+    S = s.sum()
+    A = np.hstack([X, np.ones((n, 1))]) if fit_intercept else X
+    root = np.sqrt(s / S)[:, None]
+    # ridge on w only: stack sqrt(l2)·[I 0] under the weighted rows
+    penalty = np.sqrt(l2) * np.eye(A.shape[1])
+    if fit_intercept:
+        penalty[-1, -1] = 0.0
+    A_big = np.vstack([A * root, penalty])
+    y_big = np.concatenate([y * root[:, 0], np.zeros(A.shape[1])])
+    theta = np.linalg.lstsq(A_big, y_big, rcond=None)[0]
+    return (theta[:d], theta[d]) if fit_intercept else (theta, 0.0)

@@ -1,0 +1,139 @@
+"""SPEC §8: every bad input raises ValueError/TypeError naming the argument, before any work,
+leaving the caller's arrays (and an earlier result) untouched."""
+
+import numpy as np
+import pytest
+
+import gdcore
+from gdcore.optim import SGD, Adagrad, Adam, NormalizedGD, RMSprop
+
+from conftest import problem
+
+
+def good():
+    X, y, _ = problem(n=20, d=3)
+    return X, y
+
+
+def with_nan(index, array):
+    array = array.copy()
+    array[index] = np.nan
+    return array
+
+
+def with_inf(index, array):
+    array = array.copy()
+    array[index] = -np.inf
+    return array
+
+
+X0, Y0 = good()
+W0 = np.ones(20)
+
+# (case id, arguments to fit, expected exception, pattern the message must contain)
+CASES = [
+    ("nan-X", dict(X=with_nan((3, 1), X0)), ValueError, "X contains NaN"),
+    ("inf-X", dict(X=with_inf((0, 0), X0)), ValueError, "X contains NaN or inf"),
+    ("nan-y", dict(y=with_nan(5, Y0)), ValueError, "y contains NaN"),
+    ("inf-y", dict(y=with_inf(5, Y0)), ValueError, "y contains"),
+    ("nan-weight", dict(sample_weight=with_nan(2, W0)), ValueError, "sample_weight contains"),
+    ("inf-weight", dict(sample_weight=with_inf(2, -W0) * -1), ValueError, "sample_weight"),
+    ("X-1d", dict(X=X0[:, 0]), ValueError, "X must be 2-D"),
+    ("X-3d", dict(X=X0[None]), ValueError, "X must be 2-D"),
+    ("y-length", dict(y=Y0[:-1]), ValueError, "len\\(y\\)"),
+    ("y-2d", dict(y=np.ones((20, 2))), ValueError, "y must be 1-D"),
+    ("n-zero", dict(X=np.empty((0, 3)), y=np.empty(0)), ValueError, "X has 0 samples"),
+    ("d-zero", dict(X=np.empty((20, 0))), ValueError, "X has 0 features"),
+    ("complex-X", dict(X=X0.astype(complex)), TypeError, "X has complex dtype"),
+    ("object-X", dict(X=X0.astype(object)), TypeError, "X has dtype object"),
+    ("string-X", dict(X=X0.astype(str)), TypeError, "X has dtype"),
+    ("bool-X", dict(X=X0 > 0), TypeError, "X has boolean dtype"),
+    ("bool-y", dict(y=Y0 > 0), TypeError, "y has boolean dtype"),
+    ("complex-weight", dict(sample_weight=W0.astype(complex)), TypeError, "sample_weight"),
+    ("negative-weight", dict(sample_weight=np.where(np.arange(20) == 4, -1.0, 1.0)),
+     ValueError, "sample_weight must be >= 0"),
+    ("zero-weights", dict(sample_weight=np.zeros(20)), ValueError, "sample_weight sums to 0"),
+    ("weight-length", dict(sample_weight=np.ones(19)), ValueError, "sample_weight"),
+    ("lr-zero", dict(lr=0.0), ValueError, "lr must be > 0"),
+    ("lr-negative", dict(lr=-1.0), ValueError, "lr"),
+    ("lr-nan", dict(lr=float("nan")), ValueError, "lr must be finite"),
+    ("lr-inf", dict(lr=float("inf")), ValueError, "lr must be finite"),
+    ("lr-string", dict(lr="0.1"), TypeError, "lr"),
+    ("epochs-zero", dict(epochs=0), ValueError, "epochs must be >= 1"),
+    ("epochs-float", dict(epochs=2.5), TypeError, "epochs must be an integer"),
+    ("batch-zero", dict(batch_size=0), ValueError, "batch_size must be >= 1"),
+    ("betas-one", dict(optimizer=None, _opt=lambda: Adam(betas=(0.9, 1.0))), ValueError,
+     "betas\\[1\\]"),
+    ("betas-negative", dict(_opt=lambda: Adam(betas=(-0.1, 0.9))), ValueError, "betas\\[0\\]"),
+    ("betas-shape", dict(_opt=lambda: Adam(betas=0.9)), TypeError, "betas"),
+    ("eps-zero", dict(_opt=lambda: Adam(eps=0.0)), ValueError, "eps must be > 0"),
+    ("eps-adagrad", dict(_opt=lambda: Adagrad(eps=-1.0)), ValueError, "eps"),
+    ("eps-rmsprop", dict(_opt=lambda: RMSprop(eps=0)), ValueError, "eps"),
+    ("eps-normalized", dict(_opt=lambda: NormalizedGD(eps=0)), ValueError, "eps"),
+    ("momentum-negative", dict(_opt=lambda: SGD(momentum=-0.1)), ValueError, "momentum"),
+    ("rmsprop-momentum", dict(_opt=lambda: RMSprop(momentum=-1)), ValueError, "momentum"),
+    ("nesterov-no-momentum", dict(_opt=lambda: SGD(nesterov=True)), ValueError, "nesterov"),
+    ("threads-zero", dict(n_threads=0), ValueError, "n_threads"),
+    ("threads-minus-two", dict(n_threads=-2), ValueError, "n_threads"),
+    ("threads-float", dict(n_threads=1.5), TypeError, "n_threads"),
+    ("unknown-optimizer", dict(optimizer="adamw"), ValueError,
+     "optimizer: unknown name 'adamw'; known names are 'gd', 'sgd'.*'adam'"),
+    ("optimizer-type", dict(optimizer=3), TypeError, "optimizer must be"),
+    ("unknown-schedule", dict(schedule="warmup"), ValueError,
+     "schedule: unknown name 'warmup'; known names are 'constant'"),
+    ("init-shape", dict(init=np.zeros(4)), ValueError, "init: coef must have shape \\(3,\\)"),
+    ("init-pair-shape", dict(init=(np.zeros(2), 0.0)), ValueError, "init"),
+    ("l1-with-adam", dict(optimizer="adam", l1=0.1), ValueError, "l1"),
+    ("l2-negative", dict(l2=-0.1), ValueError, "l2"),
+    ("gtol-mini-batch", dict(gtol=1e-3, batch_size=5), ValueError, "gtol"),
+    ("tol-negative", dict(tol=-1.0), ValueError, "tol"),
+    ("patience-zero", dict(n_iter_no_change=0), ValueError, "n_iter_no_change"),
+    ("backend", dict(backend="torch"), ValueError, "backend"),
+    ("callback", dict(callback=3), TypeError, "callback"),
+    ("fit-intercept", dict(fit_intercept="yes"), TypeError, "fit_intercept"),
+]
+
+
+@pytest.mark.parametrize("backend", ["core", "numpy"])
+@pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
+def test_bad_input(case, backend):
+    _, changes, error, pattern = case
+    changes = dict(changes)
+    make_optimizer = changes.pop("_opt", None)
+    arguments = dict(X=X0.copy(), y=Y0.copy(), sample_weight=None)
+    arguments.update(changes)
+    arguments.setdefault("backend", backend)
+    originals = {k: v.copy() for k, v in arguments.items() if isinstance(v, np.ndarray)}
+    inputs = dict(arguments)
+    X, y = arguments.pop("X"), arguments.pop("y")
+    with pytest.raises(error, match=pattern):
+        if make_optimizer is not None:
+            arguments["optimizer"] = make_optimizer()
+        gdcore.fit(X, y, **arguments)
+    for name, original in originals.items():
+        np.testing.assert_array_equal(inputs[name], original, err_msg=f"{name} was modified")
+
+
+def test_arrays_never_modified_by_a_fit():
+    X, y, _ = problem(n=30, d=3)
+    X_int = (X * 10).astype(np.int64)
+    X_f = np.asfortranarray(X)
+    w = np.linspace(0, 1, 30)
+    saved = [a.copy() for a in (X, y, X_int, X_f, w)]
+    for data in (X, X_int, X_f, X[::-1]):
+        gdcore.fit(data, y, sample_weight=w, epochs=3, batch_size=4, optimizer="adam")
+        gdcore.fit(data, y, sample_weight=w, epochs=3, backend="numpy")
+    for before, after in zip(saved, (X, y, X_int, X_f, w)):
+        np.testing.assert_array_equal(before, after)
+
+
+def test_schedule_arguments_are_checked():
+    from gdcore.schedules import CosineAnnealingLR, ExponentialLR, LinearLR, StepLR
+    with pytest.raises(ValueError, match="step_size"):
+        StepLR(step_size=0)
+    with pytest.raises(ValueError, match="gamma"):
+        ExponentialLR(gamma=0.0)
+    with pytest.raises(ValueError, match="T_max"):
+        CosineAnnealingLR(T_max=0)
+    with pytest.raises(ValueError, match="start_factor"):
+        LinearLR(start_factor=0.0)

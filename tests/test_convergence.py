@@ -1,0 +1,67 @@
+"""Fits converge to the least-squares solution (numpy.linalg.lstsq) on well-conditioned
+problems, for every optimizer, in both backends."""
+
+import numpy as np
+import pytest
+
+import gdcore
+from gdcore.optim import SGD, Adagrad, Adam, NormalizedGD, RMSprop
+from gdcore.schedules import CosineAnnealingLR, InverseScaling
+
+from conftest import lstsq_solution, problem
+
+# (optimizer, schedule, batch_size, epochs): settings under which each converges tightly.
+CASES = {
+    "gd": (SGD(lr=0.5), None, None, 300),
+    "momentum": (SGD(lr=0.1, momentum=0.9), None, None, 300),
+    "nesterov": (SGD(lr=0.1, momentum=0.9, nesterov=True), None, None, 300),
+    "adagrad": (Adagrad(lr=0.5), None, None, 600),
+    "rmsprop": (RMSprop(lr=0.01), CosineAnnealingLR(T_max=600), None, 600),
+    "adam": (Adam(lr=0.05), CosineAnnealingLR(T_max=600), None, 600),
+    "amsgrad": (Adam(lr=0.05, amsgrad=True), CosineAnnealingLR(T_max=600), None, 600),
+    "normalized": (NormalizedGD(lr=0.1), CosineAnnealingLR(T_max=800), None, 800),
+    "sgd-minibatch": (SGD(lr=0.1), InverseScaling(power_t=0.6), 20, 400),
+}
+
+
+@pytest.mark.parametrize("backend", ["core", "numpy"])
+@pytest.mark.parametrize("case", CASES)
+def test_converges_to_lstsq(case, backend):
+    X, y, _ = problem(n=200, d=5, noise=0.3)
+    optimizer, schedule, batch_size, epochs = CASES[case]
+    result = gdcore.fit(X, y, optimizer=optimizer, schedule=schedule, batch_size=batch_size,
+                        epochs=epochs, tol=None, seed=0, backend=backend)
+    coef, intercept = lstsq_solution(X, y)
+    tol = 5e-3 if batch_size else 1e-4
+    np.testing.assert_allclose(result.coef, coef, atol=tol)
+    assert result.intercept == pytest.approx(intercept, abs=tol)
+
+
+@pytest.mark.parametrize("fit_intercept", [True, False])
+def test_weighted_ridge_solution(fit_intercept, weights):
+    X, y, _ = problem(n=120, d=5, noise=0.5)
+    result = gdcore.fit(X, y, sample_weight=weights, l2=0.3, optimizer="gd", lr=0.5,
+                        epochs=500, tol=None, gtol=1e-12, fit_intercept=fit_intercept)
+    coef, intercept = lstsq_solution(X, y, weights, fit_intercept=fit_intercept, l2=0.3)
+    np.testing.assert_allclose(result.coef, coef, rtol=1e-9, atol=1e-11)
+    assert result.intercept == pytest.approx(intercept, rel=1e-9, abs=1e-11)
+    assert result.stop_reason == "gtol" and result.converged
+
+
+def test_float32_converges():
+    X, y, _ = problem(n=300, d=6, dtype=np.float32)
+    result = gdcore.fit(X, y, optimizer="adam", lr=0.05, epochs=400, tol=None,
+                        schedule=CosineAnnealingLR(T_max=400))
+    coef, intercept = lstsq_solution(X, y)
+    assert result.coef.dtype == np.float32
+    np.testing.assert_allclose(result.coef, coef, atol=2e-4)
+    assert result.intercept == pytest.approx(intercept, abs=2e-4)
+
+
+def test_mse_matches_lstsq_residual():
+    X, y, _ = problem(n=500, d=4, noise=0.2)
+    result = gdcore.fit(X, y, optimizer="gd", lr=0.5, epochs=200, tol=None)
+    coef, intercept = lstsq_solution(X, y)
+    best = np.mean((X @ coef + intercept - y) ** 2)
+    # the last recorded loss is J = mse/2 at the parameters before the last update
+    assert 2 * result.loss_history[-1] == pytest.approx(best, rel=1e-8)

@@ -1,0 +1,81 @@
+"""dtypes and layouts (SPEC §7): float32 and float64 in their own precision, other real dtypes
+as float64, memmaps read in place, any layout giving the C-contiguous result."""
+
+import numpy as np
+import pytest
+
+import gdcore
+
+from conftest import problem
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("batch_size", [None, 8])
+def test_result_dtype_follows_input(dtype, batch_size):
+    X, y, _ = problem(n=40, d=3, dtype=dtype)
+    r = gdcore.fit(X, y, epochs=3, batch_size=batch_size)
+    assert r.coef.dtype == dtype and isinstance(r.intercept, float)
+    assert r.loss_history.dtype == np.float64
+
+
+@pytest.mark.parametrize("dtype", [np.int32, np.int64, np.uint8, np.float16])
+def test_other_real_dtypes_become_float64(dtype):
+    X, y, _ = problem(n=40, d=3)
+    Xc = (X * 4).astype(dtype) if dtype != np.uint8 else (np.abs(X) * 4).astype(dtype)
+    r = gdcore.fit(Xc, y, epochs=4, tol=None)
+    expected = gdcore.fit(Xc.astype(np.float64), y, epochs=4, tol=None)
+    assert r.coef.dtype == np.float64
+    np.testing.assert_array_equal(r.coef, expected.coef)
+
+
+def layouts(X):
+    yield "fortran", np.asfortranarray(X)
+    wide = np.zeros((X.shape[0], 2 * X.shape[1]), X.dtype)
+    wide[:, ::2] = X
+    yield "strided", wide[:, ::2]
+    yield "reversed", np.ascontiguousarray(X[::-1])[::-1]
+    readonly = X.copy()
+    readonly.flags.writeable = False
+    yield "readonly", readonly
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_layouts_give_the_contiguous_result(dtype):
+    X, y, _ = problem(n=50, d=4, dtype=dtype)
+    expected = gdcore.fit(X, y, optimizer="adam", lr=0.05, epochs=5, batch_size=7, seed=1,
+                          tol=None)
+    for name, variant in layouts(X):
+        r = gdcore.fit(variant, y, optimizer="adam", lr=0.05, epochs=5, batch_size=7, seed=1,
+                       tol=None)
+        np.testing.assert_array_equal(r.coef, expected.coef, err_msg=name)
+
+
+def test_memmap_input(tmp_path):
+    X, y, _ = problem(n=300, d=5)
+    np.save(tmp_path / "X.npy", X)
+    mapped = np.load(tmp_path / "X.npy", mmap_mode="r")
+    assert isinstance(mapped, np.memmap)
+    a = gdcore.fit(mapped, y, epochs=5, tol=None)
+    b = gdcore.fit(X, y, epochs=5, tol=None)
+    np.testing.assert_array_equal(a.coef, b.coef)
+
+
+def test_lists_are_accepted():
+    a = gdcore.fit([[1.0], [3.0]], [1.0, 2.0], epochs=2, tol=None)
+    b = gdcore.fit(np.array([[1.0], [3.0]]), np.array([1.0, 2.0]), epochs=2, tol=None)
+    np.testing.assert_array_equal(a.coef, b.coef)
+
+
+def test_mixed_precision_follows_X():
+    X, y, _ = problem(n=40, d=3, dtype=np.float32)
+    r = gdcore.fit(X, y.astype(np.float64), sample_weight=np.ones(40), epochs=2)
+    assert r.coef.dtype == np.float32
+
+
+def test_make_regression():
+    X, y, coef = gdcore.make_regression(500, 4, noise=0.0, intercept=2.0, seed=1,
+                                        dtype=np.float32)
+    assert X.dtype == y.dtype == coef.dtype == np.float32 and X.shape == (500, 4)
+    np.testing.assert_allclose(X @ coef + 2.0, y, rtol=1e-5, atol=1e-5)
+    X2, _, _ = gdcore.make_regression(500, 4, seed=1)
+    np.testing.assert_allclose(X2, X, rtol=1e-6)

@@ -1,0 +1,52 @@
+"""check_grad: the core's gradient against central finite differences, and the gradient the
+core reports against an independent NumPy computation."""
+
+import numpy as np
+import pytest
+
+import gdcore
+from gdcore import _core
+
+from conftest import problem
+
+
+@pytest.mark.parametrize("fit_intercept", [True, False])
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("l2", [0.0, 0.3])
+def test_check_grad_small_in_float64(fit_intercept, weighted, l2):
+    X, y, coef = problem(n=100, d=6)
+    rng = np.random.default_rng(3)
+    s = rng.uniform(0, 2, 100) if weighted else None
+    point = coef + rng.standard_normal(6)
+    err = gdcore.check_grad(X, y, point, 0.4, sample_weight=s, l2=l2,
+                            fit_intercept=fit_intercept)
+    assert err < 1e-7
+
+
+def test_check_grad_with_l1_away_from_zero():
+    X, y, coef = problem(n=80, d=4)
+    point = np.array([0.5, -1.0, 2.0, 0.3])
+    assert gdcore.check_grad(X, y, point, 0.0, l1=0.1) < 1e-7
+
+
+def test_check_grad_float32():
+    X, y, coef = problem(n=100, d=5, dtype=np.float32)
+    assert gdcore.check_grad(X, y, coef + 0.5, 0.2) < 1e-2
+
+
+def test_core_gradient_equals_numpy():
+    X, y, coef = problem(n=300, d=7)
+    s = np.random.default_rng(1).uniform(0, 1, 300)
+    theta = np.append(coef * 0.3, -0.2)
+    loss, grad = _core.objective_gradient(X, y, s, theta, 0.1, 0.0, True, 2)
+    r = X @ theta[:7] + theta[7] - y
+    np.testing.assert_allclose(grad[:7], X.T @ (s * r) / s.sum() + 0.1 * theta[:7], rtol=1e-12)
+    assert grad[7] == pytest.approx((s * r).sum() / s.sum(), rel=1e-12)
+    assert loss == pytest.approx((s * r * r).sum() / (2 * s.sum()) + 0.05 * theta[:7] @ theta[:7],
+                                 rel=1e-13)
+
+
+def test_check_grad_rejects_bad_coef():
+    X, y, _ = problem(n=10, d=3)
+    with pytest.raises(ValueError, match="coef"):
+        gdcore.check_grad(X, y, np.zeros(4))

@@ -1,0 +1,151 @@
+"""Values derived by hand, independent of both backends."""
+
+import math
+
+import numpy as np
+import pytest
+
+import gdcore
+from gdcore.optim import SGD, Adagrad, Adam, NormalizedGD, RMSprop
+from gdcore.schedules import (CosineAnnealingLR, ExponentialLR, InverseScaling, LinearLR,
+                              StepLR)
+
+BACKENDS = ["core", "numpy"]
+
+# Two rows, one feature: X = [[1], [3]], y = [1, 2].  At w = b = 0: r = (−1, −2),
+# J = (1 + 4)/(2·2) = 1.25, ∂w = (−1·1 − 2·3)/2 = −3.5, ∂b = (−1 − 2)/2 = −1.5.
+X2 = np.array([[1.0], [3.0]])
+Y2 = np.array([1.0, 2.0])
+GRAD_W, GRAD_B, LOSS0 = -3.5, -1.5, 1.25
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_one_sgd_step(backend):
+    r = gdcore.fit(X2, Y2, optimizer="sgd", lr=0.1, epochs=1, tol=None, backend=backend)
+    assert r.loss_history[0] == pytest.approx(LOSS0, rel=1e-15)
+    assert r.coef[0] == pytest.approx(0.35, rel=1e-14)
+    assert r.intercept == pytest.approx(0.15, rel=1e-14)
+    assert r.n_updates == 1 and r.n_epochs == 1
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_two_sgd_steps_loss(backend):
+    # after one step w = 0.35, b = 0.15: r = (−0.5, −0.8), J = (0.25 + 0.64)/4 = 0.2225
+    r = gdcore.fit(X2, Y2, optimizer="sgd", lr=0.1, epochs=2, tol=None, backend=backend)
+    assert r.loss_history[1] == pytest.approx(0.2225, rel=1e-14)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_weights_and_l2(backend):
+    # weights (1, 3): S = 4, ∂w = (−1 − 3·2·3)/4 = −4.75, ∂b = (−1 − 6)/4 = −1.75;
+    # J = (1 + 3·4)/(2·4) = 1.625 (l2 adds nothing at w = 0)
+    r = gdcore.fit(X2, Y2, sample_weight=[1.0, 3.0], optimizer="sgd", lr=0.1, l2=0.5,
+                   epochs=1, tol=None, backend=backend)
+    assert r.loss_history[0] == pytest.approx(1.625, rel=1e-15)
+    assert r.coef[0] == pytest.approx(0.475, rel=1e-14)
+    assert r.intercept == pytest.approx(0.175, rel=1e-14)
+    # second epoch: l2 contributes (0.5/2)·w² to J and 0.5·w to ∂w
+    r2 = gdcore.fit(X2, Y2, sample_weight=[1.0, 3.0], optimizer="sgd", lr=0.1, l2=0.5,
+                    epochs=2, tol=None, backend=backend)
+    w, b = 0.475, 0.175
+    res = np.array([w + b - 1, 3 * w + b - 2])
+    J = (res[0] ** 2 + 3 * res[1] ** 2) / 8 + 0.25 * w * w
+    assert r2.loss_history[1] == pytest.approx(J, rel=1e-14)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_adam_first_step_moves_by_lr(backend):
+    # m̂ = g, v̂ = g², so the first step is lr·g/(|g| + eps) ≈ lr·sign(g)
+    r = gdcore.fit(X2, Y2, optimizer=Adam(lr=0.01), epochs=1, tol=None, backend=backend)
+    assert r.coef[0] == pytest.approx(0.01 * 3.5 / (3.5 + 1e-8), rel=1e-12)
+    assert r.intercept == pytest.approx(0.01 * 1.5 / (1.5 + 1e-8), rel=1e-12)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_normalized_step_has_length_lr(backend):
+    r = gdcore.fit(X2, Y2, optimizer=NormalizedGD(lr=0.2), epochs=1, tol=None,
+                   backend=backend)
+    assert math.hypot(r.coef[0], r.intercept) == pytest.approx(0.2, rel=1e-14)
+    assert r.coef[0] / r.intercept == pytest.approx(3.5 / 1.5, rel=1e-14)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_adagrad_and_rmsprop_first_steps(backend):
+    r = gdcore.fit(X2, Y2, optimizer=Adagrad(lr=0.1), epochs=1, tol=None, backend=backend)
+    # G = g², step = lr·g/(|g| + 1e-10)
+    assert r.coef[0] == pytest.approx(0.1 * 3.5 / (3.5 + 1e-10), rel=1e-13)
+    r = gdcore.fit(X2, Y2, optimizer=RMSprop(lr=0.1, alpha=0.9), epochs=1, tol=None,
+                   backend=backend)
+    # v = 0.1·g², step = lr·g/(√0.1·|g| + 1e-8)
+    assert r.coef[0] == pytest.approx(0.1 * 3.5 / (math.sqrt(0.1) * 3.5 + 1e-8), rel=1e-13)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_momentum_buffer_starts_at_gradient(backend):
+    # step 1: buf = g, θ = −lr·g.  With nesterov the step is lr·(g + μ·g) = lr·1.9·g.
+    r = gdcore.fit(X2, Y2, optimizer=SGD(lr=0.1, momentum=0.9, nesterov=True), epochs=1,
+                   tol=None, backend=backend)
+    assert r.coef[0] == pytest.approx(0.1 * 1.9 * 3.5, rel=1e-14)
+    r = gdcore.fit(X2, Y2, optimizer=SGD(lr=0.1, momentum=0.9, dampening=0.5), epochs=1,
+                   tol=None, backend=backend)
+    assert r.coef[0] == pytest.approx(0.35, rel=1e-14)  # dampening does not touch step 1
+
+
+def lr_of_epochs(schedule, epochs, backend):
+    """The lr used in each epoch, read back from SGD steps on a problem with a constant
+    gradient: y = 0, X = 0 except the intercept, so ∂b = b and lrₑ = 1 − b_{e+1}/b_e."""
+    X = np.zeros((4, 1))
+    y = np.zeros(4)
+    bs = []
+    gdcore.fit(X, y, optimizer="sgd", lr=0.1, epochs=epochs, tol=None, schedule=schedule,
+               init=(np.zeros(1), 1.0), backend=backend,
+               callback=lambda p: bs.append(p.intercept))
+    b = np.array([1.0] + bs)
+    return 1.0 - b[1:] / b[:-1]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("schedule, expected", [
+    (StepLR(step_size=2, gamma=0.5), [0.1, 0.1, 0.05, 0.05, 0.025, 0.025]),
+    (ExponentialLR(gamma=0.5), [0.1, 0.05, 0.025, 0.0125, 0.00625, 0.003125]),
+    (CosineAnnealingLR(T_max=4), [0.1, 0.1 * (1 + math.cos(math.pi / 4)) / 2, 0.05,
+                                  0.1 * (1 + math.cos(3 * math.pi / 4)) / 2, 0.0,
+                                  0.1 * (1 + math.cos(5 * math.pi / 4)) / 2]),
+    (LinearLR(start_factor=0.5, end_factor=1.0, total_iters=2), [0.05, 0.075, 0.1, 0.1, 0.1, 0.1]),
+    (InverseScaling(power_t=0.5), [0.1 / math.sqrt(t) for t in range(1, 7)]),
+])
+def test_schedules(schedule, expected, backend):
+    np.testing.assert_allclose(lr_of_epochs(schedule, 6, backend), expected, rtol=1e-12,
+                               atol=1e-15)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_mini_batch_loss_is_mean_of_batch_losses(backend):
+    # shuffle=False, batch 1: epoch 1 = mean of J before each update, by hand:
+    # batch 1 (row 0) at θ=0: J = 1/2; update lr=0.1: w = 0.1, b = 0.1
+    # batch 2 (row 1) at θ: r = 0.4 − 2 = −1.6, J = 1.28
+    r = gdcore.fit(X2, Y2, optimizer="sgd", lr=0.1, epochs=1, batch_size=1, shuffle=False,
+                   tol=None, backend=backend)
+    assert r.loss_history[0] == pytest.approx((0.5 + 1.28) / 2, rel=1e-14)
+    assert r.n_updates == 2
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_zero_weight_batch_is_skipped(backend):
+    r = gdcore.fit(X2, Y2, sample_weight=[0.0, 1.0], optimizer="sgd", lr=0.1, epochs=1,
+                   batch_size=1, shuffle=False, tol=None, backend=backend)
+    assert r.n_updates == 1
+    assert r.loss_history[0] == pytest.approx(2.0, rel=1e-15)  # (0 − 2)²/2
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_first_loss_is_objective_at_init(backend):
+    rng = np.random.default_rng(2)
+    X, y = rng.standard_normal((30, 4)), rng.standard_normal(30)
+    s = rng.uniform(0.5, 1.5, 30)
+    w, b = rng.standard_normal(4), 0.3
+    r = gdcore.fit(X, y, sample_weight=s, init=(w, b), l2=0.2, epochs=1, tol=None,
+                   backend=backend)
+    resid = X @ w + b - y
+    J = (s * resid ** 2).sum() / (2 * s.sum()) + 0.1 * (w @ w)
+    assert r.loss_history[0] == pytest.approx(J, rel=1e-13)

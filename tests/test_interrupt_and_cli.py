@@ -1,0 +1,97 @@
+"""Ctrl-C during a fit (SIGINT to a subprocess), the GIL released while the core runs, and
+the gdcore command."""
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+
+import numpy as np
+import pytest
+
+import gdcore
+
+LONG_FIT = textwrap.dedent("""
+    import sys, time
+    import numpy as np
+    import gdcore
+    X, y, _ = gdcore.make_regression(200_000, 20, seed=0)
+    def report(progress):
+        if progress.epoch == 1:
+            print("running", flush=True)
+    try:
+        gdcore.fit(X, y, optimizer="adam", lr=1e-4, epochs=100000, batch_size=BATCH,
+                   tol=None, backend=BACKEND, callback=report, precompute=False)
+    except KeyboardInterrupt as exc:
+        r = exc.result
+        assert np.all(np.isfinite(r.coef)), "parameters of the last finished update"
+        assert r.n_epochs >= 1 and len(r.loss_history) == r.n_epochs
+        print("interrupted", r.n_epochs, r.n_updates, time.perf_counter(), flush=True)
+        sys.exit(3)
+""")
+
+
+@pytest.mark.parametrize("batch, backend", [("None", "core"), ("64", "core"),
+                                            ("None", "numpy")])
+def test_ctrl_c_stops_a_fit(batch, backend):
+    code = LONG_FIT.replace("BATCH", batch).replace("BACKEND", repr(backend))
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "running"
+        time.sleep(0.3)
+        sent = time.perf_counter()
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    assert proc.returncode == 3, out
+    words = out.split()
+    assert words[0] == "interrupted"
+    # perf_counter is system-wide on Linux (CLOCK_MONOTONIC), so the two clocks compare
+    assert float(words[3]) - sent < 2.0
+
+
+def test_gil_is_released_during_a_fit():
+    X, y, _ = gdcore.make_regression(400_000, 20, seed=0)
+    ticks = []
+    stop = threading.Event()
+
+    def counter():
+        while not stop.is_set():
+            ticks.append(time.perf_counter())
+            time.sleep(0.001)
+    thread = threading.Thread(target=counter)
+    thread.start()
+    try:
+        started = time.perf_counter()
+        gdcore.fit(X, y, optimizer="sgd", lr=0.01, epochs=1, batch_size=1, tol=None)
+        finished = time.perf_counter()
+    finally:
+        stop.set()
+        thread.join()
+    during = [t for t in ticks if started < t < finished]
+    # the other thread kept ticking while one long epoch ran in the core
+    assert len(during) >= 0.25 * (finished - started) / 0.001 or len(during) > 20
+
+
+def test_cli_demo_runs(tmp_path):
+    out = subprocess.run([sys.executable, "-m", "gdcore", "demo", "--n", "3000", "--d", "5",
+                          "--dtype", "float32"], capture_output=True, text=True, check=True,
+                         cwd=tmp_path, env=dict(os.environ, PYTHONPATH=os.getcwd())).stdout
+    lines = [line for line in out.splitlines() if line[:1].isalpha()]
+    table = {line.split()[0]: line.split() for line in lines
+             if line.split()[0] in {"gd", "sgd", "momentum", "nesterov", "adagrad", "rmsprop",
+                                    "adam", "amsgrad", "normalized"}}
+    assert len(table) == 9, out
+    for name, row in table.items():
+        mse = float(row[-3])
+        assert np.isfinite(mse) and mse < 0.05, (name, row)  # noise variance is 0.01
+
+
+def test_cli_rejects_bad_size():
+    proc = subprocess.run([sys.executable, "-m", "gdcore", "demo", "--n", "0"],
+                          capture_output=True, text=True)
+    assert proc.returncode != 0 and "--n" in proc.stderr + proc.stdout

@@ -1,0 +1,149 @@
+"""Stop reasons, divergence, continuing a fit with init=, callbacks."""
+
+import numpy as np
+import pytest
+
+import gdcore
+from gdcore.schedules import StepLR
+
+from conftest import problem
+
+BACKENDS = ["core", "numpy"]
+
+
+def sklearn_tol_rule(losses, tol, patience):
+    """The number of epochs scikit-learn's rule runs on this loss sequence."""
+    best, count = np.inf, 0
+    for epoch, loss in enumerate(losses, start=1):
+        count = count + 1 if loss > best - tol else 0
+        best = min(best, loss)
+        if count >= patience:
+            return epoch
+    return len(losses)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("batch_size", [None, 10])
+def test_tol_rule_is_scikit_learns(backend, batch_size):
+    X, y, _ = problem(n=60, d=4, noise=0.5)
+    options = dict(optimizer="sgd", lr=0.05, batch_size=batch_size, seed=0, backend=backend)
+    free = gdcore.fit(X, y, epochs=300, tol=None, **options)
+    stopped = gdcore.fit(X, y, epochs=300, tol=1e-3, n_iter_no_change=4, **options)
+    expected = sklearn_tol_rule(free.loss_history, 1e-3, 4)
+    assert expected < 300  # the rule does fire on this problem
+    assert stopped.n_epochs == expected
+    assert stopped.stop_reason == "tol" and stopped.converged
+    np.testing.assert_array_equal(stopped.loss_history, free.loss_history[:expected])
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_epochs_and_gtol(backend):
+    X, y, _ = problem(n=60, d=4)
+    r = gdcore.fit(X, y, optimizer="gd", lr=0.5, epochs=7, tol=None, backend=backend)
+    assert (r.stop_reason, r.converged, r.n_epochs, r.n_updates) == ("epochs", False, 7, 7)
+    r = gdcore.fit(X, y, optimizer="gd", lr=0.5, epochs=10000, tol=None, gtol=1e-9,
+                   backend=backend)
+    assert r.stop_reason == "gtol" and r.converged
+    # the last epoch measured the gradient and did not update
+    assert r.n_updates == r.n_epochs - 1
+    _, grad = gdcore._core.objective_gradient(X, y, np.empty(0), np.append(r.coef, r.intercept),
+                                              0.0, 0.0, True, 1)
+    assert np.max(np.abs(grad)) <= 1e-9
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_callback_stops_and_sees_progress(backend):
+    X, y, _ = problem(n=40, d=3)
+    seen = []
+
+    def callback(progress):
+        seen.append(progress)
+        return progress.epoch == 3
+    r = gdcore.fit(X, y, epochs=50, tol=None, callback=callback, backend=backend)
+    assert r.stop_reason == "callback" and not r.converged and r.n_epochs == 3
+    assert [p.epoch for p in seen] == [1, 2, 3]
+    assert [p.loss for p in seen] == list(r.loss_history)
+    np.testing.assert_array_equal(seen[-1].coef, r.coef)
+    assert isinstance(seen[0], gdcore.FitProgress)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("batch_size", [None, 7])
+def test_divergence_keeps_last_finite_parameters(backend, batch_size):
+    X, y, _ = problem(n=50, d=4)
+    with pytest.raises(gdcore.DivergenceError, match=r"epoch \d+.*smaller lr") as info:
+        gdcore.fit(X, y, optimizer="sgd", lr=1e3, epochs=500, tol=None,
+                   batch_size=batch_size, shuffle=False, backend=backend)
+    err = info.value
+    res = err.result
+    assert np.all(np.isfinite(res.coef)) and np.isfinite(res.intercept)
+    assert np.all(np.isfinite(res.loss_history))
+    assert res.state is None and res.stop_reason == "diverged"
+    assert err.epoch == res.n_epochs + 1
+    # Full batch: the kept parameters are those of the same fit stopped after the epochs
+    # it recorded (the failing epoch's update, or its loss, was not finite).
+    if batch_size is None and res.n_epochs > 0:
+        before = gdcore.fit(X, y, optimizer="sgd", lr=1e3, epochs=res.n_epochs, tol=None,
+                            shuffle=False, backend=backend)
+        assert res.n_updates == res.n_epochs
+        np.testing.assert_array_equal(res.loss_history, before.loss_history)
+        np.testing.assert_array_equal(res.coef, before.coef)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_diverged_result_cannot_be_continued(backend):
+    X, y, _ = problem(n=50, d=4)
+    with pytest.raises(gdcore.DivergenceError) as info:
+        gdcore.fit(X, y, optimizer="sgd", lr=1e3, epochs=500, tol=None, backend=backend)
+    res = info.value.result
+    with pytest.raises(ValueError, match="init"):
+        gdcore.fit(X, y, init=res)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("optimizer", ["sgd", "nesterov", "adagrad", "rmsprop", "adam",
+                                       "normalized"])
+@pytest.mark.parametrize("batch_size", [None, 9])
+def test_init_continues_exactly(backend, optimizer, batch_size):
+    X, y, _ = problem(n=50, d=4)
+    options = dict(optimizer=optimizer, lr=0.02, batch_size=batch_size, seed=3, tol=None,
+                   schedule=StepLR(step_size=3, gamma=0.5), backend=backend)
+    ten = gdcore.fit(X, y, epochs=10, **options)
+    five = gdcore.fit(X, y, epochs=5, **options)
+    more = gdcore.fit(X, y, epochs=5, init=five, **options)
+    np.testing.assert_array_equal(more.loss_history, ten.loss_history)
+    np.testing.assert_array_equal(more.coef, ten.coef)
+    assert more.intercept == ten.intercept
+    assert (more.n_epochs, more.n_updates) == (ten.n_epochs, ten.n_updates)
+    # continuing takes the optimizer and schedule of the result by default
+    implicit = gdcore.fit(X, y, epochs=5, init=five, seed=3, tol=None, batch_size=batch_size,
+                          backend=backend)
+    np.testing.assert_array_equal(implicit.coef, ten.coef)
+
+
+def test_init_with_parameters():
+    X, y, coef = problem(n=50, d=4)
+    r = gdcore.fit(X, y, init=coef, epochs=1, tol=None)
+    J = 0.5 * np.mean((X @ coef - y) ** 2)
+    assert r.loss_history[0] == pytest.approx(J, rel=1e-13)
+    r = gdcore.fit(X, y, init=(coef, 0.7), epochs=1, tol=None)
+    assert r.loss_history[0] == pytest.approx(0.5 * np.mean((X @ coef + 0.7 - y) ** 2), rel=1e-13)
+
+
+def test_init_result_is_not_modified():
+    X, y, _ = problem(n=50, d=4)
+    first = gdcore.fit(X, y, optimizer="adam", epochs=3, tol=None, batch_size=8, seed=0)
+    snapshot = (first.coef.copy(), first.state.theta.copy(), first.state.optimizer_state.copy(),
+                list(first.loss_history), first.state.n_updates)
+    gdcore.fit(X, y, epochs=3, init=first, tol=None, batch_size=8)
+    assert np.array_equal(first.coef, snapshot[0])
+    assert np.array_equal(first.state.theta, snapshot[1])
+    assert np.array_equal(first.state.optimizer_state, snapshot[2])
+    assert list(first.loss_history) == snapshot[3] and first.state.n_updates == snapshot[4]
+
+
+def test_init_with_another_optimizer_is_refused():
+    X, y, _ = problem(n=30, d=3)
+    first = gdcore.fit(X, y, optimizer="adam", epochs=2)
+    with pytest.raises(ValueError, match="init"):
+        gdcore.fit(X, y, optimizer="sgd", init=first)

@@ -1,0 +1,117 @@
+"""The compiled core against the NumPy reference, along whole trajectories: every epoch's
+loss and every epoch's parameters (read through the callback)."""
+
+import numpy as np
+import pytest
+
+import gdcore
+from gdcore.optim import SGD, Adagrad, Adam, NormalizedGD, RMSprop
+from gdcore.schedules import (CosineAnnealingLR, ExponentialLR, InverseScaling, LinearLR,
+                              StepLR)
+
+from conftest import problem
+
+OPTIMIZERS = {
+    "sgd": SGD(lr=0.05),
+    "momentum": SGD(lr=0.02, momentum=0.9),
+    "nesterov": SGD(lr=0.02, momentum=0.9, nesterov=True),
+    "sgd-dampening": SGD(lr=0.05, momentum=0.5, dampening=0.5),
+    "adagrad": Adagrad(lr=0.1, lr_decay=0.01, initial_accumulator_value=0.1),
+    "rmsprop": RMSprop(lr=0.01),
+    "rmsprop-centered-momentum": RMSprop(lr=0.005, momentum=0.5, centered=True),
+    "adam": Adam(lr=0.02),
+    "amsgrad": Adam(lr=0.02, betas=(0.8, 0.99), amsgrad=True),
+    "normalized": NormalizedGD(lr=0.02),
+}
+SCHEDULES = {
+    "constant": "constant",
+    "step": StepLR(step_size=3, gamma=0.5),
+    "exponential": ExponentialLR(gamma=0.9),
+    "cosine": CosineAnnealingLR(T_max=6, eta_min=0.001),
+    "linear": LinearLR(start_factor=0.25, end_factor=1.0, total_iters=4),
+    "invscaling": InverseScaling(power_t=0.3),
+}
+BATCHES = {"full": None, "mini": 16, "single": 1}
+RTOL = {np.float64: 1e-10, np.float32: 1e-4}
+
+
+def trajectory(X, y, backend, **options):
+    """(loss_history, per-epoch (coef, intercept) array, result)."""
+    params = []
+    result = gdcore.fit(X, y, backend=backend, tol=None, seed=5,
+                        callback=lambda p: params.append(np.append(p.coef, p.intercept)),
+                        **options)
+    assert len(params) == result.n_epochs == len(result.loss_history)
+    return result.loss_history, np.array(params), result
+
+
+def assert_same_trajectory(X, y, dtype, **options):
+    loss_core, params_core, core = trajectory(X, y, "core", **options)
+    loss_ref, params_ref, ref = trajectory(X, y, "numpy", **options)
+    rtol = RTOL[dtype]
+    assert core.coef.dtype == ref.coef.dtype == dtype
+    assert core.n_epochs == ref.n_epochs and core.n_updates == ref.n_updates
+    np.testing.assert_allclose(loss_core, loss_ref, rtol=rtol)
+    scale = np.abs(params_ref).max()
+    np.testing.assert_allclose(params_core, params_ref, rtol=rtol, atol=rtol * scale)
+    assert np.all(np.isfinite(loss_core))
+    return core
+
+
+@pytest.mark.parametrize("schedule", SCHEDULES)
+@pytest.mark.parametrize("optimizer", OPTIMIZERS)
+@pytest.mark.parametrize("batch", BATCHES)
+def test_every_optimizer_and_schedule(optimizer, schedule, batch):
+    X, y, _ = problem(n=50, d=4)
+    result = assert_same_trajectory(X, y, np.float64, optimizer=OPTIMIZERS[optimizer],
+                                    schedule=SCHEDULES[schedule], batch_size=BATCHES[batch],
+                                    epochs=8)
+    assert result.n_epochs == 8
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("fit_intercept", [True, False])
+@pytest.mark.parametrize("batch", BATCHES)
+@pytest.mark.parametrize("optimizer", OPTIMIZERS)
+def test_weights_dtypes_intercept(optimizer, batch, fit_intercept, weighted, dtype):
+    X, y, _ = problem(n=45, d=3, dtype=dtype)
+    weights = None
+    if weighted:
+        weights = np.random.default_rng(1).uniform(0.0, 2.0, len(y)).astype(dtype)
+        weights[::4] = 0.0
+    result = assert_same_trajectory(X, y, dtype, optimizer=OPTIMIZERS[optimizer],
+                                    batch_size=BATCHES[batch], epochs=6,
+                                    fit_intercept=fit_intercept, sample_weight=weights,
+                                    schedule=StepLR(step_size=2, gamma=0.7))
+    if not fit_intercept:
+        assert result.intercept == 0.0
+
+
+@pytest.mark.parametrize("batch", BATCHES)
+@pytest.mark.parametrize("optimizer", ["sgd", "momentum", "nesterov"])
+def test_penalties(optimizer, batch):
+    X, y, _ = problem(n=40, d=6)
+    result = assert_same_trajectory(X, y, np.float64, optimizer=OPTIMIZERS[optimizer],
+                                    batch_size=BATCHES[batch], epochs=10, l2=0.05, l1=0.02)
+    assert result.n_updates > 0
+
+
+def test_l1_sets_coefficients_exactly_to_zero():
+    X, y, _ = problem(n=80, d=6)
+    y = X[:, 0] * 2.0 + 0.01 * np.random.default_rng(0).standard_normal(80)
+    core = gdcore.fit(X, y, optimizer="sgd", lr=0.1, l1=0.2, epochs=200, tol=None)
+    ref = gdcore.fit(X, y, optimizer="sgd", lr=0.1, l1=0.2, epochs=200, tol=None,
+                     backend="numpy")
+    assert np.count_nonzero(core.coef == 0.0) >= 4
+    np.testing.assert_array_equal(core.coef == 0.0, ref.coef == 0.0)
+
+
+@pytest.mark.parametrize("l2", [0.0, 0.1])
+def test_threaded_pass_matches_reference(l2):
+    """A problem large enough that the core cuts rows between two threads."""
+    X, y, _ = problem(n=20000, d=8)
+    assert_same_trajectory(X, y, np.float64, optimizer="adam", lr=0.05, epochs=5, l2=l2,
+                           n_threads=2)
+    assert_same_trajectory(X, y, np.float64, optimizer="sgd", lr=0.05, epochs=2,
+                           batch_size=8192, n_threads=2)
