@@ -41,3 +41,11 @@ def lstsq_solution(X, y, sample_weight=None, fit_intercept=True, l2=0.0):
     y_big = np.concatenate([y * root[:, 0], np.zeros(A.shape[1])])
     theta = np.linalg.lstsq(A_big, y_big, rcond=None)[0]
     return (theta[:d], theta[d]) if fit_intercept else (theta, 0.0)
+
+
+def subprocess_env():
+    """The environment for a child Python that must import this gdcore (installed or not)."""
+    import os
+    root = os.path.dirname(os.path.dirname(os.path.abspath(gdcore.__file__)))
+    path = os.environ.get("PYTHONPATH")
+    return dict(os.environ, PYTHONPATH=root if not path else root + os.pathsep + path)

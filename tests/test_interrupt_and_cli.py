@@ -14,6 +14,8 @@ import pytest
 
 import gdcore
 
+from conftest import subprocess_env
+
 LONG_FIT = textwrap.dedent("""
     import sys, time
     import numpy as np
@@ -38,7 +40,8 @@ LONG_FIT = textwrap.dedent("""
                                             ("None", "numpy")])
 def test_ctrl_c_stops_a_fit(batch, backend):
     code = LONG_FIT.replace("BATCH", batch).replace("BACKEND", repr(backend))
-    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True,
+                            env=subprocess_env())
     try:
         assert proc.stdout.readline().strip() == "running"
         time.sleep(0.3)
@@ -80,7 +83,7 @@ def test_gil_is_released_during_a_fit():
 def test_cli_demo_runs(tmp_path):
     out = subprocess.run([sys.executable, "-m", "gdcore", "demo", "--n", "3000", "--d", "5",
                           "--dtype", "float32"], capture_output=True, text=True, check=True,
-                         cwd=tmp_path, env=dict(os.environ, PYTHONPATH=os.getcwd())).stdout
+                         cwd=tmp_path, env=subprocess_env()).stdout
     lines = [line for line in out.splitlines() if line[:1].isalpha()]
     table = {line.split()[0]: line.split() for line in lines
              if line.split()[0] in {"gd", "sgd", "momentum", "nesterov", "adagrad", "rmsprop",
@@ -93,5 +96,5 @@ def test_cli_demo_runs(tmp_path):
 
 def test_cli_rejects_bad_size():
     proc = subprocess.run([sys.executable, "-m", "gdcore", "demo", "--n", "0"],
-                          capture_output=True, text=True)
+                          capture_output=True, text=True, env=subprocess_env())
     assert proc.returncode != 0 and "--n" in proc.stderr + proc.stdout

@@ -11,6 +11,8 @@ import pytest
 
 import gdcore
 
+from conftest import subprocess_env
+
 
 @pytest.fixture(scope="module")
 def data():
@@ -92,7 +94,8 @@ def test_memmap_fit_allocates_no_copy(tmp_path, dtype, batch):
     script = tmp_path / "memory.py"
     script.write_text(MEMORY_SCRIPT)
     out = subprocess.run([sys.executable, str(script), str(tmp_path / "data"), dtype, batch],
-                         capture_output=True, text=True, check=True).stdout.split()
+                         capture_output=True, text=True, check=True,
+                         env=subprocess_env()).stdout.split()
     peak, x_bytes = int(out[0]), int(out[1])
     assert x_bytes > 60 * 2**20  # X is big enough that a copy would show
     # 50 MB plus the permutation (8 bytes a row) and a batch
