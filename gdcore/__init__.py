@@ -18,5 +18,15 @@ from ._result import DivergenceError, FitProgress, FitResult
 
 __version__ = "0.1.0"
 
-__all__ = ["fit", "FitResult", "FitProgress", "DivergenceError", "check_grad",
+
+
+def __getattr__(name):
+    # scikit-learn is optional: import the estimator only when it is asked for.
+    if name == "GDRegressor":
+        from .estimator import GDRegressor
+        return GDRegressor
+    raise AttributeError(f"module 'gdcore' has no attribute {name!r}")
+
+
+__all__ = ["fit", "GDRegressor", "FitResult", "FitProgress", "DivergenceError", "check_grad",
            "make_regression", "optim", "schedules", "__version__"]

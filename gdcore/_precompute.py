@@ -34,11 +34,12 @@ def augmented_gram(X, y, sample_weight=None):
 
 
 def gram_is_cheaper(n, d, epochs):
-    """``precompute="auto"``: forming the Gram matrix costs about n·d² multiply-adds at BLAS
-    speed (roughly 25× the rate of a memory-bound streaming epoch's n·d); then each epoch
-    costs d².  Pick it when the epochs it saves outweigh that, and the matrix is small."""
-    if d > 4096:
+    """``precompute="auto"``: forming the Gram matrix reads X once (like an epoch, n·d) and
+    costs n·d² multiply-adds at BLAS speed (roughly 25× the rate of a memory-bound streaming
+    epoch); then each epoch costs d².  Pick it when the epochs it saves outweigh that, and
+    the matrix is small."""
+    if d > 4096 or epochs < 2:
         return False
     streaming = epochs * n * d
-    gram = n * d * d / 25.0 + epochs * d * d
+    gram = n * d * (1.0 + d / 25.0) + epochs * d * d
     return gram < streaming

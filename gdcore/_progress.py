@@ -1,0 +1,31 @@
+"""Progress bars for long fits, built on the per-epoch callback (tqdm, optional)."""
+
+from __future__ import annotations
+
+import sys
+
+
+def progress_callback(total_epochs, enabled=None, desc="fit", stream=None, user_callback=None):
+    """A (callback, close) pair showing epoch, loss and rate in a tqdm bar.
+
+    ``enabled=None`` shows the bar only when ``stream`` (default stderr) is a terminal, so
+    pipes and logs stay quiet; True forces it (an ImportError names the missing package),
+    False turns it off.  ``user_callback``, if given, is still called and may stop the fit.
+    """
+    stream = sys.stderr if stream is None else stream
+    if enabled is None:
+        enabled = hasattr(stream, "isatty") and stream.isatty()
+    if not enabled:
+        return user_callback, None
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:  # pragma: no cover - depends on the environment
+        raise ImportError("progress bars need tqdm: pip install 'gdcore[progress]'") from None
+    bar = tqdm(total=total_epochs, desc=desc, unit="epoch", file=stream, dynamic_ncols=True)
+
+    def callback(progress):
+        bar.update(1)
+        bar.set_postfix(loss=f"{progress.loss:.6g}", refresh=False)
+        return bool(user_callback(progress)) if user_callback is not None else False
+
+    return callback, bar.close

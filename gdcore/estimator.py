@@ -1,0 +1,129 @@
+"""GDRegressor: gdcore.fit as a scikit-learn estimator (scikit-learn is imported only here)."""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.base import BaseEstimator, RegressorMixin
+from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
+
+from ._api import fit as _fit
+from ._progress import progress_callback
+
+__all__ = ["GDRegressor"]
+
+
+class GDRegressor(RegressorMixin, BaseEstimator):
+    """Linear regression by gradient descent; every parameter means what it means in
+    :func:`gdcore.fit` (``seed`` seeds the mini-batch shuffle).
+
+    Minimises 1/(2S)·Σ sᵢ(xᵢ·w + b − yᵢ)² + (l2/2)·‖w‖² + l1·‖w‖₁ with the chosen optimizer.
+
+    - ``fit`` runs up to ``epochs`` epochs; with ``warm_start=True`` a second ``fit`` continues
+      the previous one exactly (optimizer state, schedule position, shuffle stream).
+    - ``partial_fit`` runs one epoch over the chunk it is given, keeping the optimizer state
+      between calls, for data that arrives in pieces.
+    - ``verbose=True`` shows a progress bar (needs tqdm).
+    - On Ctrl-C the estimator keeps the parameters of the last finished update before the
+      KeyboardInterrupt propagates, so a warm-started fit can be resumed.
+
+    Attributes: ``coef_``, ``intercept_``, ``n_features_in_``, ``feature_names_in_`` (when X
+    has column names), ``loss_curve_`` (one loss per epoch since the first fit),
+    ``n_iter_`` (epochs run by the last call), ``result_`` (the :class:`gdcore.FitResult`).
+    """
+
+    def __init__(self, optimizer="sgd", lr=None, epochs=100, batch_size=None,
+                 schedule="constant", l2=0.0, l1=0.0, fit_intercept=True, tol=1e-4,
+                 n_iter_no_change=5, gtol=None, shuffle=True, seed=None, n_threads=None,
+                 precompute="auto", warm_start=False, verbose=False):
+        self.optimizer = optimizer
+        self.lr = lr
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.schedule = schedule
+        self.l2 = l2
+        self.l1 = l1
+        self.fit_intercept = fit_intercept
+        self.tol = tol
+        self.n_iter_no_change = n_iter_no_change
+        self.gtol = gtol
+        self.shuffle = shuffle
+        self.seed = seed
+        self.n_threads = n_threads
+        self.precompute = precompute
+        self.warm_start = warm_start
+        self.verbose = verbose
+
+    def _options(self, epochs, full_data):
+        options = dict(optimizer=self.optimizer, lr=self.lr, epochs=epochs,
+                       batch_size=self.batch_size, schedule=self.schedule, l2=self.l2,
+                       l1=self.l1, fit_intercept=self.fit_intercept, shuffle=self.shuffle,
+                       seed=self.seed, n_threads=self.n_threads)
+        if full_data:
+            options.update(tol=self.tol, n_iter_no_change=self.n_iter_no_change,
+                           gtol=self.gtol, precompute=self.precompute)
+        else:
+            options.update(tol=None, precompute=False)
+        return options
+
+    def _run(self, X, y, sample_weight, init, options):
+        callback = close = None
+        if self.verbose:
+            callback, close = progress_callback(options["epochs"], enabled=True,
+                                                desc=type(self).__name__)
+        try:
+            result = _fit(X, y, sample_weight=sample_weight, init=init, callback=callback,
+                          **options)
+        except KeyboardInterrupt as interrupt:
+            partial = getattr(interrupt, "result", None)
+            if partial is not None and partial.state is not None:
+                self._store(partial, partial.n_epochs - (init.n_epochs if init else 0))
+            raise
+        finally:
+            if close is not None:
+                close()
+        self._store(result, result.n_epochs - (init.n_epochs if init else 0))
+        return self
+
+    def _store(self, result, epochs_run):
+        self.result_ = result
+        self.coef_ = result.coef
+        self.intercept_ = result.intercept
+        self.loss_curve_ = list(result.loss_history)
+        self.n_iter_ = int(epochs_run)
+
+    def _previous(self):
+        result = getattr(self, "result_", None)
+        if result is None or result.state is None:
+            return None
+        return result
+
+    def fit(self, X, y, sample_weight=None):
+        """Fit on (X, y); continues the previous fit when ``warm_start=True``."""
+        X, y = validate_data(self, X, y, dtype=[np.float64, np.float32], y_numeric=True,
+                             reset=True)
+        if sample_weight is not None:
+            sample_weight = _check_sample_weight(sample_weight, X, dtype=X.dtype)
+        previous = self._previous() if self.warm_start else None
+        if previous is not None and previous.coef.shape[0] != X.shape[1]:
+            previous = None
+        if previous is None:
+            for name in ("result_", "coef_", "intercept_", "loss_curve_", "n_iter_"):
+                self.__dict__.pop(name, None)
+        return self._run(X, y, sample_weight, previous,
+                         self._options(self.epochs, full_data=True))
+
+    def partial_fit(self, X, y, sample_weight=None):
+        """One epoch over this chunk, continuing the optimizer state of earlier calls."""
+        first = not hasattr(self, "coef_")
+        X, y = validate_data(self, X, y, dtype=[np.float64, np.float32], y_numeric=True,
+                             reset=first)
+        if sample_weight is not None:
+            sample_weight = _check_sample_weight(sample_weight, X, dtype=X.dtype)
+        previous = None if first else self._previous()
+        return self._run(X, y, sample_weight, previous, self._options(1, full_data=False))
+
+    def predict(self, X):
+        """X·coef_ + intercept_."""
+        check_is_fitted(self)
+        X = validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
+        return X @ self.coef_.astype(X.dtype, copy=False) + X.dtype.type(self.intercept_)
