@@ -14,6 +14,7 @@ from . import optim, schedules
 from ._api import fit
 from ._data import make_regression
 from ._gradcheck import check_grad
+from ._model_io import load_model, save_model
 from ._result import DivergenceError, FitProgress, FitResult
 
 __version__ = "0.1.0"
@@ -28,5 +29,5 @@ def __getattr__(name):
     raise AttributeError(f"module 'gdcore' has no attribute {name!r}")
 
 
-__all__ = ["fit", "GDRegressor", "FitResult", "FitProgress", "DivergenceError", "check_grad",
+__all__ = ["fit", "GDRegressor", "load_model", "save_model", "FitResult", "FitProgress", "DivergenceError", "check_grad",
            "make_regression", "optim", "schedules", "__version__"]

@@ -89,6 +89,12 @@ class FitResult:
         X = np.asarray(X)
         return X @ self.coef + self.intercept
 
+    def plot(self, ax=None, label=None, title=None):
+        """The loss curve on a log scale (matplotlib); returns the Axes."""
+        from ._plot import plot_loss_curves
+        name = label or getattr(type(self.optimizer), "__name__", "fit")
+        return plot_loss_curves({name: self.loss_history}, ax=ax, title=title)
+
     @property
     def final_loss(self):
         return float(self.loss_history[-1]) if len(self.loss_history) else float("nan")

@@ -6,10 +6,10 @@ import argparse
 import sys
 
 from .. import __version__
-from . import bench, demo
+from . import bench, demo, fit, lr_search, predict
 
 # Each subcommand module has add_parser(subparsers) and run(args) -> exit code.
-SUBCOMMANDS = [demo, bench]
+SUBCOMMANDS = [demo, fit, predict, lr_search, bench]
 
 
 def build_parser():

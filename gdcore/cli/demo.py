@@ -46,6 +46,8 @@ def add_parser(subparsers):
     p.add_argument("--threads", type=int, default=None, help="n_threads (default: OpenMP's)")
     p.add_argument("--optimizers", default=None,
                    help="comma-separated subset of: " + ", ".join(l.split()[0] for l, _ in DEMO_RUNS))
+    p.add_argument("--plot", metavar="PNG",
+                   help="write every optimizer's loss curve to one figure")
     p.set_defaults(run=run)
     return p
 
@@ -61,6 +63,7 @@ def run(args):
     print(f"generated in {time.perf_counter() - started:.1f} s\n", flush=True)
     wanted = None if args.optimizers is None else set(args.optimizers.split(","))
     header = f"{'optimizer':<22}{'epochs':>7}{'stop':>8}{'final MSE':>13}{'|w - w*|':>12}{'seconds':>9}"
+    curves = {}
     print(header)
     print("-" * len(header), flush=True)
     for label, options in DEMO_RUNS:
@@ -75,10 +78,16 @@ def run(args):
         if options["optimizer"] == "normalized":
             options["schedule"] = CosineAnnealingLR(T_max=options["epochs"])
         result = fit(X, y, seed=args.seed, n_threads=args.threads, **options)
+        curves[label] = result.loss_history
         residual = X @ result.coef + result.intercept - y
         mse = float(np.mean(np.square(residual, dtype=np.float64)))
         distance = float(np.linalg.norm(result.coef.astype(np.float64) - true_coef))
         print(f"{label:<22}{result.n_epochs:>7}{result.stop_reason:>8}{mse:>13.6g}"
               f"{distance:>12.3g}{result.elapsed:>9.2f}", flush=True)
     print(f"\n(the noise variance, the best MSE possible, is {args.noise ** 2:.6g})")
+    if args.plot:
+        from .._plot import save_loss_plot
+        save_loss_plot(args.plot, curves, title=f"gdcore demo: {args.n:,} x {args.d} "
+                                                f"{args.dtype}")
+        print(f"plot written to {args.plot}")
     return 0

@@ -1,0 +1,78 @@
+"""``gdcore lr-search DATA --target COL``: try learning rates for a few epochs each."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .. import DivergenceError, fit
+from .._io import DataError
+from ._common import add_data_arguments, add_fit_arguments, fail, fit_options, load, standardization
+
+
+def add_parser(subparsers):
+    p = subparsers.add_parser(
+        "lr-search", help="rank learning rates by the loss after a few epochs",
+        description="Fit with each learning rate for a few epochs (no early stopping) and "
+                    "rank them by the final epoch's loss; diverging rates rank last.")
+    add_data_arguments(p)
+    add_fit_arguments(p, epochs=5)
+    how = p.add_mutually_exclusive_group(required=True)
+    how.add_argument("--grid", metavar="LR,LR,...", help="comma-separated learning rates")
+    how.add_argument("--random", type=int, metavar="N",
+                     help="N learning rates drawn log-uniformly from [--low, --high]")
+    p.add_argument("--low", type=float, default=1e-4)
+    p.add_argument("--high", type=float, default=1.0)
+    p.set_defaults(run=run)
+    return p
+
+
+def candidate_rates(args):
+    if args.grid is not None:
+        try:
+            rates = [float(v) for v in args.grid.split(",") if v.strip()]
+        except ValueError:
+            raise ValueError(f"--grid must be numbers separated by commas, got {args.grid!r}")
+        if not rates:
+            raise ValueError("--grid is empty")
+    else:
+        if args.random < 1:
+            raise ValueError(f"--random must be >= 1, got {args.random}")
+        if not (0 < args.low < args.high) or not math.isfinite(args.high):
+            raise ValueError(f"need 0 < --low < --high, got {args.low} and {args.high}")
+        rng = np.random.default_rng(args.seed)
+        rates = np.exp(rng.uniform(math.log(args.low), math.log(args.high), args.random))
+        rates = sorted(float(r) for r in rates)
+    for rate in rates:
+        if not (rate > 0 and math.isfinite(rate)):
+            raise ValueError(f"learning rates must be finite and > 0, got {rate}")
+    return rates
+
+
+def run(args):
+    try:
+        rates = candidate_rates(args)
+        table = load(args)
+    except (ValueError, DataError) as exc:
+        return fail("lr-search", exc)
+    X, _, _ = standardization(table.X, args.standardize)
+    rows = []
+    for rate in rates:
+        options = dict(fit_options(args), lr=rate)
+        try:
+            result = fit(X, table.y, tol=None, **options)
+            rows.append((result.final_loss, rate, result.n_epochs, result.elapsed, "ok"))
+        except DivergenceError as exc:
+            rows.append((math.inf, rate, exc.result.n_epochs, float("nan"), "diverged"))
+        except (ValueError, TypeError) as exc:
+            return fail("lr-search", exc)
+    rows.sort(key=lambda row: (row[0], row[1]))
+    print(f"{'rank':>4}  {'lr':>12}  {'final loss':>14}  {'epochs':>6}  {'seconds':>8}  status")
+    for rank, (loss, rate, epochs, seconds, status) in enumerate(rows, start=1):
+        print(f"{rank:>4}  {rate:>12.6g}  {loss:>14.6g}  {epochs:>6}  {seconds:>8.3f}  {status}")
+    best = rows[0]
+    if math.isinf(best[0]):
+        return fail("lr-search", "every learning rate diverged; try smaller ones")
+    print(f"best lr: {best[1]:.6g}")
+    return 0
