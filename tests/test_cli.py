@@ -130,3 +130,12 @@ def test_errors_are_one_line(tmp_path, make_file, args, message):
     assert len(lines) == 1 and message in lines[0], proc.stderr
     if make_file:
         assert path.name in lines[0] or message.startswith(("lr", "unknown", "--grid"))
+
+
+def test_progress_bar_only_when_asked(files):
+    folder, _ = files
+    quiet = gdcore_cli("fit", folder / "train.csv", "--target", "y", "--epochs", "20")
+    assert quiet.stderr == ""  # a pipe is not a terminal: no bar
+    loud = gdcore_cli("fit", folder / "train.csv", "--target", "y", "--epochs", "20",
+                      "--progress")
+    assert "epoch" in loud.stderr and "loss=" in loud.stderr
