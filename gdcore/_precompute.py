@@ -20,17 +20,23 @@ def augmented_gram(X, y, sample_weight=None):
     gram = np.zeros((width, width), dtype=np.float64)
     rows = max(64, _BLOCK_BYTES // (8 * width))
     block = np.empty((rows, width), dtype=np.float64)
-    for start in range(0, n, rows):
-        stop = min(n, start + rows)
-        z = block[:stop - start]
-        z[:, :d] = X[start:stop]
-        z[:, d] = 1.0
-        z[:, d + 1] = y[start:stop]
-        if sample_weight is None:
-            gram += z.T @ z
-        else:
-            gram += (z * sample_weight[start:stop, None]).T @ z
+    # Overflow to inf is reported by the fit as a DivergenceError, not as a warning here.
+    with np.errstate(over="ignore", invalid="ignore"):
+        for start in range(0, n, rows):
+            _accumulate(gram, block, X, y, sample_weight, start, min(n, start + rows), d)
     return gram
+
+
+def _accumulate(gram, block, X, y, sample_weight, start, stop, d):
+    """gram += Σ sᵢzᵢzᵢᵀ over rows start..stop−1, through the float64 scratch block."""
+    z = block[:stop - start]
+    z[:, :d] = X[start:stop]
+    z[:, d] = 1.0
+    z[:, d + 1] = y[start:stop]
+    if sample_weight is None:
+        gram += z.T @ z
+    else:
+        gram += (z * sample_weight[start:stop, None]).T @ z
 
 
 def gram_is_cheaper(n, d, epochs):

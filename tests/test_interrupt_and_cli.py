@@ -53,8 +53,9 @@ def test_ctrl_c_stops_a_fit(batch, backend):
     assert proc.returncode == 3, out
     words = out.split()
     assert words[0] == "interrupted"
-    # perf_counter is system-wide on Linux (CLOCK_MONOTONIC), so the two clocks compare
-    assert float(words[3]) - sent < 2.0
+    # perf_counter is system-wide on Linux (CLOCK_MONOTONIC), so the two clocks compare:
+    # the fit stopped within half a second of the signal
+    assert float(words[3]) - sent < 0.5
 
 
 def test_gil_is_released_during_a_fit():

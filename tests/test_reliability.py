@@ -1,0 +1,155 @@
+"""Threads, extremes, 64-bit indexing, and a warm-started estimator interrupted by Ctrl-C."""
+
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+
+import gdcore
+from gdcore import _core
+
+from conftest import problem, subprocess_env
+
+
+def test_concurrent_fits_equal_sequential_ones():
+    jobs = []
+    for k, (optimizer, batch) in enumerate([("adam", None), ("sgd", 32), ("rmsprop", 8),
+                                            ("nesterov", None), ("adagrad", 64), ("adam", 1)]):
+        X, y, _ = problem(n=3000 + 500 * k, d=6 + k, seed=k)
+        jobs.append((X, y, dict(optimizer=optimizer, lr=0.01, epochs=4, batch_size=batch,
+                                seed=k, tol=None, n_threads=2)))
+    sequential = [gdcore.fit(X, y, **o) for X, y, o in jobs]
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        concurrent = list(pool.map(lambda job: gdcore.fit(job[0], job[1], **job[2]), jobs * 2))
+    for a, b in zip(sequential * 2, concurrent):
+        np.testing.assert_array_equal(a.coef, b.coef)
+        np.testing.assert_array_equal(a.loss_history, b.loss_history)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("backend", ["core", "numpy"])
+def test_huge_values_diverge_cleanly(dtype, backend):
+    big = np.finfo(dtype).max / 16
+    X = np.array([[big], [-big], [big / 2]], dtype=dtype)
+    y = np.array([big, 0.0, 1.0], dtype=dtype)
+    try:
+        result = gdcore.fit(X, y, optimizer="sgd", lr=0.1, epochs=5, tol=None, backend=backend)
+    except gdcore.DivergenceError as exc:
+        result = exc.result
+    assert np.all(np.isfinite(result.coef)) and np.isfinite(result.intercept)
+    assert np.all(np.isfinite(result.loss_history))
+
+
+@pytest.mark.parametrize("backend", ["core", "numpy"])
+@pytest.mark.parametrize("optimizer", ["sgd", "adam", "rmsprop", "adagrad", "normalized"])
+def test_huge_learning_rate_never_leaves_nan(backend, optimizer):
+    X, y, _ = problem(n=30, d=3)
+    try:
+        result = gdcore.fit(X, y, optimizer=optimizer, lr=1e150, epochs=20, tol=None,
+                            backend=backend)
+    except gdcore.DivergenceError as exc:
+        result = exc.result
+    assert np.all(np.isfinite(result.coef)) and np.isfinite(result.intercept)
+
+
+@pytest.mark.parametrize("backend", ["core", "numpy"])
+def test_constant_and_duplicated_columns(backend):
+    X, y, _ = problem(n=200, d=3)
+    X = np.column_stack([X, np.full(200, 3.0), X[:, 0]])  # constant column, duplicate of 0
+    r = gdcore.fit(X, y, optimizer="gd", lr=0.05, epochs=3000, tol=None, backend=backend)
+    assert np.all(np.isfinite(r.coef))
+    # a rank-deficient problem: the fitted values still reach the least-squares optimum
+    A = np.column_stack([X, np.ones(200)])
+    best = np.linalg.lstsq(A, y, rcond=None)[0]
+    np.testing.assert_allclose(X @ r.coef + r.intercept, A @ best, atol=1e-5)
+    assert r.coef[0] == pytest.approx(r.coef[4], abs=1e-12)  # duplicates share the weight
+
+
+@pytest.mark.parametrize("backend", ["core", "numpy"])
+@pytest.mark.parametrize("shape", [(1, 1), (1, 5), (7, 1)])
+def test_tiny_problems(backend, shape):
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal(shape)
+    y = rng.standard_normal(shape[0])
+    for batch in (None, 1, 100):
+        r = gdcore.fit(X, y, optimizer="gd", lr=0.1, epochs=50, batch_size=batch,
+                       backend=backend)
+        assert np.all(np.isfinite(r.coef)) and len(r.loss_history) == r.n_epochs
+    if shape == (1, 1):  # one point: the line through it is reached, loss → 0
+        r = gdcore.fit(X, y, optimizer="gd", lr=0.2, epochs=500, tol=None, backend=backend)
+        assert r.predict(X)[0] == pytest.approx(y[0], abs=1e-8)
+
+
+def test_more_than_2_to_the_31_elements():
+    """The kernels index with Py_ssize_t: rows past element 2³¹ are read where they are.
+    X and y are calloc'd zeros (the OS maps them to one zero page, so this costs no RAM);
+    only the last rows hold data, so the gradient is known exactly."""
+    d = 8
+    rows = (1 << 28) + 16  # rows·d = 2³¹ + 128
+    X = np.zeros((rows, d), dtype=np.float32)
+    y = np.zeros(rows, dtype=np.float32)
+    rng = np.random.default_rng(0)
+    X[-3:] = rng.standard_normal((3, d))
+    y[-3:] = rng.standard_normal(3)
+    assert X.size > 2**31
+    loss, grad = _core.objective_gradient(X, y, np.empty(0, np.float32),
+                                          np.zeros(d + 1, np.float32), 0.0, 0.0, True, 2)
+    tail_x, tail_y = X[-3:].astype(np.float64), y[-3:].astype(np.float64)
+    np.testing.assert_allclose(grad[:d], tail_x.T @ -tail_y / rows, rtol=1e-5)
+    assert grad[d] == pytest.approx(-tail_y.sum() / rows, rel=1e-5)
+    assert loss == pytest.approx((tail_y ** 2).sum() / (2 * rows), rel=1e-6)
+
+
+ESTIMATOR_INTERRUPT = textwrap.dedent("""
+    import pickle, sys
+    import numpy as np
+    import gdcore
+    X, y, _ = gdcore.make_regression(100_000, 20, seed=0)
+    model = gdcore.GDRegressor(optimizer="adam", lr=1e-4, epochs=10**6, tol=None,
+                               warm_start=True, precompute=False)
+    epochs = []
+    import gdcore._api as api
+    original = api.fit
+    def fit_with_signal(*a, **k):
+        user = k.pop("callback", None)
+        def callback(p):
+            epochs.append(p.epoch)
+            if p.epoch == 1:
+                print("running", flush=True)
+            return False
+        return original(*a, callback=callback, **k)
+    gdcore.estimator._fit = fit_with_signal
+    try:
+        model.fit(X, y)
+    except KeyboardInterrupt:
+        done = model.result_.n_epochs
+        assert done == len(model.loss_curve_) >= 1 and done >= epochs[-1] - 1
+        assert np.all(np.isfinite(model.coef_))
+        # a warm start resumes from there
+        model.set_params(epochs=2)
+        gdcore.estimator._fit = original
+        model.fit(X, y)
+        assert model.result_.n_epochs == done + 2
+        print("kept", done, flush=True)
+        sys.exit(3)
+""")
+
+
+def test_interrupted_estimator_keeps_its_last_epoch():
+    pytest.importorskip("sklearn", reason="GDRegressor needs the optional scikit-learn")
+    proc = subprocess.Popen([sys.executable, "-c", ESTIMATOR_INTERRUPT], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=subprocess_env())
+    try:
+        assert proc.stdout.readline().strip() == "running", proc.stderr.read()
+        time.sleep(0.3)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 3, err
+    assert out.startswith("kept")
