@@ -76,7 +76,7 @@ extensions = [
     Extension(
         "gdcore._core",
         sources=["src/_core.pyx"],
-        include_dirs=["src", numpy.get_include()],
+        include_dirs=["src", "gdcore/include", numpy.get_include()],
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
         extra_compile_args=compile_args,
         extra_link_args=link_args,

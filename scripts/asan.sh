@@ -18,12 +18,15 @@ GDCORE_SANITIZE=address python setup.py build_ext --inplace >build.log 2>&1 || {
     cat build.log; exit 1; }
 
 libasan=$(gcc -print-file-name=libasan.so)
+# libstdc++ is preloaded too, or ASan cannot intercept C++ exceptions thrown by libraries
+# loaded later (matplotlib, pyarrow) and aborts with "real___cxa_throw != 0".
+libstdcxx=$(gcc -print-file-name=libstdc++.so)
 mkdir -p asan-reports
 # Python itself is not instrumented and keeps memory until exit by design: no leak check.
 export ASAN_OPTIONS="detect_leaks=0:halt_on_error=1:abort_on_error=1:log_path=$work/asan-reports/report"
 export PYTHONPATH="$work"
 status=0
-LD_PRELOAD="$libasan" python -m pytest -q -p no:cacheprovider "${@:-tests}" || status=$?
+LD_PRELOAD="$libasan $libstdcxx" python -m pytest -q -p no:cacheprovider "${@:-tests}" || status=$?
 
 if compgen -G "asan-reports/report*" >/dev/null; then
     echo "AddressSanitizer reports:"

@@ -17,11 +17,11 @@ permutation) and, every few million multiply-adds inside a long epoch, for a sig
 
 from cython cimport floating
 from cython.parallel cimport prange
-from libc.math cimport isfinite
-from libc.stdlib cimport malloc, free
+from libc.math cimport isfinite, isnan
+from libc.stdlib cimport malloc, calloc, free
 from libc.string cimport memcpy, memset
 
-from gd_types cimport (OptimConfig, ScheduleConfig, STATUS_OK, STATUS_LOSS_NOT_FINITE,
+from gd_types cimport (OptimConfig, ScheduleConfig, gd_optimizer, gd_schedule, STATUS_OK, STATUS_LOSS_NOT_FINITE,
                        STATUS_PARAMS_NOT_FINITE, STATUS_INTERRUPTED, SLOT_SQUARES, SLOT_WEIGHT, N_SLOTS,
                        OPT_SGD)
 from gd_kernel cimport DOT_LANES, accumulate_rows, is_finite_vector, objective_and_gradient, stationarity
@@ -57,7 +57,11 @@ cdef Py_ssize_t SIGNAL_CHECK_WORK = 1 << 22
 # Per-part accumulators are padded to whole 64-byte cache lines so threads never share one.
 cdef Py_ssize_t CACHE_LINE_DOUBLES = 8
 
-STOP_EPOCHS, STOP_TOL, STOP_GTOL, STOP_CALLBACK = 0, 1, 2, 3
+cdef enum StopCode:
+    STOP_EPOCHS = 0
+    STOP_TOL = 1
+    STOP_GTOL = 2
+    STOP_CALLBACK = 3
 
 
 def openmp_enabled():
@@ -186,7 +190,7 @@ cdef int mini_batch_epoch(
     floating* backup, Py_ssize_t n, Py_ssize_t d, const Py_ssize_t* rows,
     Py_ssize_t batch_size, const OptimConfig* optim, const ScheduleConfig* schedule,
     long long epoch, long long* t, double l2, double l1, bint fit_intercept,
-    int n_threads, double* part_sums, double* sums, double* loss,
+    int n_threads, double* part_sums, double* sums, double* loss, bint check_signals,
 ) noexcept nogil:
     """One update per batch of consecutive entries of rows (the epoch's permutation, or NULL
     for rows in order); the epoch's loss is the mean of each batch's J before its update.
@@ -218,7 +222,7 @@ cdef int mini_batch_epoch(
         loss_sum += batch_loss
         n_batches += 1
         work += (stop - start) * (d + 1)
-        if work >= SIGNAL_CHECK_WORK:
+        if check_signals and work >= SIGNAL_CHECK_WORK:
             work = 0
             with gil:
                 if PyErr_CheckSignals() != 0:
@@ -227,6 +231,26 @@ cdef int mini_batch_epoch(
                 break
     loss[0] = loss_sum / n_batches if n_batches > 0 else 0.0
     return status
+
+
+cdef inline int stop_after_epoch(double loss, double tol, long long n_iter_no_change,
+                                 bint gtol_reached, long long* no_improvement,
+                                 double* best_loss) noexcept nogil:
+    """The stopping rules after an epoch: STOP_GTOL, STOP_TOL (scikit-learn's rule: the loss
+    has not gone below best − tol for n_iter_no_change epochs in a row) or STOP_EPOCHS
+    (go on).  tol < 0 turns the tol rule off."""
+    if tol >= 0.0:
+        if loss > best_loss[0] - tol:
+            no_improvement[0] += 1
+        else:
+            no_improvement[0] = 0
+        if loss < best_loss[0]:
+            best_loss[0] = loss
+    if gtol_reached:
+        return STOP_GTOL
+    if tol >= 0.0 and no_improvement[0] >= n_iter_no_change:
+        return STOP_TOL
+    return STOP_EPOCHS
 
 
 cdef int raise_pending() except -1:
@@ -315,7 +339,7 @@ def run_fit(
                 status = mini_batch_epoch(
                     &X[0, 0], &y[0], weights, &theta[0], grad, state0, state1, state2, backup,
                     n, d, rows, batch_size, &optim, &schedule, counters[1], &t, l2, l1,
-                    fit_intercept, n_threads, part_sums, sums, &loss)
+                    fit_intercept, n_threads, part_sums, sums, &loss, True)
         counters[0] = t
         if status == STATUS_INTERRUPTED:
             raise_pending()
@@ -324,18 +348,8 @@ def run_fit(
         history[k] = loss
         epochs_run += 1
         counters[1] += 1
-        if tol >= 0.0:
-            # scikit-learn's rule: no improvement of at least tol on the best loss so far
-            if loss > best_loss[0] - tol:
-                counters[2] += 1
-            else:
-                counters[2] = 0
-            if loss < best_loss[0]:
-                best_loss[0] = loss
-        if gtol_reached:
-            stop_code = STOP_GTOL
-        elif tol >= 0.0 and counters[2] >= n_iter_no_change:
-            stop_code = STOP_TOL
+        stop_code = stop_after_epoch(loss, tol, n_iter_no_change, gtol_reached,
+                                     &counters[2], &best_loss[0])
         if on_epoch is not None and on_epoch(loss) and stop_code == STOP_EPOCHS:
             stop_code = STOP_CALLBACK
         if PyErr_CheckSignals() != 0:
@@ -500,3 +514,6 @@ def stream_sum(const floating[::1] values, int n_threads):
         for part in range(n_parts):
             total += partial[part * CACHE_LINE_DOUBLES]
     return total
+
+
+include "gd_capi.pxi"

@@ -23,31 +23,37 @@ cdef enum Status:
     STATUS_PARAMS_NOT_FINITE = 2    # an update produced inf/NaN; the parameters were restored
     STATUS_INTERRUPTED = 3          # a signal handler raised (Ctrl-C) in the middle of an epoch
 
-ctypedef struct OptimConfig:
-    int kind
-    double lr
-    double momentum
-    double dampening
-    bint nesterov
-    double lr_decay
-    double initial_accumulator_value
-    double alpha
-    double eps
-    bint centered
-    double beta1
-    double beta2
-    bint amsgrad
+# The hyper-parameter structs are those of the C API (gdcore/include/gdcore.h), so the C
+# API passes them straight through.
+cdef extern from "gdcore.h":
+    ctypedef struct gd_optimizer:
+        int kind
+        double lr
+        double momentum
+        double dampening
+        int nesterov
+        double lr_decay
+        double initial_accumulator_value
+        double alpha
+        double eps
+        int centered
+        double beta1
+        double beta2
+        int amsgrad
 
-ctypedef struct ScheduleConfig:
-    int kind
-    double step_size
-    double gamma
-    double T_max
-    double eta_min
-    double start_factor
-    double end_factor
-    double total_iters
-    double power_t
+    ctypedef struct gd_schedule:
+        int kind
+        double step_size
+        double gamma
+        double T_max
+        double eta_min
+        double start_factor
+        double end_factor
+        double total_iters
+        double power_t
+
+ctypedef gd_optimizer OptimConfig
+ctypedef gd_schedule ScheduleConfig
 
 # Layout of the sums one pass over a block of rows produces (after the d gradient sums).
 cdef enum SumSlot:

@@ -1,0 +1,145 @@
+/*
+ * gdcore.h -- the C API of gdcore's compiled core (gdcore._core).
+ *
+ * The functions live in the Python extension gdcore._core and are reached through a table
+ * of function pointers published as the PyCapsule gdcore._core._C_API (as numpy.random
+ * does).  gdcore_import() imports the module and returns the table; it needs an
+ * initialised interpreter and the GIL, once.  The functions themselves never touch Python:
+ * call them from any thread, with or without the GIL.  They report problems through their
+ * return code (GD_OK on success; gd_strerror(code) says what went wrong), never by raising,
+ * aborting or leaving a Python exception pending, and they validate every argument.
+ *
+ * ABI promise: within a major version, the layout of every struct here and the order of the
+ * table's entries do not change; minor versions only append entries at the end of the table.
+ * Check api->version_major == GDCORE_API_VERSION_MAJOR (gdcore_import() does).
+ */
+#ifndef GDCORE_H
+#define GDCORE_H
+
+#include <Python.h>
+
+#define GDCORE_API_VERSION_MAJOR 1
+#define GDCORE_API_VERSION_MINOR 0
+#define GDCORE_CAPSULE_NAME "gdcore._core._C_API"
+
+/* return codes */
+#define GD_OK 0
+#define GD_ERR_NULL 1            /* a required pointer is NULL */
+#define GD_ERR_SHAPE 2           /* n < 1 or d < 1 */
+#define GD_ERR_INPUT 3           /* NaN or inf in X, y, weights or theta */
+#define GD_ERR_WEIGHTS 4         /* a negative weight, or weights summing to 0 */
+#define GD_ERR_OPTIONS 5         /* a hyper-parameter out of range, or an unknown kind */
+#define GD_ERR_LOSS_NOT_FINITE 6 /* the fit diverged: the loss overflowed (theta: last finite) */
+#define GD_ERR_PARAMS_NOT_FINITE 7 /* the fit diverged: an update overflowed (theta: last finite) */
+#define GD_ERR_NO_MEMORY 8
+
+/* optimizer kinds (torch.optim's rules and defaults; see gdcore.optim) */
+#define GD_SGD 0
+#define GD_ADAGRAD 1
+#define GD_RMSPROP 2
+#define GD_ADAM 3
+#define GD_NORMALIZED 4
+
+/* schedule kinds (see gdcore.schedules) */
+#define GD_CONSTANT 0
+#define GD_STEP 1
+#define GD_EXPONENTIAL 2
+#define GD_COSINE 3
+#define GD_LINEAR 4
+#define GD_INVSCALING 5
+
+/* stop reasons */
+#define GD_STOP_EPOCHS 0
+#define GD_STOP_TOL 1
+#define GD_STOP_GTOL 2
+
+typedef struct {
+    int kind;
+    double lr;
+    double momentum, dampening; int nesterov;                 /* GD_SGD */
+    double lr_decay, initial_accumulator_value;              /* GD_ADAGRAD */
+    double alpha;                                             /* GD_RMSPROP */
+    double eps;                                               /* ADAGRAD, RMSPROP, ADAM, NORMALIZED */
+    int centered;                                             /* GD_RMSPROP (momentum above) */
+    double beta1, beta2; int amsgrad;                         /* GD_ADAM */
+} gd_optimizer;
+
+typedef struct {
+    int kind;
+    double step_size, gamma, T_max, eta_min, start_factor, end_factor, total_iters, power_t;
+} gd_schedule;
+
+typedef struct {
+    gd_optimizer optimizer;
+    gd_schedule schedule;
+    long long epochs;           /* >= 1 */
+    long long batch_size;       /* 0 (or >= n): full batch; else rows in order, one update a batch */
+    double l2, l1;              /* >= 0; l1 only with GD_SGD */
+    int fit_intercept;
+    double tol;                 /* < 0: off */
+    long long n_iter_no_change;
+    double gtol;                /* < 0: off; full batch only */
+    int n_threads;              /* >= 1 */
+} gd_fit_options;
+
+/* Counters of a fit: in/out, so a fit can be continued exactly (start from all zeros and
+ * best_loss = HUGE_VAL). */
+typedef struct {
+    long long n_updates, n_epochs, n_no_improvement;
+    double best_loss;
+    long long epochs_run;       /* out: epochs run by this call (entries written to history) */
+    int stop_reason;            /* out: GD_STOP_* */
+} gd_fit_info;
+
+typedef struct {
+    int version_major, version_minor;
+    /* J and g = (grad w, d b) at theta = (w, b) from one fused pass over the rows of X (n x d,
+     * C order); weights may be NULL; grad has d + 1 entries. */
+    int (*loss_grad_f64)(const double *X, const double *y, const double *weights,
+                         Py_ssize_t n, Py_ssize_t d, const double *theta, double l2, double l1,
+                         int fit_intercept, int n_threads, double *loss, double *grad);
+    int (*loss_grad_f32)(const float *X, const float *y, const float *weights,
+                         Py_ssize_t n, Py_ssize_t d, const float *theta, double l2, double l1,
+                         int fit_intercept, int n_threads, double *loss, float *grad);
+    /* One update of theta (d + 1) from grad, with state (3 x (d + 1), zeros at first), at
+     * update count t >= 1 and learning rate lr (already scheduled); l1: proximal step. */
+    int (*step_f64)(const gd_optimizer *optimizer, double *theta, const double *grad,
+                    double *state, Py_ssize_t d, int fit_intercept, long long t, double lr,
+                    double l1);
+    int (*step_f32)(const gd_optimizer *optimizer, float *theta, const float *grad,
+                    float *state, Py_ssize_t d, int fit_intercept, long long t, double lr,
+                    double l1);
+    /* A whole fit: theta (d + 1) and state (3 x (d + 1)) in/out, history gets one loss per
+     * epoch (room for options->epochs), info in/out.  Mini-batches take rows in order (no
+     * shuffling: permute X yourself between calls of epochs = 1 for shuffled epochs). */
+    int (*fit_f64)(const double *X, const double *y, const double *weights, Py_ssize_t n,
+                   Py_ssize_t d, const gd_fit_options *options, double *theta, double *state,
+                   double *history, gd_fit_info *info);
+    int (*fit_f32)(const float *X, const float *y, const float *weights, Py_ssize_t n,
+                   Py_ssize_t d, const gd_fit_options *options, float *theta, float *state,
+                   double *history, gd_fit_info *info);
+    const char *(*strerror)(int code);
+} gdcore_api;
+
+/* Import gdcore._core and return its API table, or NULL with a Python exception set. */
+static const gdcore_api *gdcore_import(void)
+{
+    const gdcore_api *api;
+    PyObject *module = PyImport_ImportModule("gdcore._core");
+    if (module == NULL)
+        return NULL;
+    PyObject *capsule = PyObject_GetAttrString(module, "_C_API");
+    Py_DECREF(module);
+    if (capsule == NULL)
+        return NULL;
+    api = (const gdcore_api *)PyCapsule_GetPointer(capsule, GDCORE_CAPSULE_NAME);
+    Py_DECREF(capsule);  /* the module keeps the capsule, and the table, alive */
+    if (api != NULL && api->version_major != GDCORE_API_VERSION_MAJOR) {
+        PyErr_Format(PyExc_ImportError, "gdcore C API version %d.%d, this caller needs %d.x",
+                     api->version_major, api->version_minor, GDCORE_API_VERSION_MAJOR);
+        return NULL;
+    }
+    return api;
+}
+
+#endif /* GDCORE_H */

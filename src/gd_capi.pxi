@@ -1,0 +1,325 @@
+# The C API (gdcore/include/gdcore.h): the core's kernels on raw buffers, for C, C++ and
+# Cython callers, published as the capsule gdcore._core._C_API.
+#
+# Everything here is nogil and reports through return codes: arguments are validated in C
+# (the Python layer is not in the way), then the same cdef functions as gdcore.fit run.
+
+from cpython.pycapsule cimport PyCapsule_New
+from libc.math cimport HUGE_VAL
+
+cdef extern from "gdcore.h":
+    int GDCORE_API_VERSION_MAJOR
+    int GDCORE_API_VERSION_MINOR
+    int GD_OK, GD_ERR_NULL, GD_ERR_SHAPE, GD_ERR_INPUT, GD_ERR_WEIGHTS, GD_ERR_OPTIONS
+    int GD_ERR_LOSS_NOT_FINITE, GD_ERR_PARAMS_NOT_FINITE, GD_ERR_NO_MEMORY
+
+    ctypedef struct gd_fit_options:
+        gd_optimizer optimizer
+        gd_schedule schedule
+        long long epochs
+        long long batch_size
+        double l2
+        double l1
+        int fit_intercept
+        double tol
+        long long n_iter_no_change
+        double gtol
+        int n_threads
+
+    ctypedef struct gd_fit_info:
+        long long n_updates
+        long long n_epochs
+        long long n_no_improvement
+        double best_loss
+        long long epochs_run
+        int stop_reason
+
+    ctypedef struct gdcore_api:
+        int version_major
+        int version_minor
+        int (*loss_grad_f64)(const double*, const double*, const double*, Py_ssize_t,
+                             Py_ssize_t, const double*, double, double, int, int, double*,
+                             double*) noexcept nogil
+        int (*loss_grad_f32)(const float*, const float*, const float*, Py_ssize_t,
+                             Py_ssize_t, const float*, double, double, int, int, double*,
+                             float*) noexcept nogil
+        int (*step_f64)(const gd_optimizer*, double*, const double*, double*, Py_ssize_t, int,
+                        long long, double, double) noexcept nogil
+        int (*step_f32)(const gd_optimizer*, float*, const float*, float*, Py_ssize_t, int,
+                        long long, double, double) noexcept nogil
+        int (*fit_f64)(const double*, const double*, const double*, Py_ssize_t, Py_ssize_t,
+                       const gd_fit_options*, double*, double*, double*,
+                       gd_fit_info*) noexcept nogil
+        int (*fit_f32)(const float*, const float*, const float*, Py_ssize_t, Py_ssize_t,
+                       const gd_fit_options*, float*, float*, double*,
+                       gd_fit_info*) noexcept nogil
+        const char* (*strerror)(int) noexcept nogil
+
+
+cdef const char* capi_strerror(int code) noexcept nogil:
+    if code == GD_OK:
+        return "success"
+    if code == GD_ERR_NULL:
+        return "a required pointer argument is NULL"
+    if code == GD_ERR_SHAPE:
+        return "n and d must be >= 1"
+    if code == GD_ERR_INPUT:
+        return "X, y, weights or theta contain NaN or infinity"
+    if code == GD_ERR_WEIGHTS:
+        return "weights must be >= 0 with a positive sum"
+    if code == GD_ERR_OPTIONS:
+        return "an option is out of range or names an unknown optimizer or schedule kind"
+    if code == GD_ERR_LOSS_NOT_FINITE:
+        return "diverged: the loss stopped being finite (theta holds the last finite values); try a smaller lr"
+    if code == GD_ERR_PARAMS_NOT_FINITE:
+        return "diverged: an update made the parameters non-finite (theta holds the last finite values); try a smaller lr"
+    if code == GD_ERR_NO_MEMORY:
+        return "out of memory"
+    return "unknown gdcore error code"
+
+
+cdef inline bint bad_real(double value, double low, bint low_open) noexcept nogil:
+    if not isfinite(value):
+        return True
+    return value <= low if low_open else value < low
+
+
+cdef int check_optimizer(const gd_optimizer* o) noexcept nogil:
+    if o == NULL:
+        return GD_ERR_NULL
+    if o.kind < 0 or o.kind > 4 or bad_real(o.lr, 0.0, True):
+        return GD_ERR_OPTIONS
+    if o.kind == 0 and (bad_real(o.momentum, 0.0, False) or not isfinite(o.dampening)
+                        or (o.nesterov and (o.momentum <= 0.0 or o.dampening != 0.0))):
+        return GD_ERR_OPTIONS
+    if o.kind == 1 and (bad_real(o.lr_decay, 0.0, False) or bad_real(o.eps, 0.0, True)
+                        or bad_real(o.initial_accumulator_value, 0.0, False)):
+        return GD_ERR_OPTIONS
+    if o.kind == 2 and (bad_real(o.alpha, 0.0, False) or o.alpha >= 1.0
+                        or bad_real(o.eps, 0.0, True) or bad_real(o.momentum, 0.0, False)):
+        return GD_ERR_OPTIONS
+    if o.kind == 3 and (bad_real(o.beta1, 0.0, False) or o.beta1 >= 1.0
+                        or bad_real(o.beta2, 0.0, False) or o.beta2 >= 1.0
+                        or bad_real(o.eps, 0.0, True)):
+        return GD_ERR_OPTIONS
+    if o.kind == 4 and bad_real(o.eps, 0.0, True):
+        return GD_ERR_OPTIONS
+    return GD_OK
+
+
+cdef int check_schedule(const gd_schedule* s) noexcept nogil:
+    if s.kind < 0 or s.kind > 5:
+        return GD_ERR_OPTIONS
+    if s.kind == 1 and (bad_real(s.step_size, 1.0, False) or bad_real(s.gamma, 0.0, True)):
+        return GD_ERR_OPTIONS
+    if s.kind == 2 and bad_real(s.gamma, 0.0, True):
+        return GD_ERR_OPTIONS
+    if s.kind == 3 and (bad_real(s.T_max, 1.0, False) or bad_real(s.eta_min, 0.0, False)):
+        return GD_ERR_OPTIONS
+    if s.kind == 4 and (bad_real(s.start_factor, 0.0, True) or s.start_factor > 1.0
+                        or bad_real(s.end_factor, 0.0, False) or s.end_factor > 1.0
+                        or bad_real(s.total_iters, 1.0, False)):
+        return GD_ERR_OPTIONS
+    if s.kind == 5 and bad_real(s.power_t, 0.0, False):
+        return GD_ERR_OPTIONS
+    return GD_OK
+
+
+cdef int check_data(const floating* X, const floating* y, const floating* weights,
+                    Py_ssize_t n, Py_ssize_t d) noexcept nogil:
+    cdef double total = 0.0
+    cdef Py_ssize_t i
+    if X == NULL or y == NULL:
+        return GD_ERR_NULL
+    if n < 1 or d < 1:
+        return GD_ERR_SHAPE
+    if not is_finite_vector(X, n * d) or not is_finite_vector(y, n):
+        return GD_ERR_INPUT
+    if weights != NULL:
+        if not is_finite_vector(weights, n):
+            return GD_ERR_INPUT
+        for i in range(n):
+            if weights[i] < 0:
+                return GD_ERR_WEIGHTS
+            total += weights[i]
+        if not total > 0.0:
+            return GD_ERR_WEIGHTS
+    return GD_OK
+
+
+cdef int capi_loss_grad(const floating* X, const floating* y, const floating* weights,
+                        Py_ssize_t n, Py_ssize_t d, const floating* theta, double l2, double l1,
+                        int fit_intercept, int n_threads, double* loss,
+                        floating* grad) noexcept nogil:
+    cdef int code = check_data(X, y, weights, n, d)
+    cdef double* buffer
+    if code != GD_OK:
+        return code
+    if theta == NULL or loss == NULL or grad == NULL:
+        return GD_ERR_NULL
+    if not is_finite_vector(theta, d + 1):
+        return GD_ERR_INPUT
+    if bad_real(l2, 0.0, False) or bad_real(l1, 0.0, False) or n_threads < 1:
+        return GD_ERR_OPTIONS
+    buffer = <double*>calloc((n_threads + 1) * accumulator_stride(d), sizeof(double))
+    if buffer == NULL:
+        return GD_ERR_NO_MEMORY
+    block_sums(X, y, weights, theta, d, NULL, n, 0, n, n_threads,
+               buffer + accumulator_stride(d), buffer)
+    loss[0] = objective_and_gradient(buffer, theta, d, l2, l1, fit_intercept, grad)
+    free(buffer)
+    return GD_OK
+
+
+cdef int capi_step(const gd_optimizer* optimizer, floating* theta, const floating* grad,
+                   floating* state, Py_ssize_t d, int fit_intercept, long long t, double lr,
+                   double l1) noexcept nogil:
+    cdef int code = check_optimizer(optimizer)
+    cdef floating* backup
+    if code != GD_OK:
+        return code
+    if theta == NULL or grad == NULL or state == NULL:
+        return GD_ERR_NULL
+    if d < 1:
+        return GD_ERR_SHAPE
+    if t < 1 or bad_real(lr, 0.0, True) or bad_real(l1, 0.0, False):
+        return GD_ERR_OPTIONS
+    if not is_finite_vector(theta, d + 1) or not is_finite_vector(grad, d + 1):
+        return GD_ERR_INPUT
+    backup = <floating*>malloc((d + 1) * sizeof(floating))
+    if backup == NULL:
+        return GD_ERR_NO_MEMORY
+    code = apply_update(optimizer, theta, grad, state, state + (d + 1), state + 2 * (d + 1),
+                        backup, d, fit_intercept, t, lr, l1)
+    free(backup)
+    return GD_OK if code == STATUS_OK else GD_ERR_PARAMS_NOT_FINITE
+
+
+cdef int capi_fit(const floating* X, const floating* y, const floating* weights,
+                  Py_ssize_t n, Py_ssize_t d, const gd_fit_options* options, floating* theta,
+                  floating* state, double* history, gd_fit_info* info) noexcept nogil:
+    """The epoch loop of gdcore.fit without Python: rows in order, no callback, no signals."""
+    cdef int code = check_data(X, y, weights, n, d)
+    cdef Py_ssize_t stride = accumulator_stride(d)
+    cdef bint full_batch, gtol_reached
+    cdef double loss
+    cdef long long k
+    cdef int status = STATUS_OK
+    cdef double* buffer
+    cdef floating* scratch
+    if code != GD_OK:
+        return code
+    if options == NULL or theta == NULL or state == NULL or history == NULL or info == NULL:
+        return GD_ERR_NULL
+    code = check_optimizer(&options.optimizer)
+    if code != GD_OK:
+        return code
+    if (check_schedule(&options.schedule) != GD_OK or options.epochs < 1
+            or options.batch_size < 0 or bad_real(options.l2, 0.0, False)
+            or bad_real(options.l1, 0.0, False)
+            or (options.l1 > 0.0 and options.optimizer.kind != OPT_SGD)
+            or options.n_iter_no_change < 1 or options.n_threads < 1
+            or isnan(options.tol) or isnan(options.gtol)):
+        return GD_ERR_OPTIONS
+    full_batch = options.batch_size == 0 or options.batch_size >= n
+    if options.gtol >= 0.0 and not full_batch:
+        return GD_ERR_OPTIONS
+    if not is_finite_vector(theta, d + 1) or not is_finite_vector(state, 3 * (d + 1)):
+        return GD_ERR_INPUT
+    if not options.fit_intercept:
+        theta[d] = 0
+    buffer = <double*>calloc((options.n_threads + 1) * stride, sizeof(double))
+    scratch = <floating*>malloc(2 * (d + 1) * sizeof(floating))
+    if buffer == NULL or scratch == NULL:
+        free(buffer)
+        free(scratch)
+        return GD_ERR_NO_MEMORY
+    info.epochs_run = 0
+    info.stop_reason = STOP_EPOCHS
+    for k in range(options.epochs):
+        gtol_reached = False
+        if full_batch:
+            status = full_batch_epoch(
+                X, y, weights, theta, scratch, state, state + (d + 1), state + 2 * (d + 1),
+                scratch + (d + 1), n, d, &options.optimizer, &options.schedule, info.n_epochs,
+                &info.n_updates, options.l2, options.l1, options.fit_intercept, options.gtol,
+                options.n_threads, buffer + stride, buffer, NULL, &loss, &gtol_reached)
+        else:
+            status = mini_batch_epoch(
+                X, y, weights, theta, scratch, state, state + (d + 1), state + 2 * (d + 1),
+                scratch + (d + 1), n, d, NULL, options.batch_size, &options.optimizer,
+                &options.schedule, info.n_epochs, &info.n_updates, options.l2, options.l1,
+                options.fit_intercept, options.n_threads, buffer + stride, buffer, &loss,
+                False)
+        if status != STATUS_OK:
+            break
+        history[k] = loss
+        info.epochs_run += 1
+        info.n_epochs += 1
+        info.stop_reason = stop_after_epoch(loss, options.tol, options.n_iter_no_change,
+                                            gtol_reached, &info.n_no_improvement,
+                                            &info.best_loss)
+        if info.stop_reason != STOP_EPOCHS:
+            break
+    free(buffer)
+    free(scratch)
+    if status == STATUS_LOSS_NOT_FINITE:
+        return GD_ERR_LOSS_NOT_FINITE
+    if status == STATUS_PARAMS_NOT_FINITE:
+        return GD_ERR_PARAMS_NOT_FINITE
+    return GD_OK
+
+
+cdef int capi_loss_grad_f64(const double* X, const double* y, const double* weights,
+                            Py_ssize_t n, Py_ssize_t d, const double* theta, double l2,
+                            double l1, int fit_intercept, int n_threads, double* loss,
+                            double* grad) noexcept nogil:
+    return capi_loss_grad(X, y, weights, n, d, theta, l2, l1, fit_intercept, n_threads, loss,
+                          grad)
+
+
+cdef int capi_loss_grad_f32(const float* X, const float* y, const float* weights,
+                            Py_ssize_t n, Py_ssize_t d, const float* theta, double l2,
+                            double l1, int fit_intercept, int n_threads, double* loss,
+                            float* grad) noexcept nogil:
+    return capi_loss_grad(X, y, weights, n, d, theta, l2, l1, fit_intercept, n_threads, loss,
+                          grad)
+
+
+cdef int capi_step_f64(const gd_optimizer* optimizer, double* theta, const double* grad,
+                       double* state, Py_ssize_t d, int fit_intercept, long long t, double lr,
+                       double l1) noexcept nogil:
+    return capi_step(optimizer, theta, grad, state, d, fit_intercept, t, lr, l1)
+
+
+cdef int capi_step_f32(const gd_optimizer* optimizer, float* theta, const float* grad,
+                       float* state, Py_ssize_t d, int fit_intercept, long long t, double lr,
+                       double l1) noexcept nogil:
+    return capi_step(optimizer, theta, grad, state, d, fit_intercept, t, lr, l1)
+
+
+cdef int capi_fit_f64(const double* X, const double* y, const double* weights, Py_ssize_t n,
+                      Py_ssize_t d, const gd_fit_options* options, double* theta,
+                      double* state, double* history, gd_fit_info* info) noexcept nogil:
+    return capi_fit(X, y, weights, n, d, options, theta, state, history, info)
+
+
+cdef int capi_fit_f32(const float* X, const float* y, const float* weights, Py_ssize_t n,
+                      Py_ssize_t d, const gd_fit_options* options, float* theta,
+                      float* state, double* history, gd_fit_info* info) noexcept nogil:
+    return capi_fit(X, y, weights, n, d, options, theta, state, history, info)
+
+
+cdef gdcore_api api_table
+api_table.version_major = GDCORE_API_VERSION_MAJOR
+api_table.version_minor = GDCORE_API_VERSION_MINOR
+api_table.loss_grad_f64 = capi_loss_grad_f64
+api_table.loss_grad_f32 = capi_loss_grad_f32
+api_table.step_f64 = capi_step_f64
+api_table.step_f32 = capi_step_f32
+api_table.fit_f64 = capi_fit_f64
+api_table.fit_f32 = capi_fit_f32
+api_table.strerror = capi_strerror
+
+_C_API = PyCapsule_New(<void*>&api_table, "gdcore._core._C_API", NULL)
+C_API_VERSION = (GDCORE_API_VERSION_MAJOR, GDCORE_API_VERSION_MINOR)
