@@ -86,7 +86,7 @@ extensions = [
 setup(
     ext_modules=cythonize(
         extensions,
-        include_path=["src"],
+        include_path=["src", "."],
         compiler_directives={"language_level": "3"},
     ),
 )

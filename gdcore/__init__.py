@@ -21,6 +21,13 @@ __version__ = "0.1.0"
 
 
 
+def get_include():
+    """The folder holding gdcore.h (the C API); ``gdcore/capi.pxd`` is found by Cython from
+    the installed package.  Pass it as include_dirs when building against gdcore."""
+    import os
+    return os.path.join(os.path.dirname(os.path.abspath(__file__)), "include")
+
+
 def __getattr__(name):
     # scikit-learn is optional: import the estimator only when it is asked for.
     if name == "GDRegressor":
@@ -29,5 +36,5 @@ def __getattr__(name):
     raise AttributeError(f"module 'gdcore' has no attribute {name!r}")
 
 
-__all__ = ["fit", "GDRegressor", "load_model", "save_model", "FitResult", "FitProgress", "DivergenceError", "check_grad",
+__all__ = ["fit", "GDRegressor", "get_include", "load_model", "save_model", "FitResult", "FitProgress", "DivergenceError", "check_grad",
            "make_regression", "optim", "schedules", "__version__"]

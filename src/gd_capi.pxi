@@ -5,55 +5,11 @@
 # (the Python layer is not in the way), then the same cdef functions as gdcore.fit run.
 
 from cpython.pycapsule cimport PyCapsule_New
-from libc.math cimport HUGE_VAL
 
-cdef extern from "gdcore.h":
-    int GDCORE_API_VERSION_MAJOR
-    int GDCORE_API_VERSION_MINOR
-    int GD_OK, GD_ERR_NULL, GD_ERR_SHAPE, GD_ERR_INPUT, GD_ERR_WEIGHTS, GD_ERR_OPTIONS
-    int GD_ERR_LOSS_NOT_FINITE, GD_ERR_PARAMS_NOT_FINITE, GD_ERR_NO_MEMORY
-
-    ctypedef struct gd_fit_options:
-        gd_optimizer optimizer
-        gd_schedule schedule
-        long long epochs
-        long long batch_size
-        double l2
-        double l1
-        int fit_intercept
-        double tol
-        long long n_iter_no_change
-        double gtol
-        int n_threads
-
-    ctypedef struct gd_fit_info:
-        long long n_updates
-        long long n_epochs
-        long long n_no_improvement
-        double best_loss
-        long long epochs_run
-        int stop_reason
-
-    ctypedef struct gdcore_api:
-        int version_major
-        int version_minor
-        int (*loss_grad_f64)(const double*, const double*, const double*, Py_ssize_t,
-                             Py_ssize_t, const double*, double, double, int, int, double*,
-                             double*) noexcept nogil
-        int (*loss_grad_f32)(const float*, const float*, const float*, Py_ssize_t,
-                             Py_ssize_t, const float*, double, double, int, int, double*,
-                             float*) noexcept nogil
-        int (*step_f64)(const gd_optimizer*, double*, const double*, double*, Py_ssize_t, int,
-                        long long, double, double) noexcept nogil
-        int (*step_f32)(const gd_optimizer*, float*, const float*, float*, Py_ssize_t, int,
-                        long long, double, double) noexcept nogil
-        int (*fit_f64)(const double*, const double*, const double*, Py_ssize_t, Py_ssize_t,
-                       const gd_fit_options*, double*, double*, double*,
-                       gd_fit_info*) noexcept nogil
-        int (*fit_f32)(const float*, const float*, const float*, Py_ssize_t, Py_ssize_t,
-                       const gd_fit_options*, float*, float*, double*,
-                       gd_fit_info*) noexcept nogil
-        const char* (*strerror)(int) noexcept nogil
+from gdcore.capi cimport (GDCORE_API_VERSION_MAJOR, GDCORE_API_VERSION_MINOR, GD_OK,
+                          GD_ERR_NULL, GD_ERR_SHAPE, GD_ERR_INPUT, GD_ERR_WEIGHTS,
+                          GD_ERR_OPTIONS, GD_ERR_LOSS_NOT_FINITE, GD_ERR_PARAMS_NOT_FINITE,
+                          GD_ERR_NO_MEMORY, gd_fit_options, gd_fit_info, gdcore_api)
 
 
 cdef const char* capi_strerror(int code) noexcept nogil:

@@ -25,32 +25,7 @@ cdef enum Status:
 
 # The hyper-parameter structs are those of the C API (gdcore/include/gdcore.h), so the C
 # API passes them straight through.
-cdef extern from "gdcore.h":
-    ctypedef struct gd_optimizer:
-        int kind
-        double lr
-        double momentum
-        double dampening
-        int nesterov
-        double lr_decay
-        double initial_accumulator_value
-        double alpha
-        double eps
-        int centered
-        double beta1
-        double beta2
-        int amsgrad
-
-    ctypedef struct gd_schedule:
-        int kind
-        double step_size
-        double gamma
-        double T_max
-        double eta_min
-        double start_factor
-        double end_factor
-        double total_iters
-        double power_t
+from gdcore.capi cimport gd_optimizer, gd_schedule
 
 ctypedef gd_optimizer OptimConfig
 ctypedef gd_schedule ScheduleConfig

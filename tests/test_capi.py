@@ -1,0 +1,241 @@
+"""The C and Cython APIs, proven by building and running a C program and a Cython extension
+against gdcore in a temporary folder, and comparing with gdcore.fit."""
+
+import os
+import shutil
+import site
+import subprocess
+import sys
+import sysconfig
+import textwrap
+
+import numpy as np
+import pytest
+
+import gdcore
+
+from conftest import problem, subprocess_env
+
+CC = (os.environ.get("CC") or sysconfig.get_config_var("CC") or "cc").split()[0]
+needs_compiler = pytest.mark.skipif(shutil.which(CC) is None,
+                                    reason=f"no C compiler ({CC}) on this machine")
+
+C_PROGRAM = textwrap.dedent(r"""
+    #include <math.h>
+    #include <stdio.h>
+    #include <string.h>
+    #include "gdcore.h"
+
+    int main(void)
+    {
+        Py_Initialize();
+        const gdcore_api *api = gdcore_import();
+        if (api == NULL) { PyErr_Print(); return 10; }
+        Py_BEGIN_ALLOW_THREADS          /* the API needs no GIL */
+
+        enum { N = 200, D = 3 };
+        static double X[N * D], y[N], theta[D + 1], state[3 * (D + 1)], history[50];
+        for (int i = 0; i < N; i++) {   /* y = 1 + 2 x0 - x1 + 0.5 x2, deterministic rows */
+            for (int j = 0; j < D; j++) X[i * D + j] = sin(1.0 + i * 0.37 + j * 1.91);
+            y[i] = 1.0 + 2.0 * X[i * D] - X[i * D + 1] + 0.5 * X[i * D + 2];
+        }
+        gd_fit_options options;
+        memset(&options, 0, sizeof options);
+        options.optimizer.kind = GD_ADAM;
+        options.optimizer.lr = 0.05;
+        options.optimizer.beta1 = 0.9;
+        options.optimizer.beta2 = 0.999;
+        options.optimizer.eps = 1e-8;
+        options.schedule.kind = GD_CONSTANT;
+        options.epochs = 50;
+        options.batch_size = BATCH;
+        options.fit_intercept = 1;
+        options.tol = -1.0;             /* off */
+        options.gtol = -1.0;
+        options.n_iter_no_change = 5;
+        options.n_threads = 2;
+        gd_fit_info info = {0, 0, 0, HUGE_VAL, 0, 0};
+        int code = api->fit_f64(X, y, NULL, N, D, &options, theta, state, history, &info);
+        if (code != GD_OK) { printf("error %d %s\n", code, api->strerror(code)); return 11; }
+        printf("theta %.17g %.17g %.17g %.17g\n", theta[0], theta[1], theta[2], theta[3]);
+        printf("history %.17g %.17g epochs %lld updates %lld\n", history[0], history[49],
+               info.epochs_run, info.n_updates);
+
+        /* errors come back as codes, never as a crash or a Python exception */
+        options.optimizer.lr = -1.0;
+        printf("bad-lr %d %s\n", api->fit_f64(X, y, NULL, N, D, &options, theta, state,
+                                              history, &info), api->strerror(GD_ERR_OPTIONS));
+        options.optimizer.lr = 0.05;
+        printf("null-x %d\n", api->fit_f64(NULL, y, NULL, N, D, &options, theta, state,
+                                            history, &info));
+        X[5] = NAN;
+        printf("nan-x %d\n", api->fit_f64(X, y, NULL, N, D, &options, theta, state, history,
+                                           &info));
+        double loss, grad[D + 1];
+        printf("shape %d\n", api->loss_grad_f64(X, y, NULL, 0, D, theta, 0, 0, 1, 1, &loss, grad));
+        printf("version %d.%d\n", api->version_major, api->version_minor);
+        Py_END_ALLOW_THREADS
+        int pending = PyErr_Occurred() != NULL;
+        printf("pending %d\n", pending);
+        Py_Finalize();
+        return 0;
+    }
+""")
+
+
+def embed_flags():
+    paths = sysconfig.get_paths()
+    libdir = sysconfig.get_config_var("LIBDIR")
+    version = sysconfig.get_config_var("LDVERSION") or sysconfig.get_python_version()
+    cflags = [f"-I{paths['include']}", f"-I{gdcore.get_include()}"]
+    ldflags = [f"-L{libdir}", f"-Wl,-rpath,{libdir}", f"-lpython{version}", "-lm"]
+    return cflags, ldflags
+
+
+def reference_data():
+    i = np.arange(200)[:, None]
+    j = np.arange(3)[None, :]
+    X = np.sin(1.0 + i * 0.37 + j * 1.91)
+    y = 1.0 + 2.0 * X[:, 0] - X[:, 1] + 0.5 * X[:, 2]
+    return X, y
+
+
+@needs_compiler
+@pytest.mark.parametrize("batch", [0, 16])
+def test_c_program_fits_through_the_api(tmp_path, batch):
+    source = tmp_path / "fit.c"
+    source.write_text(C_PROGRAM.replace("BATCH", str(batch)))
+    cflags, ldflags = embed_flags()
+    subprocess.run([CC, str(source), "-o", str(tmp_path / "fit"), *cflags, *ldflags],
+                   check=True, capture_output=True)
+    env = subprocess_env()
+    env["PYTHONHOME"] = sys.base_prefix
+    env["PYTHONPATH"] = os.pathsep.join([env["PYTHONPATH"], *site.getsitepackages()])
+    run = subprocess.run([str(tmp_path / "fit")], capture_output=True, text=True, env=env)
+    assert run.returncode == 0, run.stdout + run.stderr
+    lines = dict(line.split(" ", 1) for line in run.stdout.strip().splitlines())
+    theta = np.array(lines["theta"].split(), dtype=float)
+    X, y = reference_data()
+    expected = gdcore.fit(X, y, optimizer="adam", lr=0.05, epochs=50, tol=None,
+                          batch_size=batch or None, shuffle=False, n_threads=2,
+                          precompute=False)
+    np.testing.assert_allclose(theta[:3], expected.coef, rtol=1e-12)
+    assert theta[3] == pytest.approx(expected.intercept, rel=1e-12)
+    history = lines["history"].split()
+    assert float(history[0]) == pytest.approx(expected.loss_history[0], rel=1e-12)
+    assert float(history[1]) == pytest.approx(expected.loss_history[-1], rel=1e-12)
+    assert history[3] == "50" and int(history[5]) == expected.n_updates
+    assert lines["bad-lr"].startswith("5 ") and "out of range" in lines["bad-lr"]
+    assert lines["null-x"] == "1" and lines["nan-x"] == "3" and lines["shape"] == "2"
+    assert lines["version"] == "1.0" and lines["pending"] == "0"
+
+
+CYTHON_EXTENSION = textwrap.dedent("""
+    # cython: language_level=3
+    from libc.math cimport HUGE_VAL
+    from libc.string cimport memset
+    from gdcore.capi cimport (gdcore_api, gdcore_import, gd_fit_options, gd_fit_info,
+                              GD_OK, GD_SGD, GD_CONSTANT)
+
+    cdef const gdcore_api* api = gdcore_import()
+
+    def losses_along_a_line(double[:, ::1] X, double[::1] y, double[::1] theta,
+                            double[::1] direction, int steps):
+        '''J at theta + k·direction for k < steps: the kernel called in a nogil loop.'''
+        cdef Py_ssize_t n = X.shape[0], d = X.shape[1], k, j
+        out = [0.0] * steps
+        cdef double[::1] point = theta.copy()
+        cdef double[::1] grad = theta.copy()
+        cdef double loss
+        cdef int code = GD_OK
+        cdef double[64] losses
+        with nogil:
+            for k in range(steps):
+                for j in range(d + 1):
+                    point[j] = theta[j] + k * direction[j]
+                code = api.loss_grad_f64(&X[0, 0], &y[0], NULL, n, d, &point[0], 0.0, 0.0,
+                                         1, 1, &loss, &grad[0])
+                if code != GD_OK:
+                    break
+                losses[k] = loss
+        if code != GD_OK:
+            raise ValueError(api.strerror(code).decode())
+        return [losses[k] for k in range(steps)]
+
+    def sgd_fit(double[:, ::1] X, double[::1] y, double lr, long long epochs):
+        cdef Py_ssize_t n = X.shape[0], d = X.shape[1]
+        cdef gd_fit_options options
+        memset(&options, 0, sizeof(options))
+        options.optimizer.kind = GD_SGD
+        options.optimizer.lr = lr
+        options.schedule.kind = GD_CONSTANT
+        options.epochs = epochs
+        options.fit_intercept = 1
+        options.tol = -1.0
+        options.gtol = -1.0
+        options.n_iter_no_change = 1
+        options.n_threads = 1
+        cdef gd_fit_info info
+        memset(&info, 0, sizeof(info))
+        info.best_loss = HUGE_VAL
+        theta = [0.0] * (d + 1)
+        cdef double[::1] th = __import__("numpy").zeros(d + 1)
+        cdef double[::1] state = __import__("numpy").zeros(3 * (d + 1))
+        cdef double[::1] history = __import__("numpy").zeros(epochs)
+        cdef int code
+        with nogil:
+            code = api.fit_f64(&X[0, 0], &y[0], NULL, n, d, &options, &th[0], &state[0],
+                               &history[0], &info)
+        if code != GD_OK:
+            raise ValueError(api.strerror(code).decode())
+        return list(th), list(history)
+""")
+
+SETUP = textwrap.dedent("""
+    import gdcore
+    from Cython.Build import cythonize
+    from setuptools import Extension, setup
+    setup(name="uses_gdcore", ext_modules=cythonize(
+        [Extension("uses_gdcore", ["uses_gdcore.pyx"], include_dirs=[gdcore.get_include()])]))
+""")
+
+
+@needs_compiler
+def test_cython_extension_cimports_gdcore(tmp_path):
+    (tmp_path / "uses_gdcore.pyx").write_text(CYTHON_EXTENSION)
+    (tmp_path / "setup.py").write_text(SETUP)
+    build = subprocess.run([sys.executable, "setup.py", "build_ext", "--inplace"],
+                           cwd=tmp_path, capture_output=True, text=True, env=subprocess_env())
+    assert build.returncode == 0, build.stdout[-3000:] + build.stderr[-3000:]
+    env = subprocess_env()
+    env["PYTHONPATH"] = str(tmp_path) + os.pathsep + env["PYTHONPATH"]
+    check = textwrap.dedent("""
+        import json, numpy as np, uses_gdcore, gdcore
+        X, y, _ = gdcore.make_regression(300, 4, seed=1)
+        theta = np.zeros(5); direction = np.full(5, 0.1)
+        print(json.dumps({
+            "line": uses_gdcore.losses_along_a_line(X, y, theta, direction, 5),
+            "fit": uses_gdcore.sgd_fit(X, y, 0.1, 20)}))
+    """)
+    run = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True,
+                         env=env, cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    import json
+    out = json.loads(run.stdout)
+    X, y, _ = gdcore.make_regression(300, 4, seed=1)
+    for k, loss in enumerate(out["line"]):
+        point = np.full(5, 0.1 * k)
+        assert loss == pytest.approx(0.5 * np.mean((X @ point[:4] + point[4] - y) ** 2),
+                                     rel=1e-12)
+    theta, history = out["fit"]
+    expected = gdcore.fit(X, y, optimizer="sgd", lr=0.1, epochs=20, tol=None,
+                          precompute=False, n_threads=1)
+    np.testing.assert_allclose(theta[:4], expected.coef, rtol=1e-12)
+    np.testing.assert_allclose(history, expected.loss_history, rtol=1e-12)
+
+
+def test_get_include_has_the_header_and_pxd():
+    include = gdcore.get_include()
+    assert os.path.isfile(os.path.join(include, "gdcore.h"))
+    assert os.path.isfile(os.path.join(os.path.dirname(include), "capi.pxd"))
+    assert gdcore._core.C_API_VERSION == (1, 0)
