@@ -12,6 +12,7 @@ See ``gdcore.fit`` for the objective and the options, ``gdcore.optim`` and
 
 from . import optim, schedules
 from ._api import fit
+from ._chunked import fit_chunks
 from ._data import make_regression
 from ._gradcheck import check_grad
 from ._model_io import load_model, save_model
@@ -36,5 +37,5 @@ def __getattr__(name):
     raise AttributeError(f"module 'gdcore' has no attribute {name!r}")
 
 
-__all__ = ["fit", "GDRegressor", "get_include", "load_model", "save_model", "FitResult", "FitProgress", "DivergenceError", "check_grad",
+__all__ = ["fit", "fit_chunks", "GDRegressor", "get_include", "load_model", "save_model", "FitResult", "FitProgress", "DivergenceError", "check_grad",
            "make_regression", "optim", "schedules", "__version__"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -61,7 +62,45 @@ def fit(X, y, *, sample_weight=None, optimizer=None, lr=None, epochs=100, batch_
     of the last finished update.
     """
     problem = check_data(X, y, sample_weight)
-    n, d, dtype = problem.n, problem.d, problem.dtype
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    run = prepare_run(problem.n, problem.d, problem.dtype, optimizer=optimizer, lr=lr,
+                      epochs=epochs, batch_size=batch_size, schedule=schedule, l2=l2, l1=l1,
+                      fit_intercept=fit_intercept, tol=tol, n_iter_no_change=n_iter_no_change,
+                      gtol=gtol, shuffle=shuffle, seed=seed, n_threads=n_threads, init=init,
+                      callback=callback, backend=backend)
+    use_gram = _check_precompute(precompute, run.settings, problem.n, problem.d)
+
+    def execute(run):
+        if backend == "numpy":
+            return _reference.run(problem, run.state, run.opt, run.sched, run.settings,
+                                  run.rng, run.on_epoch)
+        gram = (augmented_gram(problem.X, problem.y, problem.sample_weight) if use_gram
+                else None)
+        return _run_core(problem, run.state, run.opt, run.sched, run.settings, run.rng,
+                         run.on_epoch, run.n_threads, gram)
+    return finish_run(run, execute)
+
+
+@dataclass
+class Run:
+    """A validated fit about to run: what both backends, fit_chunks and gdcore.dask share."""
+
+    settings: object
+    opt: object
+    sched: object
+    state: FitState
+    rng: np.random.Generator
+    on_epoch: object
+    n_threads: int
+    d: int
+    backend: str
+
+
+def prepare_run(n, d, dtype, *, optimizer, lr, epochs, batch_size, schedule, l2, l1,
+                fit_intercept, tol, n_iter_no_change, gtol, shuffle, seed, n_threads, init,
+                callback, backend):
+    """Validate everything but the data and build the starting state."""
     settings = check_settings(epochs=epochs, batch_size=batch_size, l2=l2, l1=l1,
                               fit_intercept=fit_intercept, tol=tol,
                               n_iter_no_change=n_iter_no_change, gtol=gtol, shuffle=shuffle,
@@ -76,45 +115,43 @@ def fit(X, y, *, sample_weight=None, optimizer=None, lr=None, epochs=100, batch_
     if settings.l1 > 0 and not opt.allows_l1:
         raise ValueError(f"l1 > 0 needs an SGD-family optimizer (sgd, momentum, nesterov); "
                          f"got {type(opt).__name__}. Use l2, or optimizer='sgd'")
-    if backend not in BACKENDS:
-        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
     n_threads = resolve_n_threads(n_threads)
     callback = check_callback(callback)
-    use_gram = _check_precompute(precompute, settings, n, d)
     state = _initial_state(init, opt, d, dtype, settings.fit_intercept)
-
     rng = np.random.default_rng(seed)
     if state.rng_state is not None:
         rng.bit_generator.state = state.rng_state
     on_epoch = None if callback is None else _epoch_reporter(callback, state, d)
+    return Run(settings, opt, sched, state, rng, on_epoch, n_threads, d, backend)
 
+
+def finish_run(run, execute):
+    """Call ``execute(run) -> (stop_reason, status)`` and turn its outcome into a FitResult,
+    a DivergenceError, or a KeyboardInterrupt carrying the partial result."""
+    state, opt = run.state, run.opt
     started = time.perf_counter()
+
+    def result(stop_reason, keep_state=True):
+        return _result(state, opt, run.sched, run.settings, stop_reason,
+                       time.perf_counter() - started, run.backend, run.n_threads, run.d,
+                       keep_state=keep_state)
     try:
-        if backend == "core":
-            gram = augmented_gram(problem.X, problem.y, problem.sample_weight) if use_gram else None
-            stop_reason, status = _run_core(problem, state, opt, sched, settings, rng,
-                                            on_epoch, n_threads, gram)
-        else:
-            stop_reason, status = _reference.run(problem, state, opt, sched, settings, rng,
-                                                 on_epoch)
+        stop_reason, status = execute(run)
     except KeyboardInterrupt as interrupt:
-        state.rng_state = rng.bit_generator.state
-        interrupt.result = _result(state, opt, sched, settings, "interrupted",
-                                   time.perf_counter() - started, backend, n_threads, d)
+        state.rng_state = run.rng.bit_generator.state
+        interrupt.result = result("interrupted")
         raise
-    state.rng_state = rng.bit_generator.state
-    elapsed = time.perf_counter() - started
+    state.rng_state = run.rng.bit_generator.state
     if stop_reason == "diverged":
-        result = _result(state, opt, sched, settings, "diverged", elapsed, backend, n_threads,
-                         d, keep_state=False)
         what = ("the loss" if status == _reference.STATUS_LOSS_NOT_FINITE
                 else "the parameters")
         epoch = state.n_epochs + 1
         raise DivergenceError(
             f"{what} stopped being finite in epoch {epoch} (lr={opt.lr:g}, "
             f"{type(opt).__name__}); try a smaller lr (e.g. {opt.lr / 10:g}) or standardise X. "
-            "The last finite parameters are in .result", result=result, epoch=epoch)
-    return _result(state, opt, sched, settings, stop_reason, elapsed, backend, n_threads, d)
+            "The last finite parameters are in .result", result=result("diverged", False),
+            epoch=epoch)
+    return result(stop_reason)
 
 
 def _check_precompute(precompute, settings, n, d):

@@ -102,8 +102,9 @@ def check_all_finite(name, arr):
                      "remove or impute those values")
 
 
-def check_data(X, y, sample_weight=None):
-    """Validate and convert X, y, sample_weight (see Problem)."""
+def check_data(X, y, sample_weight=None, allow_zero_weight_sum=False):
+    """Validate and convert X, y, sample_weight (see Problem).  A chunk of a larger data set
+    may have weights that sum to 0 (allow_zero_weight_sum); a whole data set may not."""
     X = _as_array("X", X)
     if X.ndim != 2:
         raise ValueError(f"X must be 2-D (n_samples, n_features), got {X.ndim}-D array "
@@ -139,7 +140,7 @@ def check_data(X, y, sample_weight=None):
             raise ValueError(f"sample_weight must be >= 0; sample_weight[{first}] = "
                              f"{sample_weight[first]}")
         total = float(np.sum(sample_weight, dtype=np.float64))
-        if not total > 0:
+        if not total > 0 and not allow_zero_weight_sum:
             raise ValueError("sample_weight sums to 0: at least one weight must be positive")
         if not math.isfinite(total):
             raise ValueError("sample_weight sums to infinity in float64; rescale the weights")

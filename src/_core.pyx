@@ -516,4 +516,14 @@ def stream_sum(const floating[::1] values, int n_threads):
     return total
 
 
+def gram_sums(const double[:, ::1] gram, const floating[::1] theta):
+    """The sums of a full pass (as block_sums_of returns them) from the (d+2)² Gram matrix of
+    (X, 1, y): what Gram mode computes each epoch (see sums_from_gram)."""
+    cdef Py_ssize_t d = theta.shape[0] - 1
+    out = np.zeros(d + N_SLOTS, dtype=np.float64)
+    cdef double[::1] sums = out
+    sums_from_gram(&gram[0, 0], &theta[0], d, &sums[0])
+    return out
+
+
 include "gd_capi.pxi"

@@ -1,0 +1,169 @@
+"""Full-batch fits over data that is not one array: chunks on one machine, or Dask blocks.
+
+An epoch adds up the raw sums of a fused pass over every chunk (Σ sᵢrᵢxᵢ, Σ sᵢrᵢ, Σ sᵢrᵢ²,
+Σ sᵢ: see gdcore._core.block_sums_of), which are exactly the sums of one pass over all the
+rows, so the loss, the gradient and therefore the whole trajectory are those of
+``gdcore.fit(..., batch_size=None)`` on the concatenated data, up to rounding.  The rest of the
+epoch (loss, gtol, schedule, update, tol rule, divergence) is the loop below, shared by
+:func:`fit_chunks` and :func:`gdcore.dask.fit`; only how the sums are obtained differs.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from . import _core
+from ._api import finish_run, prepare_run
+from ._precompute import augmented_gram
+from ._reference import STATUS_LOSS_NOT_FINITE, STATUS_OK, STATUS_PARAMS_NOT_FINITE
+from ._validation import check_data
+from .optim import SGD
+
+__all__ = ["fit_chunks", "run_full_batch"]
+
+
+def run_full_batch(run, sums_at):
+    """The full-batch epoch loop, given ``sums_at(theta) -> sums`` (float64, d + 3).
+
+    Mutates run.state like the compiled loop does; returns (stop_reason, status)."""
+    state, settings, opt = run.state, run.settings, run.opt
+    l1_prox = settings.l1 if isinstance(opt, SGD) else 0.0
+    optim_config, schedule_config = opt._config(), run.sched._config()
+    for _ in range(settings.epochs):
+        theta = state.theta
+        loss, grad = _core.objective_from_sums(sums_at(theta), theta, settings.l2,
+                                               settings.l1, settings.fit_intercept)
+        if not math.isfinite(loss):
+            return "diverged", STATUS_LOSS_NOT_FINITE
+        gtol_reached = settings.gtol is not None and _core.gradient_stationarity(
+            grad, theta, settings.l1, settings.fit_intercept) <= settings.gtol
+        if not gtol_reached:
+            t = state.n_updates + 1
+            lr = _core.scheduled_learning_rate(schedule_config, opt.lr, state.n_epochs, t)
+            if not _core.optimizer_update(theta, grad, state.optimizer_state, optim_config, t,
+                                          lr, l1_prox, settings.fit_intercept):
+                return "diverged", STATUS_PARAMS_NOT_FINITE
+            state.n_updates = t
+        state.loss_history.append(loss)
+        state.n_epochs += 1
+        stop = _stop_after_epoch(state, loss, settings, gtol_reached)
+        if run.on_epoch is not None and run.on_epoch(loss) and stop is None:
+            stop = "callback"
+        if stop is not None:
+            return stop, STATUS_OK
+    return "epochs", STATUS_OK
+
+
+def _stop_after_epoch(state, loss, settings, gtol_reached):
+    """scikit-learn's tol rule and gtol, as in the compiled loop's stop_after_epoch."""
+    if settings.tol is not None:
+        if loss > state.best_loss - settings.tol:
+            state.n_no_improvement += 1
+        else:
+            state.n_no_improvement = 0
+        state.best_loss = min(state.best_loss, loss)
+    if gtol_reached:
+        return "gtol"
+    if settings.tol is not None and state.n_no_improvement >= settings.n_iter_no_change:
+        return "tol"
+    return None
+
+
+class _Chunks:
+    """Validated access to the chunks: each pass re-reads them from the source."""
+
+    def __init__(self, chunks):
+        if callable(chunks):
+            self._fresh = chunks
+        elif hasattr(chunks, "__iter__") and not hasattr(chunks, "__next__"):
+            self._fresh = lambda: chunks
+        else:
+            raise TypeError("chunks must be a re-iterable (a list, say) of (X, y) or "
+                            "(X, y, sample_weight) tuples, or a callable returning a fresh "
+                            "iterable each time; a one-shot iterator cannot be read every "
+                            "epoch")
+        self.d = self.dtype = None
+        self.n = 0
+
+    def __iter__(self):
+        """Yield validated Problems, checking every chunk agrees with the first."""
+        n = 0
+        for index, chunk in enumerate(self._fresh()):
+            try:
+                parts = tuple(chunk)
+            except TypeError:
+                raise TypeError(f"chunk {index}: expected (X, y) or (X, y, sample_weight), "
+                                f"got {type(chunk).__name__}") from None
+            if len(parts) not in (2, 3):
+                raise ValueError(f"chunk {index}: expected (X, y) or (X, y, sample_weight), "
+                                 f"got {len(parts)} items")
+            try:
+                problem = check_data(parts[0], parts[1], parts[2] if len(parts) == 3 else None,
+                                     allow_zero_weight_sum=True)
+            except (ValueError, TypeError) as exc:
+                raise type(exc)(f"chunk {index}: {exc}") from None
+            if self.d is None:
+                self.d, self.dtype = problem.d, problem.dtype
+            elif problem.d != self.d:
+                raise ValueError(f"chunk {index}: X has {problem.d} features but chunk 0 has "
+                                 f"{self.d}")
+            elif problem.dtype != self.dtype:
+                problem = check_data(problem.X.astype(self.dtype), problem.y,
+                                     problem.sample_weight, allow_zero_weight_sum=True)
+            n += problem.n
+            yield problem
+        if n == 0:
+            raise ValueError("chunks: no data (the iterable yielded no chunk)")
+        self.n = n
+
+
+def _empty_weights(problem):
+    return (problem.sample_weight if problem.sample_weight is not None
+            else np.empty(0, problem.dtype))
+
+
+def fit_chunks(chunks, *, optimizer=None, lr=None, epochs=100, schedule=None, l2=0.0, l1=0.0,
+               fit_intercept=True, tol=1e-4, n_iter_no_change=5, gtol=None, n_threads=None,
+               init=None, callback=None, precompute=False):
+    """Fit on data given in chunks, with exact full-batch semantics.
+
+    ``chunks`` is a list (or any re-iterable) of ``(X, y)`` or ``(X, y, sample_weight)``
+    pairs — row blocks of one data set, e.g. Parquet row groups or CSV pieces — or a callable
+    returning a fresh iterable of them each time it is called (each epoch reads the chunks
+    once).  Each epoch's loss and gradient are summed over all chunks, so the result equals
+    ``gdcore.fit(X, y, batch_size=None, ...)`` on the concatenated rows (up to rounding).
+    ``precompute=True`` reads the chunks once to form the Gram matrix and then runs every
+    epoch in O(d²).  The other arguments are those of :func:`gdcore.fit`.  Every chunk is
+    validated as gdcore.fit validates X and y; errors name the chunk.
+    """
+    source = _Chunks(chunks)
+    if precompute not in (True, False):
+        raise ValueError(f"precompute must be True or False, got {precompute!r}")
+    first = next(iter(source), None)
+    if first is None:
+        raise ValueError("chunks: no data (the iterable yielded no chunk)")
+    run = prepare_run(1, first.d, first.dtype, optimizer=optimizer, lr=lr, epochs=epochs,
+                      batch_size=None, schedule=schedule, l2=l2, l1=l1,
+                      fit_intercept=fit_intercept, tol=tol, n_iter_no_change=n_iter_no_change,
+                      gtol=gtol, shuffle=False, seed=None, n_threads=n_threads, init=init,
+                      callback=callback, backend="chunks")
+
+    def streamed_sums(theta):
+        total = np.zeros(first.d + 3)
+        for problem in source:
+            total += _core.block_sums_of(problem.X, problem.y, _empty_weights(problem),
+                                         theta.astype(problem.dtype, copy=False),
+                                         run.n_threads)
+        if not total[-1] > 0:
+            raise ValueError("sample_weight sums to 0 over all chunks: at least one weight "
+                             "must be positive")
+        return total
+
+    def execute(run):
+        if not precompute:
+            return run_full_batch(run, streamed_sums)
+        gram = sum(augmented_gram(p.X, p.y, p.sample_weight) for p in source)
+        return run_full_batch(run, lambda theta: _core.gram_sums(gram, theta))
+    return finish_run(run, execute)

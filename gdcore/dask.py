@@ -1,0 +1,144 @@
+"""gdcore on Dask: full-batch fits of dask arrays on a cluster.
+
+Each epoch, every row block's fused loss-and-gradient sums are computed by gdcore._core on
+the worker that holds the block, tree-summed on the cluster, and only the d + 3 sums travel to
+the client, which makes the update (the epoch loop of gdcore._chunked, shared with
+``gdcore.fit_chunks``).  ``precompute=True`` forms the Gram matrix in one distributed pass,
+after which every epoch runs locally in O(d²).
+
+Results equal ``gdcore.fit(X.compute(), y.compute(), batch_size=None, ...)`` up to rounding.
+Mini-batch optimisation is not offered on Dask: one update per mini-batch would cost one
+cluster round trip per batch; ``batch_size`` other than None raises ValueError.
+
+    from dask.distributed import Client
+    import dask.array as da, gdcore.dask
+    client = Client("tcp://scheduler:8786")          # or LocalCluster()
+    X = da.from_zarr(...)                             # rows chunked, all columns per chunk
+    result = gdcore.dask.fit(X, y, optimizer="adam", lr=0.01, epochs=200)
+
+Requires ``pip install 'gdcore[dask]'``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import _core
+from ._api import finish_run, prepare_run
+from ._chunked import run_full_batch
+from ._precompute import augmented_gram
+from ._validation import check_data
+
+__all__ = ["fit"]
+
+
+def _import_dask():
+    try:
+        import dask
+        import dask.array as da
+    except ImportError:
+        raise ImportError("gdcore.dask needs dask: pip install 'gdcore[dask]'") from None
+    return dask, da
+
+
+def _block_sums(X, y, w, theta, n_threads):
+    """On a worker: the raw sums of one row block (validated there, so bad data names it)."""
+    problem = check_data(X, y, w, allow_zero_weight_sum=True)
+    weights = problem.sample_weight if w is not None else np.empty(0, problem.dtype)
+    return _core.block_sums_of(problem.X, problem.y, weights,
+                               theta.astype(problem.dtype, copy=False), n_threads)
+
+
+def _block_gram(X, y, w):
+    problem = check_data(X, y, w, allow_zero_weight_sum=True)
+    return augmented_gram(problem.X, problem.y, problem.sample_weight)
+
+
+def _tree_sum(dask, parts):
+    """Pairwise sums of delayed arrays, so no single task adds up every block."""
+    add = dask.delayed(np.add, pure=True)
+    while len(parts) > 1:
+        parts = [add(parts[i], parts[i + 1]) if i + 1 < len(parts) else parts[i]
+                 for i in range(0, len(parts), 2)]
+    return parts[0]
+
+
+def _as_dask_arrays(da, X, y, sample_weight):
+    if hasattr(X, "to_dask_array"):  # dask DataFrame
+        X = X.to_dask_array(lengths=True)
+    if hasattr(y, "to_dask_array"):
+        y = y.to_dask_array(lengths=True)
+    X = X if isinstance(X, da.Array) else da.from_array(np.asarray(X))
+    if X.ndim != 2:
+        raise ValueError(f"X must be 2-D (n_samples, n_features), got {X.ndim}-D")
+    if any(np.isnan(c) for c in X.chunks[0]):
+        raise ValueError("X has unknown chunk sizes; call X.compute_chunk_sizes() first")
+    # whole rows per block: each task needs every column of its rows
+    X = X.rechunk({1: -1})
+    rows = X.chunks[0]
+    y = da.asarray(y)
+    if y.ndim != 1 or y.shape[0] != X.shape[0]:
+        raise ValueError(f"y must be 1-D with len(y) == X.shape[0] = {X.shape[0]}, got shape "
+                         f"{y.shape}")
+    y = y.rechunk((rows,))
+    if sample_weight is not None:
+        sample_weight = da.asarray(sample_weight)
+        if sample_weight.ndim != 1 or sample_weight.shape[0] != X.shape[0]:
+            raise ValueError(f"sample_weight must be 1-D of length {X.shape[0]}, got shape "
+                             f"{sample_weight.shape}")
+        sample_weight = sample_weight.rechunk((rows,))
+    return X, y, sample_weight
+
+
+def fit(X, y, *, sample_weight=None, optimizer=None, lr=None, epochs=100, batch_size=None,
+        schedule=None, l2=0.0, l1=0.0, fit_intercept=True, tol=1e-4, n_iter_no_change=5,
+        gtol=None, n_threads=1, init=None, callback=None, precompute=False, persist=True):
+    """Full-batch :func:`gdcore.fit` on dask arrays (or dask DataFrames through their arrays).
+
+    Uses the active Dask client (or scheduler).  ``persist=True`` keeps X, y and the weights
+    in the cluster's memory between epochs; a lost worker's blocks are recomputed from their
+    graph, so the fit survives it.  ``n_threads`` is the number of threads each block's pass
+    uses on its worker.  Other arguments are those of :func:`gdcore.fit`.
+    """
+    dask, da = _import_dask()
+    if batch_size is not None:
+        raise ValueError("gdcore.dask.fit runs full-batch optimizers only (batch_size=None): "
+                         "a mini-batch update per cluster round trip would be slower than "
+                         "fitting on one machine; use gdcore.fit on a sample for mini-batch "
+                         "methods")
+    if precompute not in (True, False):
+        raise ValueError(f"precompute must be True or False, got {precompute!r}")
+    X, y, sample_weight = _as_dask_arrays(da, X, y, sample_weight)
+    n, d = X.shape
+    if n == 0 or d == 0:
+        raise ValueError(f"X has shape {X.shape}; it needs at least 1 row and 1 column")
+    dtype = X.dtype if X.dtype in (np.float32, np.float64) else np.dtype(np.float64)
+    run = prepare_run(n, d, dtype, optimizer=optimizer, lr=lr, epochs=epochs, batch_size=None,
+                      schedule=schedule, l2=l2, l1=l1, fit_intercept=fit_intercept, tol=tol,
+                      n_iter_no_change=n_iter_no_change, gtol=gtol, shuffle=False, seed=None,
+                      n_threads=n_threads, init=init, callback=callback, backend="dask")
+    if persist:
+        X, y = X.persist(), y.persist()
+        sample_weight = sample_weight.persist() if sample_weight is not None else None
+    x_blocks = X.to_delayed().ravel()
+    y_blocks = y.to_delayed().ravel()
+    w_blocks = (sample_weight.to_delayed().ravel() if sample_weight is not None
+                else [None] * len(x_blocks))
+    block_sums = dask.delayed(_block_sums, pure=True)
+    block_gram = dask.delayed(_block_gram, pure=True)
+
+    def distributed_sums(theta):
+        parts = [block_sums(xb, yb, wb, theta.copy(), run.n_threads)
+                 for xb, yb, wb in zip(x_blocks, y_blocks, w_blocks)]
+        total = _tree_sum(dask, parts).compute()
+        if not total[-1] > 0:
+            raise ValueError("sample_weight sums to 0: at least one weight must be positive")
+        return total
+
+    def execute(run):
+        if not precompute:
+            return run_full_batch(run, distributed_sums)
+        gram = _tree_sum(dask, [block_gram(xb, yb, wb) for xb, yb, wb
+                                in zip(x_blocks, y_blocks, w_blocks)]).compute()
+        return run_full_batch(run, lambda theta: _core.gram_sums(gram, theta))
+    return finish_run(run, execute)

@@ -1,0 +1,88 @@
+"""fit_chunks: exact full-batch semantics over chunks, equal to gdcore.fit on the whole."""
+
+import numpy as np
+import pytest
+
+import gdcore
+
+from conftest import problem
+
+
+@pytest.fixture(scope="module")
+def whole():
+    X, y, _ = problem(n=1000, d=5)
+    w = np.random.default_rng(2).uniform(0.0, 2.0, 1000)
+    w[:150] = 0.0  # the first chunk has no weight at all
+    return X, y, w
+
+
+def pieces(X, y, w=None, size=150):
+    return [(X[i:i + size], y[i:i + size]) + (() if w is None else (w[i:i + size],))
+            for i in range(0, len(y), size)]
+
+
+@pytest.mark.parametrize("optimizer", ["gd", "nesterov", "adagrad", "rmsprop", "adam",
+                                       "normalized"])
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("precompute", [False, True])
+def test_equals_in_memory_fit(whole, optimizer, weighted, precompute):
+    X, y, w = whole
+    options = dict(optimizer=optimizer, lr=0.05, epochs=25, tol=None, l2=0.01,
+                   schedule="cosine")
+    chunked = gdcore.fit_chunks(pieces(X, y, w if weighted else None), precompute=precompute,
+                                **options)
+    memory = gdcore.fit(X, y, sample_weight=w if weighted else None, precompute=False,
+                        **options)
+    np.testing.assert_allclose(chunked.loss_history, memory.loss_history, rtol=1e-10)
+    np.testing.assert_allclose(chunked.coef, memory.coef, rtol=1e-10, atol=1e-14)
+    assert chunked.intercept == pytest.approx(memory.intercept, rel=1e-10, abs=1e-14)
+    assert chunked.n_updates == memory.n_updates
+
+
+def test_stopping_callable_source_and_continuation(whole):
+    X, y, _ = whole
+    reads = []
+
+    def source():
+        reads.append(1)
+        return iter(pieces(X, y))
+    a = gdcore.fit_chunks(source, optimizer="gd", lr=0.5, epochs=500, gtol=1e-8, tol=None)
+    b = gdcore.fit(X, y, optimizer="gd", lr=0.5, epochs=500, gtol=1e-8, tol=None,
+                   precompute=False)
+    assert a.stop_reason == b.stop_reason == "gtol" and a.n_epochs == b.n_epochs
+    assert len(reads) == a.n_epochs + 1  # one read to set up, then one per epoch
+    five = gdcore.fit_chunks(pieces(X, y), optimizer="adam", lr=0.05, epochs=5, tol=None)
+    more = gdcore.fit_chunks(pieces(X, y), epochs=5, tol=None, init=five)
+    ten = gdcore.fit_chunks(pieces(X, y), optimizer="adam", lr=0.05, epochs=10, tol=None)
+    np.testing.assert_array_equal(more.coef, ten.coef)
+    np.testing.assert_array_equal(more.loss_history, ten.loss_history)
+
+
+def test_memmapped_chunks(whole, tmp_path):
+    X, y, _ = whole
+    np.save(tmp_path / "X.npy", X)
+    mapped = np.load(tmp_path / "X.npy", mmap_mode="r")
+    chunked = gdcore.fit_chunks([(mapped[i:i + 200], y[i:i + 200]) for i in range(0, 1000, 200)],
+                                optimizer="adam", lr=0.05, epochs=10, tol=None)
+    memory = gdcore.fit(mapped, y, optimizer="adam", lr=0.05, epochs=10, tol=None,
+                        precompute=False)
+    np.testing.assert_allclose(chunked.coef, memory.coef, rtol=1e-10)
+
+
+def test_chunk_errors_name_the_chunk(whole):
+    X, y, _ = whole
+    bad = pieces(X, y)
+    bad[2] = (bad[2][0].copy(), bad[2][1])
+    bad[2][0][3, 1] = np.nan
+    with pytest.raises(ValueError, match="chunk 2: X contains NaN"):
+        gdcore.fit_chunks(bad, epochs=2)
+    with pytest.raises(ValueError, match="chunk 1: X has 4 features but chunk 0 has 5"):
+        gdcore.fit_chunks([(X[:10], y[:10]), (X[10:20, :4], y[10:20])], epochs=2)
+    with pytest.raises(TypeError, match="one-shot iterator"):
+        gdcore.fit_chunks(iter(pieces(X, y)), epochs=2)
+    with pytest.raises(ValueError, match="no data"):
+        gdcore.fit_chunks([], epochs=2)
+    with pytest.raises(ValueError, match="sums to 0 over all chunks"):
+        gdcore.fit_chunks([(X[:10], y[:10], np.zeros(10))], epochs=2)
+    with pytest.raises(gdcore.DivergenceError):
+        gdcore.fit_chunks(pieces(X, y), optimizer="gd", lr=1e6, epochs=50, tol=None)

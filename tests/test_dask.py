@@ -1,0 +1,95 @@
+"""gdcore.dask.fit on a real local cluster (2 worker processes): equal to the in-memory fit,
+surviving a killed worker, and refusing what it does not do."""
+
+import os
+import signal
+
+import numpy as np
+import pytest
+
+da = pytest.importorskip("dask.array", reason="gdcore.dask needs the optional dask extra")
+distributed = pytest.importorskip("distributed", reason="the tests start a distributed cluster")
+
+import gdcore  # noqa: E402
+import gdcore.dask  # noqa: E402
+
+from conftest import problem  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def client():
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=None, silence_logs=40) as cluster:
+        with distributed.Client(cluster) as client:
+            yield client
+
+
+@pytest.fixture(scope="module")
+def data():
+    X, y, _ = problem(n=6000, d=6)
+    w = np.random.default_rng(5).uniform(0.0, 2.0, 6000)
+    return X, y, w
+
+
+@pytest.mark.parametrize("optimizer", ["gd", "adam", "rmsprop"])
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("precompute", [False, True])
+def test_equals_in_memory_fit(client, data, optimizer, weighted, precompute):
+    X, y, w = data
+    dX, dy = da.from_array(X, chunks=(1000, 3)), da.from_array(y, chunks=700)
+    dw = da.from_array(w, chunks=1000) if weighted else None
+    options = dict(optimizer=optimizer, lr=0.05, epochs=8, tol=None, l2=0.01)
+    distributed_fit = gdcore.dask.fit(dX, dy, sample_weight=dw, precompute=precompute,
+                                      **options)
+    memory = gdcore.fit(X, y, sample_weight=w if weighted else None, precompute=False,
+                        **options)
+    np.testing.assert_allclose(distributed_fit.loss_history, memory.loss_history, rtol=1e-10)
+    np.testing.assert_allclose(distributed_fit.coef, memory.coef, rtol=1e-10, atol=1e-14)
+    assert distributed_fit.intercept == pytest.approx(memory.intercept, rel=1e-10)
+
+
+def test_dask_dataframe(client, data):
+    dd = pytest.importorskip("dask.dataframe", reason="dask DataFrames need pandas")
+    import pandas as pd
+    X, y, _ = data
+    frame = dd.from_pandas(pd.DataFrame(X, columns=list("abcdef")).assign(target=y),
+                           npartitions=4)
+    result = gdcore.dask.fit(frame[list("abcdef")], frame["target"], optimizer="gd", lr=0.3,
+                             epochs=10, tol=None)
+    memory = gdcore.fit(X, y, optimizer="gd", lr=0.3, epochs=10, tol=None, precompute=False)
+    np.testing.assert_allclose(result.coef, memory.coef, rtol=1e-10)
+
+
+def test_survives_a_killed_worker(client, data):
+    X, y, _ = data
+    dX, dy = da.from_array(X, chunks=(500, 6)), da.from_array(y, chunks=500)
+    killed = []
+
+    def kill_one_worker(progress):
+        if progress.epoch == 3 and not killed:
+            pids = client.run(os.getpid)
+            victim = sorted(pids)[0]
+            # SIGKILL, as an out-of-memory killer would: the nanny starts a new worker and
+            # the lost blocks are recomputed from their graph
+            os.kill(pids[victim], signal.SIGKILL)
+            killed.append(victim)
+        return False
+    result = gdcore.dask.fit(dX, dy, optimizer="adam", lr=0.05, epochs=8, tol=None,
+                             callback=kill_one_worker)
+    memory = gdcore.fit(X, y, optimizer="adam", lr=0.05, epochs=8, tol=None, precompute=False)
+    assert killed
+    np.testing.assert_allclose(result.loss_history, memory.loss_history, rtol=1e-10)
+    np.testing.assert_allclose(result.coef, memory.coef, rtol=1e-10)
+
+
+def test_refusals(client, data):
+    X, y, _ = data
+    dX, dy = da.from_array(X, chunks=(1000, 6)), da.from_array(y, chunks=1000)
+    with pytest.raises(ValueError, match="full-batch"):
+        gdcore.dask.fit(dX, dy, batch_size=32)
+    with pytest.raises(ValueError, match="len\\(y\\)"):
+        gdcore.dask.fit(dX, dy[:-1])
+    bad = X.copy()
+    bad[4321, 2] = np.inf
+    with pytest.raises(ValueError, match="X contains NaN or infinity"):
+        gdcore.dask.fit(da.from_array(bad, chunks=(1000, 6)), dy, epochs=2)
