@@ -158,3 +158,27 @@ def read_table(path, target=None, features=None):
             return _from_array(next(iter(arrays.values())), path, target, features)
         raise DataError(f"{path}: expected arrays 'X' and 'y', got {', '.join(arrays)}")
     return _from_frame(_read_frame(path), path, target, features)
+
+
+FOLDER_SUFFIXES = (".parquet", ".pq", ".csv")
+
+
+def folder_files(folder):
+    """The Parquet and CSV files of a folder, in name order (each one a chunk of the data)."""
+    files = sorted(os.path.join(folder, name) for name in os.listdir(folder)
+                   if name.lower().endswith(FOLDER_SUFFIXES))
+    if not files:
+        raise DataError(f"{folder}: no .parquet or .csv files in this folder")
+    return files
+
+
+def iter_folder_tables(folder, target=None, features=None):
+    """Read a folder's files one at a time as Tables with the same columns.
+
+    The feature columns are fixed by the first file (or ``features``), so every later file
+    must have them."""
+    names = list(features) if features else None
+    for path in folder_files(folder):
+        table = read_table(path, target, names)
+        names = table.feature_names
+        yield table

@@ -139,3 +139,29 @@ def test_progress_bar_only_when_asked(files):
     loud = gdcore_cli("fit", folder / "train.csv", "--target", "y", "--epochs", "20",
                       "--progress")
     assert "epoch" in loud.stderr and "loss=" in loud.stderr
+
+
+def test_fit_a_folder_of_files(files, tmp_path):
+    """A folder of Parquet and CSV files is fitted file by file, with full-batch results."""
+    _, frame = files
+    folder = tmp_path / "parts"
+    folder.mkdir()
+    frame.iloc[:150].to_parquet(folder / "part-0.parquet")
+    frame.iloc[150:300].to_csv(folder / "part-1.csv", index=False)
+    frame.iloc[300:].to_parquet(folder / "part-2.parquet")
+    (folder / "README.txt").write_text("not data")
+    model = tmp_path / "folder.json"
+    out = gdcore_cli("fit", folder, "--target", "y", "--optimizer", "adam", "--lr", "0.05",
+                     "--epochs", "40", "--standardize", "--save", model).stdout
+    assert summary(out)["data"].startswith(f"{folder}: 400 rows x 3 features")
+    saved = json.loads(model.read_text())
+    X = frame[["a", "b", "c"]].to_numpy()
+    mean, scale = X.mean(axis=0), X.std(axis=0)
+    np.testing.assert_allclose(saved["standardize"]["mean"], mean, rtol=1e-12)
+    np.testing.assert_allclose(saved["standardize"]["scale"], scale, rtol=1e-9)
+    expected = gdcore.fit((X - mean) / scale, frame["y"].to_numpy(), optimizer="adam",
+                          lr=0.05, epochs=40, precompute=False)
+    np.testing.assert_allclose(saved["coef"], expected.coef, rtol=1e-8)
+    assert saved["loss_history"] == pytest.approx(list(expected.loss_history), rel=1e-8)
+    proc = gdcore_cli("fit", folder, "--target", "y", "--batch-size", "10", check=False)
+    assert proc.returncode == 2 and "--batch-size" in proc.stderr

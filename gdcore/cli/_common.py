@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 import numpy as np
 
-from .._io import DataError, read_table
+from .._io import DataError, iter_folder_tables, read_table
 
 
 def add_data_arguments(parser, target_required=True):
@@ -41,11 +42,79 @@ def fit_options(args):
                 n_threads=args.threads, seed=args.seed)
 
 
+class FolderData:
+    """DATA given as a folder of Parquet/CSV files: read file by file, never all at once.
+
+    Fits on it run with gdcore.fit_chunks (full batch, exact); standardisation, when asked,
+    takes its mean and scale from a first pass over the files."""
+
+    def __init__(self, folder, target, features, standardize):
+        self.folder, self.target = folder, target
+        first = next(iter_folder_tables(folder, target, features))
+        if first.y is None:
+            raise DataError(f"{folder}: give the target column with --target")
+        self.feature_names = first.feature_names
+        self.mean = self.scale = None
+        if standardize:
+            count, total, squares = 0, 0.0, 0.0
+            for table in self.tables():
+                count += len(table.y)
+                total = total + table.X.sum(axis=0)
+                squares = squares + (table.X ** 2).sum(axis=0)
+            self.mean = total / count
+            self.scale = np.sqrt(np.maximum(squares / count - self.mean ** 2, 0.0))
+            self.scale[self.scale == 0] = 1.0
+
+    def tables(self):
+        return iter_folder_tables(self.folder, self.target, self.feature_names)
+
+    def chunks(self):
+        for table in self.tables():
+            X = table.X if self.mean is None else (table.X - self.mean) / self.scale
+            yield X, table.y
+
+
+def fit_data(args, data, **options):
+    """gdcore.fit on a Table, or gdcore.fit_chunks on a FolderData."""
+    from .. import fit, fit_chunks
+    if isinstance(data, FolderData):
+        if options.get("batch_size") is not None:
+            raise ValueError("--batch-size: a folder of files is fitted full-batch "
+                             "(gdcore.fit_chunks); leave --batch-size out")
+        for name in ("batch_size", "seed"):
+            options.pop(name, None)
+        return fit_chunks(data.chunks, **options)
+    return fit(data.X_fit, data.y, **options)
+
+
 def load(args, target_required=True):
+    """The data named by args: a FolderData for a folder, else a Table with X_fit (X,
+    standardised when asked), mean and scale."""
+    if os.path.isdir(args.data):
+        return FolderData(args.data, args.target, args.features,
+                          getattr(args, "standardize", False))
     table = read_table(args.data, args.target, args.features)
     if target_required and table.y is None:
         raise DataError(f"{args.data}: give the target column with --target")
+    table.X_fit, table.mean, table.scale = standardization(
+        table.X, getattr(args, "standardize", False))
     return table
+
+
+def residual_summary(data, result):
+    """(rows, MSE, R²) of a fitted result on the data, file by file for a folder."""
+    if isinstance(data, FolderData):
+        count, total, squares, errors = 0, 0.0, 0.0, 0.0
+        for X, y in data.chunks():
+            count += len(y)
+            total += y.sum()
+            squares += (y ** 2).sum()
+            errors += ((X @ result.coef + result.intercept - y) ** 2).sum()
+        variance = squares - total ** 2 / count
+        return count, errors / count, (1.0 - errors / variance if variance > 0 else float("nan"))
+    predictions = data.X_fit @ result.coef + result.intercept
+    mse = float(np.mean((data.y - predictions) ** 2))
+    return len(data.y), mse, r2_score(data.y, predictions)
 
 
 def standardization(X, enabled):

@@ -1,23 +1,23 @@
-"""``gdcore fit DATA --target COL``: fit a file, print the summary, optionally plot and save."""
+"""``gdcore fit DATA --target COL``: fit a file (or a folder of files), print the summary,
+optionally plot and save."""
 
 from __future__ import annotations
 
-import sys
-
 import numpy as np
 
-from .. import DivergenceError, fit
+from .. import DivergenceError
 from .._io import DataError
 from .._model_io import SavedModel, save_model
 from .._progress import progress_callback
-from ._common import (add_data_arguments, add_fit_arguments, fail, fit_options, load,
-                      r2_score, standardization)
+from ._common import (add_data_arguments, add_fit_arguments, fail, fit_data, fit_options,
+                      load, residual_summary)
 
 
 def add_parser(subparsers):
-    p = subparsers.add_parser("fit", help="fit a linear model to a data file",
+    p = subparsers.add_parser("fit", help="fit a linear model to a data file or folder",
                               description="Fit y = X·w + b from a CSV, Parquet, .npy or .npz "
-                                          "file and print a summary.")
+                                          "file, or a folder of Parquet/CSV files (read one "
+                                          "file at a time, full batch), and print a summary.")
     add_data_arguments(p)
     add_fit_arguments(p)
     p.add_argument("--plot", metavar="PNG", help="write the loss curve to this image")
@@ -29,31 +29,24 @@ def add_parser(subparsers):
 
 
 def run(args):
-    try:
-        table = load(args)
-    except DataError as exc:
-        return fail("fit", exc)
-    X, mean, scale = standardization(table.X, args.standardize)
     callback, close = progress_callback(args.epochs, enabled=args.progress, desc="gdcore fit")
     try:
-        result = fit(X, table.y, callback=callback, **fit_options(args))
-    except DivergenceError as exc:
-        return fail("fit", exc)
-    except (ValueError, TypeError) as exc:
+        data = load(args)
+        result = fit_data(args, data, callback=callback, **fit_options(args))
+        rows, mse, r2 = residual_summary(data, result)
+    except (DataError, DivergenceError, ValueError, TypeError) as exc:
         return fail("fit", exc)
     finally:
         if close is not None:
             close()
-    predictions = X @ result.coef + result.intercept
-    mse = float(np.mean((table.y - predictions) ** 2))
-    print(f"data           {args.data}: {X.shape[0]:,} rows x {X.shape[1]} features, "
-          f"target {table.target!r}")
+    print(f"data           {args.data}: {rows:,} rows x {len(data.feature_names)} features, "
+          f"target {data.target!r}")
     print(f"optimizer      {result.optimizer!r}")
     print(f"epochs         {result.n_epochs} ({result.n_updates} updates)")
     print(f"stop reason    {result.stop_reason}")
     print(f"final loss     {result.final_loss:.6g}")
     print(f"MSE            {mse:.6g}")
-    print(f"R2             {r2_score(table.y, predictions):.6f}")
+    print(f"R2             {r2:.6f}")
     print(f"seconds        {result.elapsed:.3f}")
     if args.plot:
         try:
@@ -65,8 +58,8 @@ def run(args):
         print(f"plot           {args.plot}")
     if args.save:
         model = SavedModel(coef=np.asarray(result.coef, dtype=np.float64),
-                           intercept=result.intercept, feature_names=table.feature_names,
-                           target=table.target, mean=mean, scale=scale,
+                           intercept=result.intercept, feature_names=data.feature_names,
+                           target=data.target, mean=data.mean, scale=data.scale,
                            hyper_parameters=dict(fit_options(args),
                                                  optimizer=repr(result.optimizer),
                                                  schedule=repr(result.schedule)),
@@ -77,5 +70,4 @@ def run(args):
         except OSError as exc:
             return fail("fit", f"--save {args.save}: {exc.strerror}")
         print(f"saved          {args.save}")
-    sys.stdout.flush()
     return 0

@@ -6,9 +6,9 @@ import math
 
 import numpy as np
 
-from .. import DivergenceError, fit
+from .. import DivergenceError
 from .._io import DataError
-from ._common import add_data_arguments, add_fit_arguments, fail, fit_options, load, standardization
+from ._common import add_data_arguments, add_fit_arguments, fail, fit_data, fit_options, load
 
 
 def add_parser(subparsers):
@@ -56,12 +56,11 @@ def run(args):
         table = load(args)
     except (ValueError, DataError) as exc:
         return fail("lr-search", exc)
-    X, _, _ = standardization(table.X, args.standardize)
     rows = []
     for rate in rates:
         options = dict(fit_options(args), lr=rate)
         try:
-            result = fit(X, table.y, tol=None, **options)
+            result = fit_data(args, table, tol=None, **options)
             rows.append((result.final_loss, rate, result.n_epochs, result.elapsed, "ok"))
         except DivergenceError as exc:
             rows.append((math.inf, rate, exc.result.n_epochs, float("nan"), "diverged"))
