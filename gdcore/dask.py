@@ -41,12 +41,20 @@ def _import_dask():
     return dask, da
 
 
-def _block_sums(X, y, w, theta, n_threads):
-    """On a worker: the raw sums of one row block (validated there, so bad data names it)."""
+def _validate_block(X, y, w):
+    """On a worker, once per fit: check a row block as gdcore.fit checks X, y and weights;
+    returns its weight sum."""
     problem = check_data(X, y, w, allow_zero_weight_sum=True)
-    weights = problem.sample_weight if w is not None else np.empty(0, problem.dtype)
-    return _core.block_sums_of(problem.X, problem.y, weights,
-                               theta.astype(problem.dtype, copy=False), n_threads)
+    return float(len(problem.y) if w is None else problem.sample_weight.sum())
+
+
+def _block_sums(X, y, w, theta, n_threads):
+    """On a worker, every epoch: the raw sums of one (already validated) row block."""
+    dtype = theta.dtype
+    X = np.ascontiguousarray(X, dtype=dtype)
+    y = np.ascontiguousarray(y, dtype=dtype)
+    w = np.empty(0, dtype) if w is None else np.ascontiguousarray(w, dtype=dtype)
+    return _core.block_sums_of(X, y, w, theta, n_threads)
 
 
 def _block_gram(X, y, w):
@@ -126,14 +134,16 @@ def fit(X, y, *, sample_weight=None, optimizer=None, lr=None, epochs=100, batch_
                 else [None] * len(x_blocks))
     block_sums = dask.delayed(_block_sums, pure=True)
     block_gram = dask.delayed(_block_gram, pure=True)
+    validate = dask.delayed(_validate_block, pure=True)
+    total_weight = _tree_sum(dask, [validate(xb, yb, wb) for xb, yb, wb
+                                    in zip(x_blocks, y_blocks, w_blocks)]).compute()
+    if not total_weight > 0:
+        raise ValueError("sample_weight sums to 0: at least one weight must be positive")
 
     def distributed_sums(theta):
         parts = [block_sums(xb, yb, wb, theta.copy(), run.n_threads)
                  for xb, yb, wb in zip(x_blocks, y_blocks, w_blocks)]
-        total = _tree_sum(dask, parts).compute()
-        if not total[-1] > 0:
-            raise ValueError("sample_weight sums to 0: at least one weight must be positive")
-        return total
+        return _tree_sum(dask, parts).compute()
 
     def execute(run):
         if not precompute:
