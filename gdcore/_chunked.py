@@ -17,7 +17,8 @@ import numpy as np
 from . import _core
 from ._api import finish_run, prepare_run
 from ._precompute import augmented_gram
-from ._reference import STATUS_LOSS_NOT_FINITE, STATUS_OK, STATUS_PARAMS_NOT_FINITE
+from ._reference import (STATUS_LOSS_NOT_FINITE, STATUS_OK, STATUS_PARAMS_NOT_FINITE,
+                         stop_after_epoch)
 from ._validation import check_data
 from .optim import SGD
 
@@ -48,27 +49,12 @@ def run_full_batch(run, sums_at):
             state.n_updates = t
         state.loss_history.append(loss)
         state.n_epochs += 1
-        stop = _stop_after_epoch(state, loss, settings, gtol_reached)
+        stop = stop_after_epoch(state, loss, settings, gtol_reached)
         if run.on_epoch is not None and run.on_epoch(loss) and stop is None:
             stop = "callback"
         if stop is not None:
             return stop, STATUS_OK
     return "epochs", STATUS_OK
-
-
-def _stop_after_epoch(state, loss, settings, gtol_reached):
-    """scikit-learn's tol rule and gtol, as in the compiled loop's stop_after_epoch."""
-    if settings.tol is not None:
-        if loss > state.best_loss - settings.tol:
-            state.n_no_improvement += 1
-        else:
-            state.n_no_improvement = 0
-        state.best_loss = min(state.best_loss, loss)
-    if gtol_reached:
-        return "gtol"
-    if settings.tol is not None and state.n_no_improvement >= settings.n_iter_no_change:
-        return "tol"
-    return None
 
 
 class _Chunks:

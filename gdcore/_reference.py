@@ -153,17 +153,7 @@ def run(problem, state, opt, schedule, settings, rng, on_epoch):
                 epoch_loss = float(np.mean(losses))
         state.loss_history.append(epoch_loss)
         state.n_epochs += 1
-        stop = None
-        if settings.tol is not None:
-            if epoch_loss > state.best_loss - settings.tol:
-                state.n_no_improvement += 1
-            else:
-                state.n_no_improvement = 0
-            state.best_loss = min(state.best_loss, epoch_loss)
-        if gtol_reached:
-            stop = "gtol"
-        elif settings.tol is not None and state.n_no_improvement >= settings.n_iter_no_change:
-            stop = "tol"
+        stop = stop_after_epoch(state, epoch_loss, settings, gtol_reached)
         if on_epoch is not None and on_epoch(epoch_loss) and stop is None:
             stop = "callback"
         if stop is not None:
@@ -171,4 +161,20 @@ def run(problem, state, opt, schedule, settings, rng, on_epoch):
     return "epochs", STATUS_OK
 
 
-__all__ = ["run", "objective_and_gradient", "stationarity"]
+def stop_after_epoch(state, loss, settings, gtol_reached):
+    """SPEC §5 after an epoch: "gtol", "tol" (scikit-learn's rule: the loss has not gone below
+    best_loss − tol for n_iter_no_change epochs in a row) or None."""
+    if settings.tol is not None:
+        if loss > state.best_loss - settings.tol:
+            state.n_no_improvement += 1
+        else:
+            state.n_no_improvement = 0
+        state.best_loss = min(state.best_loss, loss)
+    if gtol_reached:
+        return "gtol"
+    if settings.tol is not None and state.n_no_improvement >= settings.n_iter_no_change:
+        return "tol"
+    return None
+
+
+__all__ = ["run", "objective_and_gradient", "stationarity", "stop_after_epoch"]
