@@ -121,8 +121,9 @@ def prepare_run(n, d, dtype, *, optimizer, lr, epochs, batch_size, schedule, l2,
     rng = np.random.default_rng(seed)
     if state.rng_state is not None:
         rng.bit_generator.state = state.rng_state
-    on_epoch = None if callback is None else _epoch_reporter(callback, state, d)
-    return Run(settings, opt, sched, state, rng, on_epoch, n_threads, d, backend)
+    run = Run(settings, opt, sched, state, rng, None, n_threads, d, backend)
+    run.on_epoch = None if callback is None else _epoch_reporter(callback, run)
+    return run
 
 
 def finish_run(run, execute):
@@ -219,19 +220,41 @@ def _initial_state(init, opt, d, dtype, fit_intercept):
     return FitState(theta=theta, optimizer_state=optimizer_state)
 
 
-def _epoch_reporter(callback, state, d):
+def _epoch_reporter(callback, run):
     """The per-epoch hook both backends call: wraps the user's callback."""
+    state, d = run.state, run.d
+
     def on_epoch(loss):
         theta = state.theta
-        progress = FitProgress(epoch=_epochs_done(state), loss=float(loss),
-                               coef=theta[:d].copy(), intercept=float(theta[d]))
+        progress = FitProgress(epoch=_live_state(state).n_epochs, loss=float(loss),
+                               coef=theta[:d].copy(), intercept=float(theta[d]),
+                               checkpoint=lambda: _checkpoint(run))
         return bool(callback(progress))
     return on_epoch
 
 
-def _epochs_done(state):
-    counters = getattr(state, "_counters", None)
-    return int(counters[1]) if counters is not None else state.n_epochs
+def _live_state(state):
+    """The fit's state as of now, including what the compiled loop holds in its own arrays
+    during a run (counters, best loss, loss history)."""
+    live = getattr(state, "_live", None)
+    if live is None:
+        return state
+    counters, best_loss, history, first_epoch = live
+    snapshot = FitState(state.theta, state.optimizer_state, int(counters[0]), int(counters[1]),
+                        float(best_loss[0]), int(counters[2]), state.rng_state,
+                        state.loss_history)
+    snapshot.loss_history = list(state.loss_history) + \
+        history[:snapshot.n_epochs - first_epoch].tolist()
+    return snapshot
+
+
+def _checkpoint(run):
+    """A FitResult of the fit as it stands at the end of the current epoch (a copy), from
+    which ``fit(..., init=checkpoint)`` continues exactly."""
+    snapshot = _live_state(run.state).copy()
+    snapshot.rng_state = run.rng.bit_generator.state
+    return _result(snapshot, run.opt, run.sched, run.settings, "interrupted", 0.0, run.backend,
+                   run.n_threads, run.d)
 
 
 def _run_core(problem, state, opt, sched, settings, rng, on_epoch, n_threads, gram=None):
@@ -242,7 +265,7 @@ def _run_core(problem, state, opt, sched, settings, rng, on_epoch, n_threads, gr
     history = np.empty(settings.epochs, dtype=np.float64)
     empty = np.empty(0, dtype=problem.dtype)
     first_epoch = state.n_epochs
-    state._counters = counters  # read by the callback wrapper for the live epoch count
+    state._live = (counters, best_loss, history, first_epoch)  # read by callbacks (_live_state)
     try:
         _, stop_code, status = _core.run_fit(
             problem.X, problem.y,
@@ -253,7 +276,7 @@ def _run_core(problem, state, opt, sched, settings, rng, on_epoch, n_threads, gr
             settings.n_iter_no_change, -1.0 if settings.gtol is None else settings.gtol,
             settings.shuffle, rng, on_epoch, n_threads, counters, best_loss, history, gram)
     finally:
-        del state._counters
+        del state._live
         state.n_updates, state.n_epochs, state.n_no_improvement = (int(c) for c in counters)
         state.best_loss = float(best_loss[0])
         state.loss_history.extend(history[:state.n_epochs - first_epoch].tolist())

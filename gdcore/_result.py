@@ -44,12 +44,15 @@ def _copy_rng_state(state):
 @dataclass(frozen=True)
 class FitProgress:
     """Passed to a fit's ``callback`` after each epoch (epoch is 1-based and counts from the
-    first fit when continuing)."""
+    first fit when continuing).  ``checkpoint()``, called during the callback, returns a
+    FitResult of the fit as it stands at the end of this epoch, from which
+    ``fit(..., init=checkpoint)`` continues exactly."""
 
     epoch: int
     loss: float
     coef: np.ndarray
     intercept: float
+    checkpoint: object = field(default=None, repr=False, compare=False)
 
 
 @dataclass

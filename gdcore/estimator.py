@@ -66,17 +66,23 @@ class GDRegressor(RegressorMixin, BaseEstimator):
         return options
 
     def _run(self, X, y, sample_weight, init, options):
-        callback = close = None
+        last_epoch = [None]  # the fit at the end of its last finished epoch
+
+        def keep_checkpoint(progress):
+            last_epoch[0] = progress.checkpoint()
+            return False
+        callback, close = keep_checkpoint, None
         if self.verbose:
             callback, close = progress_callback(options["epochs"], enabled=True,
-                                                desc=type(self).__name__)
+                                                desc=type(self).__name__,
+                                                user_callback=keep_checkpoint)
         try:
             result = _fit(X, y, sample_weight=sample_weight, init=init, callback=callback,
                           **options)
-        except KeyboardInterrupt as interrupt:
-            partial = getattr(interrupt, "result", None)
-            if partial is not None and partial.state is not None:
-                self._store(partial, partial.n_epochs - (init.n_epochs if init else 0))
+        except KeyboardInterrupt:
+            # Ctrl-C: keep the last finished epoch (a warm start resumes exactly from it)
+            if last_epoch[0] is not None:
+                self._store(last_epoch[0], last_epoch[0].n_epochs - (init.n_epochs if init else 0))
             raise
         finally:
             if close is not None:

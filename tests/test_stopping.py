@@ -147,3 +147,24 @@ def test_init_with_another_optimizer_is_refused():
     first = gdcore.fit(X, y, optimizer="adam", epochs=2)
     with pytest.raises(ValueError, match="init"):
         gdcore.fit(X, y, optimizer="sgd", init=first)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("batch_size", [None, 9])
+def test_checkpoint_from_callback_continues_exactly(backend, batch_size):
+    X, y, _ = problem(n=50, d=4)
+    options = dict(optimizer="adam", lr=0.02, batch_size=batch_size, seed=3, tol=None,
+                   backend=backend)
+    saved = {}
+
+    def keep(progress):
+        if progress.epoch == 4:
+            saved["checkpoint"] = progress.checkpoint()
+        return False
+    gdcore.fit(X, y, epochs=7, callback=keep, **options)
+    checkpoint = saved["checkpoint"]
+    assert checkpoint.n_epochs == 4 and len(checkpoint.loss_history) == 4
+    resumed = gdcore.fit(X, y, epochs=3, init=checkpoint, **options)
+    seven = gdcore.fit(X, y, epochs=7, **options)
+    np.testing.assert_array_equal(resumed.coef, seven.coef)
+    np.testing.assert_array_equal(resumed.loss_history, seven.loss_history)
