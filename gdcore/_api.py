@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 
@@ -228,12 +229,12 @@ def _epoch_reporter(callback, run):
         theta = state.theta
         progress = FitProgress(epoch=_live_state(state).n_epochs, loss=float(loss),
                                coef=theta[:d].copy(), intercept=float(theta[d]),
-                               checkpoint=lambda: _checkpoint(run))
+                               checkpoint=partial(_checkpoint, run))
         return bool(callback(progress))
     return on_epoch
 
 
-def _live_state(state):
+def _live_state(state, with_history=True):
     """The fit's state as of now, including what the compiled loop holds in its own arrays
     during a run (counters, best loss, loss history)."""
     live = getattr(state, "_live", None)
@@ -243,16 +244,21 @@ def _live_state(state):
     snapshot = FitState(state.theta, state.optimizer_state, int(counters[0]), int(counters[1]),
                         float(best_loss[0]), int(counters[2]), state.rng_state,
                         state.loss_history)
-    snapshot.loss_history = list(state.loss_history) + \
-        history[:snapshot.n_epochs - first_epoch].tolist()
+    if with_history:
+        snapshot.loss_history = list(state.loss_history) + \
+            history[:snapshot.n_epochs - first_epoch].tolist()
     return snapshot
 
 
-def _checkpoint(run):
+def _checkpoint(run, with_history=True):
     """A FitResult of the fit as it stands at the end of the current epoch (a copy), from
-    which ``fit(..., init=checkpoint)`` continues exactly."""
-    snapshot = _live_state(run.state).copy()
-    snapshot.rng_state = run.rng.bit_generator.state
+    which ``fit(..., init=checkpoint)`` continues exactly.  with_history=False skips copying
+    the loss history (O(epochs)); the caller then fills it in."""
+    live = _live_state(run.state, with_history)
+    snapshot = FitState(live.theta.copy(), live.optimizer_state.copy(), live.n_updates,
+                        live.n_epochs, live.best_loss, live.n_no_improvement,
+                        run.rng.bit_generator.state,
+                        list(live.loss_history) if with_history else [])
     return _result(snapshot, run.opt, run.sched, run.settings, "interrupted", 0.0, run.backend,
                    run.n_threads, run.d)
 

@@ -69,7 +69,8 @@ class GDRegressor(RegressorMixin, BaseEstimator):
         last_epoch = [None]  # the fit at the end of its last finished epoch
 
         def keep_checkpoint(progress):
-            last_epoch[0] = progress.checkpoint()
+            # O(d) per epoch: the loss history is filled in from the interrupt's result
+            last_epoch[0] = progress.checkpoint(with_history=False)
             return False
         callback, close = keep_checkpoint, None
         if self.verbose:
@@ -79,10 +80,14 @@ class GDRegressor(RegressorMixin, BaseEstimator):
         try:
             result = _fit(X, y, sample_weight=sample_weight, init=init, callback=callback,
                           **options)
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as interrupt:
             # Ctrl-C: keep the last finished epoch (a warm start resumes exactly from it)
-            if last_epoch[0] is not None:
-                self._store(last_epoch[0], last_epoch[0].n_epochs - (init.n_epochs if init else 0))
+            kept, partial = last_epoch[0], getattr(interrupt, "result", None)
+            if kept is not None and partial is not None:
+                history = partial.loss_history[:kept.n_epochs]
+                kept.loss_history = history.copy()
+                kept.state.loss_history = history.tolist()
+                self._store(kept, kept.n_epochs - (init.n_epochs if init else 0))
             raise
         finally:
             if close is not None:
