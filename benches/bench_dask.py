@@ -10,7 +10,6 @@ within 2x of the in-memory core).  dask-glm is optional (pip install dask-glm).
 import argparse
 import time
 
-import numpy as np
 
 
 def per_epoch(function, epochs):

@@ -12,7 +12,7 @@ from . import _core, _reference
 from ._precompute import augmented_gram, gram_is_cheaper
 from ._result import DivergenceError, FitProgress, FitResult, FitState
 from ._validation import (check_callback, check_data, check_settings, resolve_n_threads)
-from .optim import Optimizer, make_optimizer
+from .optim import make_optimizer
 from .schedules import make_schedule
 
 __all__ = ["fit"]

@@ -14,7 +14,7 @@ import pytest
 
 import gdcore
 
-from conftest import problem, subprocess_env
+from conftest import subprocess_env
 
 CC = (os.environ.get("CC") or sysconfig.get_config_var("CC") or "cc").split()[0]
 needs_compiler = pytest.mark.skipif(shutil.which(CC) is None,

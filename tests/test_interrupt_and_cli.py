@@ -1,7 +1,6 @@
 """Ctrl-C during a fit (SIGINT to a subprocess), the GIL released while the core runs, and
 the gdcore command."""
 
-import os
 import signal
 import subprocess
 import sys

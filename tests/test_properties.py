@@ -2,7 +2,6 @@
 equals the NumPy reference, or both raise the same error; the process never crashes."""
 
 import numpy as np
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 

@@ -33,7 +33,8 @@ def candidate_rates(args):
         try:
             rates = [float(v) for v in args.grid.split(",") if v.strip()]
         except ValueError:
-            raise ValueError(f"--grid must be numbers separated by commas, got {args.grid!r}")
+            raise ValueError(f"--grid must be numbers separated by commas, got {args.grid!r}") \
+                from None
         if not rates:
             raise ValueError("--grid is empty")
     else:
