@@ -62,6 +62,15 @@ def _block_gram(X, y, w):
     return augmented_gram(problem.X, problem.y, problem.sample_weight)
 
 
+def _active_client():
+    """The current dask.distributed Client, or None (then the local scheduler is used)."""
+    try:
+        from distributed import default_client
+        return default_client()
+    except (ImportError, ValueError):
+        return None
+
+
 def _tree_sum(dask, parts):
     """Pairwise sums of delayed arrays, so no single task adds up every block."""
     add = dask.delayed(np.add, pure=True)
@@ -140,10 +149,28 @@ def fit(X, y, *, sample_weight=None, optimizer=None, lr=None, epochs=100, batch_
     if not total_weight > 0:
         raise ValueError("sample_weight sums to 0: at least one weight must be positive")
 
-    def distributed_sums(theta):
-        parts = [block_sums(xb, yb, wb, theta.copy(), run.n_threads)
-                 for xb, yb, wb in zip(x_blocks, y_blocks, w_blocks)]
-        return _tree_sum(dask, parts).compute()
+    client = _active_client()
+    if client is not None:
+        # With a distributed client, submit each epoch's tasks straight to the blocks'
+        # futures: no graph to build and optimise per epoch.  The futures keep their lineage,
+        # so a lost worker's blocks are recomputed.
+        x_futures = client.compute(list(x_blocks))
+        y_futures = client.compute(list(y_blocks))
+        w_futures = (client.compute(list(w_blocks)) if sample_weight is not None
+                     else [None] * len(x_futures))
+
+        def distributed_sums(theta):
+            parts = [client.submit(_block_sums, xf, yf, wf, theta.copy(), run.n_threads,
+                                   pure=False)
+                     for xf, yf, wf in zip(x_futures, y_futures, w_futures)]
+            # d + 3 numbers a block: gathering them beats a tree of tasks; they are added
+            # in block order, so the result does not depend on which worker finished first
+            return np.sum(client.gather(parts), axis=0)
+    else:
+        def distributed_sums(theta):
+            parts = [block_sums(xb, yb, wb, theta.copy(), run.n_threads)
+                     for xb, yb, wb in zip(x_blocks, y_blocks, w_blocks)]
+            return _tree_sum(dask, parts).compute()
 
     def execute(run):
         if not precompute:
