@@ -1,0 +1,25 @@
+"""gdcore.dask.fit without a distributed client: dask's local scheduler runs the blocks."""
+
+import numpy as np
+import pytest
+
+da = pytest.importorskip("dask.array", reason="gdcore.dask needs the optional dask extra")
+
+import gdcore  # noqa: E402
+import gdcore.dask  # noqa: E402
+
+from conftest import problem  # noqa: E402
+
+
+def test_local_scheduler_equals_in_memory_fit():
+    from gdcore.dask import _active_client
+    assert _active_client() is None  # no distributed.Client in this process now
+    X, y, _ = problem(n=3000, d=4)
+    w = np.random.default_rng(0).uniform(0, 1, 3000)
+    result = gdcore.dask.fit(da.from_array(X, chunks=(700, 4)), da.from_array(y, chunks=700),
+                             sample_weight=da.from_array(w, chunks=700), optimizer="adam",
+                             lr=0.05, epochs=6, tol=None)
+    memory = gdcore.fit(X, y, sample_weight=w, optimizer="adam", lr=0.05, epochs=6, tol=None,
+                        precompute=False)
+    np.testing.assert_allclose(result.loss_history, memory.loss_history, rtol=1e-10)
+    np.testing.assert_allclose(result.coef, memory.coef, rtol=1e-10)
