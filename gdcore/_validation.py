@@ -82,7 +82,7 @@ def _as_array(name, value):
     return arr
 
 
-def _to_dtype(name, arr, dtype, ndim):
+def _contiguous(arr, dtype):
     """arr as a C-contiguous array of dtype, copied only if it has to be."""
     if arr.dtype != dtype or not arr.flags.c_contiguous:
         arr = np.ascontiguousarray(arr, dtype=dtype)
@@ -128,12 +128,12 @@ def check_data(X, y, sample_weight=None, allow_zero_weight_sum=False):
         if sample_weight.ndim != 1 or sample_weight.shape[0] != n:
             raise ValueError(f"sample_weight must be 1-D of length n_samples={n}, got shape "
                              f"{sample_weight.shape}")
-    X = _to_dtype("X", X, dtype, 2)
-    y = _to_dtype("y", y, dtype, 1)
+    X = _contiguous(X, dtype)
+    y = _contiguous(y, dtype)
     check_all_finite("X", X)
     check_all_finite("y", y)
     if sample_weight is not None:
-        sample_weight = _to_dtype("sample_weight", sample_weight, dtype, 1)
+        sample_weight = _contiguous(sample_weight, dtype)
         check_all_finite("sample_weight", sample_weight)
         if (sample_weight < 0).any():
             first = int(np.argmax(sample_weight < 0))
