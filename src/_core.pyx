@@ -24,8 +24,10 @@ from libc.string cimport memcpy, memset
 from gd_types cimport (OptimConfig, ScheduleConfig, gd_optimizer, gd_schedule, STATUS_OK, STATUS_LOSS_NOT_FINITE,
                        STATUS_PARAMS_NOT_FINITE, STATUS_INTERRUPTED, SLOT_SQUARES, SLOT_WEIGHT, N_SLOTS,
                        OPT_SGD)
-from gd_kernel cimport DOT_LANES, accumulate_rows, is_finite_vector, objective_and_gradient, stationarity
-from gd_optimizers cimport optimizer_step, l1_proximal_step
+from gd_kernel cimport (DOT_LANES, PREFETCH_AHEAD, accumulate_rows, is_finite_vector,
+                       objective_and_gradient, prefetch_row, row_residual, GD_PREFETCH, stationarity,
+                       sum_of_abs, sum_of_squares)
+from gd_optimizers cimport optimizer_step, l1_proximal_step, sgd_row_update
 from gd_schedules cimport scheduled_lr
 
 import numpy as np
@@ -202,6 +204,10 @@ cdef int mini_batch_epoch(
     cdef long long n_batches = 0
     cdef int status = STATUS_OK
     cdef Py_ssize_t next_start = 0
+    if batch_size == 1 and optim.kind == OPT_SGD and optim.momentum == 0.0:
+        return single_row_sgd_epoch(X, y, sample_weight, theta, backup, n, d, rows, optim,
+                                    schedule, epoch, t, l2, l1, fit_intercept, loss,
+                                    check_signals)
     while next_start < n:
         start = next_start
         stop = start + batch_size
@@ -231,6 +237,84 @@ cdef int mini_batch_epoch(
                     status = STATUS_INTERRUPTED
             if status != STATUS_OK:
                 break
+    loss[0] = loss_sum / n_batches if n_batches > 0 else 0.0
+    return status
+
+
+cdef int single_row_sgd_epoch(
+    const floating* X, const floating* y, const floating* sample_weight,
+    floating* theta, floating* spare, Py_ssize_t n, Py_ssize_t d, const Py_ssize_t* rows,
+    const OptimConfig* optim, const ScheduleConfig* schedule, long long epoch, long long* t,
+    double l2, double l1, bint fit_intercept, double* loss, bint check_signals,
+) noexcept nogil:
+    """Classic SGD (batch_size=1, no momentum): mini_batch_epoch's contract and bits, with
+    each row's residual, loss and update fused, so a row costs one read of it and of θ and
+    one write of θ.
+
+    Updates alternate between two buffers (θ and spare), so the θ before the last update is
+    always at hand without a copy.  Whether an update left θ finite is seen in the next
+    row's residual: x·w + b is non-finite whenever any entry of θ is (x is finite, and
+    0·inf is NaN).  Only then, or at the end of the epoch, is θ itself checked, and a
+    non-finite update is undone as the general path undoes it."""
+    cdef Py_ssize_t k, i, work = 0, m = d + 1 if fit_intercept else d
+    cdef double batch_loss, loss_sum = 0.0, loss_sum_before = 0.0, lr, weight
+    cdef long long n_batches = 0
+    cdef int status = STATUS_OK
+    cdef floating* current = theta
+    cdef floating* previous = spare
+    cdef floating* swap
+    cdef floating residual, scaled_residual
+    memcpy(previous, current, (d + 1) * sizeof(floating))   # b stays put when not fitted
+    for k in range(n):
+        if rows != NULL:
+            if k + PREFETCH_AHEAD < n:
+                i = rows[k + PREFETCH_AHEAD]
+                prefetch_row(X + i * d, d)
+                GD_PREFETCH(y + i)
+            i = rows[k]
+        else:
+            i = k
+        weight = sample_weight[i] if sample_weight != NULL else 1.0
+        if weight <= 0.0:
+            continue    # a row of weight 0 has no gradient: skipped, as an empty batch is
+        residual = row_residual(X + i * d, y[i], current, d)
+        # J on the batch {i}, as objective_and_gradient forms it from accumulate_rows' sums.
+        scaled_residual = <floating>(weight * residual)
+        batch_loss = (<double>scaled_residual * residual) / (2.0 * weight)
+        if l2 > 0.0:
+            batch_loss += 0.5 * l2 * sum_of_squares(current, d)
+        if l1 > 0.0:
+            batch_loss += l1 * sum_of_abs(current, d)
+        if not isfinite(batch_loss):
+            status = STATUS_LOSS_NOT_FINITE
+            break
+        lr = scheduled_lr(schedule, optim.lr, epoch, t[0] + 1)
+        sgd_row_update(X + i * d, scaled_residual, 1.0 / weight, current, previous, d, m,
+                       l2, l1, lr)
+        swap = current
+        current = previous
+        previous = swap
+        t[0] += 1
+        loss_sum_before = loss_sum
+        loss_sum += batch_loss
+        n_batches += 1
+        work += d + 1
+        if check_signals and work >= SIGNAL_CHECK_WORK:
+            work = 0
+            with gil:
+                if PyErr_CheckSignals() != 0:
+                    status = STATUS_INTERRUPTED
+            if status != STATUS_OK:
+                break
+    if n_batches > 0 and not is_finite_vector(current, m):
+        # The last update overflowed: back to the θ before it, as if it had been refused.
+        current = previous
+        t[0] -= 1
+        loss_sum = loss_sum_before
+        n_batches -= 1
+        status = STATUS_PARAMS_NOT_FINITE
+    if current != theta:
+        memcpy(theta, current, (d + 1) * sizeof(floating))
     loss[0] = loss_sum / n_batches if n_batches > 0 else 0.0
     return status
 

@@ -61,6 +61,19 @@ cdef inline floating row_dot(const floating* x, const floating* w, Py_ssize_t d)
     return ((lanes[0] + lanes[2]) + (lanes[1] + lanes[3])) + tail
 
 
+cdef inline floating row_residual(const floating* x, floating target, const floating* theta,
+                                  Py_ssize_t d) noexcept nogil:
+    """r = x·w + b − y for one row, summed as accumulate_rows sums it."""
+    cdef floating r = 0
+    cdef Py_ssize_t j
+    if d < SHORT_ROW:
+        for j in range(d):
+            r = r + x[j] * theta[j]
+    else:
+        r = row_dot(x, theta, d)
+    return r + theta[d] - target
+
+
 cdef inline bint is_finite_vector(const floating* v, Py_ssize_t n) noexcept nogil:
     """True if no entry is NaN or ±inf: Σ vⱼ·0 is 0 exactly then, NaN otherwise (in lanes,
     so it vectorises)."""

@@ -144,3 +144,27 @@ cdef inline void l1_proximal_step(floating* w, Py_ssize_t d, double threshold) n
             w[j] = <floating>shrunk
         else:
             w[j] = <floating>(-shrunk)
+
+
+
+cdef inline void sgd_row_update(
+    const floating* x, floating scaled_residual, double inv_weight, const floating* theta,
+    floating* updated, Py_ssize_t d, Py_ssize_t m, double l2, double l1, double lr,
+) noexcept nogil:
+    """Classic SGD on one row i of weight s, written to updated (θ is only read):
+
+        θ' = θ − lr·(r·x + l2·w, r),   then the l1 proximal step on w'
+
+    given scaled_residual = s·r and inv_weight = 1/s.  s cancels (1/S_B·s = 1) but is
+    applied as gd_kernel.accumulate_rows, objective_and_gradient and sgd_step apply it, so
+    this and the general path give the same bits."""
+    cdef double g
+    cdef Py_ssize_t j
+    for j in range(d):
+        g = <floating>((scaled_residual * x[j]) * inv_weight + l2 * theta[j])
+        updated[j] = <floating>(theta[j] - lr * g)
+    if m > d:
+        g = <floating>(scaled_residual * inv_weight)
+        updated[d] = <floating>(theta[d] - lr * g)
+    if l1 > 0.0:
+        l1_proximal_step(updated, d, lr * l1)

@@ -158,3 +158,47 @@ def test_interrupted_estimator_keeps_its_last_epoch(batch):
         proc.kill()
     assert proc.returncode == 3, err
     assert out.startswith("kept")
+
+
+def _divergence(X, y, **options):
+    try:
+        gdcore.fit(X, y, **options)
+    except gdcore.DivergenceError as exc:
+        return str(exc), exc.result
+    raise AssertionError("the fit did not diverge")
+
+
+@pytest.mark.parametrize("position", [0, 1, 2, 3])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_classic_sgd_overflow_is_undone_wherever_it_happens(position, dtype):
+    """batch_size=1 SGD sees an update overflow only in the next row's residual (or at the
+    end of the epoch); it must still stop exactly where the general path stops, at the last
+    finite parameters.  One row, placed at each position, overflows the update."""
+    big = np.sqrt(np.finfo(dtype).max)      # r·x overflows, r² (the row's loss) does not
+    X = np.ones((4, 2), dtype=dtype)
+    y = np.zeros(4, dtype=dtype)
+    X[position] = [8 * big, 1.0]
+    y[position] = big / 4
+    outcomes = [_divergence(X, y, optimizer="sgd", lr=1.0, epochs=3, batch_size=1,
+                            shuffle=False, tol=None, backend=backend)
+                for backend in ("core", "numpy")]
+    (core_message, core), (ref_message, ref) = outcomes
+    assert core_message == ref_message
+    assert core.n_updates == ref.n_updates and core.n_epochs == ref.n_epochs
+    np.testing.assert_array_equal(core.coef, ref.coef)
+    assert core.intercept == ref.intercept
+    assert np.all(np.isfinite(core.coef)) and np.isfinite(core.intercept)
+
+
+def test_classic_sgd_loss_overflow_matches_reference():
+    big = np.finfo(np.float64).max / 4     # the residual is finite, its square is not
+    X = np.ones((5, 1))
+    y = np.zeros(5)
+    y[3] = big
+    outcomes = [_divergence(X, y, optimizer="sgd", lr=0.1, epochs=2, batch_size=1,
+                            shuffle=False, tol=None, backend=backend)
+                for backend in ("core", "numpy")]
+    (core_message, core), (ref_message, ref) = outcomes
+    assert core_message == ref_message
+    assert core.n_updates == ref.n_updates == 3
+    np.testing.assert_array_equal(core.coef, ref.coef)

@@ -115,3 +115,16 @@ def test_threaded_pass_matches_reference(l2):
                            n_threads=2)
     assert_same_trajectory(X, y, np.float64, optimizer="sgd", lr=0.05, epochs=2,
                            batch_size=8192, n_threads=2)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("penalties", [{}, {"l2": 0.05, "l1": 0.01}])
+def test_classic_sgd_on_wide_rows(dtype, penalties):
+    """batch_size=1 SGD has its own fused path; with d >= 32 its residual goes through the
+    lane-summed dot product.  Weighted rows, some of weight 0, are skipped or cancel."""
+    X, y, _ = problem(n=60, d=40, dtype=dtype)
+    weights = np.random.default_rng(2).uniform(0.0, 2.0, len(y)).astype(dtype)
+    weights[::5] = 0.0
+    assert_same_trajectory(X, y, dtype, optimizer="sgd", lr=0.01, batch_size=1, epochs=5,
+                           sample_weight=weights, schedule=InverseScaling(power_t=0.5),
+                           **penalties)
