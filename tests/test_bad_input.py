@@ -137,3 +137,17 @@ def test_schedule_arguments_are_checked():
         CosineAnnealingLR(T_max=0)
     with pytest.raises(ValueError, match="start_factor"):
         LinearLR(start_factor=0.0)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_a_single_non_finite_value_anywhere_in_a_large_array_is_found(dtype, bad):
+    """The finiteness check of X runs in threads over parts of the array, in vector lanes:
+    a bad value at either end of a part, or in a lane's tail, must still be found."""
+    n, d = 5003, 7
+    for flat in (0, 1, n * d // 2 - 1, n * d // 2, n * d // 2 + 1, n * d - 17, n * d - 1):
+        X = np.ones((n, d), dtype=dtype)
+        X.reshape(-1)[flat] = bad
+        with pytest.raises(ValueError, match=rf"X contains NaN or infinity \(first at index "
+                                             rf"\[{flat // d}, {flat % d}\]"):
+            gdcore.fit(X, np.ones(n, dtype=dtype), epochs=1)
