@@ -62,6 +62,22 @@ def quiet_blas():
         yield
 
 
+# After a baseline that used BLAS or torch threads, their idle workers busy-wait for up to
+# ~0.1 s (OpenBLAS) before sleeping; the next timing waits this long so they are not
+# competing with it for the cores.
+SETTLE_SECONDS = 0.5
+
+
+def _settle():
+    time.sleep(SETTLE_SECONDS)
+
+
+def _problem(rows, width, seed):
+    """make_regression with BLAS held to one thread, so no BLAS worker is left spinning."""
+    with quiet_blas():
+        return make_regression(rows, width, seed=seed)
+
+
 def _best(function, repeats):
     best = float("inf")
     for _ in range(repeats):
@@ -95,6 +111,27 @@ def read_bandwidth(X, n_threads, repeats=5):
     with quiet_blas():
         return min(_best(lambda: _core.stream_sum(flat, k), repeats)
                    for k in sorted({1, max(1, n_threads)}))
+
+
+def available_memory():
+    """Bytes of memory available to this process (MemAvailable), or None if unknown."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def rows_that_fit(n, d, itemsize=8, share=0.6):
+    """n, or fewer rows if an n × d array would take more than ``share`` of the available
+    memory (d = 1000 at n = 1,000,000 is 8 GB in float64)."""
+    available = available_memory()
+    if available is None or n * d * itemsize <= share * available:
+        return n
+    return max(1000, int(share * available) // (d * itemsize))
 
 
 def _sklearn_sgd_epoch(X, y, lr, seed):
@@ -162,24 +199,28 @@ def run_benchmarks(n=1_000_000, d=100, n_threads=None, quick=False, seed=0, log=
     if log is not None:
         log(format_header())
     full = dict(optimizer="gd", lr=0.1, tol=None, n_threads=threads, precompute=False)
-    # Full-batch epochs against the read bandwidth, for three widths (X kept near n·100 values).
+    # Full-batch epochs against the read bandwidth, for three widths.
     for width in (10, 100, 1000):
-        rows = max(1000, n * 100 // max(width, 100)) if width > 100 else n
-        X, y, _ = make_regression(rows, width, seed=seed)
+        rows = rows_that_fit(n, width)
+        X, y, _ = _problem(rows, width, seed)
         probe = read_bandwidth(X, threads)
-        epoch = epoch_seconds(X, y, repeats, epochs=6, **full)
+        epoch = epoch_seconds(X, y, repeats, epochs=4 if width > 100 else 6, **full)
+        note = f"{X.nbytes / epoch / 1e9:.1f} GB/s"
+        if rows < n:
+            note += f"; {rows:,} rows: {n:,} would not fit in the available memory"
         add(Comparison(f"full-batch epoch d={width} ({rows:,} rows) vs read of X", epoch,
                        f"bandwidth probe {X.nbytes / probe / 1e9:.1f} GB/s", probe, 0.8,
-                       note=f"{X.nbytes / epoch / 1e9:.1f} GB/s"))
+                       note=note))
         if width == 10:
             one = epoch_seconds(X, y, repeats, epochs=6, **dict(full, n_threads=1))
             two = epoch_seconds(X, y, repeats, epochs=6, **dict(full, n_threads=2))
             add(Comparison("full-batch epoch d=10, 2 threads vs 1", two, "1 thread", one, 1.7))
         del X, y
 
-    X, y, _ = make_regression(n, d, seed=seed)
+    X, y, _ = _problem(n, d, seed)
     core_epoch = epoch_seconds(X, y, repeats, epochs=6, **full)
     numpy_epoch = epoch_seconds(X, y, 1, epochs=3, backend="numpy", **full)
+    _settle()
     add(Comparison(f"full-batch epoch {n:,}x{d}", core_epoch, "NumPy reference backend",
                    numpy_epoch, 2.5))
 
@@ -197,6 +238,7 @@ def run_benchmarks(n=1_000_000, d=100, n_threads=None, quick=False, seed=0, log=
         sgd_seconds = time.perf_counter() - started
     sgd_mse = float(np.mean((X @ sgd.coef + sgd.intercept - y) ** 2))
     sk_seconds, sk_mse = _sklearn_sgd_epoch(X, y, lr_sgd, seed)
+    _settle()
     note = ("scikit-learn not installed" if sk_seconds is None else
             f"MSE {sgd_mse:.4g} vs {sk_mse:.4g} ({100 * (sgd_mse / sk_mse - 1):+.1f}%)")
     add(Comparison("SGD batch_size=1 epoch", sgd_seconds, "sklearn SGDRegressor max_iter=1",
@@ -205,24 +247,28 @@ def run_benchmarks(n=1_000_000, d=100, n_threads=None, quick=False, seed=0, log=
     adam_step = epoch_seconds(X, y, repeats, optimizer="adam", lr=0.01, epochs=6, tol=None,
                               n_threads=threads, precompute=False)
     torch_step = _torch_adam(X, y, 0.01, threads)
+    _settle()
     add(Comparison("Adam full-batch step", adam_step, "torch.optim.Adam + nn.Linear",
                    torch_step, 5.0, note="" if torch_step is not None else "torch not installed"))
     adam_epoch = epoch_seconds(X, y, 2, optimizer="adam", lr=0.01, epochs=3, tol=None,
                                batch_size=256, n_threads=threads, seed=seed)
     torch_epoch = _torch_adam(X, y, 0.01, threads, batch_size=256, epochs=1)
+    _settle()
     add(Comparison("Adam mini-batch 256 epoch", adam_epoch, "torch mini-batch loop",
                    torch_epoch, 10.0, note="" if torch_epoch is not None else "torch not installed"))
 
     epochs_gram = 1000
     gram = _best(lambda: fit(X, y, optimizer="gd", lr=0.1, epochs=epochs_gram, tol=None,
                              n_threads=threads, precompute=True), 1)  # BLAS forms the Gram
+    _settle()
     add(Comparison(f"{epochs_gram} full-batch epochs, Gram mode", gram,
                    f"streaming ({epochs_gram} x measured epoch)", epochs_gram * core_epoch, 10.0))
     del X, y
 
-    Xs, ys, _ = make_regression(1000, 10, seed=seed)
+    Xs, ys, _ = _problem(1000, 10, seed)
     small = dict(optimizer="gd", lr=0.1, epochs=1000, tol=None, n_threads=threads)
     numpy_small = _best(lambda: fit(Xs, ys, backend="numpy", **small), 1)
+    _settle()
     # The default, precompute="auto", picks Gram mode here; the streaming kernel is shown too.
     with quiet_blas():
         core_small = _best(lambda: fit(Xs, ys, **small), repeats)

@@ -24,6 +24,19 @@ cdef extern from *:
     """
     void GD_PREFETCH(const void* address) noexcept nogil
 
+cdef extern from "gd_short_rows.h":
+    # Rows of d < SHORT_ROW values, vectorised in C (see the header for why); 0 where the
+    # compiler has no vector extensions, and then the loops of accumulate_rows do it.
+    bint GD_SHORT_ROWS_VECTORISED
+    void gd_short_rows_f64(const double* X, const double* y, const double* sample_weight,
+                           const double* theta, Py_ssize_t d, const Py_ssize_t* rows,
+                           Py_ssize_t rows_end, Py_ssize_t start, Py_ssize_t stop, double* acc,
+                           Py_ssize_t prefetch_ahead) noexcept nogil
+    void gd_short_rows_f32(const float* X, const float* y, const float* sample_weight,
+                           const float* theta, Py_ssize_t d, const Py_ssize_t* rows,
+                           Py_ssize_t rows_end, Py_ssize_t start, Py_ssize_t stop, double* acc,
+                           Py_ssize_t prefetch_ahead) noexcept nogil
+
 # Lanes of the dot product: independent partial sums the compiler keeps in vector registers
 # (16 = one 512-bit register of float32, two of float64).  Without -ffast-math the compiler
 # may not reorder a single running sum, so the lanes are written out.
@@ -99,6 +112,7 @@ cdef inline void prefetch_row(const floating* x, Py_ssize_t d) noexcept nogil:
     while offset < size:
         GD_PREFETCH(<const char*>x + offset)
         offset = offset + CACHE_LINE_BYTES
+    GD_PREFETCH(<const char*>x + size - 1)
 
 
 cdef inline void accumulate_rows(
@@ -124,6 +138,14 @@ cdef inline void accumulate_rows(
     cdef floating b = theta[d]
     cdef floating* block_acc = NULL
     cdef Py_ssize_t rows_in_block = 0
+    if GD_SHORT_ROWS_VECTORISED and d < SHORT_ROW:
+        if floating is double:
+            gd_short_rows_f64(X, y, sample_weight, theta, d, rows, rows_end, start, stop, acc,
+                              PREFETCH_AHEAD)
+        else:
+            gd_short_rows_f32(X, y, sample_weight, theta, d, rows, rows_end, start, stop, acc,
+                              PREFETCH_AHEAD)
+        return
     if floating is float:
         # float32 products are summed in float32 over blocks of rows, then in float64: the
         # conversions to float64 would otherwise cost more than reading the data.

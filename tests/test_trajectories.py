@@ -128,3 +128,16 @@ def test_classic_sgd_on_wide_rows(dtype, penalties):
     assert_same_trajectory(X, y, dtype, optimizer="sgd", lr=0.01, batch_size=1, epochs=5,
                            sample_weight=weights, schedule=InverseScaling(power_t=0.5),
                            **penalties)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("d", [1, 7, 8, 9, 15, 16, 17, 31, 32, 33])
+@pytest.mark.parametrize("batch", [None, 7])
+def test_every_short_row_width(d, dtype, batch):
+    """Rows of d < 32 go through padded vector kernels of width 8, 16 or 32 (the last rows
+    of X copied, zero-padded): every width, both sides of each edge, float32's block sums
+    (n > 64), weights, and shuffled mini-batches that reach the last row."""
+    X, y, _ = problem(n=203, d=d, dtype=dtype)
+    weights = np.random.default_rng(d).uniform(0.0, 2.0, len(y)).astype(dtype)
+    assert_same_trajectory(X, y, dtype, optimizer="adam", lr=0.05, epochs=4, batch_size=batch,
+                           sample_weight=weights, l2=0.01)
