@@ -23,7 +23,7 @@ from libc.string cimport memcpy, memset
 
 from gd_types cimport (OptimConfig, ScheduleConfig, gd_optimizer, gd_schedule, STATUS_OK, STATUS_LOSS_NOT_FINITE,
                        STATUS_PARAMS_NOT_FINITE, STATUS_INTERRUPTED, SLOT_SQUARES, SLOT_WEIGHT, N_SLOTS,
-                       OPT_SGD)
+                       OPT_SGD, SCHED_INVSCALING)
 from gd_kernel cimport (DOT_LANES, PREFETCH_AHEAD, accumulate_rows, is_finite_vector,
                        objective_and_gradient, prefetch_row, row_residual, GD_PREFETCH, stationarity,
                        sum_of_abs, sum_of_squares)
@@ -257,14 +257,16 @@ cdef int single_row_sgd_epoch(
     0·inf is NaN).  Only then, or at the end of the epoch, is θ itself checked, and a
     non-finite update is undone as the general path undoes it."""
     cdef Py_ssize_t k, i, work = 0, m = d + 1 if fit_intercept else d
-    cdef double batch_loss, loss_sum = 0.0, loss_sum_before = 0.0, lr, weight
+    cdef double batch_loss, loss_sum = 0.0, loss_sum_before = 0.0, lr, weight, inv_weight
     cdef long long n_batches = 0
     cdef int status = STATUS_OK
     cdef floating* current = theta
     cdef floating* previous = spare
     cdef floating* swap
     cdef floating residual, scaled_residual
+    cdef bint lr_per_update = schedule.kind == SCHED_INVSCALING   # others: one lr an epoch
     memcpy(previous, current, (d + 1) * sizeof(floating))   # b stays put when not fitted
+    lr = scheduled_lr(schedule, optim.lr, epoch, t[0] + 1)
     for k in range(n):
         if rows != NULL:
             if k + PREFETCH_AHEAD < n:
@@ -274,13 +276,20 @@ cdef int single_row_sgd_epoch(
             i = rows[k]
         else:
             i = k
-        weight = sample_weight[i] if sample_weight != NULL else 1.0
-        if weight <= 0.0:
-            continue    # a row of weight 0 has no gradient: skipped, as an empty batch is
         residual = row_residual(X + i * d, y[i], current, d)
-        # J on the batch {i}, as objective_and_gradient forms it from accumulate_rows' sums.
-        scaled_residual = <floating>(weight * residual)
-        batch_loss = (<double>scaled_residual * residual) / (2.0 * weight)
+        # J on the batch {i}, as objective_and_gradient forms it from accumulate_rows' sums
+        # (the divisions are left out when they are by 1 or 2: same values, less latency).
+        if sample_weight == NULL:
+            inv_weight = 1.0
+            scaled_residual = residual
+            batch_loss = (<double>residual * residual) * 0.5
+        else:
+            weight = sample_weight[i]
+            if weight <= 0.0:
+                continue    # a row of weight 0 has no gradient: skipped, as an empty batch is
+            inv_weight = 1.0 / weight
+            scaled_residual = <floating>(weight * residual)
+            batch_loss = (<double>scaled_residual * residual) / (2.0 * weight)
         if l2 > 0.0:
             batch_loss += 0.5 * l2 * sum_of_squares(current, d)
         if l1 > 0.0:
@@ -288,8 +297,9 @@ cdef int single_row_sgd_epoch(
         if not isfinite(batch_loss):
             status = STATUS_LOSS_NOT_FINITE
             break
-        lr = scheduled_lr(schedule, optim.lr, epoch, t[0] + 1)
-        sgd_row_update(X + i * d, scaled_residual, 1.0 / weight, current, previous, d, m,
+        if lr_per_update:
+            lr = scheduled_lr(schedule, optim.lr, epoch, t[0] + 1)
+        sgd_row_update(X + i * d, scaled_residual, inv_weight, current, previous, d, m,
                        l2, l1, lr)
         swap = current
         current = previous
