@@ -232,13 +232,21 @@ cdef int mini_batch_epoch(
         work += (stop - start) * (d + 1)
         if check_signals and work >= SIGNAL_CHECK_WORK:
             work = 0
-            with gil:
-                if PyErr_CheckSignals() != 0:
-                    status = STATUS_INTERRUPTED
-            if status != STATUS_OK:
+            if signal_pending():
+                status = STATUS_INTERRUPTED
                 break
     loss[0] = loss_sum / n_batches if n_batches > 0 else 0.0
     return status
+
+
+cdef bint signal_pending() noexcept nogil:
+    """Run Python's signal handlers (a long epoch calls this every few ms); True if one
+    raised (Ctrl-C): the exception is set, and the epoch stops.  Kept out of line, so the
+    loops that call it keep their registers."""
+    cdef int raised
+    with gil:
+        raised = PyErr_CheckSignals()
+    return raised != 0
 
 
 cdef int single_row_sgd_epoch(
@@ -311,10 +319,8 @@ cdef int single_row_sgd_epoch(
         work += d + 1
         if check_signals and work >= SIGNAL_CHECK_WORK:
             work = 0
-            with gil:
-                if PyErr_CheckSignals() != 0:
-                    status = STATUS_INTERRUPTED
-            if status != STATUS_OK:
+            if signal_pending():
+                status = STATUS_INTERRUPTED
                 break
     if n_batches > 0 and not is_finite_vector(current, m):
         # The last update overflowed: back to the θ before it, as if it had been refused.
