@@ -61,10 +61,27 @@ def test_numpy_two_pass_baseline(benchmark, problem):
 
 @pytest.mark.benchmark(group="epochs")
 @pytest.mark.parametrize("optimizer", ["sgd", "adam"])
-@pytest.mark.parametrize("batch_size", [None, 256])
+@pytest.mark.parametrize("batch_size", [None, 256, 1])
 def test_fit_epochs(benchmark, problem, optimizer, batch_size):
     X, y, _ = problem
     benchmark.pedantic(gdcore.fit, args=(X, y),
                        kwargs=dict(optimizer=optimizer, lr=0.01, epochs=3, tol=None,
                                    batch_size=batch_size, seed=0, precompute=False),
                        rounds=3, iterations=1)
+
+
+@pytest.fixture(scope="module")
+def short_rows():
+    return gdcore.make_regression(N * 10, 10, seed=0)
+
+
+@pytest.mark.benchmark(group="short rows (d=10)")
+def test_short_rows_fused_pass(benchmark, short_rows):
+    X, y, _ = short_rows
+    benchmark(_core.objective_gradient, X, y, np.empty(0), _theta(10, np.float64), 0.0, 0.0,
+              True, _core.default_n_threads())
+
+
+@pytest.mark.benchmark(group="short rows (d=10)")
+def test_short_rows_read_bandwidth_probe(benchmark, short_rows):
+    benchmark(_core.stream_sum, short_rows[0].reshape(-1), _core.default_n_threads())
