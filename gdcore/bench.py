@@ -119,7 +119,7 @@ def read_bandwidth(X, n_threads, repeats=5):
     thread and n_threads threads, so the yardstick is the fastest read this machine managed."""
     flat = X.reshape(-1)
     with quiet_blas():
-        return min(_best(lambda: _core.stream_sum(flat, k), repeats)
+        return min(_best(lambda k=k: _core.stream_sum(flat, k), repeats)
                    for k in sorted({1, max(1, n_threads)}))
 
 
@@ -195,6 +195,30 @@ def _torch_adam(X, y, lr, n_threads, batch_size=None, epochs=3):
     return _best(epoch, epochs)
 
 
+def _bandwidth_comparisons(n, width, threads, full, rounds, seed):
+    """A full-batch epoch at d = width against the bandwidth probe (and, at d = 10, two
+    threads against one), each timed in alternating rounds."""
+    rows = rows_that_fit(n, width)
+    X, y, _ = _problem(rows, width, seed)
+    epochs = 4 if width > 100 else 6
+    probe, epoch = paired_seconds(lambda: read_bandwidth(X, threads, repeats=3),
+                                  lambda: epoch_seconds(X, y, 1, epochs=epochs, **full),
+                                  rounds)
+    note = f"{X.nbytes / epoch / 1e9:.1f} GB/s"
+    if rows < n:
+        note += f"; {rows:,} rows: {n:,} would not fit in the available memory"
+    out = [Comparison(f"full-batch epoch d={width} ({rows:,} rows) vs read of X", epoch,
+                      f"bandwidth probe {X.nbytes / probe / 1e9:.1f} GB/s", probe, 0.8,
+                      note=note)]
+    if width == 10:
+        one, two = paired_seconds(
+            lambda: epoch_seconds(X, y, 1, epochs=6, **dict(full, n_threads=1)),
+            lambda: epoch_seconds(X, y, 1, epochs=6, **dict(full, n_threads=2)), rounds)
+        out.append(Comparison("full-batch epoch d=10, 2 threads vs 1", two, "1 thread", one,
+                              1.7))
+    return out
+
+
 def run_benchmarks(n=1_000_000, d=100, n_threads=None, quick=False, seed=0, log=print):
     """Run every comparison of the performance issue; returns a list of Comparison."""
     threads = resolve_n_threads(n_threads)
@@ -212,24 +236,8 @@ def run_benchmarks(n=1_000_000, d=100, n_threads=None, quick=False, seed=0, log=
     rounds = 3 if quick else 5
     # Full-batch epochs against the read bandwidth, for three widths.
     for width in (10, 100, 1000):
-        rows = rows_that_fit(n, width)
-        X, y, _ = _problem(rows, width, seed)
-        epochs = 4 if width > 100 else 6
-        probe, epoch = paired_seconds(lambda: read_bandwidth(X, threads, repeats=3),
-                                      lambda: epoch_seconds(X, y, 1, epochs=epochs, **full),
-                                      rounds)
-        note = f"{X.nbytes / epoch / 1e9:.1f} GB/s"
-        if rows < n:
-            note += f"; {rows:,} rows: {n:,} would not fit in the available memory"
-        add(Comparison(f"full-batch epoch d={width} ({rows:,} rows) vs read of X", epoch,
-                       f"bandwidth probe {X.nbytes / probe / 1e9:.1f} GB/s", probe, 0.8,
-                       note=note))
-        if width == 10:
-            one, two = paired_seconds(
-                lambda: epoch_seconds(X, y, 1, epochs=6, **dict(full, n_threads=1)),
-                lambda: epoch_seconds(X, y, 1, epochs=6, **dict(full, n_threads=2)), rounds)
-            add(Comparison("full-batch epoch d=10, 2 threads vs 1", two, "1 thread", one, 1.7))
-        del X, y
+        for comparison in _bandwidth_comparisons(n, width, threads, full, rounds, seed):
+            add(comparison)
 
     X, y, _ = _problem(n, d, seed)
     core_epoch = epoch_seconds(X, y, repeats, epochs=6, **full)
@@ -244,7 +252,7 @@ def run_benchmarks(n=1_000_000, d=100, n_threads=None, quick=False, seed=0, log=
                                           rounds)
     add(Comparison(f"full-batch epoch {n:,}x{d} float32", f32_epoch, "same in float64",
                    f64_epoch, 1.8))
-    del X32, y32
+    X32 = y32 = None    # free them before the next arrays are made
 
     lr_sgd = 0.001
     with quiet_blas():
@@ -279,7 +287,7 @@ def run_benchmarks(n=1_000_000, d=100, n_threads=None, quick=False, seed=0, log=
     _settle()
     add(Comparison(f"{epochs_gram} full-batch epochs, Gram mode", gram,
                    f"streaming ({epochs_gram} x measured epoch)", epochs_gram * core_epoch, 10.0))
-    del X, y
+    X = y = None
 
     Xs, ys, _ = _problem(1000, 10, seed)
     small = dict(optimizer="gd", lr=0.1, epochs=1000, tol=None, n_threads=threads)
