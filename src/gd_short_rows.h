@@ -6,7 +6,7 @@
  * not find that shape from plain loops over d (it keeps the sums on the stack or goes
  * scalar), so it is written here with GCC/Clang vector extensions, which compile to
  * AVX-512, AVX2 or SSE (or NEON) as the target allows.  Other compilers get
- * GD_SHORT_ROWS_VECTORISED 0 and the Cython loops.
+ * GD_SHORT_ROWS_VECTORISED 0 and the Cython loops (as does -DGD_SHORT_ROWS_USE_LOOPS).
  *
  * Each row is read as a padded vector of WIDTH values (8, 16 or 32): the values past its end
  * are the next row's, and they meet zeros in the padded w (X is finite, so 0*x = 0 exactly)
@@ -23,7 +23,14 @@
 #include <stddef.h>
 #include <string.h>
 
-#if defined(__GNUC__) || defined(__clang__)
+#define GD_SHORT_ROWS_PARAMS(T)                                                             \
+    const T *X, const T *y, const T *sample_weight, const T *theta, Py_ssize_t d,           \
+    const Py_ssize_t *rows, Py_ssize_t rows_end, Py_ssize_t start, Py_ssize_t stop,          \
+    double *acc, Py_ssize_t prefetch_ahead
+#define GD_SHORT_ROWS_ARGS X, y, sample_weight, theta, d, rows, rows_end, start, stop, acc,   \
+    prefetch_ahead
+
+#if (defined(__GNUC__) || defined(__clang__)) && !defined(GD_SHORT_ROWS_USE_LOOPS)
 #define GD_SHORT_ROWS_VECTORISED 1
 #define GD_SHORT_FLOAT_BLOCK 64
 
@@ -76,9 +83,7 @@ static inline float gd_hsum_f32x16(gd_f32x16 v)
 
 /* One function per (type, number of vectors per row); N_VECTORS is a constant in each. */
 #define GD_DEFINE_SHORT_ROWS(NAME, T, VT, LANES, N_VECTORS, HSUM, IS_FLOAT)                  \
-static void NAME(const T *X, const T *y, const T *sample_weight, const T *theta,             \
-                 Py_ssize_t d, const Py_ssize_t *rows, Py_ssize_t rows_end,                  \
-                 Py_ssize_t start, Py_ssize_t stop, double *acc, Py_ssize_t prefetch_ahead)  \
+static void NAME(GD_SHORT_ROWS_PARAMS(T))                                                    \
 {                                                                                            \
     enum { WIDTH = LANES * N_VECTORS };                                                      \
     T padded[WIDTH];                                                                         \
@@ -154,40 +159,28 @@ GD_DEFINE_SHORT_ROWS(gd_short_rows_f32_16, float, gd_f32x16, 16, 1, gd_hsum_f32x
 GD_DEFINE_SHORT_ROWS(gd_short_rows_f32_32, float, gd_f32x16, 16, 2, gd_hsum_f32x16, 1)
 
 /* Rows of d < 32 values (d >= 1). */
-static inline void gd_short_rows_f64(const double *X, const double *y, const double *sample_weight,
-                                     const double *theta, Py_ssize_t d, const Py_ssize_t *rows,
-                                     Py_ssize_t rows_end, Py_ssize_t start, Py_ssize_t stop,
-                                     double *acc, Py_ssize_t prefetch_ahead)
+static inline void gd_short_rows_f64(GD_SHORT_ROWS_PARAMS(double))
 {
     if (d <= 8)
-        gd_short_rows_f64_8(X, y, sample_weight, theta, d, rows, rows_end, start, stop, acc, prefetch_ahead);
+        gd_short_rows_f64_8(GD_SHORT_ROWS_ARGS);
     else if (d <= 16)
-        gd_short_rows_f64_16(X, y, sample_weight, theta, d, rows, rows_end, start, stop, acc, prefetch_ahead);
+        gd_short_rows_f64_16(GD_SHORT_ROWS_ARGS);
     else
-        gd_short_rows_f64_32(X, y, sample_weight, theta, d, rows, rows_end, start, stop, acc, prefetch_ahead);
+        gd_short_rows_f64_32(GD_SHORT_ROWS_ARGS);
 }
 
-static inline void gd_short_rows_f32(const float *X, const float *y, const float *sample_weight,
-                                     const float *theta, Py_ssize_t d, const Py_ssize_t *rows,
-                                     Py_ssize_t rows_end, Py_ssize_t start, Py_ssize_t stop,
-                                     double *acc, Py_ssize_t prefetch_ahead)
+static inline void gd_short_rows_f32(GD_SHORT_ROWS_PARAMS(float))
 {
     if (d <= 16)
-        gd_short_rows_f32_16(X, y, sample_weight, theta, d, rows, rows_end, start, stop, acc, prefetch_ahead);
+        gd_short_rows_f32_16(GD_SHORT_ROWS_ARGS);
     else
-        gd_short_rows_f32_32(X, y, sample_weight, theta, d, rows, rows_end, start, stop, acc, prefetch_ahead);
+        gd_short_rows_f32_32(GD_SHORT_ROWS_ARGS);
 }
 
 #else
 #define GD_SHORT_ROWS_VECTORISED 0
-static inline void gd_short_rows_f64(const double *X, const double *y, const double *sample_weight,
-                                     const double *theta, Py_ssize_t d, const Py_ssize_t *rows,
-                                     Py_ssize_t rows_end, Py_ssize_t start, Py_ssize_t stop,
-                                     double *acc, Py_ssize_t prefetch_ahead) {}
-static inline void gd_short_rows_f32(const float *X, const float *y, const float *sample_weight,
-                                     const float *theta, Py_ssize_t d, const Py_ssize_t *rows,
-                                     Py_ssize_t rows_end, Py_ssize_t start, Py_ssize_t stop,
-                                     double *acc, Py_ssize_t prefetch_ahead) {}
+static inline void gd_short_rows_f64(GD_SHORT_ROWS_PARAMS(double)) {}
+static inline void gd_short_rows_f32(GD_SHORT_ROWS_PARAMS(float)) {}
 #endif
 
 #endif
