@@ -324,11 +324,13 @@ cdef int single_row_sgd_epoch(
                 break
     if n_batches > 0 and not is_finite_vector(current, m):
         # The last update overflowed: back to the θ before it, as if it had been refused.
+        # (A Ctrl-C seen since keeps its status: its exception is already set.)
         current = previous
         t[0] -= 1
         loss_sum = loss_sum_before
         n_batches -= 1
-        status = STATUS_PARAMS_NOT_FINITE
+        if status != STATUS_INTERRUPTED:
+            status = STATUS_PARAMS_NOT_FINITE
     if current != theta:
         memcpy(theta, current, (d + 1) * sizeof(floating))
     loss[0] = loss_sum / n_batches if n_batches > 0 else 0.0
