@@ -32,6 +32,8 @@ from gd_schedules cimport scheduled_lr
 
 import numpy as np
 
+from gdcore._permutations import EpochPermutations
+
 
 cdef extern from *:
     """
@@ -429,37 +431,47 @@ def run_fit(
     cdef floating* state1 = &optimizer_state[1, 0]
     cdef floating* state2 = &optimizer_state[2, 0]
 
-    for k in range(epochs):
-        if not full_batch and shuffle:
-            perm = rng.permutation(n).astype(np.intp, copy=False)
-            rows = &perm[0]
-        with nogil:
-            if full_batch:
-                status = full_batch_epoch(
-                    &X[0, 0], &y[0], weights, &theta[0], grad, state0, state1, state2, backup,
-                    n, d, &optim, &schedule, counters[1], &t, l2, l1, fit_intercept, gtol,
-                    n_threads, part_sums, sums, gram_ptr, &loss, &gtol_reached)
-            else:
-                status = mini_batch_epoch(
-                    &X[0, 0], &y[0], weights, &theta[0], grad, state0, state1, state2, backup,
-                    n, d, rows, batch_size, &optim, &schedule, counters[1], &t, l2, l1,
-                    fit_intercept, n_threads, part_sums, sums, &loss, True)
-        counters[0] = t
-        if status == STATUS_INTERRUPTED:
-            raise_pending()
-        if status != STATUS_OK:
-            break
-        history[k] = loss
-        epochs_run += 1
-        counters[1] += 1
-        stop_code = stop_after_epoch(loss, tol, n_iter_no_change, gtol_reached,
-                                     &counters[2], &best_loss[0])
-        if on_epoch is not None and on_epoch(loss) and stop_code == STOP_EPOCHS:
-            stop_code = STOP_CALLBACK
-        if PyErr_CheckSignals() != 0:
-            raise_pending()
-        if stop_code != STOP_EPOCHS:
-            break
+    # Shuffled epochs: each permutation is drawn while the epoch before it runs, when the
+    # epochs leave a core free (see gdcore._permutations).
+    permutations = None
+    if not full_batch and shuffle:
+        permutations = EpochPermutations(
+            rng, n, n_threads <= 1 or batch_size * (d + 1) < PARALLEL_MIN_WORK)
+    try:
+        for k in range(epochs):
+            if permutations is not None:
+                perm = permutations.take(k + 1 < epochs)
+                rows = &perm[0]
+            with nogil:
+                if full_batch:
+                    status = full_batch_epoch(
+                        &X[0, 0], &y[0], weights, &theta[0], grad, state0, state1, state2, backup,
+                        n, d, &optim, &schedule, counters[1], &t, l2, l1, fit_intercept, gtol,
+                        n_threads, part_sums, sums, gram_ptr, &loss, &gtol_reached)
+                else:
+                    status = mini_batch_epoch(
+                        &X[0, 0], &y[0], weights, &theta[0], grad, state0, state1, state2, backup,
+                        n, d, rows, batch_size, &optim, &schedule, counters[1], &t, l2, l1,
+                        fit_intercept, n_threads, part_sums, sums, &loss, True)
+            counters[0] = t
+            if status == STATUS_INTERRUPTED:
+                raise_pending()
+            if status != STATUS_OK:
+                break
+            history[k] = loss
+            epochs_run += 1
+            counters[1] += 1
+            stop_code = stop_after_epoch(loss, tol, n_iter_no_change, gtol_reached,
+                                         &counters[2], &best_loss[0])
+            if on_epoch is not None and on_epoch(loss) and stop_code == STOP_EPOCHS:
+                stop_code = STOP_CALLBACK
+            if PyErr_CheckSignals() != 0:
+                raise_pending()
+            if stop_code != STOP_EPOCHS:
+                break
+    finally:
+        if permutations is not None:
+            permutations.close()
     return epochs_run, stop_code, status
 
 

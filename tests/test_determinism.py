@@ -1,6 +1,8 @@
 """Same seed and thread count: the same bits.  Different thread counts: the same up to
 rounding."""
 
+import threading
+
 import numpy as np
 import pytest
 
@@ -58,3 +60,64 @@ def test_permutation_is_numpys(big):
     shuffled = gdcore.fit(X, y, optimizer="sgd", lr=0.05, epochs=1, batch_size=3, seed=4,
                           tol=None)
     np.testing.assert_array_equal(shuffled.coef, by_hand.coef)
+
+
+@pytest.fixture(scope="module")
+def many_rows():
+    # enough rows that each epoch's permutation is drawn ahead, on a helper thread
+    X, y, _ = problem(n=70000, d=3)
+    return X, y
+
+
+def _epoch_params(X, y, **options):
+    params = []
+    result = gdcore.fit(X, y, tol=None, callback=lambda p: params.append(
+        np.append(p.coef, p.intercept)), **options)
+    return np.array(params), result
+
+
+@pytest.mark.parametrize("batch_size", [1, 512])
+def test_permutations_drawn_ahead_are_the_spec_ones(many_rows, batch_size):
+    """Each epoch's rows follow default_rng(seed).permutation(n), drawn once per epoch in
+    order, however far ahead the core draws them: its trajectory equals the reference's,
+    which draws each one when its epoch starts."""
+    X, y = many_rows
+    options = dict(optimizer="sgd", lr=0.002, batch_size=batch_size, seed=11, n_threads=1)
+    epochs = 3 if batch_size > 1 else 2
+    if batch_size == 1:
+        # The reference's Python loop would take a minute here: the rows are put in each
+        # epoch's order by hand instead, and fitted in that order.
+        rng = np.random.default_rng(11)
+        by_hand = None
+        for _ in range(epochs):
+            order = rng.permutation(len(y))
+            by_hand = gdcore.fit(X[order], y[order], optimizer="sgd", lr=0.002, batch_size=1,
+                                 shuffle=False, epochs=1, tol=None, init=by_hand)
+        core, _ = _epoch_params(X, y, epochs=epochs, **options)
+        np.testing.assert_array_equal(core[-1], np.append(by_hand.coef, by_hand.intercept))
+        return
+    core, _ = _epoch_params(X, y, epochs=epochs, **options)
+    ref, _ = _epoch_params(X, y, epochs=epochs, backend="numpy", **options)
+    np.testing.assert_allclose(core, ref, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("stop_after", [1, 2])
+def test_a_fit_stopped_early_continues_with_the_same_permutations(many_rows, stop_after):
+    """A permutation drawn ahead for an epoch that never runs must not move the generator:
+    stopping (here by the callback) and continuing with init= equals one longer fit."""
+    X, y = many_rows
+    options = dict(optimizer="sgd", lr=0.002, batch_size=256, seed=5, n_threads=1, tol=None)
+    whole = gdcore.fit(X, y, epochs=4, **options)
+    first = gdcore.fit(X, y, epochs=4, callback=lambda p: p.epoch >= stop_after, **options)
+    assert first.n_epochs == stop_after
+    rest = gdcore.fit(X, y, epochs=4 - stop_after, init=first, **options)
+    np.testing.assert_array_equal(rest.coef, whole.coef)
+    assert rest.intercept == whole.intercept
+    np.testing.assert_array_equal(rest.loss_history, whole.loss_history)
+
+
+def test_no_permutation_thread_outlives_a_fit(many_rows):
+    X, y = many_rows
+    gdcore.fit(X, y, optimizer="sgd", lr=0.002, batch_size=256, epochs=3, seed=1, tol=None,
+               n_threads=1, callback=lambda p: p.epoch >= 2)
+    assert not [t for t in threading.enumerate() if t.name == "gdcore-permutation"]
