@@ -37,5 +37,6 @@ def __getattr__(name):
     raise AttributeError(f"module 'gdcore' has no attribute {name!r}")
 
 
-__all__ = ["fit", "fit_chunks", "GDRegressor", "get_include", "load_model", "save_model", "FitResult", "FitProgress", "DivergenceError", "check_grad",
+__all__ = ["fit", "fit_chunks", "GDRegressor", "get_include", "load_model", "save_model",
+           "FitResult", "FitProgress", "DivergenceError", "check_grad",
            "make_regression", "optim", "schedules", "__version__"]

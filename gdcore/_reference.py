@@ -78,7 +78,8 @@ class _Update:
             if opt.amsgrad:
                 v_max[:] = np.maximum(v_max, v)
                 second = v_max
-            return theta - lr * (m / (1 - beta1 ** t)) / (np.sqrt(second / (1 - beta2 ** t)) + opt.eps)
+            step = m / (1 - beta1 ** t)
+            return theta - lr * step / (np.sqrt(second / (1 - beta2 ** t)) + opt.eps)
         if isinstance(opt, _optim.NormalizedGD):
             return theta - lr * g / max(float(np.linalg.norm(g)), opt.eps)
         raise TypeError(f"unknown optimizer {opt!r}")

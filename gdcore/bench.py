@@ -279,7 +279,8 @@ def run_benchmarks(n=1_000_000, d=100, n_threads=None, quick=False, seed=0, log=
     torch_epoch = _torch_adam(X, y, 0.01, threads, batch_size=256, epochs=1)
     _settle()
     add(Comparison("Adam mini-batch 256 epoch", adam_epoch, "torch mini-batch loop",
-                   torch_epoch, 10.0, note="" if torch_epoch is not None else "torch not installed"))
+                   torch_epoch, 10.0,
+                   note="" if torch_epoch is not None else "torch not installed"))
 
     epochs_gram = 1000
     gram = _best(lambda: fit(X, y, optimizer="gd", lr=0.1, epochs=epochs_gram, tol=None,

@@ -95,7 +95,8 @@ class CosineAnnealingLR(Schedule):
         raise TypeError("CosineAnnealingLR depends on the base lr: use lr_at()")
 
     def lr_at(self, lr, epoch, step):
-        return self.eta_min + (lr - self.eta_min) * (1.0 + math.cos(math.pi * epoch / self.T_max)) / 2.0
+        cosine = math.cos(math.pi * epoch / self.T_max)
+        return self.eta_min + (lr - self.eta_min) * (1.0 + cosine) / 2.0
 
 
 class LinearLR(Schedule):

@@ -75,7 +75,8 @@ def outcome(X, y, s, backend, **options):
         return type(exc)
 
 
-@settings(max_examples=150, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=150, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.too_slow])
 @given(case=cases())
 def test_core_equals_reference(case, tmp_path_factory):
     n, d, dtype, layout, seed, batch, weights, (optimizer, lr), intercept = case

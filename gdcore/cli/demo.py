@@ -45,7 +45,8 @@ def add_parser(subparsers):
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=None, help="n_threads (default: OpenMP's)")
     p.add_argument("--optimizers", default=None,
-                   help="comma-separated subset of: " + ", ".join(l.split()[0] for l, _ in DEMO_RUNS))
+                   help="comma-separated subset of: "
+                        + ", ".join(label.split()[0] for label, _ in DEMO_RUNS))
     p.add_argument("--plot", metavar="PNG",
                    help="write every optimizer's loss curve to one figure")
     p.set_defaults(run=run)
@@ -62,7 +63,8 @@ def run(args):
                                       seed=args.seed, dtype=args.dtype)
     print(f"generated in {time.perf_counter() - started:.1f} s\n", flush=True)
     wanted = None if args.optimizers is None else set(args.optimizers.split(","))
-    header = f"{'optimizer':<22}{'epochs':>7}{'stop':>8}{'final MSE':>13}{'|w - w*|':>12}{'seconds':>9}"
+    header = (f"{'optimizer':<22}{'epochs':>7}{'stop':>8}{'final MSE':>13}{'|w - w*|':>12}"
+              f"{'seconds':>9}")
     curves = {}
     print(header)
     print("-" * len(header), flush=True)
