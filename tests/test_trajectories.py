@@ -131,7 +131,7 @@ def test_classic_sgd_on_wide_rows(dtype, penalties):
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-@pytest.mark.parametrize("d", [1, 7, 8, 9, 15, 16, 17, 31, 32, 33])
+@pytest.mark.parametrize("d", [1, 7, 8, 9, 12, 13, 15, 16, 17, 24, 25, 31, 32, 33])
 @pytest.mark.parametrize("batch", [None, 7])
 def test_every_short_row_width(d, dtype, batch):
     """Rows of d < 32 go through padded vector kernels of width 8, 16 or 32 (the last rows
