@@ -257,9 +257,9 @@ cdef int single_row_sgd_epoch(
     const OptimConfig* optim, const ScheduleConfig* schedule, long long epoch, long long* t,
     double l2, double l1, bint fit_intercept, double* loss, bint check_signals,
 ) noexcept nogil:
-    """Classic SGD (batch_size=1, no momentum): mini_batch_epoch's contract and bits, with
-    each row's residual, loss and update fused, so a row costs one read of it and of θ and
-    one write of θ.
+    """Classic SGD (batch_size=1, no momentum): mini_batch_epoch's contract (and its bits for
+    rows of d ≥ SHORT_ROW values), with each row's residual, loss and update fused, so a row
+    costs one read of it and of θ and one write of θ.
 
     Updates alternate between two buffers (θ and spare), so the θ before the last update is
     always at hand without a copy.  Whether an update left θ finite is seen in the next

@@ -76,7 +76,9 @@ cdef inline floating row_dot(const floating* x, const floating* w, Py_ssize_t d)
 
 cdef inline floating row_residual(const floating* x, floating target, const floating* theta,
                                   Py_ssize_t d) noexcept nogil:
-    """r = x·w + b − y for one row, summed as accumulate_rows sums it."""
+    """r = x·w + b − y for one row: rows of d ≥ SHORT_ROW summed as accumulate_rows sums
+    them; shorter ones in one running sum (accumulate_rows' padded vectors differ from it in
+    the last bits)."""
     cdef floating r = 0
     cdef Py_ssize_t j
     if d < SHORT_ROW:

@@ -146,7 +146,6 @@ cdef inline void l1_proximal_step(floating* w, Py_ssize_t d, double threshold) n
             w[j] = <floating>(-shrunk)
 
 
-
 cdef inline void sgd_row_update(
     const floating* x, floating scaled_residual, double inv_weight, const floating* theta,
     floating* updated, Py_ssize_t d, Py_ssize_t m, double l2, double l1, double lr,
@@ -157,7 +156,7 @@ cdef inline void sgd_row_update(
 
     given scaled_residual = s·r and inv_weight = 1/s.  s cancels (1/S_B·s = 1) but is
     applied as gd_kernel.accumulate_rows, objective_and_gradient and sgd_step apply it, so
-    this and the general path give the same bits."""
+    this and the general path give the same update from the same residual."""
     cdef double g
     cdef Py_ssize_t j
     if inv_weight == 1.0 and l2 == 0.0:
