@@ -251,33 +251,29 @@ cdef bint signal_pending() noexcept nogil:
     return raised != 0
 
 
-cdef int single_row_sgd_epoch(
+cdef inline int sgd_rows(
     const floating* X, const floating* y, const floating* sample_weight,
-    floating* theta, floating* spare, Py_ssize_t n, Py_ssize_t d, const Py_ssize_t* rows,
-    const OptimConfig* optim, const ScheduleConfig* schedule, long long epoch, long long* t,
-    double l2, double l1, bint fit_intercept, double* loss, bint check_signals,
+    Py_ssize_t n, Py_ssize_t d, Py_ssize_t m, const Py_ssize_t* rows,
+    Py_ssize_t k_start, Py_ssize_t k_stop, const OptimConfig* optim,
+    const ScheduleConfig* schedule, long long epoch, long long* t, double l2, double l1,
+    double* lr, const bint lr_per_update, floating** current, floating** previous,
+    double* loss_sum, double* loss_sum_before, long long* n_batches,
 ) noexcept nogil:
-    """Classic SGD (batch_size=1, no momentum): mini_batch_epoch's contract (and its bits for
-    rows of d ≥ SHORT_ROW values), with each row's residual, loss and update fused, so a row
-    costs one read of it and of θ and one write of θ.
+    """Rows k_start … k_stop − 1 of single_row_sgd_epoch, its state passed in and out.
 
-    Updates alternate between two buffers (θ and spare), so the θ before the last update is
-    always at hand without a copy.  Whether an update left θ finite is seen in the next
-    row's residual: x·w + b is non-finite whenever any entry of θ is (x is finite, and
-    0·inf is NaN).  Only then, or at the end of the epoch, is θ itself checked, and a
-    non-finite update is undone as the general path undoes it."""
-    cdef Py_ssize_t k, i, work = 0, m = d + 1 if fit_intercept else d
-    cdef double batch_loss, loss_sum = 0.0, loss_sum_before = 0.0, lr, weight, inv_weight
-    cdef long long n_batches = 0
-    cdef int status = STATUS_OK
-    cdef floating* current = theta
-    cdef floating* previous = spare
+    The loop makes no call unless lr_per_update (InverseScaling's lr / t^power_t): a call
+    in it would make the compiler keep the loop's values on the stack (measured: ~10% of a
+    row), so the callers instantiate it with the flag as a constant."""
+    cdef Py_ssize_t k, i
+    cdef floating* cur = current[0]
+    cdef floating* prev = previous[0]
     cdef floating* swap
     cdef floating residual, scaled_residual
-    cdef bint lr_per_update = schedule.kind == SCHED_INVSCALING   # others: one lr an epoch
-    memcpy(previous, current, (d + 1) * sizeof(floating))   # b stays put when not fitted
-    lr = scheduled_lr(schedule, optim.lr, epoch, t[0] + 1)
-    for k in range(n):
+    cdef double batch_loss, weight, inv_weight, rate = lr[0]
+    cdef double total = loss_sum[0], before = loss_sum_before[0]
+    cdef long long batches = n_batches[0], updates = t[0]
+    cdef int status = STATUS_OK
+    for k in range(k_start, k_stop):
         if rows != NULL:
             if k + PREFETCH_AHEAD < n:
                 i = rows[k + PREFETCH_AHEAD]
@@ -286,7 +282,7 @@ cdef int single_row_sgd_epoch(
             i = rows[k]
         else:
             i = k
-        residual = row_residual(X + i * d, y[i], current, d)
+        residual = row_residual(X + i * d, y[i], cur, d)
         # J on the batch {i}, as objective_and_gradient forms it from accumulate_rows' sums
         # (the divisions are left out when they are by 1 or 2: same values, less latency).
         if sample_weight == NULL:
@@ -301,29 +297,74 @@ cdef int single_row_sgd_epoch(
             scaled_residual = <floating>(weight * residual)
             batch_loss = (<double>scaled_residual * residual) / (2.0 * weight)
         if l2 > 0.0:
-            batch_loss += 0.5 * l2 * sum_of_squares(current, d)
+            batch_loss += 0.5 * l2 * sum_of_squares(cur, d)
         if l1 > 0.0:
-            batch_loss += l1 * sum_of_abs(current, d)
+            batch_loss += l1 * sum_of_abs(cur, d)
         if not isfinite(batch_loss):
             status = STATUS_LOSS_NOT_FINITE
             break
         if lr_per_update:
-            lr = scheduled_lr(schedule, optim.lr, epoch, t[0] + 1)
-        sgd_row_update(X + i * d, scaled_residual, inv_weight, current, previous, d, m,
-                       l2, l1, lr)
-        swap = current
-        current = previous
-        previous = swap
-        t[0] += 1
-        loss_sum_before = loss_sum
-        loss_sum += batch_loss
-        n_batches += 1
-        work += d + 1
-        if check_signals and work >= SIGNAL_CHECK_WORK:
-            work = 0
-            if signal_pending():
-                status = STATUS_INTERRUPTED
-                break
+            rate = scheduled_lr(schedule, optim.lr, epoch, updates + 1)
+        sgd_row_update(X + i * d, scaled_residual, inv_weight, cur, prev, d, m, l2, l1, rate)
+        swap = cur
+        cur = prev
+        prev = swap
+        updates += 1
+        before = total
+        total += batch_loss
+        batches += 1
+    current[0] = cur
+    previous[0] = prev
+    lr[0] = rate
+    loss_sum[0] = total
+    loss_sum_before[0] = before
+    n_batches[0] = batches
+    t[0] = updates
+    return status
+
+
+cdef int single_row_sgd_epoch(
+    const floating* X, const floating* y, const floating* sample_weight,
+    floating* theta, floating* spare, Py_ssize_t n, Py_ssize_t d, const Py_ssize_t* rows,
+    const OptimConfig* optim, const ScheduleConfig* schedule, long long epoch, long long* t,
+    double l2, double l1, bint fit_intercept, double* loss, bint check_signals,
+) noexcept nogil:
+    """Classic SGD (batch_size=1, no momentum): mini_batch_epoch's contract (and its bits for
+    rows of d ≥ SHORT_ROW values), with each row's residual, loss and update fused, so a row
+    costs one read of it and of θ and one write of θ.
+
+    Updates alternate between two buffers (θ and spare), so the θ before the last update is
+    always at hand without a copy.  Whether an update left θ finite is seen in the next
+    row's residual: x·w + b is non-finite whenever any entry of θ is (x is finite, and
+    0·inf is NaN).  Only then, or at the end of the epoch, is θ itself checked, and a
+    non-finite update is undone as the general path undoes it.  Rows go in chunks of about
+    SIGNAL_CHECK_WORK multiply-adds, with a signal check between chunks."""
+    cdef Py_ssize_t k = 0, chunk_stop, m = d + 1 if fit_intercept else d
+    cdef Py_ssize_t chunk_rows = SIGNAL_CHECK_WORK // (d + 1) + 1
+    cdef double loss_sum = 0.0, loss_sum_before = 0.0
+    cdef double lr = scheduled_lr(schedule, optim.lr, epoch, t[0] + 1)
+    cdef long long n_batches = 0
+    cdef int status = STATUS_OK
+    cdef floating* current = theta
+    cdef floating* previous = spare
+    cdef bint lr_per_update = schedule.kind == SCHED_INVSCALING   # others: one lr an epoch
+    memcpy(previous, current, (d + 1) * sizeof(floating))   # b stays put when not fitted
+    while k < n:
+        chunk_stop = k + chunk_rows if n - k > chunk_rows else n
+        if lr_per_update:
+            status = sgd_rows(X, y, sample_weight, n, d, m, rows, k, chunk_stop, optim,
+                              schedule, epoch, t, l2, l1, &lr, True, &current, &previous,
+                              &loss_sum, &loss_sum_before, &n_batches)
+        else:
+            status = sgd_rows(X, y, sample_weight, n, d, m, rows, k, chunk_stop, optim,
+                              schedule, epoch, t, l2, l1, &lr, False, &current, &previous,
+                              &loss_sum, &loss_sum_before, &n_batches)
+        k = chunk_stop
+        if status != STATUS_OK:
+            break
+        if check_signals and k < n and signal_pending():
+            status = STATUS_INTERRUPTED
+            break
     if n_batches > 0 and not is_finite_vector(current, m):
         # The last update overflowed: back to the θ before it, as if it had been refused.
         # (A Ctrl-C seen since keeps its status: its exception is already set.)
