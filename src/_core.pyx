@@ -24,7 +24,7 @@ from libc.string cimport memcpy, memset
 from gd_types cimport (OptimConfig, ScheduleConfig, gd_optimizer, gd_schedule, STATUS_OK, STATUS_LOSS_NOT_FINITE,
                        STATUS_PARAMS_NOT_FINITE, STATUS_INTERRUPTED, SLOT_SQUARES, SLOT_WEIGHT, N_SLOTS,
                        OPT_SGD, SCHED_INVSCALING)
-from gd_kernel cimport (DOT_LANES, PREFETCH_AHEAD, accumulate_rows, is_finite_vector,
+from gd_kernel cimport (DOT_LANES, PREFETCH_AHEAD, SHORT_ROW, accumulate_rows, is_finite_vector,
                        objective_and_gradient, prefetch_row, row_residual, GD_PREFETCH, stationarity,
                        sum_of_abs, sum_of_squares)
 from gd_optimizers cimport optimizer_step, l1_proximal_step, sgd_row_update
@@ -54,10 +54,17 @@ cdef extern from "Python.h":
 
 
 # Below this many multiply-adds a block is summed on one thread: starting a parallel
-# region costs a microsecond or two.  Mini-batches of a few hundred rows are above it: their
-# rows are gathered from random places, and two threads wait on memory in parallel
-# (measured: 256-row Adam epochs 1.7x faster than on one thread).
+# region costs a microsecond or two.  Rows gathered from random places (a shuffled
+# mini-batch) cost far more each, and two threads wait on memory in parallel: for rows of
+# SHORT_ROW values or more the bar is lower (measured, Adam at d = 100 with 1 vs 2 threads:
+# 16 rows 0.96x, 32 rows 1.11x, 64 rows 1.33x, 128 rows 1.50x; shorter rows gained nothing
+# below ~45,000 multiply-adds).
 cdef Py_ssize_t PARALLEL_MIN_WORK = 16384
+cdef Py_ssize_t PARALLEL_MIN_GATHER = 3072
+
+
+cdef inline Py_ssize_t parallel_min_work(Py_ssize_t d, bint gathered) noexcept nogil:
+    return PARALLEL_MIN_GATHER if gathered and d >= SHORT_ROW else PARALLEL_MIN_WORK
 # Inside a long mini-batch epoch, look for a pending signal after this much work (~ms).
 cdef Py_ssize_t SIGNAL_CHECK_WORK = 1 << 22
 # Per-part accumulators are padded to whole 64-byte cache lines so threads never share one.
@@ -101,7 +108,7 @@ cdef void block_sums(
     cdef Py_ssize_t n_rows = stop - start, part, part_size, lo, hi, j
     cdef int n_parts = n_threads
     memset(sums, 0, width * sizeof(double))
-    if n_parts <= 1 or n_rows * (d + 1) < PARALLEL_MIN_WORK or n_rows < n_parts:
+    if n_parts <= 1 or n_rows < n_parts or n_rows * (d + 1) < parallel_min_work(d, rows != NULL):
         accumulate_rows(X, y, sample_weight, theta, d, rows, rows_end, start, stop, sums)
         return
     part_size = (n_rows + n_parts - 1) // n_parts
@@ -477,7 +484,7 @@ def run_fit(
     permutations = None
     if not full_batch and shuffle:
         permutations = EpochPermutations(
-            rng, n, n_threads <= 1 or batch_size * (d + 1) < PARALLEL_MIN_WORK)
+            rng, n, n_threads <= 1 or batch_size * (d + 1) < parallel_min_work(d, True))
     try:
         for k in range(epochs):
             if permutations is not None:

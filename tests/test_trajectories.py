@@ -141,3 +141,13 @@ def test_every_short_row_width(d, dtype, batch):
     weights = np.random.default_rng(d).uniform(0.0, 2.0, len(y)).astype(dtype)
     assert_same_trajectory(X, y, dtype, optimizer="adam", lr=0.05, epochs=4, batch_size=batch,
                            sample_weight=weights, l2=0.01)
+
+
+def test_shuffled_batches_of_long_rows_cut_between_threads():
+    """Shuffled batches of rows of 32 values or more are cut between threads from ~3,000
+    multiply-adds (gathered rows wait on memory): 128 rows of 40 values on two threads."""
+    X, y, _ = problem(n=3000, d=40)
+    assert_same_trajectory(X, y, np.float64, optimizer="adam", lr=0.01, epochs=3,
+                           batch_size=128, n_threads=2)
+    assert_same_trajectory(X, y, np.float64, optimizer="sgd", lr=0.01, epochs=3,
+                           batch_size=100, n_threads=2, l2=0.01)
