@@ -114,13 +114,18 @@ def paired_seconds(first, second, rounds):
     return pairs[len(pairs) // 2]
 
 
-def read_bandwidth(X, n_threads, repeats=5):
-    """Seconds for the probe to read all of X once (a vectorised sum): the best over one
-    thread and n_threads threads, so the yardstick is the fastest read this machine managed."""
+def probe_seconds(X, n_threads, repeats):
+    """Seconds for the probe (a vectorised threaded sum) to read all of X once with n_threads
+    threads, best of ``repeats``."""
     flat = X.reshape(-1)
     with quiet_blas():
-        return min(_best(lambda k=k: _core.stream_sum(flat, k), repeats)
-                   for k in sorted({1, max(1, n_threads)}))
+        return _best(lambda: _core.stream_sum(flat, n_threads), repeats)
+
+
+def read_bandwidth(X, n_threads, repeats=5):
+    """Seconds for the probe to read all of X once: the best over one thread and n_threads
+    threads, so the yardstick is the fastest read this machine managed."""
+    return min(probe_seconds(X, k, repeats) for k in sorted({1, max(1, n_threads)}))
 
 
 def available_memory():
@@ -216,11 +221,8 @@ def _bandwidth_comparisons(n, width, threads, full, rounds, seed):
             lambda: epoch_seconds(X, y, 1, epochs=6, **dict(full, n_threads=2)), rounds)
         # What the machine allows: an epoch that already reads at one core's bandwidth can
         # only gain what a second core adds to the read, so the probe's own ratio is shown.
-        flat = X.reshape(-1)
-        with quiet_blas():
-            probe_one, probe_two = paired_seconds(
-                lambda: _best(lambda: _core.stream_sum(flat, 1), 3),
-                lambda: _best(lambda: _core.stream_sum(flat, 2), 3), rounds)
+        probe_one, probe_two = paired_seconds(lambda: probe_seconds(X, 1, 3),
+                                              lambda: probe_seconds(X, 2, 3), rounds)
         out.append(Comparison("full-batch epoch d=10, 2 threads vs 1", two, "1 thread", one,
                               1.7, note=f"1 thread at {X.nbytes / one / 1e9:.1f} GB/s; the "
                               f"probe's 2 threads vs 1: {probe_one / probe_two:.2f}x"))

@@ -61,10 +61,6 @@ cdef extern from "Python.h":
 # below ~45,000 multiply-adds).
 cdef Py_ssize_t PARALLEL_MIN_WORK = 16384
 cdef Py_ssize_t PARALLEL_MIN_GATHER = 3072
-
-
-cdef inline Py_ssize_t parallel_min_work(Py_ssize_t d, bint gathered) noexcept nogil:
-    return PARALLEL_MIN_GATHER if gathered and d >= SHORT_ROW else PARALLEL_MIN_WORK
 # Inside a long mini-batch epoch, look for a pending signal after this much work (~ms).
 cdef Py_ssize_t SIGNAL_CHECK_WORK = 1 << 22
 # Per-part accumulators are padded to whole 64-byte cache lines so threads never share one.
@@ -85,6 +81,14 @@ def openmp_enabled():
 def default_n_threads():
     """OpenMP's default team size (honours OMP_NUM_THREADS and threadpoolctl limits)."""
     return gd_default_threads()
+
+
+cdef inline bint on_one_thread(Py_ssize_t n_rows, Py_ssize_t d, int n_threads,
+                               bint gathered) noexcept nogil:
+    """Whether block_sums sums n_rows rows (gathered: through a permutation) on one thread."""
+    cdef Py_ssize_t min_work = (PARALLEL_MIN_GATHER if gathered and d >= SHORT_ROW
+                                else PARALLEL_MIN_WORK)
+    return n_threads <= 1 or n_rows < n_threads or n_rows * (d + 1) < min_work
 
 
 cdef inline Py_ssize_t accumulator_stride(Py_ssize_t d) noexcept nogil:
@@ -108,7 +112,7 @@ cdef void block_sums(
     cdef Py_ssize_t n_rows = stop - start, part, part_size, lo, hi, j
     cdef int n_parts = n_threads
     memset(sums, 0, width * sizeof(double))
-    if n_parts <= 1 or n_rows < n_parts or n_rows * (d + 1) < parallel_min_work(d, rows != NULL):
+    if on_one_thread(n_rows, d, n_parts, rows != NULL):
         accumulate_rows(X, y, sample_weight, theta, d, rows, rows_end, start, stop, sums)
         return
     part_size = (n_rows + n_parts - 1) // n_parts
@@ -480,11 +484,10 @@ def run_fit(
     cdef floating* state2 = &optimizer_state[2, 0]
 
     # Shuffled epochs: each permutation is drawn while the epoch before it runs, when the
-    # epochs leave a core free (see gdcore._permutations).
+    # batches run on one thread and leave a core free (see gdcore._permutations).
     permutations = None
     if not full_batch and shuffle:
-        permutations = EpochPermutations(
-            rng, n, n_threads <= 1 or batch_size * (d + 1) < parallel_min_work(d, True))
+        permutations = EpochPermutations(rng, n, on_one_thread(batch_size, d, n_threads, True))
     try:
         for k in range(epochs):
             if permutations is not None:
