@@ -57,6 +57,7 @@ def extension_flags():
     # GDCORE_PORTABLE=1 builds for the baseline of the architecture instead.
     if os.environ.get("GDCORE_PORTABLE") != "1" and compiler_accepts("-march=native"):
         compile_args.append("-march=native")
+    compile_args += os.environ.get("GDCORE_EXTRA_CFLAGS", "").split()
     if os.environ.get("GDCORE_DISABLE_OPENMP") != "1" and compiler_has_openmp():
         compile_args.append("-fopenmp")
         link_args.append("-fopenmp")
