@@ -160,13 +160,18 @@ cdef inline bint is_finite_vector(const floating* v, Py_ssize_t n) noexcept nogi
     return tail == 0
 
 
-cdef inline void prefetch_row(const floating* x, Py_ssize_t d) noexcept nogil:
-    """Prefetch the d values at x (a row, or several consecutive rows) for reading."""
-    cdef Py_ssize_t offset = 0, size = d * <Py_ssize_t>sizeof(floating)
+cdef inline void prefetch_lines(const floating* x, Py_ssize_t count) noexcept nogil:
+    """Prefetch, for reading, the cache lines that start within the count values at x."""
+    cdef Py_ssize_t offset = 0, size = count * <Py_ssize_t>sizeof(floating)
     while offset < size:
         GD_PREFETCH(<const char*>x + offset)
         offset = offset + CACHE_LINE_BYTES
-    GD_PREFETCH(<const char*>x + size - 1)
+
+
+cdef inline void prefetch_row(const floating* x, Py_ssize_t d) noexcept nogil:
+    """Prefetch a row for reading, its last line included when the row is not aligned."""
+    prefetch_lines(x, d)
+    GD_PREFETCH(<const char*>x + d * <Py_ssize_t>sizeof(floating) - 1)
 
 
 cdef inline void accumulate_rows(
@@ -221,7 +226,8 @@ cdef inline void accumulate_rows(
             i3 = rows[k + 3] if group > 3 else i0
         else:
             if k + ahead + group <= stop:
-                prefetch_row(X + (k + ahead) * d, group * d)
+                # Consecutive groups cover every line: no need for prefetch_row's last one.
+                prefetch_lines(X + (k + ahead) * d, group * d)
             i0 = k
             i1 = k + 1 if group > 1 else i0
             i2 = k + 2 if group > 2 else i0
