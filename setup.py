@@ -3,7 +3,8 @@
 OpenMP is used when the compiler has it; otherwise the extension is built single-threaded
 and a warning says so (gdcore._core.openmp_enabled() reports which).
 Set GDCORE_PORTABLE=1 to build without -march=native, GDCORE_SANITIZE=address to build with
-AddressSanitizer (see scripts/asan.sh).
+AddressSanitizer (see scripts/asan.sh), GDCORE_EXTRA_CFLAGS="..." to add compiler flags (for
+experiments such as -mprefer-vector-width=512).
 """
 
 import os
