@@ -151,3 +151,25 @@ def test_shuffled_batches_of_long_rows_cut_between_threads():
                            batch_size=128, n_threads=2)
     assert_same_trajectory(X, y, np.float64, optimizer="sgd", lr=0.01, epochs=3,
                            batch_size=100, n_threads=2, l2=0.01)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("d", [32, 47, 100, 1000])
+def test_four_rows_sum_each_dot_product_as_one_row_does(d, dtype):
+    """Rows of 32+ values go four at a time through one sweep (rows_dot4), one at a time at a
+    block's end and in batch_size=1 SGD (row_dot): each row's x·w must be the same sum in
+    the same order either way, so a row's residual does not depend on where it falls.  Four
+    copies of a row make Σrᵢ = 4r exactly, which must equal 4 × the row's residual alone."""
+    rng = np.random.default_rng(d)
+    row = rng.standard_normal(d).astype(dtype)
+    theta = rng.standard_normal(d + 1).astype(dtype)
+    y = np.array([0.25], dtype=dtype)
+    no_weights = np.empty(0, dtype=dtype)
+    alone = gdcore._core.block_sums_of(row[None, :], y, no_weights, theta, 1)
+    four = gdcore._core.block_sums_of(np.repeat(row[None, :], 4, axis=0), np.repeat(y, 4),
+                                      no_weights, theta, 1)
+    assert four[d] == 4.0 * alone[d]                           # Σ rᵢ, bit for bit
+    assert four[d + 1] == 4.0 * alone[d + 1]                   # Σ rᵢ²
+    # and the single row's residual is the one a float64 dot product gives, to rounding
+    expected = float(row.astype(np.float64) @ theta[:d].astype(np.float64) + theta[d] - y[0])
+    np.testing.assert_allclose(alone[d], expected, rtol=1e-4 if dtype == np.float32 else 1e-12)
