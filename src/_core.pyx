@@ -21,14 +21,16 @@ from libc.math cimport isfinite, isnan
 from libc.stdlib cimport malloc, calloc, free
 from libc.string cimport memcpy, memset
 
-from gd_types cimport (OptimConfig, ScheduleConfig, gd_optimizer, gd_schedule, STATUS_OK, STATUS_LOSS_NOT_FINITE,
-                       STATUS_PARAMS_NOT_FINITE, STATUS_INTERRUPTED, SLOT_SQUARES, SLOT_WEIGHT, N_SLOTS,
+from gd_types cimport (OptimConfig, ScheduleConfig, gd_optimizer, gd_schedule, STATUS_OK,
+                       STATUS_LOSS_NOT_FINITE, STATUS_PARAMS_NOT_FINITE, STATUS_INTERRUPTED,
+                       STATUS_NO_MEMORY, STATUS_NO_TEAM, SLOT_SQUARES, SLOT_WEIGHT, N_SLOTS,
                        OPT_SGD, SCHED_INVSCALING)
-from gd_kernel cimport (DOT_LANES, PREFETCH_AHEAD, SHORT_ROW, accumulate_rows, is_finite_vector,
-                       objective_and_gradient, prefetch_row, row_residual, GD_PREFETCH, stationarity,
-                       sum_of_abs, sum_of_squares)
+from gd_kernel cimport (CACHE_LINE_BYTES, DOT_LANES, PREFETCH_AHEAD, SHORT_ROW, accumulate_rows,
+                       is_finite_vector, objective_and_gradient, prefetch_row, row_residual,
+                       GD_PREFETCH, stationarity, sum_of_abs, sum_of_squares)
 from gd_optimizers cimport optimizer_step, l1_proximal_step, sgd_row_update
 from gd_schedules cimport scheduled_lr
+from gdcore.capi cimport gd_fit_options, gd_fit_info
 
 import numpy as np
 
@@ -182,11 +184,23 @@ cdef int full_batch_epoch(
 ) noexcept nogil:
     """One pass over X (or, in Gram mode, over the (d+2)² Gram matrix) gives J and ∇J at θ
     (recorded as the epoch's loss), then one update."""
-    cdef double lr
     if gram != NULL:
         sums_from_gram(gram, theta, d, sums)
     else:
         block_sums(X, y, sample_weight, theta, d, NULL, n, 0, n, n_threads, part_sums, sums)
+    return update_from_sums(sums, theta, grad, state0, state1, state2, backup, d, optim,
+                            schedule, epoch, t, l2, l1, fit_intercept, gtol, loss, gtol_reached)
+
+
+cdef inline int update_from_sums(
+    const double* sums, floating* theta, floating* grad, floating* state0, floating* state1,
+    floating* state2, floating* backup, Py_ssize_t d, const OptimConfig* optim,
+    const ScheduleConfig* schedule, long long epoch, long long* t,
+    double l2, double l1, bint fit_intercept, double gtol, double* loss, bint* gtol_reached,
+) noexcept nogil:
+    """The rest of a full-batch epoch once the pass's sums are in: J (the epoch's loss) and
+    ∇J at θ, the gtol rule, then the update t + 1."""
+    cdef double lr
     loss[0] = objective_and_gradient(sums, theta, d, l2, l1, fit_intercept, grad)
     if not isfinite(loss[0]):
         return STATUS_LOSS_NOT_FINITE
@@ -456,11 +470,10 @@ def run_fit(
     STATUS_OK, the parameters are the last finite ones.
     """
     cdef Py_ssize_t n = X.shape[0], d = X.shape[1]
-    cdef Py_ssize_t width = d + N_SLOTS, stride = accumulator_stride(d)
+    cdef Py_ssize_t stride = accumulator_stride(d)
     cdef OptimConfig optim = optim_config
     cdef ScheduleConfig schedule = schedule_config
     cdef const floating* weights = &sample_weight[0] if sample_weight.shape[0] > 0 else NULL
-    cdef bint full_batch = batch_size <= 0 or batch_size >= n
     cdef int status = STATUS_OK, stop_code = STOP_EPOCHS
     cdef bint gtol_reached = False
     cdef Py_ssize_t k, epochs_run = 0
@@ -468,7 +481,11 @@ def run_fit(
     cdef long long t = counters[0]
     cdef const Py_ssize_t* rows = NULL
     cdef const Py_ssize_t[::1] perm
-    cdef const double* gram_ptr = &gram[0, 0] if gram is not None else NULL
+
+    if batch_size <= 0 or batch_size >= n:
+        return full_batch_fit(X, y, weights, theta, optimizer_state, optim, schedule, epochs, l2,
+                              l1, fit_intercept, tol, n_iter_no_change, gtol, on_epoch,
+                              n_threads, counters, best_loss, history, gram)
 
     # Scratch: gradient and pre-update copy of θ (in the data's dtype), block sums.
     scratch = np.empty(2 * (d + 1), dtype=np.asarray(theta).dtype)
@@ -486,7 +503,7 @@ def run_fit(
     # Shuffled epochs: each permutation is drawn while the epoch before it runs, when the
     # batches run on one thread and leave a core free (see gdcore._permutations).
     permutations = None
-    if not full_batch and shuffle:
+    if shuffle:
         permutations = EpochPermutations(rng, n, on_one_thread(batch_size, d, n_threads, True))
     try:
         for k in range(epochs):
@@ -494,16 +511,10 @@ def run_fit(
                 perm = permutations.take(k + 1 < epochs)
                 rows = &perm[0]
             with nogil:
-                if full_batch:
-                    status = full_batch_epoch(
-                        &X[0, 0], &y[0], weights, &theta[0], grad, state0, state1, state2, backup,
-                        n, d, &optim, &schedule, counters[1], &t, l2, l1, fit_intercept, gtol,
-                        n_threads, part_sums, sums, gram_ptr, &loss, &gtol_reached)
-                else:
-                    status = mini_batch_epoch(
-                        &X[0, 0], &y[0], weights, &theta[0], grad, state0, state1, state2, backup,
-                        n, d, rows, batch_size, &optim, &schedule, counters[1], &t, l2, l1,
-                        fit_intercept, n_threads, part_sums, sums, &loss, True)
+                status = mini_batch_epoch(
+                    &X[0, 0], &y[0], weights, &theta[0], grad, state0, state1, state2, backup,
+                    n, d, rows, batch_size, &optim, &schedule, counters[1], &t, l2, l1,
+                    fit_intercept, n_threads, part_sums, sums, &loss, True)
             counters[0] = t
             if status == STATUS_INTERRUPTED:
                 raise_pending()
@@ -523,6 +534,66 @@ def run_fit(
     finally:
         if permutations is not None:
             permutations.close()
+    return epochs_run, stop_code, status
+
+
+cdef full_batch_fit(
+    const floating[:, ::1] X, const floating[::1] y, const floating* weights,
+    floating[::1] theta, floating[:, ::1] optimizer_state, OptimConfig optim,
+    ScheduleConfig schedule, Py_ssize_t epochs, double l2, double l1, bint fit_intercept,
+    double tol, long long n_iter_no_change, double gtol, object on_epoch, int n_threads,
+    long long[::1] counters, double[::1] best_loss, double[::1] history,
+    const double[:, ::1] gram,
+):
+    """run_fit's full-batch case: full_batch_epochs runs the epochs without the GIL, a few
+    milliseconds' worth at a time (one epoch at a time when there is a callback), and the
+    GIL is taken back between runs to look for signals."""
+    cdef gd_fit_options options
+    cdef gd_fit_info info
+    cdef Py_ssize_t epochs_run = 0
+    cdef long long burst
+    cdef int status = STATUS_OK, stop_code = STOP_EPOCHS
+    cdef const double* gram_ptr = &gram[0, 0] if gram is not None else NULL
+    options.optimizer = optim
+    options.schedule = schedule
+    options.epochs = epochs
+    options.batch_size = 0
+    options.l2 = l2
+    options.l1 = l1
+    options.fit_intercept = fit_intercept
+    options.tol = tol
+    options.n_iter_no_change = n_iter_no_change
+    options.gtol = gtol
+    options.n_threads = max(n_threads, 1)
+    info.n_updates = counters[0]
+    info.n_epochs = counters[1]
+    info.n_no_improvement = counters[2]
+    info.best_loss = best_loss[0]
+    while epochs_run < epochs:
+        burst = 1 if on_epoch is not None else epochs - epochs_run
+        with nogil:
+            status = full_batch_epochs(&X[0, 0], &y[0], weights, &theta[0],
+                                       &optimizer_state[0, 0], X.shape[0], X.shape[1],
+                                       &options, gram_ptr, burst, SIGNAL_CHECK_WORK,
+                                       &history[epochs_run], &info)
+        counters[0] = info.n_updates
+        counters[1] = info.n_epochs
+        counters[2] = info.n_no_improvement
+        best_loss[0] = info.best_loss
+        epochs_run += info.epochs_run
+        stop_code = info.stop_reason
+        if status == STATUS_NO_MEMORY:
+            raise MemoryError(f"gdcore: no memory for the scratch buffers of a fit with "
+                              f"d = {X.shape[1]}")
+        if status != STATUS_OK:
+            break
+        if (on_epoch is not None and on_epoch(history[epochs_run - 1])
+                and stop_code == STOP_EPOCHS):
+            stop_code = STOP_CALLBACK
+        if PyErr_CheckSignals() != 0:
+            raise_pending()
+        if stop_code != STOP_EPOCHS:
+            break
     return epochs_run, stop_code, status
 
 
@@ -702,4 +773,5 @@ def gram_sums(const double[:, ::1] gram, const floating[::1] theta):
     return out
 
 
+include "gd_full_batch.pxi"
 include "gd_capi.pxi"

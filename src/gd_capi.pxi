@@ -5,6 +5,7 @@
 # (the Python layer is not in the way), then the same cdef functions as gdcore.fit run.
 
 from cpython.pycapsule cimport PyCapsule_New
+from cpython.pyport cimport PY_SSIZE_T_MAX
 
 from gdcore.capi cimport (GDCORE_API_VERSION_MAJOR, GDCORE_API_VERSION_MINOR, GD_OK,
                           GD_ERR_NULL, GD_ERR_SHAPE, GD_ERR_INPUT, GD_ERR_WEIGHTS,
@@ -156,13 +157,8 @@ cdef int capi_fit(const floating* X, const floating* y, const floating* weights,
                   floating* state, double* history, gd_fit_info* info) noexcept nogil:
     """The epoch loop of gdcore.fit without Python: rows in order, no callback, no signals."""
     cdef int code = check_data(X, y, weights, n, d)
-    cdef Py_ssize_t stride = accumulator_stride(d)
-    cdef bint full_batch, gtol_reached
-    cdef double loss
-    cdef long long k
-    cdef int status = STATUS_OK
-    cdef double* buffer
-    cdef floating* scratch
+    cdef bint full_batch
+    cdef int status
     if code != GD_OK:
         return code
     if options == NULL or theta == NULL or state == NULL or history == NULL or info == NULL:
@@ -184,46 +180,56 @@ cdef int capi_fit(const floating* X, const floating* y, const floating* weights,
         return GD_ERR_INPUT
     if not options.fit_intercept:
         theta[d] = 0
-    buffer = <double*>calloc((options.n_threads + 1) * stride, sizeof(double))
-    scratch = <floating*>malloc(2 * (d + 1) * sizeof(floating))
+    if full_batch:
+        # No signals to look for here: the whole fit in one run.
+        status = full_batch_epochs(X, y, weights, theta, state, n, d, options, NULL,
+                                   options.epochs, PY_SSIZE_T_MAX, history, info)
+    else:
+        status = mini_batch_fit(X, y, weights, n, d, options, theta, state, history, info)
+    if status == STATUS_NO_MEMORY:
+        return GD_ERR_NO_MEMORY
+    if status == STATUS_LOSS_NOT_FINITE:
+        return GD_ERR_LOSS_NOT_FINITE
+    if status == STATUS_PARAMS_NOT_FINITE:
+        return GD_ERR_PARAMS_NOT_FINITE
+    return GD_OK
+
+
+cdef int mini_batch_fit(const floating* X, const floating* y, const floating* weights,
+                        Py_ssize_t n, Py_ssize_t d, const gd_fit_options* options,
+                        floating* theta, floating* state, double* history,
+                        gd_fit_info* info) noexcept nogil:
+    """capi_fit's mini-batch epochs (rows in order); returns a Status."""
+    cdef Py_ssize_t stride = accumulator_stride(d)
+    cdef double loss
+    cdef long long k
+    cdef int status = STATUS_OK
+    cdef double* buffer = <double*>calloc((options.n_threads + 1) * stride, sizeof(double))
+    cdef floating* scratch = <floating*>malloc(2 * (d + 1) * sizeof(floating))
     if buffer == NULL or scratch == NULL:
         free(buffer)
         free(scratch)
-        return GD_ERR_NO_MEMORY
+        return STATUS_NO_MEMORY
     info.epochs_run = 0
     info.stop_reason = STOP_EPOCHS
     for k in range(options.epochs):
-        gtol_reached = False
-        if full_batch:
-            status = full_batch_epoch(
-                X, y, weights, theta, scratch, state, state + (d + 1), state + 2 * (d + 1),
-                scratch + (d + 1), n, d, &options.optimizer, &options.schedule, info.n_epochs,
-                &info.n_updates, options.l2, options.l1, options.fit_intercept, options.gtol,
-                options.n_threads, buffer + stride, buffer, NULL, &loss, &gtol_reached)
-        else:
-            status = mini_batch_epoch(
-                X, y, weights, theta, scratch, state, state + (d + 1), state + 2 * (d + 1),
-                scratch + (d + 1), n, d, NULL, options.batch_size, &options.optimizer,
-                &options.schedule, info.n_epochs, &info.n_updates, options.l2, options.l1,
-                options.fit_intercept, options.n_threads, buffer + stride, buffer, &loss,
-                False)
+        status = mini_batch_epoch(
+            X, y, weights, theta, scratch, state, state + (d + 1), state + 2 * (d + 1),
+            scratch + (d + 1), n, d, NULL, options.batch_size, &options.optimizer,
+            &options.schedule, info.n_epochs, &info.n_updates, options.l2, options.l1,
+            options.fit_intercept, options.n_threads, buffer + stride, buffer, &loss, False)
         if status != STATUS_OK:
             break
         history[k] = loss
         info.epochs_run += 1
         info.n_epochs += 1
         info.stop_reason = stop_after_epoch(loss, options.tol, options.n_iter_no_change,
-                                            gtol_reached, &info.n_no_improvement,
-                                            &info.best_loss)
+                                            False, &info.n_no_improvement, &info.best_loss)
         if info.stop_reason != STOP_EPOCHS:
             break
     free(buffer)
     free(scratch)
-    if status == STATUS_LOSS_NOT_FINITE:
-        return GD_ERR_LOSS_NOT_FINITE
-    if status == STATUS_PARAMS_NOT_FINITE:
-        return GD_ERR_PARAMS_NOT_FINITE
-    return GD_OK
+    return status
 
 
 cdef int capi_loss_grad_f64(const double* X, const double* y, const double* weights,

@@ -22,6 +22,8 @@ cdef enum Status:
     STATUS_LOSS_NOT_FINITE = 1      # J at the current parameters overflowed or is NaN
     STATUS_PARAMS_NOT_FINITE = 2    # an update produced inf/NaN; the parameters were restored
     STATUS_INTERRUPTED = 3          # a signal handler raised (Ctrl-C) in the middle of an epoch
+    STATUS_NO_MEMORY = 4            # scratch buffers could not be allocated (nothing was run)
+    STATUS_NO_TEAM = 5              # internal: no thread team could be formed (nothing was run)
 
 # The hyper-parameter structs are those of the C API (gdcore/include/gdcore.h), so the C
 # API passes them straight through.

@@ -1,0 +1,189 @@
+"""The full-batch epoch loop runs many epochs per call without the GIL and, with several
+threads, on one team of threads for all of them (src/gd_full_batch.pxi).  Its trajectories
+must be those of one epoch at a time (a callback makes the loop return after every epoch),
+of the kernels composed step by step from Python, and of the NumPy reference."""
+
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import numpy as np
+import pytest
+
+import gdcore
+from gdcore import _core
+from gdcore.optim import SGD, Adam, RMSprop, make_optimizer
+from gdcore.schedules import StepLR, make_schedule
+
+from conftest import problem, subprocess_env
+
+# (n, d): one thread's loop; a team below block_sums' own threading bar; a team whose
+# epochs are cut into several runs by the work limit between signal checks (~4M
+# multiply-adds); a team on rows of 32+ values.
+SHAPES = [(8, 3), (1000, 10), (30_000, 40), (3000, 33)]
+OPTIMIZERS = {
+    "adam": Adam(lr=0.02),
+    "momentum-l1": SGD(lr=0.02, momentum=0.9, nesterov=True),
+    "rmsprop-centered": RMSprop(lr=0.005, momentum=0.5, centered=True),
+}
+
+
+def final_state(result):
+    return (result.loss_history, result.coef, result.intercept, result.n_updates,
+            result.state.optimizer_state)
+
+
+def assert_identical(first, second):
+    for a, b in zip(final_state(first), final_state(second)):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("n_threads", [1, 2])
+@pytest.mark.parametrize("name", sorted(OPTIMIZERS))
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_many_epochs_per_call_equal_one_at_a_time(shape, n_threads, name, dtype):
+    n, d = shape
+    X, y, _ = problem(n=n, d=d, dtype=dtype)
+    weights = np.random.default_rng(3).uniform(0.0, 2.0, n).astype(dtype)
+    options = dict(optimizer=OPTIMIZERS[name], epochs=9, tol=None, n_threads=n_threads,
+                   sample_weight=weights, schedule=StepLR(step_size=3, gamma=0.5),
+                   precompute=False, l1=0.01 if name == "momentum-l1" else 0.0, l2=0.01)
+    at_once = gdcore.fit(X, y, **options)
+    one_by_one = gdcore.fit(X, y, callback=lambda progress: False, **options)
+    assert at_once.n_epochs == 9
+    assert_identical(at_once, one_by_one)
+    reference = gdcore.fit(X, y, backend="numpy", **options)
+    rtol = 1e-10 if dtype == np.float64 else 1e-4
+    np.testing.assert_allclose(at_once.loss_history, reference.loss_history, rtol=rtol)
+    np.testing.assert_allclose(at_once.coef, reference.coef, rtol=rtol,
+                               atol=rtol * np.abs(reference.coef).max())
+
+
+@pytest.mark.parametrize("n_threads", [1, 2])
+def test_gram_mode_runs_many_epochs_per_call(n_threads):
+    X, y, _ = problem(n=500, d=6)
+    options = dict(optimizer="adam", lr=0.05, epochs=40, tol=None, precompute=True,
+                   n_threads=n_threads)
+    assert_identical(gdcore.fit(X, y, **options),
+                     gdcore.fit(X, y, callback=lambda progress: False, **options))
+
+
+@pytest.mark.parametrize("shape", [(30_000, 40), (2000, 100)])
+def test_team_equals_the_kernels_composed_step_by_step(shape):
+    """With two threads, an epoch's pass is block_sums' two halves added in order, whether
+    the team or block_sums_of does it (both above block_sums' threading bar here): the
+    loop's trajectory is, bit for bit, the one the Python-level kernels give."""
+    n, d = shape
+    X, y, _ = problem(n=n, d=d)
+    epochs, schedule = 12, StepLR(step_size=4, gamma=0.5)
+    result = gdcore.fit(X, y, optimizer="adam", lr=0.05, epochs=epochs, tol=None,
+                        schedule=schedule, n_threads=2, precompute=False, l2=0.01)
+    opt = make_optimizer("adam", 0.05)
+    sched = make_schedule(schedule, epochs)
+    theta = np.zeros(d + 1)
+    state = np.zeros((3, d + 1))
+    for row, values in zip(state, opt.initial_state(d + 1)):
+        row[:] = values
+    no_weights = np.empty(0)
+    losses = []
+    for epoch in range(epochs):
+        sums = _core.block_sums_of(X, y, no_weights, theta, 2)
+        loss, grad = _core.objective_from_sums(sums, theta, 0.01, 0.0, True)
+        losses.append(loss)
+        lr = _core.scheduled_learning_rate(sched._config(), opt.lr, epoch, epoch + 1)
+        assert _core.optimizer_update(theta, grad, state, opt._config(), epoch + 1, lr, 0.0,
+                                      True)
+    np.testing.assert_array_equal(result.loss_history, losses)
+    np.testing.assert_array_equal(np.append(result.coef, result.intercept), theta)
+    np.testing.assert_array_equal(result.state.optimizer_state, state)
+
+
+@pytest.mark.parametrize("n_threads", [1, 2])
+def test_stopping_rules_stop_the_team_where_the_reference_stops(n_threads):
+    X, y, _ = problem(n=1000, d=10, noise=0.0)
+    for options in (dict(tol=1e-3, n_iter_no_change=3), dict(tol=None, gtol=1e-3)):
+        core = gdcore.fit(X, y, optimizer="gd", lr=0.3, epochs=5000, n_threads=n_threads,
+                          precompute=False, **options)
+        reference = gdcore.fit(X, y, optimizer="gd", lr=0.3, epochs=5000, backend="numpy",
+                               **options)
+        assert core.stop_reason == reference.stop_reason != "epochs"
+        assert core.n_epochs == reference.n_epochs < 5000
+        np.testing.assert_allclose(core.loss_history, reference.loss_history, rtol=1e-9)
+
+
+@pytest.mark.parametrize("n_threads", [1, 2])
+def test_divergence_in_the_team_keeps_the_last_finite_parameters(n_threads):
+    X, y, _ = problem(n=1000, d=10)
+    X = X * 1e3
+    options = dict(optimizer="gd", lr=10.0, epochs=200, tol=None, n_threads=n_threads,
+                   precompute=False)
+    with pytest.raises(gdcore.DivergenceError) as at_once:
+        gdcore.fit(X, y, **options)
+    with pytest.raises(gdcore.DivergenceError) as one_by_one:
+        gdcore.fit(X, y, callback=lambda progress: False, **options)
+    first, second = at_once.value.result, one_by_one.value.result
+    assert first.n_epochs == second.n_epochs < 200
+    np.testing.assert_array_equal(first.loss_history, second.loss_history)
+    np.testing.assert_array_equal(first.coef, second.coef)
+    assert np.all(np.isfinite(first.coef))
+
+
+@pytest.mark.parametrize("shape", [(1000, 10), (30_000, 40)])
+def test_a_stopped_team_fit_continues_exactly(shape):
+    n, d = shape
+    X, y, _ = problem(n=n, d=d)
+    options = dict(optimizer="adam", lr=0.02, tol=None, n_threads=2, precompute=False)
+    whole = gdcore.fit(X, y, epochs=12, **options)
+    first = gdcore.fit(X, y, epochs=7, **options)
+    rest = gdcore.fit(X, y, epochs=5, init=first, **options)
+    assert_identical(whole, rest)
+
+
+def test_two_threads_are_repeatable_bit_for_bit():
+    X, y, _ = problem(n=1000, d=10)
+    runs = [gdcore.fit(X, y, optimizer="rmsprop", epochs=50, tol=None, n_threads=2,
+                       precompute=False) for _ in range(3)]
+    assert_identical(runs[0], runs[1])
+    assert_identical(runs[0], runs[2])
+
+
+NO_CALLBACK_FIT = textwrap.dedent("""
+    import sys, time
+    import numpy as np
+    import gdcore
+    X, y, _ = gdcore.make_regression(1000, 10, seed=0)
+    print("running", flush=True)
+    try:
+        gdcore.fit(X, y, optimizer="adam", lr=1e-4, epochs=100_000_000, tol=None,
+                   n_threads=THREADS, precompute=False)
+    except KeyboardInterrupt as exc:
+        r = exc.result
+        assert np.all(np.isfinite(r.coef))
+        assert 1 <= r.n_epochs == len(r.loss_history) == r.n_updates < 100_000_000
+        print("interrupted", r.n_epochs, time.perf_counter(), flush=True)
+        sys.exit(3)
+""")
+
+
+@pytest.mark.parametrize("n_threads", [1, 2])
+def test_ctrl_c_stops_a_fit_without_callback(n_threads):
+    """Without a callback the epochs run in calls of ~4M multiply-adds each: Ctrl-C is seen
+    between two of them, and the result is consistent (as many losses as epochs)."""
+    code = NO_CALLBACK_FIT.replace("THREADS", str(n_threads))
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True,
+                            env=subprocess_env())
+    try:
+        assert proc.stdout.readline().strip() == "running"
+        time.sleep(0.5)
+        sent = time.perf_counter()
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    assert proc.returncode == 3, out
+    words = out.split()
+    assert words[0] == "interrupted"
+    assert float(words[2]) - sent < 0.5
