@@ -68,6 +68,14 @@ static inline float gd_hsum_f32x16(gd_f32x16 v)
     return (a + b) + (c + e);
 }
 
+/* lane_sums[q * LANES + j] += lanes[q][j] for the N vector sums of a block; they restart at 0. */
+#define GD_SPILL_LANES(VT, LANES, N, lanes, lane_sums)                                       \
+    for (q = 0; q < N; q++) {                                                                \
+        for (j = 0; j < LANES; j++)                                                          \
+            lane_sums[q * LANES + j] += lanes[q][j];                                         \
+        lanes[q] = (VT){0};                                                                  \
+    }
+
 /* One function per (type, number of vectors per row); N_VECTORS is a constant in each. */
 #define GD_DEFINE_SHORT_ROWS(NAME, T, VT, LANES, N_VECTORS, HSUM, IS_FLOAT)                  \
 static void NAME(GD_SHORT_ROWS_PARAMS(T))                                                    \
@@ -122,17 +130,11 @@ static void NAME(GD_SHORT_ROWS_PARAMS(T))                                       
         square_sum += (double)c * r;                                                         \
         weight_sum += s;                                                                     \
         if (IS_FLOAT && ++rows_in_block == GD_SHORT_FLOAT_BLOCK) {                           \
-            for (q = 0; q < N_VECTORS; q++) {                                                \
-                for (j = 0; j < LANES; j++)                                                  \
-                    lane_sums[q * LANES + j] += lanes[q][j];                                 \
-                lanes[q] = (VT){0};                                                          \
-            }                                                                                \
+            GD_SPILL_LANES(VT, LANES, N_VECTORS, lanes, lane_sums)                           \
             rows_in_block = 0;                                                               \
         }                                                                                    \
     }                                                                                        \
-    for (q = 0; q < N_VECTORS; q++)                                                          \
-        for (j = 0; j < LANES; j++)                                                          \
-            lane_sums[q * LANES + j] += lanes[q][j];                                         \
+    GD_SPILL_LANES(VT, LANES, N_VECTORS, lanes, lane_sums)                                   \
     for (j = 0; j < d; j++)                                                                  \
         acc[j] += lane_sums[j];                                                              \
     acc[d] += residual_sum;                                                                  \
@@ -260,17 +262,11 @@ NAME##_body(GD_SHORT_ROWS_PARAMS(T), const int gathered, const int weighted)    
         residual4 += c64;                                                                    \
         square4 += c64 * __builtin_convertvector(r, gd_f64x4);                               \
         if (IS_FLOAT && (rows_in_block += 4) >= GD_SHORT_FLOAT_BLOCK) {                      \
-            for (q = 0; q < N_MAIN; q++) {                                                   \
-                for (j = 0; j < LANES; j++)                                                  \
-                    lane_sums[q * LANES + j] += lanes[q][j];                                 \
-                lanes[q] = (VT){0};                                                          \
-            }                                                                                \
+            GD_SPILL_LANES(VT, LANES, N_MAIN, lanes, lane_sums)                              \
             rows_in_block = 0;                                                               \
         }                                                                                    \
     }                                                                                        \
-    for (q = 0; q < N_MAIN; q++)                                                             \
-        for (j = 0; j < LANES; j++)                                                          \
-            lane_sums[q * LANES + j] += lanes[q][j];                                         \
+    GD_SPILL_LANES(VT, LANES, N_MAIN, lanes, lane_sums)                                      \
     for (j = 0; j < d; j++)                                                                  \
         acc[j] += lane_sums[j];                                                              \
     acc[d] += (residual4[0] + residual4[1]) + (residual4[2] + residual4[3]);                 \

@@ -49,3 +49,24 @@ def subprocess_env():
     root = os.path.dirname(os.path.dirname(os.path.abspath(gdcore.__file__)))
     path = os.environ.get("PYTHONPATH")
     return dict(os.environ, PYTHONPATH=root if not path else root + os.pathsep + path)
+
+
+def interrupt_child(code, wait):
+    """Run ``code`` in a child Python that prints "running" once its fit is under way, send it
+    SIGINT ``wait`` seconds later; returns (exit code, what it printed, perf_counter at the
+    signal)."""
+    import signal
+    import subprocess
+    import sys
+    import time
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True,
+                            env=subprocess_env())
+    try:
+        assert proc.stdout.readline().strip() == "running"
+        time.sleep(wait)
+        sent = time.perf_counter()
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    return proc.returncode, out, sent

@@ -3,11 +3,7 @@ threads, on one team of threads for all of them (src/gd_full_batch.pxi).  Its tr
 must be those of one epoch at a time (a callback makes the loop return after every epoch),
 of the kernels composed step by step from Python, and of the NumPy reference."""
 
-import signal
-import subprocess
-import sys
 import textwrap
-import time
 
 import numpy as np
 import pytest
@@ -17,7 +13,7 @@ from gdcore import _core
 from gdcore.optim import SGD, Adam, RMSprop, make_optimizer
 from gdcore.schedules import StepLR, make_schedule
 
-from conftest import problem, subprocess_env
+from conftest import interrupt_child, problem
 
 # (n, d): one thread's loop; a team below block_sums' own threading bar; a team whose
 # epochs are cut into several runs by the work limit between signal checks (~4M
@@ -173,17 +169,8 @@ def test_ctrl_c_stops_a_fit_without_callback(n_threads):
     """Without a callback the epochs run in calls of ~4M multiply-adds each: Ctrl-C is seen
     between two of them, and the result is consistent (as many losses as epochs)."""
     code = NO_CALLBACK_FIT.replace("THREADS", str(n_threads))
-    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True,
-                            env=subprocess_env())
-    try:
-        assert proc.stdout.readline().strip() == "running"
-        time.sleep(0.5)
-        sent = time.perf_counter()
-        proc.send_signal(signal.SIGINT)
-        out, _ = proc.communicate(timeout=30)
-    finally:
-        proc.kill()
-    assert proc.returncode == 3, out
+    returncode, out, sent = interrupt_child(code, 0.5)
+    assert returncode == 3, out
     words = out.split()
     assert words[0] == "interrupted"
     assert float(words[2]) - sent < 0.5

@@ -1,7 +1,6 @@
 """Ctrl-C during a fit (SIGINT to a subprocess), the GIL released while the core runs, and
 the gdcore command."""
 
-import signal
 import subprocess
 import sys
 import textwrap
@@ -13,7 +12,7 @@ import pytest
 
 import gdcore
 
-from conftest import subprocess_env
+from conftest import interrupt_child, subprocess_env
 
 LONG_FIT = textwrap.dedent("""
     import sys, time
@@ -39,17 +38,8 @@ LONG_FIT = textwrap.dedent("""
                                             ("None", "numpy")])
 def test_ctrl_c_stops_a_fit(batch, backend):
     code = LONG_FIT.replace("BATCH", batch).replace("BACKEND", repr(backend))
-    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True,
-                            env=subprocess_env())
-    try:
-        assert proc.stdout.readline().strip() == "running"
-        time.sleep(0.3)
-        sent = time.perf_counter()
-        proc.send_signal(signal.SIGINT)
-        out, _ = proc.communicate(timeout=30)
-    finally:
-        proc.kill()
-    assert proc.returncode == 3, out
+    returncode, out, sent = interrupt_child(code, 0.3)
+    assert returncode == 3, out
     words = out.split()
     assert words[0] == "interrupted"
     # perf_counter is system-wide on Linux (CLOCK_MONOTONIC), so the two clocks compare:
