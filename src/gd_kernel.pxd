@@ -200,6 +200,8 @@ cdef inline void accumulate_rows(
     cdef Py_ssize_t rows_in_block = 0
     cdef Py_ssize_t row_bytes = d * <Py_ssize_t>sizeof(floating)
     cdef Py_ssize_t ahead = (SEQUENTIAL_AHEAD_BYTES + row_bytes - 1) // row_bytes
+    if ahead < 4:
+        ahead = 4       # long rows: at least the next group, not rows already being read
     if GD_SHORT_ROWS_VECTORISED and d < SHORT_ROW:
         if floating is double:
             gd_short_rows_f64(X, y, sample_weight, theta, d, rows, rows_end, start, stop, acc,
@@ -227,7 +229,10 @@ cdef inline void accumulate_rows(
         else:
             if k + ahead + group <= stop:
                 # Consecutive groups cover every line: no need for prefetch_row's last one.
-                prefetch_lines(X + (k + ahead) * d, group * d)
+                # Half the group ahead now, half between the two sweeps: a burst of
+                # prefetches fills the core's miss buffers and stalls it (measured: +4% at
+                # d = 100 on one thread over one burst).
+                prefetch_lines(X + (k + ahead) * d, (group // 2) * d)
             i0 = k
             i1 = k + 1 if group > 1 else i0
             i2 = k + 2 if group > 2 else i0
@@ -268,6 +273,8 @@ cdef inline void accumulate_rows(
         c1 = <floating>(s1 * r1)
         c2 = <floating>(s2 * r2)
         c3 = <floating>(s3 * r3)
+        if rows == NULL and k + ahead + group <= stop:
+            prefetch_lines(X + (k + ahead + group // 2) * d, (group - group // 2) * d)
         # The four rows' terms are added in the data's precision, then into float64 (for
         # float32 data, through a float32 block sum of up to FLOAT_BLOCK rows first).
         if block_acc != NULL:
