@@ -85,3 +85,26 @@ def test_short_rows_fused_pass(benchmark, short_rows):
 @pytest.mark.benchmark(group="short rows (d=10)")
 def test_short_rows_read_bandwidth_probe(benchmark, short_rows):
     benchmark(_core.stream_sum, short_rows[0].reshape(-1), _core.default_n_threads())
+
+
+@pytest.fixture(scope="module")
+def small_problem():
+    return gdcore.make_regression(1000, 10, seed=0)
+
+
+@pytest.mark.benchmark(group="1000 epochs at 1000x10")
+@pytest.mark.parametrize("n_threads", [1, 2])
+def test_small_full_batch_streaming(benchmark, small_problem, n_threads):
+    """The full-batch loop: 1000 epochs in one call, on one thread or one team of two."""
+    X, y, _ = small_problem
+    benchmark(gdcore.fit, X, y, optimizer="gd", lr=0.1, epochs=1000, tol=None,
+              n_threads=n_threads, precompute=False)
+
+
+@pytest.mark.benchmark(group="1000 epochs at 1000x10")
+def test_small_full_batch_numpy_reference(benchmark, small_problem):
+    X, y, _ = small_problem
+    benchmark.pedantic(gdcore.fit, args=(X, y),
+                       kwargs=dict(optimizer="gd", lr=0.1, epochs=1000, tol=None,
+                                   backend="numpy"),
+                       rounds=5, iterations=1)
