@@ -174,3 +174,33 @@ def test_ctrl_c_stops_a_fit_without_callback(n_threads):
     words = out.split()
     assert words[0] == "interrupted"
     assert float(words[2]) - sent < 0.5
+
+
+FEWER_THREADS_FIT = textwrap.dedent("""
+    import numpy as np
+    import gdcore
+    X, y, _ = gdcore.make_regression(30_000, 40, seed=0)
+    r = gdcore.fit(X, y, optimizer="adam", lr=0.02, epochs=6, tol=None, n_threads=2,
+                   precompute=False)
+    print(" ".join(repr(float(v)) for v in np.append(r.loss_history, r.coef)))
+""")
+
+
+def test_a_team_openmp_cannot_form_falls_back_to_one_thread():
+    """OMP_THREAD_LIMIT=1 gives a parallel region one thread: the team must see that and run
+    the epochs on the calling thread (block_sums still cuts each pass in two parts, so the
+    result is the team's, bit for bit), not wait forever for a thread that never comes."""
+    import os
+    import subprocess
+    import sys
+
+    from conftest import subprocess_env
+    env = dict(subprocess_env(), OMP_THREAD_LIMIT="1")
+    out = subprocess.run([sys.executable, "-c", FEWER_THREADS_FIT], env=env, timeout=120,
+                         capture_output=True, text=True, check=True).stdout
+    X, y, _ = gdcore.make_regression(30_000, 40, seed=0)
+    team = gdcore.fit(X, y, optimizer="adam", lr=0.02, epochs=6, tol=None, n_threads=2,
+                      precompute=False)
+    expected = np.append(team.loss_history, team.coef)
+    np.testing.assert_array_equal(np.array([float(v) for v in out.split()]), expected)
+    assert os.environ.get("OMP_THREAD_LIMIT") != "1"    # the limit was the child's alone
