@@ -187,6 +187,36 @@ cdef inline void accumulate_rows(
     loaded and stored once per four rows.  With rows given (a permutation of length
     rows_end), the rows PREFETCH_AHEAD places ahead are prefetched, across batch ends.
     """
+    if GD_SHORT_ROWS_VECTORISED and d < SHORT_ROW:
+        if floating is double:
+            gd_short_rows_f64(X, y, sample_weight, theta, d, rows, rows_end, start, stop, acc,
+                              PREFETCH_AHEAD)
+        else:
+            gd_short_rows_f32(X, y, sample_weight, theta, d, rows, rows_end, start, stop, acc,
+                              PREFETCH_AHEAD)
+    elif rows == NULL and sample_weight == NULL:
+        rows_in_order_or_gathered(X, y, sample_weight, theta, d, rows, rows_end, start, stop,
+                                  acc, False, False)
+    elif rows == NULL:
+        rows_in_order_or_gathered(X, y, sample_weight, theta, d, rows, rows_end, start, stop,
+                                  acc, False, True)
+    elif sample_weight == NULL:
+        rows_in_order_or_gathered(X, y, sample_weight, theta, d, rows, rows_end, start, stop,
+                                  acc, True, False)
+    else:
+        rows_in_order_or_gathered(X, y, sample_weight, theta, d, rows, rows_end, start, stop,
+                                  acc, True, True)
+
+
+cdef inline void rows_in_order_or_gathered(
+    const floating* X, const floating* y, const floating* sample_weight,
+    const floating* theta, Py_ssize_t d,
+    const Py_ssize_t* rows, Py_ssize_t rows_end, Py_ssize_t start, Py_ssize_t stop,
+    double* acc, const bint gathered, const bint weighted,
+) noexcept nogil:
+    """accumulate_rows for rows of SHORT_ROW values or more (or without vector extensions),
+    called with gathered (rows given) and weighted (sample_weight given) as constants, so
+    each of the four cases compiles to a loop without those tests."""
     cdef Py_ssize_t k, j, group, i0, i1, i2, i3
     cdef const floating* x0
     cdef const floating* x1
@@ -202,14 +232,6 @@ cdef inline void accumulate_rows(
     cdef Py_ssize_t ahead = (SEQUENTIAL_AHEAD_BYTES + row_bytes - 1) // row_bytes
     if ahead < 4:
         ahead = 4       # long rows: at least the next group, not rows already being read
-    if GD_SHORT_ROWS_VECTORISED and d < SHORT_ROW:
-        if floating is double:
-            gd_short_rows_f64(X, y, sample_weight, theta, d, rows, rows_end, start, stop, acc,
-                              PREFETCH_AHEAD)
-        else:
-            gd_short_rows_f32(X, y, sample_weight, theta, d, rows, rows_end, start, stop, acc,
-                              PREFETCH_AHEAD)
-        return
     if floating is float:
         # float32 products are summed in float32 over blocks of rows, then in float64: the
         # conversions to float64 would otherwise cost more than reading the data.
@@ -218,7 +240,7 @@ cdef inline void accumulate_rows(
     k = start
     while k < stop:
         group = stop - k if stop - k < 4 else 4
-        if rows != NULL:
+        if gathered:
             for j in range(group):
                 if k + j + PREFETCH_AHEAD < rows_end:
                     prefetch_row(X + rows[k + j + PREFETCH_AHEAD] * d, d)
@@ -242,10 +264,10 @@ cdef inline void accumulate_rows(
         x2 = X + i2 * d
         x3 = X + i3 * d
         # A missing row of a short last group repeats row 0 with weight 0.
-        s0 = sample_weight[i0] if sample_weight != NULL else 1.0
-        s1 = (sample_weight[i1] if sample_weight != NULL else 1.0) if group > 1 else 0.0
-        s2 = (sample_weight[i2] if sample_weight != NULL else 1.0) if group > 2 else 0.0
-        s3 = (sample_weight[i3] if sample_weight != NULL else 1.0) if group > 3 else 0.0
+        s0 = sample_weight[i0] if weighted else 1.0
+        s1 = (sample_weight[i1] if weighted else 1.0) if group > 1 else 0.0
+        s2 = (sample_weight[i2] if weighted else 1.0) if group > 2 else 0.0
+        s3 = (sample_weight[i3] if weighted else 1.0) if group > 3 else 0.0
         if d < SHORT_ROW:
             # Short rows: four running sums, one per row, are four independent chains.
             r0 = r1 = r2 = r3 = 0
@@ -273,7 +295,7 @@ cdef inline void accumulate_rows(
         c1 = <floating>(s1 * r1)
         c2 = <floating>(s2 * r2)
         c3 = <floating>(s3 * r3)
-        if rows == NULL and k + ahead + group <= stop:
+        if not gathered and k + ahead + group <= stop:
             prefetch_lines(X + (k + ahead + group // 2) * d, (group - group // 2) * d)
         # The four rows' terms are added in the data's precision, then into float64 (for
         # float32 data, through a float32 block sum of up to FLOAT_BLOCK rows first).
