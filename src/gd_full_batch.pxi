@@ -4,12 +4,13 @@
 # is a few microseconds, and what surrounds it — taking the GIL back, starting a parallel
 # region, the Python loop — would cost as much as the pass.  So the epochs run here in one
 # call, and with several threads one team of threads runs them all: each thread sums its
-# own contiguous part of the rows into a slot of its own and publishes it (a counter stored
-# after the sums, with release order); each then waits for the other slots of that epoch,
-# adds all slots in the same order and makes the same update on its own copy of θ and of
-# the optimizer state (the same operations on the same values: the same bits), so no
-# thread waits for another to publish θ, and an epoch costs one exchange of the slots'
-# cache lines instead of a barrier (several round trips between cores) plus that exchange.
+# own contiguous part of the rows and publishes the sums in a slot of its own (7 values to a
+# cache line, each line ending in a count stored with release order); each then waits for
+# the other slots of that epoch, asking for all their lines at once, adds all slots in the
+# same order and makes the same update on its own copy of θ and of the optimizer state (the
+# same operations on the same values: the same bits).  So no thread waits for another to
+# publish θ, and an epoch costs one round trip of cache lines between cores instead of a
+# barrier (several round trips) plus the exchange of the sums.
 # The slots alternate between two sets from one epoch to the next: a thread cannot start
 # epoch k + 2 (and overwrite its epoch-k slot) before every other thread has published
 # epoch k + 1, which each does only after it has read the epoch-k slots.  The sums are those
@@ -32,27 +33,50 @@ cdef extern from *:
     #else
     #define GD_SPIN_PAUSE() ((void)0)
     #endif
-    /* Publish a slot: everything written to it before is seen by whoever sees the count. */
-    static void gd_publish(long long *count, long long value)
+    /* A slot is lines of 7 values and a count: a thread writes a line's values, then its
+     * count with release order; whoever sees the count sees the values. */
+    #define GD_LINE_VALUES 7
+    static void gd_publish_slot(double *slot, const double *values, Py_ssize_t n_values,
+                                long long epoch)
     {
-        __atomic_store_n(count, value, __ATOMIC_RELEASE);
+        Py_ssize_t line, v, n_lines = (n_values + GD_LINE_VALUES - 1) / GD_LINE_VALUES;
+        for (line = 0; line < n_lines; line++) {
+            double *out = slot + 8 * line;
+            for (v = 0; v < GD_LINE_VALUES && line * GD_LINE_VALUES + v < n_values; v++)
+                out[v] = values[line * GD_LINE_VALUES + v];
+            __atomic_store_n((long long *)(out + GD_LINE_VALUES), epoch, __ATOMIC_RELEASE);
+        }
     }
-    /* Wait until a slot's count reaches value: spin a while (the other thread is normally
-     * a fraction of a microsecond away), then yield the core (it may be waiting for it). */
-    static void gd_wait_for(const long long *count, long long value)
+    /* Wait until every line of a slot has reached epoch, asking for all its lines at once
+     * (one round trip between cores, not one a line): spin a while (the other thread is
+     * normally a fraction of a microsecond away), then yield the core (it may be waiting for
+     * it).  Then sums[v] += the slot's values, in order. */
+    static void gd_add_slot(const double *slot, Py_ssize_t n_values, long long epoch,
+                            double *sums)
     {
+        Py_ssize_t line, v, n_lines = (n_values + GD_LINE_VALUES - 1) / GD_LINE_VALUES;
         unsigned spins = 0;
-        while (__atomic_load_n(count, __ATOMIC_ACQUIRE) < value) {
+        for (;;) {
+            int ready = 1;
+            for (line = 0; line < n_lines; line++)
+                ready &= __atomic_load_n((const long long *)(slot + 8 * line + GD_LINE_VALUES),
+                                         __ATOMIC_ACQUIRE) >= epoch;
+            if (ready)
+                break;
             if (++spins < 20000)
                 GD_SPIN_PAUSE();
             else
                 sched_yield();
         }
+        for (v = 0; v < n_values; v++)
+            sums[v] += slot[8 * (v / GD_LINE_VALUES) + v % GD_LINE_VALUES];
     }
     """
     int gd_team_size() noexcept nogil
-    void gd_publish(long long* count, long long value) noexcept nogil
-    void gd_wait_for(const long long* count, long long value) noexcept nogil
+    void gd_publish_slot(double* slot, const double* values, Py_ssize_t n_values,
+                         long long epoch) noexcept nogil
+    void gd_add_slot(const double* slot, Py_ssize_t n_values, long long epoch,
+                     double* sums) noexcept nogil
 
 # From this many multiply-adds an epoch (n × (d + 1)), a team of threads runs the epochs
 # (measured on 2 cores, Adam: two threads beat one from ~2,000; rows of 10 values, 400 rows
@@ -61,9 +85,9 @@ cdef Py_ssize_t TEAM_MIN_WORK = 3072
 
 
 cdef inline Py_ssize_t team_slot_stride(Py_ssize_t d) noexcept nogil:
-    """Doubles a team slot takes: the d + N_SLOTS sums, then the count (a long long), padded
-    to whole cache lines."""
-    return (d + N_SLOTS + 1 + CACHE_LINE_DOUBLES - 1) // CACHE_LINE_DOUBLES * CACHE_LINE_DOUBLES
+    """Doubles a team slot takes: its d + N_SLOTS sums, 7 to a 64-byte line, each line ending
+    in its count (see gd_publish_slot)."""
+    return (d + N_SLOTS + 6) // 7 * CACHE_LINE_DOUBLES
 
 
 cdef inline void record_epoch(double loss, bint gtol_reached, const gd_fit_options* options,
@@ -163,14 +187,15 @@ cdef int team_epochs(
                                 // CACHE_LINE_BYTES * CACHE_LINE_BYTES)
     cdef char* own = <char*>malloc(n_threads * own_size)
     cdef double* parts = <double*>calloc(2 * n_threads * stride, sizeof(double))  # counts 0
-    cdef double* sums = <double*>malloc(n_threads * stride * sizeof(double))
+    # Each thread's own sums of its rows, and of all rows: 2 × stride doubles.
+    cdef double* sums = <double*>malloc(2 * n_threads * stride * sizeof(double))
     if own != NULL and parts != NULL and sums != NULL:
         with parallel(num_threads=n_threads):
             tid = threadid()
             if gd_team_size() == n_threads:     # the same answer on every thread
                 team_member(tid, n_threads, X, y, sample_weight, theta, state, n, d, options,
                             max_epochs, max_work, history, info,
-                            <floating*>(own + tid * own_size), parts, sums + tid * stride,
+                            <floating*>(own + tid * own_size), parts, sums + 2 * tid * stride,
                             &status)
     free(own)
     free(parts)
@@ -196,7 +221,7 @@ cdef void team_member(
     cdef floating* grad = own + 4 * m
     cdef floating* backup = own + 5 * m
     cdef double* epoch_parts
-    cdef double* slot
+    cdef double* mine_sums = sums + stride    # this thread's rows' sums, before publishing
     cdef gd_fit_info mine = info[0]
     cdef long long k
     cdef int status = STATUS_OK, part
@@ -208,18 +233,17 @@ cdef void team_member(
     memcpy(state, shared_state, 3 * m * sizeof(floating))
     for k in range(max_epochs):
         epoch_parts = parts + (k & 1) * n_threads * stride
-        slot = epoch_parts + tid * stride
-        memset(slot, 0, width * sizeof(double))
+        memset(mine_sums, 0, width * sizeof(double))
         if lo < hi:
-            accumulate_rows(X, y, sample_weight, theta, d, NULL, n, lo, hi, slot)
-        gd_publish(<long long*>(slot + width), k + 1)
+            accumulate_rows(X, y, sample_weight, theta, d, NULL, n, lo, hi, mine_sums)
+        gd_publish_slot(epoch_parts + tid * stride, mine_sums, width, k + 1)
         memset(sums, 0, width * sizeof(double))
         for part in range(n_threads):
-            slot = epoch_parts + part * stride
-            if part != tid:
-                gd_wait_for(<long long*>(slot + width), k + 1)
-            for j in range(width):
-                sums[j] += slot[j]
+            if part == tid:
+                for j in range(width):
+                    sums[j] += mine_sums[j]
+            else:
+                gd_add_slot(epoch_parts + part * stride, width, k + 1, sums)
         gtol_reached = False
         status = update_from_sums(sums, theta, grad, state, state + m, state + 2 * m, backup, d,
                                   &options.optimizer, &options.schedule, mine.n_epochs,
