@@ -98,6 +98,15 @@ cdef inline Py_ssize_t accumulator_stride(Py_ssize_t d) noexcept nogil:
     return (width + CACHE_LINE_DOUBLES - 1) // CACHE_LINE_DOUBLES * CACHE_LINE_DOUBLES
 
 
+cdef inline Py_ssize_t part_start(Py_ssize_t n_rows, int n_parts, Py_ssize_t part) noexcept nogil:
+    """Where part `part` of n_rows rows cut into n_parts contiguous parts of ⌈n_rows/n_parts⌉
+    begins (n_rows for parts past the end); part + 1 gives where it ends.  One rule for every
+    threaded pass: the full-batch team must cut the rows exactly as block_sums does, or its
+    sums would differ in the last bits."""
+    cdef Py_ssize_t start = part * ((n_rows + n_parts - 1) // n_parts)
+    return start if start < n_rows else n_rows
+
+
 cdef void block_sums(
     const floating* X, const floating* y, const floating* sample_weight,
     const floating* theta, Py_ssize_t d,
@@ -111,19 +120,16 @@ cdef void block_sums(
     depends on the thread count but not on how the OpenMP runtime schedules the parts.
     """
     cdef Py_ssize_t width = d + N_SLOTS, stride = accumulator_stride(d)
-    cdef Py_ssize_t n_rows = stop - start, part, part_size, lo, hi, j
+    cdef Py_ssize_t n_rows = stop - start, part, lo, hi, j
     cdef int n_parts = n_threads
     memset(sums, 0, width * sizeof(double))
     if on_one_thread(n_rows, d, n_parts, rows != NULL):
         accumulate_rows(X, y, sample_weight, theta, d, rows, rows_end, start, stop, sums)
         return
-    part_size = (n_rows + n_parts - 1) // n_parts
     for part in prange(n_parts, schedule="static", num_threads=n_threads):
         memset(part_sums + part * stride, 0, width * sizeof(double))
-        lo = start + part * part_size
-        hi = lo + part_size
-        if hi > stop:
-            hi = stop
+        lo = start + part_start(n_rows, n_parts, part)
+        hi = start + part_start(n_rows, n_parts, part + 1)
         if lo < hi:
             accumulate_rows(X, y, sample_weight, theta, d, rows, rows_end, lo, hi,
                             part_sums + part * stride)
@@ -628,18 +634,15 @@ def all_finite(const floating[::1] values):
     """True if no entry is NaN or ±inf: one threaded pass, no temporary array.  Each thread
     checks a contiguous part with is_finite_vector (x·0 summed in vector lanes is 0 exactly
     when every x is finite), so the pass runs at the read bandwidth."""
-    cdef Py_ssize_t n = values.shape[0], part, lo, hi, part_size
+    cdef Py_ssize_t n = values.shape[0], part, lo, hi
     cdef int n_parts = gd_default_threads() if n > PARALLEL_MIN_WORK else 1
     cdef int bad_parts = 0
     if n == 0:
         return True
-    part_size = (n + n_parts - 1) // n_parts
     with nogil:
         for part in prange(n_parts, schedule="static", num_threads=n_parts):
-            lo = part * part_size
-            hi = lo + part_size
-            if hi > n:
-                hi = n
+            lo = part_start(n, n_parts, part)
+            hi = part_start(n, n_parts, part + 1)
             if lo < hi and not is_finite_vector(&values[lo], hi - lo):
                 bad_parts += 1
     return bad_parts == 0
@@ -744,18 +747,15 @@ cdef inline double lane_sum(const floating* values, Py_ssize_t n) noexcept nogil
 def stream_sum(const floating[::1] values, int n_threads):
     """Σ values with n_threads threads, each summing its contiguous part in vector lanes: a
     read-bandwidth probe, the yardstick of a full-batch epoch, which must read X once."""
-    cdef Py_ssize_t n = values.shape[0], part, lo, hi, part_size
+    cdef Py_ssize_t n = values.shape[0], part, lo, hi
     cdef int n_parts = max(n_threads, 1)
     cdef double total = 0.0
     partials = np.zeros(n_parts * CACHE_LINE_DOUBLES, dtype=np.float64)
     cdef double[::1] partial = partials
-    part_size = (n + n_parts - 1) // n_parts
     with nogil:
         for part in prange(n_parts, schedule="static", num_threads=n_parts):
-            lo = part * part_size
-            hi = lo + part_size
-            if hi > n:
-                hi = n
+            lo = part_start(n, n_parts, part)
+            hi = part_start(n, n_parts, part + 1)
             if lo < hi:
                 partial[part * CACHE_LINE_DOUBLES] = lane_sum(&values[lo], hi - lo)
         for part in range(n_parts):

@@ -214,8 +214,8 @@ cdef void team_member(
     made from the same sums), so all run the same epochs and stop at the same one; thread 0
     alone writes history, info, θ, the state and the status."""
     cdef Py_ssize_t m = d + 1, width = d + N_SLOTS, stride = team_slot_stride(d)
-    cdef Py_ssize_t part_size = (n + n_threads - 1) // n_threads
-    cdef Py_ssize_t lo = tid * part_size, hi = lo + part_size, work = 0, j
+    cdef Py_ssize_t lo = part_start(n, n_threads, tid), hi = part_start(n, n_threads, tid + 1)
+    cdef Py_ssize_t work = 0, j
     cdef floating* theta = own
     cdef floating* state = own + m
     cdef floating* grad = own + 4 * m
@@ -227,8 +227,6 @@ cdef void team_member(
     cdef int status = STATUS_OK, part
     cdef bint gtol_reached
     cdef double loss
-    if hi > n:
-        hi = n
     memcpy(theta, shared_theta, m * sizeof(floating))
     memcpy(state, shared_state, 3 * m * sizeof(floating))
     for k in range(max_epochs):

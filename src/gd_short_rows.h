@@ -72,6 +72,15 @@ static inline float gd_hsum_f32x16(gd_f32x16 v)
     return (a + b) + (c + e);
 }
 
+/* Prefetch, for reading, the bytes of a row read as a padded vector (its last line too). */
+static inline void gd_prefetch_row(const void *row, Py_ssize_t bytes)
+{
+    Py_ssize_t offset;
+    for (offset = 0; offset < bytes; offset += 64)
+        __builtin_prefetch((const char *)row + offset, 0, 0);
+    __builtin_prefetch((const char *)row + bytes - 1, 0, 0);
+}
+
 /* lane_sums[q * LANES + j] += lanes[q][j] for the N vector sums of a block; they restart at 0. */
 #define GD_SPILL_LANES(VT, LANES, N, lanes, lane_sums)                                       \
     for (q = 0; q < N; q++) {                                                                \
@@ -103,12 +112,8 @@ static void NAME(GD_SHORT_ROWS_PARAMS(T))                                       
         lanes[q] = (VT){0};                                                                  \
     for (k = start; k < stop; k++) {                                                         \
         if (rows != NULL) {                                                                  \
-            if (k + prefetch_ahead < rows_end) {                                             \
-                const char *ahead = (const char *)(X + rows[k + prefetch_ahead] * d);        \
-                for (j = 0; j < (Py_ssize_t)sizeof row; j += 64)                             \
-                    __builtin_prefetch(ahead + j, 0, 0);                                     \
-                __builtin_prefetch(ahead + sizeof row - 1, 0, 0);                            \
-            }                                                                                \
+            if (k + prefetch_ahead < rows_end)                                               \
+                gd_prefetch_row(X + rows[k + prefetch_ahead] * d, sizeof row);               \
             i = rows[k];                                                                     \
         } else {                                                                             \
             i = k;                                                                           \
@@ -213,12 +218,8 @@ NAME##_body(GD_SHORT_ROWS_PARAMS(T), const int gathered, const int weighted)    
         lanes[q] = (VT){0};                                                                  \
     for (k = start; k + 4 <= stop; k += 4) {                                                 \
         if (gathered) {                                                                      \
-            for (j = k + prefetch_ahead; j < k + prefetch_ahead + 4 && j < rows_end; j++) {  \
-                const char *ahead = (const char *)(X + rows[j] * d);                         \
-                for (q = 0; q < WIDTH * (Py_ssize_t)sizeof(T); q += 64)                      \
-                    __builtin_prefetch(ahead + q, 0, 0);                                     \
-                __builtin_prefetch(ahead + WIDTH * sizeof(T) - 1, 0, 0);                     \
-            }                                                                                \
+            for (j = k + prefetch_ahead; j < k + prefetch_ahead + 4 && j < rows_end; j++)    \
+                gd_prefetch_row(X + rows[j] * d, WIDTH * sizeof(T));                         \
             i0 = rows[k], i1 = rows[k + 1], i2 = rows[k + 2], i3 = rows[k + 3];              \
             if (i0 * d > last_padded_start || i1 * d > last_padded_start ||                  \
                 i2 * d > last_padded_start || i3 * d > last_padded_start) {                  \

@@ -3,6 +3,9 @@ threads, on one team of threads for all of them (src/gd_full_batch.pxi).  Its tr
 must be those of one epoch at a time (a callback makes the loop return after every epoch),
 of the kernels composed step by step from Python, and of the NumPy reference."""
 
+import os
+import subprocess
+import sys
 import textwrap
 
 import numpy as np
@@ -13,7 +16,7 @@ from gdcore import _core
 from gdcore.optim import SGD, Adam, RMSprop, make_optimizer
 from gdcore.schedules import StepLR, make_schedule
 
-from conftest import interrupt_child, problem
+from conftest import interrupt_child, problem, subprocess_env
 
 # (n, d): one thread's loop; a team below block_sums' own threading bar; a team whose
 # epochs are cut into several runs by the work limit between signal checks (~4M
@@ -190,11 +193,6 @@ def test_a_team_openmp_cannot_form_falls_back_to_one_thread():
     """OMP_THREAD_LIMIT=1 gives a parallel region one thread: the team must see that and run
     the epochs on the calling thread (block_sums still cuts each pass in two parts, so the
     result is the team's, bit for bit), not wait forever for a thread that never comes."""
-    import os
-    import subprocess
-    import sys
-
-    from conftest import subprocess_env
     env = dict(subprocess_env(), OMP_THREAD_LIMIT="1")
     out = subprocess.run([sys.executable, "-c", FEWER_THREADS_FIT], env=env, timeout=120,
                          capture_output=True, text=True, check=True).stdout
