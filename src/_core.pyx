@@ -481,7 +481,6 @@ def run_fit(
     cdef ScheduleConfig schedule = schedule_config
     cdef const floating* weights = &sample_weight[0] if sample_weight.shape[0] > 0 else NULL
     cdef int status = STATUS_OK, stop_code = STOP_EPOCHS
-    cdef bint gtol_reached = False
     cdef Py_ssize_t k, epochs_run = 0
     cdef double loss = 0.0
     cdef long long t = counters[0]
@@ -529,7 +528,7 @@ def run_fit(
             history[k] = loss
             epochs_run += 1
             counters[1] += 1
-            stop_code = stop_after_epoch(loss, tol, n_iter_no_change, gtol_reached,
+            stop_code = stop_after_epoch(loss, tol, n_iter_no_change, False,    # gtol: full batch
                                          &counters[2], &best_loss[0])
             if on_epoch is not None and on_epoch(loss) and stop_code == STOP_EPOCHS:
                 stop_code = STOP_CALLBACK
