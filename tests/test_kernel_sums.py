@@ -1,0 +1,64 @@
+"""The fused pass's raw sums (gdcore._core.block_sums_of: Σ sᵢrᵢxᵢ, Σ sᵢrᵢ, Σ sᵢrᵢ², Σ sᵢ)
+against the same sums formed in float64 NumPy, for every short-row width and the counts of
+rows that reach each of the kernels taking rows in order: blocks of 8 (float64) or 16
+(float32) rows read as d whole vectors, the four-row kernel for the rows left after the last
+block, the one-row kernel after that, and float32's block sums (spilled every 64 rows)."""
+
+import numpy as np
+import pytest
+
+from gdcore import _core
+
+TOLERANCE = {np.float64: 1e-13, np.float32: 2e-6}
+
+
+def reference_sums(X, y, weights, theta):
+    """The sums in float64, and the sums of the terms' magnitudes (the scale of rounding)."""
+    X, y, theta = (a.astype(np.float64) for a in (X, y, theta))
+    s = np.ones(len(y)) if weights is None else weights.astype(np.float64)
+    r = X @ theta[:-1] + theta[-1] - y
+    terms = [(s * r)[:, None] * X, s * r, s * r * r, s]
+    sums = np.concatenate([terms[0].sum(axis=0), [t.sum() for t in terms[1:]]])
+    scale = np.concatenate([np.abs(terms[0]).sum(axis=0), [np.abs(t).sum() for t in terms[1:]]])
+    return sums, scale
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("d", list(range(1, 34)))
+def test_sums_of_rows_in_order(d, dtype):
+    rng = np.random.default_rng(d)
+    # under one block, one block, one more row, a block + four-row groups + single rows, and
+    # enough rows for several float32 spills on each of two threads' parts
+    for n in (3, 8, 16, 17, 203, 1000):
+        X = rng.standard_normal((n, d)).astype(dtype)
+        y = rng.standard_normal(n).astype(dtype)
+        theta = (rng.standard_normal(d + 1) / np.sqrt(d)).astype(dtype)
+        for weights in (None, rng.uniform(0.0, 2.0, n).astype(dtype)):
+            expected, scale = reference_sums(X, y, weights, theta)
+            given = np.empty(0, dtype=dtype) if weights is None else weights
+            for n_threads in (1, 2):
+                got = _core.block_sums_of(X, y, given, theta, n_threads)
+                assert got.shape == (d + 3,)
+                error = np.abs(got - expected)
+                assert np.all(error <= TOLERANCE[dtype] * scale * 4 + 1e-300), (
+                    n, weights is None, n_threads, np.max(error / scale))
+                # the count (or weight) of the rows, exactly where weights are 1
+                if weights is None:
+                    assert got[d + 2] == n
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_sums_do_not_read_past_the_rows(dtype):
+    """The block kernel reads a block of rows as d whole vectors: a view of X's first rows
+    whose next values are NaN must give the sums of those rows alone (a value read past them
+    would make a sum NaN)."""
+    rng = np.random.default_rng(0)
+    for d in (3, 10, 24):
+        full = rng.standard_normal((48, d)).astype(dtype)
+        full[37:] = np.nan
+        X, y = full[:37], rng.standard_normal(37).astype(dtype)
+        theta = rng.standard_normal(d + 1).astype(dtype)
+        got = _core.block_sums_of(X, y, np.empty(0, dtype=dtype), theta, 1)
+        assert np.all(np.isfinite(got))
+        expected, scale = reference_sums(X, y, None, theta)
+        assert np.all(np.abs(got - expected) <= TOLERANCE[dtype] * scale * 4)
