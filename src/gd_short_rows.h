@@ -350,16 +350,18 @@ static inline void gd_short_rows4_f32(GD_SHORT_ROWS_PARAMS(float))
  * padding.  Row i of the block covers vectors D*i/LANES .. (D*i + D - 1)/LANES; its dot
  * product is the sum of those vectors times w tiled over the block with every lane outside
  * row i zeroed (masked_w: one multiply per vector a row touches, no masking operations), and
- * the LANES dot products finish in one transposed sum (GD_SUMS8 / GD_SUMS16).  Gradient
+ * the LANES dot products finish in one transposed sum (gd_sums8_f64 / gd_sums16_f32).  Gradient
  * terms: vector t gets c tiled by row (a permute of the LANES values of c) times itself, into
  * D vector sums for the whole call, folded onto the d values at the end.  Measured against the
- * four-row kernel, 20,000 rows of float64 in cache on Zen 5: d = 3 0.89 -> 0.45 ns a row,
- * d = 10 1.28 -> 0.93, d = 24 2.0 -> 1.7, d = 31 2.4 -> 2.9 (so d <= GD_BLOCK_MAX_D only).
+ * four-row kernel, 20,000 rows in cache on Zen 5, X 16 bytes past a cache line as NumPy's
+ * large arrays are: float64 d = 1 2.2x faster, 4 1.7x, 8 1.2x, 10 1.3x, 12 1.0x, 14 0.9x,
+ * 16 0.85x (float32 about the same), so d <= GD_BLOCK_MAX_D only.  (With X aligned to 64
+ * bytes the block kernel stays ahead up to d = 24: its loads then never split a line.)
  * GCC only (variable permutes through __builtin_shuffle), and AVX-512 only (without a
  * variable cross-lane permute of doubles, AVX2 gains nothing). */
 #include <immintrin.h>
 #define GD_ROW_BLOCKS 1
-#define GD_BLOCK_MAX_D 24
+#define GD_BLOCK_MAX_D 12
 #define GD_UNROLL _Pragma("GCC unroll 64")
 typedef long long gd_i64x8 __attribute__((vector_size(64)));
 typedef int gd_i32x16 __attribute__((vector_size(64)));
@@ -467,20 +469,23 @@ NAME##_##D##_body(GD_SHORT_ROWS_PARAMS(T), const int weighted)                  
     double grad_sums[LANES * D];                                                             \
     const T b = theta[D];                                                                    \
     Py_ssize_t k, i, t, l, p, blocks = 0;                                                    \
+    /* w tiled over the block: LANES copies of theta[0:D] end to end, read as D vectors.    \
+     * (The set-up is written so it need not be unrolled: unrolled, the instances took       \
+     * minutes to compile, under AddressSanitizer over ten; only row_of, constants, is.)  */ \
+    for (l = 0; l < LANES; l++)                                                              \
+        memcpy(lanes + l * D, theta, D * sizeof(T));                                         \
+    memcpy(w, lanes, sizeof w);                                                              \
     GD_UNROLL for (t = 0; t < D; t++) {                                                      \
-        GD_UNROLL for (l = 0; l < LANES; l++) {                                              \
-            w[t][l] = theta[(LANES * t + l) % D];                                            \
+        GD_UNROLL for (l = 0; l < LANES; l++)                                                \
             row_of[t][l] = (LANES * t + l) / D;                                              \
-        }                                                                                    \
         grad[t] = (VT){0};                                                                   \
-        if (IS_FLOAT)                                                                        \
-            grad64[2 * t] = grad64[2 * t + 1] = (gd_f64x8){0};                               \
     }                                                                                        \
+    for (t = 0; IS_FLOAT && t < 2 * D; t++)                                                  \
+        grad64[t] = (gd_f64x8){0};                                                           \
     p = 0;                                                                                   \
-    GD_UNROLL for (i = 0; i < LANES; i++)                                                    \
-        GD_UNROLL for (t = D * i / LANES; t <= (D * i + D - 1) / LANES; t++, p++)            \
-            GD_UNROLL for (l = 0; l < LANES; l++)                                            \
-                masked_w[p][l] = (LANES * t + l) / D == i ? w[t][l] : (T)0;                  \
+    for (i = 0; i < LANES; i++)                                                              \
+        for (t = D * i / LANES; t <= (D * i + D - 1) / LANES; t++, p++)                      \
+            masked_w[p] = (VT)((IT)w[t] & (IT)(row_of[t] == (int)i));                        \
     for (k = start; k + LANES <= stop; k += LANES) {                                         \
         const T *block = X + k * D;                                                          \
         GD_UNROLL for (t = 0; t < D; t++) {                                                  \
@@ -514,17 +519,13 @@ NAME##_##D##_body(GD_SHORT_ROWS_PARAMS(T), const int weighted)                  
             }                                                                                \
         }                                                                                    \
     }                                                                                        \
+    /* lane e of the block is feature e mod D: the lanes fold onto acc D at a time */        \
     memcpy(lanes, grad, sizeof lanes);                                                       \
-    if (IS_FLOAT) {                                                                          \
+    if (IS_FLOAT)                                                                            \
         memcpy(grad_sums, grad64, sizeof grad_sums);                                         \
-        GD_UNROLL for (l = 0; l < LANES * D; l++)                                            \
-            grad_sums[l] += lanes[l];                                                        \
-    } else {                                                                                 \
-        GD_UNROLL for (l = 0; l < LANES * D; l++)                                            \
-            grad_sums[l] = lanes[l];                                                         \
-    }                                                                                        \
-    GD_UNROLL for (l = 0; l < LANES * D; l++)                                                \
-        acc[l % D] += grad_sums[l];                                                          \
+    for (l = 0; l < LANES * D; l += D)                                                       \
+        for (i = 0; i < D; i++)                                                              \
+            acc[i] += IS_FLOAT ? grad_sums[l + i] + lanes[l + i] : (double)lanes[l + i];     \
     acc[D] += gd_hsum_f64x8(residual8);                                                      \
     acc[D + 1] += gd_hsum_f64x8(square8);                                                    \
     acc[D + 2] += weighted ? gd_hsum_f64x8(weight8) : (double)((k - start));                 \
@@ -543,8 +544,7 @@ static void NAME##_##D(GD_SHORT_ROWS_PARAMS(T))                                 
     double, gd_f64x8, gd_i64x8, 8, gd_sums8_f64, gd_wide_add_f64, gd_block_residuals_f64, 0, D)
 #define GD_ROW_BLOCKS_F32(D) GD_DEFINE_ROW_BLOCKS(gd_row_blocks_f32, gd_short_rows4_f32,    \
     float, gd_f32x16, gd_i32x16, 16, gd_sums16_f32, gd_wide_add_f32, gd_block_residuals_f32, 1, D)
-#define GD_FOR_BLOCK_WIDTHS(M) M(1) M(2) M(3) M(4) M(5) M(6) M(7) M(8) M(9) M(10) M(11) M(12)  \
-    M(13) M(14) M(15) M(16) M(17) M(18) M(19) M(20) M(21) M(22) M(23) M(24)
+#define GD_FOR_BLOCK_WIDTHS(M) M(1) M(2) M(3) M(4) M(5) M(6) M(7) M(8) M(9) M(10) M(11) M(12)
 GD_FOR_BLOCK_WIDTHS(GD_ROW_BLOCKS_F64)
 GD_FOR_BLOCK_WIDTHS(GD_ROW_BLOCKS_F32)
 #define GD_CASE_F64(D) case D: gd_row_blocks_f64_##D(GD_SHORT_ROWS_ARGS); return;
