@@ -1,8 +1,9 @@
 """The fused pass's raw sums (gdcore._core.block_sums_of: Σ sᵢrᵢxᵢ, Σ sᵢrᵢ, Σ sᵢrᵢ², Σ sᵢ)
 against the same sums formed in float64 NumPy, for every short-row width and the counts of
 rows that reach each of the kernels taking rows in order: blocks of 8 (float64) or 16
-(float32) rows read as d whole vectors, the four-row kernel for the rows left after the last
-block, the one-row kernel after that, and float32's block sums (spilled every 64 rows)."""
+(float32) rows read as d whole vectors (from 64 / 128 rows a call), the four-row kernel for
+fewer rows and for the rows left after the last block, the one-row kernel after that, and
+float32's block sums (spilled every 64 rows)."""
 
 import numpy as np
 import pytest
@@ -27,9 +28,10 @@ def reference_sums(X, y, weights, theta):
 @pytest.mark.parametrize("d", list(range(1, 34)))
 def test_sums_of_rows_in_order(d, dtype):
     rng = np.random.default_rng(d)
-    # under one block, one block, one more row, a block + four-row groups + single rows, and
-    # enough rows for several float32 spills on each of two threads' parts
-    for n in (3, 8, 16, 17, 203, 1000):
+    # too few rows for blocks, just enough (float64, then float32) without and with rows
+    # left for the four-row and one-row kernels, and enough for several float32 spills on
+    # each of two threads' parts
+    for n in (3, 17, 64, 71, 128, 143, 203, 1000):
         X = rng.standard_normal((n, d)).astype(dtype)
         y = rng.standard_normal(n).astype(dtype)
         theta = (rng.standard_normal(d + 1) / np.sqrt(d)).astype(dtype)
