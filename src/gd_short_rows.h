@@ -360,7 +360,6 @@ static inline void gd_short_rows4_f32(GD_SHORT_ROWS_PARAMS(float))
  * GCC only (variable permutes through __builtin_shuffle), and AVX-512 only (without a
  * variable cross-lane permute of doubles, AVX2 gains nothing). */
 #include <immintrin.h>
-#define GD_ROW_BLOCKS 1
 #define GD_BLOCK_MAX_D 12
 /* A call's set-up (w tiled and masked, the lanes folded at the end) costs ~60 ns in float64,
  * ~100 in float32: on fewer rows than these the four-row kernel is as fast (measured, d = 10:
@@ -433,7 +432,7 @@ static inline void gd_wide_add_f64(gd_f64x8 *sum, gd_f64x8 v)
 static inline void gd_block_residuals_f64(gd_f64x8 c, gd_f64x8 r, gd_f64x8 *sums,
                                           gd_f64x8 *squares)
 {
-    *sums += c;
+    gd_wide_add_f64(sums, c);
     *squares += c * r;
 }
 /* Lanes 0-7 and 8-15 of v in float64 (one vcvtps2pd each: __builtin_convertvector of the
@@ -454,7 +453,7 @@ static inline void gd_wide_add_f32(gd_f64x8 *sum, gd_f32x16 v)
 static inline void gd_block_residuals_f32(gd_f32x16 c, gd_f32x16 r, gd_f64x8 *sums,
                                           gd_f64x8 *squares)
 {
-    *sums += gd_low_f64(c) + gd_high_f64(c);
+    gd_wide_add_f32(sums, c);
     *squares += gd_low_f64(c) * gd_low_f64(r) + gd_high_f64(c) * gd_high_f64(r);
 }
 
@@ -533,7 +532,7 @@ NAME##_##D##_body(GD_SHORT_ROWS_PARAMS(T), const int weighted)                  
             acc[i] += IS_FLOAT ? grad_sums[l + i] + lanes[l + i] : (double)lanes[l + i];     \
     acc[D] += gd_hsum_f64x8(residual8);                                                      \
     acc[D + 1] += gd_hsum_f64x8(square8);                                                    \
-    acc[D + 2] += weighted ? gd_hsum_f64x8(weight8) : (double)((k - start));                 \
+    acc[D + 2] += weighted ? gd_hsum_f64x8(weight8) : (double)(k - start);                   \
     if (k < stop)                                                                            \
         FALLBACK(X, y, sample_weight, theta, D, NULL, rows_end, k, stop, acc, prefetch_ahead); \
 }                                                                                            \
@@ -555,7 +554,6 @@ GD_FOR_BLOCK_WIDTHS(GD_ROW_BLOCKS_F32)
 #define GD_CASE_F64(D) case D: gd_row_blocks_f64_##D(GD_SHORT_ROWS_ARGS); return;
 #define GD_CASE_F32(D) case D: gd_row_blocks_f32_##D(GD_SHORT_ROWS_ARGS); return;
 #else
-#define GD_ROW_BLOCKS 0
 #define GD_BLOCK_MAX_D 0
 #define GD_BLOCK_MIN_ROWS_F64 0
 #define GD_BLOCK_MIN_ROWS_F32 0
