@@ -64,3 +64,35 @@ def test_sums_do_not_read_past_the_rows(dtype):
         assert np.all(np.isfinite(got))
         expected, scale = reference_sums(X, y, None, theta)
         assert np.all(np.abs(got - expected) <= TOLERANCE[dtype] * scale * 4)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("d", [47, 100, 511, 512, 1000, 1030])
+def test_sums_of_long_rows(d, dtype):
+    """Rows of 32 values or more: four rows a group, the dot products in 16 lanes and the
+    gradient terms 16 values a step with a tail after, rows of 4 KiB or more (float64
+    d >= 512, float32 d >= 1024) prefetched as a stream.  The residuals' rounding grows with
+    d, so the bound adds eps·(d/16 + 8)·Σᵢ sᵢ|xᵢⱼ|·Σⱼ|xᵢⱼθⱼ| (lanes of d/16 terms, then folded)."""
+    rng = np.random.default_rng(d)
+    eps = np.finfo(dtype).eps
+    # one short group only, groups and a short last group, several float32 block spills
+    for n in (3, 9, 17, 70, 203):
+        X = rng.standard_normal((n, d)).astype(dtype)
+        y = rng.standard_normal(n).astype(dtype)
+        theta = (rng.standard_normal(d + 1) / np.sqrt(d)).astype(dtype)
+        for weights in (None, rng.uniform(0.0, 2.0, n).astype(dtype)):
+            expected, scale = reference_sums(X, y, weights, theta)
+            s = np.ones(n) if weights is None else weights.astype(np.float64)
+            X64 = X.astype(np.float64)
+            residual_scale = np.abs(X64) @ np.abs(theta[:-1].astype(np.float64)) + abs(
+                float(theta[-1])) + np.abs(y.astype(np.float64))
+            dot_rounding = eps * (d / 16 + 8) * (s * residual_scale)
+            bound = TOLERANCE[dtype] * scale * 4 + np.concatenate(
+                [dot_rounding @ np.abs(X64),
+                 [dot_rounding.sum(), 2 * dot_rounding @ residual_scale, 0]])
+            given = np.empty(0, dtype=dtype) if weights is None else weights
+            for n_threads in (1, 2):
+                got = _core.block_sums_of(X, y, given, theta, n_threads)
+                error = np.abs(got - expected)
+                assert np.all(error <= bound), (n, weights is None, n_threads,
+                                                np.max(error / bound))
