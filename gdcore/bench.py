@@ -10,6 +10,7 @@ clock, so input validation and set-up are not counted).  ``gdcore bench`` prints
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import json
 import os
 import platform
@@ -277,14 +278,31 @@ def run_benchmarks(n=1_000_000, d=100, n_threads=None, quick=False, seed=0, log=
                    f64_epoch, 1.8))
     X32 = y32 = None    # free them before the next arrays are made
 
+    # Each fit is one epoch from the same start (the same seed, so the same result): the
+    # pair of the median round, as for the bandwidth rows; one timing alone is at the mercy
+    # of whatever else the machine runs in that second.
     lr_sgd = 0.001
-    with quiet_blas():
-        started = time.perf_counter()
-        sgd = fit(X, y, optimizer="sgd", lr=lr_sgd, epochs=1, batch_size=1, tol=None,
-                  seed=seed, n_threads=threads)
-        sgd_seconds = time.perf_counter() - started
-    sgd_mse = float(np.mean((X @ sgd.coef + sgd.intercept - y) ** 2))
-    sk_seconds, sk_mse = _sklearn_sgd_epoch(X, y, lr_sgd, seed)
+    sgd_mse, sk_mse = [], []
+
+    def gdcore_sgd():
+        with quiet_blas():
+            started = time.perf_counter()
+            sgd = fit(X, y, optimizer="sgd", lr=lr_sgd, epochs=1, batch_size=1, tol=None,
+                      seed=seed, n_threads=threads)
+            seconds = time.perf_counter() - started
+        sgd_mse.append(float(np.mean((X @ sgd.coef + sgd.intercept - y) ** 2)))
+        return seconds
+
+    def sklearn_sgd():
+        seconds, mse = _sklearn_sgd_epoch(X, y, lr_sgd, seed)
+        sk_mse.append(mse)
+        return seconds
+
+    if importlib.util.find_spec("sklearn") is None:
+        sgd_seconds, sk_seconds = gdcore_sgd(), None
+    else:
+        sgd_seconds, sk_seconds = paired_seconds(gdcore_sgd, sklearn_sgd, rounds)
+    sgd_mse, sk_mse = sgd_mse[-1], sk_mse[-1] if sk_mse else None
     _settle()
     note = ("scikit-learn not installed" if sk_seconds is None else
             f"MSE {sgd_mse:.4g} vs {sk_mse:.4g} ({100 * (sgd_mse / sk_mse - 1):+.1f}%)")
