@@ -60,8 +60,11 @@ cdef enum:
     PREFETCH_AHEAD = 8
     # Rows read in order are prefetched this many bytes ahead too: the hardware prefetcher
     # alone leaves the core waiting on memory (measured on Zen 5, d = 100: 14.6 -> 32.5 GB/s
-    # on one thread, 22 -> 41 GB/s on two; 3,200 and 12,800 bytes were slower).
+    # on one thread, 22 -> 41 GB/s on two; 3,200 bytes was slower, 12,800 no faster).
     SEQUENTIAL_AHEAD_BYTES = 6400
+    # float32 rows twice as far: on one thread at d = 100, 0.73 -> 0.87 of the read probe
+    # (d = 200: 0.90 -> 0.97); float64 gained nothing from it (medians of 7 rounds).
+    SEQUENTIAL_AHEAD_BYTES_F32 = 12800
     # Rows of this many bytes or more are prefetched as a stream that keeps pace with the
     # reads (see read_ahead): their bursts would be whole rows long.  Measured against the
     # bursts, one and two threads: d = 1000 float64 0.70 -> 0.72 and 0.88 -> 0.96 of the
@@ -293,7 +296,9 @@ cdef inline void rows_in_order_or_gathered(
     # ahead_rows ahead; rows of STREAMED_ROW_BYTES or more as a read-ahead stream (see
     # read_ahead), group k's share the 4 rows from the next group on.
     cdef bint streamed = not gathered and row_bytes >= STREAMED_ROW_BYTES
-    cdef Py_ssize_t ahead_rows = (SEQUENTIAL_AHEAD_BYTES + row_bytes - 1) // row_bytes
+    cdef Py_ssize_t ahead_bytes = (SEQUENTIAL_AHEAD_BYTES_F32 if floating is float
+                                   else SEQUENTIAL_AHEAD_BYTES)
+    cdef Py_ssize_t ahead_rows = (ahead_bytes + row_bytes - 1) // row_bytes
     cdef const char* rows_end_address = <const char*>(X + stop * d)
     cdef const char* ahead = NULL
     cdef const char* ahead_end = NULL
