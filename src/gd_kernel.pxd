@@ -67,9 +67,10 @@ cdef enum:
     SEQUENTIAL_AHEAD_BYTES_F32 = 12800
     # Rows of this many bytes or more are prefetched as a stream that keeps pace with the
     # reads (see read_ahead): their bursts would be whole rows long.  Measured against the
-    # bursts, one and two threads: d = 1000 float64 0.70 -> 0.72 and 0.88 -> 0.96 of the
-    # read probe; d = 400 0.70 -> 0.77 on one thread but 0.95 -> 0.89 on two; d = 100-300 worse.
-    STREAMED_ROW_BYTES = 4096
+    # bursts (fraction of the read probe, one thread / two): float64 d = 1000 0.70 -> 0.72 /
+    # 0.88 -> 0.96; d = 400 0.65 -> 0.77 / 0.89 -> 0.87 (better when memory is fast); d = 300
+    # two threads 0.93 -> 0.83, so not below; float32 d = 1000 0.75 -> 0.89 / equal.
+    STREAMED_ROW_BYTES = 3200
     CACHE_LINE_BYTES = 64
     # Values of the read-ahead stream prefetched per step of a sweep (a step is
     # ROW_DOT_LANES values of four rows, two sweeps a group): the stream keeps pace.

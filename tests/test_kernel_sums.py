@@ -70,8 +70,8 @@ def test_sums_do_not_read_past_the_rows(dtype):
 @pytest.mark.parametrize("d", [47, 100, 511, 512, 1000, 1030])
 def test_sums_of_long_rows(d, dtype):
     """Rows of 32 values or more: four rows a group, the dot products in 16 lanes and the
-    gradient terms 16 values a step with a tail after, rows of 4 KiB or more (float64
-    d >= 512, float32 d >= 1024) prefetched as a stream.  The residuals' rounding grows with
+    gradient terms 16 values a step with a tail after, rows of 3,200 bytes or more (float64
+    d >= 400, float32 d >= 800) prefetched as a stream.  The residuals' rounding grows with
     d, so the bound adds eps·(d/16 + 8)·Σᵢ sᵢ|xᵢⱼ|·Σⱼ|xᵢⱼθⱼ| (lanes of d/16 terms, then folded)."""
     rng = np.random.default_rng(d)
     eps = np.finfo(dtype).eps
