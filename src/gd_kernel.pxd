@@ -31,9 +31,11 @@ ctypedef fused accumulator:
 
 
 cdef extern from "gd_short_rows.h":
-    # Rows of d < SHORT_ROW values, vectorised in C (see the header for why); 0 where the
-    # compiler has no vector extensions, and then the loops of accumulate_rows do it.
-    bint GD_SHORT_ROWS_VECTORISED
+    # Rows of up to GD_SHORT_ROWS_MAX_D_F64 / _F32 values, vectorised in C (see the header
+    # for why); the maxima are 0 where the compiler has no vector extensions, and then the
+    # loops of accumulate_rows do it.
+    Py_ssize_t GD_SHORT_ROWS_MAX_D_F64
+    Py_ssize_t GD_SHORT_ROWS_MAX_D_F32
     void gd_short_rows_f64(const double* X, const double* y, const double* sample_weight,
                            const double* theta, Py_ssize_t d, const Py_ssize_t* rows,
                            Py_ssize_t rows_end, Py_ssize_t start, Py_ssize_t stop, double* acc,
@@ -251,13 +253,12 @@ cdef inline void accumulate_rows(
     loaded and stored once per four rows.  With rows given (a permutation of length
     rows_end), the rows PREFETCH_AHEAD places ahead are prefetched, across batch ends.
     """
-    if GD_SHORT_ROWS_VECTORISED and d < SHORT_ROW:
-        if floating is double:
-            gd_short_rows_f64(X, y, sample_weight, theta, d, rows, rows_end, start, stop, acc,
-                              PREFETCH_AHEAD)
-        else:
-            gd_short_rows_f32(X, y, sample_weight, theta, d, rows, rows_end, start, stop, acc,
-                              PREFETCH_AHEAD)
+    if floating is double and d <= GD_SHORT_ROWS_MAX_D_F64:
+        gd_short_rows_f64(X, y, sample_weight, theta, d, rows, rows_end, start, stop, acc,
+                          PREFETCH_AHEAD)
+    elif floating is float and d <= GD_SHORT_ROWS_MAX_D_F32:
+        gd_short_rows_f32(X, y, sample_weight, theta, d, rows, rows_end, start, stop, acc,
+                          PREFETCH_AHEAD)
     elif rows == NULL and sample_weight == NULL:
         rows_in_order_or_gathered(X, y, sample_weight, theta, d, rows, rows_end, start, stop,
                                   acc, False, False)

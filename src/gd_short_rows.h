@@ -1,5 +1,6 @@
-/* The fused loss + gradient pass for short rows (d < 32): gd_kernel.accumulate_rows hands
- * such blocks to gd_short_rows_f64 / gd_short_rows_f32 when GD_SHORT_ROWS_VECTORISED is 1.
+/* The fused loss + gradient pass for short rows (float64 d <= 40, float32 d <= 64):
+ * gd_kernel.accumulate_rows hands such blocks to gd_short_rows_f64 / gd_short_rows_f32 when
+ * GD_SHORT_ROWS_VECTORISED is 1.
  *
  * Why C: a short row's dot product is a handful of vector multiplies and one horizontal
  * sum, and the gradient sums fit in a few vector registers for the whole block.  GCC does
@@ -8,7 +9,7 @@
  * AVX-512, AVX2 or SSE (or NEON) as the target allows.  Other compilers get
  * GD_SHORT_ROWS_VECTORISED 0 and the Cython loops (as does -DGD_SHORT_ROWS_USE_LOOPS).
  *
- * Each row is read as a padded vector of WIDTH values (8, 16 or 32): the values past its end
+ * Each row is read as a padded vector of WIDTH values (8 to 64): the values past its end
  * are the next row's, and they meet zeros in the padded w (X is finite, so 0*x = 0 exactly)
  * and land in lanes >= d of the gradient sums, which are dropped.  A row whose padded
  * vector would run past the end of X is copied, zero-padded, first, so nothing outside X is
@@ -32,6 +33,11 @@
 
 #if (defined(__GNUC__) || defined(__clang__)) && !defined(GD_SHORT_ROWS_USE_LOOPS)
 #define GD_SHORT_ROWS_VECTORISED 1
+/* The widest rows these kernels take: the four-row kernels keep four rows, w and the
+ * gradient sums in vector registers (float64 40 = 5 x 8 lanes: 30 of the 32 AVX-512
+ * registers; float32 64 = 4 x 16 lanes). */
+#define GD_SHORT_ROWS_MAX_D_F64 40
+#define GD_SHORT_ROWS_MAX_D_F32 64
 #define GD_SHORT_FLOAT_BLOCK 64
 /* Rows in order are also fetched this far ahead: the hardware prefetcher alone left a
  * single thread at ~70% of its read bandwidth on 10-value rows.  Measured with the four-row
@@ -151,7 +157,7 @@ static void NAME(GD_SHORT_ROWS_PARAMS(T))                                       
     acc[d + 2] += weight_sum;                                                                \
 }
 
-/* Widths 8 to 32: as few vectors as cover d, in 4- or 8-lane vectors (on a CPU that splits
+/* Widths 8 to 64: as few vectors as cover d, in 4- or 8-lane vectors (on a CPU that splits
  * 512-bit operations in two, a 12-value row in three 4-lane vectors costs 3 halves, not 4). */
 GD_DEFINE_SHORT_ROWS(gd_short_rows_f64_8, double, gd_f64x8, 8, 1, gd_hsum_f64x8, 0)
 GD_DEFINE_SHORT_ROWS(gd_short_rows_f64_12, double, gd_f64x4, 4, 3, gd_hsum_f64x4, 0)
@@ -162,6 +168,9 @@ GD_DEFINE_SHORT_ROWS(gd_short_rows_f32_8, float, gd_f32x8, 8, 1, gd_hsum_f32x8, 
 GD_DEFINE_SHORT_ROWS(gd_short_rows_f32_16, float, gd_f32x16, 16, 1, gd_hsum_f32x16, 1)
 GD_DEFINE_SHORT_ROWS(gd_short_rows_f32_24, float, gd_f32x8, 8, 3, gd_hsum_f32x8, 1)
 GD_DEFINE_SHORT_ROWS(gd_short_rows_f32_32, float, gd_f32x16, 16, 2, gd_hsum_f32x16, 1)
+GD_DEFINE_SHORT_ROWS(gd_short_rows_f64_40, double, gd_f64x8, 8, 5, gd_hsum_f64x8, 0)
+GD_DEFINE_SHORT_ROWS(gd_short_rows_f32_48, float, gd_f32x16, 16, 3, gd_hsum_f32x16, 1)
+GD_DEFINE_SHORT_ROWS(gd_short_rows_f32_64, float, gd_f32x16, 16, 4, gd_hsum_f32x16, 1)
 
 
 /* A row's products folded to 4 lanes (lane k + lane k + 4 + ...), so that four rows' dot
@@ -315,8 +324,14 @@ GD_DEFINE_SHORT_ROWS4(gd_short_rows4_f32_24, gd_short_rows_f32_24, float, gd_f32
                       gd_f32x4, gd_fold4_f32x8, 1)
 GD_DEFINE_SHORT_ROWS4(gd_short_rows4_f32_32, gd_short_rows_f32_32, float, gd_f32x16, 16, 2,
                       gd_f32x4, gd_fold4_f32x16, 1)
+GD_DEFINE_SHORT_ROWS4(gd_short_rows4_f64_40, gd_short_rows_f64_40, double, gd_f64x8, 8, 5,
+                      gd_f64x4, gd_fold4_f64x8, 0)
+GD_DEFINE_SHORT_ROWS4(gd_short_rows4_f32_48, gd_short_rows_f32_48, float, gd_f32x16, 16, 3,
+                      gd_f32x4, gd_fold4_f32x16, 1)
+GD_DEFINE_SHORT_ROWS4(gd_short_rows4_f32_64, gd_short_rows_f32_64, float, gd_f32x16, 16, 4,
+                      gd_f32x4, gd_fold4_f32x16, 1)
 
-/* Rows of d < 32 values (d >= 1), four at a time. */
+/* Rows of 1 <= d <= GD_SHORT_ROWS_MAX_D_F64 / _F32 values, four at a time. */
 static inline void gd_short_rows4_f64(GD_SHORT_ROWS_PARAMS(double))
 {
     if (d <= 8)
@@ -327,8 +342,10 @@ static inline void gd_short_rows4_f64(GD_SHORT_ROWS_PARAMS(double))
         gd_short_rows4_f64_16(GD_SHORT_ROWS_ARGS);
     else if (d <= 24)
         gd_short_rows4_f64_24(GD_SHORT_ROWS_ARGS);
-    else
+    else if (d <= 32)
         gd_short_rows4_f64_32(GD_SHORT_ROWS_ARGS);
+    else
+        gd_short_rows4_f64_40(GD_SHORT_ROWS_ARGS);
 }
 
 static inline void gd_short_rows4_f32(GD_SHORT_ROWS_PARAMS(float))
@@ -339,8 +356,12 @@ static inline void gd_short_rows4_f32(GD_SHORT_ROWS_PARAMS(float))
         gd_short_rows4_f32_16(GD_SHORT_ROWS_ARGS);
     else if (d <= 24)
         gd_short_rows4_f32_24(GD_SHORT_ROWS_ARGS);
-    else
+    else if (d <= 32)
         gd_short_rows4_f32_32(GD_SHORT_ROWS_ARGS);
+    else if (d <= 48)
+        gd_short_rows4_f32_48(GD_SHORT_ROWS_ARGS);
+    else
+        gd_short_rows4_f32_64(GD_SHORT_ROWS_ARGS);
 }
 
 
@@ -560,8 +581,8 @@ GD_FOR_BLOCK_WIDTHS(GD_ROW_BLOCKS_F32)
 #define GD_FOR_BLOCK_WIDTHS(M)
 #endif
 
-/* Rows of d < 32 values (d >= 1): rows in order in blocks where there is a block kernel,
- * four at a time otherwise. */
+/* Rows of 1 <= d <= GD_SHORT_ROWS_MAX_D_F64 / _F32 values: rows in order in blocks where
+ * there is a block kernel, four at a time otherwise. */
 static inline void gd_short_rows_f64(GD_SHORT_ROWS_PARAMS(double))
 {
     if (rows == NULL && d <= GD_BLOCK_MAX_D && stop - start >= GD_BLOCK_MIN_ROWS_F64) {
@@ -584,6 +605,8 @@ static inline void gd_short_rows_f32(GD_SHORT_ROWS_PARAMS(float))
 
 #else
 #define GD_SHORT_ROWS_VECTORISED 0
+#define GD_SHORT_ROWS_MAX_D_F64 0
+#define GD_SHORT_ROWS_MAX_D_F32 0
 static inline void gd_short_rows_f64(GD_SHORT_ROWS_PARAMS(double)) {}
 static inline void gd_short_rows_f32(GD_SHORT_ROWS_PARAMS(float)) {}
 #endif

@@ -131,12 +131,14 @@ def test_classic_sgd_on_wide_rows(dtype, penalties):
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-@pytest.mark.parametrize("d", [1, 7, 8, 9, 12, 13, 15, 16, 17, 24, 25, 31, 32, 33])
+@pytest.mark.parametrize("d", [1, 7, 8, 9, 12, 13, 15, 16, 17, 24, 25, 31, 32, 33, 39, 40, 41,
+                               47, 48, 49, 63, 64, 65])
 @pytest.mark.parametrize("batch", [None, 7])
 def test_every_short_row_width(d, dtype, batch):
-    """Rows of d < 32 go through padded vector kernels of width 8, 16 or 32 (the last rows
-    of X copied, zero-padded): every width, both sides of each edge, float32's block sums
-    (n > 64), weights, and shuffled mini-batches that reach the last row."""
+    """Rows of up to 40 (float64) or 64 (float32) values go through padded vector kernels of
+    width 8 to 64 (the last rows of X copied, zero-padded): every width, both sides of each
+    edge, float32's block sums (n > 64), weights, and shuffled mini-batches that reach the
+    last row."""
     X, y, _ = problem(n=203, d=d, dtype=dtype)
     weights = np.random.default_rng(d).uniform(0.0, 2.0, len(y)).astype(dtype)
     assert_same_trajectory(X, y, dtype, optimizer="adam", lr=0.05, epochs=4, batch_size=batch,
@@ -154,12 +156,14 @@ def test_shuffled_batches_of_long_rows_cut_between_threads():
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-@pytest.mark.parametrize("d", [32, 47, 100, 1000])
+@pytest.mark.parametrize("d", [65, 100, 1000])
 def test_four_rows_sum_each_dot_product_as_one_row_does(d, dtype):
-    """Rows of 32+ values go four at a time through one sweep (rows_dot4), one at a time at a
-    block's end and in batch_size=1 SGD (row_dot): each row's x·w must be the same sum in
-    the same order either way, so a row's residual does not depend on where it falls.  Four
-    copies of a row make Σrᵢ = 4r exactly, which must equal 4 × the row's residual alone."""
+    """Rows longer than the short-row kernels take (float64 40 values, float32 64) go four at
+    a time through one sweep (rows_dot4), one at a time at a block's end and in batch_size=1
+    SGD (row_dot): each row's x·w must be the same sum in the same order either way, so a
+    row's residual does not depend on where it falls.  Four copies of a row make Σrᵢ = 4r
+    exactly, which must equal 4 × the row's residual alone.  (The short-row kernels' four-row
+    and one-row sums may differ in the last bits.)"""
     rng = np.random.default_rng(d)
     row = rng.standard_normal(d).astype(dtype)
     theta = rng.standard_normal(d + 1).astype(dtype)
