@@ -95,6 +95,23 @@ static inline void gd_prefetch_row(const void *row, Py_ssize_t bytes)
         lanes[q] = (VT){0};                                                                  \
     }
 
+/* The last spill, and the lane sums of the d values into acc: the end of both kernels. */
+#define GD_FINISH_SHORT_ROWS(VT, LANES, N, lanes, lane_sums)                                 \
+    GD_SPILL_LANES(VT, LANES, N, lanes, lane_sums)                                           \
+    for (j = 0; j < d; j++)                                                                  \
+        acc[j] += lane_sums[j];
+
+/* w = theta's d values zero-padded to N vectors (through padded), the N gradient vectors and
+ * the WIDTH lane sums at 0: the start of both short-row kernels (WIDTH, j, q, d, theta theirs). */
+#define GD_START_SHORT_ROWS(T, VT, N, padded, w, lanes, lane_sums)                           \
+    for (j = 0; j < WIDTH; j++) {                                                            \
+        padded[j] = j < d ? theta[j] : (T)0;                                                 \
+        lane_sums[j] = 0.0;                                                                  \
+    }                                                                                        \
+    memcpy(w, padded, sizeof w);                                                             \
+    for (q = 0; q < N; q++)                                                                  \
+        lanes[q] = (VT){0};
+
 /* One function per (type, number of vectors per row); N_VECTORS is a constant in each. */
 #define GD_DEFINE_SHORT_ROWS(NAME, T, VT, LANES, N_VECTORS, HSUM, IS_FLOAT)                  \
 static void NAME(GD_SHORT_ROWS_PARAMS(T))                                                    \
@@ -109,13 +126,7 @@ static void NAME(GD_SHORT_ROWS_PARAMS(T))                                       
     const T *source;                                                                         \
     Py_ssize_t k, i, j, q, rows_in_block = 0;                                                \
     T r, c;                                                                                  \
-    for (j = 0; j < WIDTH; j++) {                                                            \
-        padded[j] = j < d ? theta[j] : (T)0;                                                 \
-        lane_sums[j] = 0.0;                                                                  \
-    }                                                                                        \
-    memcpy(w, padded, sizeof w);                                                             \
-    for (q = 0; q < N_VECTORS; q++)                                                          \
-        lanes[q] = (VT){0};                                                                  \
+    GD_START_SHORT_ROWS(T, VT, N_VECTORS, padded, w, lanes, lane_sums)                       \
     for (k = start; k < stop; k++) {                                                         \
         if (rows != NULL) {                                                                  \
             if (k + prefetch_ahead < rows_end)                                               \
@@ -149,9 +160,7 @@ static void NAME(GD_SHORT_ROWS_PARAMS(T))                                       
             rows_in_block = 0;                                                               \
         }                                                                                    \
     }                                                                                        \
-    GD_SPILL_LANES(VT, LANES, N_VECTORS, lanes, lane_sums)                                   \
-    for (j = 0; j < d; j++)                                                                  \
-        acc[j] += lane_sums[j];                                                              \
+    GD_FINISH_SHORT_ROWS(VT, LANES, N_VECTORS, lanes, lane_sums)                             \
     acc[d] += residual_sum;                                                                  \
     acc[d + 1] += square_sum;                                                                \
     acc[d + 2] += weight_sum;                                                                \
@@ -218,13 +227,7 @@ NAME##_body(GD_SHORT_ROWS_PARAMS(T), const int gathered, const int weighted)    
     const Py_ssize_t last_padded_start = rows_end * d - WIDTH;                               \
     const T b = theta[d];                                                                    \
     Py_ssize_t k, i0, i1, i2, i3, j, q, rows_in_block = 0;                                   \
-    for (j = 0; j < WIDTH; j++) {                                                            \
-        padded[j] = j < d ? theta[j] : (T)0;                                                 \
-        lane_sums[j] = 0.0;                                                                  \
-    }                                                                                        \
-    memcpy(w, padded, sizeof w);                                                             \
-    for (q = 0; q < N_MAIN; q++)                                                             \
-        lanes[q] = (VT){0};                                                                  \
+    GD_START_SHORT_ROWS(T, VT, N_MAIN, padded, w, lanes, lane_sums)                          \
     for (k = start; k + 4 <= stop; k += 4) {                                                 \
         if (gathered) {                                                                      \
             for (j = k + prefetch_ahead; j < k + prefetch_ahead + 4 && j < rows_end; j++)    \
@@ -280,9 +283,7 @@ NAME##_body(GD_SHORT_ROWS_PARAMS(T), const int gathered, const int weighted)    
             rows_in_block = 0;                                                               \
         }                                                                                    \
     }                                                                                        \
-    GD_SPILL_LANES(VT, LANES, N_MAIN, lanes, lane_sums)                                      \
-    for (j = 0; j < d; j++)                                                                  \
-        acc[j] += lane_sums[j];                                                              \
+    GD_FINISH_SHORT_ROWS(VT, LANES, N_MAIN, lanes, lane_sums)                                \
     acc[d] += (residual4[0] + residual4[1]) + (residual4[2] + residual4[3]);                 \
     acc[d + 1] += (square4[0] + square4[1]) + (square4[2] + square4[3]);                     \
     acc[d + 2] += (weight4[0] + weight4[1]) + (weight4[2] + weight4[3]);                     \
