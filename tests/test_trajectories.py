@@ -145,6 +145,20 @@ def test_every_short_row_width(d, dtype, batch):
                            sample_weight=weights, l2=0.01)
 
 
+@pytest.mark.parametrize("dtype, d", [(np.float64, 450), (np.float32, 900)])
+@pytest.mark.parametrize("batch", [None, 16])
+@pytest.mark.parametrize("n_threads", [1, 2])
+def test_rows_of_3200_bytes_or_more(dtype, d, batch, n_threads):
+    """Rows of 3,200 bytes or more read in order are prefetched as a stream that runs with
+    both sweeps of a group (the gradient sweep then goes 16 values a step, tail after): whole
+    fits, full-batch and shuffled, weighted, with 203 rows (groups and a short last one)."""
+    X, y, _ = problem(n=203, d=d, dtype=dtype)
+    weights = np.random.default_rng(d).uniform(0.0, 2.0, len(y)).astype(dtype)
+    assert_same_trajectory(X, y, dtype, optimizer="adam", lr=0.01, epochs=4, batch_size=batch,
+                           sample_weight=weights, l2=0.01, n_threads=n_threads,
+                           precompute=False)
+
+
 def test_shuffled_batches_of_long_rows_cut_between_threads():
     """Shuffled batches of rows of 32 values or more are cut between threads from ~3,000
     multiply-adds (gathered rows wait on memory): 128 rows of 40 values on two threads."""
