@@ -127,8 +127,8 @@ def paired_seconds(first, second, rounds):
 
 
 # The probe's reads are also tried with software prefetching this far ahead (the distance
-# the kernels use for short rows): on this project's CI machine two threads read ~10% more
-# that way when the memory is slow, and the yardstick must be the fastest read there is.
+# the kernels use for float32 and short rows): on this project's CI machine two threads read
+# ~10% more that way when the memory is slow, and the yardstick must be the fastest read.
 PROBE_PREFETCH_BYTES = 12800
 
 
@@ -137,7 +137,7 @@ def probe_seconds(X, n_threads, repeats):
     threads: the best of ``repeats`` plain reads and ``repeats`` prefetching ones."""
     flat = X.reshape(-1)
     with quiet_blas():
-        return min(_best(lambda: _core.stream_sum(flat, n_threads, ahead), repeats)
+        return min(_best(lambda ahead=ahead: _core.stream_sum(flat, n_threads, ahead), repeats)
                    for ahead in (0, PROBE_PREFETCH_BYTES))
 
 
@@ -289,7 +289,7 @@ def run_benchmarks(n=1_000_000, d=100, n_threads=None, quick=False, seed=0, log=
     # pair of the median round, as for the bandwidth rows; one timing alone is at the mercy
     # of whatever else the machine runs in that second.
     lr_sgd = 0.001
-    sgd_mse, sk_mse = [], []
+    sgd_mses, sk_mses = [], []     # one a round (the same fit each time)
 
     def gdcore_sgd():
         with quiet_blas():
@@ -297,19 +297,19 @@ def run_benchmarks(n=1_000_000, d=100, n_threads=None, quick=False, seed=0, log=
             sgd = fit(X, y, optimizer="sgd", lr=lr_sgd, epochs=1, batch_size=1, tol=None,
                       seed=seed, n_threads=threads)
             seconds = time.perf_counter() - started
-        sgd_mse.append(float(np.mean((X @ sgd.coef + sgd.intercept - y) ** 2)))
+        sgd_mses.append(float(np.mean((X @ sgd.coef + sgd.intercept - y) ** 2)))
         return seconds
 
     def sklearn_sgd():
         seconds, mse = _sklearn_sgd_epoch(X, y, lr_sgd, seed)
-        sk_mse.append(mse)
+        sk_mses.append(mse)
         return seconds
 
     if importlib.util.find_spec("sklearn") is None:
         sgd_seconds, sk_seconds = gdcore_sgd(), None
     else:
         sgd_seconds, sk_seconds = paired_seconds(gdcore_sgd, sklearn_sgd, rounds)
-    sgd_mse, sk_mse = sgd_mse[-1], sk_mse[-1] if sk_mse else None
+    sgd_mse, sk_mse = sgd_mses[-1], sk_mses[-1] if sk_mses else None
     _settle()
     note = ("scikit-learn not installed" if sk_seconds is None else
             f"MSE {sgd_mse:.4g} vs {sk_mse:.4g} ({100 * (sgd_mse / sk_mse - 1):+.1f}%)")

@@ -27,8 +27,7 @@ from gd_types cimport (OptimConfig, ScheduleConfig, gd_optimizer, gd_schedule, S
                        OPT_SGD, SCHED_INVSCALING)
 from gd_kernel cimport (CACHE_LINE_BYTES, DOT_LANES, PREFETCH_AHEAD, SHORT_ROW, accumulate_rows,
                        is_finite_vector, objective_and_gradient, prefetch_lines, prefetch_row,
-                       row_residual,
-                       GD_PREFETCH, stationarity, sum_of_abs, sum_of_squares)
+                       row_residual, GD_PREFETCH, stationarity, sum_of_abs, sum_of_squares)
 from gd_optimizers cimport optimizer_step, l1_proximal_step, sgd_row_update
 from gd_schedules cimport scheduled_lr
 from gdcore.capi cimport gd_fit_options, gd_fit_info

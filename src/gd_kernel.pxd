@@ -149,6 +149,17 @@ cdef inline const char* rows_dot4(const floating* x0, const floating* x1, const 
     return ahead
 
 
+cdef inline void add_terms4_between(
+    accumulator* acc, floating c0, floating c1, floating c2, floating c3,
+    const floating* x0, const floating* x1, const floating* x2, const floating* x3,
+    Py_ssize_t lo, Py_ssize_t hi,
+) noexcept nogil:
+    """accⱼ += (c0·x0ⱼ + c1·x1ⱼ) + (c2·x2ⱼ + c3·x3ⱼ) for lo <= j < hi."""
+    cdef Py_ssize_t j
+    for j in range(lo, hi):
+        acc[j] += (c0 * x0[j] + c1 * x1[j]) + (c2 * x2[j] + c3 * x3[j])
+
+
 cdef inline const char* add_terms4(
     accumulator* acc, floating c0, floating c1, floating c2, floating c3,
     const floating* x0, const floating* x1, const floating* x2, const floating* x3,
@@ -156,20 +167,17 @@ cdef inline const char* add_terms4(
 ) noexcept nogil:
     """accⱼ += (c0·x0ⱼ + c1·x1ⱼ) + (c2·x2ⱼ + c3·x3ⱼ) for every j, moving the read-ahead
     stream along as rows_dot4 does; returns where it stopped."""
-    cdef Py_ssize_t j = 0, k
+    cdef Py_ssize_t j = 0
     if ahead >= ahead_end:
-        # Nothing to prefetch: one loop, which the compiler vectorises whole (faster in
-        # cache at d = 100 than steps of 16).
-        for k in range(d):
-            acc[k] += (c0 * x0[k] + c1 * x1[k]) + (c2 * x2[k] + c3 * x3[k])
+        # Nothing to prefetch: one loop from 0, which the compiler vectorises whole (faster
+        # in cache at d = 100 than steps of 16, or than a loop from a variable start).
+        add_terms4_between(acc, c0, c1, c2, c3, x0, x1, x2, x3, 0, d)
         return ahead
     while j + ROW_DOT_LANES <= d:
         ahead = read_ahead(ahead, ahead_end, READ_AHEAD_STEP * sizeof(floating))
-        for k in range(j, j + ROW_DOT_LANES):
-            acc[k] += (c0 * x0[k] + c1 * x1[k]) + (c2 * x2[k] + c3 * x3[k])
+        add_terms4_between(acc, c0, c1, c2, c3, x0, x1, x2, x3, j, j + ROW_DOT_LANES)
         j = j + ROW_DOT_LANES
-    for k in range(j, d):
-        acc[k] += (c0 * x0[k] + c1 * x1[k]) + (c2 * x2[k] + c3 * x3[k])
+    add_terms4_between(acc, c0, c1, c2, c3, x0, x1, x2, x3, j, d)
     return ahead
 
 
@@ -208,12 +216,17 @@ cdef inline bint is_finite_vector(const floating* v, Py_ssize_t n) noexcept nogi
     return tail == 0
 
 
+cdef inline void prefetch_bytes(const char* start, Py_ssize_t nbytes) noexcept nogil:
+    """Prefetch, for reading, one address in every cache line of the nbytes at start."""
+    cdef Py_ssize_t offset = 0
+    while offset < nbytes:
+        GD_PREFETCH(start + offset)
+        offset = offset + CACHE_LINE_BYTES
+
+
 cdef inline void prefetch_lines(const floating* x, Py_ssize_t count) noexcept nogil:
     """Prefetch, for reading, the cache lines that start within the count values at x."""
-    cdef Py_ssize_t offset = 0, size = count * <Py_ssize_t>sizeof(floating)
-    while offset < size:
-        GD_PREFETCH(<const char*>x + offset)
-        offset = offset + CACHE_LINE_BYTES
+    prefetch_bytes(<const char*>x, count * <Py_ssize_t>sizeof(floating))
 
 
 cdef inline const char* read_ahead(const char* cursor, const char* end,
@@ -225,11 +238,8 @@ cdef inline const char* read_ahead(const char* cursor, const char* end,
     they go, a few lines each step of both sweeps over a group, rather than in bursts: the
     hardware prefetcher stops while the second sweep re-reads rows from cache, and a burst
     fills the core's miss buffers and stalls it."""
-    cdef Py_ssize_t offset = 0
     if cursor < end:
-        while offset < nbytes:
-            GD_PREFETCH(cursor + offset)
-            offset = offset + CACHE_LINE_BYTES
+        prefetch_bytes(cursor, nbytes)
         return cursor + nbytes
     return cursor
 
@@ -279,8 +289,8 @@ cdef inline void rows_in_order_or_gathered(
     const Py_ssize_t* rows, Py_ssize_t rows_end, Py_ssize_t start, Py_ssize_t stop,
     double* acc, const bint gathered, const bint weighted,
 ) noexcept nogil:
-    """accumulate_rows for rows of SHORT_ROW values or more (or without vector extensions),
-    called with gathered (rows given) and weighted (sample_weight given) as constants, so
+    """accumulate_rows for rows longer than the short-row C kernels take (every row where the
+    compiler has no vector extensions), called with gathered (rows given) and weighted (sample_weight given) as constants, so
     each of the four cases compiles to a loop without those tests."""
     cdef Py_ssize_t k, j, group, i0, i1, i2, i3
     cdef const floating* x0
@@ -388,7 +398,7 @@ cdef inline void rows_in_order_or_gathered(
         else:
             ahead = add_terms4(acc, c0, c1, c2, c3, x0, x1, x2, x3, d, ahead, ahead_end)
         if ahead < ahead_end:
-            prefetch_lines(<const floating*>ahead, (ahead_end - ahead) // <Py_ssize_t>sizeof(floating))
+            prefetch_bytes(ahead, ahead_end - ahead)
         acc[d + SLOT_RESIDUAL] += (<double>c0 + c1) + (<double>c2 + c3)
         acc[d + SLOT_SQUARES] += (<double>c0 * r0 + <double>c1 * r1) + (<double>c2 * r2 + <double>c3 * r3)
         acc[d + SLOT_WEIGHT] += (s0 + s1) + (s2 + s3)
