@@ -51,11 +51,11 @@ def test_sums_of_rows_in_order(d, dtype):
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_sums_do_not_read_past_the_rows(dtype):
-    """The block kernel reads a block of rows as d whole vectors: a view of X's first rows
-    whose next values are NaN must give the sums of those rows alone (a value read past them
-    would make a sum NaN)."""
+    """The block kernel reads a block of rows as d whole vectors, the four-row kernels a row
+    as a padded vector (width 8 to 64): a view of X's first rows whose next values are NaN
+    must give the sums of those rows alone (a value read past them would make a sum NaN)."""
     rng = np.random.default_rng(0)
-    for d in (3, 10, 24):
+    for d in (3, 10, 24, 37, 60):
         full = rng.standard_normal((48, d)).astype(dtype)
         full[37:] = np.nan
         X, y = full[:37], rng.standard_normal(37).astype(dtype)
