@@ -12,6 +12,16 @@ def problem(n=120, d=5, dtype=np.float64, seed=0, noise=0.1, intercept=0.7):
     return X, y, coef
 
 
+def starting_within_a_line(X, offset):
+    """A copy of X whose first value is `offset` bytes into a 64-byte cache line."""
+    raw = np.zeros(X.nbytes + 128, dtype=np.uint8)
+    start = (-raw.ctypes.data) % 64 + offset
+    placed = raw[start:start + X.nbytes].view(X.dtype).reshape(X.shape)
+    placed[...] = X
+    assert placed.ctypes.data % 64 == offset and placed.flags.c_contiguous
+    return placed
+
+
 @pytest.fixture
 def small():
     return problem()

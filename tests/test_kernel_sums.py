@@ -10,6 +10,8 @@ import pytest
 
 from gdcore import _core
 
+from conftest import starting_within_a_line
+
 TOLERANCE = {np.float64: 1e-13, np.float32: 2e-6}
 
 
@@ -66,31 +68,66 @@ def test_sums_do_not_read_past_the_rows(dtype):
         assert np.all(np.abs(got - expected) <= TOLERANCE[dtype] * scale * 4)
 
 
+def reference_sums_and_long_row_bound(X, y, weights, theta):
+    """reference_sums, and a bound on the error of the four-row kernel's sums: the
+    residuals' rounding grows with d, so it adds eps·(d/16 + 8)·Σᵢ sᵢ|xᵢⱼ|·Σⱼ|xᵢⱼθⱼ| (lanes
+    of d/16 terms, then folded) to the rounding of the sums themselves."""
+    n, d = X.shape
+    eps = np.finfo(X.dtype).eps
+    expected, scale = reference_sums(X, y, weights, theta)
+    s = np.ones(n) if weights is None else weights.astype(np.float64)
+    X64 = X.astype(np.float64)
+    residual_scale = np.abs(X64) @ np.abs(theta[:-1].astype(np.float64)) + abs(
+        float(theta[-1])) + np.abs(y.astype(np.float64))
+    dot_rounding = eps * (d / 16 + 8) * (s * residual_scale)
+    bound = TOLERANCE[X.dtype.type] * scale * 4 + np.concatenate(
+        [dot_rounding @ np.abs(X64), [dot_rounding.sum(), 2 * dot_rounding @ residual_scale, 0]])
+    return expected, bound
+
+
+@pytest.mark.parametrize("dtype, d", [(np.float64, 48), (np.float64, 100), (np.float64, 400),
+                                      (np.float64, 1000), (np.float64, 1001),
+                                      (np.float32, 100), (np.float32, 128),
+                                      (np.float32, 1000), (np.float32, 1024)])
+def test_sums_do_not_depend_on_where_x_starts(dtype, d):
+    """Where four rows are whole cache lines, the gradient sweep takes the values up to the
+    first line boundary of a group's first row on their own and sums into a buffer placed
+    like the rows, so its vectors start on lines: every offset of X within a line must give
+    the same sums, bit for bit (offset 0 takes nothing on its own), and the right ones.
+    203 rows: a short last group, float32 block spills, and a second thread's part starting
+    at row 102 (for float32 d = 100, 32 bytes into a line further than X)."""
+    rng = np.random.default_rng(d)
+    n = 203
+    X = rng.standard_normal((n, d)).astype(dtype)
+    y = rng.standard_normal(n).astype(dtype)
+    theta = (rng.standard_normal(d + 1) / np.sqrt(d)).astype(dtype)
+    offsets = range(0, 64, X.itemsize)
+    placed = [starting_within_a_line(X, offset) for offset in offsets]
+    for weights in (None, rng.uniform(0.0, 2.0, n).astype(dtype)):
+        expected, bound = reference_sums_and_long_row_bound(X, y, weights, theta)
+        given = np.empty(0, dtype=dtype) if weights is None else weights
+        for n_threads in (1, 2):
+            sums = [_core.block_sums_of(P, y, given, theta, n_threads) for P in placed]
+            assert np.all(np.abs(sums[0] - expected) <= bound)
+            for offset, got in zip(offsets, sums):
+                assert np.array_equal(got, sums[0]), (offset, weights is None, n_threads)
+
+
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("d", [47, 100, 511, 512, 1000, 1030])
 def test_sums_of_long_rows(d, dtype):
     """Rows longer than the short-row kernels take (float64 40 values, float32 64; shorter
     here go to them): four rows a group, the dot products in 16 lanes and the
     gradient terms 16 values a step with a tail after, rows of 3,200 bytes or more (float64
-    d >= 400, float32 d >= 800) prefetched as a stream.  The residuals' rounding grows with
-    d, so the bound adds eps·(d/16 + 8)·Σᵢ sᵢ|xᵢⱼ|·Σⱼ|xᵢⱼθⱼ| (lanes of d/16 terms, then folded)."""
+    d >= 400, float32 d >= 800) prefetched as a stream."""
     rng = np.random.default_rng(d)
-    eps = np.finfo(dtype).eps
     # one short group only, groups and a short last group, several float32 block spills
     for n in (3, 9, 17, 70, 203):
         X = rng.standard_normal((n, d)).astype(dtype)
         y = rng.standard_normal(n).astype(dtype)
         theta = (rng.standard_normal(d + 1) / np.sqrt(d)).astype(dtype)
         for weights in (None, rng.uniform(0.0, 2.0, n).astype(dtype)):
-            expected, scale = reference_sums(X, y, weights, theta)
-            s = np.ones(n) if weights is None else weights.astype(np.float64)
-            X64 = X.astype(np.float64)
-            residual_scale = np.abs(X64) @ np.abs(theta[:-1].astype(np.float64)) + abs(
-                float(theta[-1])) + np.abs(y.astype(np.float64))
-            dot_rounding = eps * (d / 16 + 8) * (s * residual_scale)
-            bound = TOLERANCE[dtype] * scale * 4 + np.concatenate(
-                [dot_rounding @ np.abs(X64),
-                 [dot_rounding.sum(), 2 * dot_rounding @ residual_scale, 0]])
+            expected, bound = reference_sums_and_long_row_bound(X, y, weights, theta)
             given = np.empty(0, dtype=dtype) if weights is None else weights
             for n_threads in (1, 2):
                 got = _core.block_sums_of(X, y, given, theta, n_threads)

@@ -9,7 +9,7 @@ from gdcore.optim import SGD, Adagrad, Adam, NormalizedGD, RMSprop
 from gdcore.schedules import (CosineAnnealingLR, ExponentialLR, InverseScaling, LinearLR,
                               StepLR)
 
-from conftest import problem
+from conftest import problem, starting_within_a_line
 
 OPTIMIZERS = {
     "sgd": SGD(lr=0.05),
@@ -157,6 +157,23 @@ def test_rows_of_3200_bytes_or_more(dtype, d, batch, n_threads):
     assert_same_trajectory(X, y, dtype, optimizer="adam", lr=0.01, epochs=4, batch_size=batch,
                            sample_weight=weights, l2=0.01, n_threads=n_threads,
                            precompute=False)
+
+
+@pytest.mark.parametrize("dtype, d", [(np.float64, 48), (np.float64, 1000), (np.float32, 128)])
+def test_shuffled_batches_wherever_x_starts(dtype, d):
+    """Gathered rows of whole cache lines all start where X does within a line, and their
+    gradient terms go to a buffer placed like them: whole shuffled fits from X at several
+    offsets within a line must follow the NumPy reference and one another, bit for bit
+    (batches of 64 rows: float32's block sums, which take the buffer's place, start there)."""
+    X, y, _ = problem(n=203, d=d, dtype=dtype)
+    runs = []
+    for offset in (0, 8, 16, 56):
+        placed = starting_within_a_line(X, offset)
+        core = assert_same_trajectory(placed, y, dtype, optimizer="adam", lr=0.01, epochs=3,
+                                      batch_size=64, l2=0.01, n_threads=1, precompute=False)
+        runs.append(np.append(core.loss_history, np.append(core.coef, core.intercept)))
+    for run in runs[1:]:
+        assert np.array_equal(run, runs[0])
 
 
 def test_shuffled_batches_of_long_rows_cut_between_threads():
