@@ -273,7 +273,7 @@ def run_benchmarks(n=1_000_000, d=100, n_threads=None, quick=False, seed=0, log=
     X, y, _ = _problem(n, d, seed)
     core_epoch, numpy_epoch = paired_seconds(
         lambda: epoch_seconds(X, y, 1, epochs=6, **full),
-        _settled(lambda: epoch_seconds(X, y, 1, epochs=4, backend="numpy", **full)), 3)
+        _settled(lambda: epoch_seconds(X, y, 1, epochs=4, backend="numpy", **full)), rounds)
     add(Comparison(f"full-batch epoch {n:,}x{d}", core_epoch, "NumPy reference backend",
                    numpy_epoch, 2.5))
 
