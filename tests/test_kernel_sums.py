@@ -26,6 +26,17 @@ def reference_sums(X, y, weights, theta):
     return sums, scale
 
 
+def problems(rng, d, dtype, row_counts):
+    """For each row count, (X, y, θ, weights, weights as block_sums_of takes them): random
+    rows of d values, without weights, then with weights in [0, 2)."""
+    for n in row_counts:
+        X = rng.standard_normal((n, d)).astype(dtype)
+        y = rng.standard_normal(n).astype(dtype)
+        theta = (rng.standard_normal(d + 1) / np.sqrt(d)).astype(dtype)
+        for weights in (None, rng.uniform(0.0, 2.0, n).astype(dtype)):
+            yield X, y, theta, weights, np.empty(0, dtype=dtype) if weights is None else weights
+
+
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("d", list(range(1, 67)))
 def test_sums_of_rows_in_order(d, dtype):
@@ -33,22 +44,19 @@ def test_sums_of_rows_in_order(d, dtype):
     # too few rows for blocks, just enough (float64, then float32) without and with rows
     # left for the four-row and one-row kernels, and enough for several float32 spills on
     # each of two threads' parts
-    for n in (3, 17, 64, 71, 128, 143, 203, 1000):
-        X = rng.standard_normal((n, d)).astype(dtype)
-        y = rng.standard_normal(n).astype(dtype)
-        theta = (rng.standard_normal(d + 1) / np.sqrt(d)).astype(dtype)
-        for weights in (None, rng.uniform(0.0, 2.0, n).astype(dtype)):
-            expected, scale = reference_sums(X, y, weights, theta)
-            given = np.empty(0, dtype=dtype) if weights is None else weights
-            for n_threads in (1, 2):
-                got = _core.block_sums_of(X, y, given, theta, n_threads)
-                assert got.shape == (d + 3,)
-                error = np.abs(got - expected)
-                assert np.all(error <= TOLERANCE[dtype] * scale * 4 + 1e-300), (
-                    n, weights is None, n_threads, np.max(error / scale))
-                # the count (or weight) of the rows, exactly where weights are 1
-                if weights is None:
-                    assert got[d + 2] == n
+    for X, y, theta, weights, given in problems(rng, d, dtype,
+                                                (3, 17, 64, 71, 128, 143, 203, 1000)):
+        n = len(y)
+        expected, scale = reference_sums(X, y, weights, theta)
+        for n_threads in (1, 2):
+            got = _core.block_sums_of(X, y, given, theta, n_threads)
+            assert got.shape == (d + 3,)
+            error = np.abs(got - expected)
+            assert np.all(error <= TOLERANCE[dtype] * scale * 4 + 1e-300), (
+                n, weights is None, n_threads, np.max(error / scale))
+            # the count (or weight) of the rows, exactly where weights are 1
+            if weights is None:
+                assert got[d + 2] == n
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
@@ -93,19 +101,14 @@ def test_sums_do_not_depend_on_where_x_starts(dtype, d):
     """Where four rows are whole cache lines, the gradient sweep takes the values up to the
     first line boundary of a group's first row on their own and sums into a buffer placed
     like the rows, so its vectors start on lines: every offset of X within a line must give
-    the same sums, bit for bit (offset 0 takes nothing on its own), and the right ones.
+    the same sums, bit for bit (from offset 0 the first thread takes nothing on its own), and
+    the right ones.
     203 rows: a short last group, float32 block spills, and a second thread's part starting
     at row 102 (for float32 d = 100, 32 bytes into a line further than X)."""
-    rng = np.random.default_rng(d)
-    n = 203
-    X = rng.standard_normal((n, d)).astype(dtype)
-    y = rng.standard_normal(n).astype(dtype)
-    theta = (rng.standard_normal(d + 1) / np.sqrt(d)).astype(dtype)
-    offsets = range(0, 64, X.itemsize)
-    placed = [starting_within_a_line(X, offset) for offset in offsets]
-    for weights in (None, rng.uniform(0.0, 2.0, n).astype(dtype)):
+    offsets = range(0, 64, np.dtype(dtype).itemsize)
+    for X, y, theta, weights, given in problems(np.random.default_rng(d), d, dtype, (203,)):
+        placed = [starting_within_a_line(X, offset) for offset in offsets]
         expected, bound = reference_sums_and_long_row_bound(X, y, weights, theta)
-        given = np.empty(0, dtype=dtype) if weights is None else weights
         for n_threads in (1, 2):
             sums = [_core.block_sums_of(P, y, given, theta, n_threads) for P in placed]
             assert np.all(np.abs(sums[0] - expected) <= bound)
@@ -122,15 +125,10 @@ def test_sums_of_long_rows(d, dtype):
     d >= 400, float32 d >= 800) prefetched as a stream."""
     rng = np.random.default_rng(d)
     # one short group only, groups and a short last group, several float32 block spills
-    for n in (3, 9, 17, 70, 203):
-        X = rng.standard_normal((n, d)).astype(dtype)
-        y = rng.standard_normal(n).astype(dtype)
-        theta = (rng.standard_normal(d + 1) / np.sqrt(d)).astype(dtype)
-        for weights in (None, rng.uniform(0.0, 2.0, n).astype(dtype)):
-            expected, bound = reference_sums_and_long_row_bound(X, y, weights, theta)
-            given = np.empty(0, dtype=dtype) if weights is None else weights
-            for n_threads in (1, 2):
-                got = _core.block_sums_of(X, y, given, theta, n_threads)
-                error = np.abs(got - expected)
-                assert np.all(error <= bound), (n, weights is None, n_threads,
-                                                np.max(error / bound))
+    for X, y, theta, weights, given in problems(rng, d, dtype, (3, 9, 17, 70, 203)):
+        expected, bound = reference_sums_and_long_row_bound(X, y, weights, theta)
+        for n_threads in (1, 2):
+            got = _core.block_sums_of(X, y, given, theta, n_threads)
+            error = np.abs(got - expected)
+            assert np.all(error <= bound), (len(y), weights is None, n_threads,
+                                            np.max(error / bound))
