@@ -61,8 +61,10 @@ cdef enum:
     # memory latency of random row access.
     PREFETCH_AHEAD = 8
     # Rows read in order are prefetched this many bytes ahead too: the hardware prefetcher
-    # alone leaves the core waiting on memory (measured on Zen 5, d = 100: 14.6 -> 32.5 GB/s
+    # alone left the core waiting on memory (measured on Zen 5, d = 100: 14.6 -> 32.5 GB/s
     # on one thread, 22 -> 41 GB/s on two; 3,200 bytes was slower, 12,800 no faster).
+    # Measured again on 2026-11-25, rows of 48 to 300 values read as fast without it (one
+    # thread and two): kept, since it costs nothing from memory where it does not help.
     SEQUENTIAL_AHEAD_BYTES = 6400
     # float32 rows twice as far: on one thread at d = 100, 0.73 -> 0.87 of the read probe
     # (d = 200: 0.90 -> 0.97); float64 gained nothing from it (medians of 7 rounds).
