@@ -76,6 +76,10 @@ cdef enum:
     # two threads 0.93 -> 0.83, so not below; float32 d = 1000 0.75 -> 0.89 / equal.
     STREAMED_ROW_BYTES = 3200
     CACHE_LINE_BYTES = 64
+    # From this many values a call, float64 gradient sums go to a buffer placed like the rows
+    # (see aligned_like): below it, allocating and adding the buffer costs more than vectors
+    # across cache lines do (shuffled batches of 4 rows of 48 values: +21% an epoch).
+    ALIGNED_SUMS_MIN_VALUES = 65536
     # Values of the read-ahead stream prefetched per step of a sweep (a step is
     # ROW_DOT_LANES values of four rows, two sweeps a group): the stream keeps pace.
     READ_AHEAD_STEP = 2 * ROW_DOT_LANES
@@ -269,6 +273,20 @@ cdef inline void* aligned_like(const void* like, Py_ssize_t nbytes, void** block
     return start + (<size_t>like - <size_t>start) % CACHE_LINE_BYTES
 
 
+cdef inline Py_ssize_t values_before_line(const floating* X, const floating* first_row,
+                                         Py_ssize_t d, bint gathered) noexcept nogil:
+    """How many values of first_row come before a cache line starts, when every group's first
+    row starts at that place in a line (rows taken in order four at a time, where four rows
+    are whole lines; gathered rows, where one row is); -1 when not."""
+    cdef Py_ssize_t row_bytes = d * <Py_ssize_t>sizeof(floating)
+    cdef Py_ssize_t before
+    if ((row_bytes if gathered else 4 * row_bytes) % CACHE_LINE_BYTES != 0
+            or <size_t>X % sizeof(floating) != 0):
+        return -1
+    before = (CACHE_LINE_BYTES - <size_t>first_row % CACHE_LINE_BYTES) % CACHE_LINE_BYTES
+    return min(before // <Py_ssize_t>sizeof(floating), d)
+
+
 cdef inline void prefetch_row(const floating* x, Py_ssize_t d) noexcept nogil:
     """Prefetch a row for reading, its last line included when the row is not aligned."""
     prefetch_lines(x, d)
@@ -333,12 +351,8 @@ cdef inline void rows_in_order_or_gathered(
     # (see aligned_like) whose first `unaligned` values come before a cache line starts.
     cdef double* grad_sums = acc
     cdef void* buffer_block = NULL
-    cdef Py_ssize_t unaligned = 0
-    # Where the first row of each group starts within a cache line, if that is one place:
-    # rows taken in order from start, four at a time, when four rows are whole lines.
     cdef const floating* first_row = X if gathered else X + start * d
-    cdef bint whole_lines = ((row_bytes if gathered else 4 * row_bytes) % CACHE_LINE_BYTES == 0
-                             and <size_t>X % sizeof(floating) == 0)
+    cdef Py_ssize_t unaligned = 0, before_line = -1
     # Rows read in order are prefetched ahead of use: short rows in two bursts a group, rows
     # ahead_rows ahead; rows of STREAMED_ROW_BYTES or more as a read-ahead stream (see
     # read_ahead), group k's share the 4 rows from the next group on.
@@ -356,13 +370,15 @@ cdef inline void rows_in_order_or_gathered(
         # conversions to float64 would otherwise cost more than reading the data.
         if stop - start >= FLOAT_BLOCK:
             block_acc = <floating*>aligned_like(first_row, row_bytes, &buffer_block)
-    elif whole_lines and stop - start >= 4:
-        grad_sums = <double*>aligned_like(first_row, row_bytes, &buffer_block)
-        if grad_sums == NULL:
-            grad_sums = acc
-    if whole_lines and (block_acc != NULL or grad_sums != acc):
-        unaligned = (CACHE_LINE_BYTES - <size_t>first_row % CACHE_LINE_BYTES) % CACHE_LINE_BYTES
-        unaligned = min(unaligned // sizeof(floating), d)
+            before_line = values_before_line(X, first_row, d, gathered)
+    elif (stop - start) * d >= ALIGNED_SUMS_MIN_VALUES:
+        before_line = values_before_line(X, first_row, d, gathered)
+        if before_line >= 0:
+            grad_sums = <double*>aligned_like(first_row, row_bytes, &buffer_block)
+            if grad_sums == NULL:
+                grad_sums = acc
+    if buffer_block != NULL and before_line > 0:
+        unaligned = before_line
     k = start
     while k < stop:
         group = stop - k if stop - k < 4 else 4
@@ -450,10 +466,11 @@ cdef inline void rows_in_order_or_gathered(
     if block_acc != NULL:
         for j in range(d):
             acc[j] += block_acc[j]
-    elif grad_sums != acc:
+    elif buffer_block != NULL:
         for j in range(d):
             acc[j] += grad_sums[j]
-    free(buffer_block)
+    if buffer_block != NULL:
+        free(buffer_block)
 
 
 cdef inline double sum_of_squares(const floating* w, Py_ssize_t d) noexcept nogil:

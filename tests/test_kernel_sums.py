@@ -100,13 +100,15 @@ def reference_sums_and_long_row_bound(X, y, weights, theta):
 def test_sums_do_not_depend_on_where_x_starts(dtype, d):
     """Where four rows are whole cache lines, the gradient sweep takes the values up to the
     first line boundary of a group's first row on their own and sums into a buffer placed
-    like the rows, so its vectors start on lines: every offset of X within a line must give
-    the same sums, bit for bit (from offset 0 the first thread takes nothing on its own), and
-    the right ones.
-    203 rows: a short last group, float32 block spills, and a second thread's part starting
-    at row 102 (for float32 d = 100, 32 bytes into a line further than X)."""
+    like the rows (float64: from 65,536 values a call; float32: its block sums), so its
+    vectors start on lines: every offset of X within a line must give the same sums, bit for
+    bit (from offset 0 the first thread takes nothing on its own), and the right ones.
+    203 rows (too few values for float64's buffer; a short last group, float32 block spills,
+    a second thread's part starting at row 102, for float32 d = 100 32 bytes into a line
+    further than X), then enough for float64's buffer on each of two threads."""
     offsets = range(0, 64, np.dtype(dtype).itemsize)
-    for X, y, theta, weights, given in problems(np.random.default_rng(d), d, dtype, (203,)):
+    row_counts = (203, 203 + 2 * 65536 // d)
+    for X, y, theta, weights, given in problems(np.random.default_rng(d), d, dtype, row_counts):
         placed = [starting_within_a_line(X, offset) for offset in offsets]
         expected, bound = reference_sums_and_long_row_bound(X, y, weights, theta)
         for n_threads in (1, 2):

@@ -159,18 +159,21 @@ def test_rows_of_3200_bytes_or_more(dtype, d, batch, n_threads):
                            precompute=False)
 
 
-@pytest.mark.parametrize("dtype, d", [(np.float64, 48), (np.float64, 1000), (np.float32, 128)])
-def test_shuffled_batches_wherever_x_starts(dtype, d):
+@pytest.mark.parametrize("dtype, d, n, batch", [(np.float64, 48, 3000, 1400),
+                                               (np.float64, 1000, 203, 96),
+                                               (np.float32, 128, 203, 64)])
+def test_shuffled_batches_wherever_x_starts(dtype, d, n, batch):
     """Gathered rows of whole cache lines all start where X does within a line, and their
-    gradient terms go to a buffer placed like them: whole shuffled fits from X at several
-    offsets within a line must follow the NumPy reference and one another, bit for bit
-    (batches of 64 rows: float32's block sums, which take the buffer's place, start there)."""
-    X, y, _ = problem(n=203, d=d, dtype=dtype)
+    gradient terms go to a buffer placed like them (float64: from 65,536 values a batch;
+    float32: its block sums, from 64 rows): whole shuffled fits from X at several offsets
+    within a line must follow the NumPy reference and one another, bit for bit."""
+    X, y, _ = problem(n=n, d=d, dtype=dtype)
     runs = []
     for offset in (0, 8, 16, 56):
         placed = starting_within_a_line(X, offset)
         core = assert_same_trajectory(placed, y, dtype, optimizer="adam", lr=0.01, epochs=3,
-                                      batch_size=64, l2=0.01, n_threads=1, precompute=False)
+                                      batch_size=batch, l2=0.01, n_threads=1,
+                                      precompute=False)
         runs.append(np.append(core.loss_history, np.append(core.coef, core.intercept)))
     for run in runs[1:]:
         assert np.array_equal(run, runs[0])
