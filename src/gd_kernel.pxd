@@ -260,11 +260,11 @@ cdef inline void* aligned_like(const void* like, Py_ssize_t nbytes, void** block
     """nbytes of zeroed memory starting at the same place within a cache line as `like`, or
     NULL; *block gets what to free.
 
-    Rows of a whole number of cache lines all start where X does within a line: a
-    gradient buffer placed there lets the gradient sweep load the rows and load and store
-    the buffer in vectors on cache lines (see add_terms4).  Vectors across two lines cost
-    the sweep ~13% from memory at d = 1000 (NumPy's large arrays start 16 bytes into a
-    line).  Only the loads and stores move: every sum is the same."""
+    Where every group's first row starts at one place in a cache line (see
+    values_before_line), a gradient buffer placed there lets the gradient sweep load the
+    rows and load and store the buffer in vectors on cache lines (see add_terms4).  Vectors
+    across two lines cost the sweep ~13% from memory at d = 1000 (NumPy's large arrays start
+    16 bytes into a line).  Only the loads and stores move: every sum is the same."""
     cdef char* start = <char*>calloc(nbytes + CACHE_LINE_BYTES, 1)
     block[0] = start
     if start == NULL:
