@@ -333,8 +333,9 @@ cdef inline void rows_in_order_or_gathered(
     double* acc, const bint gathered, const bint weighted,
 ) noexcept nogil:
     """accumulate_rows for rows longer than the short-row C kernels take (every row where the
-    compiler has no vector extensions), called with gathered (rows given) and weighted (sample_weight given) as constants, so
-    each of the four cases compiles to a loop without those tests."""
+    compiler has no vector extensions), called with gathered (rows given) and weighted
+    (sample_weight given) as constants, so each of the four cases compiles to a loop
+    without those tests."""
     cdef Py_ssize_t k, j, group, i0, i1, i2, i3
     cdef const floating* x0
     cdef const floating* x1
