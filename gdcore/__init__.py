@@ -16,7 +16,7 @@ from ._chunked import fit_chunks
 from ._data import make_regression
 from ._gradcheck import check_grad
 from ._model_io import load_model, save_model
-from ._result import DivergenceError, FitProgress, FitResult
+from ._result import ConvergenceWarning, DivergenceError, FitProgress, FitResult
 
 __version__ = "0.1.0"
 
@@ -38,5 +38,5 @@ def __getattr__(name):
 
 
 __all__ = ["fit", "fit_chunks", "GDRegressor", "get_include", "load_model", "save_model",
-           "FitResult", "FitProgress", "DivergenceError", "check_grad",
+           "FitResult", "FitProgress", "DivergenceError", "ConvergenceWarning", "check_grad",
            "make_regression", "optim", "schedules", "__version__"]

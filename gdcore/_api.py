@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import warnings
 from dataclasses import dataclass
 from functools import partial
 
@@ -10,7 +11,7 @@ import numpy as np
 
 from . import _core, _reference
 from ._precompute import augmented_gram, gram_is_cheaper
-from ._result import DivergenceError, FitProgress, FitResult, FitState
+from ._result import ConvergenceWarning, DivergenceError, FitProgress, FitResult, FitState
 from ._validation import (check_callback, check_data, check_settings, resolve_n_threads)
 from .optim import make_optimizer
 from .schedules import make_schedule
@@ -132,6 +133,7 @@ def finish_run(run, execute):
     a DivergenceError, or a KeyboardInterrupt carrying the partial result."""
     state, opt = run.state, run.opt
     started = time.perf_counter()
+    earlier_epochs = len(state.loss_history)
 
     def result(stop_reason, keep_state=True):
         return _result(state, opt, run.sched, run.settings, stop_reason,
@@ -153,7 +155,25 @@ def finish_run(run, execute):
             f"{type(opt).__name__}); try a smaller lr (e.g. {opt.lr / 10:g}) or standardise X. "
             "The last finite parameters are in .result", result=result("diverged", False),
             epoch=epoch)
-    return result(stop_reason)
+    outcome = result(stop_reason)
+    if stop_reason == "tol" and _loss_rose(state.loss_history[earlier_epochs:],
+                                           state.best_loss, run.settings.tol):
+        outcome.converged = False
+        warnings.warn(
+            f"the tol rule stopped the fit at epoch {state.n_epochs}, but its loss rose to "
+            f"{state.loss_history[-1]:.6g}, above where this fit began "
+            f"({state.loss_history[earlier_epochs]:.6g}) and twice its best "
+            f"({state.best_loss:.6g}): it did not "
+            f"converge (lr={opt.lr:g}, {type(opt).__name__}); try a smaller lr "
+            f"(e.g. {opt.lr / 10:g}) or standardise X", ConvergenceWarning, stacklevel=3)
+    return outcome
+
+
+def _loss_rose(losses, best_loss, tol):
+    """Whether the last of this call's losses is above its first and above 2·best_loss + tol:
+    a fit the tol rule stopped because its loss grew, not because it settled (an optimizer
+    oscillating near the minimum ends below where it began; see ConvergenceWarning)."""
+    return len(losses) > 0 and losses[-1] > max(losses[0], 2.0 * best_loss + tol)
 
 
 def _check_precompute(precompute, settings, n, d):

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["FitResult", "FitState", "FitProgress", "DivergenceError"]
+__all__ = ["FitResult", "FitState", "FitProgress", "DivergenceError", "ConvergenceWarning"]
 
 STOP_REASONS = ("epochs", "tol", "gtol", "callback")
 
@@ -66,7 +66,8 @@ class FitResult:
     loss_history : ndarray         one J per epoch (see SPEC §2), from the first fit on
     n_epochs, n_updates : int      epochs and optimizer updates run, from the first fit on
     stop_reason : str              "epochs", "tol", "gtol" or "callback"
-    converged : bool               True when stopped by "tol" or "gtol"
+    converged : bool               True when stopped by "gtol", or by "tol" unless the loss
+                                   rose (see ConvergenceWarning)
     elapsed : float                seconds spent in this call
     optimizer, schedule            the optimizer and schedule objects used
     state : FitState               what ``fit(..., init=result)`` continues from
@@ -119,3 +120,14 @@ class DivergenceError(ArithmeticError):
         super().__init__(message)
         self.result = result
         self.epoch = epoch
+
+
+class ConvergenceWarning(UserWarning):
+    """The ``tol`` rule stopped a fit whose loss had risen, not settled.
+
+    The rule stops when the loss has not gone below best_loss − tol for n_iter_no_change
+    epochs: a plateau, but also a loss that grows without overflowing (the step too large).
+    When the last loss is above both the first loss of the call and 2·best_loss + tol, the
+    fit is reported with ``converged=False`` and this warning names the losses and suggests
+    a smaller lr.
+    """

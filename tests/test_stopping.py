@@ -37,6 +37,44 @@ def test_tol_rule_is_scikit_learns(backend, batch_size):
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
+def test_tol_stop_of_a_growing_loss_is_not_convergence(backend):
+    # lr = 3 on this problem multiplies the loss ~9-fold an epoch, finite for many epochs:
+    # the tol rule stops it after n_iter_no_change epochs without improvement.
+    X, y, _ = problem(n=60, d=4)
+    warned = r"rose to .*\(lr=3, SGD\); try a smaller lr"
+    with pytest.warns(gdcore.ConvergenceWarning, match=warned):
+        r = gdcore.fit(X, y, optimizer="gd", lr=3.0, epochs=100, tol=1e-4, n_iter_no_change=5,
+                       backend=backend)
+    h = r.loss_history
+    assert (r.stop_reason, r.converged, r.n_epochs) == ("tol", False, 6)
+    assert np.all(np.isfinite(h)) and np.all(np.diff(h) > 0) and h[-1] > 1e4 * h[0]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_tol_stop_of_an_oscillating_loss_below_its_start_is_convergence(backend, recwarn):
+    # Heavy-ball momentum overshoots: the last loss is above twice the best one, but far below
+    # the first, so the rule's stop stands as convergence and nothing is warned.
+    X, y, _ = problem(n=60, d=4, noise=0.1)
+    r = gdcore.fit(X, y, optimizer="momentum", lr=0.05, epochs=500, tol=1e-4, backend=backend)
+    h = r.loss_history
+    assert h[-1] > 2 * h.min() + 1e-4 and h[-1] < h[0]
+    assert r.stop_reason == "tol" and r.converged
+    assert not [w for w in recwarn if issubclass(w.category, gdcore.ConvergenceWarning)]
+
+
+@pytest.mark.parametrize("losses, best, rose", [
+    ([1.0, 3.0], 1.0, True),             # above the start and above 2·best + tol
+    ([1.0, 2.0], 1.0, False),            # exactly twice the best: within 2·best + tol
+    ([4.0, 1.0, 3.0], 1.0, False),       # above twice the best, below the start
+    ([1.0, 1.5], 1.0, False),            # above the start, not twice the best
+    ([], 1.0, False),                    # no epoch ran in this call
+])
+def test_loss_rose_by_hand(losses, best, rose):
+    from gdcore._api import _loss_rose
+    assert _loss_rose(losses, best, 1e-4) is rose
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
 def test_epochs_and_gtol(backend):
     X, y, _ = problem(n=60, d=4)
     r = gdcore.fit(X, y, optimizer="gd", lr=0.5, epochs=7, tol=None, backend=backend)
