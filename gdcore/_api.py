@@ -120,7 +120,11 @@ def prepare_run(n, d, dtype, *, optimizer, lr, epochs, batch_size, schedule, l2,
     n_threads = resolve_n_threads(n_threads)
     callback = check_callback(callback)
     state = _initial_state(init, opt, d, dtype, settings.fit_intercept)
-    rng = np.random.default_rng(seed)
+    try:
+        rng = np.random.default_rng(seed)
+    except (TypeError, ValueError) as error:
+        raise type(error)(f"seed must be None, an int >= 0, a sequence of them, a SeedSequence "
+                          f"or a numpy Generator; got {seed!r} ({error})") from None
     if state.rng_state is not None:
         rng.bit_generator.state = state.rng_state
     run = Run(settings, opt, sched, state, rng, None, n_threads, d, backend)
