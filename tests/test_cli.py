@@ -165,3 +165,36 @@ def test_fit_a_folder_of_files(files, tmp_path):
     assert saved["loss_history"] == pytest.approx(list(expected.loss_history), rel=1e-8)
     proc = gdcore_cli("fit", folder, "--target", "y", "--batch-size", "10", check=False)
     assert proc.returncode == 2 and "--batch-size" in proc.stderr
+
+
+def test_fit_stopping_and_intercept_options(files, tmp_path):
+    """--tol none / --n-iter-no-change / --gtol / --no-intercept reach gdcore.fit: the saved
+    model equals gdcore.fit with the same options, and a growing loss is warned in one line."""
+    folder, frame = files
+    X, y = frame[["a", "b", "c"]].to_numpy(), frame["y"].to_numpy()
+    Xs = (X - X.mean(axis=0)) / X.std(axis=0)
+    cases = [
+        (["--tol", "none"], dict(tol=None)),
+        (["--tol", "0.01", "--n-iter-no-change", "2"], dict(tol=0.01, n_iter_no_change=2)),
+        (["--tol", "none", "--gtol", "1e-6", "--no-intercept"],
+         dict(tol=None, gtol=1e-6, fit_intercept=False)),
+    ]
+    for extra, options in cases:
+        model = tmp_path / "m.json"
+        out = gdcore_cli("fit", folder / "train.csv", "--target", "y", "--optimizer", "gd",
+                         "--lr", "0.5", "--epochs", "400", "--standardize", "--save", model,
+                         *extra).stdout
+        expected = gdcore.fit(Xs, y, optimizer="gd", lr=0.5, epochs=400, **options)
+        saved = json.loads(model.read_text())
+        info = summary(out)
+        assert info["stop reason"] == expected.stop_reason, extra
+        assert info["converged"] == ("yes" if expected.converged else "no")
+        assert len(saved["loss_history"]) == expected.n_epochs
+        np.testing.assert_allclose(saved["coef"], expected.coef, rtol=1e-9)
+        assert saved["intercept"] == pytest.approx(expected.intercept, abs=1e-12)
+    assert expected.stop_reason == "gtol" and saved["intercept"] == 0.0
+    grow = gdcore_cli("fit", folder / "train.csv", "--target", "y", "--optimizer", "gd",
+                      "--lr", "5", "--standardize")
+    assert summary(grow.stdout)["converged"] == "no"
+    lines = grow.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("gdcore fit: warning: the tol rule")

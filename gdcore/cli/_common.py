@@ -11,7 +11,8 @@ from .._io import DataError, iter_folder_tables, read_table
 
 
 def add_data_arguments(parser, target_required=True):
-    parser.add_argument("data", help="CSV, Parquet (.parquet), .npy or .npz file")
+    parser.add_argument("data", help="CSV, Parquet (.parquet), .npy or .npz file, or a folder "
+                                     "of Parquet/CSV files (read one at a time, full batch)")
     parser.add_argument("--target", required=target_required,
                         help="the target column (a column index for .npy)")
     parser.add_argument("--features", nargs="+", metavar="COL",
@@ -34,12 +35,36 @@ def add_fit_arguments(parser, epochs=100):
     parser.add_argument("--standardize", action="store_true",
                         help="scale features to mean 0, variance 1 before fitting "
                              "(saved with the model)")
+    parser.add_argument("--no-intercept", dest="fit_intercept", action="store_false",
+                        help="fit y = X·w without b")
+
+
+def add_stopping_arguments(parser):
+    parser.add_argument("--tol", type=tolerance, default=1e-4,
+                        help="stop when the loss has not gone below best - TOL for "
+                             "--n-iter-no-change epochs in a row; 'none' turns it off "
+                             "(default 1e-4)")
+    parser.add_argument("--n-iter-no-change", type=int, default=5,
+                        help="epochs without improvement before --tol stops (default 5)")
+    parser.add_argument("--gtol", type=float, default=None,
+                        help="full batch: stop when the largest gradient entry is <= GTOL")
+
+
+def tolerance(text):
+    """--tol's value: a number, or 'none' for None."""
+    if text.strip().lower() == "none":
+        return None
+    return float(text)
+
+
+def stopping_options(args):
+    return dict(tol=args.tol, n_iter_no_change=args.n_iter_no_change, gtol=args.gtol)
 
 
 def fit_options(args):
     return dict(optimizer=args.optimizer, lr=args.lr, epochs=args.epochs,
                 batch_size=args.batch_size, schedule=args.schedule, l2=args.l2, l1=args.l1,
-                n_threads=args.threads, seed=args.seed)
+                n_threads=args.threads, seed=args.seed, fit_intercept=args.fit_intercept)
 
 
 class FolderData:

@@ -3,14 +3,17 @@ optionally plot and save."""
 
 from __future__ import annotations
 
+import sys
+import warnings
+
 import numpy as np
 
-from .. import DivergenceError
+from .. import ConvergenceWarning, DivergenceError
 from .._io import DataError
 from .._model_io import SavedModel, save_model
 from .._progress import progress_callback
-from ._common import (add_data_arguments, add_fit_arguments, fail, fit_data, fit_options,
-                      load, residual_summary)
+from ._common import (add_data_arguments, add_fit_arguments, add_stopping_arguments, fail,
+                      fit_data, fit_options, load, residual_summary, stopping_options)
 
 
 def add_parser(subparsers):
@@ -20,6 +23,7 @@ def add_parser(subparsers):
                                           "file at a time, full batch), and print a summary.")
     add_data_arguments(p)
     add_fit_arguments(p)
+    add_stopping_arguments(p)
     p.add_argument("--plot", metavar="PNG", help="write the loss curve to this image")
     p.add_argument("--save", metavar="JSON", help="save the model to this file")
     p.add_argument("--progress", action="store_true", default=None,
@@ -32,18 +36,24 @@ def run(args):
     callback, close = progress_callback(args.epochs, enabled=args.progress, desc="gdcore fit")
     try:
         data = load(args)
-        result = fit_data(args, data, callback=callback, **fit_options(args))
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", ConvergenceWarning)
+            result = fit_data(args, data, callback=callback, **fit_options(args),
+                              **stopping_options(args))
         rows, mse, r2 = residual_summary(data, result)
     except (DataError, DivergenceError, ValueError, TypeError) as exc:
         return fail("fit", exc)
     finally:
         if close is not None:
             close()
+    for warning in caught:
+        print(f"gdcore fit: warning: {warning.message}", file=sys.stderr)
     print(f"data           {args.data}: {rows:,} rows x {len(data.feature_names)} features, "
           f"target {data.target!r}")
     print(f"optimizer      {result.optimizer!r}")
     print(f"epochs         {result.n_epochs} ({result.n_updates} updates)")
     print(f"stop reason    {result.stop_reason}")
+    print(f"converged      {'yes' if result.converged else 'no'}")
     print(f"final loss     {result.final_loss:.6g}")
     print(f"MSE            {mse:.6g}")
     print(f"R2             {r2:.6f}")
@@ -60,7 +70,7 @@ def run(args):
         model = SavedModel(coef=np.asarray(result.coef, dtype=np.float64),
                            intercept=result.intercept, feature_names=data.feature_names,
                            target=data.target, mean=data.mean, scale=data.scale,
-                           hyper_parameters=dict(fit_options(args),
+                           hyper_parameters=dict(fit_options(args), **stopping_options(args),
                                                  optimizer=repr(result.optimizer),
                                                  schedule=repr(result.schedule)),
                            loss_history=list(result.loss_history),
