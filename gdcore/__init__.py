@@ -23,10 +23,18 @@ __version__ = "0.1.0"
 
 
 def get_include():
-    """The folder holding gdcore.h (the C API); ``gdcore/capi.pxd`` is found by Cython from
-    the installed package.  Pass it as include_dirs when building against gdcore."""
+    """The folder holding gdcore.h (the C API): pass it as include_dirs when building against
+    gdcore.  For Cython, see get_cython_include."""
     import os
     return os.path.join(os.path.dirname(os.path.abspath(__file__)), "include")
+
+
+def get_cython_include():
+    """The folder to give Cython (cythonize's ``include_path``) so that ``cimport gdcore.capi``
+    finds ``gdcore/capi.pxd`` wherever gdcore is installed: an editable install
+    (``pip install -e .``) keeps the package off ``sys.path``, where Cython looks by default."""
+    import os
+    return os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def __getattr__(name):
@@ -37,6 +45,6 @@ def __getattr__(name):
     raise AttributeError(f"module 'gdcore' has no attribute {name!r}")
 
 
-__all__ = ["fit", "fit_chunks", "GDRegressor", "get_include", "load_model", "save_model",
-           "FitResult", "FitProgress", "DivergenceError", "ConvergenceWarning", "check_grad",
-           "make_regression", "optim", "schedules", "__version__"]
+__all__ = ["fit", "fit_chunks", "GDRegressor", "get_include", "get_cython_include", "load_model",
+           "save_model", "FitResult", "FitProgress", "DivergenceError", "ConvergenceWarning",
+           "check_grad", "make_regression", "optim", "schedules", "__version__"]

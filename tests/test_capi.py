@@ -196,7 +196,8 @@ SETUP = textwrap.dedent("""
     from Cython.Build import cythonize
     from setuptools import Extension, setup
     setup(name="uses_gdcore", ext_modules=cythonize(
-        [Extension("uses_gdcore", ["uses_gdcore.pyx"], include_dirs=[gdcore.get_include()])]))
+        [Extension("uses_gdcore", ["uses_gdcore.pyx"], include_dirs=[gdcore.get_include()])],
+        include_path=[gdcore.get_cython_include()]))
 """)
 
 
@@ -204,8 +205,10 @@ SETUP = textwrap.dedent("""
 def test_cython_extension_cimports_gdcore(tmp_path):
     (tmp_path / "uses_gdcore.pyx").write_text(CYTHON_EXTENSION)
     (tmp_path / "setup.py").write_text(SETUP)
+    # Built as a user builds it: this environment as it is (an editable install keeps the
+    # package off sys.path; subprocess_env would put the repository root on it).
     build = subprocess.run([sys.executable, "setup.py", "build_ext", "--inplace"],
-                           cwd=tmp_path, capture_output=True, text=True, env=subprocess_env())
+                           cwd=tmp_path, capture_output=True, text=True, env=dict(os.environ))
     assert build.returncode == 0, build.stdout[-3000:] + build.stderr[-3000:]
     env = subprocess_env()
     env["PYTHONPATH"] = str(tmp_path) + os.pathsep + env["PYTHONPATH"]
