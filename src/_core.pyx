@@ -24,7 +24,7 @@ from libc.string cimport memcpy, memset
 from gd_types cimport (OptimConfig, ScheduleConfig, gd_optimizer, gd_schedule, STATUS_OK,
                        STATUS_LOSS_NOT_FINITE, STATUS_PARAMS_NOT_FINITE, STATUS_INTERRUPTED,
                        STATUS_NO_MEMORY, STATUS_NO_TEAM, SLOT_SQUARES, SLOT_WEIGHT, N_SLOTS,
-                       OPT_SGD, SCHED_INVSCALING)
+                       OPT_SGD, OPT_ADAGRAD, SCHED_INVSCALING)
 from gd_kernel cimport (CACHE_LINE_BYTES, DOT_LANES, PREFETCH_AHEAD, SHORT_ROW, accumulate_rows,
                        is_finite_vector, objective_and_gradient, prefetch_lines, prefetch_row,
                        row_residual, GD_PREFETCH, stationarity, sum_of_abs, sum_of_squares)

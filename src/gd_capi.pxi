@@ -6,11 +6,13 @@
 
 from cpython.pycapsule cimport PyCapsule_New
 from cpython.pyport cimport PY_SSIZE_T_MAX
+from libc.math cimport floor
 
 from gdcore.capi cimport (GDCORE_API_VERSION_MAJOR, GDCORE_API_VERSION_MINOR, GD_OK,
                           GD_ERR_NULL, GD_ERR_SHAPE, GD_ERR_INPUT, GD_ERR_WEIGHTS,
                           GD_ERR_OPTIONS, GD_ERR_LOSS_NOT_FINITE, GD_ERR_PARAMS_NOT_FINITE,
-                          GD_ERR_NO_MEMORY, gd_fit_options, gd_fit_info, gdcore_api)
+                          GD_ERR_NO_MEMORY, GD_ERR_INFO, gd_fit_options, gd_fit_info,
+                          gdcore_api)
 
 
 cdef const char* capi_strerror(int code) noexcept nogil:
@@ -21,9 +23,9 @@ cdef const char* capi_strerror(int code) noexcept nogil:
     if code == GD_ERR_SHAPE:
         return "n and d must be >= 1"
     if code == GD_ERR_INPUT:
-        return "X, y, weights or theta contain NaN or infinity"
+        return "X, y, weights, theta or state contain NaN or infinity"
     if code == GD_ERR_WEIGHTS:
-        return "weights must be >= 0 with a positive sum"
+        return "weights must be >= 0 with a positive, finite sum"
     if code == GD_ERR_OPTIONS:
         return "an option is out of range or names an unknown optimizer or schedule kind"
     if code == GD_ERR_LOSS_NOT_FINITE:
@@ -32,6 +34,8 @@ cdef const char* capi_strerror(int code) noexcept nogil:
         return "diverged: an update made the parameters non-finite (theta holds the last finite values); try a smaller lr"
     if code == GD_ERR_NO_MEMORY:
         return "out of memory"
+    if code == GD_ERR_INFO:
+        return "info's counters are out of range (n_updates, n_epochs and n_no_improvement must be >= 0, best_loss >= 0 or HUGE_VAL)"
     return "unknown gdcore error code"
 
 
@@ -64,18 +68,23 @@ cdef int check_optimizer(const gd_optimizer* o) noexcept nogil:
     return GD_OK
 
 
+cdef inline bint bad_count(double value) noexcept nogil:
+    """Not a whole number >= 1 (the sizes of schedules count epochs, as in gdcore.schedules)."""
+    return bad_real(value, 1.0, False) or value != floor(value)
+
+
 cdef int check_schedule(const gd_schedule* s) noexcept nogil:
     if s.kind < 0 or s.kind > 5:
         return GD_ERR_OPTIONS
-    if s.kind == 1 and (bad_real(s.step_size, 1.0, False) or bad_real(s.gamma, 0.0, True)):
+    if s.kind == 1 and (bad_count(s.step_size) or bad_real(s.gamma, 0.0, True)):
         return GD_ERR_OPTIONS
     if s.kind == 2 and bad_real(s.gamma, 0.0, True):
         return GD_ERR_OPTIONS
-    if s.kind == 3 and (bad_real(s.T_max, 1.0, False) or bad_real(s.eta_min, 0.0, False)):
+    if s.kind == 3 and (bad_count(s.T_max) or bad_real(s.eta_min, 0.0, False)):
         return GD_ERR_OPTIONS
     if s.kind == 4 and (bad_real(s.start_factor, 0.0, True) or s.start_factor > 1.0
                         or bad_real(s.end_factor, 0.0, False) or s.end_factor > 1.0
-                        or bad_real(s.total_iters, 1.0, False)):
+                        or bad_count(s.total_iters)):
         return GD_ERR_OPTIONS
     if s.kind == 5 and bad_real(s.power_t, 0.0, False):
         return GD_ERR_OPTIONS
@@ -99,9 +108,19 @@ cdef int check_data(const floating* X, const floating* y, const floating* weight
             if weights[i] < 0:
                 return GD_ERR_WEIGHTS
             total += weights[i]
-        if not total > 0.0:
+        if not (total > 0.0 and isfinite(total)):
             return GD_ERR_WEIGHTS
     return GD_OK
+
+
+cdef inline void start_state(const gd_optimizer* optimizer, floating* state,
+                             Py_ssize_t d) noexcept nogil:
+    """The optimizer state before the first update, from the zeros callers pass: Adagrad's
+    sum starts at initial_accumulator_value, as torch.optim.Adagrad's (and gdcore.fit's)."""
+    cdef Py_ssize_t j
+    if optimizer.kind == OPT_ADAGRAD:
+        for j in range(d + 1):
+            state[j] = optimizer.initial_accumulator_value
 
 
 cdef int capi_loss_grad(const floating* X, const floating* y, const floating* weights,
@@ -139,13 +158,17 @@ cdef int capi_step(const gd_optimizer* optimizer, floating* theta, const floatin
         return GD_ERR_NULL
     if d < 1:
         return GD_ERR_SHAPE
-    if t < 1 or bad_real(lr, 0.0, True) or bad_real(l1, 0.0, False):
+    if (t < 1 or bad_real(lr, 0.0, True) or bad_real(l1, 0.0, False)
+            or (l1 > 0.0 and optimizer.kind != OPT_SGD)):
         return GD_ERR_OPTIONS
-    if not is_finite_vector(theta, d + 1) or not is_finite_vector(grad, d + 1):
+    if (not is_finite_vector(theta, d + 1) or not is_finite_vector(grad, d + 1)
+            or not is_finite_vector(state, 3 * (d + 1))):
         return GD_ERR_INPUT
     backup = <floating*>malloc((d + 1) * sizeof(floating))
     if backup == NULL:
         return GD_ERR_NO_MEMORY
+    if t == 1:
+        start_state(optimizer, state, d)
     code = apply_update(optimizer, theta, grad, state, state + (d + 1), state + 2 * (d + 1),
                         backup, d, fit_intercept, t, lr, l1)
     free(backup)
@@ -178,6 +201,11 @@ cdef int capi_fit(const floating* X, const floating* y, const floating* weights,
         return GD_ERR_OPTIONS
     if not is_finite_vector(theta, d + 1) or not is_finite_vector(state, 3 * (d + 1)):
         return GD_ERR_INPUT
+    if (info.n_updates < 0 or info.n_epochs < 0 or info.n_no_improvement < 0
+            or not info.best_loss >= 0.0):
+        return GD_ERR_INFO
+    if info.n_updates == 0:
+        start_state(&options.optimizer, state, d)
     if not options.fit_intercept:
         theta[d] = 0
     if full_batch:

@@ -127,7 +127,7 @@ def test_c_program_fits_through_the_api(tmp_path, batch):
     assert history[3] == "50" and int(history[5]) == expected.n_updates
     assert lines["bad-lr"].startswith("5 ") and "out of range" in lines["bad-lr"]
     assert lines["null-x"] == "1" and lines["nan-x"] == "3" and lines["shape"] == "2"
-    assert lines["version"] == "1.0" and lines["pending"] == "0"
+    assert lines["version"] == "1.1" and lines["pending"] == "0"
 
 
 CYTHON_EXTENSION = textwrap.dedent("""
@@ -135,7 +135,7 @@ CYTHON_EXTENSION = textwrap.dedent("""
     from libc.math cimport HUGE_VAL
     from libc.string cimport memset
     from gdcore.capi cimport (gdcore_api, gdcore_import, gd_fit_options, gd_fit_info,
-                              GD_OK, GD_SGD, GD_CONSTANT)
+                              gd_optimizer, GD_OK, GD_SGD, GD_CONSTANT)
 
     cdef const gdcore_api* api = gdcore_import()
 
@@ -189,7 +189,73 @@ CYTHON_EXTENSION = textwrap.dedent("""
         if code != GD_OK:
             raise ValueError(api.strerror(code).decode())
         return list(th), list(history)
+
+    def fit_code(double[:, ::1] X, double[::1] y, weights, dict options, dict info,
+                 double[::1] theta, double[::1] state, double[::1] history):
+        '''api.fit_f64 with gd_fit_options and gd_fit_info built from dicts (every field
+        given); returns (code, info as a dict).'''
+        cdef gd_fit_options c_options = options
+        cdef gd_fit_info c_info = info
+        cdef double[::1] w
+        cdef const double* w_ptr = NULL
+        if weights is not None:
+            w = weights
+            w_ptr = &w[0]
+        code = api.fit_f64(&X[0, 0], &y[0], w_ptr, X.shape[0], X.shape[1], &c_options,
+                           &theta[0], &state[0], &history[0], &c_info)
+        return code, c_info
+
+    def step_code(dict optimizer, double[::1] theta, double[::1] grad, double[::1] state,
+                  long long t, double lr, double l1):
+        '''api.step_f64 with a gd_optimizer built from a dict; returns the code.'''
+        cdef gd_optimizer c_optimizer = optimizer
+        return api.step_f64(&c_optimizer, &theta[0], &grad[0], &state[0], theta.shape[0] - 1,
+                            1, t, lr, l1)
 """)
+
+OPTIMIZER_FIELDS = ("kind lr momentum dampening nesterov lr_decay initial_accumulator_value "
+                    "alpha eps centered beta1 beta2 amsgrad").split()
+SCHEDULE_FIELDS = ("kind step_size gamma T_max eta_min start_factor end_factor total_iters "
+                   "power_t").split()
+
+
+def c_options(optimizer, schedule=None, **settings):
+    """A gd_fit_options as a dict, every field set: the given ones, else 0 (tol and gtol off)."""
+    options = dict(epochs=10, batch_size=0, l2=0.0, l1=0.0, fit_intercept=1, tol=-1.0,
+                   n_iter_no_change=5, gtol=-1.0, n_threads=1)
+    options.update(settings)
+    options["optimizer"] = every_field(OPTIMIZER_FIELDS, optimizer)
+    options["schedule"] = every_field(SCHEDULE_FIELDS, schedule or {})
+    return options
+
+
+def every_field(fields, given):
+    """A C struct as a dict (Cython converts only complete ones): the given fields, else 0."""
+    return dict(dict.fromkeys(fields, 0), **given)
+
+
+def fresh_info(**fields):
+    return dict(dict(n_updates=0, n_epochs=0, n_no_improvement=0, best_loss=float("inf"),
+                     epochs_run=0, stop_reason=0), **fields)
+
+
+@pytest.fixture(scope="module")
+def uses_gdcore(tmp_path_factory):
+    """The Cython extension above, built as a user builds it: in this environment as it is
+    (an editable install keeps the package off sys.path; subprocess_env would put the
+    repository root on it), imported here."""
+    folder = tmp_path_factory.mktemp("uses_gdcore")
+    (folder / "uses_gdcore.pyx").write_text(CYTHON_EXTENSION)
+    (folder / "setup.py").write_text(SETUP)
+    build = subprocess.run([sys.executable, "setup.py", "build_ext", "--inplace"],
+                           cwd=folder, capture_output=True, text=True, env=dict(os.environ))
+    assert build.returncode == 0, build.stdout[-3000:] + build.stderr[-3000:]
+    sys.path.insert(0, str(folder))
+    try:
+        import uses_gdcore
+    finally:
+        sys.path.remove(str(folder))
+    return uses_gdcore
 
 SETUP = textwrap.dedent("""
     import gdcore
@@ -202,43 +268,111 @@ SETUP = textwrap.dedent("""
 
 
 @needs_compiler
-def test_cython_extension_cimports_gdcore(tmp_path):
-    (tmp_path / "uses_gdcore.pyx").write_text(CYTHON_EXTENSION)
-    (tmp_path / "setup.py").write_text(SETUP)
-    # Built as a user builds it: this environment as it is (an editable install keeps the
-    # package off sys.path; subprocess_env would put the repository root on it).
-    build = subprocess.run([sys.executable, "setup.py", "build_ext", "--inplace"],
-                           cwd=tmp_path, capture_output=True, text=True, env=dict(os.environ))
-    assert build.returncode == 0, build.stdout[-3000:] + build.stderr[-3000:]
-    env = subprocess_env()
-    env["PYTHONPATH"] = str(tmp_path) + os.pathsep + env["PYTHONPATH"]
-    check = textwrap.dedent("""
-        import json, numpy as np, uses_gdcore, gdcore
-        X, y, _ = gdcore.make_regression(300, 4, seed=1)
-        theta = np.zeros(5); direction = np.full(5, 0.1)
-        print(json.dumps({
-            "line": uses_gdcore.losses_along_a_line(X, y, theta, direction, 5),
-            "fit": uses_gdcore.sgd_fit(X, y, 0.1, 20)}))
-    """)
-    run = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True,
-                         env=env, cwd=tmp_path)
-    assert run.returncode == 0, run.stderr
-    import json
-    out = json.loads(run.stdout)
+def test_cython_extension_cimports_gdcore(uses_gdcore):
     X, y, _ = gdcore.make_regression(300, 4, seed=1)
-    for k, loss in enumerate(out["line"]):
+    theta = np.zeros(5)
+    line = uses_gdcore.losses_along_a_line(X, y, theta, np.full(5, 0.1), 5)
+    for k, loss in enumerate(line):
         point = np.full(5, 0.1 * k)
         assert loss == pytest.approx(0.5 * np.mean((X @ point[:4] + point[4] - y) ** 2),
                                      rel=1e-12)
-    theta, history = out["fit"]
+    theta, history = uses_gdcore.sgd_fit(X, y, 0.1, 20)
     expected = gdcore.fit(X, y, optimizer="sgd", lr=0.1, epochs=20, tol=None,
                           precompute=False, n_threads=1)
     np.testing.assert_allclose(theta[:4], expected.coef, rtol=1e-12)
     np.testing.assert_allclose(history, expected.loss_history, rtol=1e-12)
 
 
+@needs_compiler
+@pytest.mark.parametrize("batch_size", [0, 32])
+def test_c_fit_starts_adagrad_at_its_initial_accumulator(uses_gdcore, batch_size):
+    """Zeros in, as the header asks: the sum starts at initial_accumulator_value, so the fit
+    equals gdcore.fit's (torch.optim.Adagrad's) and not the fit from a zero sum."""
+    X, y, _ = gdcore.make_regression(300, 4, seed=2)
+    optimizer = dict(kind=1, lr=0.1, initial_accumulator_value=0.5, eps=1e-10)
+    theta, state, history = np.zeros(5), np.zeros(15), np.zeros(20)
+    code, info = uses_gdcore.fit_code(X, y, None, c_options(optimizer, epochs=20,
+                                                          batch_size=batch_size),
+                                      fresh_info(), theta, state, history)
+    assert code == 0
+    options = dict(optimizer=gdcore.optim.Adagrad(lr=0.1, initial_accumulator_value=0.5),
+                   epochs=20, tol=None, batch_size=batch_size or None, shuffle=False,
+                   n_threads=1, precompute=False)
+    expected = gdcore.fit(X, y, **options)
+    np.testing.assert_allclose(theta[:4], expected.coef, rtol=1e-12)
+    np.testing.assert_allclose(history, expected.loss_history, rtol=1e-12)
+    from_zero = gdcore.fit(X, y, **dict(options, optimizer=gdcore.optim.Adagrad(lr=0.1)))
+    assert np.max(np.abs(from_zero.coef - expected.coef)) > 1e-3
+    # continuing (n_updates > 0) keeps the state it is given: 20 epochs = 10 + 10
+    theta2, state2, history2 = np.zeros(5), np.zeros(15), np.zeros(10)
+    code, info2 = uses_gdcore.fit_code(X, y, None, c_options(optimizer, epochs=10,
+                                                           batch_size=batch_size),
+                                       fresh_info(), theta2, state2, history2)
+    code, info2 = uses_gdcore.fit_code(X, y, None, c_options(optimizer, epochs=10,
+                                                           batch_size=batch_size),
+                                       info2, theta2, state2, history2)
+    assert code == 0 and info2["n_epochs"] == 20
+    np.testing.assert_array_equal(theta2, theta)
+
+
+ADAM = dict(kind=3, lr=0.05, beta1=0.9, beta2=0.999, eps=1e-8)
+GD_ERR_INPUT, GD_ERR_WEIGHTS, GD_ERR_OPTIONS, GD_ERR_INFO = 3, 4, 5, 9
+
+
+@needs_compiler
+@pytest.mark.parametrize("change, code", [
+    (dict(weights=np.full(300, 1e307)), GD_ERR_WEIGHTS),      # finite weights, infinite sum
+    (dict(info=fresh_info(best_loss=float("nan"))), GD_ERR_INFO),
+    (dict(info=fresh_info(best_loss=-1.0)), GD_ERR_INFO),
+    (dict(info=fresh_info(n_updates=-5)), GD_ERR_INFO),
+    (dict(info=fresh_info(n_epochs=-1)), GD_ERR_INFO),
+    (dict(info=fresh_info(n_no_improvement=-1)), GD_ERR_INFO),
+    (dict(schedule=dict(kind=1, step_size=2.5, gamma=0.5)), GD_ERR_OPTIONS),
+    (dict(schedule=dict(kind=3, T_max=2.5)), GD_ERR_OPTIONS),
+    (dict(schedule=dict(kind=4, start_factor=0.5, end_factor=1.0, total_iters=1.5)),
+     GD_ERR_OPTIONS),
+    (dict(schedule=dict(kind=1, step_size=2.0, gamma=0.5)), 0),   # whole sizes are fine
+])
+def test_c_fit_rejects_what_gdcore_fit_rejects(uses_gdcore, change, code):
+    X, y, _ = gdcore.make_regression(300, 4, seed=1)
+    theta, state, history = np.zeros(5), np.zeros(15), np.zeros(10)
+    got, _ = uses_gdcore.fit_code(X, y, change.get("weights"),
+                                  c_options(ADAM, change.get("schedule"), tol=1e-3),
+                                  change.get("info", fresh_info()), theta, state, history)
+    assert got == code
+    if code:
+        assert not theta.any() and not state.any()    # nothing was run
+
+
+@needs_compiler
+@pytest.mark.parametrize("optimizer, state_nan, l1, code", [
+    (ADAM, False, 0.5, GD_ERR_OPTIONS),                 # l1 is SGD's (as fit_f64 says)
+    (dict(kind=0, lr=0.1), False, 0.5, 0),
+    (ADAM, True, 0.0, GD_ERR_INPUT),                    # NaN in the state is bad input
+    (ADAM, False, 0.0, 0),
+])
+def test_c_step_validates_l1_and_state(uses_gdcore, optimizer, state_nan, l1, code):
+    theta, grad, state = np.ones(5), np.full(5, 0.5), np.zeros(15)
+    if state_nan:
+        state[3] = np.nan
+    assert uses_gdcore.step_code(every_field(OPTIMIZER_FIELDS, optimizer), theta, grad, state,
+                                 1, 0.1, l1) == code
+
+
+@needs_compiler
+def test_c_step_starts_adagrad_at_its_initial_accumulator(uses_gdcore):
+    theta, grad, state = np.ones(3), np.array([0.5, -1.0, 2.0]), np.zeros(9)
+    optimizer = dict(kind=1, lr=0.1, initial_accumulator_value=0.5, eps=1e-10)
+    assert uses_gdcore.step_code(every_field(OPTIMIZER_FIELDS, optimizer), theta, grad, state,
+                                 1, 0.1, 0.0) == 0
+    # torch.optim.Adagrad, by hand: sum = 0.5 + g², θ -= lr·g / (√sum + eps)
+    total = 0.5 + grad ** 2
+    np.testing.assert_allclose(state[:3], total, rtol=1e-15)
+    np.testing.assert_allclose(theta, 1.0 - 0.1 * grad / (np.sqrt(total) + 1e-10), rtol=1e-15)
+
+
 def test_get_include_has_the_header_and_pxd():
     include = gdcore.get_include()
     assert os.path.isfile(os.path.join(include, "gdcore.h"))
     assert os.path.isfile(os.path.join(os.path.dirname(include), "capi.pxd"))
-    assert gdcore._core.C_API_VERSION == (1, 0)
+    assert gdcore._core.C_API_VERSION == (1, 1)

@@ -6,7 +6,7 @@
  * does).  gdcore_import() imports the module and returns the table; it needs an
  * initialised interpreter and the GIL, once.  The functions themselves never touch Python:
  * call them from any thread, with or without the GIL.  They report problems through their
- * return code (GD_OK on success; gd_strerror(code) says what went wrong), never by raising,
+ * return code (GD_OK on success; api->strerror(code) says what went wrong), never by raising,
  * aborting or leaving a Python exception pending, and they validate every argument.
  *
  * ABI promise: within a major version, the layout of every struct here and the order of the
@@ -19,19 +19,20 @@
 #include <Python.h>
 
 #define GDCORE_API_VERSION_MAJOR 1
-#define GDCORE_API_VERSION_MINOR 0
+#define GDCORE_API_VERSION_MINOR 1
 #define GDCORE_CAPSULE_NAME "gdcore._core._C_API"
 
 /* return codes */
 #define GD_OK 0
 #define GD_ERR_NULL 1            /* a required pointer is NULL */
 #define GD_ERR_SHAPE 2           /* n < 1 or d < 1 */
-#define GD_ERR_INPUT 3           /* NaN or inf in X, y, weights or theta */
-#define GD_ERR_WEIGHTS 4         /* a negative weight, or weights summing to 0 */
+#define GD_ERR_INPUT 3           /* NaN or inf in X, y, weights, theta or state */
+#define GD_ERR_WEIGHTS 4         /* a negative weight, or weights summing to 0 or to inf */
 #define GD_ERR_OPTIONS 5         /* a hyper-parameter out of range, or an unknown kind */
 #define GD_ERR_LOSS_NOT_FINITE 6 /* the fit diverged: the loss overflowed (theta: last finite) */
 #define GD_ERR_PARAMS_NOT_FINITE 7 /* the fit diverged: an update overflowed (theta: last finite) */
 #define GD_ERR_NO_MEMORY 8
+#define GD_ERR_INFO 9            /* (since 1.1) info's counters out of range: see gd_fit_info */
 
 /* optimizer kinds (torch.optim's rules and defaults; see gdcore.optim) */
 #define GD_SGD 0
@@ -66,6 +67,7 @@ typedef struct {
 
 typedef struct {
     int kind;
+    /* step_size, T_max and total_iters count epochs: whole numbers >= 1 */
     double step_size, gamma, T_max, eta_min, start_factor, end_factor, total_iters, power_t;
 } gd_schedule;
 
@@ -83,7 +85,7 @@ typedef struct {
 } gd_fit_options;
 
 /* Counters of a fit: in/out, so a fit can be continued exactly (start from all zeros and
- * best_loss = HUGE_VAL). */
+ * best_loss = HUGE_VAL; counters below 0 or a best_loss that is NaN or < 0 give GD_ERR_INFO). */
 typedef struct {
     long long n_updates, n_epochs, n_no_improvement;
     double best_loss;
@@ -101,16 +103,18 @@ typedef struct {
     int (*loss_grad_f32)(const float *X, const float *y, const float *weights,
                          Py_ssize_t n, Py_ssize_t d, const float *theta, double l2, double l1,
                          int fit_intercept, int n_threads, double *loss, float *grad);
-    /* One update of theta (d + 1) from grad, with state (3 x (d + 1), zeros at first), at
-     * update count t >= 1 and learning rate lr (already scheduled); l1: proximal step. */
+    /* One update of theta (d + 1) from grad, with state (3 x (d + 1), zeros at first; at
+     * t = 1 Adagrad's sum, state[0 .. d], is set to initial_accumulator_value), at update
+     * count t >= 1 and learning rate lr (already scheduled); l1 (GD_SGD only): proximal step. */
     int (*step_f64)(const gd_optimizer *optimizer, double *theta, const double *grad,
                     double *state, Py_ssize_t d, int fit_intercept, long long t, double lr,
                     double l1);
     int (*step_f32)(const gd_optimizer *optimizer, float *theta, const float *grad,
                     float *state, Py_ssize_t d, int fit_intercept, long long t, double lr,
                     double l1);
-    /* A whole fit: theta (d + 1) and state (3 x (d + 1)) in/out, history gets one loss per
-     * epoch (room for options->epochs), info in/out.  Mini-batches take rows in order (no
+    /* A whole fit: theta (d + 1) and state (3 x (d + 1), zeros at first; when
+     * info->n_updates is 0 Adagrad's sum is set to initial_accumulator_value) in/out, history
+     * gets one loss per epoch (room for options->epochs), info in/out.  Mini-batches take rows in order (no
      * shuffling: permute X yourself between calls of epochs = 1 for shuffled epochs). */
     int (*fit_f64)(const double *X, const double *y, const double *weights, Py_ssize_t n,
                    Py_ssize_t d, const gd_fit_options *options, double *theta, double *state,
