@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import numpy as np
 from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
 from ._api import fit as _fit
 from ._progress import progress_callback
+from ._result import DivergenceError
+from .optim import make_optimizer
+from .schedules import CosineAnnealingLR, StepLR, make_schedule
 
 __all__ = ["GDRegressor"]
+
+# What fit and partial_fit set (result_ carries the state that warm_start and partial_fit
+# continue from).
+_FITTED = ("n_features_in_", "feature_names_in_", "result_", "coef_", "intercept_",
+           "loss_curve_", "n_iter_")
 
 
 class GDRegressor(RegressorMixin, BaseEstimator):
@@ -21,7 +31,9 @@ class GDRegressor(RegressorMixin, BaseEstimator):
     - ``fit`` runs up to ``epochs`` epochs; with ``warm_start=True`` a second ``fit`` continues
       the previous one exactly (optimizer state, schedule position, shuffle stream).
     - ``partial_fit`` runs one epoch over the chunk it is given, keeping the optimizer state
-      between calls, for data that arrives in pieces.
+      and schedule position between calls, for data that arrives in pieces.  It has no run
+      length, so "step" and "cosine" must be given as schedule objects with explicit sizes.
+    - A call that fails on bad input leaves the model as it was.
     - ``verbose=True`` shows a progress bar (needs tqdm).
     - On Ctrl-C the estimator keeps the parameters of the last finished update before the
       KeyboardInterrupt propagates, so a warm-started fit can be resumed.
@@ -108,30 +120,71 @@ class GDRegressor(RegressorMixin, BaseEstimator):
             return None
         return result
 
+    @contextmanager
+    def _kept_on_failure(self):
+        """Put the fitted attributes back as they were if the call fails.
+
+        validate_data and fit clear them before gdcore.fit has checked its hyper-parameters.
+        A DivergenceError or Ctrl-C keeps its own outcome (see _run).
+        """
+        earlier = {name: self.__dict__[name] for name in _FITTED if name in self.__dict__}
+        try:
+            yield
+        except DivergenceError:
+            raise
+        except Exception:
+            for name in _FITTED:
+                self.__dict__.pop(name, None)
+            self.__dict__.update(earlier)
+            raise
+
+    def _check_same_optimizer(self, previous, how_to_restart):
+        """Refuse to continue ``previous`` with another optimizer, saying what to do instead
+        (gdcore.fit's own message is about its ``init`` argument)."""
+        if previous is None or self.optimizer is None:
+            return
+        was, now = type(previous.optimizer), type(make_optimizer(self.optimizer, self.lr))
+        if was is not now:
+            raise ValueError(f"optimizer: the previous fit used {was.__name__} and cannot be "
+                             f"continued with {now.__name__}; {how_to_restart}, or keep its "
+                             "optimizer")
+
     def fit(self, X, y, sample_weight=None):
         """Fit on (X, y); continues the previous fit when ``warm_start=True``."""
-        X, y = validate_data(self, X, y, dtype=[np.float64, np.float32], y_numeric=True,
-                             reset=True)
-        if sample_weight is not None:
-            sample_weight = _check_sample_weight(sample_weight, X, dtype=X.dtype)
-        previous = self._previous() if self.warm_start else None
-        if previous is not None and previous.coef.shape[0] != X.shape[1]:
-            previous = None
-        if previous is None:
-            for name in ("result_", "coef_", "intercept_", "loss_curve_", "n_iter_"):
-                self.__dict__.pop(name, None)
-        return self._run(X, y, sample_weight, previous,
-                         self._options(self.epochs, full_data=True))
+        with self._kept_on_failure():
+            X, y = validate_data(self, X, y, dtype=[np.float64, np.float32], y_numeric=True,
+                                 reset=True)
+            if sample_weight is not None:
+                sample_weight = _check_sample_weight(sample_weight, X, dtype=X.dtype)
+            previous = self._previous() if self.warm_start else None
+            if previous is not None and previous.coef.shape[0] != X.shape[1]:
+                previous = None
+            self._check_same_optimizer(previous, "set warm_start=False to start afresh")
+            if previous is None:
+                for name in ("result_", "coef_", "intercept_", "loss_curve_", "n_iter_"):
+                    self.__dict__.pop(name, None)
+            return self._run(X, y, sample_weight, previous,
+                             self._options(self.epochs, full_data=True))
 
     def partial_fit(self, X, y, sample_weight=None):
         """One epoch over this chunk, continuing the optimizer state of earlier calls."""
-        first = not hasattr(self, "coef_")
-        X, y = validate_data(self, X, y, dtype=[np.float64, np.float32], y_numeric=True,
-                             reset=first)
-        if sample_weight is not None:
-            sample_weight = _check_sample_weight(sample_weight, X, dtype=X.dtype)
-        previous = None if first else self._previous()
-        return self._run(X, y, sample_weight, previous, self._options(1, full_data=False))
+        if isinstance(self.schedule, str) and isinstance(make_schedule(self.schedule),
+                                                         (StepLR, CosineAnnealingLR)):
+            # make_schedule sizes these to the run's epochs; here that would be 1 per call
+            raise ValueError(f"schedule={self.schedule!r} takes its sizes from the number of "
+                             "epochs, which partial_fit does not know; pass a "
+                             "gdcore.schedules object with explicit sizes, e.g. "
+                             "CosineAnnealingLR(T_max=...) or StepLR(step_size=...)")
+        with self._kept_on_failure():
+            first = not hasattr(self, "coef_")
+            X, y = validate_data(self, X, y, dtype=[np.float64, np.float32], y_numeric=True,
+                                 reset=first)
+            if sample_weight is not None:
+                sample_weight = _check_sample_weight(sample_weight, X, dtype=X.dtype)
+            previous = None if first else self._previous()
+            self._check_same_optimizer(previous, "start afresh with sklearn.base.clone(model)")
+            return self._run(X, y, sample_weight, previous,
+                             self._options(1, full_data=False))
 
     def predict(self, X):
         """X·coef_ + intercept_."""

@@ -11,10 +11,13 @@ pytest.importorskip("sklearn", reason="GDRegressor needs the optional scikit-lea
 from sklearn.model_selection import GridSearchCV  # noqa: E402
 from sklearn.pipeline import make_pipeline  # noqa: E402
 from sklearn.preprocessing import StandardScaler  # noqa: E402
+from sklearn.exceptions import NotFittedError  # noqa: E402
 from sklearn.utils.estimator_checks import parametrize_with_checks  # noqa: E402
+from sklearn.utils.validation import check_is_fitted  # noqa: E402
 
 import gdcore  # noqa: E402
 from gdcore import GDRegressor  # noqa: E402
+from gdcore.schedules import StepLR  # noqa: E402
 
 from conftest import lstsq_solution, problem  # noqa: E402
 
@@ -92,3 +95,123 @@ def test_feature_names():
     model = GDRegressor(epochs=5).fit(frame, y)
     assert list(model.feature_names_in_) == ["a", "b", "c"]
     assert model.n_features_in_ == 3
+
+
+def _with_nan(X):
+    X = X.copy()
+    X[3, 1] = np.nan
+    return X
+
+
+def _one_negative(y):
+    weights = np.ones_like(y)
+    weights[0] = -1.0
+    return weights
+
+
+# Calls that fail on bad input whether or not the model was fitted before.
+BAD_CALLS = [
+    pytest.param(lambda m, X, y: m.set_params(lr=-1.0).fit(X[:, :2], y), id="fit-lr"),
+    pytest.param(lambda m, X, y: m.set_params(optimizer="adamw").fit(X, y), id="fit-optimizer"),
+    pytest.param(lambda m, X, y: m.set_params(schedule="nope").fit(X, y), id="fit-schedule"),
+    pytest.param(lambda m, X, y: m.set_params(epochs=0).fit(X, y), id="fit-epochs"),
+    pytest.param(lambda m, X, y: m.fit(X, y, sample_weight=_one_negative(y)),
+                 id="fit-sample_weight"),
+    pytest.param(lambda m, X, y: m.fit(_with_nan(X), y), id="fit-nan"),
+    pytest.param(lambda m, X, y: m.fit(X, y[:-1]), id="fit-len-y"),
+    pytest.param(lambda m, X, y: m.set_params(lr=0.0).partial_fit(X, y), id="partial_fit-lr"),
+    pytest.param(lambda m, X, y: m.set_params(schedule="cosine").partial_fit(X, y),
+                 id="partial_fit-cosine"),
+    pytest.param(lambda m, X, y: m.partial_fit(_with_nan(X), y), id="partial_fit-nan"),
+]
+# Calls that fail only because of what an earlier fit left.
+BAD_AFTER_A_FIT = [
+    pytest.param(lambda m, X, y: m.set_params(warm_start=True, optimizer="adam").fit(X, y),
+                 id="warm_start-optimizer"),
+    pytest.param(lambda m, X, y: m.set_params(optimizer="adam").partial_fit(X, y),
+                 id="partial_fit-optimizer"),
+    pytest.param(lambda m, X, y: m.partial_fit(X[:, :2], y), id="partial_fit-features"),
+]
+
+
+def _fitted_state(model):
+    """Every fitted attribute, arrays as bytes, so that equal means bitwise equal."""
+    state = {name: value for name, value in vars(model).items() if name.endswith("_")}
+    state["coef_"] = (state["coef_"].dtype, state["coef_"].tobytes())
+    state["loss_curve_"] = np.array(state["loss_curve_"]).tobytes()
+    return state
+
+
+@pytest.mark.parametrize("bad_call", BAD_CALLS + BAD_AFTER_A_FIT)
+@pytest.mark.parametrize("warm_start", [False, True])
+def test_failed_call_keeps_the_earlier_fit(bad_call, warm_start):
+    X, y, _ = problem(n=60, d=3)
+    model = GDRegressor(epochs=20, warm_start=warm_start).fit(X, y)
+    before, predicted = _fitted_state(model), model.predict(X)
+    with pytest.raises((ValueError, TypeError)):
+        bad_call(model, X, y)
+    assert _fitted_state(model) == before
+    assert model.predict(X).tobytes() == predicted.tobytes()
+
+
+@pytest.mark.parametrize("bad_call", BAD_CALLS)
+def test_failed_call_leaves_an_unfitted_model_unfitted(bad_call):
+    X, y, _ = problem(n=60, d=3)
+    model = GDRegressor(epochs=20)
+    with pytest.raises((ValueError, TypeError)):
+        bad_call(model, X, y)
+    with pytest.raises(NotFittedError):
+        check_is_fitted(model)
+    assert not any(name.endswith("_") for name in vars(model))
+
+
+def test_failed_fit_keeps_feature_names():
+    pd = pytest.importorskip("pandas", reason="feature names come from a pandas DataFrame")
+    X, y, _ = problem(n=50, d=3)
+    model = GDRegressor(epochs=5).fit(pd.DataFrame(X, columns=["a", "b", "c"]), y)
+    with pytest.raises(ValueError, match="lr"):
+        model.set_params(lr=-1.0).fit(pd.DataFrame(X[:, :2], columns=["p", "q"]), y)
+    assert list(model.feature_names_in_) == ["a", "b", "c"] and model.n_features_in_ == 3
+
+
+def test_warm_start_with_another_optimizer_says_what_to_do():
+    X, y, _ = problem(n=60, d=3)
+    model = GDRegressor(epochs=5, warm_start=True).fit(X, y)
+    with pytest.raises(ValueError, match="SGD.*Adam.*warm_start=False") as error:
+        model.set_params(optimizer="adam").fit(X, y)
+    assert "init=" not in str(error.value)
+    model.set_params(warm_start=False).fit(X, y)  # the advice works
+    assert type(model.result_.optimizer).__name__ == "Adam"
+
+
+@pytest.mark.parametrize("name", ["cosine", "CosineAnnealingLR", "step", "steplr"])
+def test_partial_fit_refuses_schedule_names_sized_to_a_run(name):
+    X, y, _ = problem(n=60, d=3)
+    with pytest.raises(ValueError, match=r"schedule.*CosineAnnealingLR\(T_max="):
+        GDRegressor(schedule=name).partial_fit(X, y)
+
+
+@pytest.mark.parametrize("name", ["constant", "exponential", "invscaling", "linear"])
+def test_partial_fit_accepts_schedule_names_not_sized_to_a_run(name):
+    X, y, _ = problem(n=60, d=3)
+    model = GDRegressor(schedule=name)
+    model.partial_fit(X, y).partial_fit(X, y)
+    assert model.n_iter_ == 1 and len(model.loss_curve_) == 2
+
+
+def test_partial_fit_continues_a_schedule_object():
+    X, y, _ = problem(n=60, d=3)
+    model = GDRegressor(lr=0.1, schedule=StepLR(step_size=2, gamma=0.5), shuffle=False)
+    for _ in range(5):
+        model.partial_fit(X, y)
+    # full-batch gradient steps by hand with lr, lr, lr/2, lr/2, lr/4; each epoch's loss is
+    # that of the parameters it starts from
+    coef, intercept, losses = np.zeros(3), 0.0, []
+    for lr in [0.1, 0.1, 0.05, 0.05, 0.025]:
+        residual = X @ coef + intercept - y
+        losses.append(residual @ residual / (2 * len(y)))
+        coef = coef - lr * X.T @ residual / len(y)
+        intercept = intercept - lr * residual.mean()
+    np.testing.assert_allclose(model.loss_curve_, losses, rtol=1e-12)
+    np.testing.assert_allclose(model.coef_, coef, rtol=1e-12)
+    assert model.intercept_ == pytest.approx(intercept, rel=1e-12)
