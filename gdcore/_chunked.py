@@ -96,8 +96,11 @@ class _Chunks:
                 raise ValueError(f"chunk {index}: X has {problem.d} features but chunk 0 has "
                                  f"{self.d}")
             elif problem.dtype != self.dtype:
-                problem = check_data(problem.X.astype(self.dtype), problem.y,
-                                     problem.sample_weight, allow_zero_weight_sum=True)
+                # Casting would change this chunk's precision (or overflow) silently, and the
+                # fit's dtype would depend on the order of the chunks.
+                raise TypeError(f"chunk {index}: X is {problem.dtype} but chunk 0's is "
+                                f"{self.dtype}; every chunk must have one dtype (float32 or "
+                                "float64; other types count as float64)")
             n += problem.n
             yield problem
         if n == 0:

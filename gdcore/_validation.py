@@ -89,22 +89,25 @@ def _contiguous(arr, dtype):
     return arr
 
 
-def check_all_finite(name, arr):
-    """Raise ValueError naming arr and its first non-finite entry, if it has one."""
+def check_all_finite(name, arr, row_offset=0):
+    """Raise ValueError naming arr and its first non-finite entry, if it has one (its row
+    counted from row_offset: arr may be a block of a larger array)."""
     if arr.size == 0:
         return
     if _core.all_finite(arr.reshape(-1) if arr.flags.c_contiguous else np.ravel(arr)):
         return
     bad = np.argwhere(~np.isfinite(arr))[0]
-    where = ", ".join(str(int(i)) for i in bad)
     value = arr[tuple(bad)]
+    bad[0] += row_offset
+    where = ", ".join(str(int(i)) for i in bad)
     raise ValueError(f"{name} contains NaN or infinity (first at index [{where}]: {value}); "
                      "remove or impute those values")
 
 
-def check_data(X, y, sample_weight=None, allow_zero_weight_sum=False):
+def check_data(X, y, sample_weight=None, allow_zero_weight_sum=False, row_offset=0):
     """Validate and convert X, y, sample_weight (see Problem).  A chunk of a larger data set
-    may have weights that sum to 0 (allow_zero_weight_sum); a whole data set may not."""
+    may have weights that sum to 0 (allow_zero_weight_sum); a whole data set may not.  Rows
+    named in errors count from row_offset (a block's first row in the whole data set)."""
     X = _as_array("X", X)
     if X.ndim != 2:
         raise ValueError(f"X must be 2-D (n_samples, n_features), got {X.ndim}-D array "
@@ -130,15 +133,15 @@ def check_data(X, y, sample_weight=None, allow_zero_weight_sum=False):
                              f"{sample_weight.shape}")
     X = _contiguous(X, dtype)
     y = _contiguous(y, dtype)
-    check_all_finite("X", X)
-    check_all_finite("y", y)
+    check_all_finite("X", X, row_offset)
+    check_all_finite("y", y, row_offset)
     if sample_weight is not None:
         sample_weight = _contiguous(sample_weight, dtype)
-        check_all_finite("sample_weight", sample_weight)
+        check_all_finite("sample_weight", sample_weight, row_offset)
         if (sample_weight < 0).any():
             first = int(np.argmax(sample_weight < 0))
-            raise ValueError(f"sample_weight must be >= 0; sample_weight[{first}] = "
-                             f"{sample_weight[first]}")
+            raise ValueError(f"sample_weight must be >= 0; sample_weight[{first + row_offset}] "
+                             f"= {sample_weight[first]}")
         total = float(np.sum(sample_weight, dtype=np.float64))
         if not total > 0 and not allow_zero_weight_sum:
             raise ValueError("sample_weight sums to 0: at least one weight must be positive")

@@ -41,10 +41,14 @@ def _import_dask():
     return dask, da
 
 
-def _validate_block(X, y, w):
-    """On a worker, once per fit: check a row block as gdcore.fit checks X, y and weights;
-    returns its weight sum."""
-    problem = check_data(X, y, w, allow_zero_weight_sum=True)
+def _validate_block(X, y, w, index, first_row):
+    """On a worker, once per fit: check a row block as gdcore.fit checks X, y and weights,
+    naming the block and rows of the whole array in errors; returns its weight sum."""
+    try:
+        problem = check_data(X, y, w, allow_zero_weight_sum=True, row_offset=first_row)
+    except (ValueError, TypeError) as exc:
+        raise type(exc)(f"block {index} (rows {first_row} to {first_row + len(X) - 1}): "
+                        f"{exc}") from None
     return float(len(problem.y) if w is None else problem.sample_weight.sum())
 
 
@@ -144,8 +148,11 @@ def fit(X, y, *, sample_weight=None, optimizer=None, lr=None, epochs=100, batch_
     block_sums = dask.delayed(_block_sums, pure=True)
     block_gram = dask.delayed(_block_gram, pure=True)
     validate = dask.delayed(_validate_block, pure=True)
-    total_weight = _tree_sum(dask, [validate(xb, yb, wb) for xb, yb, wb
-                                    in zip(x_blocks, y_blocks, w_blocks)]).compute()
+    first_rows = np.concatenate([[0], np.cumsum(X.chunks[0])[:-1]]).astype(int).tolist()
+    total_weight = _tree_sum(dask, [validate(xb, yb, wb, index, first)
+                                    for index, (xb, yb, wb, first)
+                                    in enumerate(zip(x_blocks, y_blocks, w_blocks,
+                                                     first_rows))]).compute()
     if not total_weight > 0:
         raise ValueError("sample_weight sums to 0: at least one weight must be positive")
 

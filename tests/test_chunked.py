@@ -86,3 +86,19 @@ def test_chunk_errors_name_the_chunk(whole):
         gdcore.fit_chunks([(X[:10], y[:10], np.zeros(10))], epochs=2)
     with pytest.raises(gdcore.DivergenceError):
         gdcore.fit_chunks(pieces(X, y), optimizer="gd", lr=1e6, epochs=50, tol=None)
+
+
+def test_chunks_of_another_dtype_are_refused(whole):
+    """float64 after float32 is not cast down (silently losing precision, or overflowing to
+    inf from finite values): the error names the chunk and both dtypes."""
+    X, y, _ = whole
+    first = (X[:10].astype(np.float32), y[:10].astype(np.float32))
+    later = X[10:20].copy()
+    later[5, 0] = 1e39      # finite in float64, inf in float32
+    for second in [(later, y[10:20]), (X[10:20], y[10:20])]:
+        with pytest.raises(TypeError, match="chunk 1: X is float64 but chunk 0's is float32"):
+            gdcore.fit_chunks([first, second], epochs=2)
+    # integers count as float64, as in gdcore.fit
+    ints = gdcore.fit_chunks([(X[:10], y[:10]), (np.ones((10, X.shape[1]), int), y[10:20])],
+                             epochs=2, tol=None)
+    assert ints.coef.dtype == np.float64

@@ -23,3 +23,22 @@ def test_local_scheduler_equals_in_memory_fit():
                         precompute=False)
     np.testing.assert_allclose(result.loss_history, memory.loss_history, rtol=1e-10)
     np.testing.assert_allclose(result.coef, memory.coef, rtol=1e-10)
+
+
+@pytest.mark.parametrize("name, row, column", [("X", 7000, 3), ("y", 19999, None),
+                                               ("sample_weight", 12345, None)])
+def test_block_errors_name_the_block_and_the_whole_arrays_row(name, row, column):
+    X, y, _ = problem(n=20000, d=5)
+    arrays = dict(X=X.copy(), y=y.copy(), sample_weight=np.ones(20000))
+    bad = arrays[name]
+    bad[(row, column) if column is not None else row] = -1.0 if name == "sample_weight" \
+        else np.nan
+    block = row // 3000
+    where = f"first at index [{row}, {column}]" if column is not None else f"[{row}]"
+    with pytest.raises(ValueError) as error:
+        gdcore.dask.fit(da.from_array(arrays["X"], chunks=(3000, 5)),
+                        da.from_array(arrays["y"], chunks=3000),
+                        sample_weight=da.from_array(arrays["sample_weight"], chunks=3000))
+    message = str(error.value)
+    rows = f"rows {block * 3000} to {min(block * 3000 + 2999, 19999)}"
+    assert message.startswith(f"block {block} ({rows}): {name}") and where in message
