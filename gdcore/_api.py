@@ -219,11 +219,17 @@ def _initial_state(init, opt, d, dtype, fit_intercept):
         state.optimizer_state = state.optimizer_state.astype(dtype)
         return state
     else:
-        if isinstance(init, tuple) and len(init) == 2:
+        # (coef, intercept) as a tuple, or as a list whose first item is the coef vector
+        if (isinstance(init, tuple) and len(init) == 2) or (
+                isinstance(init, list) and len(init) == 2 and np.ndim(init[0]) == 1):
             coef, intercept = init
         else:
             coef, intercept = init, 0.0
-        coef = np.asarray(coef)
+        try:
+            coef = np.asarray(coef)
+        except (TypeError, ValueError) as exc:
+            raise TypeError(f"init: coef must be an array of {d} numbers, or init a pair "
+                            f"(coef, intercept); could not read it ({exc})") from None
         if coef.dtype.kind not in "iuf":
             raise TypeError(f"init: coef must be real numbers, got dtype {coef.dtype}")
         if coef.shape != (d,):

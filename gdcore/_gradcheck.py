@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from . import _core
-from ._validation import check_data, check_float, check_bool, resolve_n_threads
+from ._validation import (_as_array, check_all_finite, check_bool, check_data, check_float,
+                          resolve_n_threads)
 
 
 def check_grad(X, y, coef, intercept=0.0, *, sample_weight=None, l2=0.0, l1=0.0,
@@ -25,9 +28,12 @@ def check_grad(X, y, coef, intercept=0.0, *, sample_weight=None, l2=0.0, l1=0.0,
     l1 = check_float("l1", l1)
     fit_intercept = check_bool("fit_intercept", fit_intercept)
     n_threads = resolve_n_threads(n_threads)
-    coef = np.asarray(coef, dtype=np.float64)
+    coef = _as_array("coef", coef)
     if coef.shape != (d,):
         raise ValueError(f"coef must have shape ({d},), got {coef.shape}")
+    coef = coef.astype(np.float64)
+    check_all_finite("coef", coef)
+    intercept = check_float("intercept", intercept, low=-math.inf)
     if step is None:
         step = float(np.finfo(dtype).eps) ** (1 / 3)
     step = check_float("step", step)

@@ -86,6 +86,7 @@ CASES = [
      "schedule: unknown name 'warmup'; known names are 'constant'"),
     ("init-shape", dict(init=np.zeros(4)), ValueError, "init: coef must have shape \\(3,\\)"),
     ("init-pair-shape", dict(init=(np.zeros(2), 0.0)), ValueError, "init"),
+    ("init-ragged", dict(init=[[1.0, 2.0], [3.0], 1.0]), TypeError, "init: coef must be an array"),
     ("l1-with-adam", dict(optimizer="adam", l1=0.1), ValueError, "l1"),
     ("l2-negative", dict(l2=-0.1), ValueError, "l2"),
     ("gtol-mini-batch", dict(gtol=1e-3, batch_size=5), ValueError, "gtol"),

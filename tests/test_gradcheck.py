@@ -46,7 +46,14 @@ def test_core_gradient_equals_numpy():
                                  rel=1e-13)
 
 
-def test_check_grad_rejects_bad_coef():
+@pytest.mark.parametrize("coef, intercept, error, message", [
+    (np.zeros(4), 0.0, ValueError, "coef must have shape"),
+    ([np.nan, 0.0, 0.0], 0.0, ValueError, "coef contains NaN"),
+    ([[1.0, 2.0], [3.0]], 0.0, TypeError, "coef could not be converted"),
+    (np.zeros(3), np.inf, ValueError, "intercept must be finite"),
+    (np.zeros(3), "a", TypeError, "intercept must be a real number"),
+])
+def test_check_grad_rejects_bad_coef(coef, intercept, error, message):
     X, y, _ = problem(n=10, d=3)
-    with pytest.raises(ValueError, match="coef"):
-        gdcore.check_grad(X, y, np.zeros(4))
+    with pytest.raises(error, match=message):
+        gdcore.check_grad(X, y, coef, intercept)

@@ -74,6 +74,15 @@ def test_loss_rose_by_hand(losses, best, rose):
     assert _loss_rose(losses, best, 1e-4) is rose
 
 
+def test_init_pair_as_a_list():
+    X, y, _ = problem(n=40, d=3)
+    start = (np.array([0.5, -1.0, 2.0]), 0.25)
+    as_tuple = gdcore.fit(X, y, init=start, epochs=3, tol=None)
+    as_list = gdcore.fit(X, y, init=list(start), epochs=3, tol=None)
+    np.testing.assert_array_equal(as_list.coef, as_tuple.coef)
+    assert as_list.intercept == as_tuple.intercept
+
+
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_epochs_and_gtol(backend):
     X, y, _ = problem(n=60, d=4)
