@@ -293,29 +293,41 @@ def _checkpoint(run, with_history=True):
                    run.n_threads, run.d)
 
 
+# The core writes one loss per epoch into a history buffer of this many epochs at most, and
+# a longer fit runs in stretches of it (epochs=10**11 with tol must not allocate 745 GiB).
+HISTORY_STRETCH = 1 << 16
+
+
 def _run_core(problem, state, opt, sched, settings, rng, on_epoch, n_threads, gram=None):
     """Run the compiled loop on ``state`` in place; returns (stop_reason, status)."""
     counters = np.array([state.n_updates, state.n_epochs, state.n_no_improvement],
                         dtype=np.int64)
     best_loss = np.array([state.best_loss], dtype=np.float64)
-    history = np.empty(settings.epochs, dtype=np.float64)
+    history = np.empty(min(settings.epochs, HISTORY_STRETCH), dtype=np.float64)
     empty = np.empty(0, dtype=problem.dtype)
-    first_epoch = state.n_epochs
-    state._live = (counters, best_loss, history, first_epoch)  # read by callbacks (_live_state)
-    try:
-        _, stop_code, status = _core.run_fit(
-            problem.X, problem.y,
-            problem.sample_weight if problem.sample_weight is not None else empty,
-            state.theta, state.optimizer_state, opt._config(), sched._config(),
-            settings.epochs, settings.batch_size or 0, settings.l2, settings.l1,
-            settings.fit_intercept, -1.0 if settings.tol is None else settings.tol,
-            settings.n_iter_no_change, -1.0 if settings.gtol is None else settings.gtol,
-            settings.shuffle, rng, on_epoch, n_threads, counters, best_loss, history, gram)
-    finally:
-        del state._live
-        state.n_updates, state.n_epochs, state.n_no_improvement = (int(c) for c in counters)
-        state.best_loss = float(best_loss[0])
-        state.loss_history.extend(history[:state.n_epochs - first_epoch].tolist())
+    remaining = settings.epochs
+    while True:
+        first_epoch = state.n_epochs
+        # read by callbacks (_live_state): the epochs before first_epoch are in loss_history
+        state._live = (counters, best_loss, history, first_epoch)
+        try:
+            _, stop_code, status = _core.run_fit(
+                problem.X, problem.y,
+                problem.sample_weight if problem.sample_weight is not None else empty,
+                state.theta, state.optimizer_state, opt._config(), sched._config(),
+                min(remaining, len(history)), settings.batch_size or 0, settings.l2,
+                settings.l1, settings.fit_intercept,
+                -1.0 if settings.tol is None else settings.tol, settings.n_iter_no_change,
+                -1.0 if settings.gtol is None else settings.gtol, settings.shuffle, rng,
+                on_epoch, n_threads, counters, best_loss, history, gram)
+        finally:
+            del state._live
+            state.n_updates, state.n_epochs, state.n_no_improvement = (int(c) for c in counters)
+            state.best_loss = float(best_loss[0])
+            state.loss_history.extend(history[:state.n_epochs - first_epoch].tolist())
+        remaining -= state.n_epochs - first_epoch
+        if status != 0 or stop_code != 0 or remaining <= 0:
+            break
     if status != 0:
         return "diverged", status
     return _STOP_NAMES[stop_code], status

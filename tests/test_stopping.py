@@ -215,3 +215,40 @@ def test_checkpoint_from_callback_continues_exactly(backend, batch_size):
     seven = gdcore.fit(X, y, epochs=7, **options)
     np.testing.assert_array_equal(resumed.coef, seven.coef)
     np.testing.assert_array_equal(resumed.loss_history, seven.loss_history)
+
+
+@pytest.mark.parametrize("batch_size", [None, 16])
+def test_long_fits_run_in_history_stretches_exactly(monkeypatch, batch_size):
+    """The core's loss history is allocated a stretch at a time: a fit in stretches of 3
+    epochs equals the fit in one (bitwise: losses, parameters, stop, checkpoints)."""
+    X, y, _ = problem(n=80, d=3, noise=0.3)
+    options = dict(optimizer="adam", lr=0.05, epochs=40, batch_size=batch_size, seed=1,
+                   tol=1e-4, n_iter_no_change=3, precompute=False)
+
+    def run():
+        seen = []
+
+        def callback(progress):
+            if progress.epoch in (2, 3, 7):
+                seen.append(progress.checkpoint())
+        return gdcore.fit(X, y, callback=callback, **options), seen
+    whole, whole_seen = run()
+    monkeypatch.setattr(gdcore._api, "HISTORY_STRETCH", 3)
+    stretched, stretched_seen = run()
+    assert 3 < stretched.n_epochs < 40      # several stretches, stopped by tol
+    assert (stretched.stop_reason, stretched.n_epochs, stretched.n_updates) == \
+        (whole.stop_reason, whole.n_epochs, whole.n_updates)
+    np.testing.assert_array_equal(stretched.loss_history, whole.loss_history)
+    np.testing.assert_array_equal(stretched.coef, whole.coef)
+    for a, b in zip(stretched_seen, whole_seen, strict=True):
+        np.testing.assert_array_equal(a.loss_history, b.loss_history)
+        np.testing.assert_array_equal(a.coef, b.coef)
+        continued = gdcore.fit(X, y, init=a, **dict(options, epochs=4))
+        upto = min(len(a.loss_history) + 2, whole.n_epochs)
+        np.testing.assert_array_equal(continued.loss_history[:upto], whole.loss_history[:upto])
+
+
+def test_a_huge_epoch_budget_is_not_allocated():
+    X, y, _ = problem(n=60, d=3)
+    r = gdcore.fit(X, y, optimizer="gd", lr=0.5, epochs=10**12, tol=1e-4)
+    assert r.stop_reason == "tol" and r.n_epochs < 1000
