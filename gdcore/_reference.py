@@ -16,13 +16,22 @@ STATUS_OK, STATUS_LOSS_NOT_FINITE, STATUS_PARAMS_NOT_FINITE = 0, 1, 2
 
 
 def objective_and_gradient(X, y, s, w, b, l2, l1, fit_intercept):
-    """J(w, b) and (∇w, ∂b) on the rows given (SPEC §1), in the data's dtype."""
+    """J(w, b) and (∇w, ∂b) on the rows given (SPEC §1): rows in the data's dtype, J summed
+    in float64 as the core sums it (see finite_in_data_precision)."""
     r = X @ w + b - y
     S = s.sum()
-    J = (s * r * r).sum() / (2 * S) + (l2 / 2) * (w @ w) + l1 * np.abs(w).sum()
+    wide = np.float64
+    J = (np.dot((s * r).astype(wide), r.astype(wide)) / (2 * wide(S))
+         + (l2 / 2) * np.dot(w.astype(wide), w.astype(wide)) + l1 * np.abs(w.astype(wide)).sum())
     grad_w = X.T @ (s * r) / S + l2 * w
     grad_b = (s * r).sum() / S if fit_intercept else 0.0
     return float(J), grad_w, grad_b
+
+
+def finite_in_data_precision(J, dtype):
+    """Whether J is finite in the data's precision: a float32 fit whose loss is past
+    float32's range has diverged (its float64 sum may still be finite)."""
+    return bool(np.isfinite(J)) and abs(J) <= np.finfo(dtype).max
 
 
 def stationarity(grad_w, grad_b, w, l1):
@@ -125,7 +134,7 @@ def run(problem, state, opt, schedule, settings, rng, on_epoch):
         with np.errstate(all="ignore"):
             if settings.full_batch(n):
                 J, g = evaluate(slice(None))
-                if not np.isfinite(J):
+                if not finite_in_data_precision(J, dtype):
                     return "diverged", STATUS_LOSS_NOT_FINITE
                 epoch_loss = J
                 if settings.gtol is not None and stationarity(
@@ -144,7 +153,7 @@ def run(problem, state, opt, schedule, settings, rng, on_epoch):
                     if s[rows].sum() <= 0:  # no defined gradient: the batch is skipped
                         continue
                     J, g = evaluate(rows)
-                    if not np.isfinite(J):
+                    if not finite_in_data_precision(J, dtype):
                         return "diverged", STATUS_LOSS_NOT_FINITE
                     lr = lr_at(schedule, opt.lr, epoch, state.n_updates + 1)
                     status = apply(g, lr)

@@ -17,7 +17,8 @@ permutation) and, every few million multiply-adds inside a long epoch, for a sig
 
 from cython cimport floating
 from cython.parallel cimport prange
-from libc.math cimport isfinite, isnan
+from libc.float cimport FLT_MAX
+from libc.math cimport fabs, isfinite, isnan
 from libc.stdlib cimport malloc, calloc, free
 from libc.string cimport memcpy, memset
 
@@ -198,6 +199,14 @@ cdef int full_batch_epoch(
                             schedule, epoch, t, l2, l1, fit_intercept, gtol, loss, gtol_reached)
 
 
+cdef inline bint finite_in_data_precision(double loss, const floating* like) noexcept nogil:
+    """Whether a loss (summed in float64) is finite in the data's precision: a float32 fit
+    whose loss is past float32's range has diverged, as it has for the NumPy reference."""
+    if floating is float:
+        return fabs(loss) <= FLT_MAX
+    return isfinite(loss)
+
+
 cdef inline int update_from_sums(
     const double* sums, floating* theta, floating* grad, floating* state0, floating* state1,
     floating* state2, floating* backup, Py_ssize_t d, const OptimConfig* optim,
@@ -208,7 +217,7 @@ cdef inline int update_from_sums(
     ∇J at θ, the gtol rule, then the update t + 1."""
     cdef double lr
     loss[0] = objective_and_gradient(sums, theta, d, l2, l1, fit_intercept, grad)
-    if not isfinite(loss[0]):
+    if not finite_in_data_precision(loss[0], theta):
         return STATUS_LOSS_NOT_FINITE
     if gtol >= 0.0 and stationarity(grad, theta, d, l1, fit_intercept) <= gtol:
         gtol_reached[0] = True
@@ -251,7 +260,7 @@ cdef int mini_batch_epoch(
         if sums[d + SLOT_WEIGHT] <= 0.0:
             continue
         batch_loss = objective_and_gradient(sums, theta, d, l2, l1, fit_intercept, grad)
-        if not isfinite(batch_loss):
+        if not finite_in_data_precision(batch_loss, theta):
             status = STATUS_LOSS_NOT_FINITE
             break
         lr = scheduled_lr(schedule, optim.lr, epoch, t[0] + 1)
@@ -331,7 +340,7 @@ cdef inline int sgd_rows(
             batch_loss += 0.5 * l2 * sum_of_squares(cur, d)
         if l1 > 0.0:
             batch_loss += l1 * sum_of_abs(cur, d)
-        if not isfinite(batch_loss):
+        if not finite_in_data_precision(batch_loss, cur):
             status = STATUS_LOSS_NOT_FINITE
             break
         if lr_per_update:

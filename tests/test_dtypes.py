@@ -79,3 +79,23 @@ def test_make_regression():
     np.testing.assert_allclose(X @ coef + 2.0, y, rtol=1e-5, atol=1e-5)
     X2, _, _ = gdcore.make_regression(500, 4, seed=1)
     np.testing.assert_allclose(X2, X, rtol=1e-6)
+
+
+@pytest.mark.parametrize("batch_size", [None, 50, 1])
+def test_float32_divergence_is_where_the_loss_leaves_float32(batch_size):
+    """The core sums a float32 fit's loss in float64, which stays finite past float32's range
+    (~3.4e38); the fit has diverged there, in the core as in the NumPy reference: both stop
+    in the same epoch with the same history, its last loss within float32's range."""
+    X, y, _ = problem(n=300, d=3, noise=0.1)
+    X, y = (X * 30).astype(np.float32), y.astype(np.float32)
+    errors = []
+    for backend in ("core", "numpy"):
+        with pytest.raises(gdcore.DivergenceError) as error:
+            gdcore.fit(X, y, optimizer="sgd", lr=1.0, batch_size=batch_size, epochs=200,
+                       tol=None, seed=0, backend=backend)
+        errors.append(error.value)
+    core, reference = errors
+    assert core.epoch == reference.epoch
+    np.testing.assert_allclose(core.result.loss_history, reference.result.loss_history,
+                               rtol=1e-5)
+    assert np.all(core.result.loss_history <= np.finfo(np.float32).max)
