@@ -138,16 +138,22 @@ class GDRegressor(RegressorMixin, BaseEstimator):
             self.__dict__.update(earlier)
             raise
 
-    def _check_same_optimizer(self, previous, how_to_restart):
-        """Refuse to continue ``previous`` with another optimizer, saying what to do instead
-        (gdcore.fit's own message is about its ``init`` argument)."""
-        if previous is None or self.optimizer is None:
+    def _check_continuable(self, previous, how_to_restart):
+        """Refuse to continue ``previous`` with another optimizer or intercept setting, saying
+        what to do instead (gdcore.fit's own message is about its ``init`` argument)."""
+        if previous is None:
             return
-        was, now = type(previous.optimizer), type(make_optimizer(self.optimizer, self.lr))
-        if was is not now:
-            raise ValueError(f"optimizer: the previous fit used {was.__name__} and cannot be "
-                             f"continued with {now.__name__}; {how_to_restart}, or keep its "
-                             "optimizer")
+        if self.optimizer is not None:
+            was, now = type(previous.optimizer), type(make_optimizer(self.optimizer, self.lr))
+            if was is not now:
+                raise ValueError(f"optimizer: the previous fit used {was.__name__} and cannot "
+                                 f"be continued with {now.__name__}; {how_to_restart}, or keep "
+                                 "its optimizer")
+        was_intercept = previous.settings.get("fit_intercept", self.fit_intercept)
+        if bool(was_intercept) != bool(self.fit_intercept):
+            raise ValueError(f"fit_intercept: the previous fit used fit_intercept={was_intercept}"
+                             f" and cannot be continued with {self.fit_intercept}; "
+                             f"{how_to_restart}, or keep fit_intercept={was_intercept}")
 
     def fit(self, X, y, sample_weight=None):
         """Fit on (X, y); continues the previous fit when ``warm_start=True``."""
@@ -159,7 +165,7 @@ class GDRegressor(RegressorMixin, BaseEstimator):
             previous = self._previous() if self.warm_start else None
             if previous is not None and previous.coef.shape[0] != X.shape[1]:
                 previous = None
-            self._check_same_optimizer(previous, "set warm_start=False to start afresh")
+            self._check_continuable(previous, "set warm_start=False to start afresh")
             if previous is None:
                 for name in ("result_", "coef_", "intercept_", "loss_curve_", "n_iter_"):
                     self.__dict__.pop(name, None)
@@ -182,7 +188,7 @@ class GDRegressor(RegressorMixin, BaseEstimator):
             if sample_weight is not None:
                 sample_weight = _check_sample_weight(sample_weight, X, dtype=X.dtype)
             previous = None if first else self._previous()
-            self._check_same_optimizer(previous, "start afresh with sklearn.base.clone(model)")
+            self._check_continuable(previous, "start afresh with sklearn.base.clone(model)")
             return self._run(X, y, sample_weight, previous,
                              self._options(1, full_data=False))
 

@@ -184,6 +184,18 @@ def test_warm_start_with_another_optimizer_says_what_to_do():
     assert type(model.result_.optimizer).__name__ == "Adam"
 
 
+def test_warm_start_with_another_intercept_setting_says_what_to_do():
+    X, y, _ = problem(n=60, d=3)
+    model = GDRegressor(epochs=5, warm_start=True).fit(X, y)
+    coef = model.coef_.copy()
+    with pytest.raises(ValueError, match="fit_intercept=True.*False.*warm_start=False") as error:
+        model.set_params(fit_intercept=False).fit(X, y)
+    assert "init" not in str(error.value)
+    np.testing.assert_array_equal(model.coef_, coef)     # the earlier fit is kept
+    model.set_params(warm_start=False).fit(X, y)  # the advice works
+    assert model.intercept_ == 0.0
+
+
 @pytest.mark.parametrize("name", ["cosine", "CosineAnnealingLR", "step", "steplr"])
 def test_partial_fit_refuses_schedule_names_sized_to_a_run(name):
     X, y, _ = problem(n=60, d=3)
