@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from . import _core
+
 
 class DataError(ValueError):
     """A data file cannot be used; the message says which file, column and why."""
@@ -91,48 +93,122 @@ def _from_frame(frame, path, target, features):
     return Table(np.ascontiguousarray(X), y, list(features), target)
 
 
+# The most one block of rows read from an array takes (bytes): fits and predictions on a .npy
+# hold a few blocks at a time (the block, its standardised copy), so their memory does not
+# grow with the file; larger blocks were no faster.
+BLOCK_BYTES = 16 * 2**20
+
+
+class ArrayBlocks:
+    """Chosen columns of a 2-D numeric array (a .npy memmap) read as row blocks ``(X, y)`` of
+    at most BLOCK_BYTES, each X C-contiguous; columns are named by their index, the target
+    is a column index.  Every block is checked for non-finite cells as it is read."""
+
+    def __init__(self, array, path, target=None, features=None):
+        if array.ndim != 2 or array.dtype.kind not in "iuf":
+            raise DataError(f"{path}: expected a 2-D numeric array, got {array.ndim}-D "
+                            f"{array.dtype}")
+        names = [str(i) for i in range(array.shape[1])]
+        if target is not None and target not in names:
+            raise DataError(f"{path}: no column {target!r}: columns of an array are its "
+                            f"indices 0..{array.shape[1] - 1}")
+        chosen = list(features) if features else [c for c in names if c != target]
+        for name in chosen:
+            if name not in names:
+                raise DataError(f"{path}: no column {name!r} (columns are "
+                                f"0..{array.shape[1] - 1})")
+        self.array, self.path, self.target = array, path, target
+        self.feature_names = chosen
+        self.n_rows = array.shape[0]
+        # float32 and float64 keep their precision (as in gdcore.fit), in native byte order
+        kept = array.dtype.kind == "f" and array.dtype.itemsize in (4, 8)
+        self.dtype = np.dtype(f"f{array.dtype.itemsize}" if kept else "f8")
+        self._columns = [int(c) for c in chosen]
+        # all the columns in order: blocks (and X) are views of the array, read in place
+        self.in_place = target is None and self._columns == list(range(array.shape[1]))
+
+    def block_rows(self):
+        row_bytes = (len(self._columns) + 1) * max(self.dtype.itemsize, 8)
+        return max(1, BLOCK_BYTES // row_bytes)
+
+    def __iter__(self):
+        step = self.block_rows()
+        for start in range(0, self.n_rows, step):
+            rows = self.array[start:start + step]
+            X = np.ascontiguousarray(rows if self.in_place else rows[:, self._columns],
+                                     dtype=self.dtype)
+            _check_finite(self.path, X, self.feature_names, start)
+            y = None
+            if self.target is not None:
+                y = np.array(rows[:, int(self.target)], dtype=np.float64)
+                _check_finite(self.path, y[:, None], [self.target], start)
+            yield X, y
+
+    def to_table(self):
+        """All the rows as one Table: X is the array itself when read in place, else a copy
+        of the chosen columns (filled block by block)."""
+        if self.in_place:
+            for _ in self:  # checks every cell, one block at a time
+                pass
+            return Table(self.array, None, self.feature_names, None)
+        X = np.empty((self.n_rows, len(self._columns)), dtype=self.dtype)
+        y = None if self.target is None else np.empty(self.n_rows)
+        start = 0
+        for X_block, y_block in self:
+            stop = start + len(X_block)
+            X[start:stop] = X_block
+            if y is not None:
+                y[start:stop] = y_block
+            start = stop
+        return Table(X, y, self.feature_names, self.target)
+
+
+def _check_finite(path, values, names, first_row):
+    """Raise DataError naming the column and the 1-based data row of the first non-finite cell
+    of a block (rows counted as the CSV message counts them)."""
+    if values.dtype.kind != "f" or values.size == 0 or _core.all_finite(values.reshape(-1)):
+        return
+    row, column = np.argwhere(~np.isfinite(values))[0]
+    raise DataError(f"{path}: column {names[column]!r} has a non-finite value in data row "
+                    f"{first_row + row + 1} ({values[row, column]})")
+
+
 def _from_array(array, path, target, features):
-    """A 2-D numeric array: columns are named by their index; the target is a column index."""
-    if array.ndim != 2 or array.dtype.kind not in "iuf":
-        raise DataError(f"{path}: expected a 2-D numeric array, got {array.ndim}-D {array.dtype}")
-    names = [str(i) for i in range(array.shape[1])]
-    if target is not None and target not in names:
-        raise DataError(f"{path}: no column {target!r}: columns of an array are its indices "
-                        f"0..{array.shape[1] - 1}")
-    chosen = list(features) if features else [c for c in names if c != target]
-    for name in chosen:
-        if name not in names:
-            raise DataError(f"{path}: no column {name!r} (columns are 0..{array.shape[1] - 1})")
-    if target is None and not features:
-        # the array is X alone: read it in place (a memmap stays on disk)
-        X = array
-    else:
-        X = np.ascontiguousarray(array[:, [int(c) for c in chosen]])
-    y = np.asarray(array[:, int(target)], dtype=np.float64) if target is not None else None
-    for name, values in [("target " + str(target), y), ("features", X)]:
-        if values is not None and values.dtype.kind == "f" and not np.isfinite(values).all():
-            row = int(np.argwhere(~np.isfinite(values))[0][0])
-            raise DataError(f"{path}: {name} has a non-finite value in row {row}")
-    return Table(X, y, chosen, target)
+    """A 2-D numeric array as a Table: columns are named by their index; the target is a
+    column index."""
+    return ArrayBlocks(array, path, target, features).to_table()
+
+
+def is_npy(path):
+    return os.fspath(path).lower().endswith(".npy")
+
+
+def npy_blocks(path, target=None, features=None):
+    """A .npy file as ArrayBlocks over its memmap: read in place, a block at a time."""
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise DataError(f"{path}: no such file")
+    try:
+        array = np.load(path, mmap_mode="r", allow_pickle=False)
+    except Exception as exc:
+        raise DataError(f"{path}: not a readable .npy file ({exc})") from None
+    return ArrayBlocks(array, path, target, features)
 
 
 def read_table(path, target=None, features=None):
     """Read ``path`` into a Table of float features (and the target column, if named).
 
     CSV (pandas) and Parquet (pyarrow) name columns by header; a .npy 2-D array names them
-    by index (opened as a memmap, so a large array is read in place); a .npz holds either
-    arrays ``X`` and ``y`` (the target names the y array) or one 2-D array.
+    by index (opened as a memmap: X is the array itself when it is all the features, else
+    the chosen columns are copied; see npy_blocks to read it a block at a time); a .npz holds
+    either arrays ``X`` and ``y`` (the target names the y array) or one 2-D array.
     """
     path = os.fspath(path)
     if not os.path.exists(path):
         raise DataError(f"{path}: no such file")
     lower = path.lower()
     if lower.endswith(".npy"):
-        try:
-            array = np.load(path, mmap_mode="r", allow_pickle=False)
-        except Exception as exc:
-            raise DataError(f"{path}: not a readable .npy file ({exc})") from None
-        return _from_array(array, path, target, features)
+        return npy_blocks(path, target, features).to_table()
     if lower.endswith(".npz"):
         try:
             archive = np.load(path, allow_pickle=False)
@@ -149,9 +225,7 @@ def read_table(path, target=None, features=None):
                 if y.shape[0] != table.X.shape[0]:
                     raise DataError(f"{path}: {key!r} has {y.shape[0]} values but X has "
                                     f"{table.X.shape[0]} rows")
-                if not np.isfinite(y).all():
-                    raise DataError(f"{path}: {key!r} has a non-finite value in row "
-                                    f"{int(np.argmax(~np.isfinite(y)))}")
+                _check_finite(path, y[:, None], [key], 0)
                 table.y, table.target = y, key
             return table
         if len(arrays) == 1:

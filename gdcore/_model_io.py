@@ -52,8 +52,43 @@ def _jsonable(value):
     return repr(value)
 
 
-def save_model(path, model):
-    """Write a SavedModel as JSON."""
+def _as_saved_model(model, feature_names, target):
+    """A SavedModel of a SavedModel, a FitResult or a fitted GDRegressor."""
+    from ._result import FitResult
+    if isinstance(model, SavedModel):
+        return model
+    names = None
+    if isinstance(getattr(model, "result_", None), FitResult):  # a fitted GDRegressor
+        names = getattr(model, "feature_names_in_", None)
+        model = model.result_
+    if not isinstance(model, FitResult):
+        raise TypeError(f"model must be a FitResult (from gdcore.fit), a fitted "
+                        f"gdcore.GDRegressor or a SavedModel, got {type(model).__name__}")
+    coef = np.asarray(model.coef, dtype=np.float64)
+    if feature_names is None:
+        # columns named by index, as the command line names a .npy's columns
+        feature_names = [str(i) for i in range(coef.shape[0])] if names is None else names
+    return SavedModel(coef=coef, intercept=float(model.intercept),
+                      feature_names=[str(name) for name in feature_names], target=target,
+                      hyper_parameters=dict(model.settings, optimizer=repr(model.optimizer),
+                                            schedule=repr(model.schedule)),
+                      loss_history=list(model.loss_history), stop_reason=model.stop_reason)
+
+
+def save_model(path, model, *, feature_names=None, target=None):
+    """Write a fitted model as JSON, for ``gdcore predict`` and :func:`load_model`.
+
+    ``model`` is a :class:`FitResult` (from ``gdcore.fit`` or ``gdcore.fit_chunks``), a fitted
+    ``gdcore.GDRegressor`` or a model from ``load_model``.  For a FitResult or an estimator,
+    ``feature_names`` name the columns ``gdcore predict`` reads (default: the estimator's
+    ``feature_names_in_``, else the column indices "0", "1", …, as a .npy's columns are named)
+    and ``target`` names the predictions' column.  Hyper-parameters, the
+    loss history and the stop reason are saved with the coefficients.
+    """
+    model = _as_saved_model(model, feature_names, target)
+    if len(model.feature_names) != model.coef.shape[0]:
+        raise ValueError(f"feature_names has {len(model.feature_names)} names but the model "
+                         f"has {model.coef.shape[0]} coefficients")
     from . import __version__
     document = {
         "format": FORMAT, "format_version": FORMAT_VERSION, "gdcore_version": __version__,
@@ -84,16 +119,51 @@ def load_model(path):
     if document.get("format_version", 0) > FORMAT_VERSION:
         raise ValueError(f"{path}: saved by a newer gdcore (format version "
                          f"{document['format_version']}); upgrade gdcore to read it")
+    try:
+        return _model_of(document)
+    except (KeyError, TypeError, ValueError) as exc:
+        problem = f"no {exc.args[0]!r} entry" if isinstance(exc, KeyError) else exc
+        raise ValueError(f"{path}: not a usable gdcore model ({problem})") from None
+
+
+def _model_of(document):
+    """The SavedModel a model document describes; KeyError, TypeError or ValueError say what
+    is missing or inconsistent."""
+    coef = _numbers(document["coef"], "coef")
+    intercept = document["intercept"]
+    if isinstance(intercept, bool) or not isinstance(intercept, (int, float)):
+        raise ValueError(f"intercept must be a number, got {intercept!r}")
+    names = document["feature_names"]
+    if not isinstance(names, list) or not all(isinstance(name, str) for name in names):
+        raise ValueError("feature_names must be a list of column names")
+    if len(names) != coef.shape[0]:
+        raise ValueError(f"{len(names)} feature names but {coef.shape[0]} coefficients")
     standardize = document.get("standardize")
+    mean = scale = None
+    if standardize:
+        mean = _numbers(standardize["mean"], "standardize mean", coef.shape[0])
+        scale = _numbers(standardize["scale"], "standardize scale", coef.shape[0])
+        if not (scale > 0).all():
+            raise ValueError("standardize scale must be > 0")
     return SavedModel(
-        coef=np.asarray(document["coef"], dtype=np.float64),
-        intercept=float(document["intercept"]),
-        feature_names=list(document["feature_names"]),
-        target=document.get("target"),
-        mean=None if not standardize else np.asarray(standardize["mean"], dtype=np.float64),
-        scale=None if not standardize else np.asarray(standardize["scale"], dtype=np.float64),
+        coef=coef, intercept=float(intercept), feature_names=names,
+        target=document.get("target"), mean=mean, scale=scale,
         hyper_parameters=document.get("hyper_parameters", {}),
         loss_history=document.get("loss_history", []),
         stop_reason=document.get("stop_reason"),
         gdcore_version=document.get("gdcore_version"),
     )
+
+
+def _numbers(values, name, length=None):
+    """values as a 1-D float64 array of finite numbers (of ``length`` of them, if given)."""
+    if not isinstance(values, list) or not all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+        raise ValueError(f"{name} must be a list of numbers")
+    array = np.asarray(values, dtype=np.float64)
+    if not np.isfinite(array).all():
+        raise ValueError(f"{name} has a non-finite value")
+    if length is not None and array.shape[0] != length:
+        raise ValueError(f"{name} has {array.shape[0]} values but the model has {length} "
+                         "coefficients")
+    return array

@@ -198,3 +198,186 @@ def test_fit_stopping_and_intercept_options(files, tmp_path):
     assert summary(grow.stdout)["converged"] == "no"
     lines = grow.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("gdcore fit: warning: the tol rule")
+
+
+def npy_problem(path, n, d, seed=0):
+    """A .npy of n rows: d features with assorted offsets and scales, then the target."""
+    X, y, _ = problem(n=n, d=d, noise=0.1, seed=seed)
+    X = X * np.linspace(0.5, 3.0, d) + np.arange(d)
+    np.save(path, np.column_stack([X, y]))
+    return X, y
+
+
+def run_in_process(capsys, *argv):
+    from gdcore.cli import main
+    status = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+@pytest.mark.parametrize("d, epochs", [(9, 40), (40, 2)])  # Gram mode, then streamed epochs
+def test_npy_is_read_in_blocks_not_copied(tmp_path, monkeypatch, capsys, d, epochs):
+    """fit, lr-search and predict on a .npy hold a block of rows at a time, not the file, and
+    the full-batch fit equals gdcore.fit on the array in memory."""
+    import tracemalloc
+
+    import gdcore._io
+    import gdcore._precompute
+    path, model, preds = tmp_path / "big.npy", tmp_path / "m.json", tmp_path / "p.csv"
+    X, y = npy_problem(path, 12_000, d)
+    file_bytes = path.stat().st_size
+    monkeypatch.setattr(gdcore._io, "BLOCK_BYTES", 16 * 1024)
+    # the Gram matrix's scratch block (8 MB) too, so that a small file is many blocks
+    monkeypatch.setattr(gdcore._precompute, "_BLOCK_BYTES", 16 * 1024)
+    commands = [
+        ["fit", path, "--target", d, "--optimizer", "gd", "--lr", "0.5", "--epochs", epochs,
+         "--standardize", "--tol", "none", "--save", model],
+        ["lr-search", path, "--target", d, "--optimizer", "gd", "--grid", "0.1,0.5",
+         "--standardize", "--epochs", epochs],
+        ["predict", model, path, "--out", preds],
+    ]
+    for argv in commands:
+        run_in_process(capsys, *argv)  # first run: imports and caches out of the measure
+        tracemalloc.start()
+        try:
+            status, out, err = run_in_process(capsys, *argv)
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        assert status == 0, err
+        assert peak < file_bytes / 4, (argv[0], peak, file_bytes)
+    mean, scale = X.mean(axis=0), X.std(axis=0)
+    expected = gdcore.fit((X - mean) / scale, y, optimizer="gd", lr=0.5, epochs=epochs,
+                          tol=None, precompute=False)
+    saved = json.loads(model.read_text())
+    np.testing.assert_allclose(saved["standardize"]["mean"], mean, rtol=1e-12)
+    np.testing.assert_allclose(saved["standardize"]["scale"], scale, rtol=1e-12)
+    np.testing.assert_allclose(saved["coef"], expected.coef, rtol=1e-9)
+    assert saved["intercept"] == pytest.approx(expected.intercept, rel=1e-9)
+    assert saved["loss_history"] == pytest.approx(list(expected.loss_history), rel=1e-9)
+    predicted = pd.read_csv(preds)[str(d)].to_numpy()
+    np.testing.assert_allclose(predicted, expected.predict((X - mean) / scale), rtol=1e-9)
+
+
+def test_npy_mini_batch_equals_gdcore_fit(tmp_path):
+    """--batch-size on a .npy (rows copied into one array) gives gdcore.fit's mini-batch run."""
+    path, model = tmp_path / "d.npy", tmp_path / "m.json"
+    X, y = npy_problem(path, 500, 3)
+    gdcore_cli("fit", path, "--target", "3", "--optimizer", "adam", "--lr", "0.05",
+               "--epochs", "20", "--batch-size", "32", "--seed", "3", "--save", model)
+    expected = gdcore.fit(X, y, optimizer="adam", lr=0.05, epochs=20, batch_size=32, seed=3)
+    np.testing.assert_allclose(json.loads(model.read_text())["coef"], expected.coef,
+                               rtol=1e-12)
+
+
+def test_npy_non_finite_cell_names_column_and_data_row(tmp_path, monkeypatch, capsys):
+    """Like the CSV message: the column (its index) and the 1-based data row, also when the
+    bad cell is in a later block."""
+    import gdcore._io
+    path = tmp_path / "nan.npy"
+    npy_problem(path, 3000, 4)
+    array = np.load(path)
+    array[16, 2] = np.nan
+    np.save(path, array)
+    proc = gdcore_cli("fit", path, "--target", "4", check=False)
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == (f"gdcore fit: error: {path}: column '2' has a non-finite "
+                                   "value in data row 17 (nan)")
+    array[16, 2] = 1.0
+    array[2500, 4] = np.inf  # the target, many blocks in
+    np.save(path, array)
+    monkeypatch.setattr(gdcore._io, "BLOCK_BYTES", 4096)
+    for argv in (["fit", path, "--target", 4], ["fit", path, "--target", 4, "--batch-size", 8],
+                 ["lr-search", path, "--target", 4, "--grid", "0.1"]):
+        status, _, err = run_in_process(capsys, *argv)
+        assert status == 2
+        assert err.strip().endswith(f"{path}: column '4' has a non-finite value in data row "
+                                    "2501 (inf)"), err
+
+
+def test_lr_search_ranks_rising_losses_after_falling_ones(files):
+    """Unstandardised columns (scales 1, 10, 0.1): large rates make the loss grow without
+    overflowing; they are 'rose', ranked after the 'ok' ones, and never the best."""
+    folder, frame = files
+    X, y = frame[["a", "b", "c"]].to_numpy(), frame["y"].to_numpy()
+    grid = [0.0001, 0.001, 0.01, 0.1]
+    truth = {}
+    for lr in grid:
+        losses = gdcore.fit(X, y, optimizer="gd", lr=lr, epochs=5, tol=None).loss_history
+        truth[lr] = ("rose" if losses[-1] > losses[0] else "ok", losses[-1])
+    assert {status for status, _ in truth.values()} == {"ok", "rose"}
+    out = gdcore_cli("lr-search", folder / "train.csv", "--target", "y", "--optimizer", "gd",
+                     "--grid", ",".join(map(str, grid))).stdout.splitlines()
+    ranked = [line.split() for line in out[1:-1]]
+    ok = sorted((loss, lr) for lr, (status, loss) in truth.items() if status == "ok")
+    rose = sorted((loss, lr) for lr, (status, loss) in truth.items() if status == "rose")
+    assert [(float(r[1]), r[-1]) for r in ranked] == \
+        [(lr, "ok") for _, lr in ok] + [(lr, "rose") for _, lr in rose]
+    assert out[-1] == f"best lr: {ok[0][1]:.6g}"
+    proc = gdcore_cli("lr-search", folder / "train.csv", "--target", "y", "--optimizer", "gd",
+                      "--grid", "0.1,1,1e100", check=False)
+    assert proc.returncode == 2
+    assert [line.split()[-1] for line in proc.stdout.splitlines()[1:]] == \
+        ["rose", "rose", "diverged"]
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "every learning rate diverged or its loss rose" in lines[0]
+    assert "--standardize" in lines[0]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--threads", "0"], "--threads must be"),
+    (["--batch-size", "0"], "--batch-size must be"),
+    (["--n-iter-no-change", "0"], "--n-iter-no-change must be"),
+    (["--epochs", "0"], "--epochs must be"),
+    (["--seed", "-1"], "--seed must be"),
+    (["--batch-size", "2", "--gtol", "1e-3"], "--gtol applies to full-batch fits only"),
+])
+def test_bad_options_are_named_by_their_flag(files, args, message):
+    folder, _ = files
+    proc = gdcore_cli("fit", folder / "train.csv", "--target", "y", *args, check=False)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"gdcore fit: error: {message}"), lines
+
+
+def test_divergence_is_one_line_without_python_attributes(files):
+    folder, _ = files
+    proc = gdcore_cli("fit", folder / "train.csv", "--target", "y", "--optimizer", "gd",
+                      "--lr", "1e100", check=False)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "stopped being finite in epoch" in lines[0]
+    assert ".result" not in lines[0]
+
+
+@pytest.mark.parametrize("change, problem_text", [
+    (lambda m: m.pop("coef"), "'coef'"),
+    (lambda m: m.update(coef=m["coef"][:2]), "3 feature names but 2 coefficients"),
+    (lambda m: m.update(intercept="x"), "intercept"),
+    (lambda m: m["standardize"].update(scale=[1.0]), "scale"),
+])
+def test_predict_with_a_corrupted_model_is_one_line(files, tmp_path, change, problem_text):
+    folder, _ = files
+    model = tmp_path / "m.json"
+    gdcore_cli("fit", folder / "train.csv", "--target", "y", "--standardize", "--epochs", "5",
+               "--save", model)
+    document = json.loads(model.read_text())
+    change(document)
+    model.write_text(json.dumps(document))
+    with pytest.raises(ValueError, match=problem_text) as raised:
+        gdcore.load_model(model)
+    assert str(model) in str(raised.value)
+    proc = gdcore_cli("predict", model, folder / "train.csv", check=False)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and problem_text in lines[0] and str(model) in lines[0]
+
+
+def test_demo_footer_does_not_call_the_noise_variance_a_floor():
+    """In-sample MSE can be below the noise variance (the fit also fits the noise), so the
+    footer must not call it the best MSE possible."""
+    out = gdcore_cli("demo", "--n", "2000", "--d", "4", "--optimizers", "gd").stdout
+    row = next(line for line in out.splitlines() if line.startswith("gd "))
+    assert float(row.split()[3]) < 0.01  # below the noise variance 0.1²
+    footer = out.strip().splitlines()[-1]
+    assert "0.01" in footer and "best" not in footer and "expected MSE" in footer

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import os
+import re
 import sys
 
 import numpy as np
 
-from .._io import DataError, iter_folder_tables, read_table
+from .._result import DivergenceError
+from .._io import DataError, is_npy, iter_folder_tables, npy_blocks, read_table
+from .._precompute import gram_is_cheaper
 
 
 def add_data_arguments(parser, target_required=True):
@@ -67,11 +70,36 @@ def fit_options(args):
                 n_threads=args.threads, seed=args.seed, fit_intercept=args.fit_intercept)
 
 
-class FolderData:
-    """DATA given as a folder of Parquet/CSV files: read file by file, never all at once.
+class StreamedData:
+    """DATA read a piece at a time (row blocks, or files), never all at once.
 
     Fits on it run with gdcore.fit_chunks (full batch, exact); standardisation, when asked,
-    takes its mean and scale from a first pass over the files."""
+    takes its mean and scale from a first pass over the pieces.  Subclasses give pieces()."""
+
+    mean = scale = None
+
+    def pieces(self):
+        """(X, y) row blocks as read."""
+        raise NotImplementedError
+
+    def use_gram(self, epochs):
+        """Whether fit_chunks should form the Gram matrix (precompute=True)."""
+        return False
+
+    def standardize(self):
+        self.mean, self.scale = column_mean_and_scale(X for X, _ in self.pieces())
+
+    def chunks(self):
+        for X, y in self.pieces():
+            if self.mean is not None:
+                scaled = X - self.mean
+                scaled /= self.scale
+                X = scaled.astype(X.dtype, copy=False)
+            yield X, y
+
+
+class FolderData(StreamedData):
+    """DATA given as a folder of Parquet/CSV files: read file by file."""
 
     def __init__(self, folder, target, features, standardize):
         self.folder, self.target = folder, target
@@ -79,56 +107,89 @@ class FolderData:
         if first.y is None:
             raise DataError(f"{folder}: give the target column with --target")
         self.feature_names = first.feature_names
-        self.mean = self.scale = None
         if standardize:
-            count, total, squares = 0, 0.0, 0.0
-            for table in self.tables():
-                count += len(table.y)
-                total = total + table.X.sum(axis=0)
-                squares = squares + (table.X ** 2).sum(axis=0)
-            self.mean = total / count
-            self.scale = np.sqrt(np.maximum(squares / count - self.mean ** 2, 0.0))
-            self.scale[self.scale == 0] = 1.0
+            self.standardize()
 
-    def tables(self):
-        return iter_folder_tables(self.folder, self.target, self.feature_names)
+    def pieces(self):
+        for table in iter_folder_tables(self.folder, self.target, self.feature_names):
+            yield table.X, table.y
 
-    def chunks(self):
-        for table in self.tables():
-            X = table.X if self.mean is None else (table.X - self.mean) / self.scale
-            yield X, table.y
+
+class NpyData(StreamedData):
+    """DATA given as a .npy file: its memmap read in row blocks of bounded size, so the
+    features (X without the target column, which cannot be a view) are never copied whole."""
+
+    def __init__(self, path, target, features, standardize):
+        if target is None:
+            raise DataError(f"{path}: give the target column with --target")
+        self.blocks = npy_blocks(path, target, features)
+        if self.blocks.n_rows == 0:
+            raise DataError(f"{path}: the array has no rows")
+        self.target, self.feature_names = target, self.blocks.feature_names
+        if standardize:
+            self.standardize()
+
+    def pieces(self):
+        return iter(self.blocks)
+
+    def use_gram(self, epochs):
+        # what gdcore.fit's precompute="auto" picks for the same array in memory
+        return gram_is_cheaper(self.blocks.n_rows, len(self.feature_names), epochs)
+
+
+def column_mean_and_scale(blocks):
+    """Each column's mean and standard deviation over row blocks, as X.mean(axis=0) and
+    X.std(axis=0) of all rows (constant columns get scale 1).  The blocks' moments are merged
+    (Chan et al.), which keeps the accuracy of a two-pass formula in one pass."""
+    count, mean, squares = 0, 0.0, 0.0
+    for X in blocks:
+        rows = X.shape[0]
+        if rows == 0:
+            continue
+        block_mean = X.mean(axis=0, dtype=np.float64)
+        block_squares = ((X - block_mean) ** 2).sum(axis=0)
+        delta = block_mean - mean
+        total = count + rows
+        mean = mean + delta * (rows / total)
+        squares = squares + block_squares + delta ** 2 * (count * rows / total)
+        count = total
+    scale = np.sqrt(squares / count)
+    scale[scale == 0] = 1.0
+    return mean, scale
 
 
 def fit_data(args, data, **options):
-    """gdcore.fit on a Table, or gdcore.fit_chunks on a FolderData."""
+    """gdcore.fit on a Table, or gdcore.fit_chunks on StreamedData."""
     from .. import fit, fit_chunks
-    if isinstance(data, FolderData):
+    if isinstance(data, StreamedData):
         if options.get("batch_size") is not None:
             raise ValueError("--batch-size: a folder of files is fitted full-batch "
                              "(gdcore.fit_chunks); leave --batch-size out")
         for name in ("batch_size", "seed"):
             options.pop(name, None)
-        return fit_chunks(data.chunks, **options)
+        return fit_chunks(data.chunks, precompute=data.use_gram(options["epochs"]), **options)
     return fit(data.X_fit, data.y, **options)
 
 
 def load(args, target_required=True):
-    """The data named by args: a FolderData for a folder, else a Table with X_fit (X,
-    standardised when asked), mean and scale."""
+    """The data named by args: StreamedData for a folder, or for a .npy fitted full-batch;
+    else a Table with X_fit (X, standardised when asked), mean and scale."""
+    standardize = getattr(args, "standardize", False)
     if os.path.isdir(args.data):
-        return FolderData(args.data, args.target, args.features,
-                          getattr(args, "standardize", False))
+        return FolderData(args.data, args.target, args.features, standardize)
+    if is_npy(args.data) and getattr(args, "batch_size", None) is None:
+        return NpyData(args.data, args.target, args.features, standardize)
+    # mini-batches need every row in one C-contiguous array: a .npy's columns are copied
     table = read_table(args.data, args.target, args.features)
     if target_required and table.y is None:
         raise DataError(f"{args.data}: give the target column with --target")
-    table.X_fit, table.mean, table.scale = standardization(
-        table.X, getattr(args, "standardize", False))
+    table.X_fit, table.mean, table.scale = standardization(table.X, standardize)
     return table
 
 
 def residual_summary(data, result):
-    """(rows, MSE, R²) of a fitted result on the data, file by file for a folder."""
-    if isinstance(data, FolderData):
+    """(rows, MSE, R²) of a fitted result on the data, piece by piece for StreamedData."""
+    if isinstance(data, StreamedData):
         count, total, squares, errors = 0, 0.0, 0.0, 0.0
         for X, y in data.chunks():
             count += len(y)
@@ -152,7 +213,21 @@ def standardization(X, enabled):
     return (X - mean) / scale, mean, scale
 
 
+# gdcore's argument names, as error messages begin with them, and the flags that set them
+FLAGS = {"n_threads": "--threads", "batch_size": "--batch-size",
+         "n_iter_no_change": "--n-iter-no-change", "epochs": "--epochs", "lr": "--lr",
+         "l1": "--l1", "l2": "--l2", "seed": "--seed", "tol": "--tol", "gtol": "--gtol",
+         "optimizer": "--optimizer", "schedule": "--schedule"}
+ARGUMENT_AT_START = re.compile(r"^(%s)\b(?=( must|:| applies))" % "|".join(FLAGS))
+
+
 def fail(command, message):
+    """Print ``message`` (an exception or text) as one error line; returns exit status 2."""
+    if isinstance(message, DivergenceError):
+        # .result is the library's handle on the last parameters, not the command line's
+        message = str(message).replace(" The last finite parameters are in .result", "")
+    elif isinstance(message, (ValueError, TypeError)) and not isinstance(message, DataError):
+        message = ARGUMENT_AT_START.sub(lambda match: FLAGS[match.group(1)], str(message))
     print(f"gdcore {command}: error: {message}", file=sys.stderr)
     return 2
 

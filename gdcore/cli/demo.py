@@ -86,7 +86,8 @@ def run(args):
         distance = float(np.linalg.norm(result.coef.astype(np.float64) - true_coef))
         print(f"{label:<22}{result.n_epochs:>7}{result.stop_reason:>8}{mse:>13.6g}"
               f"{distance:>12.3g}{result.elapsed:>9.2f}", flush=True)
-    print(f"\n(the noise variance, the best MSE possible, is {args.noise ** 2:.6g})")
+    print(f"\n(the noise variance, the expected MSE of the true coefficients, is "
+          f"{args.noise ** 2:.6g}; a fit's in-sample MSE can be lower)")
     if args.plot:
         from .._plot import save_loss_plot
         save_loss_plot(args.plot, curves, title=f"gdcore demo: {args.n:,} x {args.d} "

@@ -10,12 +10,17 @@ from .. import DivergenceError
 from .._io import DataError
 from ._common import add_data_arguments, add_fit_arguments, fail, fit_data, fit_options, load
 
+# ranked in this order, then by final loss: rates whose loss fell, rose, or stopped being finite
+STATUS_ORDER = ("ok", "rose", "diverged")
+
 
 def add_parser(subparsers):
     p = subparsers.add_parser(
         "lr-search", help="rank learning rates by the loss after a few epochs",
         description="Fit with each learning rate for a few epochs (no early stopping) and "
-                    "rank them by the final epoch's loss; diverging rates rank last.")
+                    "rank them by the final epoch's loss: first the rates whose loss fell "
+                    "('ok'), then those whose loss rose above its first epoch's ('rose'), "
+                    "then those that diverged.")
     add_data_arguments(p)
     add_fit_arguments(p, epochs=5)
     how = p.add_mutually_exclusive_group(required=True)
@@ -62,17 +67,20 @@ def run(args):
         options = dict(fit_options(args), lr=rate)
         try:
             result = fit_data(args, table, tol=None, **options)
-            rows.append((result.final_loss, rate, result.n_epochs, result.elapsed, "ok"))
+            # a loss that grew without overflowing is no better a rate than one that diverged
+            status = "rose" if result.final_loss > result.loss_history[0] else "ok"
+            rows.append((result.final_loss, rate, result.n_epochs, result.elapsed, status))
         except DivergenceError as exc:
             rows.append((math.inf, rate, exc.result.n_epochs, float("nan"), "diverged"))
         except (ValueError, TypeError) as exc:
             return fail("lr-search", exc)
-    rows.sort(key=lambda row: (row[0], row[1]))
+    rows.sort(key=lambda row: (STATUS_ORDER.index(row[4]), row[0], row[1]))
     print(f"{'rank':>4}  {'lr':>12}  {'final loss':>14}  {'epochs':>6}  {'seconds':>8}  status")
     for rank, (loss, rate, epochs, seconds, status) in enumerate(rows, start=1):
         print(f"{rank:>4}  {rate:>12.6g}  {loss:>14.6g}  {epochs:>6}  {seconds:>8.3f}  {status}")
     best = rows[0]
-    if math.isinf(best[0]):
-        return fail("lr-search", "every learning rate diverged; try smaller ones")
+    if best[4] != "ok":
+        return fail("lr-search", "every learning rate diverged or its loss rose; try smaller "
+                                 "rates, or --standardize")
     print(f"best lr: {best[1]:.6g}")
     return 0

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
-import numpy as np
-
-from .._io import DataError, read_table
+from .._io import DataError, is_npy, npy_blocks, read_table
 from .._model_io import load_model
 from ._common import fail
 
@@ -28,10 +27,13 @@ def run(args):
     except ValueError as exc:
         return fail("predict", exc)
     try:
-        table = read_table(args.data, None, model.feature_names)
+        if is_npy(args.data):
+            # a .npy is predicted block by block: neither it nor its predictions held whole
+            blocks = (X for X, _ in npy_blocks(args.data, None, model.feature_names))
+        else:
+            blocks = [read_table(args.data, None, model.feature_names).X]
     except DataError as exc:
         return fail("predict", exc)
-    predictions = model.predict(table.X)
     name = model.target or "prediction"
     try:
         out = open(args.out, "w") if args.out else sys.stdout
@@ -39,8 +41,18 @@ def run(args):
         return fail("predict", f"--out {args.out}: {exc.strerror}")
     with out if args.out else _nullcontext(out):
         out.write(f"{name}\n")
-        np.savetxt(out, predictions, fmt="%.17g")
-    return 0
+        try:
+            for X in blocks:
+                # as np.savetxt(fmt="%.17g") would, without its per-call garbage
+                out.writelines(f"{value:.17g}\n" for value in model.predict(X))
+        except (DataError, ValueError) as exc:
+            error = exc
+        else:
+            return 0
+    # a bad cell further into a .npy: leave no partial predictions behind
+    if args.out:
+        os.remove(args.out)
+    return fail("predict", error)
 
 
 class _nullcontext:

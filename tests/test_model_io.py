@@ -1,0 +1,75 @@
+"""gdcore.save_model / gdcore.load_model on what users have: a FitResult, a GDRegressor."""
+
+import json
+
+import numpy as np
+import pytest
+
+import gdcore
+
+from conftest import problem
+
+
+def test_save_a_fit_result(tmp_path):
+    X, y, _ = problem(n=200, d=4)
+    result = gdcore.fit(X, y, optimizer="adam", lr=0.05, epochs=5)
+    path = tmp_path / "m.json"
+    gdcore.save_model(path, result)
+    loaded = gdcore.load_model(path)
+    np.testing.assert_allclose(loaded.predict(X), result.predict(X), rtol=1e-15)
+    assert loaded.feature_names == ["0", "1", "2", "3"] and loaded.target is None
+    assert loaded.mean is None and loaded.stop_reason == result.stop_reason
+    assert loaded.loss_history == list(result.loss_history)
+    saved = json.loads(path.read_text())["hyper_parameters"]
+    assert saved["epochs"] == 5 and saved["optimizer"] == repr(result.optimizer)
+    assert saved["schedule"] == repr(result.schedule)
+
+
+def test_save_a_float32_fit_with_names(tmp_path):
+    X, y, _ = problem(n=200, d=3, dtype=np.float32)
+    result = gdcore.fit(X, y, lr=0.1, epochs=20)
+    path = tmp_path / "m.json"
+    gdcore.save_model(path, result, feature_names=["a", "b", "c"], target="price")
+    loaded = gdcore.load_model(path)
+    assert loaded.feature_names == ["a", "b", "c"] and loaded.target == "price"
+    # result.predict computes in float32, the loaded model in float64
+    np.testing.assert_allclose(loaded.predict(X), result.predict(X), rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="feature_names has 2 names but the model has 3"):
+        gdcore.save_model(tmp_path / "bad.json", result, feature_names=["a", "b"])
+
+
+def test_the_command_line_predicts_with_a_saved_fit_result(tmp_path):
+    """A FitResult saved from Python names its columns as a .npy's: gdcore predict reads it."""
+    from gdcore.cli import main
+    X, y, _ = problem(n=50, d=3)
+    result = gdcore.fit(X, y, lr=0.1, epochs=20)
+    gdcore.save_model(tmp_path / "m.json", result)
+    np.save(tmp_path / "X.npy", X)
+    assert main(["predict", str(tmp_path / "m.json"), str(tmp_path / "X.npy"), "--out",
+                 str(tmp_path / "p.csv")]) == 0
+    predicted = np.loadtxt(tmp_path / "p.csv", skiprows=1)
+    np.testing.assert_allclose(predicted, result.predict(X), rtol=1e-15)
+
+
+def test_save_a_fitted_estimator(tmp_path):
+    pd = pytest.importorskip("pandas")
+    pytest.importorskip("sklearn")
+    X, y, _ = problem(n=200, d=3)
+    frame = pd.DataFrame(X, columns=["a", "b", "c"])
+    estimator = gdcore.GDRegressor(optimizer="gd", lr=0.5, epochs=50).fit(frame, y)
+    gdcore.save_model(tmp_path / "m.json", estimator)
+    loaded = gdcore.load_model(tmp_path / "m.json")
+    assert loaded.feature_names == ["a", "b", "c"]
+    np.testing.assert_allclose(loaded.predict(X), estimator.predict(frame), rtol=1e-12)
+
+
+@pytest.mark.parametrize("thing", [None, {"coef": [1.0]}, "model"])
+def test_save_anything_else_is_a_type_error(tmp_path, thing):
+    with pytest.raises(TypeError, match="model must be a FitResult"):
+        gdcore.save_model(tmp_path / "m.json", thing)
+
+
+def test_save_an_unfitted_estimator_is_a_type_error(tmp_path):
+    pytest.importorskip("sklearn")
+    with pytest.raises(TypeError, match="got GDRegressor"):
+        gdcore.save_model(tmp_path / "m.json", gdcore.GDRegressor())
