@@ -381,3 +381,18 @@ def test_demo_footer_does_not_call_the_noise_variance_a_floor():
     assert float(row.split()[3]) < 0.01  # below the noise variance 0.1²
     footer = out.strip().splitlines()[-1]
     assert "0.01" in footer and "best" not in footer and "expected MSE" in footer
+
+
+def test_r2_of_a_streamed_fit_with_a_large_mean_target(tmp_path):
+    """R² over blocks: Σ(y − ȳ)² merged per block, not Σy² − (Σy)²/n, which loses every
+    digit when y = 1e8 + O(1) (the in-memory R² is the truth)."""
+    X, y, _ = problem(n=2000, d=3, noise=0.5)
+    y = y + 1e8
+    np.save(tmp_path / "big_mean.npy", np.column_stack([X, y]))
+    model = tmp_path / "m.json"
+    out = gdcore_cli("fit", tmp_path / "big_mean.npy", "--target", "3", "--optimizer", "gd",
+                     "--lr", "0.5", "--epochs", "200", "--save", model).stdout
+    saved = json.loads(model.read_text())
+    predictions = X @ np.array(saved["coef"]) + saved["intercept"]
+    truth = 1.0 - np.sum((y - predictions) ** 2) / np.sum((y - y.mean()) ** 2)
+    assert float(summary(out)["R2"]) == pytest.approx(truth, abs=2e-6)

@@ -137,10 +137,9 @@ class NpyData(StreamedData):
         return gram_is_cheaper(self.blocks.n_rows, len(self.feature_names), epochs)
 
 
-def column_mean_and_scale(blocks):
-    """Each column's mean and standard deviation over row blocks, as X.mean(axis=0) and
-    X.std(axis=0) of all rows (constant columns get scale 1).  The blocks' moments are merged
-    (Chan et al.), which keeps the accuracy of a two-pass formula in one pass."""
+def merged_moments(blocks):
+    """(rows, mean, Σ(x − mean)²) of each column over row blocks.  The blocks' moments are
+    merged (Chan et al.), which keeps the accuracy of a two-pass formula in one pass."""
     count, mean, squares = 0, 0.0, 0.0
     for X in blocks:
         rows = X.shape[0]
@@ -153,6 +152,13 @@ def column_mean_and_scale(blocks):
         mean = mean + delta * (rows / total)
         squares = squares + block_squares + delta ** 2 * (count * rows / total)
         count = total
+    return count, mean, squares
+
+
+def column_mean_and_scale(blocks):
+    """Each column's mean and standard deviation over row blocks, as X.mean(axis=0) and
+    X.std(axis=0) of all rows (constant columns get scale 1)."""
+    count, mean, squares = merged_moments(blocks)
     scale = np.sqrt(squares / count)
     scale[scale == 0] = 1.0
     return mean, scale
@@ -190,14 +196,18 @@ def load(args, target_required=True):
 def residual_summary(data, result):
     """(rows, MSE, R²) of a fitted result on the data, piece by piece for StreamedData."""
     if isinstance(data, StreamedData):
-        count, total, squares, errors = 0, 0.0, 0.0, 0.0
-        for X, y in data.chunks():
-            count += len(y)
-            total += y.sum()
-            squares += (y ** 2).sum()
-            errors += ((X @ result.coef + result.intercept - y) ** 2).sum()
-        variance = squares - total ** 2 / count
-        return count, errors / count, (1.0 - errors / variance if variance > 0 else float("nan"))
+        errors = 0.0
+
+        def targets():
+            nonlocal errors
+            for X, y in data.chunks():
+                errors += float(((X @ result.coef + result.intercept - y) ** 2).sum())
+                yield y[:, None]
+        # Σ(y − ȳ)² merged block by block: Σy² − (Σy)²/n cancels when |ȳ| ≫ the spread of y
+        count, _, squares = merged_moments(targets())
+        total_squares = float(squares[0])
+        return count, errors / count, (1.0 - errors / total_squares if total_squares > 0
+                                       else float("nan"))
     predictions = data.X_fit @ result.coef + result.intercept
     mse = float(np.mean((data.y - predictions) ** 2))
     return len(data.y), mse, r2_score(data.y, predictions)
