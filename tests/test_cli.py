@@ -198,6 +198,7 @@ def test_fit_stopping_and_intercept_options(files, tmp_path):
     assert summary(grow.stdout)["converged"] == "no"
     lines = grow.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("gdcore fit: warning: the tol rule")
+    assert lines[0].endswith("or --standardize")
 
 
 def npy_problem(path, n, d, seed=0):

@@ -47,7 +47,9 @@ def run(args):
         if close is not None:
             close()
     for warning in caught:
-        print(f"gdcore fit: warning: {warning.message}", file=sys.stderr)
+        # the library's advice, in the command line's words
+        advice = str(warning.message).replace("standardise X", "--standardize")
+        print(f"gdcore fit: warning: {advice}", file=sys.stderr)
     print(f"data           {args.data}: {rows:,} rows x {len(data.feature_names)} features, "
           f"target {data.target!r}")
     print(f"optimizer      {result.optimizer!r}")
