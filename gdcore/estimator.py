@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import warnings
 from contextlib import contextmanager
 
 import numpy as np
 from sklearn.base import BaseEstimator, RegressorMixin
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
 from ._api import fit as _fit
@@ -169,8 +171,13 @@ class GDRegressor(RegressorMixin, BaseEstimator):
             if previous is None:
                 for name in ("result_", "coef_", "intercept_", "loss_curve_", "n_iter_"):
                     self.__dict__.pop(name, None)
-            return self._run(X, y, sample_weight, previous,
-                             self._options(self.epochs, full_data=True))
+            self._run(X, y, sample_weight, previous, self._options(self.epochs, full_data=True))
+        if self.tol is not None and self.result_.stop_reason == "epochs":
+            # as scikit-learn's iterative estimators warn when max_iter runs out
+            warnings.warn(f"{type(self).__name__}: the {self.epochs} epochs ran out before the "
+                          "tol rule stopped the fit; increase epochs (or lr) to converge",
+                          ConvergenceWarning, stacklevel=2)
+        return self
 
     def partial_fit(self, X, y, sample_weight=None):
         """One epoch over this chunk, continuing the optimizer state of earlier calls."""

@@ -2,6 +2,7 @@
 and partial_fit, each against gdcore.fit or numpy.linalg.lstsq."""
 
 import pickle
+import warnings
 
 import numpy as np
 import pytest
@@ -227,3 +228,15 @@ def test_partial_fit_continues_a_schedule_object():
     np.testing.assert_allclose(model.loss_curve_, losses, rtol=1e-12)
     np.testing.assert_allclose(model.coef_, coef, rtol=1e-12)
     assert model.intercept_ == pytest.approx(intercept, rel=1e-12)
+
+
+def test_running_out_of_epochs_warns_as_scikit_learn_does():
+    from sklearn.exceptions import ConvergenceWarning
+    X, y, _ = problem(n=60, d=3)
+    with pytest.warns(ConvergenceWarning, match="3 epochs ran out"):
+        GDRegressor(optimizer="gd", lr=0.1, epochs=3).fit(X, y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        GDRegressor(optimizer="gd", lr=0.1, epochs=3, tol=None).fit(X, y)   # no rule to meet
+        model = GDRegressor(optimizer="gd", lr=0.5, epochs=10_000).fit(X, y)
+        assert model.result_.stop_reason == "tol"
