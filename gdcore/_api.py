@@ -270,14 +270,42 @@ def _live_state(state, with_history=True):
     live = getattr(state, "_live", None)
     if live is None:
         return state
-    counters, best_loss, history, first_epoch = live
+    counters, best_loss, stretches = live
     snapshot = FitState(state.theta, state.optimizer_state, int(counters[0]), int(counters[1]),
                         float(best_loss[0]), int(counters[2]), state.rng_state,
                         state.loss_history)
     if with_history:
         snapshot.loss_history = list(state.loss_history) + \
-            history[:snapshot.n_epochs - first_epoch].tolist()
+            _losses_run(stretches, snapshot.n_epochs)
     return snapshot
+
+
+def _settle(state, counters, best_loss, stretches, earlier):
+    """Set the state from what the compiled loop left in counters, best_loss and the history
+    stretches (loss_history keeps its first ``earlier`` entries).  Idempotent, and done again
+    if a KeyboardInterrupt (a second Ctrl-C) lands in it, so the state is never left half set;
+    that interrupt is raised once it is done."""
+    interrupt = None
+    while True:
+        try:
+            state.loss_history[earlier:] = _losses_run(stretches, int(counters[1]))
+            state.n_updates, state.n_epochs, state.n_no_improvement = (int(c) for c in counters)
+            state.best_loss = float(best_loss[0])
+            state.__dict__.pop("_live", None)
+            break
+        except KeyboardInterrupt as again:
+            interrupt = again
+    if interrupt is not None:
+        raise interrupt
+
+
+def _losses_run(stretches, n_epochs):
+    """The losses the compiled loop has written so far: stretches is a list of (first epoch,
+    history buffer), n_epochs the epoch counter it has reached."""
+    losses = []
+    for first_epoch, history in stretches:
+        losses += history[:max(0, min(len(history), n_epochs - first_epoch))].tolist()
+    return losses
 
 
 def _checkpoint(run, with_history=True):
@@ -303,31 +331,30 @@ def _run_core(problem, state, opt, sched, settings, rng, on_epoch, n_threads, gr
     counters = np.array([state.n_updates, state.n_epochs, state.n_no_improvement],
                         dtype=np.int64)
     best_loss = np.array([state.best_loss], dtype=np.float64)
-    history = np.empty(min(settings.epochs, HISTORY_STRETCH), dtype=np.float64)
     empty = np.empty(0, dtype=problem.dtype)
+    # Each stretch's buffer is listed before the loop writes to it, and the state is only
+    # set from the counters and the buffers in the finally clause: a KeyboardInterrupt that
+    # lands between stretches (in this Python code) loses nothing.
+    stretches, earlier = [], len(state.loss_history)
+    state._live = (counters, best_loss, stretches)  # read by callbacks (_live_state)
     remaining = settings.epochs
-    while True:
-        first_epoch = state.n_epochs
-        # read by callbacks (_live_state): the epochs before first_epoch are in loss_history
-        state._live = (counters, best_loss, history, first_epoch)
-        try:
+    try:
+        while True:
+            history = np.empty(min(remaining, HISTORY_STRETCH), dtype=np.float64)
+            stretches.append((int(counters[1]), history))
             _, stop_code, status = _core.run_fit(
                 problem.X, problem.y,
                 problem.sample_weight if problem.sample_weight is not None else empty,
                 state.theta, state.optimizer_state, opt._config(), sched._config(),
-                min(remaining, len(history)), settings.batch_size or 0, settings.l2,
-                settings.l1, settings.fit_intercept,
-                -1.0 if settings.tol is None else settings.tol, settings.n_iter_no_change,
-                -1.0 if settings.gtol is None else settings.gtol, settings.shuffle, rng,
-                on_epoch, n_threads, counters, best_loss, history, gram)
-        finally:
-            del state._live
-            state.n_updates, state.n_epochs, state.n_no_improvement = (int(c) for c in counters)
-            state.best_loss = float(best_loss[0])
-            state.loss_history.extend(history[:state.n_epochs - first_epoch].tolist())
-        remaining -= state.n_epochs - first_epoch
-        if status != 0 or stop_code != 0 or remaining <= 0:
-            break
+                len(history), settings.batch_size or 0, settings.l2, settings.l1,
+                settings.fit_intercept, -1.0 if settings.tol is None else settings.tol,
+                settings.n_iter_no_change, -1.0 if settings.gtol is None else settings.gtol,
+                settings.shuffle, rng, on_epoch, n_threads, counters, best_loss, history, gram)
+            remaining = settings.epochs - (int(counters[1]) - state.n_epochs)
+            if status != 0 or stop_code != 0 or remaining <= 0:
+                break
+    finally:
+        _settle(state, counters, best_loss, stretches, earlier)
     if status != 0:
         return "diverged", status
     return _STOP_NAMES[stop_code], status

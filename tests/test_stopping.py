@@ -252,3 +252,56 @@ def test_a_huge_epoch_budget_is_not_allocated():
     X, y, _ = problem(n=60, d=3)
     r = gdcore.fit(X, y, optimizer="gd", lr=0.5, epochs=10**12, tol=1e-4)
     assert r.stop_reason == "tol" and r.n_epochs < 1000
+
+
+def test_an_interrupt_between_history_stretches_loses_nothing(monkeypatch):
+    """A KeyboardInterrupt can land in the Python code between two stretches of the compiled
+    loop: the interrupted result still holds every epoch run, and continues exactly."""
+    X, y, _ = problem(n=60, d=3)
+    options = dict(optimizer="adam", lr=0.05, tol=None, precompute=False)
+    whole = gdcore.fit(X, y, epochs=20, **options)
+    monkeypatch.setattr(gdcore._api, "HISTORY_STRETCH", 3)
+    real_run_fit, calls = gdcore._core.run_fit, []
+
+    def run_fit_then_signal(*args):
+        out = real_run_fit(*args)
+        calls.append(out)
+        if len(calls) == 2:          # as if SIGINT arrived just after the second stretch
+            raise KeyboardInterrupt
+        return out
+    monkeypatch.setattr(gdcore._core, "run_fit", run_fit_then_signal)
+    with pytest.raises(KeyboardInterrupt) as interrupt:
+        gdcore.fit(X, y, epochs=20, **options)
+    partial = interrupt.value.result
+    assert partial.n_epochs == len(partial.loss_history) == 6
+    np.testing.assert_array_equal(partial.loss_history, whole.loss_history[:6])
+    monkeypatch.setattr(gdcore._core, "run_fit", real_run_fit)
+    rest = gdcore.fit(X, y, epochs=14, init=partial, **options)
+    np.testing.assert_array_equal(rest.loss_history, whole.loss_history)
+    np.testing.assert_array_equal(rest.coef, whole.coef)
+
+
+def test_a_second_interrupt_during_the_bookkeeping_leaves_a_whole_state(monkeypatch):
+    """A Ctrl-C can also land while the state is being set from the compiled loop's arrays
+    (a second Ctrl-C, or the first one just after a stretch): the state is set whole and the
+    KeyboardInterrupt raised after, with every epoch run in the result."""
+    X, y, _ = problem(n=60, d=3)
+    options = dict(optimizer="adam", lr=0.05, tol=None, precompute=False)
+    whole = gdcore.fit(X, y, epochs=9, **options)
+    started = gdcore.fit(X, y, epochs=3, **options)
+    real_losses_run, calls = gdcore._api._losses_run, []
+
+    def losses_run_interrupted_once(*args):
+        calls.append(args)
+        losses = real_losses_run(*args)
+        if len(calls) == 1:
+            raise KeyboardInterrupt
+        return losses
+    monkeypatch.setattr(gdcore._api, "_losses_run", losses_run_interrupted_once)
+    with pytest.raises(KeyboardInterrupt) as interrupt:
+        gdcore.fit(X, y, epochs=6, init=started, **options)
+    assert len(calls) == 2          # done again after the interrupt
+    partial = interrupt.value.result
+    assert partial.n_epochs == len(partial.loss_history) == 9
+    np.testing.assert_array_equal(partial.loss_history, whole.loss_history)
+    np.testing.assert_array_equal(partial.coef, whole.coef)
