@@ -1,6 +1,7 @@
 """The gdcore command as a user runs it: a subprocess on files written here."""
 
 import json
+import os
 import subprocess
 import sys
 
@@ -397,3 +398,30 @@ def test_r2_of_a_streamed_fit_with_a_large_mean_target(tmp_path):
     predictions = X @ np.array(saved["coef"]) + saved["intercept"]
     truth = 1.0 - np.sum((y - predictions) ** 2) / np.sum((y - y.mean()) ** 2)
     assert float(summary(out)["R2"]) == pytest.approx(truth, abs=2e-6)
+
+
+def test_progress_without_tqdm(files, tmp_path, monkeypatch):
+    """The base install has no tqdm: the terminal's default bar is skipped quietly, and
+    --progress is one error line (exit 2), not a traceback."""
+    from gdcore._progress import progress_callback
+
+    class Terminal:
+        def isatty(self):
+            return True
+    monkeypatch.setitem(sys.modules, "tqdm", None)       # import tqdm fails
+    monkeypatch.setitem(sys.modules, "tqdm.auto", None)
+    assert progress_callback(10, enabled=None, stream=Terminal()) == (None, None)
+    with pytest.raises(ImportError, match="pip install 'gdcore\\[progress\\]'"):
+        progress_callback(10, enabled=True, stream=Terminal())
+    folder, _ = files
+    blocker = tmp_path / "no_tqdm" / "tqdm"
+    blocker.mkdir(parents=True)
+    (blocker / "__init__.py").write_text("raise ImportError('tqdm is not installed here')\n")
+    env = subprocess_env()
+    env["PYTHONPATH"] = str(blocker.parent) + os.pathsep + env["PYTHONPATH"]
+    proc = subprocess.run([sys.executable, "-m", "gdcore", "fit", str(folder / "train.npy"),
+                           "--target", "3", "--epochs", "5", "--progress"],
+                          capture_output=True, text=True, env=env)
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "--progress: progress bars need tqdm" in lines[0]

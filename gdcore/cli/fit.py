@@ -33,7 +33,11 @@ def add_parser(subparsers):
 
 
 def run(args):
-    callback, close = progress_callback(args.epochs, enabled=args.progress, desc="gdcore fit")
+    try:
+        callback, close = progress_callback(args.epochs, enabled=args.progress,
+                                            desc="gdcore fit")
+    except ImportError as exc:      # --progress without tqdm
+        return fail("fit", f"--progress: {exc}")
     try:
         data = load(args)
         with warnings.catch_warnings(record=True) as caught:
