@@ -8,4 +8,5 @@ import sys
 from gdcore.cli import main
 
 if __name__ == "__main__":
+    # gdcore bench's own options and help (its usage line says "gdcore bench")
     sys.exit(main(["bench", *sys.argv[1:]]))

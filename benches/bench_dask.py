@@ -28,11 +28,14 @@ def per_epoch(function, epochs):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--n", type=int, default=1_000_000)
-    parser.add_argument("--d", type=int, default=100)
-    parser.add_argument("--chunks", type=int, default=8)
-    parser.add_argument("--epochs", type=int, default=10)
+    parser = argparse.ArgumentParser(
+        description=" ".join(__doc__.split("\n\n")[0].split()),
+        epilog="Targets: >= 10x faster per epoch than dask-glm, within 2x of the in-memory "
+               "core; dask-glm is optional (pip install dask-glm).")
+    parser.add_argument("--n", type=int, default=1_000_000, help="rows (default 1,000,000)")
+    parser.add_argument("--d", type=int, default=100, help="features (default 100)")
+    parser.add_argument("--chunks", type=int, default=8, help="row chunks (default 8)")
+    parser.add_argument("--epochs", type=int, default=10, help="epochs timed (default 10)")
     args = parser.parse_args()
 
     import dask.array as da

@@ -65,7 +65,8 @@ class FitResult:
     intercept : float              fitted b (0.0 when fit_intercept=False)
     loss_history : ndarray         one J per epoch (see SPEC §2), from the first fit on
     n_epochs, n_updates : int      epochs and optimizer updates run, from the first fit on
-    stop_reason : str              "epochs", "tol", "gtol" or "callback"
+    stop_reason : str              "epochs", "tol", "gtol" or "callback" ("interrupted" in
+                                   the .result of a KeyboardInterrupt)
     converged : bool               True when stopped by "gtol", or by "tol" unless the loss
                                    rose (see ConvergenceWarning)
     elapsed : float                seconds spent in this call

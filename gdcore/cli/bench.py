@@ -28,6 +28,8 @@ def run(args):
                                    quick=args.quick, seed=args.seed,
                                    log=lambda line: print(line, flush=True))
     if args.json:
-        bench.write_json(args.json, results, vars(args) | {"run": None})
+        # the settings as given (run is the subcommand's function, not a setting)
+        settings = {key: value for key, value in vars(args).items() if key != "run"}
+        bench.write_json(args.json, results, settings)
         print(f"wrote {args.json}")
     return 0
