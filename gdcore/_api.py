@@ -160,24 +160,24 @@ def finish_run(run, execute):
             "The last finite parameters are in .result", result=result("diverged", False),
             epoch=epoch)
     outcome = result(stop_reason)
-    if stop_reason == "tol" and _loss_rose(state.loss_history[earlier_epochs:],
-                                           state.best_loss, run.settings.tol):
+    losses = state.loss_history[earlier_epochs:]
+    if stop_reason == "tol" and _unsettled(losses, state.best_loss, run.settings.tol):
         outcome.converged = False
+        how = (f"rose to {losses[-1]:.6g}, above where this fit began ({losses[0]:.6g})"
+               if losses[-1] > losses[0] else
+               f"ended at {losses[-1]:.6g}, more than twice its best ({state.best_loss:.6g})")
         warnings.warn(
-            f"the tol rule stopped the fit at epoch {state.n_epochs}, but its loss rose to "
-            f"{state.loss_history[-1]:.6g}, above where this fit began "
-            f"({state.loss_history[earlier_epochs]:.6g}) and twice its best "
-            f"({state.best_loss:.6g}): it did not "
-            f"converge (lr={opt.lr:g}, {type(opt).__name__}); try a smaller lr "
-            f"(e.g. {opt.lr / 10:g}) or standardise X", ConvergenceWarning, stacklevel=3)
+            f"the tol rule stopped the fit at epoch {state.n_epochs}, but its loss {how}: it "
+            f"did not converge (lr={opt.lr:g}, {type(opt).__name__}); try a smaller lr "
+            f"(e.g. {opt.lr / 10:g}), a decaying schedule, or standardise X",
+            ConvergenceWarning, stacklevel=3)
     return outcome
 
 
-def _loss_rose(losses, best_loss, tol):
-    """Whether the last of this call's losses is above its first and above 2·best_loss + tol:
-    a fit the tol rule stopped because its loss grew, not because it settled (an optimizer
-    oscillating near the minimum ends below where it began; see ConvergenceWarning)."""
-    return len(losses) > 0 and losses[-1] > max(losses[0], 2.0 * best_loss + tol)
+def _unsettled(losses, best_loss, tol):
+    """Whether the last of this call's losses is above 2·best_loss + tol: the tol rule stopped
+    a loss that grew or swings, not one that settled (see ConvergenceWarning)."""
+    return len(losses) > 0 and losses[-1] > 2.0 * best_loss + tol
 
 
 def _check_precompute(precompute, settings, n, d):

@@ -67,8 +67,8 @@ class FitResult:
     n_epochs, n_updates : int      epochs and optimizer updates run, from the first fit on
     stop_reason : str              "epochs", "tol", "gtol" or "callback" ("interrupted" in
                                    the .result of a KeyboardInterrupt)
-    converged : bool               True when stopped by "gtol", or by "tol" unless the loss
-                                   rose (see ConvergenceWarning)
+    converged : bool               True when stopped by "gtol", or by "tol" with the loss
+                                   settled (see ConvergenceWarning)
     elapsed : float                seconds spent in this call
     optimizer, schedule            the optimizer and schedule objects used
     state : FitState               what ``fit(..., init=result)`` continues from
@@ -124,11 +124,11 @@ class DivergenceError(ArithmeticError):
 
 
 class ConvergenceWarning(UserWarning):
-    """The ``tol`` rule stopped a fit whose loss had risen, not settled.
+    """The ``tol`` rule stopped a fit whose loss had not settled.
 
     The rule stops when the loss has not gone below best_loss − tol for n_iter_no_change
-    epochs: a plateau, but also a loss that grows without overflowing (the step too large).
-    When the last loss is above both the first loss of the call and 2·best_loss + tol, the
-    fit is reported with ``converged=False`` and this warning names the losses and suggests
-    a smaller lr.
+    epochs: a plateau, but also a loss that grows without overflowing (the step too large)
+    or swings around the minimum.  When the last loss is above 2·best_loss + tol, the fit is
+    reported with ``converged=False`` and this warning names the losses and suggests a
+    smaller lr.
     """
