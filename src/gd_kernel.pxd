@@ -334,8 +334,9 @@ cdef inline void rows_in_order_or_gathered(
 ) noexcept nogil:
     """accumulate_rows for rows longer than the short-row C kernels take (every row where the
     compiler has no vector extensions), called with gathered (rows given) and weighted
-    (sample_weight given) as constants, so each of the four cases compiles to a loop
-    without those tests."""
+    (sample_weight given) as constants.  GCC (-O3) keeps one copy of it for all four cases
+    and tests the flags as it goes (branches that always go one way); a copy for each case,
+    forced through a fused tag type, measured no faster (d = 100, one and two threads)."""
     cdef Py_ssize_t k, j, group, i0, i1, i2, i3
     cdef const floating* x0
     cdef const floating* x1
