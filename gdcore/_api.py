@@ -11,7 +11,8 @@ import numpy as np
 
 from . import _core, _reference
 from ._precompute import augmented_gram, gram_is_cheaper
-from ._result import ConvergenceWarning, DivergenceError, FitProgress, FitResult, FitState
+from ._result import (ConvergenceWarning, DivergenceError, FitProgress, FitResult, FitState,
+                      LossHistory)
 from ._validation import (check_callback, check_data, check_settings, resolve_n_threads)
 from .optim import make_optimizer
 from .schedules import make_schedule
@@ -177,7 +178,7 @@ def finish_run(run, execute):
 def _unsettled(losses, best_loss, tol):
     """Whether the last of this call's losses is above 2·best_loss + tol: the tol rule stopped
     a loss that grew or swings, not one that settled (see ConvergenceWarning)."""
-    return len(losses) > 0 and losses[-1] > 2.0 * best_loss + tol
+    return bool(len(losses) > 0 and losses[-1] > 2.0 * best_loss + tol)
 
 
 def _check_precompute(precompute, settings, n, d):
@@ -275,8 +276,8 @@ def _live_state(state, with_history=True):
                         float(best_loss[0]), int(counters[2]), state.rng_state,
                         state.loss_history)
     if with_history:
-        snapshot.loss_history = list(state.loss_history) + \
-            _losses_run(stretches, snapshot.n_epochs)
+        snapshot.loss_history = state.loss_history.copy()
+        snapshot.loss_history.extend(_losses_run(stretches, snapshot.n_epochs))
     return snapshot
 
 
@@ -300,12 +301,11 @@ def _settle(state, counters, best_loss, stretches, earlier):
 
 
 def _losses_run(stretches, n_epochs):
-    """The losses the compiled loop has written so far: stretches is a list of (first epoch,
-    history buffer), n_epochs the epoch counter it has reached."""
-    losses = []
-    for first_epoch, history in stretches:
-        losses += history[:max(0, min(len(history), n_epochs - first_epoch))].tolist()
-    return losses
+    """The losses the compiled loop has written so far, as one array: stretches is a list of
+    (first epoch, history buffer), n_epochs the epoch counter it has reached."""
+    parts = [history[:max(0, min(len(history), n_epochs - first_epoch))]
+             for first_epoch, history in stretches]
+    return np.concatenate(parts) if parts else np.empty(0)
 
 
 def _checkpoint(run, with_history=True):
@@ -316,7 +316,7 @@ def _checkpoint(run, with_history=True):
     snapshot = FitState(live.theta.copy(), live.optimizer_state.copy(), live.n_updates,
                         live.n_epochs, live.best_loss, live.n_no_improvement,
                         run.rng.bit_generator.state,
-                        list(live.loss_history) if with_history else [])
+                        live.loss_history.copy() if with_history else LossHistory())
     return _result(snapshot, run.opt, run.sched, run.settings, "interrupted", 0.0, run.backend,
                    run.n_threads, run.d)
 

@@ -11,6 +11,66 @@ __all__ = ["FitResult", "FitState", "FitProgress", "DivergenceError", "Convergen
 STOP_REASONS = ("epochs", "tol", "gtol", "callback")
 
 
+class LossHistory:
+    """One loss per epoch in a float64 buffer that doubles as it fills: a list of Python
+    floats takes four times the memory (1.1 GB at 20 million Gram-mode epochs) and copying
+    it into a result took 0.4 s, on Ctrl-C too.  Indexing and slicing give float64 values
+    and arrays; ``history[k:] = values`` keeps the first k losses and then ``values``."""
+
+    def __init__(self, values=()):
+        values = np.asarray(values, dtype=np.float64).reshape(-1)
+        self._buffer = np.empty(max(16, len(values)))
+        self._size = len(values)
+        self._buffer[:self._size] = values
+
+    def _reserve(self, size):
+        if size > len(self._buffer):
+            grown = np.empty(max(size, 2 * len(self._buffer)))
+            grown[:self._size] = self._buffer[:self._size]
+            self._buffer = grown
+
+    def append(self, value):
+        self._reserve(self._size + 1)
+        self._buffer[self._size] = value
+        self._size += 1
+
+    def extend(self, values):
+        values = np.asarray(values, dtype=np.float64).reshape(-1)
+        self._reserve(self._size + len(values))
+        self._buffer[self._size:self._size + len(values)] = values
+        self._size += len(values)
+
+    def __setitem__(self, index, values):
+        if not (isinstance(index, slice) and index.step is None and index.stop is None):
+            raise TypeError("LossHistory takes only history[k:] = values")
+        self._size = min(self._size, max(0, index.start or 0))
+        self.extend(values)
+
+    def __len__(self):
+        return self._size
+
+    def __getitem__(self, index):
+        return self._buffer[:self._size][index]
+
+    def __iter__(self):
+        return iter(self._buffer[:self._size])
+
+    def __array__(self, dtype=None, copy=None):
+        return np.array(self._buffer[:self._size], dtype=dtype)
+
+    def __eq__(self, other):
+        return np.array_equal(self._buffer[:self._size], np.asarray(other, dtype=np.float64))
+
+    def tolist(self):
+        return self._buffer[:self._size].tolist()
+
+    def copy(self):
+        return LossHistory(self._buffer[:self._size])
+
+    def __repr__(self):
+        return f"LossHistory({self.tolist()!r})"
+
+
 @dataclass
 class FitState:
     """Everything a fit needs to continue exactly where it stopped (``fit(..., init=result)``).
@@ -28,13 +88,22 @@ class FitState:
     best_loss: float = float("inf")
     n_no_improvement: int = 0
     rng_state: dict | None = None
-    loss_history: list = field(default_factory=list)
+    loss_history: LossHistory = field(default_factory=LossHistory)
+
+    def __post_init__(self):
+        if not isinstance(self.loss_history, LossHistory):
+            self.loss_history = LossHistory(self.loss_history)
+
+    def __setattr__(self, name, value):
+        if name == "loss_history" and not isinstance(value, LossHistory):
+            value = LossHistory(value)
+        super().__setattr__(name, value)
 
     def copy(self):
         return FitState(self.theta.copy(), self.optimizer_state.copy(), self.n_updates,
                         self.n_epochs, self.best_loss, self.n_no_improvement,
                         None if self.rng_state is None else _copy_rng_state(self.rng_state),
-                        list(self.loss_history))
+                        self.loss_history.copy())
 
 
 def _copy_rng_state(state):
