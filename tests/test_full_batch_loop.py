@@ -3,7 +3,6 @@ threads, on one team of threads for all of them (src/gd_full_batch.pxi).  Its tr
 must be those of one epoch at a time (a callback makes the loop return after every epoch),
 of the kernels composed step by step from Python, and of the NumPy reference."""
 
-import os
 import subprocess
 import sys
 import textwrap
@@ -201,4 +200,3 @@ def test_a_team_openmp_cannot_form_falls_back_to_one_thread():
                       precompute=False)
     expected = np.append(team.loss_history, team.coef)
     np.testing.assert_array_equal(np.array([float(v) for v in out.split()]), expected)
-    assert os.environ.get("OMP_THREAD_LIMIT") != "1"    # the limit was the child's alone

@@ -30,8 +30,9 @@ def test_check_grad_with_l1_away_from_zero():
 
 
 def test_check_grad_float32():
+    # a correct float32 gradient measures ~3e-6 here; one row left out of it measured 5e-3
     X, y, coef = problem(n=100, d=5, dtype=np.float32)
-    assert gdcore.check_grad(X, y, coef + 0.5, 0.2) < 1e-2
+    assert gdcore.check_grad(X, y, coef + 0.5, 0.2) < 1e-4
 
 
 def test_core_gradient_equals_numpy():

@@ -80,8 +80,11 @@ def test_cli_demo_runs(tmp_path):
                                     "adam", "amsgrad", "normalized"}}
     assert len(table) == 9, out
     for name, row in table.items():
-        mse = float(row[-3])
-        assert np.isfinite(mse) and mse < 0.05, (name, row)  # noise variance is 0.01
+        mse, distance = float(row[-3]), float(row[-2])
+        # noise variance 0.01: MSE ≈ 0.01 + O(‖w − w*‖²); every optimizer gets within 0.012
+        # of w* here (measured), so 0.03 catches one that stops short
+        assert np.isfinite(mse) and mse < 0.0125, (name, row)
+        assert distance < 0.03, (name, row)
 
 
 def test_cli_rejects_bad_size():
