@@ -44,7 +44,9 @@ def cases(draw):
     layout = draw(st.sampled_from(LAYOUTS))
     seed = draw(st.integers(0, 2**32 - 1))
     batch = draw(st.one_of(st.none(), st.integers(1, n + 5)))
-    weights = draw(st.sampled_from(["none", "some-zero", "all-zero", "negative"]))
+    # invalid weights (all zero, negative) fail the same validation on both backends, so
+    # they are drawn rarely: most examples must compare numbers
+    weights = draw(st.sampled_from(["none"] * 4 + ["some-zero"] * 4 + ["all-zero", "negative"]))
     optimizer = draw(st.sampled_from(OPTIMIZERS))
     intercept = draw(st.booleans())
     return n, d, dtype, layout, seed, batch, weights, optimizer, intercept
@@ -69,10 +71,13 @@ def data(n, d, dtype, seed, weights):
 
 
 def outcome(X, y, s, backend, **options):
+    """The FitResult, or (the error's type, where it diverged or what it said)."""
     try:
         return gdcore.fit(X, y, sample_weight=s, backend=backend, **options)
-    except (ValueError, TypeError, gdcore.DivergenceError) as exc:
-        return type(exc)
+    except gdcore.DivergenceError as exc:
+        return gdcore.DivergenceError, exc.epoch
+    except (ValueError, TypeError) as exc:
+        return type(exc), str(exc)
 
 
 @settings(max_examples=150, deadline=None, derandomize=True,
@@ -88,10 +93,10 @@ def test_core_equals_reference(case, tmp_path_factory):
     core = outcome(X, y, s, "core", **options)
     ref = outcome(X, y, s, "numpy", **options)
     np.testing.assert_array_equal(np.asarray(X), before)  # the caller's X is untouched
-    if isinstance(ref, type):
-        assert core is ref
+    if isinstance(ref, tuple):
+        assert core == ref
         return
-    assert not isinstance(core, type), core
+    assert not isinstance(core, tuple), core
     work = np.float32 if np.dtype(dtype) == np.float32 else np.float64
     assert core.coef.dtype == work
     rtol = 1e-4 if work == np.float32 else 1e-9
