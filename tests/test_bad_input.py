@@ -100,7 +100,13 @@ CASES = [
 
 @pytest.mark.parametrize("backend", ["core", "numpy"])
 @pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
-def test_bad_input(case, backend):
+def test_bad_input(case, backend, monkeypatch):
+    def work_started(*args, **kwargs):
+        raise AssertionError("the fit started before the input was rejected")
+    # before any work: no epoch loop on either backend, no Gram matrix
+    monkeypatch.setattr(gdcore._core, "run_fit", work_started)
+    monkeypatch.setattr(gdcore._reference, "run", work_started)
+    monkeypatch.setattr(gdcore._api, "augmented_gram", work_started)
     _, changes, error, pattern = case
     changes = dict(changes)
     make_optimizer = changes.pop("_opt", None)
@@ -155,3 +161,14 @@ def test_a_single_non_finite_value_anywhere_in_a_large_array_is_found(dtype, bad
         with pytest.raises(ValueError, match=rf"X contains NaN or infinity \(first at index "
                                              rf"\[{flat // d}, {flat % d}\]"):
             gdcore.fit(X, np.ones(n, dtype=dtype), epochs=1)
+
+
+@pytest.mark.parametrize("backend", ["core", "numpy"])
+def test_the_work_guard_of_test_bad_input_sees_a_valid_fit(backend, monkeypatch):
+    """test_bad_input's guard is not vacuous: a valid fit reaches the patched entry points."""
+    def work_started(*args, **kwargs):
+        raise AssertionError("work")
+    monkeypatch.setattr(gdcore._core, "run_fit", work_started)
+    monkeypatch.setattr(gdcore._reference, "run", work_started)
+    with pytest.raises(AssertionError, match="work"):
+        gdcore.fit(X0, Y0, backend=backend, precompute=False)
