@@ -48,7 +48,11 @@ def test_fit_each_format(files, name, target):
     out = gdcore_cli("fit", folder / name, "--target", target, "--optimizer", "gd",
                      "--lr", "0.5", "--epochs", "300", "--standardize").stdout
     info = summary(out)
-    assert info["stop reason"] in ("tol", "epochs")
+    X = frame[["a", "b", "c"]].to_numpy()
+    expected = gdcore.fit((X - X.mean(axis=0)) / X.std(axis=0), frame["y"].to_numpy(),
+                          optimizer="gd", lr=0.5, epochs=300)
+    assert info["stop reason"] == expected.stop_reason
+    assert info["epochs"].split()[0] == str(expected.n_epochs)
     coef, intercept = lstsq_solution(frame[["a", "b", "c"]].to_numpy(), frame["y"].to_numpy())
     best_mse = np.mean((frame[["a", "b", "c"]].to_numpy() @ coef + intercept - frame["y"]) ** 2)
     assert float(info["MSE"]) == pytest.approx(best_mse, rel=1e-3)
@@ -64,7 +68,11 @@ def test_fit_save_predict_plot(files, tmp_path):
     saved = json.loads(model.read_text())
     assert saved["feature_names"] == ["a", "b", "c"] and saved["target"] == "y"
     assert saved["standardize"] is not None and saved["gdcore_version"] == gdcore.__version__
-    assert len(saved["loss_history"]) >= 1
+    X = frame[["a", "b", "c"]].to_numpy()
+    expected = gdcore.fit((X - X.mean(axis=0)) / X.std(axis=0), frame["y"].to_numpy(),
+                          optimizer="adam", lr=0.05, epochs=300, seed=1, batch_size=64)
+    np.testing.assert_allclose(saved["loss_history"], expected.loss_history, rtol=1e-9)
+    np.testing.assert_allclose(saved["coef"], expected.coef, rtol=1e-9)
     # the plot is a real PNG that decodes to an image
     data = plot.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000

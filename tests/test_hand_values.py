@@ -72,12 +72,14 @@ def test_normalized_step_has_length_lr(backend):
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_adagrad_and_rmsprop_first_steps(backend):
     r = gdcore.fit(X2, Y2, optimizer=Adagrad(lr=0.1), epochs=1, tol=None, backend=backend)
-    # G = g², step = lr·g/(|g| + 1e-10)
+    # G = g², step = lr·g/(|g| + 1e-10), for w (g = −3.5) and b (g = −1.5) alike
     assert r.coef[0] == pytest.approx(0.1 * 3.5 / (3.5 + 1e-10), rel=1e-13)
+    assert r.intercept == pytest.approx(0.1 * 1.5 / (1.5 + 1e-10), rel=1e-13)
     r = gdcore.fit(X2, Y2, optimizer=RMSprop(lr=0.1, alpha=0.9), epochs=1, tol=None,
                    backend=backend)
     # v = 0.1·g², step = lr·g/(√0.1·|g| + 1e-8)
     assert r.coef[0] == pytest.approx(0.1 * 3.5 / (math.sqrt(0.1) * 3.5 + 1e-8), rel=1e-13)
+    assert r.intercept == pytest.approx(0.1 * 1.5 / (math.sqrt(0.1) * 1.5 + 1e-8), rel=1e-13)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
