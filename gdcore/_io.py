@@ -207,7 +207,7 @@ def read_table(path, target=None, features=None):
     if not os.path.exists(path):
         raise DataError(f"{path}: no such file")
     lower = path.lower()
-    if lower.endswith(".npy"):
+    if is_npy(path):
         return npy_blocks(path, target, features).to_table()
     if lower.endswith(".npz"):
         try:

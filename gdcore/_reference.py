@@ -20,11 +20,12 @@ def objective_and_gradient(X, y, s, w, b, l2, l1, fit_intercept):
     in float64 as the core sums it (see finite_in_data_precision)."""
     r = X @ w + b - y
     S = s.sum()
+    sr = s * r
     r64, w64 = r.astype(np.float64, copy=False), w.astype(np.float64, copy=False)
-    J = (np.dot((s * r).astype(np.float64, copy=False), r64) / (2 * float(S))
+    J = (np.dot(sr.astype(np.float64, copy=False), r64) / (2 * float(S))
          + (l2 / 2) * np.dot(w64, w64) + l1 * np.abs(w64).sum())
-    grad_w = X.T @ (s * r) / S + l2 * w
-    grad_b = (s * r).sum() / S if fit_intercept else 0.0
+    grad_w = X.T @ sr / S + l2 * w
+    grad_b = sr.sum() / S if fit_intercept else 0.0
     return float(J), grad_w, grad_b
 
 

@@ -90,11 +90,8 @@ class FitState:
     rng_state: dict | None = None
     loss_history: LossHistory = field(default_factory=LossHistory)
 
-    def __post_init__(self):
-        if not isinstance(self.loss_history, LossHistory):
-            self.loss_history = LossHistory(self.loss_history)
-
     def __setattr__(self, name, value):
+        # the dataclass's __init__ assigns through here too
         if name == "loss_history" and not isinstance(value, LossHistory):
             value = LossHistory(value)
         super().__setattr__(name, value)

@@ -18,10 +18,10 @@ from .schedules import CosineAnnealingLR, StepLR, make_schedule
 
 __all__ = ["GDRegressor"]
 
-# What fit and partial_fit set (result_ carries the state that warm_start and partial_fit
-# continue from).
-_FITTED = ("n_features_in_", "feature_names_in_", "result_", "coef_", "intercept_",
-           "loss_curve_", "n_iter_")
+# What a fit's result sets (result_ carries the state that warm_start and partial_fit continue
+# from), and everything fit and partial_fit set.
+_FROM_RESULT = ("result_", "coef_", "intercept_", "loss_curve_", "n_iter_")
+_FITTED = ("n_features_in_", "feature_names_in_") + _FROM_RESULT
 
 
 class GDRegressor(RegressorMixin, BaseEstimator):
@@ -169,7 +169,7 @@ class GDRegressor(RegressorMixin, BaseEstimator):
                 previous = None
             self._check_continuable(previous, "set warm_start=False to start afresh")
             if previous is None:
-                for name in ("result_", "coef_", "intercept_", "loss_curve_", "n_iter_"):
+                for name in _FROM_RESULT:
                     self.__dict__.pop(name, None)
             self._run(X, y, sample_weight, previous, self._options(self.epochs, full_data=True))
         if self.tol is not None and self.result_.stop_reason == "epochs":
