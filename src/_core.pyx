@@ -29,7 +29,8 @@ from gd_types cimport (OptimConfig, ScheduleConfig, gd_optimizer, gd_schedule, S
 from gd_kernel cimport (CACHE_LINE_BYTES, DOT_LANES, PREFETCH_AHEAD, SHORT_ROW, accumulate_rows,
                        is_finite_vector, objective_and_gradient, prefetch_lines, prefetch_row,
                        row_residual, GD_PREFETCH, stationarity, sum_of_abs, sum_of_squares)
-from gd_optimizers cimport optimizer_step, l1_proximal_step, sgd_row_update
+from gd_optimizers cimport (optimizer_step, l1_proximal_step, sgd_row_update,
+                            sgd_row_update_then_dot)
 from gd_schedules cimport scheduled_lr
 from gdcore.capi cimport gd_fit_options, gd_fit_info
 
@@ -313,6 +314,12 @@ cdef inline int sgd_rows(
     cdef double total = loss_sum[0], before = loss_sum_before[0]
     cdef long long batches = n_batches[0], updates = t[0]
     cdef int status = STATUS_OK
+    # Without weights, l2 or l1, each update also forms the next row's x·w (see
+    # sgd_row_update_then_dot); dot_ready says next_dot holds it.
+    cdef bint fused = sample_weight == NULL and l2 == 0.0 and l1 == 0.0
+    cdef bint dot_ready = False
+    cdef floating next_dot = 0
+    cdef Py_ssize_t i_next
     for k in range(k_start, k_stop):
         if rows != NULL:
             if k + PREFETCH_AHEAD < n:
@@ -322,7 +329,10 @@ cdef inline int sgd_rows(
             i = rows[k]
         else:
             i = k
-        residual = row_residual(X + i * d, y[i], cur, d)
+        if dot_ready:
+            residual = next_dot + cur[d] - y[i]     # row_residual's value
+        else:
+            residual = row_residual(X + i * d, y[i], cur, d)
         # J on the batch {i}, as objective_and_gradient forms it from accumulate_rows' sums
         # (the divisions are left out when they are by 1 or 2: same values, less latency).
         if sample_weight == NULL:
@@ -345,7 +355,16 @@ cdef inline int sgd_rows(
             break
         if lr_per_update:
             rate = scheduled_lr(schedule, optim.lr, epoch, updates + 1)
-        sgd_row_update(X + i * d, scaled_residual, inv_weight, cur, prev, d, m, l2, l1, rate)
+        if fused and k + 1 < k_stop:
+            i_next = rows[k + 1] if rows != NULL else k + 1
+            next_dot = sgd_row_update_then_dot(X + i * d, scaled_residual, cur, prev, d, rate,
+                                               X + i_next * d)
+            if m > d:
+                prev[d] = <floating>(cur[d] - rate * scaled_residual)
+            dot_ready = True
+        else:
+            sgd_row_update(X + i * d, scaled_residual, inv_weight, cur, prev, d, m, l2, l1,
+                           rate)
         swap = cur
         cur = prev
         prev = swap

@@ -7,7 +7,7 @@
 
 from cython cimport floating
 from libc.math cimport sqrt, pow, fabs
-from gd_kernel cimport sum_of_squares
+from gd_kernel cimport ROW_DOT_LANES, SHORT_ROW, fold_lanes, sum_of_squares
 from gd_types cimport (OptimConfig, OPT_SGD, OPT_ADAGRAD, OPT_RMSPROP, OPT_ADAM,
                        OPT_NORMALIZED)
 
@@ -172,3 +172,39 @@ cdef inline void sgd_row_update(
         updated[d] = <floating>(theta[d] - lr * g)
     if l1 > 0.0:
         l1_proximal_step(updated, d, lr * l1)
+
+
+cdef inline floating sgd_row_update_then_dot(
+    const floating* x, floating residual, const floating* theta, floating* updated,
+    Py_ssize_t d, double lr, const floating* x_next,
+) noexcept nogil:
+    """sgd_row_update without weights, l2 or l1 (w' = w − lr·r·x, its values to the bit),
+    and in the same sweep x_next·w', summed exactly as row_residual sums it: the next row's
+    dot product starts while w' is still in registers instead of waiting for it to be
+    stored and loaded again.  The intercept is left to the caller."""
+    cdef floating lanes[ROW_DOT_LANES]
+    cdef floating step[ROW_DOT_LANES]
+    cdef floating total = 0, value
+    cdef Py_ssize_t j = 0, k
+    if d < SHORT_ROW:
+        for j in range(d):
+            value = <floating>(theta[j] - lr * (residual * x[j]))
+            updated[j] = value
+            total = total + x_next[j] * value
+        return total
+    for k in range(ROW_DOT_LANES):
+        lanes[k] = 0
+    while j + ROW_DOT_LANES <= d:
+        for k in range(ROW_DOT_LANES):
+            step[k] = <floating>(theta[j + k] - lr * (residual * x[j + k]))
+        for k in range(ROW_DOT_LANES):
+            updated[j + k] = step[k]
+        for k in range(ROW_DOT_LANES):
+            lanes[k] = lanes[k] + x_next[j + k] * step[k]
+        j = j + ROW_DOT_LANES
+    while j < d:
+        value = <floating>(theta[j] - lr * (residual * x[j]))
+        updated[j] = value
+        total = total + x_next[j] * value
+        j = j + 1
+    return fold_lanes(lanes) + total

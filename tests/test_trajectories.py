@@ -131,6 +131,30 @@ def test_classic_sgd_on_wide_rows(dtype, penalties):
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("d", [3, 31, 32, 47, 100])
+@pytest.mark.parametrize("shuffle", [True, False])
+@pytest.mark.parametrize("fit_intercept", [True, False])
+def test_classic_sgd_forms_next_dot_in_its_update(dtype, d, shuffle, fit_intercept):
+    """Without weights or penalties, each batch_size=1 update also forms the next row's x·w
+    in the same sweep: its trajectory must be the bits of the path that updates and then
+    sums the next row apart (taken with all-ones weights, which cancel exactly), across
+    chunk ends (90,000 rows of 100 values are three chunks between signal checks), and
+    follow the reference."""
+    n = 90_000 if d == 100 else 300
+    X, y, _ = problem(n=n, d=d, dtype=dtype)
+    options = dict(optimizer="sgd", lr=0.002, batch_size=1, epochs=3, shuffle=shuffle,
+                   fit_intercept=fit_intercept)
+    fused_losses, fused_params, fused = trajectory(X, y, "core", **options)
+    apart_losses, apart_params, _ = trajectory(X, y, "core", sample_weight=np.ones(n, dtype),
+                                               **options)
+    np.testing.assert_array_equal(fused_losses, apart_losses)
+    np.testing.assert_array_equal(fused_params, apart_params)
+    assert fused.n_updates == 3 * n
+    if n <= 300:
+        assert_same_trajectory(X, y, dtype, **options)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("d", [1, 7, 8, 9, 12, 13, 15, 16, 17, 24, 25, 31, 32, 33, 39, 40, 41,
                                47, 48, 49, 63, 64, 65])
 @pytest.mark.parametrize("batch", [None, 7])
