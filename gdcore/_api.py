@@ -13,7 +13,8 @@ from . import _core, _reference
 from ._precompute import augmented_gram, gram_is_cheaper
 from ._result import (ConvergenceWarning, DivergenceError, FitProgress, FitResult, FitState,
                       LossHistory)
-from ._validation import (check_callback, check_data, check_settings, resolve_n_threads)
+from ._validation import (check_callback, check_data, check_settings, make_rng,
+                          resolve_n_threads)
 from .optim import make_optimizer
 from .schedules import make_schedule
 
@@ -121,11 +122,7 @@ def prepare_run(n, d, dtype, *, optimizer, lr, epochs, batch_size, schedule, l2,
     n_threads = resolve_n_threads(n_threads)
     callback = check_callback(callback)
     state = _initial_state(init, opt, d, dtype, settings.fit_intercept)
-    try:
-        rng = np.random.default_rng(seed)
-    except (TypeError, ValueError) as error:
-        raise type(error)(f"seed must be None, an int >= 0, a sequence of them, a SeedSequence "
-                          f"or a numpy Generator; got {seed!r} ({error})") from None
+    rng = make_rng(seed)
     if state.rng_state is not None:
         rng.bit_generator.state = state.rng_state
     run = Run(settings, opt, sched, state, rng, None, n_threads, d, backend)

@@ -89,6 +89,15 @@ def _contiguous(arr, dtype):
     return arr
 
 
+def make_rng(seed):
+    """numpy.random.default_rng(seed), with an error that names seed."""
+    try:
+        return np.random.default_rng(seed)
+    except (TypeError, ValueError) as error:
+        raise type(error)(f"seed must be None, an int >= 0, a sequence of them, a SeedSequence "
+                          f"or a numpy Generator; got {seed!r} ({error})") from None
+
+
 def check_all_finite(name, arr, row_offset=0):
     """Raise ValueError naming arr and its first non-finite entry, if it has one (its row
     counted from row_offset: arr may be a block of a larger array)."""

@@ -11,6 +11,7 @@ import numpy as np
 from .._result import DivergenceError
 from .._io import DataError, is_npy, iter_folder_tables, npy_blocks, read_table
 from .._precompute import gram_is_cheaper
+from .._validation import make_rng
 
 
 def add_data_arguments(parser, target_required=True):
@@ -171,8 +172,8 @@ def fit_data(args, data, **options):
         if options.get("batch_size") is not None:
             raise ValueError("--batch-size: a folder of files is fitted full-batch "
                              "(gdcore.fit_chunks); leave --batch-size out")
-        for name in ("batch_size", "seed"):
-            options.pop(name, None)
+        options.pop("batch_size", None)
+        make_rng(options.pop("seed", None))     # not used full batch, but checked as fit checks it
         return fit_chunks(data.chunks, precompute=data.use_gram(options["epochs"]), **options)
     return fit(data.X_fit, data.y, **options)
 
@@ -229,6 +230,7 @@ FLAGS = {"n_threads": "--threads", "batch_size": "--batch-size",
          "l1": "--l1", "l2": "--l2", "seed": "--seed", "tol": "--tol", "gtol": "--gtol",
          "optimizer": "--optimizer", "schedule": "--schedule"}
 ARGUMENT_AT_START = re.compile(r"^(%s)\b(?=( must|:| applies))" % "|".join(FLAGS))
+FLAG_MAY_BE_NONE = re.compile(r"^(--[a-z-]+ )must be None, ")
 
 
 def fail(command, message):
@@ -238,6 +240,8 @@ def fail(command, message):
         message = str(message).replace(" The last finite parameters are in .result", "")
     elif isinstance(message, (ValueError, TypeError)) and not isinstance(message, DataError):
         message = ARGUMENT_AT_START.sub(lambda match: FLAGS[match.group(1)], str(message))
+        # A flag left out is the library's None: the command line cannot pass None itself.
+        message = FLAG_MAY_BE_NONE.sub(r"\1must be ", message)
     print(f"gdcore {command}: error: {message}", file=sys.stderr)
     return 2
 
