@@ -191,6 +191,8 @@ def load(args, target_required=True):
     if target_required and table.y is None:
         raise DataError(f"{args.data}: give the target column with --target")
     table.X_fit, table.mean, table.scale = standardization(table.X, standardize)
+    if standardize:
+        table.X = None      # only X_fit is used from here: do not keep both alive
     return table
 
 
@@ -221,7 +223,9 @@ def standardization(X, enabled):
     mean = X.mean(axis=0)
     scale = X.std(axis=0)
     scale[scale == 0] = 1.0
-    return (X - mean) / scale, mean, scale
+    scaled = X - mean
+    scaled /= scale         # in place: one array the size of X, not two
+    return scaled, mean, scale
 
 
 # gdcore's argument names, as error messages begin with them, and the flags that set them
