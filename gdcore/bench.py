@@ -219,6 +219,14 @@ def _torch_adam(X, y, lr, n_threads, batch_size=None, epochs=3):
     return _best(epoch, epochs)
 
 
+def _against_torch(gdcore_seconds, torch_seconds, rounds):
+    """(gdcore, torch) seconds from alternating rounds (see paired_seconds), or (gdcore, None)
+    without torch.  torch's threads are given time to go idle after each of its timings."""
+    if importlib.util.find_spec("torch") is None:
+        return gdcore_seconds(), None
+    return paired_seconds(gdcore_seconds, _settled(torch_seconds), rounds)
+
+
 def _bandwidth_comparisons(n, width, threads, full, rounds, seed):
     """A full-batch epoch at d = width against the bandwidth probe (and, at d = 10, two
     threads against one), each timed in alternating rounds."""
@@ -316,17 +324,17 @@ def run_benchmarks(n=1_000_000, d=100, n_threads=None, quick=False, seed=0, log=
     add(Comparison("SGD batch_size=1 epoch", sgd_seconds, "sklearn SGDRegressor max_iter=1",
                    sk_seconds, 4.0, note=note))
 
-    # torch's step is its best of several: gdcore's is its shortest epoch gap, likewise.
-    adam_step = epoch_seconds(X, y, repeats, fastest=True, optimizer="adam", lr=0.01, epochs=6,
-                              tol=None, n_threads=threads, precompute=False)
-    torch_step = _torch_adam(X, y, 0.01, threads)
-    _settle()
+    # torch's step is its best of several: gdcore's is its shortest epoch gap, likewise.  Both
+    # Adam comparisons are timed in alternating rounds, as the rows above.
+    adam = dict(optimizer="adam", lr=0.01, tol=None, n_threads=threads)
+    adam_step, torch_step = _against_torch(
+        lambda: epoch_seconds(X, y, 1, fastest=True, epochs=6, precompute=False, **adam),
+        lambda: _torch_adam(X, y, 0.01, threads), rounds)
     add(Comparison("Adam full-batch step", adam_step, "torch.optim.Adam + nn.Linear",
                    torch_step, 5.0, note="" if torch_step is not None else "torch not installed"))
-    adam_epoch = epoch_seconds(X, y, 2, optimizer="adam", lr=0.01, epochs=3, tol=None,
-                               batch_size=256, n_threads=threads, seed=seed)
-    torch_epoch = _torch_adam(X, y, 0.01, threads, batch_size=256, epochs=1)
-    _settle()
+    adam_epoch, torch_epoch = _against_torch(
+        lambda: epoch_seconds(X, y, 1, epochs=3, batch_size=256, seed=seed, **adam),
+        lambda: _torch_adam(X, y, 0.01, threads, batch_size=256, epochs=1), min(rounds, 3))
     add(Comparison("Adam mini-batch 256 epoch", adam_epoch, "torch mini-batch loop",
                    torch_epoch, 10.0,
                    note="" if torch_epoch is not None else "torch not installed"))
