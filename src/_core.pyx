@@ -182,7 +182,9 @@ cdef void sums_from_gram(const double* gram, const floating* theta, Py_ssize_t d
         theta_c += theta[j] * gram[j * width + d + 1]
     squares = squares - theta_c + gram[(d + 1) * width + d + 1]
     # Σ sᵢrᵢ² ≥ 0; the subtraction above can round an exact fit to a tiny negative number.
-    sums[d + SLOT_SQUARES] = squares if squares > 0.0 else 0.0
+    # (Written so that a NaN, from inf − inf when θ overflows the sums, stays NaN: the loss
+    # is then not finite, as the streaming pass finds it.)
+    sums[d + SLOT_SQUARES] = 0.0 if squares < 0.0 else squares
     sums[d + SLOT_WEIGHT] = gram[d * width + d]
 
 

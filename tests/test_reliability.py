@@ -47,6 +47,24 @@ def test_huge_values_diverge_cleanly(dtype, backend):
     assert result.intercept == 0.0
 
 
+def test_gram_mode_diverges_as_streaming_does():
+    """Values of ~1e150 make θ ~1e298 after one step; the next loss overflows.  In Gram mode
+    θᵀGθ − θᵀc is then inf − inf: a NaN that must not be clamped to a loss of 0 (which left
+    the overflow to the update, a different error).  All three runs stop alike."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(50, 3)) * 1e150
+    y = rng.normal(size=50) * 1e150
+    messages = []
+    for backend, precompute in (("core", True), ("core", False), ("numpy", False)):
+        with pytest.raises(gdcore.DivergenceError) as error:
+            gdcore.fit(X, y, optimizer="gd", lr=0.1, epochs=5, tol=None, backend=backend,
+                       precompute=precompute)
+        result = error.value.result
+        assert error.value.epoch == 2 and result.n_updates == 1 and len(result.loss_history) == 1
+        messages.append(str(error.value).split(" (lr=")[0])
+    assert messages == ["the loss stopped being finite in epoch 2"] * 3
+
+
 def _outcome(X, y, **options):
     """(epoch of divergence or None, coef, intercept) of a fit."""
     try:
