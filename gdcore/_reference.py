@@ -40,7 +40,8 @@ def stationarity(grad_w, grad_b, w, l1):
     if l1 > 0:
         soft = np.sign(grad_w) * np.maximum(np.abs(grad_w) - l1, 0.0)
         grad_w = np.where(w != 0, grad_w + l1 * np.sign(w), soft)
-    return max(float(np.max(np.abs(grad_w))), abs(float(grad_b)))
+    # np.maximum keeps a NaN from either side (Python's max would drop one on its right)
+    return float(np.maximum(np.max(np.abs(grad_w)), abs(float(grad_b))))
 
 
 class _Update:

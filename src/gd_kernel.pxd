@@ -534,11 +534,14 @@ cdef inline double objective_and_gradient(
 
 cdef inline double stationarity(const floating* grad, const floating* theta, Py_ssize_t d,
                                 double l1, bint fit_intercept) noexcept nogil:
-    """‖∇J‖∞; with l1 > 0, of the minimum-norm subgradient (soft-threshold where wⱼ = 0)."""
+    """‖∇J‖∞; with l1 > 0, of the minimum-norm subgradient (soft-threshold where wⱼ = 0).
+    NaN if an entry is NaN (so that ‖∇J‖∞ ≤ gtol is false, as for NumPy's max)."""
     cdef double worst = 0.0, g
     cdef Py_ssize_t j
     for j in range(d):
         g = grad[j]
+        if g != g:
+            return g
         if l1 > 0:
             if theta[j] > 0:
                 g = g + l1
@@ -552,6 +555,8 @@ cdef inline double stationarity(const floating* grad, const floating* theta, Py_
             worst = g
     if fit_intercept:
         g = grad[d]
+        if g != g:
+            return g
         if g < 0:
             g = -g
         if g > worst:

@@ -59,6 +59,8 @@ cdef inline void rmsprop_step(const OptimConfig* cfg, floating* theta, const flo
     cdef Py_ssize_t j
     for j in range(m):
         sq_avg[j] = <floating>(alpha * sq_avg[j] + (1.0 - alpha) * (<double>g[j] * g[j]))
+    # v − ḡ² ≥ 0 but for rounding: negatives are taken as 0 and a NaN stays NaN (as NumPy's
+    # maximum(v − ḡ², 0) has it), so an overflow is not turned into a step of g/eps.
     # a = √v + eps (or the centered form) is kept in g_avg's place only when centered;
     # otherwise it is recomputed where used, so each loop below stays branch-free.
     if cfg.centered:
@@ -67,12 +69,12 @@ cdef inline void rmsprop_step(const OptimConfig* cfg, floating* theta, const flo
         if mu > 0.0:
             for j in range(m):
                 variance = <double>sq_avg[j] - <double>g_avg[j] * g_avg[j]
-                buf[j] = <floating>(mu * buf[j] + g[j] / (sqrt(variance if variance > 0.0 else 0.0) + eps))
+                buf[j] = <floating>(mu * buf[j] + g[j] / (sqrt(0.0 if variance < 0.0 else variance) + eps))
                 theta[j] = <floating>(theta[j] - lr * buf[j])
         else:
             for j in range(m):
                 variance = <double>sq_avg[j] - <double>g_avg[j] * g_avg[j]
-                theta[j] = <floating>(theta[j] - lr * g[j] / (sqrt(variance if variance > 0.0 else 0.0) + eps))
+                theta[j] = <floating>(theta[j] - lr * g[j] / (sqrt(0.0 if variance < 0.0 else variance) + eps))
     elif mu > 0.0:
         for j in range(m):
             buf[j] = <floating>(mu * buf[j] + g[j] / (sqrt(<double>sq_avg[j]) + eps))

@@ -348,3 +348,23 @@ def test_a_long_fits_history_takes_8_bytes_an_epoch():
     assert len(r.loss_history) == r.n_epochs == 1_000_000
     # the result's array, the state's buffer and the loop's stretches: ~3 x 8 MB
     assert peak < 32 * 2**20, peak
+
+
+@pytest.mark.parametrize("l1", [0.0, 0.5])
+def test_gradient_norm_for_gtol_by_hand_and_with_nan(l1):
+    """‖∇J‖∞ as the gtol rule reads it, in the core and in the reference, against values
+    worked by hand; a NaN anywhere in the gradient makes it NaN (so ‖∇J‖∞ ≤ gtol is false)
+    whatever side of the maximum it is on."""
+    from gdcore import _core, _reference
+    w = np.array([0.0, 2.0, -1.0])
+    grad = np.array([0.25, -3.0, 1.0, 0.5])         # ∇w, then ∂b
+    # l1 = 0.5: w₀ = 0 soft-thresholds 0.25 to 0; w₁ > 0 gives -3 + 0.5; w₂ < 0 gives 1 - 0.5
+    expected = 3.0 if l1 == 0 else 2.5
+    theta = np.append(w, 0.0)
+    assert _core.gradient_stationarity(grad, theta, l1, True) == expected
+    assert _reference.stationarity(grad[:3], grad[3], w, l1) == expected
+    for where in range(4):
+        bad = grad.copy()
+        bad[where] = np.nan
+        assert np.isnan(_core.gradient_stationarity(bad, theta, l1, True)), where
+        assert np.isnan(_reference.stationarity(bad[:3], bad[3], w, l1)), where
