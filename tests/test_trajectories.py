@@ -130,26 +130,34 @@ def test_classic_sgd_on_wide_rows(dtype, penalties):
                            **penalties)
 
 
+@pytest.fixture
+def sgd_sums_apart():
+    """Classic SGD with each row's x·w summed apart from the update before it, for the
+    duration of a test."""
+    gdcore._core._set_sgd_fusion(False)
+    yield
+    gdcore._core._set_sgd_fusion(True)
+
+
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-@pytest.mark.parametrize("d", [3, 31, 32, 47, 100])
+@pytest.mark.parametrize("d", [3, 20, 31, 32, 47, 100])
 @pytest.mark.parametrize("shuffle", [True, False])
 @pytest.mark.parametrize("fit_intercept", [True, False])
-def test_classic_sgd_forms_next_dot_in_its_update(dtype, d, shuffle, fit_intercept):
+def test_classic_sgd_forms_next_dot_in_its_update(dtype, d, shuffle, fit_intercept, request):
     """Without weights or penalties, each batch_size=1 update also forms the next row's x·w
-    in the same sweep: its trajectory must be the bits of the path that updates and then
-    sums the next row apart (taken with all-ones weights, which cancel exactly), across
-    chunk ends (90,000 rows of 100 values are three chunks between signal checks), and
-    follow the reference."""
+    in the same sweep: the trajectory must be the bits of the path that sums it apart,
+    across chunk ends (90,000 rows of 100 values are three chunks between signal checks);
+    and follow the reference."""
     n = 90_000 if d == 100 else 300
     X, y, _ = problem(n=n, d=d, dtype=dtype)
     options = dict(optimizer="sgd", lr=0.002, batch_size=1, epochs=3, shuffle=shuffle,
                    fit_intercept=fit_intercept)
     fused_losses, fused_params, fused = trajectory(X, y, "core", **options)
-    apart_losses, apart_params, _ = trajectory(X, y, "core", sample_weight=np.ones(n, dtype),
-                                               **options)
+    request.getfixturevalue("sgd_sums_apart")
+    apart_losses, apart_params, apart = trajectory(X, y, "core", **options)
     np.testing.assert_array_equal(fused_losses, apart_losses)
     np.testing.assert_array_equal(fused_params, apart_params)
-    assert fused.n_updates == 3 * n
+    assert fused.n_updates == apart.n_updates == 3 * n
     if n <= 300:
         assert_same_trajectory(X, y, dtype, **options)
 
