@@ -10,7 +10,7 @@ from functools import partial
 import numpy as np
 
 from . import _core, _reference
-from ._precompute import augmented_gram, gram_is_cheaper
+from ._precompute import augmented_gram, check_gram, gram_is_cheaper, gram_is_finite
 from ._result import (ConvergenceWarning, DivergenceError, FitProgress, FitResult, FitState,
                       LossHistory)
 from ._validation import (check_callback, check_data, check_settings, make_rng,
@@ -81,6 +81,10 @@ def fit(X, y, *, sample_weight=None, optimizer=None, lr=None, epochs=100, batch_
                                   run.rng, run.on_epoch)
         gram = (augmented_gram(problem.X, problem.y, problem.sample_weight) if use_gram
                 else None)
+        if gram is not None and not gram_is_finite(gram):
+            if precompute is True:
+                check_gram(gram)
+            gram = None         # "auto" is a choice of speed: stream instead
         return _run_core(problem, run.state, run.opt, run.sched, run.settings, run.rng,
                          run.on_epoch, run.n_threads, gram)
     return finish_run(run, execute)

@@ -10,13 +10,14 @@ epoch (loss, gtol, schedule, update, tol rule, divergence) is the loop below, sh
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
 
 from . import _core
 from ._api import finish_run, prepare_run
-from ._precompute import augmented_gram
+from ._precompute import augmented_gram, check_gram, merge_grams
 from ._reference import (STATUS_LOSS_NOT_FINITE, STATUS_OK, STATUS_PARAMS_NOT_FINITE,
                          stop_after_epoch)
 from ._validation import check_data
@@ -153,6 +154,8 @@ def fit_chunks(chunks, *, optimizer=None, lr=None, epochs=100, schedule=None, l2
     def execute(run):
         if not precompute:
             return run_full_batch(run, streamed_sums)
-        gram = sum(augmented_gram(p.X, p.y, p.sample_weight) for p in source)
+        gram = functools.reduce(merge_grams, (augmented_gram(p.X, p.y, p.sample_weight)
+                                              for p in source))
+        check_gram(gram)
         return run_full_batch(run, lambda theta: _core.gram_sums(gram, theta))
     return finish_run(run, execute)

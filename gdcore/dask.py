@@ -26,7 +26,7 @@ import numpy as np
 from . import _core
 from ._api import finish_run, prepare_run
 from ._chunked import run_full_batch
-from ._precompute import augmented_gram
+from ._precompute import augmented_gram, check_gram, merge_grams
 from ._validation import check_data
 
 __all__ = ["fit"]
@@ -75,9 +75,10 @@ def _active_client():
         return None
 
 
-def _tree_sum(dask, parts):
-    """Pairwise sums of delayed arrays, so no single task adds up every block."""
-    add = dask.delayed(np.add, pure=True)
+def _tree_sum(dask, parts, combine=np.add):
+    """Pairwise sums (or another combine) of delayed arrays, so no single task adds up every
+    block."""
+    add = dask.delayed(combine, pure=True)
     while len(parts) > 1:
         parts = [add(parts[i], parts[i + 1]) if i + 1 < len(parts) else parts[i]
                  for i in range(0, len(parts), 2)]
@@ -183,6 +184,7 @@ def fit(X, y, *, sample_weight=None, optimizer=None, lr=None, epochs=100, batch_
         if not precompute:
             return run_full_batch(run, distributed_sums)
         gram = _tree_sum(dask, [block_gram(xb, yb, wb) for xb, yb, wb
-                                in zip(x_blocks, y_blocks, w_blocks)]).compute()
+                                in zip(x_blocks, y_blocks, w_blocks)], merge_grams).compute()
+        check_gram(gram)
         return run_full_batch(run, lambda theta: _core.gram_sums(gram, theta))
     return finish_run(run, execute)

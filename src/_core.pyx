@@ -175,27 +175,34 @@ cdef inline int apply_update(
 
 cdef void sums_from_gram(const double* gram, const floating* theta, Py_ssize_t d,
                          double* sums) noexcept nogil:
-    """The sums of a full pass, from the Gram matrix of the augmented data instead of X.
+    """The sums of a full pass, from the data's packed means and centred moments instead of X
+    (see gdcore/_precompute.py): with S = Σ sᵢ, means x̄, ȳ, C = Σ sᵢx̃ᵢx̃ᵢᵀ, c = Σ sᵢx̃ᵢỹᵢ,
+    yy = Σ sᵢỹᵢ², each residual is rᵢ = x̃ᵢ·w − ỹᵢ + e with e = x̄·w + b − ȳ, so
 
-    gram is (d+2) × (d+2): with aᵢ = (xᵢ, 1) and z = (a, y), gram = Σ sᵢ zᵢzᵢᵀ, so its
-    leading (d+1) block is G = AᵀSA, its last column c = AᵀSy and yy = yᵀSy, S = G[d, d].
-    For θ = (w, b):  Σ sᵢrᵢaᵢ = Gθ − c  and  Σ sᵢrᵢ² = θᵀ(Gθ − c) − θᵀc + yy.
+        Σ sᵢrᵢxᵢ = (Cw − c) + x̄·Se,   Σ sᵢrᵢ = Se,   Σ sᵢrᵢ² = wᵀ(Cw − c) − wᵀc + yy + Se².
+
     Each epoch costs O(d²), whatever n is."""
     cdef Py_ssize_t width = d + 2, j, k
-    cdef double row_sum, squares = 0.0, theta_c = 0.0
-    for j in range(d + 1):
+    cdef double S = gram[d * width + d], offset = theta[d] - gram[d * width + d + 1]
+    cdef double row_sum, w_u = 0.0, w_c = 0.0, squares, weighted_offset
+    for j in range(d):
+        offset += gram[j * width + d] * theta[j]
+    weighted_offset = S * offset
+    for j in range(d):
         row_sum = 0.0
-        for k in range(d + 1):
+        for k in range(d):
             row_sum += gram[j * width + k] * theta[k]
-        sums[j] = row_sum - gram[j * width + d + 1]      # (Gθ − c)ⱼ; j = d is Σ sᵢrᵢ
-        squares += theta[j] * sums[j]
-        theta_c += theta[j] * gram[j * width + d + 1]
-    squares = squares - theta_c + gram[(d + 1) * width + d + 1]
+        row_sum = row_sum - gram[j * width + d + 1]              # (Cw − c)ⱼ
+        w_u += theta[j] * row_sum
+        w_c += theta[j] * gram[j * width + d + 1]
+        sums[j] = row_sum + gram[j * width + d] * weighted_offset
+    sums[d] = weighted_offset
+    squares = (w_u - w_c) + gram[(d + 1) * width + d + 1] + weighted_offset * offset
     # Σ sᵢrᵢ² ≥ 0; the subtraction above can round an exact fit to a tiny negative number.
     # (Written so that a NaN, from inf − inf when θ overflows the sums, stays NaN: the loss
     # is then not finite, as the streaming pass finds it.)
     sums[d + SLOT_SQUARES] = 0.0 if squares < 0.0 else squares
-    sums[d + SLOT_WEIGHT] = gram[d * width + d]
+    sums[d + SLOT_WEIGHT] = S
 
 
 cdef int full_batch_epoch(
@@ -818,8 +825,8 @@ def stream_sum(const floating[::1] values, int n_threads, Py_ssize_t prefetch_by
 
 
 def gram_sums(const double[:, ::1] gram, const floating[::1] theta):
-    """The sums of a full pass (as block_sums_of returns them) from the (d+2)² Gram matrix of
-    (X, 1, y): what Gram mode computes each epoch (see sums_from_gram)."""
+    """The sums of a full pass (as block_sums_of returns them) from the packed (d+2)² means and
+    centred moments of (X, y): what Gram mode computes each epoch (see sums_from_gram)."""
     cdef Py_ssize_t d = theta.shape[0] - 1
     out = np.zeros(d + N_SLOTS, dtype=np.float64)
     cdef double[::1] sums = out

@@ -54,6 +54,80 @@ def test_gram_mode_gtol_and_float32(data):
     np.testing.assert_allclose(g32.loss_history, s32.loss_history, rtol=1e-4)
 
 
+@pytest.mark.parametrize("weighted", [False, True])
+def test_gram_mode_keeps_small_losses_under_large_offsets(weighted):
+    """y ≈ 1e7 + a fit to 0.01, and a column of X near 1e6: the moments are centred, so Gram
+    mode's losses are the streaming ones to rounding (uncentred, Σrᵢ² was a difference of
+    terms ~1e14·n and read 1000x too large), also started at the least-squares fit, where
+    J ~ 5e-9 (it read 0)."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(1000, 3))
+    X[:, 2] += 1e6
+    y = X @ [1.0, 2.0, 0.5] + 1e7 + 0.01 * rng.normal(size=1000)
+    weights = rng.uniform(0.5, 1.5, 1000) if weighted else None
+    options = dict(optimizer="gd", lr=0.5, epochs=60, tol=None, sample_weight=weights)
+    Xs = X.copy()
+    Xs[:, 2] -= 1e6           # the same fit with a small column, so that lr suits both
+    gram = gdcore.fit(Xs, y, precompute=True, **options)
+    streaming = gdcore.fit(Xs, y, precompute=False, **options)
+    np.testing.assert_allclose(gram.loss_history, streaming.loss_history, rtol=1e-7)
+    A = np.column_stack([X, np.ones(1000)])
+    s = np.ones(1000) if weights is None else weights
+    solution = np.linalg.lstsq(A * np.sqrt(s)[:, None], y * np.sqrt(s), rcond=None)[0]
+    start = (solution[:3], solution[3])
+    at_fit = dict(optimizer="gd", lr=1e-14, epochs=3, tol=None, sample_weight=weights,
+                  init=start)
+    expected = 0.5 * np.sum(s * (A @ solution - y) ** 2) / s.sum()
+    for precompute in (True, False):
+        losses = gdcore.fit(X, y, precompute=precompute, **at_fit).loss_history
+        np.testing.assert_allclose(losses, expected, rtol=1e-4)
+
+
+def test_gram_mode_moments_merge_as_one_pass():
+    """The packed means and centred moments, formed from blocks (chunks of several sizes, one
+    of weight 0) and merged, are those of all rows at once, and equal NumPy's weighted
+    covariance formed directly."""
+    from gdcore._precompute import augmented_gram, merge_grams
+    rng = np.random.default_rng(5)
+    X = rng.normal(size=(700, 4)) * [1.0, 10.0, 1e-3, 1.0] + [0.0, 5e5, 0.0, -3.0]
+    y = X @ [1.0, -2.0, 3.0, 0.5] + 2e6
+    s = rng.uniform(0.0, 2.0, 700)
+    s[100:200] = 0.0
+    whole = augmented_gram(X, y, s)
+    cuts = [0, 13, 100, 200, 450, 700]
+    merged = augmented_gram(X[:13], y[:13], s[:13])
+    for lo, hi in zip(cuts[1:-1], cuts[2:]):
+        merged = merge_grams(merged, augmented_gram(X[lo:hi], y[lo:hi], s[lo:hi]))
+    z = np.column_stack([X, y])
+    mean = s @ z / s.sum()
+    moments = (z - mean).T @ ((z - mean) * s[:, None])
+    keep = [0, 1, 2, 3, 5]
+    for packed in (whole, merged):
+        assert packed[4, 4] == pytest.approx(s.sum(), rel=1e-14)
+        np.testing.assert_allclose(packed[keep, 4], mean, rtol=1e-13)
+        np.testing.assert_allclose(packed[np.ix_(keep, keep)], moments, rtol=1e-9,
+                                   atol=1e-9 * np.abs(moments).max())
+
+
+def test_gram_overflow_streams_or_is_refused():
+    """A column near 1e155 overflows the moments (not the loss): "auto", a choice of speed,
+    streams and fits as precompute=False does; precompute=True (fit and fit_chunks) is
+    refused with a ValueError before any epoch."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(50, 2))
+    X[:, 1] *= 1e155
+    y = X[:, 0] * 2 + 1
+    options = dict(optimizer="adam", lr=0.05, epochs=200)
+    auto = gdcore.fit(X, y, precompute="auto", **options)
+    streaming = gdcore.fit(X, y, precompute=False, **options)
+    np.testing.assert_array_equal(auto.coef, streaming.coef)
+    np.testing.assert_array_equal(auto.loss_history, streaming.loss_history)
+    with pytest.raises(ValueError, match="precompute=True.*overflows"):
+        gdcore.fit(X, y, precompute=True, **options)
+    with pytest.raises(ValueError, match="precompute=True.*overflows"):
+        gdcore.fit_chunks([(X[:25], y[:25]), (X[25:], y[25:])], precompute=True, **options)
+
+
 def test_precompute_validation(data):
     X, y, _ = data
     with pytest.raises(ValueError, match="precompute"):
