@@ -243,6 +243,10 @@ def _initial_state(init, opt, d, dtype, fit_intercept):
             raise TypeError(f"init: intercept must be a number, got {intercept!r}") from None
         if not (np.all(np.isfinite(coef)) and np.isfinite(intercept)):
             raise ValueError("init: coef and intercept must be finite")
+        largest = np.finfo(dtype).max
+        if np.any(np.abs(coef) > largest) or abs(intercept) > largest:
+            raise ValueError(f"init: coef and intercept must fit in {np.dtype(dtype)} (X's "
+                             f"dtype, largest {largest:.4g})")
         if not fit_intercept and intercept != 0.0:
             raise ValueError("init: intercept must be 0 when fit_intercept=False")
         theta[:d] = coef

@@ -11,7 +11,6 @@ epoch (loss, gtol, schedule, update, tol rule, divergence) is the loop below, sh
 from __future__ import annotations
 
 import functools
-import math
 
 import numpy as np
 
@@ -19,8 +18,8 @@ from . import _core
 from ._api import finish_run, prepare_run
 from ._precompute import augmented_gram, check_gram, merge_grams
 from ._reference import (STATUS_LOSS_NOT_FINITE, STATUS_OK, STATUS_PARAMS_NOT_FINITE,
-                         stop_after_epoch)
-from ._validation import check_data
+                         finite_in_data_precision, stop_after_epoch)
+from ._validation import check_data, check_weight_sum
 from .optim import SGD
 
 __all__ = ["fit_chunks", "run_full_batch"]
@@ -37,7 +36,7 @@ def run_full_batch(run, sums_at):
         theta = state.theta
         loss, grad = _core.objective_from_sums(sums_at(theta), theta, settings.l2,
                                                settings.l1, settings.fit_intercept)
-        if not math.isfinite(loss):
+        if not finite_in_data_precision(loss, theta.dtype):
             return "diverged", STATUS_LOSS_NOT_FINITE
         gtol_reached = settings.gtol is not None and _core.gradient_stationarity(
             grad, theta, settings.l1, settings.fit_intercept) <= settings.gtol
@@ -146,9 +145,7 @@ def fit_chunks(chunks, *, optimizer=None, lr=None, epochs=100, schedule=None, l2
             total += _core.block_sums_of(problem.X, problem.y, _empty_weights(problem),
                                          theta.astype(problem.dtype, copy=False),
                                          run.n_threads)
-        if not total[-1] > 0:
-            raise ValueError("sample_weight sums to 0 over all chunks: at least one weight "
-                             "must be positive")
+        check_weight_sum(total[-1], "over all chunks")
         return total
 
     def execute(run):
@@ -156,6 +153,7 @@ def fit_chunks(chunks, *, optimizer=None, lr=None, epochs=100, schedule=None, l2
             return run_full_batch(run, streamed_sums)
         gram = functools.reduce(merge_grams, (augmented_gram(p.X, p.y, p.sample_weight)
                                               for p in source))
+        check_weight_sum(gram[first.d, first.d], "over all chunks")
         check_gram(gram)
         return run_full_batch(run, lambda theta: _core.gram_sums(gram, theta))
     return finish_run(run, execute)

@@ -59,8 +59,13 @@ def check_grad(X, y, coef, intercept=0.0, *, sample_weight=None, l2=0.0, l1=0.0,
         plus, minus = theta.copy(), theta.copy()
         plus[k] += h
         minus[k] -= h
+        taken = float(plus[k]) - float(minus[k])
+        if taken == 0.0:
+            raise ValueError(f"step={step} is below the spacing of {np.dtype(dtype)} at "
+                             f"θ[{k}] = {float(theta[k]):.6g}: θ did not move; use a larger step "
+                             f"(e.g. 1e-6, or 1e-3 for float32)")
         # divide by the step actually taken after rounding to the dtype
-        numeric[k] = (objective(plus) - objective(minus)) / (float(plus[k]) - float(minus[k]))
+        numeric[k] = (objective(plus) - objective(minus)) / taken
     analytic = grad[:m]
     scale = max(np.linalg.norm(analytic), np.linalg.norm(numeric), np.finfo(np.float64).tiny)
     return float(np.linalg.norm(analytic - numeric) / scale)

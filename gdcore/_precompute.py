@@ -83,8 +83,8 @@ def merge_grams(a, b):
         return a.copy()
     if not S_a > 0:
         return b.copy()
-    S = S_a + S_b
     with np.errstate(over="ignore", invalid="ignore"):     # see gram_is_finite
+        S = S_a + S_b
         delta = mean_b - mean_a
         mean = mean_a + delta * (S_b / S)
         moments = moments_a + moments_b + np.outer(delta, delta) * (S_a * (S_b / S))

@@ -32,7 +32,7 @@ def objective_and_gradient(X, y, s, w, b, l2, l1, fit_intercept):
 def finite_in_data_precision(J, dtype):
     """Whether J is finite in the data's precision: a float32 fit whose loss is past
     float32's range has diverged (its float64 sum may still be finite)."""
-    return bool(np.isfinite(J)) and abs(J) <= np.finfo(dtype).max
+    return bool(np.isfinite(J)) and abs(J) <= float(np.finfo(dtype).max)
 
 
 def stationarity(grad_w, grad_b, w, l1):

@@ -141,22 +141,66 @@ def check_data(X, y, sample_weight=None, allow_zero_weight_sum=False, row_offset
             raise ValueError(f"sample_weight must be 1-D of length n_samples={n}, got shape "
                              f"{sample_weight.shape}")
     X = _contiguous(X, dtype)
-    y = _contiguous(y, dtype)
+    y = _in_dtype("y", y, dtype, row_offset)
     check_all_finite("X", X, row_offset)
     check_all_finite("y", y, row_offset)
     if sample_weight is not None:
-        sample_weight = _contiguous(sample_weight, dtype)
+        given = sample_weight
+        sample_weight = _in_dtype("sample_weight", sample_weight, dtype, row_offset)
         check_all_finite("sample_weight", sample_weight, row_offset)
         if (sample_weight < 0).any():
             first = int(np.argmax(sample_weight < 0))
             raise ValueError(f"sample_weight must be >= 0; sample_weight[{first + row_offset}] "
                              f"= {sample_weight[first]}")
-        total = float(np.sum(sample_weight, dtype=np.float64))
-        if not total > 0 and not allow_zero_weight_sum:
-            raise ValueError("sample_weight sums to 0: at least one weight must be positive")
-        if not math.isfinite(total):
-            raise ValueError("sample_weight sums to infinity in float64; rescale the weights")
+        lost = (sample_weight == 0) & (given > 0)
+        if lost.any():
+            first = int(np.argmax(lost))
+            raise ValueError(f"sample_weight[{first + row_offset}] = {given[first]} is 0 in "
+                             f"{dtype} (X's dtype); rescale the weights")
+        with np.errstate(over="ignore"):    # an infinite sum is reported just below
+            total = float(np.sum(sample_weight, dtype=np.float64))
+        if total > 0 or not allow_zero_weight_sum:
+            check_weight_sum(total)
+        if not allow_zero_weight_sum:
+            sample_weight = _weights_near_one(sample_weight)
     return Problem(X, y, sample_weight)
+
+
+def check_weight_sum(total, where=""):
+    """A ValueError unless the weights' float64 sum is positive and finite; where says over
+    what it was taken (for chunks and blocks)."""
+    over = f" {where}" if where else ""
+    if not total > 0:
+        raise ValueError(f"sample_weight sums to 0{over}: at least one weight must be positive")
+    if not math.isfinite(total):
+        raise ValueError(f"sample_weight sums to infinity in float64{over}; rescale the weights")
+
+
+def _in_dtype(name, arr, dtype, row_offset):
+    """arr as a C-contiguous array of dtype; a finite value that does not fit in dtype (a
+    float64 y of 1e39 with float32 X) is named as such, not as the infinity it would become."""
+    if arr.dtype.kind == "f" and arr.dtype.itemsize > np.dtype(dtype).itemsize:
+        with np.errstate(invalid="ignore"):
+            too_large = np.abs(arr) > np.finfo(dtype).max
+        if too_large.any():
+            first = int(np.argmax(too_large))
+            raise ValueError(f"{name}[{first + row_offset}] = {arr[first]} is too large for "
+                             f"{np.dtype(dtype)} (X's dtype); rescale it or pass X as float64")
+    return _contiguous(arr, dtype)
+
+
+# Weights are scaled by a power of two (exact: J and ∇J do not change by a bit) when their
+# largest is outside [2^-64, 2^64]: Σ sᵢrᵢ² of weights near 1e300 overflowed, and 1 / S of
+# weights near 1e-320 did.
+_WEIGHT_SCALE_LIMIT = 64
+
+
+def _weights_near_one(weights):
+    """weights, or a copy scaled by a power of two so that the largest is in [0.5, 1)."""
+    exponent = int(np.frexp(float(weights.max()))[1])
+    if abs(exponent) <= _WEIGHT_SCALE_LIMIT:
+        return weights
+    return np.ldexp(weights, -exponent).astype(weights.dtype, copy=False)
 
 
 def check_int(name, value, *, low, allow_none=False):

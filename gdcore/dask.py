@@ -27,7 +27,7 @@ from . import _core
 from ._api import finish_run, prepare_run
 from ._chunked import run_full_batch
 from ._precompute import augmented_gram, check_gram, merge_grams
-from ._validation import check_data
+from ._validation import check_data, check_weight_sum
 
 __all__ = ["fit"]
 
@@ -154,8 +154,7 @@ def fit(X, y, *, sample_weight=None, optimizer=None, lr=None, epochs=100, batch_
                                     for index, (xb, yb, wb, first)
                                     in enumerate(zip(x_blocks, y_blocks, w_blocks,
                                                      first_rows))]).compute()
-    if not total_weight > 0:
-        raise ValueError("sample_weight sums to 0: at least one weight must be positive")
+    check_weight_sum(total_weight)
 
     client = _active_client()
     if client is not None:

@@ -95,6 +95,20 @@ CASES = [
     ("backend", dict(backend="torch"), ValueError, "backend"),
     ("callback", dict(callback=3), TypeError, "callback"),
     ("fit-intercept", dict(fit_intercept="yes"), TypeError, "fit_intercept"),
+    # float64 y, weights or init that float32 X cannot hold: named for what they are, not as
+    # the infinity or 0 they would become
+    ("y-past-float32", dict(X=X0.astype(np.float32), y=np.where(np.arange(20) == 2, 1e39, Y0)),
+     ValueError, "y\\[2\\] = 1e\\+39 is too large for float32"),
+    ("weight-past-float32", dict(X=X0.astype(np.float32),
+                                 sample_weight=np.where(np.arange(20) == 7, 1e39, 1.0)),
+     ValueError, "sample_weight\\[7\\] = 1e\\+39 is too large for float32"),
+    ("weight-below-float32", dict(X=X0.astype(np.float32),
+                                  sample_weight=np.where(np.arange(20) == 3, 1e-50, 1.0)),
+     ValueError, "sample_weight\\[3\\] = 1e-50 is 0 in float32"),
+    ("weights-sum-overflow", dict(sample_weight=np.full(20, 1e307)), ValueError,
+     "sample_weight sums to infinity"),
+    ("init-past-float32", dict(X=X0.astype(np.float32), init=(np.array([1e39, 0.0, 0.0]), 0.0)),
+     ValueError, "init: coef and intercept must fit in float32"),
 ]
 
 

@@ -65,6 +65,62 @@ def test_gram_mode_diverges_as_streaming_does():
     assert messages == ["the loss stopped being finite in epoch 2"] * 3
 
 
+@pytest.mark.parametrize("backend", ["core", "numpy"])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("batch_size", [None, 1, 7])
+def test_weights_at_any_scale_give_the_unit_scale_fit(backend, dtype, batch_size):
+    """J and ∇J do not depend on the weights' scale.  Weights near 1e300 (Σsᵢrᵢ² and 2S
+    overflowed: loss 0, "converged") or near 1e-320 (1/S overflowed: DivergenceError) are
+    scaled by a power of two, which changes no bit: the fit is the one with the same
+    weights brought near 1 (float32: 2^123 and 2^-145); the caller's weights are left
+    alone.  (Subnormal weights hold fewer bits, so their fit is that of those bits.)"""
+    X, y, _ = problem(n=40, d=3, dtype=dtype)
+    base = np.random.default_rng(1).uniform(0.5, 1.5, 40)
+    base[::9] = 0.0
+    exponents = (990, -1060) if dtype == np.float64 else (123, -145)
+    options = dict(optimizer="adam", lr=0.05, epochs=6, tol=None, batch_size=batch_size,
+                   seed=2, backend=backend, precompute=False)
+    for exponent in exponents:
+        weights = np.ldexp(base, exponent).astype(dtype)
+        near_one = np.ldexp(weights.astype(np.float64), -exponent).astype(dtype)  # exact
+        unit = gdcore.fit(X, y, sample_weight=near_one, **options)
+        before = weights.copy()
+        scaled = gdcore.fit(X, y, sample_weight=weights, **options)
+        np.testing.assert_array_equal(scaled.loss_history, unit.loss_history)
+        np.testing.assert_array_equal(scaled.coef, unit.coef)
+        assert scaled.intercept == unit.intercept
+        np.testing.assert_array_equal(weights, before)
+
+
+def test_chunks_refuse_what_fit_refuses():
+    """fit_chunks promises fit on the rows put together: weights whose sum overflows only
+    across chunks are refused (they gave coef 0 and loss 0, "converged"), and a float32 loss
+    past float32's range diverges, as in fit (it went on)."""
+    X, y, _ = problem(n=20, d=2)
+    w = np.full(10, 1e307)
+    with pytest.raises(ValueError, match="sums to infinity"):
+        gdcore.fit(X, y, sample_weight=np.full(20, 1e307))
+    for precompute in (False, True):
+        with pytest.raises(ValueError, match="sums to infinity in float64 over all chunks"):
+            gdcore.fit_chunks([(X[:10], y[:10], w), (X[10:], y[10:], w)], epochs=5,
+                              precompute=precompute)
+    X32, y32 = np.ones((4, 1), np.float32), np.full(4, 3e19, np.float32)
+    outcomes = []
+    for run in (lambda: gdcore.fit(X32, y32, lr=0.5, epochs=3, tol=None, precompute=False),
+                lambda: gdcore.fit_chunks([(X32[:2], y32[:2]), (X32[2:], y32[2:])], lr=0.5,
+                                          epochs=3, tol=None)):
+        with pytest.raises(gdcore.DivergenceError) as error:
+            run()
+        outcomes.append((error.value.epoch, str(error.value).split(" (")[0]))
+    assert outcomes[0] == outcomes[1] == (1, "the loss stopped being finite in epoch 1")
+
+
+def test_check_grad_refuses_a_step_that_does_not_move_theta():
+    X, y, _ = problem(n=20, d=2)
+    with pytest.raises(ValueError, match="step=1e-20 is below the spacing of float64"):
+        gdcore.check_grad(X, y, [0.5, 0.5], step=1e-20)
+
+
 def _outcome(X, y, **options):
     """(epoch of divergence or None, coef, intercept) of a fit."""
     try:
