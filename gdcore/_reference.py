@@ -44,6 +44,21 @@ def stationarity(grad_w, grad_b, w, l1):
     return float(np.maximum(np.max(np.abs(grad_w)), abs(float(grad_b))))
 
 
+def _as_float64(a):
+    return np.asarray(a, dtype=np.float64)
+
+
+def _norm(g):
+    """‖g‖₂ in float64, scaled by max|gⱼ| when Σgⱼ² overflows (‖g‖ itself may not)."""
+    g = np.asarray(g, dtype=np.float64)
+    with np.errstate(over="ignore"):
+        norm = float(np.sqrt(np.dot(g, g)))
+    if np.isinf(norm):
+        largest = float(np.max(np.abs(g)))
+        norm = largest * float(np.sqrt(np.dot(g / largest, g / largest)))
+    return norm
+
+
 class _Update:
     """SPEC §3 on the vector θ = (w, b) (b only when the intercept is fitted)."""
 
@@ -52,47 +67,52 @@ class _Update:
         self.state = state_rows  # views into FitState.optimizer_state
 
     def step(self, theta, g, t, lr):
+        """θ after one update, in float64.  As in the core, the arithmetic is float64 and
+        each state vector is stored in the data's dtype and read back from it (a float32
+        fit's g², or v/(1 − β₂ᵗ), may be past float32's range while θ's step is not)."""
         opt = self.opt
+        f = _as_float64
+        theta, g = f(theta), f(g)
         if isinstance(opt, _optim.SGD):
             if opt.momentum != 0:
                 buf = self.state[0]
                 if t == 1:
                     buf[:] = g
                 else:
-                    buf[:] = opt.momentum * buf + (1 - opt.dampening) * g
-                g = g + opt.momentum * buf if opt.nesterov else buf
+                    buf[:] = opt.momentum * f(buf) + (1 - opt.dampening) * g
+                g = g + opt.momentum * f(buf) if opt.nesterov else f(buf)
             return theta - lr * g
         if isinstance(opt, _optim.Adagrad):
             G = self.state[0]
             clr = lr / (1 + (t - 1) * opt.lr_decay)
-            G[:] = G + g * g
-            return theta - clr * g / (np.sqrt(G) + opt.eps)
+            G[:] = f(G) + g * g
+            return theta - clr * g / (np.sqrt(f(G)) + opt.eps)
         if isinstance(opt, _optim.RMSprop):
             v, buf, g_avg = self.state
             alpha = opt.alpha
-            v[:] = alpha * v + (1 - alpha) * g * g
+            v[:] = alpha * f(v) + (1 - alpha) * g * g
             if opt.centered:
-                g_avg[:] = alpha * g_avg + (1 - alpha) * g
-                a = np.sqrt(np.maximum(v - g_avg * g_avg, 0)) + opt.eps
+                g_avg[:] = alpha * f(g_avg) + (1 - alpha) * g
+                a = np.sqrt(np.maximum(f(v) - f(g_avg) * f(g_avg), 0)) + opt.eps
             else:
-                a = np.sqrt(v) + opt.eps
+                a = np.sqrt(f(v)) + opt.eps
             if opt.momentum > 0:
-                buf[:] = opt.momentum * buf + g / a
-                return theta - lr * buf
+                buf[:] = opt.momentum * f(buf) + g / a
+                return theta - lr * f(buf)
             return theta - lr * g / a
         if isinstance(opt, _optim.Adam):
             m, v, v_max = self.state
             beta1, beta2 = opt.betas
-            m[:] = beta1 * m + (1 - beta1) * g
-            v[:] = beta2 * v + (1 - beta2) * g * g
+            m[:] = beta1 * f(m) + (1 - beta1) * g
+            v[:] = beta2 * f(v) + (1 - beta2) * g * g
             second = v
             if opt.amsgrad:
                 v_max[:] = np.maximum(v_max, v)
                 second = v_max
-            step = m / (1 - beta1 ** t)
-            return theta - lr * step / (np.sqrt(second / (1 - beta2 ** t)) + opt.eps)
+            step = f(m) / (1 - beta1 ** t)
+            return theta - lr * step / (np.sqrt(f(second) / (1 - beta2 ** t)) + opt.eps)
         if isinstance(opt, _optim.NormalizedGD):
-            return theta - lr * g / max(float(np.linalg.norm(g)), opt.eps)
+            return theta - lr * g / max(_norm(g), opt.eps)
         raise TypeError(f"unknown optimizer {opt!r}")
 
 

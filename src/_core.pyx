@@ -17,7 +17,7 @@ permutation) and, every few million multiply-adds inside a long epoch, for a sig
 
 from cython cimport floating
 from cython.parallel cimport prange
-from libc.float cimport FLT_MAX
+from libc.float cimport DBL_MAX, FLT_MAX
 from libc.math cimport fabs, isfinite, isnan
 from libc.stdlib cimport malloc, calloc, free
 from libc.string cimport memcpy, memset
@@ -369,8 +369,15 @@ cdef inline int sgd_rows(
             if weight <= 0.0:
                 continue    # a row of weight 0 has no gradient: skipped, as an empty batch is
             inv_weight = 1.0 / weight
-            scaled_residual = <floating>(weight * residual)
-            batch_loss = (<double>scaled_residual * residual) / (2.0 * weight)
+            if inv_weight > DBL_MAX:
+                # A subnormal weight (the largest is near 1): s cancels from the row's J and
+                # gradient, and 1/s overflows, so it is left out, as for weight 1.
+                inv_weight = 1.0
+                scaled_residual = residual
+                batch_loss = (<double>residual * residual) * 0.5
+            else:
+                scaled_residual = <floating>(weight * residual)
+                batch_loss = (<double>scaled_residual * residual) / (2.0 * weight)
         if l2 > 0.0:
             batch_loss += 0.5 * l2 * sum_of_squares(cur, d)
         if l1 > 0.0:

@@ -9,6 +9,7 @@
 # Row-level arithmetic runs in the input precision; sums over rows are float64.
 
 from cython cimport floating
+from libc.float cimport DBL_MAX
 from libc.math cimport fabs
 from libc.stdlib cimport calloc, free
 from gd_types cimport SLOT_RESIDUAL, SLOT_SQUARES, SLOT_WEIGHT
@@ -526,9 +527,16 @@ cdef inline double objective_and_gradient(
     cdef double S = sums[d + SLOT_WEIGHT]
     cdef double inv_S = 1.0 / S, loss
     cdef Py_ssize_t j
-    for j in range(d):
-        grad[j] = <floating>(sums[j] * inv_S + l2 * theta[j])
-    grad[d] = <floating>(sums[d + SLOT_RESIDUAL] * inv_S) if fit_intercept else 0
+    if inv_S > DBL_MAX:
+        # A batch of subnormal weights only (validation brings the largest weight near 1):
+        # 1/S overflows, S itself divides.
+        for j in range(d):
+            grad[j] = <floating>(sums[j] / S + l2 * theta[j])
+        grad[d] = <floating>(sums[d + SLOT_RESIDUAL] / S) if fit_intercept else 0
+    else:
+        for j in range(d):
+            grad[j] = <floating>(sums[j] * inv_S + l2 * theta[j])
+        grad[d] = <floating>(sums[d + SLOT_RESIDUAL] * inv_S) if fit_intercept else 0
     loss = sums[d + SLOT_SQUARES] / (2.0 * S)
     # The penalty sums are serial reductions: skip them when they are zero anyway.
     if l2 > 0.0:

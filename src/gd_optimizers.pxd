@@ -6,6 +6,7 @@
 # The caller checks the new θ with is_finite_vector (a vectorised pass over it).
 
 from cython cimport floating
+from libc.float cimport DBL_MAX
 from libc.math cimport sqrt, pow, fabs
 from gd_kernel cimport ROW_DOT_LANES, SHORT_ROW, fold_lanes, sum_of_squares
 from gd_types cimport (OptimConfig, OPT_SGD, OPT_ADAGRAD, OPT_RMSPROP, OPT_ADAM,
@@ -108,9 +109,19 @@ cdef inline void adam_step(const OptimConfig* cfg, floating* theta, const floati
 cdef inline void normalized_step(const OptimConfig* cfg, floating* theta, const floating* g,
                                    Py_ssize_t m, double lr) noexcept nogil:
     """θ ← θ − lr·g / max(‖g‖₂, eps)."""
-    cdef double scale
+    cdef double scale, largest = 0.0
     cdef Py_ssize_t j
     scale = sqrt(sum_of_squares(g, m))
+    if scale > DBL_MAX:
+        # Σgⱼ² overflowed though ‖g‖ may not have: ‖g‖ = max|gⱼ|·‖g / max|gⱼ|‖ (else every
+        # step would be lr/inf = 0, where this rule's point is a step of lr at any scale)
+        for j in range(m):
+            if fabs(<double>g[j]) > largest:
+                largest = fabs(<double>g[j])
+        scale = 0.0
+        for j in range(m):
+            scale += (g[j] / largest) * (g[j] / largest)
+        scale = largest * sqrt(scale)
     if scale < cfg.eps:
         scale = cfg.eps
     scale = lr / scale

@@ -291,3 +291,46 @@ def test_classic_sgd_loss_overflow_matches_reference():
     assert core_message == ref_message
     assert core.n_updates == ref.n_updates == 3
     np.testing.assert_array_equal(core.coef, ref.coef)
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "amsgrad", "normalized", "rmsprop"])
+def test_float32_steps_whose_intermediates_pass_float32(optimizer):
+    """A float32 fit with gradients ~1e20: g², v/(1 − β₂ᵗ) and Σg² are past float32's range,
+    the step is not.  The core works in float64 and stores in float32; the reference does
+    too now (it squared and divided in float32, and θ never moved).  (Adagrad's Σg² is
+    state, kept in float32 as torch keeps it: there it overflows, in both.)"""
+    rng = np.random.default_rng(0)
+    X = (rng.normal(size=(20, 2)) * 1e10).astype(np.float32)
+    y = (X @ np.array([1.0, 2.0], np.float32) + np.float32(1e10)).astype(np.float32)
+    runs = [gdcore.fit(X, y, optimizer=optimizer, lr=0.1, epochs=3, tol=None, backend=backend,
+                       precompute=False) for backend in ("core", "numpy")]
+    for run in runs:
+        assert np.all(run.coef != 0) and run.loss_history[-1] < run.loss_history[0]
+    np.testing.assert_allclose(runs[0].coef, runs[1].coef, rtol=1e-5)
+    np.testing.assert_allclose(runs[0].loss_history, runs[1].loss_history, rtol=1e-5)
+
+
+@pytest.mark.parametrize("backend", ["core", "numpy"])
+def test_normalized_step_when_the_squared_norm_overflows(backend):
+    """‖g‖ ~ 5e200 but Σgⱼ² overflows: the step is still lr·g/‖g‖ (by hand, with one
+    feature, w₁ = lr·sign(−g) = 0.001); it was lr/inf = 0, and θ never moved."""
+    X = np.array([[1e190], [2e190], [3e190]])
+    y = np.array([1e10, 2e10, 3e10])
+    result = gdcore.fit(X, y, optimizer="normalized", lr=0.001, epochs=1, tol=None,
+                        fit_intercept=False, backend=backend, precompute=False)
+    assert result.coef[0] == 0.001
+
+
+@pytest.mark.parametrize("batch_size", [1, 2, None])
+def test_a_subnormal_weight_among_others(batch_size):
+    """One weight of 1e-310 (subnormal, so 1/s overflows) among weights near 1: its row still
+    counts as SPEC has it (s cancels from a single row's update), and the core follows the
+    reference (it diverged)."""
+    X, y, _ = problem(n=20, d=3)
+    weights = np.ones(20)
+    weights[7] = 1e-310
+    runs = [gdcore.fit(X, y, sample_weight=weights, batch_size=batch_size, epochs=5, tol=None,
+                       seed=0, backend=backend, precompute=False)
+            for backend in ("core", "numpy")]
+    np.testing.assert_allclose(runs[0].coef, runs[1].coef, rtol=1e-10)
+    np.testing.assert_allclose(runs[0].loss_history, runs[1].loss_history, rtol=1e-10)
