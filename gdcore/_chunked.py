@@ -153,7 +153,7 @@ def fit_chunks(chunks, *, optimizer=None, lr=None, epochs=100, schedule=None, l2
             return run_full_batch(run, streamed_sums)
         gram = functools.reduce(merge_grams, (augmented_gram(p.X, p.y, p.sample_weight)
                                               for p in source))
-        check_weight_sum(gram[first.d, first.d], "over all chunks")
+        check_weight_sum(gram[-1, -1], "over all chunks")
         check_gram(gram)
         return run_full_batch(run, lambda theta: _core.gram_sums(gram, theta))
     return finish_run(run, execute)

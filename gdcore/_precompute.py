@@ -6,12 +6,12 @@ From them the core recovers, for any θ = (w, b), the sums of a pass over X (Σ 
 an offset in y or in a column of X does not swamp the loss: uncentred, Σ sᵢrᵢ² is a small
 difference of terms of the size of Σ sᵢyᵢ², and with y ≈ 1e7 it came out 1000x too large.
 
-The (d+2) × (d+2) float64 matrix packs, with S = Σ sᵢ, means x̄, ȳ and deviations x̃ᵢ, ỹᵢ:
+The (d+2) × (d+2) float64 matrix packs, with S = Σ sᵢ, z̄ = Σ sᵢzᵢ / S and z̃ᵢ = zᵢ − z̄:
 
-    [:d, :d] = Σ sᵢx̃ᵢx̃ᵢᵀ    [:d, d] = x̄    [:d, d+1] = Σ sᵢx̃ᵢỹᵢ
-    [d, d] = S             [d, d+1] = ȳ   [d+1, d+1] = Σ sᵢỹᵢ²
+    [:d+1, :d+1] = Σ sᵢz̃ᵢz̃ᵢᵀ      [:d+1, d+1] = [d+1, :d+1] = z̄      [d+1, d+1] = S
 
-(symmetric).  Blocks of rows are merged as in Chan, Golub and LeVeque's pairwise update.
+Blocks of rows are merged as in Chan, Golub and LeVeque's pairwise update, in place: the
+matrix and one scratch of its size are all a fit holds at once, besides an 8 MB row block.
 """
 
 from __future__ import annotations
@@ -29,21 +29,21 @@ def augmented_gram(X, y, sample_weight=None):
     n, d = X.shape
     rows = max(64, _BLOCK_BYTES // (8 * (d + 1)))
     block = np.empty((rows, d + 1), dtype=np.float64)
-    total = None
+    total = np.zeros((d + 2, d + 2))
+    scratch = np.empty((d + 1, d + 1))
     with np.errstate(over="ignore", invalid="ignore"):
         for start in range(0, n, rows):
             stop = min(n, start + rows)
-            part = _block_moments(block[:stop - start], X[start:stop], y[start:stop],
-                                  None if sample_weight is None else sample_weight[start:stop])
-            total = part if total is None else merge_grams(total, part)
+            z = block[:stop - start]
+            z[:, :d] = X[start:stop]
+            z[:, d] = y[start:stop]
+            weights = None if sample_weight is None else sample_weight[start:stop]
+            _merge_block(total, z, weights, scratch)
     return total
 
 
-def _block_moments(z, X, y, weights):
-    """The packed moments of one block of rows, through the float64 scratch z."""
-    d = X.shape[1]
-    z[:, :d] = X
-    z[:, d] = y
+def _merge_block(total, z, weights, scratch):
+    """Merge the rows z (centred here, in place) with their weights into total."""
     if weights is None:
         S = float(len(z))
         mean = z.mean(axis=0)
@@ -51,44 +51,43 @@ def _block_moments(z, X, y, weights):
         weights = np.asarray(weights, dtype=np.float64)
         S = float(weights.sum())
         if not S > 0:
-            return _pack(0.0, np.zeros(d + 1), np.zeros((d + 1, d + 1)), d)
+            return
         mean = (weights @ z) / S
     z -= mean
-    moments = (z.T @ z) if weights is None else (z * weights[:, None]).T @ z
-    return _pack(S, mean, moments, d)
+    np.dot(z.T, z if weights is None else z * weights[:, None], out=scratch)
+    _merge(total, S, mean, scratch, scratch)
 
 
-def _pack(S, mean, moments, d):
-    """The (d+2)² layout from S, the means of z = (x, y) and Σ sᵢz̃ᵢz̃ᵢᵀ ((d+1)² each)."""
-    packed = np.empty((d + 2, d + 2))
-    keep = np.r_[0:d, d + 1]                 # z's entries take packed's rows/columns but d
-    packed[np.ix_(keep, keep)] = moments
-    packed[keep, d] = mean
-    packed[d, keep] = mean
-    packed[d, d] = S
-    return packed
-
-
-def _unpack(packed):
-    d = packed.shape[0] - 2
-    keep = np.r_[0:d, d + 1]
-    return packed[d, d], packed[keep, d], packed[np.ix_(keep, keep)], d
+def _merge(total, S_b, mean_b, moments_b, scratch):
+    """total ← the packed moments of total's rows and rows with (S_b, mean_b, moments_b);
+    scratch (which may be moments_b itself) is overwritten."""
+    k = total.shape[0] - 1                   # z has k = d + 1 entries
+    S_a = total[k, k]
+    if not S_b > 0:
+        return
+    moments = total[:k, :k]
+    if not S_a > 0:
+        moments[...] = moments_b
+        total[:k, k] = total[k, :k] = mean_b
+        total[k, k] = S_b
+        return
+    S = S_a + S_b
+    delta = mean_b - total[:k, k]
+    moments += moments_b
+    np.multiply.outer(delta, delta * (S_a * (S_b / S)), out=scratch)
+    moments += scratch
+    total[:k, k] += delta * (S_b / S)
+    total[k, :k] = total[:k, k]
+    total[k, k] = S
 
 
 def merge_grams(a, b):
-    """The packed moments of the union of the rows of a and b."""
-    S_a, mean_a, moments_a, d = _unpack(a)
-    S_b, mean_b, moments_b, _ = _unpack(b)
-    if not S_b > 0:
-        return a.copy()
-    if not S_a > 0:
-        return b.copy()
+    """The packed moments of the union of the rows of a and b (a new array)."""
+    out = a.copy()
+    k = b.shape[0] - 1
     with np.errstate(over="ignore", invalid="ignore"):     # see gram_is_finite
-        S = S_a + S_b
-        delta = mean_b - mean_a
-        mean = mean_a + delta * (S_b / S)
-        moments = moments_a + moments_b + np.outer(delta, delta) * (S_a * (S_b / S))
-    return _pack(S, mean, moments, d)
+        _merge(out, b[k, k], b[:k, k].copy(), b[:k, :k], np.empty((k, k)))
+    return out
 
 
 def gram_is_finite(gram):

@@ -183,21 +183,23 @@ cdef void sums_from_gram(const double* gram, const floating* theta, Py_ssize_t d
 
     Each epoch costs O(d²), whatever n is."""
     cdef Py_ssize_t width = d + 2, j, k
-    cdef double S = gram[d * width + d], offset = theta[d] - gram[d * width + d + 1]
+    cdef const double* means = gram + d + 1         # column d + 1: x̄ (rows < d), ȳ (row d)
+    cdef double S = gram[(d + 1) * width + d + 1]
+    cdef double offset = theta[d] - means[d * width]
     cdef double row_sum, w_u = 0.0, w_c = 0.0, squares, weighted_offset
     for j in range(d):
-        offset += gram[j * width + d] * theta[j]
+        offset += means[j * width] * theta[j]
     weighted_offset = S * offset
     for j in range(d):
         row_sum = 0.0
         for k in range(d):
             row_sum += gram[j * width + k] * theta[k]
-        row_sum = row_sum - gram[j * width + d + 1]              # (Cw − c)ⱼ
+        row_sum = row_sum - gram[j * width + d]              # (Cw − c)ⱼ
         w_u += theta[j] * row_sum
-        w_c += theta[j] * gram[j * width + d + 1]
-        sums[j] = row_sum + gram[j * width + d] * weighted_offset
+        w_c += theta[j] * gram[j * width + d]
+        sums[j] = row_sum + means[j * width] * weighted_offset
     sums[d] = weighted_offset
-    squares = (w_u - w_c) + gram[(d + 1) * width + d + 1] + weighted_offset * offset
+    squares = (w_u - w_c) + gram[d * width + d] + weighted_offset * offset
     # Σ sᵢrᵢ² ≥ 0; the subtraction above can round an exact fit to a tiny negative number.
     # (Written so that a NaN, from inf − inf when θ overflows the sums, stays NaN: the loss
     # is then not finite, as the streaming pass finds it.)
