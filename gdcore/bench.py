@@ -134,11 +134,14 @@ PROBE_PREFETCH_BYTES = 12800
 
 def probe_seconds(X, n_threads, repeats):
     """Seconds for the probe (a vectorised threaded sum) to read all of X once with n_threads
-    threads: the best of ``repeats`` plain reads and ``repeats`` prefetching ones."""
+    threads: the best of ``repeats`` plain reads and ``repeats`` of each prefetching one (with
+    the kernels' locality hint and with the non-temporal hint)."""
     flat = X.reshape(-1)
+    reads = [(0, False), (PROBE_PREFETCH_BYTES, False), (PROBE_PREFETCH_BYTES, True)]
     with quiet_blas():
-        return min(_best(lambda ahead=ahead: _core.stream_sum(flat, n_threads, ahead), repeats)
-                   for ahead in (0, PROBE_PREFETCH_BYTES))
+        return min(_best(lambda ahead=ahead, nt=nt: _core.stream_sum(flat, n_threads, ahead, nt),
+                         repeats)
+                   for ahead, nt in reads)
 
 
 def read_bandwidth(X, n_threads, repeats=5):

@@ -28,7 +28,8 @@ from gd_types cimport (OptimConfig, ScheduleConfig, gd_optimizer, gd_schedule, S
                        OPT_SGD, OPT_ADAGRAD, SCHED_INVSCALING)
 from gd_kernel cimport (CACHE_LINE_BYTES, DOT_LANES, PREFETCH_AHEAD, SHORT_ROW, accumulate_rows,
                        is_finite_vector, objective_and_gradient, prefetch_lines, prefetch_row,
-                       row_residual, GD_PREFETCH, stationarity, sum_of_abs, sum_of_squares)
+                       row_residual, GD_PREFETCH, GD_PREFETCH_HINTED, stationarity, sum_of_abs,
+                       sum_of_squares)
 from gd_optimizers cimport (optimizer_step, l1_proximal_step, sgd_row_update,
                             sgd_row_update_then_dot)
 from gd_schedules cimport scheduled_lr
@@ -788,17 +789,24 @@ def optimizer_update(
 
 
 cdef inline double lane_sum(const floating* values, Py_ssize_t n,
-                            Py_ssize_t prefetch_bytes) noexcept nogil:
+                            Py_ssize_t prefetch_bytes, bint nontemporal) noexcept nogil:
     """Σ values in DOT_LANES lanes, so the loop vectorises; with prefetch_bytes > 0, each
-    step's lines are prefetched that far ahead as well (within the values)."""
+    step's lines are prefetched that far ahead as well (within the values), with the kernels'
+    locality hint or, if nontemporal, the non-temporal one."""
     cdef floating lanes[DOT_LANES]
-    cdef Py_ssize_t i = 0, k
+    cdef Py_ssize_t i = 0, k, line
     cdef Py_ssize_t ahead = prefetch_bytes // <Py_ssize_t>sizeof(floating)
     for k in range(DOT_LANES):
         lanes[k] = 0
     while i + DOT_LANES <= n:
         if ahead > 0 and i + ahead + DOT_LANES <= n:
-            prefetch_lines(values + i + ahead, DOT_LANES)
+            if nontemporal:
+                line = 0
+                while line < DOT_LANES * <Py_ssize_t>sizeof(floating):
+                    GD_PREFETCH_HINTED(<const char*>(values + i + ahead) + line, 0)
+                    line = line + CACHE_LINE_BYTES
+            else:
+                prefetch_lines(values + i + ahead, DOT_LANES)
         for k in range(DOT_LANES):
             lanes[k] = lanes[k] + values[i + k]
         i = i + DOT_LANES
@@ -811,11 +819,13 @@ cdef inline double lane_sum(const floating* values, Py_ssize_t n,
     return total
 
 
-def stream_sum(const floating[::1] values, int n_threads, Py_ssize_t prefetch_bytes=0):
+def stream_sum(const floating[::1] values, int n_threads, Py_ssize_t prefetch_bytes=0,
+               bint nontemporal=False):
     """Σ values with n_threads threads, each summing its contiguous part in vector lanes: a
     read-bandwidth probe, the yardstick of a full-batch epoch, which must read X once.  With
     prefetch_bytes > 0 the reads are also prefetched that far ahead (on this project's CI
-    machine, two threads read ~10% more that way when the memory is slow)."""
+    machine, two threads read ~10% more that way when the memory is slow), with the kernels'
+    locality hint (GD_PREFETCH_LOCALITY) or, if nontemporal, the non-temporal hint."""
     cdef Py_ssize_t n = values.shape[0], part, lo, hi
     cdef int n_parts = max(n_threads, 1)
     cdef double total = 0.0
@@ -827,7 +837,7 @@ def stream_sum(const floating[::1] values, int n_threads, Py_ssize_t prefetch_by
             hi = part_start(n, n_parts, part + 1)
             if lo < hi:
                 partial[part * CACHE_LINE_DOUBLES] = lane_sum(&values[lo], hi - lo,
-                                                              prefetch_bytes)
+                                                              prefetch_bytes, nontemporal)
         for part in range(n_parts):
             total += partial[part * CACHE_LINE_DOUBLES]
     return total

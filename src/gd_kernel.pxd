@@ -15,15 +15,9 @@ from libc.stdlib cimport calloc, free
 from gd_types cimport SLOT_RESIDUAL, SLOT_SQUARES, SLOT_WEIGHT
 
 
-cdef extern from *:
-    """
-    #if defined(__GNUC__) || defined(__clang__)
-    #define GD_PREFETCH(address) __builtin_prefetch((const void *)(address), 0, 0)
-    #else
-    #define GD_PREFETCH(address) ((void)0)
-    #endif
-    """
+cdef extern from "gd_prefetch.h":
     void GD_PREFETCH(const void* address) noexcept nogil
+    void GD_PREFETCH_HINTED(const void* address, int hint) noexcept nogil
 
 ctypedef fused accumulator:
     # Where a group's gradient terms go: float64 sums, or a float32 block sum (see FLOAT_BLOCK).

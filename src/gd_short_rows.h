@@ -24,6 +24,8 @@
 #include <stddef.h>
 #include <string.h>
 
+#include "gd_prefetch.h"
+
 #define GD_SHORT_ROWS_PARAMS(T)                                                             \
     const T *X, const T *y, const T *sample_weight, const T *theta, Py_ssize_t d,           \
     const Py_ssize_t *rows, Py_ssize_t rows_end, Py_ssize_t start, Py_ssize_t stop,          \
@@ -83,8 +85,8 @@ static inline void gd_prefetch_row(const void *row, Py_ssize_t bytes)
 {
     Py_ssize_t offset;
     for (offset = 0; offset < bytes; offset += 64)
-        __builtin_prefetch((const char *)row + offset, 0, 0);
-    __builtin_prefetch((const char *)row + bytes - 1, 0, 0);
+        GD_PREFETCH((const char *)row + offset);
+    GD_PREFETCH((const char *)row + bytes - 1);
 }
 
 /* lane_sums[q * LANES + j] += lanes[q][j] for the N vector sums of a block; they restart at 0. */
@@ -134,7 +136,7 @@ static void NAME(GD_SHORT_ROWS_PARAMS(T))                                       
             i = rows[k];                                                                     \
         } else {                                                                             \
             i = k;                                                                           \
-            __builtin_prefetch((const char *)(X + i * d) + GD_STREAM_AHEAD_BYTES, 0, 0);     \
+            GD_PREFETCH((const char *)(X + i * d) + GD_STREAM_AHEAD_BYTES);     \
         }                                                                                    \
         source = X + i * d;                                                                  \
         if (i * d > last_padded_start) {                                                     \
@@ -244,7 +246,7 @@ NAME##_body(GD_SHORT_ROWS_PARAMS(T), const int gathered, const int weighted)    
             if (i3 * d > last_padded_start)                                                  \
                 break;                                                                       \
             for (q = 0; q < 4 * d * (Py_ssize_t)sizeof(T); q += 64)                          \
-                __builtin_prefetch((const char *)(X + k * d) + GD_STREAM_AHEAD_BYTES + q, 0, 0); \
+                GD_PREFETCH((const char *)(X + k * d) + GD_STREAM_AHEAD_BYTES + q); \
             memcpy(&targets, y + k, sizeof targets);                                         \
         }                                                                                    \
         for (q = 0; q < N_MAIN; q++) {                                                       \
@@ -515,7 +517,7 @@ NAME##_##D##_body(GD_SHORT_ROWS_PARAMS(T), const int weighted)                  
     for (k = start; k + LANES <= stop; k += LANES) {                                         \
         const T *block = X + k * D;                                                          \
         GD_UNROLL for (t = 0; t < D; t++) {                                                  \
-            __builtin_prefetch((const char *)(block + LANES * t) + GD_STREAM_AHEAD_BYTES, 0, 0); \
+            GD_PREFETCH((const char *)(block + LANES * t) + GD_STREAM_AHEAD_BYTES); \
             v[t] = (VT)gd_load_halves(block + LANES * t);                                    \
         }                                                                                    \
         p = 0;                                                                               \

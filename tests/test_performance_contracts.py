@@ -206,15 +206,16 @@ def test_memmap_fit_allocates_no_copy(tmp_path, dtype, batch):
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("n_threads", [1, 2])
-@pytest.mark.parametrize("prefetch_bytes", [0, 12800])
-def test_bandwidth_probe_sums_what_it_reads(dtype, n_threads, prefetch_bytes):
+@pytest.mark.parametrize("prefetch_bytes, nontemporal", [(0, False), (12800, False),
+                                                         (12800, True)])
+def test_bandwidth_probe_sums_what_it_reads(dtype, n_threads, prefetch_bytes, nontemporal):
     """The bench's read probe (gdcore._core.stream_sum) must read every value once, with its
-    prefetching on or off: its sum is NumPy's (lengths around the lanes and the prefetch
-    distance, so the tails and the last prefetched steps are reached)."""
+    prefetching on or off, with either hint: its sum is NumPy's (lengths around the lanes and
+    the prefetch distance, so the tails and the last prefetched steps are reached)."""
     rng = np.random.default_rng(n_threads)
     for n in (0, 1, 15, 16, 17, 1000, 1601, 3201, 100_003):
         values = rng.standard_normal(n).astype(dtype)
         expected = float(np.sum(values.astype(np.float64)))
-        got = gdcore._core.stream_sum(values, n_threads, prefetch_bytes)
+        got = gdcore._core.stream_sum(values, n_threads, prefetch_bytes, nontemporal)
         assert got == pytest.approx(expected, rel=1e-5 if dtype == np.float32 else 1e-12,
                                     abs=1e-3 if dtype == np.float32 else 1e-9)

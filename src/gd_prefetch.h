@@ -1,0 +1,26 @@
+/* Software prefetches of X's rows, for reading.
+ *
+ * GD_PREFETCH_LOCALITY is __builtin_prefetch's locality hint for every prefetch the kernels
+ * issue.  1 (prefetcht2: into L2, not L1) because on AMD Zen 4 the non-temporal hint (0,
+ * prefetchnta, which the kernels used until 2026-12) and the all-levels hint (3) left one
+ * thread reading rows at 0.36-0.60 of the read probe (d = 10 to 1000, float32 and float64),
+ * and 1 gave 0.71-0.86 (two threads 0.53-0.71 -> 0.78-0.93); on Zen 5 the hints measured
+ * alike.  -DGD_PREFETCH_LOCALITY=0..3 (GDCORE_EXTRA_CFLAGS) to try another.
+ */
+#ifndef GD_PREFETCH_H
+#define GD_PREFETCH_H
+
+#ifndef GD_PREFETCH_LOCALITY
+#define GD_PREFETCH_LOCALITY 1
+#endif
+
+#if defined(__GNUC__) || defined(__clang__)
+#define GD_PREFETCH(address) __builtin_prefetch((const void *)(address), 0, GD_PREFETCH_LOCALITY)
+/* The read probe's prefetch with a hint of its own choosing (a constant at each use). */
+#define GD_PREFETCH_HINTED(address, hint) __builtin_prefetch((const void *)(address), 0, hint)
+#else
+#define GD_PREFETCH(address) ((void)0)
+#define GD_PREFETCH_HINTED(address, hint) ((void)0)
+#endif
+
+#endif
