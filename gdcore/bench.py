@@ -10,6 +10,7 @@ clock, so input validation and set-up are not counted).  ``gdcore bench`` prints
 from __future__ import annotations
 
 import contextlib
+import importlib.metadata
 import importlib.util
 import json
 import os
@@ -379,18 +380,89 @@ def format_row(c):
             f"{ratio:>8}{'>=' + format(c.target, 'g') + 'x':>8}{met}  {c.note}")
 
 
-def machine_description():
-    cpu = platform.processor() or platform.machine()
+def _cpuinfo():
+    """The first processor's fields of /proc/cpuinfo (Linux), or {}."""
+    fields = {}
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
+                if not line.strip():
                     break
+                key, _, value = line.partition(":")
+                fields[key.strip()] = value.strip()
     except OSError:
         pass
-    return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(),
-            "numpy": np.__version__, "openmp": _core.openmp_enabled()}
+    return fields
+
+
+def _vector_extensions(flags):
+    for flag, name in (("avx512f", "AVX-512"), ("avx2", "AVX2"), ("avx", "AVX"),
+                       ("sve", "SVE"), ("asimd", "NEON"), ("sse2", "SSE2")):
+        if flag in flags:
+            return name
+    return None
+
+
+def _caches():
+    """{"L1d": "32K", "L2": "1024K", ...} for the first CPU (Linux sysfs), or {}."""
+    caches = {}
+    root = "/sys/devices/system/cpu/cpu0/cache"
+    try:
+        entries = sorted(os.listdir(root))
+    except OSError:
+        return caches
+    for entry in entries:
+        if not entry.startswith("index"):
+            continue
+        try:
+            with open(os.path.join(root, entry, "level")) as f:
+                level = f.read().strip()
+            with open(os.path.join(root, entry, "type")) as f:
+                kind = f.read().strip()
+            with open(os.path.join(root, entry, "size")) as f:
+                size = f.read().strip()
+        except OSError:
+            continue
+        if kind != "Instruction":
+            caches[f"L{level}" + ("d" if kind == "Data" else "")] = size
+    return caches
+
+
+def machine_description():
+    """What the ratios depend on: the CPU (its family and model tell microarchitectures
+    apart, e.g. AMD Zen 4 is family 25 and Zen 5 family 26), its vector extensions and
+    caches, and how the core was built."""
+    info = _cpuinfo()
+    cpu = (info.get("model name") or info.get("Model") or platform.processor()
+           or platform.machine())
+    return {"cpu": cpu, "cpu_family": info.get("cpu family"), "cpu_model": info.get("model"),
+            "vector": _vector_extensions(set(info.get("flags", info.get("Features", "")).split())),
+            "caches": _caches(), "cores": os.cpu_count(), "python": platform.python_version(),
+            "numpy": np.__version__, "scikit-learn": _version_of("scikit-learn"),
+            "torch": _version_of("torch"), "openmp": _core.openmp_enabled(),
+            "prefetch_locality": _core.prefetch_locality()}
+
+
+def _version_of(distribution):
+    """The installed version of a baseline's package, or None (without importing it)."""
+    try:
+        return importlib.metadata.version(distribution)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def describe_machine(machine):
+    """One line for the top of the table."""
+    details = []
+    if machine.get("cpu_family") is not None:
+        details.append(f"family {machine['cpu_family']} model {machine['cpu_model']}")
+    if machine.get("vector"):
+        details.append(machine["vector"])
+    if machine.get("caches"):
+        details.append(" ".join(f"{level} {size}" for level, size in machine["caches"].items()))
+    cpu = machine["cpu"] + (f" ({'; '.join(details)})" if details else "")
+    return (f"{cpu}, {machine['cores']} cores, OpenMP {'on' if machine['openmp'] else 'off'}, "
+            f"prefetch locality {machine['prefetch_locality']}")
 
 
 def write_json(path, comparisons, settings):

@@ -28,8 +28,8 @@ from gd_types cimport (OptimConfig, ScheduleConfig, gd_optimizer, gd_schedule, S
                        OPT_SGD, OPT_ADAGRAD, SCHED_INVSCALING)
 from gd_kernel cimport (CACHE_LINE_BYTES, DOT_LANES, PREFETCH_AHEAD, SHORT_ROW, accumulate_rows,
                        is_finite_vector, objective_and_gradient, prefetch_lines, prefetch_row,
-                       row_residual, GD_PREFETCH, GD_PREFETCH_HINTED, stationarity, sum_of_abs,
-                       sum_of_squares)
+                       row_residual, GD_PREFETCH, GD_PREFETCH_HINTED, GD_PREFETCH_LOCALITY,
+                       stationarity, sum_of_abs, sum_of_squares)
 from gd_optimizers cimport (optimizer_step, l1_proximal_step, sgd_row_update,
                             sgd_row_update_then_dot)
 from gd_schedules cimport scheduled_lr
@@ -96,6 +96,11 @@ def _set_sgd_fusion(bint on):
 def openmp_enabled():
     """True if the extension was compiled with OpenMP."""
     return bool(gd_openmp_enabled())
+
+
+def prefetch_locality():
+    """The locality hint (0-3) the kernels' software prefetches were compiled with."""
+    return GD_PREFETCH_LOCALITY
 
 
 def default_n_threads():

@@ -16,6 +16,7 @@ from gd_types cimport SLOT_RESIDUAL, SLOT_SQUARES, SLOT_WEIGHT
 
 
 cdef extern from "gd_prefetch.h":
+    int GD_PREFETCH_LOCALITY
     void GD_PREFETCH(const void* address) noexcept nogil
     void GD_PREFETCH_HINTED(const void* address, int hint) noexcept nogil
 

@@ -21,9 +21,7 @@ def add_parser(subparsers):
 
 
 def run(args):
-    machine = bench.machine_description()
-    print(f"gdcore bench on {machine['cpu']}, {machine['cores']} cores, "
-          f"OpenMP {'on' if machine['openmp'] else 'off'}", flush=True)
+    print(f"gdcore bench on {bench.describe_machine(bench.machine_description())}", flush=True)
     results = bench.run_benchmarks(n=args.n, d=args.d, n_threads=args.threads,
                                    quick=args.quick, seed=args.seed,
                                    log=lambda line: print(line, flush=True))

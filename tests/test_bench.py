@@ -1,0 +1,59 @@
+"""`gdcore bench` runs every comparison and reports it consistently (its timings are not
+tested: they belong to the benchmark itself)."""
+
+import importlib.util
+import json
+import math
+import subprocess
+import sys
+
+from conftest import subprocess_env
+
+ROWS = ["full-batch epoch d=10 (", "full-batch epoch d=10, 2 threads vs 1",
+        "full-batch epoch d=100 (", "full-batch epoch d=1000 (", "full-batch epoch 3,000x8",
+        "full-batch epoch 3,000x8 float32", "SGD batch_size=1 epoch", "Adam full-batch step",
+        "Adam mini-batch 256 epoch", "1000 full-batch epochs, Gram mode",
+        "1000 epochs at 1000x10 (default: Gram mode)", "1000 epochs at 1000x10, streaming X"]
+SKLEARN_ROWS = {"SGD batch_size=1 epoch"}
+TORCH_ROWS = {"Adam full-batch step", "Adam mini-batch 256 epoch"}
+
+
+def test_bench_reports_every_row_with_consistent_ratios(tmp_path):
+    out = tmp_path / "bench.json"
+    run = subprocess.run([sys.executable, "-m", "gdcore", "bench", "--quick", "--n", "3000",
+                          "--d", "8", "--threads", "2", "--json", str(out)],
+                         capture_output=True, text=True, env=subprocess_env(), timeout=600)
+    assert run.returncode == 0, run.stderr
+    lines = run.stdout.splitlines()
+    assert lines[0].startswith("gdcore bench on ") and "prefetch locality" in lines[0]
+    report = json.loads(out.read_text())
+    machine = report["machine"]
+    for key in ("cpu", "cpu_family", "cpu_model", "vector", "caches", "cores", "numpy",
+                "scikit-learn", "torch", "openmp", "prefetch_locality"):
+        assert key in machine
+    assert machine["prefetch_locality"] in (0, 1, 2, 3)
+    assert report["settings"] == {"command": "bench", "n": 3000, "d": 8, "threads": 2,
+                                  "quick": True, "json": str(out), "seed": 0}
+    results = report["results"]
+    assert [r["name"].startswith(prefix) for r, prefix in zip(results, ROWS)] == [True] * 12
+    assert len(results) == len(ROWS)
+    have = {"sklearn": importlib.util.find_spec("sklearn") is not None,
+            "torch": importlib.util.find_spec("torch") is not None}
+    for row in results:
+        assert math.isfinite(row["gdcore_seconds"]) and row["gdcore_seconds"] > 0, row
+        skipped = ((row["name"] in SKLEARN_ROWS and not have["sklearn"])
+                   or (row["name"] in TORCH_ROWS and not have["torch"]))
+        if skipped:
+            assert row["baseline_seconds"] is None and row["ratio"] is None, row
+            assert row["met"] is None
+            continue
+        assert row["baseline_seconds"] > 0, row
+        assert math.isclose(row["ratio"], row["baseline_seconds"] / row["gdcore_seconds"])
+        assert row["met"] == (row["ratio"] >= row["target"]), row
+        # the printed table carries the same row
+        assert any(line.startswith(row["name"][:52]) and f"{row['ratio']:.2f}x" in line
+                   for line in lines), row["name"]
+    # the SGD row compares fits of equal quality: its note gives both MSEs
+    sgd = next(r for r in results if r["name"] == "SGD batch_size=1 epoch")
+    if have["sklearn"]:
+        assert sgd["note"].startswith("MSE ")
