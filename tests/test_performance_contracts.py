@@ -109,6 +109,31 @@ def test_gram_mode_moments_merge_as_one_pass():
                                    atol=1e-9 * np.abs(moments).max())
 
 
+@pytest.mark.parametrize("weighted", [False, True])
+def test_gram_mode_blocks_merge_in_place(monkeypatch, weighted):
+    """augmented_gram merges its row blocks into one matrix in place: with blocks of 64 rows
+    (a leading block of weight 0 and one in the middle, when weighted) it forms the moments
+    NumPy forms from all rows at once."""
+    import gdcore._precompute as precompute
+    monkeypatch.setattr(precompute, "_BLOCK_BYTES", 64 * 8 * 4)   # 64 rows of d + 1 = 4
+    rng = np.random.default_rng(11)
+    X = rng.normal(size=(1000, 3)) * [1.0, 100.0, 1e-2] + [7.0, -4e4, 0.0]
+    y = X @ [2.0, 0.5, -1.0] + 3e5 + rng.normal(size=1000)
+    s = rng.uniform(0.1, 3.0, 1000) if weighted else np.ones(1000)
+    if weighted:
+        s[:64] = 0.0
+        s[320:384] = 0.0
+    packed = precompute.augmented_gram(X, y, s if weighted else None)
+    z = np.column_stack([X, y])
+    mean = s @ z / s.sum()
+    moments = (z - mean).T @ ((z - mean) * s[:, None])
+    assert packed[4, 4] == pytest.approx(s.sum(), rel=1e-14)
+    np.testing.assert_allclose(packed[:4, 4], mean, rtol=1e-12)
+    np.testing.assert_allclose(packed[4, :4], mean, rtol=1e-12)
+    np.testing.assert_allclose(packed[:4, :4], moments, rtol=1e-9,
+                               atol=1e-9 * np.abs(moments).max())
+
+
 def test_gram_overflow_streams_or_is_refused():
     """A column near 1e155 overflows the moments (not the loss): "auto", a choice of speed,
     streams and fits as precompute=False does; precompute=True (fit and fit_chunks) is
