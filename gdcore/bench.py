@@ -367,6 +367,19 @@ def run_benchmarks(n=1_000_000, d=100, n_threads=None, quick=False, seed=0, log=
     return out
 
 
+def summarize(comparisons):
+    """The closing line: how many targets were met, and which were missed or not run."""
+    judged = [c for c in comparisons if c.met is not None]
+    missed = [c.name for c in judged if not c.met]
+    line = f"targets met: {len(judged) - len(missed)} of {len(judged)}"
+    if missed:
+        line += "; missed: " + "; ".join(missed)
+    skipped = len(comparisons) - len(judged)
+    if skipped:
+        line += f"; {skipped} not run (baseline not installed)"
+    return line
+
+
 def format_header():
     return (f"{'benchmark':<52}{'gdcore s':>10}  {'baseline':<38}{'baseline s':>11}"
             f"{'ratio':>8}{'target':>8}  note")

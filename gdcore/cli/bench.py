@@ -25,6 +25,7 @@ def run(args):
     results = bench.run_benchmarks(n=args.n, d=args.d, n_threads=args.threads,
                                    quick=args.quick, seed=args.seed,
                                    log=lambda line: print(line, flush=True))
+    print(bench.summarize(results))
     if args.json:
         # the settings as given (run is the subcommand's function, not a setting)
         settings = {key: value for key, value in vars(args).items() if key != "run"}
