@@ -8,7 +8,8 @@
 from cython cimport floating
 from libc.float cimport DBL_MAX
 from libc.math cimport sqrt, pow, fabs
-from gd_kernel cimport ROW_DOT_LANES, SHORT_ROW, fold_lanes, sum_of_squares
+from gd_kernel cimport (ROW_DOT_LANES, SHORT_DOT_LANES, SHORT_ROW, fold_lanes, muladd,
+                       sum_of_squares)
 from gd_types cimport (OptimConfig, OPT_SGD, OPT_ADAGRAD, OPT_RMSPROP, OPT_ADAM,
                        OPT_NORMALIZED)
 
@@ -197,14 +198,27 @@ cdef inline floating sgd_row_update_then_dot(
     stored and loaded again.  The intercept is left to the caller."""
     cdef floating lanes[ROW_DOT_LANES]
     cdef floating step[ROW_DOT_LANES]
+    cdef floating short_lanes[SHORT_DOT_LANES]
     cdef floating total = 0, value
     cdef Py_ssize_t j = 0, k
     if d < SHORT_ROW:
-        for j in range(d):
+        # short_row_dot's lanes, order and muladd
+        for k in range(SHORT_DOT_LANES):
+            short_lanes[k] = 0
+        while j + SHORT_DOT_LANES <= d:
+            for k in range(SHORT_DOT_LANES):
+                value = <floating>(theta[j + k] - lr * (residual * x[j + k]))
+                updated[j + k] = value
+                short_lanes[k] = muladd(x_next[j + k], value, short_lanes[k])
+            j = j + SHORT_DOT_LANES
+        while j < d:
             value = <floating>(theta[j] - lr * (residual * x[j]))
             updated[j] = value
-            total = total + x_next[j] * value
-        return total
+            total = muladd(x_next[j], value, total)
+            j = j + 1
+        if d < SHORT_DOT_LANES:
+            return total
+        return ((short_lanes[0] + short_lanes[1]) + (short_lanes[2] + short_lanes[3])) + total
     for k in range(ROW_DOT_LANES):
         lanes[k] = 0
     while j + ROW_DOT_LANES <= d:

@@ -140,7 +140,7 @@ def sgd_sums_apart():
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-@pytest.mark.parametrize("d", [3, 20, 31, 32, 47, 100])
+@pytest.mark.parametrize("d", [1, 3, 4, 7, 20, 31, 32, 47, 100])
 @pytest.mark.parametrize("shuffle", [True, False])
 @pytest.mark.parametrize("fit_intercept", [True, False])
 def test_classic_sgd_forms_next_dot_in_its_update(dtype, d, shuffle, fit_intercept, request):
