@@ -210,8 +210,9 @@ cdef inline floating short_row_dot(const floating* x, const floating* w,
     the products at j ≡ k (mod SHORT_DOT_LANES) over whole steps of SHORT_DOT_LANES; the rest
     go to a running sum; then ((lane 0 + lane 1) + (lane 2 + lane 3)) + rest (just the rest
     when d < SHORT_DOT_LANES).  SGD waits for each row's dot product before its update, and
-    one running sum was a chain of d multiply-adds (in cache, d = 10 / 20 / 31: 14.4 / 22.2 /
-    32.6 ns a row, in lanes 11.1 / 15.5 / 20.0)."""
+    one running sum was a chain of d multiply-adds (in cache, d = 10 / 20 / 31: 14.4 / 22.1 /
+    32.5 ns a row, in lanes 11.1 / 15.4 / 19.8).  The shape of row_dot, kept apart: its lanes
+    must be indexed by constants to stay in registers."""
     cdef floating lanes[SHORT_DOT_LANES]
     cdef floating rest = 0
     cdef Py_ssize_t j = 0, k
