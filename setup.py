@@ -58,6 +58,12 @@ def extension_flags():
     # GDCORE_PORTABLE=1 builds for the baseline of the architecture instead.
     if os.environ.get("GDCORE_PORTABLE") != "1" and compiler_accepts("-march=native"):
         compile_args.append("-march=native")
+    # sqrt() must set errno on a negative argument unless told otherwise, and that keeps GCC
+    # from vectorising the Adagrad/RMSprop/Adam updates (a scalar sqrt and a branch a value:
+    # Adam at batch_size=1, d = 100, 579 -> 298 ns an update).  The results are IEEE's either
+    # way (sqrt of a negative is NaN); nothing in gdcore reads errno.
+    if compiler_accepts("-fno-math-errno"):
+        compile_args.append("-fno-math-errno")
     compile_args += os.environ.get("GDCORE_EXTRA_CFLAGS", "").split()
     if os.environ.get("GDCORE_DISABLE_OPENMP") != "1" and compiler_has_openmp():
         compile_args.append("-fopenmp")

@@ -1,3 +1,4 @@
+# cython: cdivision=True
 # The fused loss + gradient kernel: the bottom layer, one row and one block of rows.
 #
 # For the rows of a block, with rᵢ = xᵢ·w + b − yᵢ, one pass accumulates

@@ -1,3 +1,4 @@
+# cython: cdivision=True
 # The update rules of SPEC section 3 (torch.optim's equations), one parameter vector at a time.
 #
 # θ = (w₀ … w_{d−1}, b) holds m = d + fit_intercept entries that move; g is the gradient,

@@ -1,3 +1,4 @@
+# cython: cdivision=True
 # Learning-rate schedules of SPEC section 4 (closed forms of torch.optim.lr_scheduler),
 # evaluated once per update from the 0-based epoch e and the 1-based update count t.
 
