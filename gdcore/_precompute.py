@@ -86,7 +86,7 @@ def merge_grams(a, b):
     out = a.copy()
     k = b.shape[0] - 1
     with np.errstate(over="ignore", invalid="ignore"):     # see gram_is_finite
-        _merge(out, b[k, k], b[:k, k].copy(), b[:k, :k], np.empty((k, k)))
+        _merge(out, b[k, k], b[:k, k], b[:k, :k], np.empty((k, k)))
     return out
 
 

@@ -226,6 +226,12 @@ cdef inline floating short_row_dot(const floating* x, const floating* w,
     while j < d:
         rest = muladd(x[j], w[j], rest)
         j = j + 1
+    return fold_short_lanes(lanes, rest, d)
+
+
+cdef inline floating fold_short_lanes(const floating* lanes, floating rest,
+                                      Py_ssize_t d) noexcept nogil:
+    """short_row_dot's result from its SHORT_DOT_LANES lanes and the sum of the rest."""
     if d < SHORT_DOT_LANES:
         return rest
     return ((lanes[0] + lanes[1]) + (lanes[2] + lanes[3])) + rest

@@ -9,8 +9,8 @@
 from cython cimport floating
 from libc.float cimport DBL_MAX
 from libc.math cimport sqrt, pow, fabs
-from gd_kernel cimport (ROW_DOT_LANES, SHORT_DOT_LANES, SHORT_ROW, fold_lanes, muladd,
-                       sum_of_squares)
+from gd_kernel cimport (ROW_DOT_LANES, SHORT_DOT_LANES, SHORT_ROW, fold_lanes,
+                       fold_short_lanes, muladd, sum_of_squares)
 from gd_types cimport (OptimConfig, OPT_SGD, OPT_ADAGRAD, OPT_RMSPROP, OPT_ADAM,
                        OPT_NORMALIZED)
 
@@ -217,9 +217,7 @@ cdef inline floating sgd_row_update_then_dot(
             updated[j] = value
             total = muladd(x_next[j], value, total)
             j = j + 1
-        if d < SHORT_DOT_LANES:
-            return total
-        return ((short_lanes[0] + short_lanes[1]) + (short_lanes[2] + short_lanes[3])) + total
+        return fold_short_lanes(short_lanes, total, d)
     for k in range(ROW_DOT_LANES):
         lanes[k] = 0
     while j + ROW_DOT_LANES <= d:

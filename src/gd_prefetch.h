@@ -4,7 +4,7 @@
  * issue.  1 (prefetcht2: into L2, not L1) because on AMD Zen 4 the non-temporal hint (0,
  * prefetchnta, which the kernels used until 2026-12) and the all-levels hint (3) left one
  * thread reading rows at 0.36-0.60 of the read probe (d = 10 to 1000, float32 and float64),
- * and 1 gave 0.71-0.86 (two threads 0.53-0.71 -> 0.78-0.93); on Zen 5 the hints measured
+ * and 1 gave 0.70-0.86 (two threads 0.53-0.71 -> 0.78-0.93); on Zen 5 the hints measured
  * alike.  -DGD_PREFETCH_LOCALITY=0..3 (GDCORE_EXTRA_CFLAGS) to try another.
  */
 #ifndef GD_PREFETCH_H
