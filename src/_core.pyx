@@ -28,7 +28,7 @@ from gd_types cimport (OptimConfig, ScheduleConfig, gd_optimizer, gd_schedule, S
                        OPT_SGD, OPT_ADAGRAD, SCHED_INVSCALING)
 from gd_kernel cimport (CACHE_LINE_BYTES, DOT_LANES, PREFETCH_AHEAD, SHORT_ROW, accumulate_rows,
                        is_finite_vector, objective_and_gradient, prefetch_lines, prefetch_row,
-                       row_residual, GD_PREFETCH, GD_PREFETCH_HINTED, GD_PREFETCH_LOCALITY,
+                       row_gradient, row_residual, GD_PREFETCH, GD_PREFETCH_HINTED, GD_PREFETCH_LOCALITY,
                        stationarity, sum_of_abs, sum_of_squares)
 from gd_optimizers cimport (optimizer_step, l1_proximal_step, sgd_row_update,
                             sgd_row_update_then_dot)
@@ -74,6 +74,9 @@ cdef Py_ssize_t SGD_PREFETCH_AHEAD = 12
 # Classic SGD forms the next row's x·w in each update's sweep; _set_sgd_fusion(False) turns
 # that off, so tests can hold the fused sweep to the bits of the plain one.
 cdef bint sgd_fusion = True
+# batch_size=1 with the other rules forms each row's gradient directly (single_row_epoch);
+# _set_single_row_path(False) sends it through the general mini-batch loop, for tests.
+cdef bint single_row_path = True
 # Inside a long mini-batch epoch, look for a pending signal after this much work (~ms).
 cdef Py_ssize_t SIGNAL_CHECK_WORK = 1 << 22
 # Per-part accumulators are padded to whole 64-byte cache lines so threads never share one.
@@ -91,6 +94,14 @@ def _set_sgd_fusion(bint on):
     default) or sums it apart (the same bits, slower).  Not thread-safe; not for users."""
     global sgd_fusion
     sgd_fusion = on
+
+
+def _set_single_row_path(bint on):
+    """For tests: whether batch_size=1 fits other than classic SGD take single_row_epoch
+    (the default) or the general mini-batch loop (the same values but for the last bits of
+    short rows' dot products; slower).  Not thread-safe; not for users."""
+    global single_row_path
+    single_row_path = on
 
 
 def openmp_enabled():
@@ -283,6 +294,10 @@ cdef int mini_batch_epoch(
         return single_row_sgd_epoch(X, y, sample_weight, theta, backup, n, d, rows, optim,
                                     schedule, epoch, t, l2, l1, fit_intercept, loss,
                                     check_signals)
+    if batch_size == 1 and single_row_path:
+        return single_row_epoch(X, y, sample_weight, theta, grad, state0, state1, state2,
+                                backup, n, d, rows, optim, schedule, epoch, t, l2, l1,
+                                fit_intercept, loss, check_signals)
     while next_start < n:
         start = next_start
         stop = start + batch_size
@@ -324,6 +339,31 @@ cdef bint signal_pending() noexcept nogil:
     return raised != 0
 
 
+cdef inline bint weigh_row(floating residual, const floating* sample_weight, Py_ssize_t i,
+                           floating* scaled_residual, double* inv_weight,
+                           double* row_loss) noexcept nogil:
+    """A batch of the one row i with residual r and weight s: s·r, 1/s and J's data term
+    s·r²/(2s), as objective_and_gradient forms them from accumulate_rows' sums (the
+    divisions are left out when they are by 1 or 2: same values, less latency).  False for
+    a row of weight 0: it has no gradient and is skipped, as an empty batch is."""
+    cdef double weight
+    if sample_weight != NULL:
+        weight = sample_weight[i]
+        if weight <= 0.0:
+            return False
+        inv_weight[0] = 1.0 / weight
+        if inv_weight[0] <= DBL_MAX:
+            scaled_residual[0] = <floating>(weight * residual)
+            row_loss[0] = (<double>scaled_residual[0] * residual) / (2.0 * weight)
+            return True
+        # A subnormal weight (the largest is near 1): s cancels from the row's J and
+        # gradient, and 1/s overflows, so it is left out, as for weight 1.
+    inv_weight[0] = 1.0
+    scaled_residual[0] = residual
+    row_loss[0] = (<double>residual * residual) * 0.5
+    return True
+
+
 cdef inline int sgd_rows(
     const floating* X, const floating* y, const floating* sample_weight,
     Py_ssize_t n, Py_ssize_t d, Py_ssize_t m, const Py_ssize_t* rows,
@@ -342,7 +382,7 @@ cdef inline int sgd_rows(
     cdef floating* prev = previous[0]
     cdef floating* swap
     cdef floating residual, scaled_residual
-    cdef double batch_loss, weight, inv_weight, rate = lr[0]
+    cdef double batch_loss, inv_weight, rate = lr[0]
     cdef double total = loss_sum[0], before = loss_sum_before[0]
     cdef long long batches = n_batches[0], updates = t[0]
     cdef int status = STATUS_OK
@@ -366,26 +406,9 @@ cdef inline int sgd_rows(
             residual = next_dot + cur[d] - y[i]     # row_residual's value
         else:
             residual = row_residual(X + i * d, y[i], cur, d)
-        # J on the batch {i}, as objective_and_gradient forms it from accumulate_rows' sums
-        # (the divisions are left out when they are by 1 or 2: same values, less latency).
-        if sample_weight == NULL:
-            inv_weight = 1.0
-            scaled_residual = residual
-            batch_loss = (<double>residual * residual) * 0.5
-        else:
-            weight = sample_weight[i]
-            if weight <= 0.0:
-                continue    # a row of weight 0 has no gradient: skipped, as an empty batch is
-            inv_weight = 1.0 / weight
-            if inv_weight > DBL_MAX:
-                # A subnormal weight (the largest is near 1): s cancels from the row's J and
-                # gradient, and 1/s overflows, so it is left out, as for weight 1.
-                inv_weight = 1.0
-                scaled_residual = residual
-                batch_loss = (<double>residual * residual) * 0.5
-            else:
-                scaled_residual = <floating>(weight * residual)
-                batch_loss = (<double>scaled_residual * residual) / (2.0 * weight)
+        if not weigh_row(residual, sample_weight, i, &scaled_residual, &inv_weight,
+                         &batch_loss):
+            continue
         if l2 > 0.0:
             batch_loss += 0.5 * l2 * sum_of_squares(cur, d)
         if l1 > 0.0:
@@ -476,6 +499,63 @@ cdef int single_row_sgd_epoch(
             status = STATUS_PARAMS_NOT_FINITE
     if current != theta:
         memcpy(theta, current, (d + 1) * sizeof(floating))
+    loss[0] = loss_sum / n_batches if n_batches > 0 else 0.0
+    return status
+
+
+cdef int single_row_epoch(
+    const floating* X, const floating* y, const floating* sample_weight,
+    floating* theta, floating* grad, floating* state0, floating* state1, floating* state2,
+    floating* backup, Py_ssize_t n, Py_ssize_t d, const Py_ssize_t* rows,
+    const OptimConfig* optim, const ScheduleConfig* schedule, long long epoch, long long* t,
+    double l2, double l1, bint fit_intercept, double* loss, bint check_signals,
+) noexcept nogil:
+    """mini_batch_epoch with batches of one row, for the rules classic SGD's fused path does
+    not take (momentum, Adagrad, RMSprop, Adam, normalized): each row's residual, J and
+    gradient come straight from the row (row_gradient), not through four-row groups and
+    their sums; then the rule's update, checked as every update is (apply_update)."""
+    cdef Py_ssize_t k, i, work = 0
+    cdef floating residual, scaled_residual
+    cdef double row_loss, inv_weight, loss_sum = 0.0
+    cdef double rate = scheduled_lr(schedule, optim.lr, epoch, t[0] + 1)
+    cdef bint lr_per_update = schedule.kind == SCHED_INVSCALING   # others: one lr an epoch
+    cdef long long n_batches = 0
+    cdef int status = STATUS_OK
+    for k in range(n):
+        if rows != NULL:
+            if k + SGD_PREFETCH_AHEAD < n:
+                i = rows[k + SGD_PREFETCH_AHEAD]
+                prefetch_row(X + i * d, d)
+                GD_PREFETCH(y + i)
+            i = rows[k]
+        else:
+            i = k
+        residual = row_residual(X + i * d, y[i], theta, d)
+        if not weigh_row(residual, sample_weight, i, &scaled_residual, &inv_weight, &row_loss):
+            continue
+        if l2 > 0.0:
+            row_loss += 0.5 * l2 * sum_of_squares(theta, d)
+        if l1 > 0.0:
+            row_loss += l1 * sum_of_abs(theta, d)
+        if not finite_in_data_precision(row_loss, theta):
+            status = STATUS_LOSS_NOT_FINITE
+            break
+        row_gradient(X + i * d, scaled_residual, inv_weight, theta, d, l2, fit_intercept, grad)
+        if lr_per_update:
+            rate = scheduled_lr(schedule, optim.lr, epoch, t[0] + 1)
+        if apply_update(optim, theta, grad, state0, state1, state2, backup, d, fit_intercept,
+                        t[0] + 1, rate, l1) != STATUS_OK:
+            status = STATUS_PARAMS_NOT_FINITE
+            break
+        t[0] += 1
+        loss_sum += row_loss
+        n_batches += 1
+        work += d + 1
+        if check_signals and work >= SIGNAL_CHECK_WORK:
+            work = 0
+            if signal_pending():
+                status = STATUS_INTERRUPTED
+                break
     loss[0] = loss_sum / n_batches if n_batches > 0 else 0.0
     return status
 

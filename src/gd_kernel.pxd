@@ -251,23 +251,15 @@ cdef inline floating row_residual(const floating* x, floating target, const floa
 
 
 cdef inline bint is_finite_vector(const floating* v, Py_ssize_t n) noexcept nogil:
-    """True if no entry is NaN or ±inf: Σ vⱼ·0 is 0 exactly then, NaN otherwise (in lanes,
-    so it vectorises)."""
-    cdef floating lanes[DOT_LANES]
-    cdef floating tail = 0
-    cdef Py_ssize_t j = 0, k
-    for k in range(DOT_LANES):
-        lanes[k] = 0
-    while j + DOT_LANES <= n:
-        for k in range(DOT_LANES):
-            lanes[k] = lanes[k] + v[j + k] * 0
-        j = j + DOT_LANES
-    while j < n:
-        tail = tail + v[j] * 0
-        j = j + 1
-    for k in range(DOT_LANES):
-        tail = tail + lanes[k]
-    return tail == 0
+    """True if no entry is NaN or ±inf: vⱼ − vⱼ is 0 exactly when vⱼ is finite, NaN
+    otherwise.  The tests are or-ed, not summed, so no chain of additions waits on the one
+    before: the loop vectorises, and one update's θ is checked in a few cycles (a serial
+    fold of summed lanes took ~15 ns an update at d = 10)."""
+    cdef bint outside = False
+    cdef Py_ssize_t j
+    for j in range(n):
+        outside = outside | ((v[j] - v[j]) != 0)
+    return not outside
 
 
 cdef inline void prefetch_bytes(const char* start, Py_ssize_t nbytes) noexcept nogil:
@@ -585,6 +577,25 @@ cdef inline double objective_and_gradient(
     if l1 > 0.0:
         loss += l1 * sum_of_abs(theta, d)
     return loss
+
+
+cdef inline void row_gradient(const floating* x, floating scaled_residual, double inv_weight,
+                              const floating* theta, Py_ssize_t d, double l2,
+                              bint fit_intercept, floating* grad) noexcept nogil:
+    """∇J on the batch of one row of weight s, given s·r and 1/s:
+
+        ∇w = (s·r·x)/s + l2·w,   ∂b = (s·r)/s   (0 when the intercept is not fitted),
+
+    the values objective_and_gradient forms from that row's sums (s is applied and divided
+    out as there; without weights and l2 the ·1 and + 0·w are left out, same values)."""
+    cdef Py_ssize_t j
+    if inv_weight == 1.0 and l2 == 0.0:
+        for j in range(d):
+            grad[j] = scaled_residual * x[j]
+    else:
+        for j in range(d):
+            grad[j] = <floating>((scaled_residual * x[j]) * inv_weight + l2 * theta[j])
+    grad[d] = <floating>(scaled_residual * inv_weight) if fit_intercept else 0
 
 
 cdef inline double stationarity(const floating* grad, const floating* theta, Py_ssize_t d,

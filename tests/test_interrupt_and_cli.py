@@ -34,7 +34,7 @@ LONG_FIT = textwrap.dedent("""
 """)
 
 
-@pytest.mark.parametrize("batch, backend", [("None", "core"), ("64", "core"),
+@pytest.mark.parametrize("batch, backend", [("None", "core"), ("64", "core"), ("1", "core"),
                                             ("None", "numpy")])
 def test_ctrl_c_stops_a_fit(batch, backend):
     code = LONG_FIT.replace("BATCH", batch).replace("BACKEND", repr(backend))

@@ -257,18 +257,20 @@ def _divergence(X, y, **options):
     raise AssertionError("the fit did not diverge")
 
 
+@pytest.mark.parametrize("optimizer", ["sgd", "momentum"])
 @pytest.mark.parametrize("position", [0, 1, 2, 3])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-def test_classic_sgd_overflow_is_undone_wherever_it_happens(position, dtype):
+def test_single_row_overflow_is_undone_wherever_it_happens(position, dtype, optimizer):
     """batch_size=1 SGD sees an update overflow only in the next row's residual (or at the
-    end of the epoch); it must still stop exactly where the general path stops, at the last
-    finite parameters.  One row, placed at each position, overflows the update."""
+    end of the epoch), momentum right after the update (its own single-row path); both must
+    stop exactly where the reference stops, at the last finite parameters.  One row, placed
+    at each position, overflows the update."""
     big = np.sqrt(np.finfo(dtype).max)      # r·x overflows, r² (the row's loss) does not
     X = np.ones((4, 2), dtype=dtype)
     y = np.zeros(4, dtype=dtype)
     X[position] = [8 * big, 1.0]
     y[position] = big / 4
-    outcomes = [_divergence(X, y, optimizer="sgd", lr=1.0, epochs=3, batch_size=1,
+    outcomes = [_divergence(X, y, optimizer=optimizer, lr=1.0, epochs=3, batch_size=1,
                             shuffle=False, tol=None, backend=backend)
                 for backend in ("core", "numpy")]
     (core_message, core), (ref_message, ref) = outcomes
@@ -279,12 +281,13 @@ def test_classic_sgd_overflow_is_undone_wherever_it_happens(position, dtype):
     assert np.all(np.isfinite(core.coef)) and np.isfinite(core.intercept)
 
 
-def test_classic_sgd_loss_overflow_matches_reference():
+@pytest.mark.parametrize("optimizer", ["sgd", "momentum", "adam"])
+def test_single_row_loss_overflow_matches_reference(optimizer):
     big = np.finfo(np.float64).max / 4     # the residual is finite, its square is not
     X = np.ones((5, 1))
     y = np.zeros(5)
     y[3] = big
-    outcomes = [_divergence(X, y, optimizer="sgd", lr=0.1, epochs=2, batch_size=1,
+    outcomes = [_divergence(X, y, optimizer=optimizer, lr=0.1, epochs=2, batch_size=1,
                             shuffle=False, tol=None, backend=backend)
                 for backend in ("core", "numpy")]
     (core_message, core), (ref_message, ref) = outcomes
@@ -321,8 +324,9 @@ def test_normalized_step_when_the_squared_norm_overflows(backend):
     assert result.coef[0] == 0.001
 
 
-@pytest.mark.parametrize("batch_size", [1, 2, None])
-def test_a_subnormal_weight_among_others(batch_size):
+@pytest.mark.parametrize("batch_size, optimizer", [(1, "sgd"), (1, "momentum"), (1, "adam"),
+                                                   (2, "sgd"), (None, "sgd")])
+def test_a_subnormal_weight_among_others(batch_size, optimizer):
     """One weight of 1e-310 (subnormal, so 1/s overflows) among weights near 1: its row still
     counts as SPEC has it (s cancels from a single row's update), and the core follows the
     reference (it diverged)."""
@@ -330,7 +334,7 @@ def test_a_subnormal_weight_among_others(batch_size):
     weights = np.ones(20)
     weights[7] = 1e-310
     runs = [gdcore.fit(X, y, sample_weight=weights, batch_size=batch_size, epochs=5, tol=None,
-                       seed=0, backend=backend, precompute=False)
+                       seed=0, backend=backend, precompute=False, optimizer=optimizer)
             for backend in ("core", "numpy")]
     np.testing.assert_allclose(runs[0].coef, runs[1].coef, rtol=1e-10)
     np.testing.assert_allclose(runs[0].loss_history, runs[1].loss_history, rtol=1e-10)

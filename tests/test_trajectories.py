@@ -162,6 +162,54 @@ def test_classic_sgd_forms_next_dot_in_its_update(dtype, d, shuffle, fit_interce
         assert_same_trajectory(X, y, dtype, **options)
 
 
+@pytest.fixture
+def general_loop_for_single_rows():
+    """batch_size=1 fits of the other rules through the general mini-batch loop, for the
+    duration of a test."""
+    gdcore._core._set_single_row_path(False)
+    yield
+    gdcore._core._set_single_row_path(True)
+
+
+SINGLE_ROW_RULES = {name: OPTIMIZERS[name] for name in
+                    ["momentum", "nesterov", "adagrad", "rmsprop-centered-momentum", "adam",
+                     "amsgrad", "normalized"]}
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("d", [1, 3, 7, 31, 41, 65, 100])
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("optimizer", SINGLE_ROW_RULES)
+def test_single_row_updates_of_every_rule(optimizer, weighted, d, dtype, request):
+    """batch_size=1 with momentum, Adagrad, RMSprop, Adam or normalized steps forms each
+    row's gradient straight from the row.  Against the general loop (four-row groups and
+    their sums): the same bits wherever both sum x·w alike (float64 rows of more than 40
+    values, float32 of more than 64: the short-row kernels sum theirs in another order),
+    else the same to rounding; and against the reference, with weights (some 0) and l2."""
+    n = 200
+    X, y, _ = problem(n=n, d=d, dtype=dtype)
+    options = dict(optimizer=SINGLE_ROW_RULES[optimizer], batch_size=1, epochs=3,
+                   schedule=InverseScaling(power_t=0.3))
+    if weighted:
+        weights = np.random.default_rng(d).uniform(0.0, 2.0, n).astype(dtype)
+        weights[::5] = 0.0
+        options.update(sample_weight=weights, l2=0.01)
+    direct_losses, direct_params, direct = trajectory(X, y, "core", **options)
+    request.getfixturevalue("general_loop_for_single_rows")
+    loop_losses, loop_params, loop = trajectory(X, y, "core", **options)
+    assert direct.n_updates == loop.n_updates == 3 * (n - n // 5 if weighted else n)
+    if d > (40 if dtype == np.float64 else 64):
+        np.testing.assert_array_equal(direct_losses, loop_losses)
+        np.testing.assert_array_equal(direct_params, loop_params)
+    else:
+        rtol = 1e-12 if dtype == np.float64 else 1e-5
+        np.testing.assert_allclose(direct_losses, loop_losses, rtol=rtol)
+        np.testing.assert_allclose(direct_params, loop_params, rtol=rtol,
+                                   atol=rtol * np.abs(loop_params).max())
+    gdcore._core._set_single_row_path(True)
+    assert_same_trajectory(X, y, dtype, **options)
+
+
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("d", [1, 7, 8, 9, 12, 13, 15, 16, 17, 24, 25, 31, 32, 33, 39, 40, 41,
                                47, 48, 49, 63, 64, 65])
