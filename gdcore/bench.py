@@ -32,6 +32,7 @@ class Comparison:
     baseline_seconds: float | None
     target: float            # the ratio baseline / gdcore that should be reached
     note: str = ""
+    counted: bool = True     # False: shown beside a target's row, not one of the targets
 
     @property
     def ratio(self):
@@ -363,18 +364,20 @@ def run_benchmarks(n=1_000_000, d=100, n_threads=None, quick=False, seed=0, log=
     with quiet_blas():
         streaming_small = _best(lambda: fit(Xs, ys, precompute=False, **small), repeats)
     add(Comparison("1000 epochs at 1000x10, streaming X", streaming_small,
-                   "NumPy reference backend", numpy_small, 20.0))
+                   "NumPy reference backend", numpy_small, 20.0, counted=False,
+                   note="not a target: precompute=False; the default, above, is the target's"))
     return out
 
 
 def summarize(comparisons):
     """The closing line: how many targets were met, and which were missed or not run."""
-    judged = [c for c in comparisons if c.met is not None]
+    targets = [c for c in comparisons if c.counted]
+    judged = [c for c in targets if c.met is not None]
     missed = [c.name for c in judged if not c.met]
     line = f"targets met: {len(judged) - len(missed)} of {len(judged)}"
     if missed:
         line += "; missed: " + "; ".join(missed)
-    skipped = len(comparisons) - len(judged)
+    skipped = len(targets) - len(judged)
     if skipped:
         line += f"; {skipped} not run (baseline not installed)"
     return line
@@ -388,7 +391,12 @@ def format_header():
 def format_row(c):
     ratio = "n/a" if c.ratio is None else f"{c.ratio:.2f}x"
     base = "n/a" if c.baseline_seconds is None else f"{c.baseline_seconds:.4g}"
-    met = "" if c.met is None else (" ok" if c.met else " MISSED")
+    if c.met is None:
+        met = ""
+    elif c.counted:
+        met = " ok" if c.met else " MISSED"
+    else:
+        met = " (ok)" if c.met else " (below)"
     return (f"{c.name:<52}{c.gdcore_seconds:>10.4g}  {c.baseline:<38}{base:>11}"
             f"{ratio:>8}{'>=' + format(c.target, 'g') + 'x':>8}{met}  {c.note}")
 
