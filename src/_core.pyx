@@ -27,7 +27,6 @@ from gd_types cimport (OptimConfig, ScheduleConfig, gd_optimizer, gd_schedule, S
                        STATUS_NO_MEMORY, STATUS_NO_TEAM, SLOT_SQUARES, SLOT_WEIGHT, N_SLOTS,
                        OPT_SGD, OPT_ADAGRAD, SCHED_INVSCALING)
 from gd_kernel cimport (CACHE_LINE_BYTES, DOT_LANES, PREFETCH_AHEAD, SHORT_ROW, accumulate_rows,
-                       GD_SGD_WIDE_MIN_D, GD_SGD_WIDE_MAX_D, gd_sgd_row_f64,
                        is_finite_vector, objective_and_gradient, prefetch_lines, prefetch_row,
                        row_gradient, row_residual, GD_PREFETCH, GD_PREFETCH_HINTED, GD_PREFETCH_LOCALITY,
                        stationarity, sum_of_abs, sum_of_squares)
@@ -394,10 +393,6 @@ cdef inline int sgd_rows(
     cdef bint dot_ready = False
     cdef floating next_dot = 0
     cdef Py_ssize_t i_next
-    # float64 rows of GD_SGD_WIDE_MIN_D to _MAX_D values go whole through gd_sgd_row_f64
-    # (residual and update in one call, the same bits; see gd_sgd_rows.h).
-    cdef bint wide = (floating is double and fused and GD_SGD_WIDE_MIN_D <= d
-                      and d <= GD_SGD_WIDE_MAX_D)
     for k in range(k_start, k_stop):
         if rows != NULL:
             if k + SGD_PREFETCH_AHEAD < n:
@@ -407,41 +402,33 @@ cdef inline int sgd_rows(
             i = rows[k]
         else:
             i = k
-        if lr_per_update:
-            rate = scheduled_lr(schedule, optim.lr, epoch, updates + 1)
-        if floating is double and wide:
-            # the residual and, if the row's J is finite, w' (into prev), in one call
-            residual = gd_sgd_row_f64(X + i * d, y[i], cur, prev, d, rate)
-            scaled_residual = residual
-            batch_loss = (<double>residual * residual) * 0.5
+        if dot_ready:
+            residual = next_dot + cur[d] - y[i]     # row_residual's value
         else:
-            if dot_ready:
-                residual = next_dot + cur[d] - y[i]     # row_residual's value
-            else:
-                residual = row_residual(X + i * d, y[i], cur, d)
-            if not weigh_row(residual, sample_weight, i, &scaled_residual, &inv_weight,
-                             &batch_loss):
-                continue
-            if l2 > 0.0:
-                batch_loss += 0.5 * l2 * sum_of_squares(cur, d)
-            if l1 > 0.0:
-                batch_loss += l1 * sum_of_abs(cur, d)
+            residual = row_residual(X + i * d, y[i], cur, d)
+        if not weigh_row(residual, sample_weight, i, &scaled_residual, &inv_weight,
+                         &batch_loss):
+            continue
+        if l2 > 0.0:
+            batch_loss += 0.5 * l2 * sum_of_squares(cur, d)
+        if l1 > 0.0:
+            batch_loss += l1 * sum_of_abs(cur, d)
         if not finite_in_data_precision(batch_loss, cur):
             status = STATUS_LOSS_NOT_FINITE
             break
-        if floating is double and wide:
-            pass
-        elif fused and k + 1 < k_stop:
+        if lr_per_update:
+            rate = scheduled_lr(schedule, optim.lr, epoch, updates + 1)
+        if fused and k + 1 < k_stop:
             i_next = rows[k + 1] if rows != NULL else k + 1
             next_dot = sgd_row_update_then_dot(X + i * d, scaled_residual, cur, prev, d, rate,
                                                X + i_next * d)
+            if m > d:
+                prev[d] = <floating>(cur[d] - rate * scaled_residual)
             dot_ready = True
         else:
             sgd_row_update(X + i * d, scaled_residual, inv_weight, cur, prev, d, m, l2, l1,
                            rate)
             dot_ready = False
-        if m > d and (wide or dot_ready):
-            prev[d] = <floating>(cur[d] - rate * scaled_residual)   # b': sgd_row_update's
         swap = cur
         cur = prev
         prev = swap

@@ -55,14 +55,6 @@ cdef extern from "gd_short_rows.h":
                            Py_ssize_t rows_end, Py_ssize_t start, Py_ssize_t stop, double* acc,
                            Py_ssize_t prefetch_ahead) noexcept nogil
 
-cdef extern from "gd_sgd_rows.h":
-    # Classic SGD's float64 rows of GD_SGD_WIDE_MIN_D to GD_SGD_WIDE_MAX_D values, in C (see
-    # the header for why); the range is empty where the compiler has no AVX-512.
-    Py_ssize_t GD_SGD_WIDE_MIN_D
-    Py_ssize_t GD_SGD_WIDE_MAX_D
-    double gd_sgd_row_f64(const double* x, double target, const double* w, double* w_next,
-                          Py_ssize_t d, double lr) noexcept nogil
-
 # Lanes of the dot product: independent partial sums the compiler keeps in vector registers
 # (16 = one 512-bit register of float32, two of float64).  Without -ffast-math the compiler
 # may not reorder a single running sum, so the lanes are written out.

@@ -140,22 +140,18 @@ def sgd_sums_apart():
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-@pytest.mark.parametrize("d", [1, 3, 4, 7, 20, 31, 32, 33, 39, 40, 47, 63, 64, 100, 127, 128,
-                               135, 136])
+@pytest.mark.parametrize("d", [1, 3, 4, 7, 20, 31, 32, 47, 100])
 @pytest.mark.parametrize("shuffle", [True, False])
 @pytest.mark.parametrize("fit_intercept", [True, False])
-@pytest.mark.parametrize("schedule", ["constant", "invscaling"])
-def test_classic_sgd_forms_next_dot_in_its_update(dtype, d, shuffle, fit_intercept, schedule,
-                                                  request):
+def test_classic_sgd_forms_next_dot_in_its_update(dtype, d, shuffle, fit_intercept, request):
     """Without weights or penalties, each batch_size=1 update also forms the next row's x·w
-    in the same sweep (float64 rows of 32 to 135 values: the whole row in one C call, see
-    gd_sgd_rows.h): the trajectory must be the bits of the path that sums it apart, across
-    chunk ends (90,000 rows of 100 values are three chunks between signal checks); and
-    follow the reference."""
-    n = 90_000 if d == 100 and schedule == "constant" else 300
+    in the same sweep: the trajectory must be the bits of the path that sums it apart,
+    across chunk ends (90,000 rows of 100 values are three chunks between signal checks);
+    and follow the reference."""
+    n = 90_000 if d == 100 else 300
     X, y, _ = problem(n=n, d=d, dtype=dtype)
     options = dict(optimizer="sgd", lr=0.002, batch_size=1, epochs=3, shuffle=shuffle,
-                   fit_intercept=fit_intercept, schedule=SCHEDULES[schedule])
+                   fit_intercept=fit_intercept)
     fused_losses, fused_params, fused = trajectory(X, y, "core", **options)
     request.getfixturevalue("sgd_sums_apart")
     apart_losses, apart_params, apart = trajectory(X, y, "core", **options)
