@@ -29,7 +29,7 @@ from gd_types cimport (OptimConfig, ScheduleConfig, gd_optimizer, gd_schedule, S
 from gd_kernel cimport (CACHE_LINE_BYTES, DOT_LANES, PREFETCH_AHEAD, SHORT_ROW, accumulate_rows,
                        is_finite_vector, objective_and_gradient, prefetch_lines, prefetch_row,
                        row_gradient, row_residual, GD_PREFETCH, GD_PREFETCH_HINTED, GD_PREFETCH_LOCALITY,
-                       stationarity, sum_of_abs, sum_of_squares)
+                       stationarity, with_penalties)
 from gd_optimizers cimport (optimizer_step, l1_proximal_step, sgd_row_update,
                             sgd_row_update_then_dot)
 from gd_schedules cimport scheduled_lr
@@ -339,6 +339,21 @@ cdef bint signal_pending() noexcept nogil:
     return raised != 0
 
 
+cdef inline Py_ssize_t single_row_at(const floating* X, const floating* y,
+                                     const Py_ssize_t* rows, Py_ssize_t n, Py_ssize_t d,
+                                     Py_ssize_t k) noexcept nogil:
+    """The row of update k in a batch_size=1 epoch (rows[k], or k in order); through a
+    permutation, the row SGD_PREFETCH_AHEAD updates on is prefetched as well."""
+    cdef Py_ssize_t ahead
+    if rows == NULL:
+        return k
+    if k + SGD_PREFETCH_AHEAD < n:
+        ahead = rows[k + SGD_PREFETCH_AHEAD]
+        prefetch_row(X + ahead * d, d)
+        GD_PREFETCH(y + ahead)
+    return rows[k]
+
+
 cdef inline bint weigh_row(floating residual, const floating* sample_weight, Py_ssize_t i,
                            floating* scaled_residual, double* inv_weight,
                            double* row_loss) noexcept nogil:
@@ -394,14 +409,7 @@ cdef inline int sgd_rows(
     cdef floating next_dot = 0
     cdef Py_ssize_t i_next
     for k in range(k_start, k_stop):
-        if rows != NULL:
-            if k + SGD_PREFETCH_AHEAD < n:
-                i = rows[k + SGD_PREFETCH_AHEAD]
-                prefetch_row(X + i * d, d)
-                GD_PREFETCH(y + i)
-            i = rows[k]
-        else:
-            i = k
+        i = single_row_at(X, y, rows, n, d, k)
         if dot_ready:
             residual = next_dot + cur[d] - y[i]     # row_residual's value
         else:
@@ -409,10 +417,7 @@ cdef inline int sgd_rows(
         if not weigh_row(residual, sample_weight, i, &scaled_residual, &inv_weight,
                          &batch_loss):
             continue
-        if l2 > 0.0:
-            batch_loss += 0.5 * l2 * sum_of_squares(cur, d)
-        if l1 > 0.0:
-            batch_loss += l1 * sum_of_abs(cur, d)
+        batch_loss = with_penalties(batch_loss, cur, d, l2, l1)
         if not finite_in_data_precision(batch_loss, cur):
             status = STATUS_LOSS_NOT_FINITE
             break
@@ -522,21 +527,11 @@ cdef int single_row_epoch(
     cdef long long n_batches = 0
     cdef int status = STATUS_OK
     for k in range(n):
-        if rows != NULL:
-            if k + SGD_PREFETCH_AHEAD < n:
-                i = rows[k + SGD_PREFETCH_AHEAD]
-                prefetch_row(X + i * d, d)
-                GD_PREFETCH(y + i)
-            i = rows[k]
-        else:
-            i = k
+        i = single_row_at(X, y, rows, n, d, k)
         residual = row_residual(X + i * d, y[i], theta, d)
         if not weigh_row(residual, sample_weight, i, &scaled_residual, &inv_weight, &row_loss):
             continue
-        if l2 > 0.0:
-            row_loss += 0.5 * l2 * sum_of_squares(theta, d)
-        if l1 > 0.0:
-            row_loss += l1 * sum_of_abs(theta, d)
+        row_loss = with_penalties(row_loss, theta, d, l2, l1)
         if not finite_in_data_precision(row_loss, theta):
             status = STATUS_LOSS_NOT_FINITE
             break

@@ -570,12 +570,17 @@ cdef inline double objective_and_gradient(
         for j in range(d):
             grad[j] = <floating>(sums[j] * inv_S + l2 * theta[j])
         grad[d] = <floating>(sums[d + SLOT_RESIDUAL] * inv_S) if fit_intercept else 0
-    loss = sums[d + SLOT_SQUARES] / (2.0 * S)
-    # The penalty sums are serial reductions: skip them when they are zero anyway.
+    return with_penalties(sums[d + SLOT_SQUARES] / (2.0 * S), theta, d, l2, l1)
+
+
+cdef inline double with_penalties(double loss, const floating* w, Py_ssize_t d, double l2,
+                                  double l1) noexcept nogil:
+    """loss + (l2/2)·‖w‖² + l1·‖w‖₁, added in that order.  The penalty sums are serial
+    reductions: each is skipped when its weight is 0."""
     if l2 > 0.0:
-        loss += 0.5 * l2 * sum_of_squares(theta, d)
+        loss += 0.5 * l2 * sum_of_squares(w, d)
     if l1 > 0.0:
-        loss += l1 * sum_of_abs(theta, d)
+        loss += l1 * sum_of_abs(w, d)
     return loss
 
 

@@ -130,13 +130,19 @@ def test_classic_sgd_on_wide_rows(dtype, penalties):
                            **penalties)
 
 
+def switched_off(setter):
+    """A core switch (one of _core's _set_* test hooks) off for the duration of a test."""
+    setter(False)
+    try:
+        yield
+    finally:
+        setter(True)
+
+
 @pytest.fixture
 def sgd_sums_apart():
-    """Classic SGD with each row's x·w summed apart from the update before it, for the
-    duration of a test."""
-    gdcore._core._set_sgd_fusion(False)
-    yield
-    gdcore._core._set_sgd_fusion(True)
+    """Classic SGD with each row's x·w summed apart from the update before it."""
+    yield from switched_off(gdcore._core._set_sgd_fusion)
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
@@ -164,11 +170,8 @@ def test_classic_sgd_forms_next_dot_in_its_update(dtype, d, shuffle, fit_interce
 
 @pytest.fixture
 def general_loop_for_single_rows():
-    """batch_size=1 fits of the other rules through the general mini-batch loop, for the
-    duration of a test."""
-    gdcore._core._set_single_row_path(False)
-    yield
-    gdcore._core._set_single_row_path(True)
+    """batch_size=1 fits of the other rules through the general mini-batch loop."""
+    yield from switched_off(gdcore._core._set_single_row_path)
 
 
 SINGLE_ROW_RULES = {name: OPTIMIZERS[name] for name in
