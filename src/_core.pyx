@@ -274,6 +274,33 @@ cdef inline int update_from_sums(
     return STATUS_OK
 
 
+cdef inline int take_update(
+    double batch_loss, const OptimConfig* optim, floating* theta, const floating* grad,
+    floating* state0, floating* state1, floating* state2, floating* backup, Py_ssize_t d,
+    bint fit_intercept, long long* t, double lr, double l1,
+) noexcept nogil:
+    """A batch's J (the loss it counts) must be finite in the data's precision; then update
+    t + 1 with its gradient, counted in t if it left θ finite."""
+    if not finite_in_data_precision(batch_loss, theta):
+        return STATUS_LOSS_NOT_FINITE
+    if apply_update(optim, theta, grad, state0, state1, state2, backup, d, fit_intercept,
+                    t[0] + 1, lr, l1) != STATUS_OK:
+        return STATUS_PARAMS_NOT_FINITE
+    t[0] += 1
+    return STATUS_OK
+
+
+cdef inline bint interrupted(Py_ssize_t* work, Py_ssize_t done,
+                             bint check_signals) noexcept nogil:
+    """Count done multiply-adds of work; every SIGNAL_CHECK_WORK of them, look for a signal
+    (True: Ctrl-C, the epoch stops)."""
+    work[0] += done
+    if check_signals and work[0] >= SIGNAL_CHECK_WORK:
+        work[0] = 0
+        return signal_pending()
+    return False
+
+
 cdef int mini_batch_epoch(
     const floating* X, const floating* y, const floating* sample_weight,
     floating* theta, floating* grad, floating* state0, floating* state1, floating* state2,
@@ -308,23 +335,16 @@ cdef int mini_batch_epoch(
         if sums[d + SLOT_WEIGHT] <= 0.0:
             continue
         batch_loss = objective_and_gradient(sums, theta, d, l2, l1, fit_intercept, grad)
-        if not finite_in_data_precision(batch_loss, theta):
-            status = STATUS_LOSS_NOT_FINITE
-            break
         lr = scheduled_lr(schedule, optim.lr, epoch, t[0] + 1)
-        if apply_update(optim, theta, grad, state0, state1, state2, backup, d, fit_intercept,
-                        t[0] + 1, lr, l1) != STATUS_OK:
-            status = STATUS_PARAMS_NOT_FINITE
+        status = take_update(batch_loss, optim, theta, grad, state0, state1, state2, backup, d,
+                             fit_intercept, t, lr, l1)
+        if status != STATUS_OK:
             break
-        t[0] += 1
         loss_sum += batch_loss
         n_batches += 1
-        work += (stop - start) * (d + 1)
-        if check_signals and work >= SIGNAL_CHECK_WORK:
-            work = 0
-            if signal_pending():
-                status = STATUS_INTERRUPTED
-                break
+        if interrupted(&work, (stop - start) * (d + 1), check_signals):
+            status = STATUS_INTERRUPTED
+            break
     loss[0] = loss_sum / n_batches if n_batches > 0 else 0.0
     return status
 
@@ -532,25 +552,18 @@ cdef int single_row_epoch(
         if not weigh_row(residual, sample_weight, i, &scaled_residual, &inv_weight, &row_loss):
             continue
         row_loss = with_penalties(row_loss, theta, d, l2, l1)
-        if not finite_in_data_precision(row_loss, theta):
-            status = STATUS_LOSS_NOT_FINITE
-            break
         row_gradient(X + i * d, scaled_residual, inv_weight, theta, d, l2, fit_intercept, grad)
         if lr_per_update:
             rate = scheduled_lr(schedule, optim.lr, epoch, t[0] + 1)
-        if apply_update(optim, theta, grad, state0, state1, state2, backup, d, fit_intercept,
-                        t[0] + 1, rate, l1) != STATUS_OK:
-            status = STATUS_PARAMS_NOT_FINITE
+        status = take_update(row_loss, optim, theta, grad, state0, state1, state2, backup, d,
+                             fit_intercept, t, rate, l1)
+        if status != STATUS_OK:
             break
-        t[0] += 1
         loss_sum += row_loss
         n_batches += 1
-        work += d + 1
-        if check_signals and work >= SIGNAL_CHECK_WORK:
-            work = 0
-            if signal_pending():
-                status = STATUS_INTERRUPTED
-                break
+        if interrupted(&work, d + 1, check_signals):
+            status = STATUS_INTERRUPTED
+            break
     loss[0] = loss_sum / n_batches if n_batches > 0 else 0.0
     return status
 
