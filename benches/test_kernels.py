@@ -108,3 +108,25 @@ def test_small_full_batch_numpy_reference(benchmark, small_problem):
                        kwargs=dict(optimizer="gd", lr=0.1, epochs=1000, tol=None,
                                    backend="numpy"),
                        rounds=5, iterations=1)
+
+
+@pytest.fixture(scope="module")
+def per_sample_problem():
+    return gdcore.make_regression(20_000, 100, seed=0)
+
+
+@pytest.mark.benchmark(group="batch_size=1 updates (20,000 x 100)")
+@pytest.mark.parametrize("optimizer", ["momentum", "adam"])
+@pytest.mark.parametrize("loop", ["single-row", "general"])
+def test_single_row_loop(benchmark, per_sample_problem, optimizer, loop):
+    """The other rules' batch_size=1 loop against the general mini-batch loop (four-row
+    groups and their sums), which it replaced for batches of one row."""
+    X, y, _ = per_sample_problem
+    _core._set_single_row_path(loop == "single-row")
+    try:
+        benchmark.pedantic(gdcore.fit, args=(X, y),
+                           kwargs=dict(optimizer=optimizer, lr=0.001, epochs=3, tol=None,
+                                       batch_size=1, seed=0, n_threads=1),
+                           rounds=5, iterations=1)
+    finally:
+        _core._set_single_row_path(True)
