@@ -172,19 +172,33 @@ cdef void block_sums(
             sums[j] += part_sums[part * stride + j]
 
 
+cdef inline int update_into(
+    const OptimConfig* optim, const floating* theta, const floating* grad,
+    floating* state0, floating* state1, floating* state2, floating* updated,
+    Py_ssize_t d, bint fit_intercept, long long t, double lr, double l1,
+) noexcept nogil:
+    """One optimizer update (plus the l1 proximal step), the new θ written to updated (θ
+    itself, or a second buffer; an unfitted b is left where it is in updated);
+    STATUS_PARAMS_NOT_FINITE if the new θ is not finite."""
+    cdef Py_ssize_t m = d + 1 if fit_intercept else d
+    optimizer_step(optim, theta, grad, state0, state1, state2, m, t, lr, updated)
+    if l1 > 0.0 and optim.kind == OPT_SGD:
+        l1_proximal_step(updated, d, lr * l1)
+    if not is_finite_vector(updated, m):
+        return STATUS_PARAMS_NOT_FINITE
+    return STATUS_OK
+
+
 cdef inline int apply_update(
     const OptimConfig* optim, floating* theta, const floating* grad,
     floating* state0, floating* state1, floating* state2, floating* backup,
     Py_ssize_t d, bint fit_intercept, long long t, double lr, double l1,
 ) noexcept nogil:
-    """One optimizer update (plus the l1 proximal step); if it makes θ non-finite, θ is
-    restored from before the update and STATUS_PARAMS_NOT_FINITE is returned."""
-    cdef Py_ssize_t m = d + 1 if fit_intercept else d
+    """update_into θ in place; if the update makes θ non-finite, θ is restored from before
+    it and STATUS_PARAMS_NOT_FINITE is returned."""
     memcpy(backup, theta, (d + 1) * sizeof(floating))
-    optimizer_step(optim, theta, grad, state0, state1, state2, m, t, lr)
-    if l1 > 0.0 and optim.kind == OPT_SGD:
-        l1_proximal_step(theta, d, lr * l1)
-    if not is_finite_vector(theta, m):
+    if update_into(optim, theta, grad, state0, state1, state2, theta, d, fit_intercept, t, lr,
+                   l1) != STATUS_OK:
         memcpy(theta, backup, (d + 1) * sizeof(floating))
         return STATUS_PARAMS_NOT_FINITE
     return STATUS_OK
@@ -531,14 +545,17 @@ cdef int single_row_sgd_epoch(
 cdef int single_row_epoch(
     const floating* X, const floating* y, const floating* sample_weight,
     floating* theta, floating* grad, floating* state0, floating* state1, floating* state2,
-    floating* backup, Py_ssize_t n, Py_ssize_t d, const Py_ssize_t* rows,
+    floating* spare, Py_ssize_t n, Py_ssize_t d, const Py_ssize_t* rows,
     const OptimConfig* optim, const ScheduleConfig* schedule, long long epoch, long long* t,
     double l2, double l1, bint fit_intercept, double* loss, bint check_signals,
 ) noexcept nogil:
     """mini_batch_epoch with batches of one row, for the rules classic SGD's fused path does
     not take (momentum, Adagrad, RMSprop, Adam, normalized): each row's residual, J and
     gradient come straight from the row (row_gradient), not through four-row groups and
-    their sums; then the rule's update, checked as every update is (apply_update)."""
+    their sums; then the rule's update, checked as every update is.  As in
+    single_row_sgd_epoch, updates alternate between θ and spare, so the θ before an update
+    that overflowed is at hand without a copy a row (the optimizer state moves in place, as
+    in apply_update)."""
     cdef Py_ssize_t k, i, work = 0
     cdef floating residual, scaled_residual
     cdef double row_loss, inv_weight, loss_sum = 0.0
@@ -546,24 +563,37 @@ cdef int single_row_epoch(
     cdef bint lr_per_update = schedule.kind == SCHED_INVSCALING   # others: one lr an epoch
     cdef long long n_batches = 0
     cdef int status = STATUS_OK
+    cdef floating* current = theta
+    cdef floating* swap
+    memcpy(spare, theta, (d + 1) * sizeof(floating))     # b stays put when not fitted
     for k in range(n):
         i = single_row_at(X, y, rows, n, d, k)
-        residual = row_residual(X + i * d, y[i], theta, d)
+        residual = row_residual(X + i * d, y[i], current, d)
         if not weigh_row(residual, sample_weight, i, &scaled_residual, &inv_weight, &row_loss):
             continue
-        row_loss = with_penalties(row_loss, theta, d, l2, l1)
-        row_gradient(X + i * d, scaled_residual, inv_weight, theta, d, l2, fit_intercept, grad)
+        row_loss = with_penalties(row_loss, current, d, l2, l1)
+        if not finite_in_data_precision(row_loss, current):
+            status = STATUS_LOSS_NOT_FINITE
+            break
+        row_gradient(X + i * d, scaled_residual, inv_weight, current, d, l2, fit_intercept,
+                     grad)
         if lr_per_update:
             rate = scheduled_lr(schedule, optim.lr, epoch, t[0] + 1)
-        status = take_update(row_loss, optim, theta, grad, state0, state1, state2, backup, d,
-                             fit_intercept, t, rate, l1)
-        if status != STATUS_OK:
+        if update_into(optim, current, grad, state0, state1, state2, spare, d, fit_intercept,
+                       t[0] + 1, rate, l1) != STATUS_OK:
+            status = STATUS_PARAMS_NOT_FINITE
             break
+        swap = current
+        current = spare
+        spare = swap
+        t[0] += 1
         loss_sum += row_loss
         n_batches += 1
         if interrupted(&work, d + 1, check_signals):
             status = STATUS_INTERRUPTED
             break
+    if current != theta:
+        memcpy(theta, current, (d + 1) * sizeof(floating))
     loss[0] = loss_sum / n_batches if n_batches > 0 else 0.0
     return status
 

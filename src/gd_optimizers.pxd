@@ -3,7 +3,9 @@
 #
 # θ = (w₀ … w_{d−1}, b) holds m = d + fit_intercept entries that move; g is the gradient,
 # t the 1-based update count and lr the scheduled learning rate.  Each rule keeps its
-# state in up to three vectors of the same length (state0, state1, state2).
+# state in up to three vectors of the same length (state0, state1, state2), updated in
+# place, and writes the new θ to `updated`: θ itself (in place) or another buffer, so that
+# a caller keeping the θ before the update need not copy it.
 # The caller checks the new θ with is_finite_vector (a vectorised pass over it).
 
 from cython cimport floating
@@ -15,8 +17,9 @@ from gd_types cimport (OptimConfig, OPT_SGD, OPT_ADAGRAD, OPT_RMSPROP, OPT_ADAM,
                        OPT_NORMALIZED)
 
 
-cdef inline void sgd_step(const OptimConfig* cfg, floating* theta, const floating* g,
-                            floating* buf, Py_ssize_t m, long long t, double lr) noexcept nogil:
+cdef inline void sgd_step(const OptimConfig* cfg, const floating* theta, const floating* g,
+                          floating* buf, Py_ssize_t m, long long t, double lr,
+                          floating* updated) noexcept nogil:
     """θ ← θ − lr·g, or with momentum μ: buf ← g (t = 1) / μ·buf + (1−dampening)·g;
     nesterov: g ← g + μ·buf, else g ← buf."""
     cdef double mu = cfg.momentum, keep = 1.0 - cfg.dampening
@@ -24,7 +27,7 @@ cdef inline void sgd_step(const OptimConfig* cfg, floating* theta, const floatin
     # Separate loops per case keep each one branch-free, so they vectorise.
     if mu == 0.0:
         for j in range(m):
-            theta[j] = <floating>(theta[j] - lr * g[j])
+            updated[j] = <floating>(theta[j] - lr * g[j])
         return
     if t == 1:
         for j in range(m):
@@ -34,26 +37,26 @@ cdef inline void sgd_step(const OptimConfig* cfg, floating* theta, const floatin
             buf[j] = <floating>(mu * buf[j] + keep * g[j])
     if cfg.nesterov:
         for j in range(m):
-            theta[j] = <floating>(theta[j] - lr * (g[j] + mu * buf[j]))
+            updated[j] = <floating>(theta[j] - lr * (g[j] + mu * buf[j]))
     else:
         for j in range(m):
-            theta[j] = <floating>(theta[j] - lr * buf[j])
+            updated[j] = <floating>(theta[j] - lr * buf[j])
 
 
-cdef inline void adagrad_step(const OptimConfig* cfg, floating* theta, const floating* g,
-                                floating* sum_sq, Py_ssize_t m, long long t,
-                                double lr) noexcept nogil:
+cdef inline void adagrad_step(const OptimConfig* cfg, const floating* theta, const floating* g,
+                              floating* sum_sq, Py_ssize_t m, long long t, double lr,
+                              floating* updated) noexcept nogil:
     """clr = lr/(1 + (t−1)·lr_decay);  G ← G + g²;  θ ← θ − clr·g/(√G + eps)."""
     cdef double clr = lr / (1.0 + (t - 1) * cfg.lr_decay), eps = cfg.eps
     cdef Py_ssize_t j
     for j in range(m):
         sum_sq[j] = <floating>(sum_sq[j] + <double>g[j] * g[j])
-        theta[j] = <floating>(theta[j] - clr * g[j] / (sqrt(<double>sum_sq[j]) + eps))
+        updated[j] = <floating>(theta[j] - clr * g[j] / (sqrt(<double>sum_sq[j]) + eps))
 
 
-cdef inline void rmsprop_step(const OptimConfig* cfg, floating* theta, const floating* g,
-                                floating* sq_avg, floating* buf, floating* g_avg,
-                                Py_ssize_t m, double lr) noexcept nogil:
+cdef inline void rmsprop_step(const OptimConfig* cfg, const floating* theta, const floating* g,
+                              floating* sq_avg, floating* buf, floating* g_avg,
+                              Py_ssize_t m, double lr, floating* updated) noexcept nogil:
     """v ← αv + (1−α)g²; centered: ḡ ← αḡ + (1−α)g, a = √(v − ḡ²) + eps, else a = √v + eps;
     momentum μ > 0: buf ← μ·buf + g/a, θ ← θ − lr·buf; else θ ← θ − lr·g/a.
     (v − ḡ² ≥ 0 in exact arithmetic; it is clipped at 0 so rounding cannot give √ of a
@@ -73,18 +76,18 @@ cdef inline void rmsprop_step(const OptimConfig* cfg, floating* theta, const flo
             for j in range(m):
                 variance = <double>sq_avg[j] - <double>g_avg[j] * g_avg[j]
                 buf[j] = <floating>(mu * buf[j] + g[j] / (sqrt(0.0 if variance < 0.0 else variance) + eps))
-                theta[j] = <floating>(theta[j] - lr * buf[j])
+                updated[j] = <floating>(theta[j] - lr * buf[j])
         else:
             for j in range(m):
                 variance = <double>sq_avg[j] - <double>g_avg[j] * g_avg[j]
-                theta[j] = <floating>(theta[j] - lr * g[j] / (sqrt(0.0 if variance < 0.0 else variance) + eps))
+                updated[j] = <floating>(theta[j] - lr * g[j] / (sqrt(0.0 if variance < 0.0 else variance) + eps))
     elif mu > 0.0:
         for j in range(m):
             buf[j] = <floating>(mu * buf[j] + g[j] / (sqrt(<double>sq_avg[j]) + eps))
-            theta[j] = <floating>(theta[j] - lr * buf[j])
+            updated[j] = <floating>(theta[j] - lr * buf[j])
     else:
         for j in range(m):
-            theta[j] = <floating>(theta[j] - lr * g[j] / (sqrt(<double>sq_avg[j]) + eps))
+            updated[j] = <floating>(theta[j] - lr * g[j] / (sqrt(<double>sq_avg[j]) + eps))
 
 
 cdef inline double bias_correction(double beta, long long t) noexcept nogil:
@@ -96,9 +99,10 @@ cdef inline double bias_correction(double beta, long long t) noexcept nogil:
     return 1.0 - pow(beta, <double>t)
 
 
-cdef inline void adam_step(const OptimConfig* cfg, floating* theta, const floating* g,
-                             floating* m1, floating* m2, floating* m2_max,
-                             Py_ssize_t m, long long t, double lr) noexcept nogil:
+cdef inline void adam_step(const OptimConfig* cfg, const floating* theta, const floating* g,
+                           floating* m1, floating* m2, floating* m2_max,
+                           Py_ssize_t m, long long t, double lr,
+                           floating* updated) noexcept nogil:
     """m ← β₁m + (1−β₁)g; v ← β₂v + (1−β₂)g²; amsgrad: v̂ ← max(v̂, v), used for v;
     θ ← θ − lr·(m/(1−β₁ᵗ)) / (√(v/(1−β₂ᵗ)) + eps)."""
     cdef double b1 = cfg.beta1, b2 = cfg.beta2, eps = cfg.eps
@@ -114,11 +118,12 @@ cdef inline void adam_step(const OptimConfig* cfg, floating* theta, const floati
             m2_max[j] = m2[j] if m2[j] > m2_max[j] else m2_max[j]
         m2 = m2_max
     for j in range(m):
-        theta[j] = <floating>(theta[j] - step_size * m1[j] / (sqrt(m2[j] * inv_correction2) + eps))
+        updated[j] = <floating>(theta[j] - step_size * m1[j] / (sqrt(m2[j] * inv_correction2) + eps))
 
 
-cdef inline void normalized_step(const OptimConfig* cfg, floating* theta, const floating* g,
-                                   Py_ssize_t m, double lr) noexcept nogil:
+cdef inline void normalized_step(const OptimConfig* cfg, const floating* theta,
+                                 const floating* g, Py_ssize_t m, double lr,
+                                 floating* updated) noexcept nogil:
     """θ ← θ − lr·g / max(‖g‖₂, eps)."""
     cdef double scale, largest = 0.0
     cdef Py_ssize_t j
@@ -137,23 +142,24 @@ cdef inline void normalized_step(const OptimConfig* cfg, floating* theta, const 
         scale = cfg.eps
     scale = lr / scale
     for j in range(m):
-        theta[j] = <floating>(theta[j] - scale * g[j])
+        updated[j] = <floating>(theta[j] - scale * g[j])
 
 
-cdef inline void optimizer_step(const OptimConfig* cfg, floating* theta, const floating* g,
-                                  floating* state0, floating* state1, floating* state2,
-                                  Py_ssize_t m, long long t, double lr) noexcept nogil:
-    """One update of the configured rule."""
+cdef inline void optimizer_step(const OptimConfig* cfg, const floating* theta,
+                                const floating* g, floating* state0, floating* state1,
+                                floating* state2, Py_ssize_t m, long long t, double lr,
+                                floating* updated) noexcept nogil:
+    """One update of the configured rule, θ's new values into updated (may be θ)."""
     if cfg.kind == OPT_SGD:
-        sgd_step(cfg, theta, g, state0, m, t, lr)
+        sgd_step(cfg, theta, g, state0, m, t, lr, updated)
     elif cfg.kind == OPT_ADAGRAD:
-        adagrad_step(cfg, theta, g, state0, m, t, lr)
+        adagrad_step(cfg, theta, g, state0, m, t, lr, updated)
     elif cfg.kind == OPT_RMSPROP:
-        rmsprop_step(cfg, theta, g, state0, state1, state2, m, lr)
+        rmsprop_step(cfg, theta, g, state0, state1, state2, m, lr, updated)
     elif cfg.kind == OPT_ADAM:
-        adam_step(cfg, theta, g, state0, state1, state2, m, t, lr)
+        adam_step(cfg, theta, g, state0, state1, state2, m, t, lr, updated)
     else:
-        normalized_step(cfg, theta, g, m, lr)
+        normalized_step(cfg, theta, g, m, lr, updated)
 
 
 cdef inline void l1_proximal_step(floating* w, Py_ssize_t d, double threshold) noexcept nogil:
