@@ -432,16 +432,15 @@ def _caches():
         entries = sorted(os.listdir(root))
     except OSError:
         return caches
+    def field(entry, name):
+        with open(os.path.join(root, entry, name)) as f:
+            return f.read().strip()
+
     for entry in entries:
         if not entry.startswith("index"):
             continue
         try:
-            with open(os.path.join(root, entry, "level")) as f:
-                level = f.read().strip()
-            with open(os.path.join(root, entry, "type")) as f:
-                kind = f.read().strip()
-            with open(os.path.join(root, entry, "size")) as f:
-                size = f.read().strip()
+            level, kind, size = (field(entry, name) for name in ("level", "type", "size"))
         except OSError:
             continue
         if kind != "Instruction":

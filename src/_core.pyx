@@ -28,7 +28,7 @@ from gd_types cimport (OptimConfig, ScheduleConfig, gd_optimizer, gd_schedule, S
                        OPT_SGD, OPT_ADAGRAD, SCHED_INVSCALING)
 from gd_kernel cimport (CACHE_LINE_BYTES, DOT_LANES, PREFETCH_AHEAD, SHORT_ROW, accumulate_rows,
                        is_finite_vector, objective_and_gradient, prefetch_lines, prefetch_row,
-                       row_gradient, row_residual, GD_PREFETCH, GD_PREFETCH_HINTED,
+                       row_gradient, row_residual, GD_PREFETCH, GD_PREFETCH_SPAN,
                        GD_PREFETCH_LOCALITY, stationarity, with_penalties)
 from gd_optimizers cimport (optimizer_step, l1_proximal_step, sgd_row_update,
                             sgd_row_update_then_dot)
@@ -917,17 +917,15 @@ cdef inline double lane_sum(const floating* values, Py_ssize_t n,
     step's lines are prefetched that far ahead as well (within the values), with the kernels'
     locality hint or, if nontemporal, the non-temporal one."""
     cdef floating lanes[DOT_LANES]
-    cdef Py_ssize_t i = 0, k, line
+    cdef Py_ssize_t i = 0, k
     cdef Py_ssize_t ahead = prefetch_bytes // <Py_ssize_t>sizeof(floating)
     for k in range(DOT_LANES):
         lanes[k] = 0
     while i + DOT_LANES <= n:
         if ahead > 0 and i + ahead + DOT_LANES <= n:
             if nontemporal:
-                line = 0
-                while line < DOT_LANES * <Py_ssize_t>sizeof(floating):
-                    GD_PREFETCH_HINTED(<const char*>(values + i + ahead) + line, 0)
-                    line = line + CACHE_LINE_BYTES
+                GD_PREFETCH_SPAN(<const char*>(values + i + ahead),
+                                 DOT_LANES * <Py_ssize_t>sizeof(floating), 0)
             else:
                 prefetch_lines(values + i + ahead, DOT_LANES)
         for k in range(DOT_LANES):

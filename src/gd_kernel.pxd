@@ -32,7 +32,7 @@ cdef inline floating muladd(floating a, floating b, floating c) noexcept nogil:
 cdef extern from "gd_prefetch.h":
     int GD_PREFETCH_LOCALITY
     void GD_PREFETCH(const void* address) noexcept nogil
-    void GD_PREFETCH_HINTED(const void* address, int hint) noexcept nogil
+    void GD_PREFETCH_SPAN(const char* start, Py_ssize_t nbytes, int hint) noexcept nogil
 
 ctypedef fused accumulator:
     # Where a group's gradient terms go: float64 sums, or a float32 block sum (see FLOAT_BLOCK).
@@ -264,10 +264,7 @@ cdef inline bint is_finite_vector(const floating* v, Py_ssize_t n) noexcept nogi
 
 cdef inline void prefetch_bytes(const char* start, Py_ssize_t nbytes) noexcept nogil:
     """Prefetch, for reading, one address in every cache line of the nbytes at start."""
-    cdef Py_ssize_t offset = 0
-    while offset < nbytes:
-        GD_PREFETCH(start + offset)
-        offset = offset + CACHE_LINE_BYTES
+    GD_PREFETCH_SPAN(start, nbytes, GD_PREFETCH_LOCALITY)
 
 
 cdef inline void prefetch_lines(const floating* x, Py_ssize_t count) noexcept nogil:

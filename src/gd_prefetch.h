@@ -16,11 +16,19 @@
 
 #if defined(__GNUC__) || defined(__clang__)
 #define GD_PREFETCH(address) __builtin_prefetch((const void *)(address), 0, GD_PREFETCH_LOCALITY)
-/* The read probe's prefetch with a hint of its own choosing (a constant at each use). */
-#define GD_PREFETCH_HINTED(address, hint) __builtin_prefetch((const void *)(address), 0, hint)
+/* One prefetch in every 64-byte line of the nbytes at start, with the given hint (a macro,
+ * not a function: __builtin_prefetch's hint must be a constant where it is written, so the
+ * kernels pass GD_PREFETCH_LOCALITY and the read probe may pass another). */
+#define GD_PREFETCH_SPAN(start, nbytes, hint)                                               \
+    do {                                                                                    \
+        const char *gd_span_ = (const char *)(start);                                       \
+        Py_ssize_t gd_offset_;                                                              \
+        for (gd_offset_ = 0; gd_offset_ < (nbytes); gd_offset_ += 64)                       \
+            __builtin_prefetch(gd_span_ + gd_offset_, 0, hint);                             \
+    } while (0)
 #else
 #define GD_PREFETCH(address) ((void)0)
-#define GD_PREFETCH_HINTED(address, hint) ((void)0)
+#define GD_PREFETCH_SPAN(start, nbytes, hint) ((void)0)
 #endif
 
 #endif

@@ -136,7 +136,7 @@ static void NAME(GD_SHORT_ROWS_PARAMS(T))                                       
             i = rows[k];                                                                     \
         } else {                                                                             \
             i = k;                                                                           \
-            GD_PREFETCH((const char *)(X + i * d) + GD_STREAM_AHEAD_BYTES);     \
+            GD_PREFETCH((const char *)(X + i * d) + GD_STREAM_AHEAD_BYTES);                  \
         }                                                                                    \
         source = X + i * d;                                                                  \
         if (i * d > last_padded_start) {                                                     \
@@ -246,7 +246,7 @@ NAME##_body(GD_SHORT_ROWS_PARAMS(T), const int gathered, const int weighted)    
             if (i3 * d > last_padded_start)                                                  \
                 break;                                                                       \
             for (q = 0; q < 4 * d * (Py_ssize_t)sizeof(T); q += 64)                          \
-                GD_PREFETCH((const char *)(X + k * d) + GD_STREAM_AHEAD_BYTES + q); \
+                GD_PREFETCH((const char *)(X + k * d) + GD_STREAM_AHEAD_BYTES + q);          \
             memcpy(&targets, y + k, sizeof targets);                                         \
         }                                                                                    \
         for (q = 0; q < N_MAIN; q++) {                                                       \
@@ -517,7 +517,7 @@ NAME##_##D##_body(GD_SHORT_ROWS_PARAMS(T), const int weighted)                  
     for (k = start; k + LANES <= stop; k += LANES) {                                         \
         const T *block = X + k * D;                                                          \
         GD_UNROLL for (t = 0; t < D; t++) {                                                  \
-            GD_PREFETCH((const char *)(block + LANES * t) + GD_STREAM_AHEAD_BYTES); \
+            GD_PREFETCH((const char *)(block + LANES * t) + GD_STREAM_AHEAD_BYTES);          \
             v[t] = (VT)gd_load_halves(block + LANES * t);                                    \
         }                                                                                    \
         p = 0;                                                                               \
