@@ -198,6 +198,7 @@ def test_single_row_updates_of_every_rule(optimizer, weighted, d, dtype, request
         weights[::5] = 0.0
         options.update(sample_weight=weights, l2=0.01)
     direct_losses, direct_params, direct = trajectory(X, y, "core", **options)
+    assert_same_trajectory(X, y, dtype, **options)
     request.getfixturevalue("general_loop_for_single_rows")
     loop_losses, loop_params, loop = trajectory(X, y, "core", **options)
     assert direct.n_updates == loop.n_updates == 3 * (n - n // 5 if weighted else n)
@@ -209,8 +210,6 @@ def test_single_row_updates_of_every_rule(optimizer, weighted, d, dtype, request
         np.testing.assert_allclose(direct_losses, loop_losses, rtol=rtol)
         np.testing.assert_allclose(direct_params, loop_params, rtol=rtol,
                                    atol=rtol * np.abs(loop_params).max())
-    gdcore._core._set_single_row_path(True)
-    assert_same_trajectory(X, y, dtype, **options)
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
