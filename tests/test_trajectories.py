@@ -149,15 +149,19 @@ def sgd_sums_apart():
 @pytest.mark.parametrize("d", [1, 3, 4, 7, 20, 31, 32, 47, 100])
 @pytest.mark.parametrize("shuffle", [True, False])
 @pytest.mark.parametrize("fit_intercept", [True, False])
-def test_classic_sgd_forms_next_dot_in_its_update(dtype, d, shuffle, fit_intercept, request):
+@pytest.mark.parametrize("schedule", ["constant", InverseScaling(0.25)],
+                         ids=["one-lr-an-epoch", "lr-an-update"])
+def test_classic_sgd_forms_next_dot_in_its_update(dtype, d, shuffle, fit_intercept, schedule,
+                                                  request):
     """Without weights or penalties, each batch_size=1 update also forms the next row's x·w
     in the same sweep: the trajectory must be the bits of the path that sums it apart,
     across chunk ends (90,000 rows of 100 values are three chunks between signal checks);
-    and follow the reference."""
+    and follow the reference.  With one lr an epoch the rows take plain_sgd_rows, with an
+    lr an update (InverseScaling) sgd_rows' fused path: both are held to it."""
     n = 90_000 if d == 100 else 300
     X, y, _ = problem(n=n, d=d, dtype=dtype)
     options = dict(optimizer="sgd", lr=0.002, batch_size=1, epochs=3, shuffle=shuffle,
-                   fit_intercept=fit_intercept)
+                   fit_intercept=fit_intercept, schedule=schedule)
     fused_losses, fused_params, fused = trajectory(X, y, "core", **options)
     request.getfixturevalue("sgd_sums_apart")
     apart_losses, apart_params, apart = trajectory(X, y, "core", **options)
