@@ -414,7 +414,6 @@ cdef inline bint weigh_row(floating residual, const floating* sample_weight, Py_
     return True
 
 
-
 cdef inline floating sgd_residual(bint dot_ready, floating next_dot, const floating* x,
                                   floating target, const floating* theta,
                                   Py_ssize_t d) noexcept nogil:
