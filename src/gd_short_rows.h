@@ -83,9 +83,7 @@ static inline float gd_hsum_f32x16(gd_f32x16 v)
 /* Prefetch, for reading, the bytes of a row read as a padded vector (its last line too). */
 static inline void gd_prefetch_row(const void *row, Py_ssize_t bytes)
 {
-    Py_ssize_t offset;
-    for (offset = 0; offset < bytes; offset += 64)
-        GD_PREFETCH((const char *)row + offset);
+    GD_PREFETCH_SPAN(row, bytes, GD_PREFETCH_LOCALITY);
     GD_PREFETCH((const char *)row + bytes - 1);
 }
 
