@@ -38,7 +38,8 @@ def fit(X, y, *, sample_weight=None, optimizer=None, lr=None, epochs=100, batch_
     optimizer : name ("sgd"/"gd", "momentum", "nesterov", "adagrad", "rmsprop", "adam",
         "amsgrad", "normalized") or a ``gdcore.optim`` object.  Default "sgd", or the
         optimizer of ``init`` when continuing a FitResult.
-    lr : learning rate overriding the optimizer's (torch.optim's defaults otherwise).
+    lr : learning rate overriding the optimizer's (otherwise its default: torch.optim's,
+         but SGD's is 0.01; torch's SGD has 1e-3 since 2.2).
     epochs : passes over the data.  batch_size : None (or ≥ n) for full batch; else one update
         per batch of a fresh permutation each epoch (``shuffle=False``: rows in order).
     schedule : name or ``gdcore.schedules`` object; default "constant" (or init's schedule).

@@ -38,6 +38,7 @@ def _read_frame(path):
     lower = path.lower()
     if lower.endswith((".parquet", ".pq")):
         _need("pyarrow", "io", path)
+        _need("pandas", "io", path)     # to_pandas() below
         import pyarrow.parquet as pq
         try:
             return pq.read_table(path).to_pandas()
@@ -65,6 +66,12 @@ def _column_array(frame, column, path):
     return array
 
 
+def _check_target_not_a_feature(path, target, features):
+    if target is not None and target in features:
+        raise DataError(f"{path}: the target column {target!r} is also one of the features; "
+                        "leave it out of --features")
+
+
 def _is_number(value):
     try:
         float(value)
@@ -82,6 +89,7 @@ def _from_frame(frame, path, target, features):
         missing = [f for f in features if f not in columns]
         if missing:
             raise DataError(f"{path}: no column {missing[0]!r} (columns: {', '.join(columns)})")
+        _check_target_not_a_feature(path, target, features)
     else:
         features = [c for c in columns if c != target]
     if not features:
@@ -117,6 +125,9 @@ class ArrayBlocks:
             if name not in names:
                 raise DataError(f"{path}: no column {name!r} (columns are "
                                 f"0..{array.shape[1] - 1})")
+        _check_target_not_a_feature(path, target, chosen)
+        if array.shape[0] == 0:
+            raise DataError(f"{path}: the array has no rows")
         self.array, self.path, self.target = array, path, target
         self.feature_names = chosen
         self.n_rows = array.shape[0]
@@ -183,11 +194,21 @@ def is_npy(path):
     return os.fspath(path).lower().endswith(".npy")
 
 
+NPY_MAGIC = b"\x93NUMPY"
+
+
 def npy_blocks(path, target=None, features=None):
     """A .npy file as ArrayBlocks over its memmap: read in place, a block at a time."""
     path = os.fspath(path)
     if not os.path.exists(path):
         raise DataError(f"{path}: no such file")
+    try:
+        with open(path, "rb") as f:
+            magic = f.read(len(NPY_MAGIC))
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read the file ({exc.strerror})") from None
+    if magic != NPY_MAGIC:
+        raise DataError(f"{path}: not a .npy file (it does not begin with NumPy's header)")
     try:
         array = np.load(path, mmap_mode="r", allow_pickle=False)
     except Exception as exc:
@@ -221,6 +242,9 @@ def read_table(path, target=None, features=None):
                 raise DataError(f"{path}: no array {key!r} (arrays: {', '.join(arrays)})")
             table = _from_array(arrays["X"], path, None, features)
             if key is not None:
+                if arrays[key].dtype.kind not in "iuf":
+                    raise DataError(f"{path}: array {key!r} is not real numbers "
+                                    f"({arrays[key].dtype})")
                 y = np.asarray(arrays[key], dtype=np.float64).reshape(-1)
                 if y.shape[0] != table.X.shape[0]:
                     raise DataError(f"{path}: {key!r} has {y.shape[0]} values but X has "

@@ -101,28 +101,35 @@ def save_model(path, model, *, feature_names=None, target=None):
         "loss_history": [float(v) for v in model.loss_history],
         "stop_reason": model.stop_reason,
     }
-    with open(path, "w") as f:
+    with open(path, "w", encoding="utf-8") as f:
         json.dump(document, f, indent=1)
 
 
 def load_model(path):
     """Read a model saved by ``gdcore fit --save`` (or save_model)."""
     try:
-        with open(path) as f:
+        with open(path, encoding="utf-8") as f:
             document = json.load(f)
     except OSError as exc:
         raise ValueError(f"{path}: cannot read the model ({exc.strerror})") from None
+    except UnicodeDecodeError:
+        raise ValueError(f"{path}: not a gdcore model (a binary file, not JSON text)") from None
     except json.JSONDecodeError as exc:
         raise ValueError(f"{path}: not a gdcore model (invalid JSON: {exc})") from None
     if not isinstance(document, dict) or document.get("format") != FORMAT:
         raise ValueError(f"{path}: not a gdcore model file")
-    if document.get("format_version", 0) > FORMAT_VERSION:
-        raise ValueError(f"{path}: saved by a newer gdcore (format version "
-                         f"{document['format_version']}); upgrade gdcore to read it")
+    version = document.get("format_version", 0)
+    if isinstance(version, bool) or not isinstance(version, int) or version < 0:
+        raise ValueError(f"{path}: not a usable gdcore model (format_version must be a "
+                         f"whole number, got {version!r})")
+    if version > FORMAT_VERSION:
+        raise ValueError(f"{path}: saved by a newer gdcore (format version {version}); "
+                         "upgrade gdcore to read it")
     try:
         return _model_of(document)
-    except (KeyError, TypeError, ValueError) as exc:
-        problem = f"no {exc.args[0]!r} entry" if isinstance(exc, KeyError) else exc
+    except (KeyError, TypeError, ValueError, OverflowError) as exc:
+        problem = (f"no {exc.args[0]!r} entry" if isinstance(exc, KeyError) else
+                   "a number too large for float64" if isinstance(exc, OverflowError) else exc)
         raise ValueError(f"{path}: not a usable gdcore model ({problem})") from None
 
 
@@ -131,8 +138,9 @@ def _model_of(document):
     is missing or inconsistent."""
     coef = _numbers(document["coef"], "coef")
     intercept = document["intercept"]
-    if isinstance(intercept, bool) or not isinstance(intercept, (int, float)):
-        raise ValueError(f"intercept must be a number, got {intercept!r}")
+    if (isinstance(intercept, bool) or not isinstance(intercept, (int, float))
+            or not np.isfinite(float(intercept))):    # float(): OverflowError past float64
+        raise ValueError(f"intercept must be a finite number, got {intercept!r}")
     names = document["feature_names"]
     if not isinstance(names, list) or not all(isinstance(name, str) for name in names):
         raise ValueError("feature_names must be a list of column names")

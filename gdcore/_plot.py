@@ -18,6 +18,13 @@ def _pyplot():
     return plt
 
 
+def supported_image_formats():
+    """The file extensions (without the dot) matplotlib can save a figure as."""
+    _pyplot()
+    from matplotlib.backend_bases import FigureCanvasBase
+    return set(FigureCanvasBase.get_supported_filetypes())
+
+
 def plot_loss_curves(curves, ax=None, title=None):
     """Plot {label: loss_history} on a log scale (epochs on x); returns the Axes."""
     plt = _pyplot()

@@ -12,7 +12,6 @@ from sklearn.utils.validation import _check_sample_weight, check_is_fitted, vali
 
 from ._api import fit as _fit
 from ._progress import progress_callback
-from ._result import DivergenceError
 from .optim import make_optimizer
 from .schedules import CosineAnnealingLR, StepLR, make_schedule
 
@@ -35,10 +34,14 @@ class GDRegressor(RegressorMixin, BaseEstimator):
     - ``partial_fit`` runs one epoch over the chunk it is given, keeping the optimizer state
       and schedule position between calls, for data that arrives in pieces.  It has no run
       length, so "step" and "cosine" must be given as schedule objects with explicit sizes.
-    - A call that fails on bad input leaves the model as it was.
+    - A call that fails on bad input, or diverges (``gdcore.DivergenceError``, whose
+      ``.result`` holds the last finite parameters), leaves the model as it was.
     - ``verbose=True`` shows a progress bar (needs tqdm).
-    - On Ctrl-C the estimator keeps the parameters of the last finished update before the
+    - On Ctrl-C the estimator keeps the parameters of the last finished epoch before the
       KeyboardInterrupt propagates, so a warm-started fit can be resumed.
+    - ``optimizer`` and ``schedule`` may be objects from :mod:`gdcore.optim` and
+      :mod:`gdcore.schedules`; ``clone`` copies them and ``set_params(optimizer__lr=...)``
+      reaches into them.
 
     Attributes: ``coef_``, ``intercept_``, ``n_features_in_``, ``feature_names_in_`` (when X
     has column names), ``loss_curve_`` (one loss per epoch since the first fit),
@@ -127,13 +130,12 @@ class GDRegressor(RegressorMixin, BaseEstimator):
         """Put the fitted attributes back as they were if the call fails.
 
         validate_data and fit clear them before gdcore.fit has checked its hyper-parameters.
-        A DivergenceError or Ctrl-C keeps its own outcome (see _run).
+        A DivergenceError restores them too (its .result has the last finite parameters); on
+        Ctrl-C the model keeps the last finished epoch (see _run).
         """
         earlier = {name: self.__dict__[name] for name in _FITTED if name in self.__dict__}
         try:
             yield
-        except DivergenceError:
-            raise
         except Exception:
             for name in _FITTED:
                 self.__dict__.pop(name, None)

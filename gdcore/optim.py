@@ -1,7 +1,7 @@
 """Optimizers: the update rules of ``torch.optim``, for the parameters θ = (w, b).
 
 Each class only holds and validates hyper-parameters; the updates themselves run
-inside the compiled core (``src/_optimizers.pxd``) or, for ``backend="numpy"``,
+inside the compiled core (``src/gd_optimizers.pxd``) or, for ``backend="numpy"``,
 in ``gdcore._reference``.  Names and defaults are those of ``torch.optim``; the
 l2 penalty of :func:`gdcore.fit` plays the part of torch's ``weight_decay`` and
 is applied to the coefficients only.
@@ -18,7 +18,7 @@ import numbers
 __all__ = ["Optimizer", "SGD", "Adagrad", "RMSprop", "Adam", "NormalizedGD",
            "OPTIMIZER_NAMES", "make_optimizer"]
 
-# Integer codes shared with the compiled core (src/_types.pxd).
+# Integer codes shared with the compiled core (src/gd_types.pxd).
 KIND_SGD, KIND_ADAGRAD, KIND_RMSPROP, KIND_ADAM, KIND_NORMALIZED = range(5)
 
 
@@ -54,9 +54,33 @@ def _check_bool(name, value):
 class HyperParameters:
     """A value object: its constructor arguments are its identity (repr, ==, hash)."""
 
-    def get_params(self):
-        """The constructor arguments, as a dict."""
+    def get_params(self, deep=True):
+        """The constructor arguments, as a dict (``deep`` is scikit-learn's argument; these
+        objects hold no nested ones)."""
         return {k: v for k, v in vars(self).items() if not k.startswith("_")}
+
+    def set_params(self, **params):
+        """Change constructor arguments in place, checked as the constructor checks them, and
+        return self: scikit-learn's ``set_params`` (``GDRegressor(optimizer=Adam())
+        .set_params(optimizer__lr=0.01)`` and grid searches over ``optimizer__lr`` use it).
+        The object's identity (==, hash) changes with them."""
+        known = self.get_params()
+        unknown = [name for name in params if name not in known]
+        if unknown:
+            raise ValueError(f"{type(self).__name__} has no parameter {unknown[0]!r}; its "
+                             f"parameters are {', '.join(known)}")
+        checked = type(self)(**{**known, **params})
+        self.__dict__.update(checked.__dict__)
+        return self
+
+    def copy(self):
+        """An equal, independent object."""
+        return type(self)(**self.get_params())
+
+    def __sklearn_clone__(self):
+        # sklearn.base.clone's generic path insists that the constructor store each argument
+        # as given (the same object); betas is rebuilt as a tuple of checked floats
+        return self.copy()
 
     def __repr__(self):
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
@@ -169,7 +193,7 @@ class RMSprop(Optimizer):
     """RMSprop::
 
         v ← α·v + (1 − α)·g²
-        centered:  ḡ ← α·ḡ + (1 − α)·g,   a = √(v − ḡ²) + eps
+        centered:  ḡ ← α·ḡ + (1 − α)·g,   a = √max(v − ḡ², 0) + eps   (≥ 0 but for rounding)
         otherwise: a = √v + eps
         momentum μ > 0:  buf ← μ·buf + g/a,  θ ← θ − lr·buf
         otherwise:       θ ← θ − lr·g/a
@@ -254,7 +278,8 @@ def _lr(lr):
 def make_optimizer(optimizer, lr=None):
     """Resolve ``optimizer`` (a name or an :class:`Optimizer`) with an optional lr override."""
     if isinstance(optimizer, Optimizer):
-        return optimizer if lr is None else optimizer.with_lr(lr)
+        # a copy: the fit's record of it does not change when the caller's object does
+        return optimizer.copy() if lr is None else optimizer.with_lr(lr)
     if isinstance(optimizer, str):
         key = optimizer.lower()
         if key not in _ALIASES:

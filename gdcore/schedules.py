@@ -3,7 +3,7 @@
 Epoch-based schedules are the closed forms of ``torch.optim.lr_scheduler``'s
 classes of the same names, with ``e`` the 0-based epoch; :class:`InverseScaling`
 is update-based (scikit-learn's ``invscaling``) with ``t`` the 1-based update
-count.  The compiled core evaluates the same forms in ``src/_schedules.pxd``;
+count.  The compiled core evaluates the same forms in ``src/gd_schedules.pxd``;
 :meth:`Schedule.factor` is the plain-Python statement of each, used by the
 NumPy reference backend.
 """
@@ -17,7 +17,7 @@ from .optim import HyperParameters, _check_real
 __all__ = ["Schedule", "Constant", "StepLR", "ExponentialLR", "CosineAnnealingLR",
            "LinearLR", "InverseScaling", "SCHEDULE_NAMES", "make_schedule"]
 
-# Integer codes shared with the compiled core (src/_types.pxd).
+# Integer codes shared with the compiled core (src/gd_types.pxd).
 KIND_CONSTANT, KIND_STEP, KIND_EXPONENTIAL, KIND_COSINE, KIND_LINEAR, KIND_INVSCALING = range(6)
 
 
@@ -160,7 +160,7 @@ def make_schedule(schedule, epochs=None):
     if schedule is None:
         return Constant()
     if isinstance(schedule, Schedule):
-        return schedule
+        return schedule.copy()     # the fit's record does not change with the caller's object
     if isinstance(schedule, str):
         key = schedule.lower()
         if key not in _NAMES:

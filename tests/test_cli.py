@@ -120,16 +120,34 @@ def test_demo_plot(tmp_path):
     ("ok.csv", ["fit", "{file}", "--target", "y", "--optimizer", "bogus"], "unknown name"),
     ("ok.csv", ["predict", "{file}", "{file}"], "not a gdcore model"),
     ("ok.csv", ["lr-search", "{file}", "--target", "y", "--grid", "a,b"], "--grid"),
+    ("ok.csv", ["fit", "{file}", "--target", "y", "--features", "a", "y"],
+     "the target column 'y' is also one of the features"),
+    ("ok.csv", ["fit", "{file}", "--target", "y", "--plot", "{file}.xyz"],
+     "the image format comes from the extension"),
+    ("ok.csv", ["fit", "{file}", "--target", "y", "--plot", "{missing}/loss.png"],
+     "no such folder"),
+    ("fake.npy", ["fit", "{file}", "--target", "0"], "not a .npy file"),
+    ("empty.npy", ["fit", "{file}", "--target", "0", "--batch-size", "2"], "has no rows"),
+    ("complex.npz", ["fit", "{file}", "--target", "y"], "array 'y' is not real numbers"),
+    ("strings.npz", ["fit", "{file}", "--target", "y"], "array 'y' is not real numbers"),
 ])
 def test_errors_are_one_line(tmp_path, make_file, args, message):
+    arrays = {
+        "empty.npy": lambda path: np.save(path, np.zeros((0, 3))),
+        "complex.npz": lambda path: np.savez(path, X=np.ones((3, 2)), y=np.ones(3) * 1j),
+        "strings.npz": lambda path: np.savez(path, X=np.ones((3, 2)), y=np.array(["a"] * 3)),
+    }
     contents = {
+        "fake.npy": "not an array",
         "garbage.parquet": "this is not parquet",
         "text.csv": "a,name,y\n1,x,2\n2,z,3\n",
         "nan.csv": "a,b,y\n1,2,3\n,4,5\n",
         "ok.csv": "a,b,y\n1,2,3\n2,4,5\n3,1,1\n",
     }
     path = tmp_path / (make_file or "absent.csv")
-    if make_file:
+    if make_file in arrays:
+        arrays[make_file](path)
+    elif make_file:
         path.write_text(contents[make_file])
     argv = [a.format(file=path, missing=tmp_path / "absent.csv") for a in args]
     proc = gdcore_cli(*argv, check=False)
@@ -138,7 +156,59 @@ def test_errors_are_one_line(tmp_path, make_file, args, message):
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and message in lines[0], proc.stderr
     if make_file:
-        assert path.name in lines[0] or message.startswith(("lr", "unknown", "--grid"))
+        assert (path.name in lines[0] or message.startswith(("lr", "unknown", "--grid"))
+                or "--plot" in lines[0])
+    assert not (tmp_path / "loss.png").exists()
+
+
+@pytest.mark.parametrize("command, message", [
+    (["demo", "--threads", "0"], "--threads must be -1 (all cores) or >= 1, got 0"),
+    (["demo", "--noise", "-1"], "--noise must be a finite number >= 0"),
+    (["demo", "--noise", "nan"], "--noise must be a finite number >= 0"),
+    (["demo", "--seed", "-1"], "--seed must be an int >= 0"),
+    (["demo", "--n", "0"], "--n and --d must be >= 1"),
+    (["demo", "--optimizers", "foo"], "--optimizers: unknown 'foo'; choose from gd, sgd"),
+    (["demo", "--plot", "demo.xyz"], "--plot demo.xyz: the image format"),
+    (["bench", "--n", "0"], "--n must be >= 1000"),
+    (["bench", "--threads", "-3"], "--threads must be"),
+])
+def test_demo_and_bench_refuse_bad_options_before_any_work(command, message):
+    proc = gdcore_cli(*command, check=False)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert lines == [f"gdcore {command[0]}: error: {message}" + lines[0].split(message)[-1]]
+    assert proc.stdout == ""        # refused before the data were made
+
+
+def test_demo_optimizers_list_may_have_spaces():
+    out = gdcore_cli("demo", "--n", "2000", "--d", "3", "--optimizers", "gd, adam").stdout
+    rows = [line.split()[0] for line in out.splitlines()[4:] if line[:1].isalpha()]
+    assert rows[:2] == ["gd", "adam"]
+
+
+def test_a_fit_whose_loss_rose_fails_and_saves_nothing(files, tmp_path):
+    """Unscaled columns and the default lr: the loss grows ~1e40-fold without overflowing."""
+    folder, _ = files
+    unscaled = tmp_path / "unscaled.csv"
+    frame = pd.read_csv(folder / "train.csv")
+    frame["b"] *= 1000.0
+    frame.to_csv(unscaled, index=False)
+    model = tmp_path / "m.json"
+    proc = gdcore_cli("fit", unscaled, "--target", "y", "--epochs", "20", "--save", model,
+                      check=False)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines()[-1].startswith("gdcore fit: error: the loss rose")
+    assert "not saved" in proc.stderr and "--standardize" in proc.stderr
+    assert not model.exists()
+
+
+def test_lr_search_has_no_lr_option(files):
+    folder, _ = files
+    proc = gdcore_cli("lr-search", folder / "train.csv", "--target", "y", "--grid", "0.1",
+                      "--lr", "5", check=False)
+    assert proc.returncode == 2 and "unrecognized arguments: --lr 5" in proc.stderr
+    help_text = gdcore_cli("lr-search", "--help").stdout
+    assert "--lr" not in help_text and "saved with the model" not in help_text
 
 
 def test_progress_bar_only_when_asked(files):
@@ -202,12 +272,20 @@ def test_fit_stopping_and_intercept_options(files, tmp_path):
         np.testing.assert_allclose(saved["coef"], expected.coef, rtol=1e-9)
         assert saved["intercept"] == pytest.approx(expected.intercept, abs=1e-12)
     assert expected.stop_reason == "gtol" and saved["intercept"] == 0.0
-    grow = gdcore_cli("fit", folder / "train.csv", "--target", "y", "--optimizer", "gd",
-                      "--lr", "5", "--standardize")
-    assert summary(grow.stdout)["converged"] == "no"
-    lines = grow.stderr.strip().splitlines()
+    # a loss that swings (momentum) ends above twice its best, but below where it began
+    swing = gdcore_cli("fit", folder / "train.csv", "--target", "y", "--optimizer", "momentum",
+                       "--lr", "0.5", "--standardize")
+    assert summary(swing.stdout)["converged"] == "no"
+    lines = swing.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("gdcore fit: warning: the tol rule")
-    assert lines[0].endswith("or --standardize")
+    assert "more than twice its best" in lines[0] and lines[0].endswith("or --standardize")
+    # one that grows is a failed fit
+    grow = gdcore_cli("fit", folder / "train.csv", "--target", "y", "--optimizer", "gd",
+                      "--lr", "5", "--standardize", check=False)
+    assert grow.returncode == 2 and summary(grow.stdout)["converged"] == "no"
+    lines = grow.stderr.strip().splitlines()
+    assert len(lines) == 2 and lines[0].startswith("gdcore fit: warning: the tol rule")
+    assert lines[1].startswith("gdcore fit: error: the loss rose from")
 
 
 def npy_problem(path, n, d, seed=0):
@@ -365,6 +443,17 @@ def test_divergence_is_one_line_without_python_attributes(files):
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "stopped being finite in epoch" in lines[0]
     assert ".result" not in lines[0]
+    assert "try a smaller --lr" in lines[0] and "or --standardize" in lines[0]
+
+
+def test_l1_with_another_optimizer_names_the_flags(files):
+    folder, _ = files
+    proc = gdcore_cli("fit", folder / "train.csv", "--target", "y", "--l1", "0.1",
+                      "--optimizer", "adam", check=False)
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == (
+        "gdcore fit: error: --l1 > 0 needs an SGD-family optimizer (sgd, momentum, nesterov); "
+        "got Adam. Use --l2, or --optimizer sgd")
 
 
 @pytest.mark.parametrize("change, problem_text", [
@@ -372,6 +461,10 @@ def test_divergence_is_one_line_without_python_attributes(files):
     (lambda m: m.update(coef=m["coef"][:2]), "3 feature names but 2 coefficients"),
     (lambda m: m.update(intercept="x"), "intercept"),
     (lambda m: m["standardize"].update(scale=[1.0]), "scale"),
+    (lambda m: m.update(format_version="2"), "format_version must be a whole number"),
+    (lambda m: m.update(intercept=float("nan")), "intercept must be a finite number"),
+    (lambda m: m.update(intercept=10 ** 400), "a number too large for float64"),
+    (lambda m: m.update(coef=[10 ** 400] * 3), "a number too large for float64"),
 ])
 def test_predict_with_a_corrupted_model_is_one_line(files, tmp_path, change, problem_text):
     folder, _ = files
@@ -388,6 +481,14 @@ def test_predict_with_a_corrupted_model_is_one_line(files, tmp_path, change, pro
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and problem_text in lines[0] and str(model) in lines[0]
+
+
+def test_predict_with_a_binary_file_as_the_model_names_it(files):
+    folder, _ = files
+    proc = gdcore_cli("predict", folder / "train.npy", folder / "train.csv", check=False)
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == (f"gdcore predict: error: {folder / 'train.npy'}: not a "
+                                   "gdcore model (a binary file, not JSON text)")
 
 
 def test_demo_footer_does_not_call_the_noise_variance_a_floor():

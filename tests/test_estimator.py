@@ -124,7 +124,13 @@ BAD_CALLS = [
     pytest.param(lambda m, X, y: m.set_params(schedule="cosine").partial_fit(X, y),
                  id="partial_fit-cosine"),
     pytest.param(lambda m, X, y: m.partial_fit(_with_nan(X), y), id="partial_fit-nan"),
+    # a first update of ~1e308 per unit gradient overflows: DivergenceError in epoch 1
+    pytest.param(lambda m, X, y: m.set_params(lr=1e308, tol=None).fit(X[:, :2], y),
+                 id="fit-diverges"),
+    pytest.param(lambda m, X, y: m.set_params(lr=1e308).partial_fit(X * 1e3, y),
+                 id="partial_fit-diverges"),
 ]
+FAILURES = (ValueError, TypeError, gdcore.DivergenceError)
 # Calls that fail only because of what an earlier fit left.
 BAD_AFTER_A_FIT = [
     pytest.param(lambda m, X, y: m.set_params(warm_start=True, optimizer="adam").fit(X, y),
@@ -149,7 +155,7 @@ def test_failed_call_keeps_the_earlier_fit(bad_call, warm_start):
     X, y, _ = problem(n=60, d=3)
     model = GDRegressor(epochs=20, warm_start=warm_start).fit(X, y)
     before, predicted = _fitted_state(model), model.predict(X)
-    with pytest.raises((ValueError, TypeError)):
+    with pytest.raises(FAILURES):
         bad_call(model, X, y)
     assert _fitted_state(model) == before
     assert model.predict(X).tobytes() == predicted.tobytes()
@@ -159,7 +165,7 @@ def test_failed_call_keeps_the_earlier_fit(bad_call, warm_start):
 def test_failed_call_leaves_an_unfitted_model_unfitted(bad_call):
     X, y, _ = problem(n=60, d=3)
     model = GDRegressor(epochs=20)
-    with pytest.raises((ValueError, TypeError)):
+    with pytest.raises(FAILURES):
         bad_call(model, X, y)
     with pytest.raises(NotFittedError):
         check_is_fitted(model)
@@ -240,3 +246,48 @@ def test_running_out_of_epochs_warns_as_scikit_learn_does():
         GDRegressor(optimizer="gd", lr=0.1, epochs=3, tol=None).fit(X, y)   # no rule to meet
         model = GDRegressor(optimizer="gd", lr=0.5, epochs=10_000).fit(X, y)
         assert model.result_.stop_reason == "tol"
+
+
+def test_optimizer_and_schedule_objects_clone_and_search():
+    """Objects from gdcore.optim / gdcore.schedules as parameters: clone copies them,
+    set_params reaches into them (checked as their constructors check), grid searches over
+    them or their arguments fit as gdcore.fit does with the same objects."""
+    from sklearn.base import clone
+    from sklearn.model_selection import cross_val_score
+    from gdcore.optim import SGD, Adam
+    from gdcore.schedules import CosineAnnealingLR
+    X, y, _ = problem(n=90, d=3)
+    model = GDRegressor(optimizer=Adam(lr=0.05), schedule=CosineAnnealingLR(T_max=30),
+                        epochs=30, tol=None)
+    twin = clone(model)
+    assert twin.optimizer == model.optimizer and twin.optimizer is not model.optimizer
+    assert twin.schedule == model.schedule and twin.schedule is not model.schedule
+    assert model.get_params()["optimizer__betas"] == (0.9, 0.999)
+    assert np.all(np.isfinite(cross_val_score(model, X, y, cv=3)))
+    model.set_params(optimizer__lr=0.2, schedule__eta_min=0.01)
+    assert model.optimizer == Adam(lr=0.2) and model.schedule == CosineAnnealingLR(30, 0.01)
+    assert twin.optimizer == Adam(lr=0.05)      # the clone is independent
+    with pytest.raises(ValueError, match="Adam has no parameter 'momentum'"):
+        model.set_params(optimizer__momentum=0.9)
+    with pytest.raises(ValueError, match="lr must be > 0"):
+        model.set_params(optimizer__lr=-1.0)
+    assert model.optimizer == Adam(lr=0.2)      # a refused change leaves it as it was
+    search = GridSearchCV(GDRegressor(epochs=30, tol=None),
+                          {"optimizer": [SGD(lr=0.1), Adam(lr=0.1)]}, cv=3).fit(X, y)
+    best = search.best_params_["optimizer"]
+    expected = gdcore.fit(X, y, optimizer=best, epochs=30, tol=None)
+    np.testing.assert_array_equal(search.best_estimator_.coef_, expected.coef)
+    search = GridSearchCV(GDRegressor(optimizer=Adam(), epochs=30, tol=None),
+                          {"optimizer__lr": [0.01, 0.1]}, cv=3).fit(X, y)
+    expected = gdcore.fit(X, y, optimizer=Adam(lr=search.best_params_["optimizer__lr"]),
+                          epochs=30, tol=None)
+    np.testing.assert_array_equal(search.best_estimator_.coef_, expected.coef)
+
+
+def test_a_fit_keeps_its_own_copy_of_the_optimizer():
+    from gdcore.optim import Adam
+    X, y, _ = problem(n=40, d=2)
+    optimizer = Adam(lr=0.05)
+    result = gdcore.fit(X, y, optimizer=optimizer, epochs=3)
+    optimizer.set_params(lr=0.5)
+    assert result.optimizer == Adam(lr=0.05)

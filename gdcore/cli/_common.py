@@ -18,16 +18,21 @@ def add_data_arguments(parser, target_required=True):
     parser.add_argument("data", help="CSV, Parquet (.parquet), .npy or .npz file, or a folder "
                                      "of Parquet/CSV files (read one at a time, full batch)")
     parser.add_argument("--target", required=target_required,
-                        help="the target column (a column index for .npy)")
+                        help="the target column (a column index for .npy; for a .npz of "
+                             "arrays X and y, the target array's name: y)")
     parser.add_argument("--features", nargs="+", metavar="COL",
                         help="feature columns (default: every other column)")
 
 
-def add_fit_arguments(parser, epochs=100):
+def add_fit_arguments(parser, epochs=100, lr=True, saves_model=True):
+    """The options of gdcore.fit; ``lr=False`` leaves out --lr (for a command that chooses
+    the rates itself), ``saves_model=False`` says --standardize's scaling is not saved."""
     parser.add_argument("--optimizer", default="sgd",
                         help="sgd, gd, momentum, nesterov, adagrad, rmsprop, adam, amsgrad, "
                              "normalized (default sgd)")
-    parser.add_argument("--lr", type=float, default=None, help="learning rate")
+    if lr:
+        parser.add_argument("--lr", type=float, default=None,
+                            help="learning rate (default: the optimizer's)")
     parser.add_argument("--epochs", type=int, default=epochs)
     parser.add_argument("--batch-size", type=int, default=None)
     parser.add_argument("--schedule", default="constant",
@@ -37,8 +42,8 @@ def add_fit_arguments(parser, epochs=100):
     parser.add_argument("--threads", type=int, default=None, help="n_threads")
     parser.add_argument("--seed", type=int, default=None)
     parser.add_argument("--standardize", action="store_true",
-                        help="scale features to mean 0, variance 1 before fitting "
-                             "(saved with the model)")
+                        help="scale features to mean 0, variance 1 before fitting"
+                             + (" (saved with the model)" if saves_model else ""))
     parser.add_argument("--no-intercept", dest="fit_intercept", action="store_false",
                         help="fit y = X·w without b")
 
@@ -66,7 +71,7 @@ def stopping_options(args):
 
 
 def fit_options(args):
-    return dict(optimizer=args.optimizer, lr=args.lr, epochs=args.epochs,
+    return dict(optimizer=args.optimizer, lr=getattr(args, "lr", None), epochs=args.epochs,
                 batch_size=args.batch_size, schedule=args.schedule, l2=args.l2, l1=args.l1,
                 n_threads=args.threads, seed=args.seed, fit_intercept=args.fit_intercept)
 
@@ -124,8 +129,6 @@ class NpyData(StreamedData):
         if target is None:
             raise DataError(f"{path}: give the target column with --target")
         self.blocks = npy_blocks(path, target, features)
-        if self.blocks.n_rows == 0:
-            raise DataError(f"{path}: the array has no rows")
         self.target, self.feature_names = target, self.blocks.feature_names
         if standardize:
             self.standardize()
@@ -233,21 +236,58 @@ FLAGS = {"n_threads": "--threads", "batch_size": "--batch-size",
          "n_iter_no_change": "--n-iter-no-change", "epochs": "--epochs", "lr": "--lr",
          "l1": "--l1", "l2": "--l2", "seed": "--seed", "tol": "--tol", "gtol": "--gtol",
          "optimizer": "--optimizer", "schedule": "--schedule"}
-ARGUMENT_AT_START = re.compile(r"^(%s)\b(?=( must|:| applies))" % "|".join(FLAGS))
+ARGUMENT_AT_START = re.compile(r"^(%s)\b(?=( must|:| applies| >))" % "|".join(FLAGS))
 FLAG_MAY_BE_NONE = re.compile(r"^(--[a-z-]+ )must be None, ")
+
+
+# the library's advice, and the options it names, in the command line's words
+CLI_WORDS = [("standardise X", "--standardize"), ("try a smaller lr", "try a smaller --lr"),
+             ("Use l2, or optimizer='sgd'", "Use --l2, or --optimizer sgd")]
+
+
+def in_cli_words(text):
+    for library, command_line in CLI_WORDS:
+        text = text.replace(library, command_line)
+    return text
 
 
 def fail(command, message):
     """Print ``message`` (an exception or text) as one error line; returns exit status 2."""
     if isinstance(message, DivergenceError):
         # .result is the library's handle on the last parameters, not the command line's
-        message = str(message).replace(" The last finite parameters are in .result", "")
+        message = in_cli_words(str(message).replace(
+            " The last finite parameters are in .result", ""))
     elif isinstance(message, (ValueError, TypeError)) and not isinstance(message, DataError):
         message = ARGUMENT_AT_START.sub(lambda match: FLAGS[match.group(1)], str(message))
         # A flag left out is the library's None: the command line cannot pass None itself.
-        message = FLAG_MAY_BE_NONE.sub(r"\1must be ", message)
+        message = in_cli_words(FLAG_MAY_BE_NONE.sub(r"\1must be ", message))
     print(f"gdcore {command}: error: {message}", file=sys.stderr)
     return 2
+
+
+def loss_rose(result):
+    """Whether a fit ended with its loss above where it began: a rate that diverges without
+    overflowing, no better a fit than one whose loss stopped being finite."""
+    return result.final_loss > result.loss_history[0]
+
+
+def check_plot_path(path):
+    """Raise ValueError naming --plot if the loss plot cannot be written to ``path``: checked
+    before a fit, so that a long fit does not end in an error about its picture."""
+    if path is None:
+        return
+    from .._plot import supported_image_formats
+    try:
+        formats = supported_image_formats()
+    except ImportError as exc:
+        raise ValueError(f"--plot: {exc}") from None
+    suffix = os.path.splitext(path)[1].lower().lstrip(".")
+    if suffix not in formats:
+        raise ValueError(f"--plot {path}: the image format comes from the extension; use one "
+                         f"of {', '.join('.' + f for f in sorted(formats))}")
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise ValueError(f"--plot {path}: no such folder {folder}")
 
 
 def r2_score(y, predictions):

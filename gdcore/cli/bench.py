@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from .. import bench
+from .._validation import resolve_n_threads
+from ._common import fail
 
 
 def add_parser(subparsers):
@@ -21,6 +23,12 @@ def add_parser(subparsers):
 
 
 def run(args):
+    try:
+        if args.n < 1000 or args.d < 1:
+            raise ValueError(f"--n must be >= 1000 and --d >= 1, got {args.n} and {args.d}")
+        resolve_n_threads(args.threads)
+    except (ValueError, TypeError) as exc:
+        return fail("bench", exc)
     print(f"gdcore bench on {bench.describe_machine(bench.machine_description())}", flush=True)
     results = bench.run_benchmarks(n=args.n, d=args.d, n_threads=args.threads,
                                    quick=args.quick, seed=args.seed,

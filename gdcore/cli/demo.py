@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import math
 import time
 
 import numpy as np
 
-from .. import fit, make_regression
+from .. import DivergenceError, fit, make_regression
+from .._validation import make_rng, resolve_n_threads
 from ..schedules import CosineAnnealingLR
+from ._common import check_plot_path, fail
 
 # (label, fit options): settings under which each optimizer converges on standardised data.
 # Full-batch for the deterministic methods, mini-batches of 256 for the stochastic ones.
@@ -53,24 +56,48 @@ def add_parser(subparsers):
     return p
 
 
-def run(args):
+def chosen_runs(optimizers):
+    """DEMO_RUNS, or those whose optimizer --optimizers names (comma-separated)."""
+    if optimizers is None:
+        return DEMO_RUNS
+    known = [label.split()[0] for label, _ in DEMO_RUNS]
+    wanted = [name.strip() for name in optimizers.split(",") if name.strip()]
+    unknown = [name for name in wanted if name not in known]
+    if unknown or not wanted:
+        raise ValueError(f"--optimizers: unknown {', '.join(map(repr, unknown)) or 'empty list'}"
+                         f"; choose from {', '.join(known)}")
+    return [run for run in DEMO_RUNS if run[0].split()[0] in wanted]
+
+
+def check_arguments(args):
+    """Every option checked before the data are made (which takes seconds at the default size)."""
     if args.n < 1 or args.d < 1:
-        raise SystemExit("gdcore demo: --n and --d must be >= 1")
+        raise ValueError(f"--n and --d must be >= 1, got {args.n} and {args.d}")
+    if not (math.isfinite(args.noise) and args.noise >= 0):
+        raise ValueError(f"--noise must be a finite number >= 0, got {args.noise}")
+    resolve_n_threads(args.threads)
+    make_rng(args.seed)
+    check_plot_path(args.plot)
+    return chosen_runs(args.optimizers)
+
+
+def run(args):
+    try:
+        runs = check_arguments(args)
+    except (ValueError, TypeError) as exc:
+        return fail("demo", exc)
     print(f"gdcore demo: {args.n:,} x {args.d} {args.dtype}, noise {args.noise}, "
           f"seed {args.seed}", flush=True)
     started = time.perf_counter()
     X, y, true_coef = make_regression(args.n, args.d, noise=args.noise, intercept=1.0,
                                       seed=args.seed, dtype=args.dtype)
     print(f"generated in {time.perf_counter() - started:.1f} s\n", flush=True)
-    wanted = None if args.optimizers is None else set(args.optimizers.split(","))
     header = (f"{'optimizer':<22}{'epochs':>7}{'stop':>8}{'final MSE':>13}{'|w - w*|':>12}"
               f"{'seconds':>9}")
     curves = {}
     print(header)
     print("-" * len(header), flush=True)
-    for label, options in DEMO_RUNS:
-        if wanted is not None and label.split()[0] not in wanted:
-            continue
+    for label, options in runs:
         options = dict(options)
         if options.get("batch_size"):
             # Small problems have few batches an epoch: give the stochastic methods at least
@@ -79,7 +106,10 @@ def run(args):
             options["epochs"] = max(options["epochs"], -(-MIN_UPDATES // per_epoch))
         if options["optimizer"] == "normalized":
             options["schedule"] = CosineAnnealingLR(T_max=options["epochs"])
-        result = fit(X, y, seed=args.seed, n_threads=args.threads, **options)
+        try:
+            result = fit(X, y, seed=args.seed, n_threads=args.threads, **options)
+        except DivergenceError as exc:    # e.g. a --noise so large that a demo lr is too big
+            return fail("demo", f"{label}: {exc}")
         curves[label] = result.loss_history
         residual = X @ result.coef + result.intercept - y
         mse = float(np.mean(np.square(residual, dtype=np.float64)))
@@ -90,7 +120,10 @@ def run(args):
           f"{args.noise ** 2:.6g}; a fit's in-sample MSE can be lower)")
     if args.plot:
         from .._plot import save_loss_plot
-        save_loss_plot(args.plot, curves, title=f"gdcore demo: {args.n:,} x {args.d} "
-                                                f"{args.dtype}")
+        try:
+            save_loss_plot(args.plot, curves, title=f"gdcore demo: {args.n:,} x {args.d} "
+                                                    f"{args.dtype}")
+        except (ImportError, OSError, ValueError) as exc:
+            return fail("demo", f"--plot {args.plot}: {exc}")
         print(f"plot written to {args.plot}")
     return 0

@@ -12,8 +12,9 @@ from .. import ConvergenceWarning, DivergenceError
 from .._io import DataError
 from .._model_io import SavedModel, save_model
 from .._progress import progress_callback
-from ._common import (add_data_arguments, add_fit_arguments, add_stopping_arguments, fail,
-                      fit_data, fit_options, load, residual_summary, stopping_options)
+from ._common import (add_data_arguments, add_fit_arguments, add_stopping_arguments,
+                      check_plot_path, fail, fit_data, fit_options, in_cli_words, load,
+                      loss_rose, residual_summary, stopping_options)
 
 
 def add_parser(subparsers):
@@ -34,6 +35,10 @@ def add_parser(subparsers):
 
 def run(args):
     try:
+        check_plot_path(args.plot)
+    except ValueError as exc:
+        return fail("fit", exc)
+    try:
         callback, close = progress_callback(args.epochs, enabled=args.progress,
                                             desc="gdcore fit")
     except ImportError as exc:      # --progress without tqdm
@@ -51,9 +56,7 @@ def run(args):
         if close is not None:
             close()
     for warning in caught:
-        # the library's advice, in the command line's words
-        advice = str(warning.message).replace("standardise X", "--standardize")
-        print(f"gdcore fit: warning: {advice}", file=sys.stderr)
+        print(f"gdcore fit: warning: {in_cli_words(str(warning.message))}", file=sys.stderr)
     print(f"data           {args.data}: {rows:,} rows x {len(data.feature_names)} features, "
           f"target {data.target!r}")
     print(f"optimizer      {result.optimizer!r}")
@@ -69,9 +72,15 @@ def run(args):
             from .._plot import save_loss_plot
             save_loss_plot(args.plot, {args.optimizer: result.loss_history},
                            title=f"gdcore fit {args.data}")
-        except (ImportError, OSError) as exc:
+        except (ImportError, OSError, ValueError) as exc:
             return fail("fit", f"--plot {args.plot}: {exc}")
         print(f"plot           {args.plot}")
+    if loss_rose(result):
+        # a model worse than none: not saved, and the exit status says so
+        return fail("fit", f"the loss rose from {result.loss_history[0]:.6g} to "
+                           f"{result.final_loss:.6g}: the fit diverged"
+                           + (" and was not saved" if args.save else "")
+                           + "; try a smaller --lr or --standardize")
     if args.save:
         model = SavedModel(coef=np.asarray(result.coef, dtype=np.float64),
                            intercept=result.intercept, feature_names=data.feature_names,

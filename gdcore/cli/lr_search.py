@@ -8,7 +8,8 @@ import numpy as np
 
 from .. import DivergenceError
 from .._io import DataError
-from ._common import add_data_arguments, add_fit_arguments, fail, fit_data, fit_options, load
+from ._common import (add_data_arguments, add_fit_arguments, fail, fit_data, fit_options, load,
+                      loss_rose)
 
 # ranked in this order, then by final loss: rates whose loss fell, rose, or stopped being finite
 STATUS_ORDER = ("ok", "rose", "diverged")
@@ -22,7 +23,7 @@ def add_parser(subparsers):
                     "('ok'), then those whose loss rose above its first epoch's ('rose'), "
                     "then those that diverged.")
     add_data_arguments(p)
-    add_fit_arguments(p, epochs=5)
+    add_fit_arguments(p, epochs=5, lr=False, saves_model=False)
     how = p.add_mutually_exclusive_group(required=True)
     how.add_argument("--grid", metavar="LR,LR,...", help="comma-separated learning rates")
     how.add_argument("--random", type=int, metavar="N",
@@ -67,8 +68,7 @@ def run(args):
         options = dict(fit_options(args), lr=rate)
         try:
             result = fit_data(args, table, tol=None, **options)
-            # a loss that grew without overflowing is no better a rate than one that diverged
-            status = "rose" if result.final_loss > result.loss_history[0] else "ok"
+            status = "rose" if loss_rose(result) else "ok"
             rows.append((result.final_loss, rate, result.n_epochs, result.elapsed, status))
         except DivergenceError as exc:
             rows.append((math.inf, rate, exc.result.n_epochs, float("nan"), "diverged"))
