@@ -16,7 +16,7 @@ import numpy as np
 
 from . import _core
 from ._api import finish_run, prepare_run
-from ._precompute import augmented_gram, check_gram, merge_grams
+from ._precompute import augmented_gram, check_gram, gram_epoch_sums, merge_grams
 from ._reference import (STATUS_LOSS_NOT_FINITE, STATUS_OK, STATUS_PARAMS_NOT_FINITE,
                          finite_in_data_precision, stop_after_epoch)
 from ._validation import check_data, check_weight_sum
@@ -155,5 +155,5 @@ def fit_chunks(chunks, *, optimizer=None, lr=None, epochs=100, schedule=None, l2
                                               for p in source))
         check_weight_sum(gram[-1, -1], "over all chunks")
         check_gram(gram)
-        return run_full_batch(run, lambda theta: _core.gram_sums(gram, theta))
+        return run_full_batch(run, gram_epoch_sums(gram, streamed_sums))
     return finish_run(run, execute)

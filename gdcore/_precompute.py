@@ -114,3 +114,15 @@ def gram_is_cheaper(n, d, epochs):
     streaming = epochs * n * d
     gram = n * d * (1.0 + d / 25.0) + epochs * d * d
     return gram < streaming
+
+
+def gram_epoch_sums(gram, streamed_sums):
+    """An epoch's sums for run_full_batch in Gram mode: from the Gram matrix, or from
+    ``streamed_sums`` (a pass over the data) when the fit is so near exact that the Gram
+    matrix's loss is mostly rounding (as the core's own Gram epochs do)."""
+    from . import _core
+
+    def sums(theta):
+        from_gram, precise = _core.gram_sums(gram, theta)
+        return from_gram if precise else streamed_sums(theta)
+    return sums

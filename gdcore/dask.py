@@ -26,7 +26,7 @@ import numpy as np
 from . import _core
 from ._api import finish_run, prepare_run
 from ._chunked import run_full_batch
-from ._precompute import augmented_gram, check_gram, merge_grams
+from ._precompute import augmented_gram, check_gram, gram_epoch_sums, merge_grams
 from ._validation import check_data, check_weight_sum
 
 __all__ = ["fit"]
@@ -185,5 +185,5 @@ def fit(X, y, *, sample_weight=None, optimizer=None, lr=None, epochs=100, batch_
         gram = _tree_sum(dask, [block_gram(xb, yb, wb) for xb, yb, wb
                                 in zip(x_blocks, y_blocks, w_blocks)], merge_grams).compute()
         check_gram(gram)
-        return run_full_batch(run, lambda theta: _core.gram_sums(gram, theta))
+        return run_full_batch(run, gram_epoch_sums(gram, distributed_sums))
     return finish_run(run, execute)

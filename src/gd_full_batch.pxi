@@ -150,10 +150,9 @@ cdef int serial_epochs(
 ) noexcept nogil:
     """full_batch_epochs on the calling thread (block_sums may still thread each pass)."""
     cdef Py_ssize_t m = d + 1, work = 0
-    cdef Py_ssize_t epoch_work = (d + 2) * (d + 2) if gram != NULL else n * (d + 1)
     cdef long long k
     cdef int status = STATUS_OK
-    cdef bint gtol_reached
+    cdef bint gtol_reached, streamed
     cdef double loss
     for k in range(max_epochs):
         gtol_reached = False
@@ -161,11 +160,11 @@ cdef int serial_epochs(
             X, y, sample_weight, theta, grad, state, state + m, state + 2 * m, backup, n, d,
             &options.optimizer, &options.schedule, info.n_epochs, &info.n_updates,
             options.l2, options.l1, options.fit_intercept, options.gtol, options.n_threads,
-            part_sums, sums, gram, &loss, &gtol_reached)
+            part_sums, sums, gram, &loss, &gtol_reached, &streamed)
         if status != STATUS_OK:
             break
         record_epoch(loss, gtol_reached, options, history, info)
-        work += epoch_work
+        work += n * (d + 1) if streamed else (d + 2) * (d + 2)
         if info.stop_reason != STOP_EPOCHS or work >= max_work:
             break
     return status

@@ -83,6 +83,28 @@ def test_gram_mode_keeps_small_losses_under_large_offsets(weighted):
         np.testing.assert_allclose(losses, expected, rtol=1e-4)
 
 
+@pytest.mark.parametrize("noise", [1e-3, 1e-5])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_gram_mode_losses_of_a_near_exact_fit_are_the_streaming_ones(noise, weighted):
+    """With R² within ~1e-7 of 1, Gram mode's Σrᵢ² is a difference of terms ~1e7 to 1e11 times
+    larger, so its rounding alone was ~1e-7 to 1e-5 of the loss (rtol 1e-10 is the
+    contract): such epochs take their sums from a pass over the data, in gdcore.fit and in
+    fit_chunks, and the whole trajectory is the NumPy reference's."""
+    X, y, _ = gdcore.make_regression(20000, 20, noise=noise, intercept=3.0, seed=0)
+    weights = np.random.default_rng(1).uniform(0.5, 1.5, len(y)) if weighted else None
+    options = dict(optimizer="gd", lr=0.9, epochs=40, tol=None, sample_weight=weights)
+    reference = gdcore.fit(X, y, backend="numpy", **options)
+    assert reference.final_loss < 1e-4 * np.var(y)     # near exact: 1 − R² ≈ 2·J / var(y)
+    gram = gdcore.fit(X, y, precompute=True, **options)
+    np.testing.assert_allclose(gram.loss_history, reference.loss_history, rtol=1e-10)
+    np.testing.assert_allclose(gram.coef, reference.coef, rtol=1e-10)
+    pieces = [(X[i:i + 5000], y[i:i + 5000]) + ((weights[i:i + 5000],) if weighted else ())
+              for i in range(0, len(y), 5000)]
+    options.pop("sample_weight")
+    chunked = gdcore.fit_chunks(pieces, precompute=True, **options)
+    np.testing.assert_allclose(chunked.loss_history, reference.loss_history, rtol=1e-10)
+
+
 def test_gram_mode_moments_merge_as_one_pass():
     """The packed means and centred moments, formed from blocks (chunks of several sizes, one
     of weight 0) and merged, are those of all rows at once, and equal NumPy's weighted
