@@ -104,6 +104,7 @@ class Run:
     n_threads: int
     d: int
     backend: str
+    dtype: np.dtype
 
 
 def prepare_run(n, d, dtype, *, optimizer, lr, epochs, batch_size, schedule, l2, l1,
@@ -129,8 +130,11 @@ def prepare_run(n, d, dtype, *, optimizer, lr, epochs, batch_size, schedule, l2,
     state = _initial_state(init, opt, d, dtype, settings.fit_intercept)
     rng = make_rng(seed)
     if state.rng_state is not None:
+        # the continued fit's own stream, in a generator of its own: a Generator passed as
+        # seed (ignored when continuing) is left as it was
+        rng = np.random.Generator(getattr(np.random, state.rng_state["bit_generator"])())
         rng.bit_generator.state = state.rng_state
-    run = Run(settings, opt, sched, state, rng, None, n_threads, d, backend)
+    run = Run(settings, opt, sched, state, rng, None, n_threads, d, backend, np.dtype(dtype))
     run.on_epoch = None if callback is None else _epoch_reporter(callback, run)
     return run
 
@@ -140,7 +144,7 @@ def finish_run(run, execute):
     a DivergenceError, or a KeyboardInterrupt carrying the partial result."""
     state, opt = run.state, run.opt
     started = time.perf_counter()
-    earlier_epochs = len(state.loss_history)
+    earlier_epochs, earlier_updates = len(state.loss_history), state.n_updates
 
     def result(stop_reason, keep_state=True):
         return _result(state, opt, run.sched, run.settings, stop_reason,
@@ -154,14 +158,20 @@ def finish_run(run, execute):
         raise
     state.rng_state = run.rng.bit_generator.state
     if stop_reason == "diverged":
-        what = ("the loss" if status == _reference.STATUS_LOSS_NOT_FINITE
-                else "the parameters")
         epoch = state.n_epochs + 1
-        raise DivergenceError(
-            f"{what} stopped being finite in epoch {epoch} (lr={opt.lr:g}, "
-            f"{type(opt).__name__}); try a smaller lr (e.g. {opt.lr / 10:g}) or standardise X. "
-            "The last finite parameters are in .result", result=result("diverged", False),
-            epoch=epoch)
+        if status == _reference.STATUS_LOSS_NOT_FINITE and state.n_updates == earlier_updates:
+            # no update was made: the data (or init) overflow, whatever the learning rate
+            message = (f"the loss is not finite at the starting parameters (epoch {epoch}, "
+                       f"before any update): the squared residuals overflow {run.dtype}, so "
+                       "no learning rate can help; rescale y (and X)")
+        else:
+            what = ("the loss" if status == _reference.STATUS_LOSS_NOT_FINITE
+                    else "the parameters")
+            message = (f"{what} stopped being finite in epoch {epoch} (lr={opt.lr:g}, "
+                       f"{type(opt).__name__}); try a smaller lr (e.g. {opt.lr / 10:g}) or "
+                       "standardise X")
+        raise DivergenceError(message + ". The last finite parameters are in .result",
+                              result=result("diverged", False), epoch=epoch)
     outcome = result(stop_reason)
     losses = state.loss_history[earlier_epochs:]
     if stop_reason == "tol" and _unsettled(losses, state.best_loss, run.settings.tol):

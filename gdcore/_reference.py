@@ -22,8 +22,13 @@ def objective_and_gradient(X, y, s, w, b, l2, l1, fit_intercept):
     S = s.sum()
     sr = s * r
     r64, w64 = r.astype(np.float64, copy=False), w.astype(np.float64, copy=False)
-    J = (np.dot(sr.astype(np.float64, copy=False), r64) / (2 * float(S))
-         + (l2 / 2) * np.dot(w64, w64) + l1 * np.abs(w64).sum())
+    J = np.dot(sr.astype(np.float64, copy=False), r64) / (2 * float(S))
+    # each penalty only when its weight is > 0, as the core adds them: 0·‖w‖² is NaN, not 0,
+    # once ‖w‖² overflows
+    if l2 > 0:
+        J += (l2 / 2) * np.dot(w64, w64)
+    if l1 > 0:
+        J += l1 * np.abs(w64).sum()
     grad_w = X.T @ sr / S + l2 * w
     grad_b = sr.sum() / S if fit_intercept else 0.0
     return float(J), grad_w, grad_b

@@ -71,7 +71,9 @@ def _check_dtype(name, arr):
 
 
 def _as_array(name, value):
-    if isinstance(value, np.ndarray):
+    if isinstance(value, np.matrix):
+        arr = np.asarray(value)     # a view: numpy.matrix stays 2-D through reshape(-1)
+    elif isinstance(value, np.ndarray):
         arr = value
     else:
         try:

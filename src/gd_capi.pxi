@@ -6,7 +6,7 @@
 
 from cpython.pycapsule cimport PyCapsule_New
 from cpython.pyport cimport PY_SSIZE_T_MAX
-from libc.math cimport floor
+from libc.math cimport floor, frexp, ldexp
 
 from gdcore.capi cimport (GDCORE_API_VERSION_MAJOR, GDCORE_API_VERSION_MINOR, GD_OK,
                           GD_ERR_NULL, GD_ERR_SHAPE, GD_ERR_INPUT, GD_ERR_WEIGHTS,
@@ -23,13 +23,13 @@ cdef const char* capi_strerror(int code) noexcept nogil:
     if code == GD_ERR_SHAPE:
         return "n and d must be >= 1"
     if code == GD_ERR_INPUT:
-        return "X, y, weights, theta or state contain NaN or infinity"
+        return "X, y, weights or theta contain NaN or infinity, state contains NaN, or theta's intercept is not 0 with fit_intercept = 0"
     if code == GD_ERR_WEIGHTS:
         return "weights must be >= 0 with a positive, finite sum"
     if code == GD_ERR_OPTIONS:
         return "an option is out of range or names an unknown optimizer or schedule kind"
     if code == GD_ERR_LOSS_NOT_FINITE:
-        return "diverged: the loss stopped being finite (theta holds the last finite values); try a smaller lr"
+        return "diverged: the loss (or, from loss_grad, the gradient) is not finite (a fit's theta holds the last finite values); try a smaller lr, or rescale the data"
     if code == GD_ERR_PARAMS_NOT_FINITE:
         return "diverged: an update made the parameters non-finite (theta holds the last finite values); try a smaller lr"
     if code == GD_ERR_NO_MEMORY:
@@ -113,6 +113,51 @@ cdef int check_data(const floating* X, const floating* y, const floating* weight
     return GD_OK
 
 
+cdef inline bint has_nan(const floating* v, Py_ssize_t n) noexcept nogil:
+    cdef Py_ssize_t i
+    for i in range(n):
+        if isnan(v[i]):
+            return True
+    return False
+
+
+cdef inline bint bad_intercept(const floating* theta, Py_ssize_t d,
+                               int fit_intercept) noexcept nogil:
+    """theta[d] is b; without an intercept it must be 0, as gdcore.fit's init must have it."""
+    return not fit_intercept and theta[d] != 0
+
+
+# Weights are brought near 1 (the largest in [0.5, 1)) by a power of two when their largest
+# is further than this many binades from it, as gdcore.fit does (_validation._weights_near_one):
+# the fit is the same, and sᵢrᵢ² cannot overflow, nor 1/S, for weights at any scale.
+cdef enum:
+    WEIGHT_SCALE_LIMIT = 64
+
+
+cdef int weights_near_one(const floating* weights, Py_ssize_t n,
+                          floating** scaled) noexcept nogil:
+    """scaled[0]: weights, or a malloc'ed copy scaled by a power of two (the caller frees
+    it when it is not weights).  Returns GD_OK or GD_ERR_NO_MEMORY."""
+    cdef double largest = 0.0
+    cdef int exponent
+    cdef Py_ssize_t i
+    scaled[0] = <floating*>weights
+    if weights == NULL:
+        return GD_OK
+    for i in range(n):
+        if weights[i] > largest:
+            largest = weights[i]
+    frexp(largest, &exponent)
+    if -WEIGHT_SCALE_LIMIT <= exponent <= WEIGHT_SCALE_LIMIT:
+        return GD_OK
+    scaled[0] = <floating*>malloc(n * sizeof(floating))
+    if scaled[0] == NULL:
+        return GD_ERR_NO_MEMORY
+    for i in range(n):
+        scaled[0][i] = <floating>ldexp(<double>weights[i], -exponent)
+    return GD_OK
+
+
 cdef inline void start_state(const gd_optimizer* optimizer, floating* state,
                              Py_ssize_t d) noexcept nogil:
     """The optimizer state before the first update, from the zeros callers pass: Adagrad's
@@ -131,19 +176,29 @@ cdef int capi_loss_grad(const floating* X, const floating* y, const floating* we
     cdef double* buffer
     if code != GD_OK:
         return code
+    cdef floating* scaled
     if theta == NULL or loss == NULL or grad == NULL:
         return GD_ERR_NULL
-    if not is_finite_vector(theta, d + 1):
+    if not is_finite_vector(theta, d + 1) or bad_intercept(theta, d, fit_intercept):
         return GD_ERR_INPUT
     if bad_real(l2, 0.0, False) or bad_real(l1, 0.0, False) or n_threads < 1:
         return GD_ERR_OPTIONS
-    buffer = <double*>calloc((n_threads + 1) * accumulator_stride(d), sizeof(double))
+    if weights_near_one(weights, n, &scaled) != GD_OK:
+        return GD_ERR_NO_MEMORY
+    buffer = <double*>calloc((<Py_ssize_t>n_threads + 1) * accumulator_stride(d),
+                             sizeof(double))
+    if buffer != NULL:
+        block_sums(X, y, scaled, theta, d, NULL, n, 0, n, n_threads,
+                   buffer + accumulator_stride(d), buffer)
+        loss[0] = objective_and_gradient(buffer, theta, d, l2, l1, fit_intercept, grad)
+    if scaled != weights:
+        free(scaled)
+    free(buffer)
     if buffer == NULL:
         return GD_ERR_NO_MEMORY
-    block_sums(X, y, weights, theta, d, NULL, n, 0, n, n_threads,
-               buffer + accumulator_stride(d), buffer)
-    loss[0] = objective_and_gradient(buffer, theta, d, l2, l1, fit_intercept, grad)
-    free(buffer)
+    # as a fit would stop here: the loss, or the gradient, past the data's range
+    if not finite_in_data_precision(loss[0], theta) or not is_finite_vector(grad, d + 1):
+        return GD_ERR_LOSS_NOT_FINITE
     return GD_OK
 
 
@@ -162,7 +217,7 @@ cdef int capi_step(const gd_optimizer* optimizer, floating* theta, const floatin
             or (l1 > 0.0 and optimizer.kind != OPT_SGD)):
         return GD_ERR_OPTIONS
     if (not is_finite_vector(theta, d + 1) or not is_finite_vector(grad, d + 1)
-            or not is_finite_vector(state, 3 * (d + 1))):
+            or has_nan(state, 3 * (d + 1)) or bad_intercept(theta, d, fit_intercept)):
         return GD_ERR_INPUT
     backup = <floating*>malloc((d + 1) * sizeof(floating))
     if backup == NULL:
@@ -182,6 +237,7 @@ cdef int capi_fit(const floating* X, const floating* y, const floating* weights,
     cdef int code = check_data(X, y, weights, n, d)
     cdef bint full_batch
     cdef int status
+    cdef floating* scaled
     if code != GD_OK:
         return code
     if options == NULL or theta == NULL or state == NULL or history == NULL or info == NULL:
@@ -199,21 +255,26 @@ cdef int capi_fit(const floating* X, const floating* y, const floating* weights,
     full_batch = options.batch_size == 0 or options.batch_size >= n
     if options.gtol >= 0.0 and not full_batch:
         return GD_ERR_OPTIONS
-    if not is_finite_vector(theta, d + 1) or not is_finite_vector(state, 3 * (d + 1)):
+    # state may hold inf (a float32 Adagrad or Adam sum of g² past float32's range is a
+    # state a fit goes on from), but not NaN
+    if (not is_finite_vector(theta, d + 1) or has_nan(state, 3 * (d + 1))
+            or bad_intercept(theta, d, options.fit_intercept)):
         return GD_ERR_INPUT
     if (info.n_updates < 0 or info.n_epochs < 0 or info.n_no_improvement < 0
             or not info.best_loss >= 0.0):
         return GD_ERR_INFO
+    if weights_near_one(weights, n, &scaled) != GD_OK:
+        return GD_ERR_NO_MEMORY
     if info.n_updates == 0:
         start_state(&options.optimizer, state, d)
-    if not options.fit_intercept:
-        theta[d] = 0
     if full_batch:
         # No signals to look for here: the whole fit in one run.
-        status = full_batch_epochs(X, y, weights, theta, state, n, d, options, NULL,
+        status = full_batch_epochs(X, y, scaled, theta, state, n, d, options, NULL,
                                    options.epochs, PY_SSIZE_T_MAX, history, info)
     else:
-        status = mini_batch_fit(X, y, weights, n, d, options, theta, state, history, info)
+        status = mini_batch_fit(X, y, scaled, n, d, options, theta, state, history, info)
+    if scaled != weights:
+        free(scaled)
     if status == STATUS_NO_MEMORY:
         return GD_ERR_NO_MEMORY
     if status == STATUS_LOSS_NOT_FINITE:
@@ -232,7 +293,8 @@ cdef int mini_batch_fit(const floating* X, const floating* y, const floating* we
     cdef double loss
     cdef long long k
     cdef int status = STATUS_OK
-    cdef double* buffer = <double*>calloc((options.n_threads + 1) * stride, sizeof(double))
+    cdef double* buffer = <double*>calloc((<Py_ssize_t>options.n_threads + 1) * stride,
+                                          sizeof(double))
     cdef floating* scratch = <floating*>malloc(2 * (d + 1) * sizeof(floating))
     if buffer == NULL or scratch == NULL:
         free(buffer)

@@ -129,7 +129,8 @@ cdef int full_batch_epochs(
         if status != STATUS_NO_TEAM:
             return status
     scratch = <floating*>malloc(2 * m * sizeof(floating))
-    part_buffer = <double*>calloc((options.n_threads + 1) * stride, sizeof(double))
+    part_buffer = <double*>calloc((<Py_ssize_t>options.n_threads + 1) * stride,
+                                  sizeof(double))
     if scratch == NULL or part_buffer == NULL:
         status = STATUS_NO_MEMORY
     else:
@@ -185,9 +186,9 @@ cdef int team_epochs(
     cdef Py_ssize_t own_size = ((6 * (d + 1) * sizeof(floating) + CACHE_LINE_BYTES - 1)
                                 // CACHE_LINE_BYTES * CACHE_LINE_BYTES)
     cdef char* own = <char*>malloc(n_threads * own_size)
-    cdef double* parts = <double*>calloc(2 * n_threads * stride, sizeof(double))  # counts 0
+    cdef double* parts = <double*>calloc(2 * <Py_ssize_t>n_threads * stride, sizeof(double))  # counts 0
     # Each thread's own sums of its rows, and of all rows: 2 × stride doubles.
-    cdef double* sums = <double*>malloc(2 * n_threads * stride * sizeof(double))
+    cdef double* sums = <double*>malloc(2 * <Py_ssize_t>n_threads * stride * sizeof(double))
     if own != NULL and parts != NULL and sums != NULL:
         with parallel(num_threads=n_threads):
             tid = threadid()

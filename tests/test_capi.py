@@ -206,11 +206,25 @@ CYTHON_EXTENSION = textwrap.dedent("""
         return code, c_info
 
     def step_code(dict optimizer, double[::1] theta, double[::1] grad, double[::1] state,
-                  long long t, double lr, double l1):
+                  long long t, double lr, double l1, int fit_intercept=1):
         '''api.step_f64 with a gd_optimizer built from a dict; returns the code.'''
         cdef gd_optimizer c_optimizer = optimizer
         return api.step_f64(&c_optimizer, &theta[0], &grad[0], &state[0], theta.shape[0] - 1,
-                            1, t, lr, l1)
+                            fit_intercept, t, lr, l1)
+
+    def loss_grad_code(double[:, ::1] X, double[::1] y, weights, double[::1] theta,
+                       int fit_intercept):
+        '''api.loss_grad_f64; returns (code, loss, grad).'''
+        cdef double[::1] w
+        cdef const double* w_ptr = NULL
+        cdef double loss = 0.0
+        cdef double[::1] grad = theta.copy()
+        if weights is not None:
+            w = weights
+            w_ptr = &w[0]
+        code = api.loss_grad_f64(&X[0, 0], &y[0], w_ptr, X.shape[0], X.shape[1], &theta[0],
+                                 0.0, 0.0, fit_intercept, 1, &loss, &grad[0])
+        return code, loss, list(grad)
 """)
 
 OPTIMIZER_FIELDS = ("kind lr momentum dampening nesterov lr_decay initial_accumulator_value "
@@ -376,3 +390,71 @@ def test_get_include_has_the_header_and_pxd():
     assert os.path.isfile(os.path.join(include, "gdcore.h"))
     assert os.path.isfile(os.path.join(os.path.dirname(include), "capi.pxd"))
     assert gdcore._core.C_API_VERSION == (1, 1)
+
+
+GD_ERR_LOSS_NOT_FINITE = 6
+
+
+@needs_compiler
+@pytest.mark.parametrize("scale", [2.5e305, 1e-310])
+@pytest.mark.parametrize("batch_size", [0, 32])
+def test_c_api_takes_weights_at_any_scale_as_gdcore_fit_does(uses_gdcore, scale, batch_size):
+    """gdcore.fit brings weights near 1 by a power of two (the same fit); the C API too: with
+    weights ~1e305 its sums overflowed (GD_OK with a NaN loss, or a divergence), and subnormal
+    they lost precision."""
+    X, y, _ = gdcore.make_regression(300, 4, seed=5)
+    weights = np.random.default_rng(6).uniform(0.5, 1.5, 300) * scale
+    theta, state, history = np.zeros(5), np.zeros(15), np.zeros(10)
+    code, _ = uses_gdcore.fit_code(X, y, weights, c_options(ADAM, batch_size=batch_size),
+                                   fresh_info(), theta, state, history)
+    assert code == 0
+    expected = gdcore.fit(X, y, sample_weight=weights, optimizer=gdcore.optim.Adam(lr=0.05),
+                          epochs=10, tol=None, batch_size=batch_size or None, shuffle=False,
+                          n_threads=1, precompute=False)
+    np.testing.assert_allclose(theta[:4], expected.coef, rtol=1e-12)
+    np.testing.assert_allclose(history, expected.loss_history, rtol=1e-12)
+    code, loss, grad = uses_gdcore.loss_grad_code(X, y, weights, np.full(5, 0.3), 1)
+    unit = weights / weights.max()
+    r = X @ np.full(4, 0.3) + 0.3 - y
+    assert code == 0
+    assert loss == pytest.approx(0.5 * np.sum(unit * r * r) / unit.sum(), rel=1e-12)
+    np.testing.assert_allclose(grad[:4], X.T @ (unit * r) / unit.sum(), rtol=1e-11)
+
+
+@needs_compiler
+def test_c_loss_grad_reports_an_overflow(uses_gdcore):
+    X, y, _ = gdcore.make_regression(50, 3, seed=7)
+    code, loss, _ = uses_gdcore.loss_grad_code(X * 1e160, y, None, np.ones(4), 1)
+    assert code == GD_ERR_LOSS_NOT_FINITE and not np.isfinite(loss)
+    assert uses_gdcore.loss_grad_code(X, y, None, np.ones(4), 1)[0] == 0
+
+
+@needs_compiler
+def test_c_api_refuses_an_intercept_without_fit_intercept(uses_gdcore):
+    """gdcore.fit refuses init with b != 0 and fit_intercept=False; so does every C entry
+    (fit_f64 used to set theta[d] to 0 silently, loss_grad to use it)."""
+    X, y, _ = gdcore.make_regression(50, 3, seed=8)
+    theta = np.array([0.1, 0.2, 0.3, 1.0])
+    assert uses_gdcore.loss_grad_code(X, y, None, theta, 0)[0] == GD_ERR_INPUT
+    state, history = np.zeros(12), np.zeros(10)
+    code, _ = uses_gdcore.fit_code(X, y, None, c_options(ADAM, fit_intercept=0),
+                                   fresh_info(), theta, state, history)
+    assert code == GD_ERR_INPUT and theta[3] == 1.0
+    assert uses_gdcore.step_code(every_field(OPTIMIZER_FIELDS, ADAM), theta, np.ones(4),
+                                 state, 1, 0.1, 0.0, 0) == GD_ERR_INPUT
+    theta[3] = 0.0
+    assert uses_gdcore.loss_grad_code(X, y, None, theta, 0)[0] == 0
+
+
+@needs_compiler
+def test_c_step_goes_on_from_an_infinite_state(uses_gdcore):
+    """An Adagrad sum of g² past the type's range is +inf: a state the next step goes on from
+    (g/√inf = 0), as gdcore.fit(init=result) does; NaN is still refused (above)."""
+    theta, grad = np.ones(3), np.array([0.5, -1.0, 2.0])
+    state = np.zeros(9)
+    state[0] = np.inf
+    optimizer = every_field(OPTIMIZER_FIELDS, dict(kind=1, lr=0.1, eps=1e-10))
+    assert uses_gdcore.step_code(optimizer, theta, grad, state, 2, 0.1, 0.0) == 0
+    assert theta[0] == 1.0 and state[0] == np.inf
+    np.testing.assert_allclose(theta[1:], 1.0 - 0.1 * grad[1:] / (np.abs(grad[1:]) + 1e-10),
+                               rtol=1e-15)

@@ -112,7 +112,7 @@ def test_chunks_refuse_what_fit_refuses():
         with pytest.raises(gdcore.DivergenceError) as error:
             run()
         outcomes.append((error.value.epoch, str(error.value).split(" (")[0]))
-    assert outcomes[0] == outcomes[1] == (1, "the loss stopped being finite in epoch 1")
+    assert outcomes[0] == outcomes[1] == (1, "the loss is not finite at the starting parameters")
 
 
 def test_check_grad_refuses_a_step_that_does_not_move_theta():
@@ -338,3 +338,54 @@ def test_a_subnormal_weight_among_others(batch_size, optimizer):
             for backend in ("core", "numpy")]
     np.testing.assert_allclose(runs[0].coef, runs[1].coef, rtol=1e-10)
     np.testing.assert_allclose(runs[0].loss_history, runs[1].loss_history, rtol=1e-10)
+
+
+@pytest.mark.parametrize("backend", ["core", "numpy"])
+def test_penalties_with_zero_weight_are_not_added(backend):
+    """‖w‖² overflows (w ≈ 1e155) while the data term stays finite: with l2 = l1 = 0 the loss
+    is the data term on both backends (0·inf would be NaN and a false DivergenceError)."""
+    X = np.array([[1e-160], [2e-160], [3e-160]])
+    y = np.array([1.0, 2.0, 3.0])
+    result = gdcore.fit(X, y, init=(np.array([1e155]), 0.0), epochs=3, tol=None,
+                        backend=backend)
+    r = X[:, 0] * 1e155 - y
+    assert result.loss_history[0] == pytest.approx(0.5 * np.mean(r * r), rel=1e-14)
+    assert np.all(np.isfinite(result.loss_history))
+
+
+@pytest.mark.parametrize("dtype, big", [(np.float64, 1e155), (np.float32, 1e20)])
+@pytest.mark.parametrize("batch_size", [None, 2])
+@pytest.mark.parametrize("backend", ["core", "numpy"])
+def test_a_loss_that_overflows_before_any_update_says_to_rescale(dtype, big, batch_size,
+                                                                 backend):
+    X, y = np.ones((10, 1), dtype), np.full(10, big, dtype)
+    with pytest.raises(gdcore.DivergenceError, match=(
+            f"the loss is not finite at the starting parameters \\(epoch 1, before any "
+            f"update\\): the squared residuals overflow {np.dtype(dtype).name}, so no learning "
+            "rate can help; rescale y")) as raised:
+        gdcore.fit(X, y, lr=1e-30, epochs=3, batch_size=batch_size, backend=backend)
+    assert raised.value.result.n_updates == 0
+    with pytest.raises(gdcore.DivergenceError, match="stopped being finite in epoch 2"):
+        gdcore.fit(np.ones((10, 1)), np.ones(10), lr=1e300, epochs=3, backend=backend)
+
+
+def test_a_generator_given_as_seed_is_not_reset_by_a_continuation():
+    import copy
+    X, y, _ = problem(n=100, d=3)
+    first = gdcore.fit(X, y, epochs=2, batch_size=8, seed=1, tol=None)
+    generator = np.random.default_rng(123)
+    before = copy.deepcopy(generator.bit_generator.state)
+    with pytest.raises(ValueError, match="precompute"):
+        gdcore.fit(X, y, batch_size=8, seed=generator, init=first, precompute="yes")
+    continued = gdcore.fit(X, y, batch_size=8, seed=generator, init=first, epochs=3, tol=None)
+    assert generator.bit_generator.state == before
+    straight = gdcore.fit(X, y, epochs=5, batch_size=8, seed=1, tol=None)
+    np.testing.assert_array_equal(continued.coef, straight.coef)
+
+
+@pytest.mark.parametrize("backend", ["core", "numpy"])
+def test_numpy_matrix_input_is_read_as_an_array(backend):
+    X, y, _ = problem(n=60, d=3)
+    as_matrix = gdcore.fit(np.asmatrix(X), np.asmatrix(y).T, epochs=5, backend=backend)
+    as_array = gdcore.fit(X, y, epochs=5, backend=backend)
+    np.testing.assert_array_equal(as_matrix.coef, as_array.coef)

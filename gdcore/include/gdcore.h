@@ -26,10 +26,13 @@
 #define GD_OK 0
 #define GD_ERR_NULL 1            /* a required pointer is NULL */
 #define GD_ERR_SHAPE 2           /* n < 1 or d < 1 */
-#define GD_ERR_INPUT 3           /* NaN or inf in X, y, weights, theta or state */
+#define GD_ERR_INPUT 3           /* NaN or inf in X, y, weights or theta; NaN in state (inf is a
+                                  * state a fit can go on from); theta[d] != 0 with
+                                  * fit_intercept = 0 */
 #define GD_ERR_WEIGHTS 4         /* a negative weight, or weights summing to 0 or to inf */
 #define GD_ERR_OPTIONS 5         /* a hyper-parameter out of range, or an unknown kind */
-#define GD_ERR_LOSS_NOT_FINITE 6 /* the fit diverged: the loss overflowed (theta: last finite) */
+#define GD_ERR_LOSS_NOT_FINITE 6 /* the fit diverged: the loss overflowed (theta: last finite);
+                                  * from loss_grad: J or g not finite in the data's type */
 #define GD_ERR_PARAMS_NOT_FINITE 7 /* the fit diverged: an update overflowed (theta: last finite) */
 #define GD_ERR_NO_MEMORY 8
 #define GD_ERR_INFO 9            /* (since 1.1) info's counters out of range: see gd_fit_info */
@@ -96,7 +99,9 @@ typedef struct {
 typedef struct {
     int version_major, version_minor;
     /* J and g = (grad w, d b) at theta = (w, b) from one fused pass over the rows of X (n x d,
-     * C order); weights may be NULL; grad has d + 1 entries. */
+     * C order); weights may be NULL (all 1; weights at any scale give the fit of weights
+     * scaled near 1, as in gdcore.fit); grad has d + 1 entries.  GD_ERR_LOSS_NOT_FINITE (loss
+     * and grad still written) when J or g overflows the data's type. */
     int (*loss_grad_f64)(const double *X, const double *y, const double *weights,
                          Py_ssize_t n, Py_ssize_t d, const double *theta, double l2, double l1,
                          int fit_intercept, int n_threads, double *loss, double *grad);
@@ -125,8 +130,9 @@ typedef struct {
     const char *(*strerror)(int code);
 } gdcore_api;
 
-/* Import gdcore._core and return its API table, or NULL with a Python exception set. */
-static const gdcore_api *gdcore_import(void)
+/* Import gdcore._core and return its API table, or NULL with a Python exception set.
+ * (static inline: a file that includes this header without calling it gets no warning.) */
+static inline const gdcore_api *gdcore_import(void)
 {
     const gdcore_api *api;
     PyObject *module = PyImport_ImportModule("gdcore._core");
