@@ -39,7 +39,12 @@ def check_grad(X, y, coef, intercept=0.0, *, sample_weight=None, l2=0.0, l1=0.0,
     step = check_float("step", step)
     if step <= 0:
         raise ValueError(f"step must be > 0, got {step}")
-    theta = np.append(coef, float(intercept) if fit_intercept else 0.0).astype(dtype)
+    with np.errstate(over="ignore"):
+        theta = np.append(coef, float(intercept) if fit_intercept else 0.0).astype(dtype)
+    if not np.isfinite(theta).all():
+        raise ValueError(f"coef and intercept must be within the data's dtype ({np.dtype(dtype)}"
+                         f", largest {np.finfo(dtype).max:.4g}); got a largest |value| of "
+                         f"{np.max(np.abs(np.append(coef, intercept))):.4g}")
     weights = problem.sample_weight if problem.sample_weight is not None else np.empty(0, dtype)
 
     def objective(point):
@@ -47,9 +52,13 @@ def check_grad(X, y, coef, intercept=0.0, *, sample_weight=None, l2=0.0, l1=0.0,
                                            fit_intercept, n_threads)
         return loss
 
-    _, grad = _core.objective_gradient(problem.X, problem.y, weights, theta, l2, l1,
-                                       fit_intercept, n_threads)
+    loss, grad = _core.objective_gradient(problem.X, problem.y, weights, theta, l2, l1,
+                                          fit_intercept, n_threads)
     grad = grad.astype(np.float64)
+    # as a fit would call it diverged: J past the data type's range, or g not finite
+    if not (abs(loss) <= float(np.finfo(dtype).max) and np.isfinite(grad).all()):
+        raise ValueError(f"the objective or its gradient overflows {np.dtype(dtype)} at this "
+                         "coef and intercept: check the gradient at a smaller point")
     if l1 > 0:
         grad[:d] += l1 * np.sign(theta[:d])
     m = d + 1 if fit_intercept else d

@@ -70,8 +70,24 @@ def _check_dtype(name, arr):
         raise TypeError(f"{name} has dtype {arr.dtype}, which is not a real number type")
 
 
+def _pandas_extension_numbers(value):
+    """A pandas DataFrame or Series whose columns are all numbers, some of them in pandas'
+    nullable extension types (Int64, Float64, ...), as float64 with NaN for NA (which the
+    finite check then names); None for anything else.  np.asarray would make them objects."""
+    if not hasattr(value, "to_numpy"):
+        return None
+    dtypes = list(value.dtypes) if hasattr(value, "columns") else [getattr(value, "dtype", None)]
+    if (dtypes and all(getattr(dt, "kind", "O") in "iuf" for dt in dtypes)
+            and any(not isinstance(dt, np.dtype) for dt in dtypes)):
+        return value.to_numpy(dtype=np.float64, na_value=np.nan)
+    return None
+
+
 def _as_array(name, value):
-    if isinstance(value, np.matrix):
+    extension = _pandas_extension_numbers(value)
+    if extension is not None:
+        arr = extension
+    elif isinstance(value, np.matrix):
         arr = np.asarray(value)     # a view: numpy.matrix stays 2-D through reshape(-1)
     elif isinstance(value, np.ndarray):
         arr = value

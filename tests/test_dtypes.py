@@ -99,3 +99,22 @@ def test_float32_divergence_is_where_the_loss_leaves_float32(batch_size):
     np.testing.assert_allclose(core.result.loss_history, reference.result.loss_history,
                                rtol=1e-5)
     assert np.all(core.result.loss_history <= np.finfo(np.float32).max)
+
+
+def test_pandas_nullable_number_columns_are_read_as_float64():
+    """Int64/Float64 (pandas' nullable types) become float64 as scikit-learn reads them, with
+    NA as NaN for the finite check to name (np.asarray made them objects: a TypeError)."""
+    pd = pytest.importorskip("pandas")
+    frame = pd.DataFrame({"a": pd.array([1, 2, 3, 4, 5], dtype="Int64"),
+                          "b": [0.5, 1.0, -2.0, 3.0, 0.1]})
+    y = pd.Series(pd.array([1.0, 2.0, 3.0, 4.0, 4.5], dtype="Float64"))
+    for backend in ("core", "numpy"):
+        got = gdcore.fit(frame, y, epochs=3, backend=backend)
+        expected = gdcore.fit(frame.to_numpy(np.float64), y.to_numpy(np.float64), epochs=3,
+                              backend=backend)
+        np.testing.assert_array_equal(got.coef, expected.coef)
+    frame.loc[2, "a"] = None
+    with pytest.raises(ValueError, match=r"X contains NaN or infinity \(first at index \[2, 0\]"):
+        gdcore.fit(frame, y)
+    with pytest.raises(TypeError, match="X has boolean dtype"):
+        gdcore.fit(pd.DataFrame({"a": pd.array([True, False], dtype="boolean")}), [1.0, 2.0])

@@ -58,3 +58,15 @@ def test_check_grad_rejects_bad_coef(coef, intercept, error, message):
     X, y, _ = problem(n=10, d=3)
     with pytest.raises(error, match=message):
         gdcore.check_grad(X, y, coef, intercept)
+
+
+@pytest.mark.parametrize("coef, message", [
+    ([1e39, 1.0], "coef and intercept must be within the data's dtype \\(float32"),
+    ([1e30, 1.0], "the objective or its gradient overflows float32"),
+])
+def test_check_grad_refuses_a_point_past_the_dtype(coef, message):
+    """float32 data: a coef that does not fit in float32, or a J past its range, used to give
+    NaN (with RuntimeWarnings) or a meaningless error instead of saying so."""
+    X, y = np.ones((5, 2), np.float32), np.ones(5, np.float32)
+    with pytest.raises(ValueError, match=message):
+        gdcore.check_grad(X, y, np.array(coef))
