@@ -293,7 +293,8 @@ def _live_state(state, with_history=True):
                         state.loss_history)
     if with_history:
         snapshot.loss_history = state.loss_history.copy()
-        snapshot.loss_history.extend(_losses_run(stretches, snapshot.n_epochs))
+        snapshot.loss_history.set_tail(len(state.loss_history),
+                                       _losses_run(stretches, snapshot.n_epochs))
     return snapshot
 
 
@@ -305,7 +306,7 @@ def _settle(state, counters, best_loss, stretches, earlier):
     interrupt = None
     while True:
         try:
-            state.loss_history[earlier:] = _losses_run(stretches, int(counters[1]))
+            state.loss_history.set_tail(earlier, _losses_run(stretches, int(counters[1])))
             state.n_updates, state.n_epochs, state.n_no_improvement = (int(c) for c in counters)
             state.best_loss = float(best_loss[0])
             state.__dict__.pop("_live", None)
@@ -317,11 +318,11 @@ def _settle(state, counters, best_loss, stretches, earlier):
 
 
 def _losses_run(stretches, n_epochs):
-    """The losses the compiled loop has written so far, as one array: stretches is a list of
-    (first epoch, history buffer), n_epochs the epoch counter it has reached."""
-    parts = [history[:max(0, min(len(history), n_epochs - first_epoch))]
-             for first_epoch, history in stretches]
-    return np.concatenate(parts) if parts else np.empty(0)
+    """The losses the compiled loop has written so far, as views of its buffers in order:
+    stretches is a list of (first epoch, history buffer), n_epochs the epoch counter it has
+    reached."""
+    return [history[:max(0, min(len(history), n_epochs - first_epoch))]
+            for first_epoch, history in stretches]
 
 
 def _checkpoint(run, with_history=True):
@@ -378,11 +379,16 @@ def _run_core(problem, state, opt, sched, settings, rng, on_epoch, n_threads, gr
 
 def _result(state, opt, sched, settings, stop_reason, elapsed, backend, n_threads, d,
             keep_state=True):
+    # ``state`` is the run's own (a fit copies init's state first, a checkpoint is a copy),
+    # and nothing changes it once its result is made: the result keeps it, and its loss
+    # history as a read-only view, with no copy of a history that may run to hundreds of MB
+    # (a continuation copies the state before it runs)
     theta = state.theta
     return FitResult(
         coef=theta[:d].copy(),
         intercept=float(theta[d]),
-        loss_history=np.asarray(state.loss_history, dtype=np.float64),
+        loss_history=(state.loss_history.frozen_view() if keep_state
+                      else np.asarray(state.loss_history, dtype=np.float64)),
         n_epochs=state.n_epochs,
         n_updates=state.n_updates,
         stop_reason=stop_reason,
@@ -390,7 +396,7 @@ def _result(state, opt, sched, settings, stop_reason, elapsed, backend, n_thread
         elapsed=elapsed,
         optimizer=opt,
         schedule=sched,
-        state=state.copy() if keep_state else None,
+        state=state if keep_state else None,
         backend=backend,
         n_threads=n_threads,
         settings=dict(vars(settings)),

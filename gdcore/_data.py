@@ -17,6 +17,7 @@ def make_regression(n_samples=1000, n_features=10, *, noise=0.1, intercept=0.0, 
     """
     n = check_int("n_samples", n_samples, low=1)
     d = check_int("n_features", n_features, low=1)
+    chunk_rows = check_int("chunk_rows", chunk_rows, low=1)
     noise = check_float("noise", noise)
     intercept = check_float("intercept", intercept, low=-np.inf)
     dtype = np.dtype(dtype)

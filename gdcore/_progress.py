@@ -6,7 +6,7 @@ import sys
 
 
 def progress_callback(total_epochs, enabled=None, desc="fit", stream=None, user_callback=None):
-    """A (callback, close) pair showing epoch, loss and rate in a tqdm bar.
+    """A (callback, close) pair showing epoch, loss and epochs per second in a tqdm bar.
 
     ``enabled=None`` shows the bar only when ``stream`` (default stderr) is a terminal, so
     pipes and logs stay quiet; True forces it (an ImportError names the missing package),
@@ -27,8 +27,9 @@ def progress_callback(total_epochs, enabled=None, desc="fit", stream=None, user_
     bar = tqdm(total=total_epochs, desc=desc, unit="epoch", file=stream, dynamic_ncols=True)
 
     def callback(progress):
-        bar.update(1)
+        # the postfix first: update() redraws, and should show this epoch's loss
         bar.set_postfix(loss=f"{progress.loss:.6g}", refresh=False)
+        bar.update(1)
         return bool(user_callback(progress)) if user_callback is not None else False
 
     return callback, bar.close

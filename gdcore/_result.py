@@ -43,8 +43,23 @@ class LossHistory:
     def __setitem__(self, index, values):
         if not (isinstance(index, slice) and index.step is None and index.stop is None):
             raise TypeError("LossHistory takes only history[k:] = values")
-        self._size = min(self._size, max(0, index.start or 0))
-        self.extend(values)
+        self.set_tail(index.start or 0, [values])
+
+    def set_tail(self, start, parts):
+        """Keep the first ``start`` losses, then the arrays ``parts`` one after another (one
+        copy of each, and no joined temporary: histories run to hundreds of MB)."""
+        parts = [np.asarray(part, dtype=np.float64).reshape(-1) for part in parts]
+        self._size = min(self._size, max(0, start))
+        self._reserve(self._size + sum(len(part) for part in parts))
+        for part in parts:
+            self._buffer[self._size:self._size + len(part)] = part
+            self._size += len(part)
+
+    def frozen_view(self):
+        """The losses as a read-only view of the buffer (no copy)."""
+        view = self._buffer[:self._size]
+        view.flags.writeable = False
+        return view
 
     def __len__(self):
         return self._size

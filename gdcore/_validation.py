@@ -116,12 +116,20 @@ def make_rng(seed):
                           f"or a numpy Generator; got {seed!r} ({error})") from None
 
 
+# Values per call of the core's threaded finite check (64 MB of float64).
+FINITE_CHECK_BLOCK = 1 << 23
+
+
 def check_all_finite(name, arr, row_offset=0):
     """Raise ValueError naming arr and its first non-finite entry, if it has one (its row
     counted from row_offset: arr may be a block of a larger array)."""
     if arr.size == 0:
         return
-    if _core.all_finite(arr.reshape(-1) if arr.flags.c_contiguous else np.ravel(arr)):
+    values = arr.reshape(-1) if arr.flags.c_contiguous else np.ravel(arr)
+    # a block at a time, the GIL taken between blocks: Ctrl-C stops the check of a large
+    # memmap (read from disk at a few GB/s) within a block's read
+    if all(_core.all_finite(values[start:start + FINITE_CHECK_BLOCK])
+           for start in range(0, values.size, FINITE_CHECK_BLOCK)):
         return
     bad = np.argwhere(~np.isfinite(arr))[0]
     value = arr[tuple(bad)]

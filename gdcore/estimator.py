@@ -134,12 +134,21 @@ class GDRegressor(RegressorMixin, BaseEstimator):
         Ctrl-C the model keeps the last finished epoch (see _run).
         """
         earlier = {name: self.__dict__[name] for name in _FITTED if name in self.__dict__}
-        try:
-            yield
-        except Exception:
+
+        def restore():
             for name in _FITTED:
                 self.__dict__.pop(name, None)
             self.__dict__.update(earlier)
+        try:
+            yield
+        except KeyboardInterrupt:
+            # _run stored the last epoch this call finished; if none finished, as it was
+            kept = self.__dict__.get("result_")
+            if kept is None or kept is earlier.get("result_"):
+                restore()
+            raise
+        except Exception:
+            restore()
             raise
 
     def _check_continuable(self, previous, how_to_restart):

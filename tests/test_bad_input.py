@@ -186,3 +186,20 @@ def test_the_work_guard_of_test_bad_input_sees_a_valid_fit(backend, monkeypatch)
     monkeypatch.setattr(gdcore._reference, "run", work_started)
     with pytest.raises(AssertionError, match="work"):
         gdcore.fit(X0, Y0, backend=backend, precompute=False)
+
+
+@pytest.mark.parametrize("chunk_rows", [0, -1, 2.5])
+def test_make_regression_checks_chunk_rows(chunk_rows):
+    """-1 returned uninitialised memory, 0 a bare range() error."""
+    with pytest.raises((ValueError, TypeError), match="chunk_rows"):
+        gdcore.make_regression(100, 3, chunk_rows=chunk_rows)
+
+
+def test_a_results_loss_history_is_read_only_and_continues():
+    X, y, _ = gdcore.make_regression(50, 3, seed=0)
+    first = gdcore.fit(X, y, epochs=3, tol=None)
+    assert not first.loss_history.flags.writeable
+    more = gdcore.fit(X, y, epochs=2, tol=None, init=first)
+    straight = gdcore.fit(X, y, epochs=5, tol=None)
+    np.testing.assert_array_equal(more.loss_history, straight.loss_history)
+    np.testing.assert_array_equal(first.loss_history, straight.loss_history[:3])

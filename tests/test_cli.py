@@ -541,3 +541,31 @@ def test_progress_without_tqdm(files, tmp_path, monkeypatch):
     assert proc.returncode == 2, proc.stderr
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "--progress: progress bars need tqdm" in lines[0]
+
+
+def test_progress_bar_shows_each_epochs_own_loss():
+    """The bar is redrawn by update(): the loss is set before it, so the frame drawn for
+    epoch k shows epoch k's loss (it showed epoch k − 1's)."""
+    pytest.importorskip("tqdm")
+    import io
+    import time
+    from types import SimpleNamespace
+    from gdcore._progress import progress_callback
+    stream = io.StringIO()
+    callback, close = progress_callback(3, enabled=True, stream=stream)
+    for epoch, loss in enumerate([1.5, 2.5, 3.5], start=1):
+        time.sleep(0.12)        # past tqdm's 0.1 s between redraws
+        callback(SimpleNamespace(epoch=epoch, loss=loss))
+        frame = stream.getvalue().split("\r")[-1]
+        assert f"{epoch}/3" in frame and f"loss={loss}" in frame, frame
+    close()
+
+
+def test_lr_search_needs_two_epochs(files):
+    """A full-batch epoch's loss is taken before its update, so with one epoch every rate
+    showed the same loss and the 'best' was the smallest rate."""
+    folder, _ = files
+    proc = gdcore_cli("lr-search", folder / "train.csv", "--target", "y", "--grid",
+                      "0.001,0.1", "--epochs", "1", check=False)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().startswith("gdcore lr-search: error: --epochs must be >= 2")

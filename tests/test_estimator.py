@@ -291,3 +291,27 @@ def test_a_fit_keeps_its_own_copy_of_the_optimizer():
     result = gdcore.fit(X, y, optimizer=optimizer, epochs=3)
     optimizer.set_params(lr=0.5)
     assert result.optimizer == Adam(lr=0.05)
+
+
+@pytest.mark.parametrize("warm_start", [False, True])
+@pytest.mark.parametrize("call", ["fit", "partial_fit"])
+def test_ctrl_c_before_an_epoch_finishes_leaves_the_model_as_it_was(monkeypatch, warm_start,
+                                                                    call):
+    """Ctrl-C keeps the last epoch the call finished; with none finished the model is as it
+    was (it lost coef_ and result_ but took the new n_features_in_)."""
+    import gdcore.estimator
+    X, y, _ = problem(n=60, d=3)
+    model = GDRegressor(epochs=5, warm_start=warm_start).fit(X, y)
+    before = _fitted_state(model)
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(gdcore.estimator, "_fit", interrupted)
+    wider = np.column_stack([X, X[:, :2]]) if call == "fit" else X
+    with pytest.raises(KeyboardInterrupt):
+        getattr(model, call)(wider, y)
+    assert _fitted_state(model) == before
+    fresh = GDRegressor(epochs=5)
+    with pytest.raises(KeyboardInterrupt):
+        getattr(fresh, call)(wider, y)
+    assert not any(name.endswith("_") for name in vars(fresh))

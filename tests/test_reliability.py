@@ -389,3 +389,35 @@ def test_numpy_matrix_input_is_read_as_an_array(backend):
     as_matrix = gdcore.fit(np.asmatrix(X), np.asmatrix(y).T, epochs=5, backend=backend)
     as_array = gdcore.fit(X, y, epochs=5, backend=backend)
     np.testing.assert_array_equal(as_matrix.coef, as_array.coef)
+
+
+def test_the_finite_check_runs_in_blocks_so_ctrl_c_reaches_it(monkeypatch):
+    """X's NaN/inf check hands the core one block at a time, Python running between blocks,
+    so a signal handler (Ctrl-C's KeyboardInterrupt) runs during the check of a large memmap;
+    the blocks cover every value (a NaN in the last one is still found)."""
+    from gdcore import _validation
+    X, y, _ = problem(n=1000, d=7)
+    monkeypatch.setattr(_validation, "FINITE_CHECK_BLOCK", 1000)
+    seen = []
+    real = _core.all_finite
+
+    def counted(values):
+        seen.append(values.size)
+        return real(values)
+    monkeypatch.setattr(_core, "all_finite", counted)
+    gdcore.fit(X, y, epochs=1)
+    assert seen[:7] == [1000] * 7 and sum(seen[:7]) == X.size
+    X[-1, -1] = np.nan
+    with pytest.raises(ValueError, match=r"X contains NaN or infinity \(first at index \[999, 6\]"):
+        gdcore.fit(X, y, epochs=1)
+
+    def interrupted(values):
+        if len(seen) == 2:
+            raise KeyboardInterrupt
+        seen.append(values.size)
+        return True
+    seen.clear()
+    monkeypatch.setattr(_core, "all_finite", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        gdcore.fit(X, y, epochs=1)
+    assert len(seen) == 2

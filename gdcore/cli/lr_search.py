@@ -35,6 +35,10 @@ def add_parser(subparsers):
 
 
 def candidate_rates(args):
+    if args.epochs < 2:
+        # a full-batch epoch's loss is taken before its update: one epoch ranks nothing
+        raise ValueError(f"--epochs must be >= 2 to rank learning rates (an epoch's loss is "
+                         f"taken before its update), got {args.epochs}")
     if args.grid is not None:
         try:
             rates = [float(v) for v in args.grid.split(",") if v.strip()]
