@@ -66,7 +66,8 @@ def fit(X, y, *, sample_weight=None, optimizer=None, lr=None, epochs=100, batch_
     being finite; on Ctrl-C raises KeyboardInterrupt with ``.result`` holding the parameters
     of the last finished update.
     """
-    problem = check_data(X, y, sample_weight)
+    # n_threads bounds every thread of the call, the data's NaN/inf check included
+    problem = check_data(X, y, sample_weight, n_threads=resolve_n_threads(n_threads))
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
     run = prepare_run(problem.n, problem.d, problem.dtype, optimizer=optimizer, lr=lr,

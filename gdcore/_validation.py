@@ -120,7 +120,7 @@ def make_rng(seed):
 FINITE_CHECK_BLOCK = 1 << 23
 
 
-def check_all_finite(name, arr, row_offset=0):
+def check_all_finite(name, arr, row_offset=0, n_threads=0):
     """Raise ValueError naming arr and its first non-finite entry, if it has one (its row
     counted from row_offset: arr may be a block of a larger array)."""
     if arr.size == 0:
@@ -128,7 +128,7 @@ def check_all_finite(name, arr, row_offset=0):
     values = arr.reshape(-1) if arr.flags.c_contiguous else np.ravel(arr)
     # a block at a time, the GIL taken between blocks: Ctrl-C stops the check of a large
     # memmap (read from disk at a few GB/s) within a block's read
-    if all(_core.all_finite(values[start:start + FINITE_CHECK_BLOCK])
+    if all(_core.all_finite(values[start:start + FINITE_CHECK_BLOCK], n_threads)
            for start in range(0, values.size, FINITE_CHECK_BLOCK)):
         return
     bad = np.argwhere(~np.isfinite(arr))[0]
@@ -139,10 +139,12 @@ def check_all_finite(name, arr, row_offset=0):
                      "remove or impute those values")
 
 
-def check_data(X, y, sample_weight=None, allow_zero_weight_sum=False, row_offset=0):
+def check_data(X, y, sample_weight=None, allow_zero_weight_sum=False, row_offset=0,
+               n_threads=0):
     """Validate and convert X, y, sample_weight (see Problem).  A chunk of a larger data set
     may have weights that sum to 0 (allow_zero_weight_sum); a whole data set may not.  Rows
-    named in errors count from row_offset (a block's first row in the whole data set)."""
+    named in errors count from row_offset (a block's first row in the whole data set).  The
+    NaN/inf checks run on n_threads threads (0: OpenMP's default)."""
     X = _as_array("X", X)
     if X.ndim != 2:
         raise ValueError(f"X must be 2-D (n_samples, n_features), got {X.ndim}-D array "
@@ -168,12 +170,12 @@ def check_data(X, y, sample_weight=None, allow_zero_weight_sum=False, row_offset
                              f"{sample_weight.shape}")
     X = _contiguous(X, dtype)
     y = _in_dtype("y", y, dtype, row_offset)
-    check_all_finite("X", X, row_offset)
-    check_all_finite("y", y, row_offset)
+    check_all_finite("X", X, row_offset, n_threads)
+    check_all_finite("y", y, row_offset, n_threads)
     if sample_weight is not None:
         given = sample_weight
         sample_weight = _in_dtype("sample_weight", sample_weight, dtype, row_offset)
-        check_all_finite("sample_weight", sample_weight, row_offset)
+        check_all_finite("sample_weight", sample_weight, row_offset, n_threads)
         if (sample_weight < 0).any():
             first = int(np.argmax(sample_weight < 0))
             raise ValueError(f"sample_weight must be >= 0; sample_weight[{first + row_offset}] "

@@ -926,12 +926,14 @@ def objective_gradient(
     return loss, grad_out
 
 
-def all_finite(const floating[::1] values):
-    """True if no entry is NaN or ±inf: one threaded pass, no temporary array.  Each thread
-    checks a contiguous part with is_finite_vector (x·0 summed in vector lanes is 0 exactly
-    when every x is finite), so the pass runs at the read bandwidth."""
+def all_finite(const floating[::1] values, int n_threads=0):
+    """True if no entry is NaN or ±inf: one threaded pass (n_threads threads, 0 for OpenMP's
+    default), no temporary array.  Each thread checks a contiguous part with
+    is_finite_vector (x·0 summed in vector lanes is 0 exactly when every x is finite), so the
+    pass runs at the read bandwidth."""
     cdef Py_ssize_t n = values.shape[0], part, lo, hi
-    cdef int n_parts = gd_default_threads() if n > PARALLEL_MIN_WORK else 1
+    cdef int n_parts = ((n_threads if n_threads > 0 else gd_default_threads())
+                        if n > PARALLEL_MIN_WORK else 1)
     cdef int bad_parts = 0
     if n == 0:
         return True
@@ -1021,38 +1023,28 @@ def optimizer_update(
     return status == STATUS_OK
 
 
+cdef extern from "gd_probe.h":
+    double gd_probe_sum_f64(const double* values, Py_ssize_t n, Py_ssize_t ahead,
+                            int nontemporal) nogil
+    double gd_probe_sum_f32(const float* values, Py_ssize_t n, Py_ssize_t ahead,
+                            int nontemporal) nogil
+
+
 cdef inline double lane_sum(const floating* values, Py_ssize_t n,
                             Py_ssize_t prefetch_bytes, bint nontemporal) noexcept nogil:
-    """Σ values in DOT_LANES lanes, so the loop vectorises; with prefetch_bytes > 0, each
-    step's lines are prefetched that far ahead as well (within the values), with the kernels'
+    """Σ values in vector registers (see gd_probe.h); with prefetch_bytes > 0, each step's
+    lines are prefetched that far ahead as well (within the values), with the kernels'
     locality hint or, if nontemporal, the non-temporal one."""
-    cdef floating lanes[DOT_LANES]
-    cdef Py_ssize_t i = 0, k
     cdef Py_ssize_t ahead = prefetch_bytes // <Py_ssize_t>sizeof(floating)
-    for k in range(DOT_LANES):
-        lanes[k] = 0
-    while i + DOT_LANES <= n:
-        if ahead > 0 and i + ahead + DOT_LANES <= n:
-            if nontemporal:
-                GD_PREFETCH_SPAN(<const char*>(values + i + ahead),
-                                 DOT_LANES * <Py_ssize_t>sizeof(floating), 0)
-            else:
-                prefetch_lines(values + i + ahead, DOT_LANES)
-        for k in range(DOT_LANES):
-            lanes[k] = lanes[k] + values[i + k]
-        i = i + DOT_LANES
-    cdef double total = 0.0
-    for k in range(DOT_LANES):
-        total += lanes[k]
-    while i < n:
-        total += values[i]
-        i = i + 1
-    return total
+    if floating is double:
+        return gd_probe_sum_f64(values, n, ahead, nontemporal)
+    else:
+        return gd_probe_sum_f32(values, n, ahead, nontemporal)
 
 
 def stream_sum(const floating[::1] values, int n_threads, Py_ssize_t prefetch_bytes=0,
                bint nontemporal=False):
-    """Σ values with n_threads threads, each summing its contiguous part in vector lanes: a
+    """Σ values with n_threads threads, each summing its contiguous part in vector registers: a
     read-bandwidth probe, the yardstick of a full-batch epoch, which must read X once.  With
     prefetch_bytes > 0 the reads are also prefetched that far ahead (on this project's CI
     machine, two threads read ~10% more that way when the memory is slow), with the kernels'

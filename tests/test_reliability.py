@@ -401,17 +401,21 @@ def test_the_finite_check_runs_in_blocks_so_ctrl_c_reaches_it(monkeypatch):
     seen = []
     real = _core.all_finite
 
-    def counted(values):
+    threads = []
+
+    def counted(values, n_threads):
         seen.append(values.size)
-        return real(values)
+        threads.append(n_threads)
+        return real(values, n_threads)
     monkeypatch.setattr(_core, "all_finite", counted)
-    gdcore.fit(X, y, epochs=1)
+    gdcore.fit(X, y, epochs=1, n_threads=1)
     assert seen[:7] == [1000] * 7 and sum(seen[:7]) == X.size
+    assert set(threads) == {1}      # n_threads bounds the check's threads too
     X[-1, -1] = np.nan
     with pytest.raises(ValueError, match=r"X contains NaN or infinity \(first at index \[999, 6\]"):
         gdcore.fit(X, y, epochs=1)
 
-    def interrupted(values):
+    def interrupted(values, n_threads):
         if len(seen) == 2:
             raise KeyboardInterrupt
         seen.append(values.size)

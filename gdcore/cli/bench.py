@@ -37,6 +37,7 @@ def run(args):
     if args.json:
         # the settings as given (run is the subcommand's function, not a setting)
         settings = {key: value for key, value in vars(args).items() if key != "run"}
+        settings["threads_used"] = resolve_n_threads(args.threads)
         bench.write_json(args.json, results, settings)
         print(f"wrote {args.json}")
     return 0
