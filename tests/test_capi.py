@@ -127,7 +127,7 @@ def test_c_program_fits_through_the_api(tmp_path, batch):
     assert history[3] == "50" and int(history[5]) == expected.n_updates
     assert lines["bad-lr"].startswith("5 ") and "out of range" in lines["bad-lr"]
     assert lines["null-x"] == "1" and lines["nan-x"] == "3" and lines["shape"] == "2"
-    assert lines["version"] == "1.1" and lines["pending"] == "0"
+    assert lines["version"] == "1.2" and lines["pending"] == "0"
 
 
 CYTHON_EXTENSION = textwrap.dedent("""
@@ -389,7 +389,7 @@ def test_get_include_has_the_header_and_pxd():
     include = gdcore.get_include()
     assert os.path.isfile(os.path.join(include, "gdcore.h"))
     assert os.path.isfile(os.path.join(os.path.dirname(include), "capi.pxd"))
-    assert gdcore._core.C_API_VERSION == (1, 1)
+    assert gdcore._core.C_API_VERSION == (1, 2)
 
 
 GD_ERR_LOSS_NOT_FINITE = 6

@@ -19,7 +19,7 @@
 #include <Python.h>
 
 #define GDCORE_API_VERSION_MAJOR 1
-#define GDCORE_API_VERSION_MINOR 1
+#define GDCORE_API_VERSION_MINOR 2
 #define GDCORE_CAPSULE_NAME "gdcore._core._C_API"
 
 /* return codes */
