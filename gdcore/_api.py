@@ -133,7 +133,10 @@ def prepare_run(n, d, dtype, *, optimizer, lr, epochs, batch_size, schedule, l2,
     if state.rng_state is not None:
         # the continued fit's own stream, in a generator of its own: a Generator passed as
         # seed (ignored when continuing) is left as it was
-        rng = np.random.Generator(getattr(np.random, state.rng_state["bit_generator"])())
+        kind = getattr(np.random, str(state.rng_state.get("bit_generator")), None)
+        if not (isinstance(kind, type) and issubclass(kind, np.random.BitGenerator)):
+            kind = type(rng.bit_generator)      # another package's: its own kind
+        rng = np.random.Generator(kind())
         rng.bit_generator.state = state.rng_state
     run = Run(settings, opt, sched, state, rng, None, n_threads, d, backend, np.dtype(dtype))
     run.on_epoch = None if callback is None else _epoch_reporter(callback, run)

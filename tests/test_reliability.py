@@ -369,6 +369,17 @@ def test_a_loss_that_overflows_before_any_update_says_to_rescale(dtype, big, bat
         gdcore.fit(np.ones((10, 1)), np.ones(10), lr=1e300, epochs=3, backend=backend)
 
 
+@pytest.mark.parametrize("kind", [np.random.PCG64, np.random.MT19937, np.random.SFC64,
+                                  np.random.Philox])
+def test_a_continuation_goes_on_with_the_seed_generators_own_kind(kind):
+    X, y, _ = problem(n=100, d=3)
+    first = gdcore.fit(X, y, epochs=2, batch_size=8, seed=np.random.Generator(kind(5)), tol=None)
+    continued = gdcore.fit(X, y, epochs=3, batch_size=8, init=first, tol=None)
+    straight = gdcore.fit(X, y, epochs=5, batch_size=8, seed=np.random.Generator(kind(5)),
+                          tol=None)
+    np.testing.assert_array_equal(continued.coef, straight.coef)
+
+
 def test_a_generator_given_as_seed_is_not_reset_by_a_continuation():
     import copy
     X, y, _ = problem(n=100, d=3)
