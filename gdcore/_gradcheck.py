@@ -7,6 +7,7 @@ import math
 import numpy as np
 
 from . import _core
+from ._reference import finite_in_data_precision
 from ._validation import (_as_array, check_all_finite, check_bool, check_data, check_float,
                           resolve_n_threads)
 
@@ -56,7 +57,7 @@ def check_grad(X, y, coef, intercept=0.0, *, sample_weight=None, l2=0.0, l1=0.0,
                                           fit_intercept, n_threads)
     grad = grad.astype(np.float64)
     # as a fit would call it diverged: J past the data type's range, or g not finite
-    if not (abs(loss) <= float(np.finfo(dtype).max) and np.isfinite(grad).all()):
+    if not (finite_in_data_precision(loss, dtype) and np.isfinite(grad).all()):
         raise ValueError(f"the objective or its gradient overflows {np.dtype(dtype)} at this "
                          "coef and intercept: check the gradient at a smaller point")
     if l1 > 0:

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import _core
+
 # Rows per block: keeps the float64 working copy of a block near 8 MB, whatever d is.
 _BLOCK_BYTES = 8 << 20
 
@@ -120,8 +122,6 @@ def gram_epoch_sums(gram, streamed_sums):
     """An epoch's sums for run_full_batch in Gram mode: from the Gram matrix, or from
     ``streamed_sums`` (a pass over the data) when the fit is so near exact that the Gram
     matrix's loss is mostly rounding (as the core's own Gram epochs do)."""
-    from . import _core
-
     def sums(theta):
         from_gram, precise = _core.gram_sums(gram, theta)
         return from_gram if precise else streamed_sums(theta)

@@ -26,10 +26,10 @@ from gd_types cimport (OptimConfig, ScheduleConfig, gd_optimizer, gd_schedule, S
                        STATUS_LOSS_NOT_FINITE, STATUS_PARAMS_NOT_FINITE, STATUS_INTERRUPTED,
                        STATUS_NO_MEMORY, STATUS_NO_TEAM, SLOT_SQUARES, SLOT_WEIGHT, N_SLOTS,
                        OPT_SGD, OPT_ADAGRAD, SCHED_INVSCALING)
-from gd_kernel cimport (CACHE_LINE_BYTES, DOT_LANES, PREFETCH_AHEAD, SHORT_ROW, accumulate_rows,
-                       is_finite_vector, objective_and_gradient, prefetch_lines, prefetch_row,
-                       row_gradient, row_residual, GD_PREFETCH, GD_PREFETCH_SPAN,
-                       GD_PREFETCH_LOCALITY, stationarity, with_penalties)
+from gd_kernel cimport (CACHE_LINE_BYTES, PREFETCH_AHEAD, SHORT_ROW, accumulate_rows,
+                       is_finite_vector, objective_and_gradient, prefetch_row, row_gradient,
+                       row_residual, GD_PREFETCH, GD_PREFETCH_LOCALITY, stationarity,
+                       with_penalties)
 from gd_optimizers cimport (optimizer_step, l1_proximal_step, sgd_row_update,
                             sgd_row_update_then_dot)
 from gd_schedules cimport scheduled_lr

@@ -174,9 +174,9 @@ cdef int capi_loss_grad(const floating* X, const floating* y, const floating* we
                         floating* grad) noexcept nogil:
     cdef int code = check_data(X, y, weights, n, d)
     cdef double* buffer
+    cdef floating* scaled
     if code != GD_OK:
         return code
-    cdef floating* scaled
     if theta == NULL or loss == NULL or grad == NULL:
         return GD_ERR_NULL
     if not is_finite_vector(theta, d + 1) or bad_intercept(theta, d, fit_intercept):

@@ -26,7 +26,7 @@ def run(args):
     try:
         if args.n < 1000 or args.d < 1:
             raise ValueError(f"--n must be >= 1000 and --d >= 1, got {args.n} and {args.d}")
-        resolve_n_threads(args.threads)
+        threads_used = resolve_n_threads(args.threads)
     except (ValueError, TypeError) as exc:
         return fail("bench", exc)
     print(f"gdcore bench on {bench.describe_machine(bench.machine_description())}", flush=True)
@@ -37,7 +37,7 @@ def run(args):
     if args.json:
         # the settings as given (run is the subcommand's function, not a setting)
         settings = {key: value for key, value in vars(args).items() if key != "run"}
-        settings["threads_used"] = resolve_n_threads(args.threads)
+        settings["threads_used"] = threads_used
         bench.write_json(args.json, results, settings)
         print(f"wrote {args.json}")
     return 0
