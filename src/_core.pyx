@@ -9,7 +9,8 @@ Three layers, as in scikit-learn's ``_loss``:
   accumulators reduced in a fixed order, so a given thread count gives the same bits every
   run) and the epoch loop (full-batch, or mini-batches through a permutation);
 * ``def`` entry points called by ``gdcore._api`` once per fit, after it has validated
-  everything: the core trusts its inputs.
+  everything: the core trusts its inputs' values, but checks that their shapes fit
+  together (``check_shapes``), so no call from Python can read or write past an array.
 
 The GIL is held only between epochs (signal check, optional callback, the next
 permutation) and, every few million multiply-adds inside a long epoch, for a signal check.
@@ -82,6 +83,46 @@ cdef bint single_row_path = True
 cdef Py_ssize_t SIGNAL_CHECK_WORK = 1 << 22
 # Per-part accumulators are padded to whole 64-byte cache lines so threads never share one.
 cdef Py_ssize_t CACHE_LINE_DOUBLES = 8
+
+cdef int check_shapes(Py_ssize_t n, Py_ssize_t d, Py_ssize_t y_length,
+                      Py_ssize_t weights_length, Py_ssize_t theta_length,
+                      bint allow_empty=False) except -1:
+    """ValueError unless X is n × d (d >= 1, n >= 1 unless allow_empty), y has n values,
+    sample_weight n or none, theta d + 1.  The entry points' values are validated in Python
+    first; this makes any call, validated or not, unable to index past an array."""
+    if d < 1 or (n < 1 and not allow_empty):
+        raise ValueError(f"gdcore._core: X must have at least one row and one column, "
+                         f"got shape ({n}, {d})")
+    if y_length != n:
+        raise ValueError(f"gdcore._core: y has {y_length} values for X's {n} rows")
+    if weights_length != 0 and weights_length != n:
+        raise ValueError(f"gdcore._core: sample_weight has {weights_length} values for X's "
+                         f"{n} rows (0 for unit weights)")
+    if theta_length != d + 1:
+        raise ValueError(f"gdcore._core: theta has {theta_length} values, not d + 1 = {d + 1}")
+    return 0
+
+
+cdef int check_parameters(Py_ssize_t theta_length, Py_ssize_t grad_length,
+                          Py_ssize_t state_rows, Py_ssize_t state_columns) except -1:
+    """ValueError unless theta has >= 2 values (w and b), grad as many and the optimizer
+    state is 3 rows of as many (state_rows < 0: no state)."""
+    if theta_length < 2:
+        raise ValueError(f"gdcore._core: theta must hold w and b (>= 2 values), "
+                         f"got {theta_length}")
+    if grad_length != theta_length:
+        raise ValueError(f"gdcore._core: grad has {grad_length} values, theta {theta_length}")
+    if state_rows >= 0 and (state_rows != 3 or state_columns != theta_length):
+        raise ValueError(f"gdcore._core: optimizer_state must be 3 x {theta_length}, got "
+                         f"{state_rows} x {state_columns}")
+    return 0
+
+
+cdef int check_threads(int n_threads) except -1:
+    if n_threads < 1:
+        raise ValueError(f"gdcore._core: n_threads must be >= 1, got {n_threads}")
+    return 0
+
 
 cdef enum StopCode:
     STOP_EPOCHS = 0
@@ -784,6 +825,19 @@ def run_fit(
     cdef const Py_ssize_t* rows = NULL
     cdef const Py_ssize_t[::1] perm
 
+    check_shapes(n, d, y.shape[0], sample_weight.shape[0], theta.shape[0])
+    check_parameters(theta.shape[0], theta.shape[0], optimizer_state.shape[0],
+                     optimizer_state.shape[1])
+    check_threads(n_threads)
+    if counters.shape[0] < 3 or best_loss.shape[0] < 1 or history.shape[0] < max(epochs, 0):
+        raise ValueError("gdcore._core: counters needs 3 values, best_loss 1 and history one "
+                         "an epoch")
+    if gram is not None and (gram.shape[0] != d + 2 or gram.shape[1] != d + 2):
+        raise ValueError(f"gdcore._core: gram must be {d + 2} x {d + 2}, got "
+                         f"{gram.shape[0]} x {gram.shape[1]}")
+    if shuffle and not isinstance(rng, np.random.Generator):
+        raise TypeError(f"gdcore._core: rng must be a numpy Generator, got {type(rng).__name__}")
+
     if batch_size <= 0 or batch_size >= n:
         return full_batch_fit(X, y, weights, theta, optimizer_state, optim, schedule, epochs, l2,
                               l1, fit_intercept, tol, n_iter_no_change, gtol, on_epoch,
@@ -914,9 +968,11 @@ def objective_gradient(
     cdef Py_ssize_t n = X.shape[0], d = X.shape[1], stride = accumulator_stride(d)
     cdef const floating* weights = &sample_weight[0] if sample_weight.shape[0] > 0 else NULL
     cdef double loss
+    check_shapes(n, d, y.shape[0], sample_weight.shape[0], theta.shape[0])
+    check_threads(n_threads)
     grad_out = np.empty(d + 1, dtype=np.asarray(theta).dtype)
     cdef floating[::1] grad = grad_out
-    part_buffer = np.zeros((max(n_threads, 1) + 1) * stride, dtype=np.float64)
+    part_buffer = np.zeros((n_threads + 1) * stride, dtype=np.float64)
     cdef double[::1] part_view = part_buffer
     with nogil:
         block_sums(&X[0, 0], &y[0], weights, &theta[0], d, NULL, n, 0, n, n_threads,
@@ -958,9 +1014,11 @@ def block_sums_of(
     union, which is how chunked and distributed fits keep exact full-batch semantics."""
     cdef Py_ssize_t n = X.shape[0], d = X.shape[1], stride = accumulator_stride(d)
     cdef const floating* weights = &sample_weight[0] if sample_weight.shape[0] > 0 else NULL
+    check_shapes(n, d, y.shape[0], sample_weight.shape[0], theta.shape[0], allow_empty=True)
+    check_threads(n_threads)
     out = np.zeros(d + N_SLOTS, dtype=np.float64)
     cdef double[::1] out_view = out
-    part_buffer = np.zeros(max(n_threads, 1) * stride, dtype=np.float64)
+    part_buffer = np.zeros(n_threads * stride, dtype=np.float64)
     cdef double[::1] part_view = part_buffer
     if n == 0:
         return out
@@ -980,6 +1038,10 @@ def objective_from_sums(
     """(J, g) at θ from the sums of block_sums_of: g has θ's dtype and length d + 1."""
     cdef Py_ssize_t d = theta.shape[0] - 1
     cdef double loss
+    check_parameters(theta.shape[0], theta.shape[0], -1, 0)
+    if sums.shape[0] != d + N_SLOTS:
+        raise ValueError(f"gdcore._core: sums has {sums.shape[0]} values, not d + {N_SLOTS} = "
+                         f"{d + N_SLOTS}")
     grad_out = np.empty(d + 1, dtype=np.asarray(theta).dtype)
     cdef floating[::1] grad = grad_out
     loss = objective_and_gradient(&sums[0], &theta[0], d, l2, l1, fit_intercept, &grad[0])
@@ -989,6 +1051,7 @@ def objective_from_sums(
 def gradient_stationarity(const floating[::1] grad, const floating[::1] theta, double l1,
                           bint fit_intercept):
     """‖∇J‖∞ (with l1 > 0, of the minimum-norm subgradient), as the gtol rule uses it."""
+    check_parameters(theta.shape[0], grad.shape[0], -1, 0)
     return stationarity(&grad[0], &theta[0], theta.shape[0] - 1, l1, fit_intercept)
 
 
@@ -1016,6 +1079,8 @@ def optimizer_update(
     backup_array = np.empty(d + 1, dtype=np.asarray(theta).dtype)
     cdef floating[::1] backup = backup_array
     cdef int status
+    check_parameters(theta.shape[0], grad.shape[0], optimizer_state.shape[0],
+                     optimizer_state.shape[1])
     with nogil:
         status = apply_update(&optim, &theta[0], &grad[0], &optimizer_state[0, 0],
                               &optimizer_state[1, 0], &optimizer_state[2, 0], &backup[0],
@@ -1072,9 +1137,14 @@ def gram_sums(const double[:, ::1] gram, const floating[::1] theta):
     sums_from_gram), and whether their Σ sᵢrᵢ² is well above its rounding (else an epoch
     takes the sums from a pass over the data; see gram_squares_precise)."""
     cdef Py_ssize_t d = theta.shape[0] - 1
+    check_parameters(theta.shape[0], theta.shape[0], -1, 0)
+    if gram.shape[0] != d + 2 or gram.shape[1] != d + 2:
+        raise ValueError(f"gdcore._core: gram must be {d + 2} x {d + 2}, got "
+                         f"{gram.shape[0]} x {gram.shape[1]}")
     out = np.zeros(d + N_SLOTS, dtype=np.float64)
     cdef double[::1] sums = out
-    cdef double magnitude = sums_from_gram(&gram[0, 0], &theta[0], d, &sums[0])
+    cdef double magnitude
+    magnitude = sums_from_gram(&gram[0, 0], &theta[0], d, &sums[0])
     return out, gram_squares_precise(&sums[0], d, magnitude)
 
 
