@@ -122,13 +122,15 @@ def prepare_run(n, d, dtype, *, optimizer, lr, epochs, batch_size, schedule, l2,
     opt = make_optimizer(optimizer, lr)
     if schedule is None:
         schedule = previous.schedule if previous is not None else "constant"
-    sched = make_schedule(schedule, settings.epochs)
     if settings.l1 > 0 and not opt.allows_l1:
         raise ValueError(f"l1 > 0 needs an SGD-family optimizer (sgd, momentum, nesterov); "
                          f"got {type(opt).__name__}. Use l2, or optimizer='sgd'")
     n_threads = resolve_n_threads(n_threads)
     callback = check_callback(callback)
     state = _initial_state(init, opt, d, dtype, settings.fit_intercept)
+    # a name sized to a run ("step", "cosine") given to a continuation is sized to the whole
+    # run, whose epochs count on from the earlier fit's: "cosine" still ends at 0
+    sched = make_schedule(schedule, state.n_epochs + settings.epochs)
     rng = make_rng(seed)
     if state.rng_state is not None:
         # the continued fit's own stream, in a generator of its own: a Generator passed as

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 
@@ -20,8 +21,11 @@ def check_grad(X, y, coef, intercept=0.0, *, sample_weight=None, l2=0.0, l1=0.0,
 
     ``step`` defaults to ε^(1/3) of the data's dtype (about 6e-6 for float64, 5e-3 for
     float32), which balances truncation and rounding error.  With l1 > 0 the subgradient
-    l1·sign(w) is added to g (J is not differentiable where a wⱼ is 0).
-    Expect ~1e-8 or less in float64 and ~1e-3 in float32 for a correct gradient.
+    l1·sign(w) is added to g (J is not differentiable where a wⱼ is 0), and a wⱼ nearer 0 than
+    its step is differenced over hₖ = |wⱼ|/2 instead, so the differences do not cross the kink.
+    Expect ~1e-8 or less in float64 and ~1e-3 in float32 for a correct gradient, at a point
+    where the gradient is well above the differences' rounding error (about ε·|J|/h): near a
+    minimum the ratio compares rounding with rounding, and a RuntimeWarning says so.
     """
     problem = check_data(X, y, sample_weight)
     d, dtype = problem.d, problem.dtype
@@ -35,9 +39,12 @@ def check_grad(X, y, coef, intercept=0.0, *, sample_weight=None, l2=0.0, l1=0.0,
     coef = coef.astype(np.float64)
     check_all_finite("coef", coef)
     intercept = check_float("intercept", intercept, low=-math.inf)
+    if not fit_intercept and intercept != 0.0:
+        raise ValueError(f"intercept must be 0 when fit_intercept=False, got {intercept}")
+    eps = float(np.finfo(dtype).eps)
     if step is None:
-        step = float(np.finfo(dtype).eps) ** (1 / 3)
-    step = check_float("step", step)
+        step = eps ** (1 / 3)
+    step = check_float("step", step, low=-math.inf)
     if step <= 0:
         raise ValueError(f"step must be > 0, got {step}")
     with np.errstate(over="ignore"):
@@ -64,8 +71,11 @@ def check_grad(X, y, coef, intercept=0.0, *, sample_weight=None, l2=0.0, l1=0.0,
         grad[:d] += l1 * np.sign(theta[:d])
     m = d + 1 if fit_intercept else d
     numeric = np.zeros(m)
+    smallest_step = math.inf
     for k in range(m):
         h = step * max(1.0, abs(float(theta[k])))
+        if l1 > 0 and k < d and 0.0 < abs(float(theta[k])) < h:
+            h = abs(float(theta[k])) / 2
         plus, minus = theta.copy(), theta.copy()
         plus[k] += h
         minus[k] -= h
@@ -76,6 +86,17 @@ def check_grad(X, y, coef, intercept=0.0, *, sample_weight=None, l2=0.0, l1=0.0,
                              f"(e.g. 1e-6, or 1e-3 for float32)")
         # divide by the step actually taken after rounding to the dtype
         numeric[k] = (objective(plus) - objective(minus)) / taken
+        smallest_step = min(smallest_step, taken / 2)
     analytic = grad[:m]
     scale = max(np.linalg.norm(analytic), np.linalg.norm(numeric), np.finfo(np.float64).tiny)
-    return float(np.linalg.norm(analytic - numeric) / scale)
+    error = float(np.linalg.norm(analytic - numeric) / scale)
+    # each difference of J carries a rounding error of about ε·|J|/h
+    rounding = math.sqrt(m) * eps * abs(loss) / smallest_step
+    if rounding > eps ** (1 / 3) * scale:
+        warnings.warn(f"check_grad: the gradient here (norm {scale:.3g}) is only "
+                      f"{scale / rounding:.3g}x the finite differences' rounding error "
+                      f"(~{rounding:.3g}; near a minimum, or with a small step): even a correct "
+                      f"gradient can show a relative error up to ~{min(1.0, rounding / scale):.2g}"
+                      f"; check it at a point away from the minimum, or with a larger step",
+                      RuntimeWarning, stacklevel=2)
+    return error

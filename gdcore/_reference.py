@@ -10,7 +10,6 @@ from __future__ import annotations
 import numpy as np
 
 from . import optim as _optim
-from .schedules import lr_at
 
 STATUS_OK, STATUS_LOSS_NOT_FINITE, STATUS_PARAMS_NOT_FINITE = 0, 1, 2
 
@@ -168,7 +167,7 @@ def run(problem, state, opt, schedule, settings, rng, on_epoch):
                         g[:d], g[d], state.theta[:d], settings.l1) <= settings.gtol:
                     gtol_reached = True
                 else:
-                    lr = lr_at(schedule, opt.lr, epoch, state.n_updates + 1)
+                    lr = schedule.lr_at(opt.lr, epoch, state.n_updates + 1)
                     status = apply(g, lr)
                     if status != STATUS_OK:
                         return "diverged", status
@@ -182,7 +181,7 @@ def run(problem, state, opt, schedule, settings, rng, on_epoch):
                     J, g = evaluate(rows)
                     if not finite_in_data_precision(J, dtype):
                         return "diverged", STATUS_LOSS_NOT_FINITE
-                    lr = lr_at(schedule, opt.lr, epoch, state.n_updates + 1)
+                    lr = schedule.lr_at(opt.lr, epoch, state.n_updates + 1)
                     status = apply(g, lr)
                     if status != STATUS_OK:
                         return "diverged", status
@@ -200,9 +199,10 @@ def run(problem, state, opt, schedule, settings, rng, on_epoch):
 
 def stop_after_epoch(state, loss, settings, gtol_reached):
     """SPEC §5 after an epoch: "gtol", "tol" (scikit-learn's rule: the loss has not gone below
-    best_loss − tol for n_iter_no_change epochs in a row) or None."""
+    best_loss − tol for n_iter_no_change epochs in a row; a loss equal to best_loss − tol has
+    not gone below it, where scikit-learn's test counts it as an improvement) or None."""
     if settings.tol is not None:
-        if loss > state.best_loss - settings.tol:
+        if loss >= state.best_loss - settings.tol:
             state.n_no_improvement += 1
         else:
             state.n_no_improvement = 0

@@ -35,8 +35,14 @@ class Schedule(HyperParameters):
     kind = -1
 
     def factor(self, epoch, step):
-        """The multiplier of the base lr at 0-based ``epoch`` and 1-based update ``step``."""
+        """The multiplier of the base lr at 0-based ``epoch`` and 1-based update ``step``
+        (CosineAnnealingLR's lr is not a multiple of the base lr when eta_min > 0: it has
+        only ``lr_at``)."""
         raise NotImplementedError
+
+    def lr_at(self, lr, epoch, step):
+        """The learning rate at 0-based ``epoch`` and 1-based update ``step`` for base ``lr``."""
+        return lr * self.factor(epoch, step)
 
     def _config(self):
         cfg = dict(kind=self.kind, step_size=1.0, gamma=1.0, T_max=1.0, eta_min=0.0,
@@ -90,9 +96,8 @@ class CosineAnnealingLR(Schedule):
         self.eta_min = _check_real("eta_min", eta_min, low=0.0)
 
     def factor(self, epoch, step):
-        # The factor depends on the base lr; the callers multiply by lr, so the
-        # reference evaluates it through lr_at() instead.
-        raise TypeError("CosineAnnealingLR depends on the base lr: use lr_at()")
+        raise TypeError("CosineAnnealingLR's lr is not a multiple of the base lr when "
+                        "eta_min > 0: use lr_at(lr, epoch, step)")
 
     def lr_at(self, lr, epoch, step):
         cosine = math.cos(math.pi * epoch / self.T_max)
@@ -125,13 +130,6 @@ class InverseScaling(Schedule):
 
     def factor(self, epoch, step):
         return 1.0 / step ** self.power_t
-
-
-def lr_at(schedule, lr, epoch, step):
-    """The scheduled learning rate at 0-based ``epoch`` and 1-based update ``step``."""
-    if isinstance(schedule, CosineAnnealingLR):
-        return schedule.lr_at(lr, epoch, step)
-    return lr * schedule.factor(epoch, step)
 
 
 _NAMES = {

@@ -753,10 +753,11 @@ cdef inline int stop_after_epoch(double loss, double tol, long long n_iter_no_ch
                                  bint gtol_reached, long long* no_improvement,
                                  double* best_loss) noexcept nogil:
     """The stopping rules after an epoch: STOP_GTOL, STOP_TOL (scikit-learn's rule: the loss
-    has not gone below best − tol for n_iter_no_change epochs in a row) or STOP_EPOCHS
-    (go on).  tol < 0 turns the tol rule off."""
+    has not gone below best − tol for n_iter_no_change epochs in a row; a tie has not gone
+    below: with tol = 0 a flat loss stops) or STOP_EPOCHS (go on).  tol < 0 turns the tol
+    rule off."""
     if tol >= 0.0:
-        if loss > best_loss[0] - tol:
+        if loss >= best_loss[0] - tol:
             no_improvement[0] += 1
         else:
             no_improvement[0] = 0

@@ -120,6 +120,8 @@ def test_demo_plot(tmp_path):
     ("ok.csv", ["fit", "{file}", "--target", "y", "--optimizer", "bogus"], "unknown name"),
     ("ok.csv", ["predict", "{file}", "{file}"], "not a gdcore model"),
     ("ok.csv", ["lr-search", "{file}", "--target", "y", "--grid", "a,b"], "--grid"),
+    ("ok.csv", ["lr-search", "{file}", "--target", "y", "--random", "3", "--seed", "-1"],
+     "--seed must be an integer >= 0, got -1"),
     ("ok.csv", ["fit", "{file}", "--target", "y", "--features", "a", "y"],
      "the target column 'y' is also one of the features"),
     ("ok.csv", ["fit", "{file}", "--target", "y", "--plot", "{file}.xyz"],
@@ -156,7 +158,7 @@ def test_errors_are_one_line(tmp_path, make_file, args, message):
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and message in lines[0], proc.stderr
     if make_file:
-        assert (path.name in lines[0] or message.startswith(("lr", "unknown", "--grid"))
+        assert (path.name in lines[0] or message.startswith(("lr", "unknown", "--grid", "--seed"))
                 or "--plot" in lines[0])
     assert not (tmp_path / "loss.png").exists()
 

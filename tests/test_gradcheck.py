@@ -1,6 +1,8 @@
 """check_grad: the core's gradient against central finite differences, and the gradient the
 core reports against an independent NumPy computation."""
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -18,7 +20,7 @@ def test_check_grad_small_in_float64(fit_intercept, weighted, l2):
     rng = np.random.default_rng(3)
     s = rng.uniform(0, 2, 100) if weighted else None
     point = coef + rng.standard_normal(6)
-    err = gdcore.check_grad(X, y, point, 0.4, sample_weight=s, l2=l2,
+    err = gdcore.check_grad(X, y, point, 0.4 if fit_intercept else 0.0, sample_weight=s, l2=l2,
                             fit_intercept=fit_intercept)
     assert err < 1e-7
 
@@ -27,6 +29,27 @@ def test_check_grad_with_l1_away_from_zero():
     X, y, coef = problem(n=80, d=4)
     point = np.array([0.5, -1.0, 2.0, 0.3])
     assert gdcore.check_grad(X, y, point, 0.0, l1=0.1) < 1e-7
+
+
+def test_check_grad_with_l1_and_a_weight_nearer_zero_than_the_step():
+    # w₀ = 1e-7 is inside the default step (6e-6): differences over ±6e-6 crossed the kink of
+    # l1·|w₀| and reported ~0.1 for a correct gradient; they are now taken over |w₀|/2
+    X, y, coef = problem(n=80, d=4)
+    point = np.array([1e-7, -1.0, 2.0, 0.3])
+    assert gdcore.check_grad(X, y, point, 0.0, l1=0.1) < 1e-7
+
+
+def test_check_grad_warns_where_rounding_dominates():
+    """At the least-squares minimum the gradient is ~1e-13, the size of the finite
+    differences' rounding: the ratio is ~1 for a correct gradient, and a RuntimeWarning says
+    why; away from the minimum the same call is quiet and small."""
+    X, y, _ = problem(n=200, d=5, noise=0.1)
+    solution = np.linalg.lstsq(np.c_[X, np.ones(len(y))], y, rcond=None)[0]
+    with pytest.warns(RuntimeWarning, match="rounding error .*away from the minimum"):
+        gdcore.check_grad(X, y, solution[:5], solution[5])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert gdcore.check_grad(X, y, solution[:5] + 0.3, solution[5]) < 1e-8
 
 
 def test_check_grad_float32():
@@ -70,3 +93,15 @@ def test_check_grad_refuses_a_point_past_the_dtype(coef, message):
     X, y = np.ones((5, 2), np.float32), np.ones(5, np.float32)
     with pytest.raises(ValueError, match=message):
         gdcore.check_grad(X, y, np.array(coef))
+
+
+@pytest.mark.parametrize("options, message", [
+    (dict(step=-1.0), "step must be > 0, got -1.0"),
+    (dict(step=0.0), "step must be > 0, got 0.0"),
+    (dict(intercept=5.0, fit_intercept=False),
+     "intercept must be 0 when fit_intercept=False, got 5.0"),
+])
+def test_check_grad_rejects_bad_step_and_intercept(options, message):
+    X, y, _ = problem(n=10, d=3)
+    with pytest.raises(ValueError, match=message):
+        gdcore.check_grad(X, y, np.zeros(3), **options)

@@ -12,10 +12,12 @@ BACKENDS = ["core", "numpy"]
 
 
 def sklearn_tol_rule(losses, tol, patience):
-    """The number of epochs scikit-learn's rule runs on this loss sequence."""
+    """The number of epochs SPEC §5's rule runs on this loss sequence: scikit-learn's, with a
+    loss equal to best − tol counted as not below it (scikit-learn's ``>`` counts it as an
+    improvement; the two differ only at such exact ties)."""
     best, count = np.inf, 0
     for epoch, loss in enumerate(losses, start=1):
-        count = count + 1 if loss > best - tol else 0
+        count = count + 1 if loss >= best - tol else 0
         best = min(best, loss)
         if count >= patience:
             return epoch
@@ -34,6 +36,29 @@ def test_tol_rule_is_scikit_learns(backend, batch_size):
     assert stopped.n_epochs == expected
     assert stopped.stop_reason == "tol" and stopped.converged
     np.testing.assert_array_equal(stopped.loss_history, free.loss_history[:expected])
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("precompute", [False, True])
+def test_tol_rule_at_an_exact_tie(backend, precompute):
+    """X = 0, y = 4, lr = 0.5: b goes 0, 2, 3, 3.5, ..., so the epoch losses J = (b − 4)²/2 are
+    8, 2, 0.5, 0.125, ... exactly.  With tol = 1.5, epoch 3's 0.5 equals best − tol = 2 − 1.5:
+    it has not gone below it (SPEC §5), the count reaches 2 at epoch 4 and the fit stops there
+    (scikit-learn's strict test would count epoch 3 as an improvement and stop at epoch 5)."""
+    X, y = np.zeros((8, 1)), np.full(8, 4.0)
+    result = gdcore.fit(X, y, optimizer="sgd", lr=0.5, epochs=20, tol=1.5, n_iter_no_change=2,
+                        backend=backend, precompute=precompute)
+    assert list(result.loss_history) == [8.0, 2.0, 0.5, 0.125]
+    assert result.stop_reason == "tol" and result.n_epochs == 4
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_tol_zero_stops_a_flat_loss(backend):
+    # a loss that stays exactly where it is has not gone below best − 0
+    X, y = np.zeros((8, 1)), np.zeros(8)
+    result = gdcore.fit(X, y, epochs=50, tol=0.0, n_iter_no_change=3, backend=backend)
+    assert result.stop_reason == "tol" and result.n_epochs == 4
+    assert list(result.loss_history) == [0.0] * 4
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -368,3 +393,24 @@ def test_gradient_norm_for_gtol_by_hand_and_with_nan(l1):
         bad[where] = np.nan
         assert np.isnan(_core.gradient_stationarity(bad, theta, l1, True)), where
         assert np.isnan(_reference.stationarity(bad[:3], bad[3], w, l1)), where
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_run_sized_name_on_a_continuation_is_sized_to_the_whole_run(backend):
+    """"cosine" is CosineAnnealingLR(epochs) and "step" StepLR(max(1, epochs // 3), 0.5);
+    given again to a continuation, the epochs are those of the whole run (the epoch count goes
+    on from the first fit), so "cosine" still anneals to 0 at the run's end.  Without a
+    schedule the continuation keeps the first fit's (T_max = 4: past it, the lr rises again,
+    as torch's does)."""
+    X, y, _ = problem(n=40, d=3)
+    options = dict(optimizer="sgd", lr=0.05, tol=None, backend=backend)
+    for name, field, whole in (("cosine", "T_max", 10), ("step", "step_size", 3)):
+        first = gdcore.fit(X, y, epochs=4, schedule=name, **options)
+        assert getattr(first.schedule, field) == {"cosine": 4, "step": 1}[name]
+        again = gdcore.fit(X, y, epochs=6, init=first, schedule=name, **options)
+        assert getattr(again.schedule, field) == whole
+        kept = gdcore.fit(X, y, epochs=6, init=first, **options)
+        assert getattr(kept.schedule, field) == getattr(first.schedule, field)
+        # the continuation's last epochs are those of a 10-epoch run's schedule
+        one_run = gdcore.fit(X, y, epochs=10, schedule=name, **options)
+        assert one_run.schedule == again.schedule
