@@ -142,9 +142,11 @@ def fit_chunks(chunks, *, optimizer=None, lr=None, epochs=100, schedule=None, l2
     def streamed_sums(theta):
         total = np.zeros(first.d + 3)
         for problem in source:
-            total += _core.block_sums_of(problem.X, problem.y, _empty_weights(problem),
-                                         theta.astype(problem.dtype, copy=False),
-                                         run.n_threads)
+            # an overflow across chunks is reported below (weights) or as divergence (loss)
+            with np.errstate(over="ignore", invalid="ignore"):
+                total += _core.block_sums_of(problem.X, problem.y, _empty_weights(problem),
+                                             theta.astype(problem.dtype, copy=False),
+                                             run.n_threads)
         check_weight_sum(total[-1], "over all chunks")
         return total
 
