@@ -276,7 +276,9 @@ def test_long_fits_run_in_history_stretches_exactly(monkeypatch, batch_size):
         (whole.stop_reason, whole.n_epochs, whole.n_updates)
     np.testing.assert_array_equal(stretched.loss_history, whole.loss_history)
     np.testing.assert_array_equal(stretched.coef, whole.coef)
-    for a, b in zip(stretched_seen, whole_seen, strict=True):
+    # (zip's strict= needs Python 3.10; the package supports 3.9)
+    assert len(stretched_seen) == len(whole_seen) >= 2
+    for a, b in zip(stretched_seen, whole_seen):
         np.testing.assert_array_equal(a.loss_history, b.loss_history)
         np.testing.assert_array_equal(a.coef, b.coef)
         continued = gdcore.fit(X, y, init=a, **dict(options, epochs=4))
