@@ -23,19 +23,27 @@ def big():
     return X, y
 
 
+# Full-batch fits in both modes, asked for explicitly (precompute="auto" would pick Gram
+# mode here, whose epochs never stream X); mini-batches always stream.
+MODES = {"full-streaming": dict(batch_size=None, precompute=False),
+         "full-gram": dict(batch_size=None, precompute=True),
+         "mini-64": dict(batch_size=64),
+         "mini-8192": dict(batch_size=8192)}
+
+
 @pytest.mark.parametrize("n_threads", [1, 2])
-@pytest.mark.parametrize("batch_size", [None, 64, 8192])
-def test_bitwise_repeatable(big, n_threads, batch_size):
+@pytest.mark.parametrize("mode", MODES)
+def test_bitwise_repeatable(big, n_threads, mode):
     X, y = big
-    options = dict(optimizer="adam", lr=0.01, epochs=3, batch_size=batch_size, seed=7,
-                   n_threads=n_threads)
+    options = dict(optimizer="adam", lr=0.01, epochs=3, seed=7, n_threads=n_threads,
+                   **MODES[mode])
     assert np.array_equal(run(X, y, **options), run(X, y, **options))
 
 
-@pytest.mark.parametrize("batch_size", [None, 8192])
-def test_one_and_two_threads_agree(big, batch_size):
+@pytest.mark.parametrize("mode", ["full-streaming", "full-gram", "mini-8192"])
+def test_one_and_two_threads_agree(big, mode):
     X, y = big
-    options = dict(optimizer="sgd", lr=0.1, epochs=4, batch_size=batch_size, seed=3)
+    options = dict(optimizer="sgd", lr=0.1, epochs=4, seed=3, **MODES[mode])
     np.testing.assert_allclose(run(X, y, n_threads=1, **options),
                                run(X, y, n_threads=2, **options), rtol=1e-12)
 
@@ -88,13 +96,16 @@ def test_permutations_drawn_ahead_are_the_spec_ones(many_rows, batch_size):
         # The reference's Python loop would take a minute here: the rows are put in each
         # epoch's order by hand instead, and fitted in that order.
         rng = np.random.default_rng(11)
-        by_hand = None
+        by_hand, by_hand_epochs = None, []
         for _ in range(epochs):
             order = rng.permutation(len(y))
             by_hand = gdcore.fit(X[order], y[order], optimizer="sgd", lr=0.002, batch_size=1,
-                                 shuffle=False, epochs=1, tol=None, init=by_hand)
+                                 shuffle=False, epochs=1, tol=None, init=by_hand, n_threads=1)
+            by_hand_epochs.append(np.append(by_hand.coef, by_hand.intercept))
         core, _ = _epoch_params(X, y, epochs=epochs, **options)
-        np.testing.assert_array_equal(core[-1], np.append(by_hand.coef, by_hand.intercept))
+        # every epoch's parameters, not only the last: each epoch has its own permutation
+        assert core.shape == (epochs, X.shape[1] + 1)
+        np.testing.assert_array_equal(core, np.array(by_hand_epochs))
         return
     core, _ = _epoch_params(X, y, epochs=epochs, **options)
     ref, _ = _epoch_params(X, y, epochs=epochs, backend="numpy", **options)

@@ -31,16 +31,43 @@ SCHEDULES = {
     "linear": LinearLR(start_factor=0.25, end_factor=1.0, total_iters=4),
     "invscaling": InverseScaling(power_t=0.3),
 }
-BATCHES = {"full": None, "mini": 16, "single": 1}
+# Full-batch fits run in two modes (SPEC §7 holds both to the reference): streaming X every
+# epoch (precompute=False) and Gram mode (precompute=True).  fit's default "auto" picks Gram
+# mode for most small full-batch fits, so each mode is asked for explicitly.
+BATCHES = {"full-streaming": dict(batch_size=None, precompute=False),
+           "full-gram": dict(batch_size=None, precompute=True),
+           "mini": dict(batch_size=16),
+           "single": dict(batch_size=1)}
 RTOL = {np.float64: 1e-10, np.float32: 1e-4}
+# block_sums cuts a pass between threads only from this many multiply-adds (n·(d+1)) on
+# (PARALLEL_MIN_WORK in src/_core.pyx, on_one_thread)
+PARALLEL_MIN_WORK = 16384
 
 
 def trajectory(X, y, backend, **options):
-    """(loss_history, per-epoch (coef, intercept) array, result)."""
+    """(loss_history, per-epoch (coef, intercept) array, result).  A full-batch core fit
+    must say which mode it runs in (precompute=True or False), and is held to it: Gram mode
+    forms the Gram matrix once, streaming never does."""
     params = []
-    result = gdcore.fit(X, y, backend=backend, tol=None, seed=5,
-                        callback=lambda p: params.append(np.append(p.coef, p.intercept)),
-                        **options)
+    full_batch = options.get("batch_size") is None or options["batch_size"] >= len(y)
+    precompute = options.get("precompute", "auto")
+    if backend == "core" and full_batch:
+        assert precompute in (True, False), "say which full-batch mode is compared"
+    grams = []
+    original = gdcore._api.augmented_gram
+
+    def counted(*args, **kwargs):
+        grams.append(1)
+        return original(*args, **kwargs)
+    gdcore._api.augmented_gram = counted
+    try:
+        result = gdcore.fit(X, y, backend=backend, tol=None, seed=5,
+                            callback=lambda p: params.append(np.append(p.coef, p.intercept)),
+                            **options)
+    finally:
+        gdcore._api.augmented_gram = original
+    if backend == "core":
+        assert len(grams) == (1 if full_batch and precompute is True else 0)
     assert len(params) == result.n_epochs == len(result.loss_history)
     return result.loss_history, np.array(params), result
 
@@ -64,8 +91,8 @@ def assert_same_trajectory(X, y, dtype, **options):
 def test_every_optimizer_and_schedule(optimizer, schedule, batch):
     X, y, _ = problem(n=50, d=4)
     result = assert_same_trajectory(X, y, np.float64, optimizer=OPTIMIZERS[optimizer],
-                                    schedule=SCHEDULES[schedule], batch_size=BATCHES[batch],
-                                    epochs=8)
+                                    schedule=SCHEDULES[schedule], epochs=8,
+                                    **BATCHES[batch])
     assert result.n_epochs == 8
 
 
@@ -81,7 +108,7 @@ def test_weights_dtypes_intercept(optimizer, batch, fit_intercept, weighted, dty
         weights = np.random.default_rng(1).uniform(0.0, 2.0, len(y)).astype(dtype)
         weights[::4] = 0.0
     result = assert_same_trajectory(X, y, dtype, optimizer=OPTIMIZERS[optimizer],
-                                    batch_size=BATCHES[batch], epochs=6,
+                                    epochs=6, **BATCHES[batch],
                                     fit_intercept=fit_intercept, sample_weight=weights,
                                     schedule=StepLR(step_size=2, gamma=0.7))
     if not fit_intercept:
@@ -93,28 +120,37 @@ def test_weights_dtypes_intercept(optimizer, batch, fit_intercept, weighted, dty
 def test_penalties(optimizer, batch):
     X, y, _ = problem(n=40, d=6)
     result = assert_same_trajectory(X, y, np.float64, optimizer=OPTIMIZERS[optimizer],
-                                    batch_size=BATCHES[batch], epochs=10, l2=0.05, l1=0.02)
+                                    epochs=10, l2=0.05, l1=0.02, **BATCHES[batch])
     assert result.n_updates > 0
 
 
-def test_l1_sets_coefficients_exactly_to_zero():
+@pytest.mark.parametrize("precompute", [False, True], ids=["streaming", "gram"])
+def test_l1_sets_coefficients_exactly_to_zero(precompute):
     X, y, _ = problem(n=80, d=6)
     y = X[:, 0] * 2.0 + 0.01 * np.random.default_rng(0).standard_normal(80)
-    core = gdcore.fit(X, y, optimizer="sgd", lr=0.1, l1=0.2, epochs=200, tol=None)
+    core = gdcore.fit(X, y, optimizer="sgd", lr=0.1, l1=0.2, epochs=200, tol=None,
+                      precompute=precompute)
     ref = gdcore.fit(X, y, optimizer="sgd", lr=0.1, l1=0.2, epochs=200, tol=None,
                      backend="numpy")
     assert np.count_nonzero(core.coef == 0.0) >= 4
     np.testing.assert_array_equal(core.coef == 0.0, ref.coef == 0.0)
 
 
+@pytest.mark.parametrize("precompute", [False, True], ids=["streaming", "gram"])
 @pytest.mark.parametrize("l2", [0.0, 0.1])
-def test_threaded_pass_matches_reference(l2):
-    """A problem large enough that the core cuts rows between two threads."""
+def test_threaded_pass_matches_reference(l2, precompute):
+    """A problem large enough that the core cuts rows between two threads: streaming, each
+    full-batch pass (20,000 rows of 8 values) and each 8,192-row batch is well past the
+    threading bar; in Gram mode the epochs are O(d²) and only the Gram pass is large."""
     X, y, _ = problem(n=20000, d=8)
-    assert_same_trajectory(X, y, np.float64, optimizer="adam", lr=0.05, epochs=5, l2=l2,
-                           n_threads=2)
-    assert_same_trajectory(X, y, np.float64, optimizer="sgd", lr=0.05, epochs=2,
-                           batch_size=8192, n_threads=2)
+    assert 8192 * (8 + 1) >= 2 * PARALLEL_MIN_WORK
+    threads = 2 if gdcore._core.openmp_enabled() else 1
+    core = assert_same_trajectory(X, y, np.float64, optimizer="adam", lr=0.05, epochs=5,
+                                  l2=l2, n_threads=2, precompute=precompute)
+    assert core.n_threads == threads
+    core = assert_same_trajectory(X, y, np.float64, optimizer="sgd", lr=0.05, epochs=2,
+                                  batch_size=8192, n_threads=2, l2=l2)
+    assert core.n_threads == threads
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
@@ -219,7 +255,9 @@ def test_single_row_updates_of_every_rule(optimizer, weighted, d, dtype, request
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("d", [1, 7, 8, 9, 12, 13, 15, 16, 17, 24, 25, 31, 32, 33, 39, 40, 41,
                                47, 48, 49, 63, 64, 65])
-@pytest.mark.parametrize("batch", [None, 7])
+@pytest.mark.parametrize("batch", [dict(batch_size=None, precompute=False),
+                                   dict(batch_size=None, precompute=True),
+                                   dict(batch_size=7)], ids=["full-streaming", "full-gram", "7"])
 def test_every_short_row_width(d, dtype, batch):
     """Rows of up to 40 (float64) or 64 (float32) values go through padded vector kernels of
     width 8 to 64 (the last rows of X copied, zero-padded): every width, both sides of each
@@ -227,8 +265,8 @@ def test_every_short_row_width(d, dtype, batch):
     last row."""
     X, y, _ = problem(n=203, d=d, dtype=dtype)
     weights = np.random.default_rng(d).uniform(0.0, 2.0, len(y)).astype(dtype)
-    assert_same_trajectory(X, y, dtype, optimizer="adam", lr=0.05, epochs=4, batch_size=batch,
-                           sample_weight=weights, l2=0.01)
+    assert_same_trajectory(X, y, dtype, optimizer="adam", lr=0.05, epochs=4,
+                           sample_weight=weights, l2=0.01, **batch)
 
 
 @pytest.mark.parametrize("dtype, d", [(np.float64, 450), (np.float32, 900)])
