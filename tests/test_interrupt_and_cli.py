@@ -46,9 +46,13 @@ def test_ctrl_c_stops_a_fit(batch, backend):
     assert words[0] == "interrupted" and 1 <= int(words[1]) < 100000
 
 
-def test_gil_is_released_during_a_fit():
-    X, y, _ = gdcore.make_regression(400_000, 20, seed=0)
-    ticks = []
+def ticks_inside(work):
+    """Run ``work()`` while another thread records perf_counter ticks (one a millisecond,
+    sleeping in between, without the GIL) with a switch interval far longer than the run,
+    so that the interpreter never hands the GIL over on its own; returns (the ticks taken
+    inside the windows ``work`` reports, the windows).  ``work(windows)`` appends
+    (start, end) pairs of the stretches it wants counted."""
+    ticks, windows = [], []
     stop = threading.Event()
 
     def counter():
@@ -61,17 +65,47 @@ def test_gil_is_released_during_a_fit():
     thread.start()
     try:
         time.sleep(0.01)        # the counter is running (and sleeping, without the GIL)
-        started = time.perf_counter()
-        gdcore.fit(X, y, optimizer="sgd", lr=0.01, epochs=1, batch_size=1, tol=None)
-        finished = time.perf_counter()
+        work(windows)
     finally:
         stop.set()
         thread.join()
         sys.setswitchinterval(interval)
-    during = [t for t in ticks if started < t < finished]
-    # With a switch interval longer than the fit, the interpreter never hands the GIL over on
-    # its own: the other thread ticks during the fit only if the core releases it.
+    return [t for t in ticks if any(start < t < end for start, end in windows)], windows
+
+
+def test_gil_is_released_during_a_fit(monkeypatch):
+    """Only ticks taken while gdcore._core.run_fit itself runs count (numpy's permutation and
+    the Python around the core release the GIL too): a streaming full-batch fit in rows
+    order, without a callback, so the compiled loop runs its epochs with nothing to call
+    back.  The counter can tick inside run_fit only if the core lets go of the GIL."""
+    X, y, _ = gdcore.make_regression(100_000, 20, seed=0)
+    real_run_fit = gdcore._core.run_fit
+
+    def work(windows):
+        def timed_run_fit(*args, **kwargs):
+            start = time.perf_counter()
+            try:
+                return real_run_fit(*args, **kwargs)
+            finally:
+                windows.append((start, time.perf_counter()))
+        monkeypatch.setattr(gdcore._core, "run_fit", timed_run_fit)
+        gdcore.fit(X, y, optimizer="sgd", lr=0.01, epochs=60, tol=None, shuffle=False,
+                   precompute=False, n_threads=1)
+    during, windows = ticks_inside(work)
+    assert len(windows) == 1        # one call of the core ran the whole fit
     assert during
+
+
+def test_gil_tick_counter_sees_a_held_gil():
+    """The control of the test above: a stretch that holds the GIL (a pure-Python busy
+    loop) gets no tick from the counter, so ticks inside run_fit mean the GIL was free."""
+    def work(windows):
+        start = time.perf_counter()
+        while time.perf_counter() < start + 0.05:
+            pass
+        windows.append((start, time.perf_counter()))
+    during, _ = ticks_inside(work)
+    assert during == []
 
 
 def test_cli_demo_runs(tmp_path):
