@@ -151,3 +151,164 @@ def test_first_loss_is_objective_at_init(backend):
     resid = X @ w + b - y
     J = (s * resid ** 2).sum() / (2 * s.sum()) + 0.1 * (w @ w)
     assert r.loss_history[0] == pytest.approx(J, rel=1e-13)
+
+
+# ---------------------------------------------------------------------------------------
+# Three full-batch steps of each update rule, written out from SPEC §1 and §3 in plain
+# Python floats, one coordinate at a time, independent of both backends' code.
+# Three rows, two features:
+X3 = [[1.0, 2.0], [0.0, 1.0], [2.0, -1.0]]
+Y3 = [1.0, 2.0, 0.5]
+
+
+def loss_and_gradient(theta):
+    """SPEC §1 with sᵢ = 1 (S = 3), no penalty: J = 1/(2S)·Σrᵢ², ∇w = 1/S·Σrᵢxᵢ, ∂b = 1/S·Σrᵢ."""
+    w1, w2, b = theta
+    r = [x[0] * w1 + x[1] * w2 + b - yi for x, yi in zip(X3, Y3)]
+    J = sum(ri * ri for ri in r) / 6.0
+    g = [sum(ri * x[0] for ri, x in zip(r, X3)) / 3.0,
+         sum(ri * x[1] for ri, x in zip(r, X3)) / 3.0,
+         sum(r) / 3.0]
+    return J, g
+
+
+def by_hand(step, n_steps=3):
+    """(losses before each step, θ after each step) from θ = 0, with ``step(theta, g, t)``
+    returning the next θ (it keeps its own state)."""
+    theta, losses, thetas = [0.0, 0.0, 0.0], [], []
+    for t in range(1, n_steps + 1):
+        J, g = loss_and_gradient(theta)
+        losses.append(J)
+        theta = step(theta, g, t)
+        thetas.append(list(theta))
+    return losses, thetas
+
+
+def adam_by_hand(lr, beta1, beta2, eps, amsgrad, seen):
+    m, v, vmax = [0.0] * 3, [0.0] * 3, [0.0] * 3
+
+    def step(theta, g, t):
+        new = []
+        for j in range(3):
+            m[j] = beta1 * m[j] + (1 - beta1) * g[j]
+            v[j] = beta2 * v[j] + (1 - beta2) * g[j] ** 2
+            second = v[j]
+            if amsgrad:
+                vmax[j] = max(vmax[j], v[j])
+                second = vmax[j]
+                seen.append(vmax[j] != v[j])     # the max held an earlier, larger v
+            m_hat = m[j] / (1 - beta1 ** t)
+            v_hat = second / (1 - beta2 ** t)
+            new.append(theta[j] - lr * m_hat / (math.sqrt(v_hat) + eps))
+        return new
+    return step
+
+
+def rmsprop_by_hand(lr, alpha, eps, momentum, centered):
+    v, buf, g_avg = [0.0] * 3, [0.0] * 3, [0.0] * 3
+
+    def step(theta, g, t):
+        new = []
+        for j in range(3):
+            v[j] = alpha * v[j] + (1 - alpha) * g[j] ** 2
+            if centered:
+                g_avg[j] = alpha * g_avg[j] + (1 - alpha) * g[j]
+                a = math.sqrt(v[j] - g_avg[j] ** 2) + eps
+            else:
+                a = math.sqrt(v[j]) + eps
+            if momentum > 0:
+                buf[j] = momentum * buf[j] + g[j] / a
+                new.append(theta[j] - lr * buf[j])
+            else:
+                new.append(theta[j] - lr * g[j] / a)
+        return new
+    return step
+
+
+def adagrad_by_hand(lr, lr_decay, eps, initial):
+    G = [initial] * 3
+
+    def step(theta, g, t):
+        clr = lr / (1 + (t - 1) * lr_decay)
+        new = []
+        for j in range(3):
+            G[j] = G[j] + g[j] ** 2
+            new.append(theta[j] - clr * g[j] / (math.sqrt(G[j]) + eps))
+        return new
+    return step
+
+
+def sgd_by_hand(lr, momentum, dampening, nesterov):
+    buf = [0.0] * 3
+
+    def step(theta, g, t):
+        new = []
+        for j in range(3):
+            if t == 1:
+                buf[j] = g[j]
+            else:
+                buf[j] = momentum * buf[j] + (1 - dampening) * g[j]
+            d = g[j] + momentum * buf[j] if nesterov else buf[j]
+            new.append(theta[j] - lr * d)
+        return new
+    return step
+
+
+def normalized_by_hand(lr, eps):
+    def step(theta, g, t):
+        norm = math.sqrt(sum(gj * gj for gj in g))
+        return [theta[j] - lr * g[j] / max(norm, eps) for j in range(3)]
+    return step
+
+
+THREE_STEPS = {
+    # betas (0.8, 0.9): the bias corrections 1 − β₁ᵗ, 1 − β₂ᵗ differ at t = 2 and 3
+    "adam": (Adam(lr=0.1, betas=(0.8, 0.9), eps=1e-8),
+             lambda: adam_by_hand(0.1, 0.8, 0.9, 1e-8, False, [])),
+    # β₂ = 0.5 and a large lr: the gradient shrinks, v falls below its earlier maximum
+    "amsgrad": (Adam(lr=0.4, betas=(0.5, 0.5), eps=1e-8, amsgrad=True),
+                lambda: adam_by_hand(0.4, 0.5, 0.5, 1e-8, True, [])),
+    "rmsprop-centered-momentum": (
+        RMSprop(lr=0.05, alpha=0.9, eps=1e-8, momentum=0.5, centered=True),
+        lambda: rmsprop_by_hand(0.05, 0.9, 1e-8, 0.5, True)),
+    "rmsprop": (RMSprop(lr=0.05, alpha=0.8), lambda: rmsprop_by_hand(0.05, 0.8, 1e-8, 0.0, False)),
+    "adagrad-decay-initial": (
+        Adagrad(lr=0.3, lr_decay=0.5, eps=1e-10, initial_accumulator_value=0.2),
+        lambda: adagrad_by_hand(0.3, 0.5, 1e-10, 0.2)),
+    "sgd-momentum-dampening": (SGD(lr=0.1, momentum=0.9, dampening=0.3),
+                               lambda: sgd_by_hand(0.1, 0.9, 0.3, False)),
+    "sgd-nesterov": (SGD(lr=0.1, momentum=0.9, nesterov=True),
+                     lambda: sgd_by_hand(0.1, 0.9, 0.0, True)),
+    "normalized": (NormalizedGD(lr=0.3), lambda: normalized_by_hand(0.3, 1e-12)),
+}
+# the core in both full-batch modes, and the reference
+RUNS = {"core-streaming": dict(backend="core", precompute=False),
+        "core-gram": dict(backend="core", precompute=True),
+        "numpy": dict(backend="numpy")}
+
+
+@pytest.mark.parametrize("run", RUNS)
+@pytest.mark.parametrize("rule", THREE_STEPS)
+def test_three_steps_by_hand(rule, run):
+    optimizer, make_step = THREE_STEPS[rule]
+    losses, thetas = by_hand(make_step())
+    params = []
+    result = gdcore.fit(np.array(X3), np.array(Y3), optimizer=optimizer, epochs=3, tol=None,
+                        callback=lambda p: params.append(np.append(p.coef, p.intercept)),
+                        **RUNS[run])
+    assert result.n_updates == result.n_epochs == 3
+    # step by step: θ after updates 1, 2 and 3, and J before each
+    for t in range(3):
+        np.testing.assert_allclose(params[t], thetas[t], rtol=1e-12, atol=1e-14,
+                                   err_msg=f"{rule}, after update {t + 1}")
+    np.testing.assert_allclose(result.loss_history, losses, rtol=1e-12)
+    # the steps moved θ, each by a different amount (the state mattered)
+    moves = np.diff(np.vstack([np.zeros(3), thetas]), axis=0)
+    assert not np.allclose(moves[1], moves[2]) and not np.allclose(moves[0], moves[1])
+
+
+def test_amsgrad_case_reaches_the_max():
+    """The AMSGrad case above would be plain Adam if v never fell below its maximum."""
+    seen = []
+    by_hand(adam_by_hand(0.4, 0.5, 0.5, 1e-8, True, seen))
+    assert any(seen)
