@@ -65,3 +65,37 @@ def test_mse_matches_lstsq_residual():
     best = np.mean((X @ coef + intercept - y) ** 2)
     # the last recorded loss is J = mse/2 at the parameters before the last update
     assert 2 * result.loss_history[-1] == pytest.approx(best, rel=1e-8)
+
+
+def lasso_problem():
+    """Correlated features, half of the true coefficients zero."""
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((100, 6))
+    X[:, 1] += 0.5 * X[:, 0]
+    y = X @ [1.5, 0.0, -2.0, 0.0, 0.3, 0.0] + 0.7 + 0.3 * rng.standard_normal(100)
+    return X, y, rng.uniform(0.2, 2.0, 100)
+
+
+@pytest.mark.parametrize("run", [dict(backend="core", precompute=False),
+                                 dict(backend="core", precompute=True),
+                                 dict(backend="numpy")],
+                         ids=["core-streaming", "core-gram", "numpy"])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_l1_proximal_gd_reaches_the_lasso_solution(weighted, run):
+    """SPEC §1's J = 1/(2S)·Σsᵢrᵢ² + l1‖w‖₁ is scikit-learn's Lasso objective with alpha = l1
+    (Lasso rescales sample weights to sum to n, which gives the same 1/(2S)·Σsᵢrᵢ²).
+    Full-batch SGD with the proximal step is ISTA: with lr = 1/L it converges linearly to
+    Lasso's minimiser (coordinate descent to tol 1e-14), zeros included exactly."""
+    Lasso = pytest.importorskip("sklearn.linear_model").Lasso
+    X, y, weights = lasso_problem()
+    s = weights if weighted else None
+    lasso = Lasso(alpha=0.1, tol=1e-14, max_iter=1_000_000).fit(X, y, sample_weight=s)
+    assert 1 <= np.count_nonzero(lasso.coef_ == 0.0) < 6     # l1 zeroes some, not all
+    ones = np.ones(100) if s is None else s
+    A = np.column_stack([X, np.ones(100)])
+    L = np.linalg.eigvalsh(A.T @ (A * ones[:, None]) / ones.sum()).max()
+    result = gdcore.fit(X, y, sample_weight=s, optimizer="sgd", lr=1.0 / L, l1=0.1,
+                        epochs=500, tol=None, **run)
+    np.testing.assert_allclose(result.coef, lasso.coef_, rtol=0, atol=1e-10)
+    assert result.intercept == pytest.approx(lasso.intercept_, abs=1e-10)
+    np.testing.assert_array_equal(result.coef == 0.0, lasso.coef_ == 0.0)

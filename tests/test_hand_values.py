@@ -312,3 +312,34 @@ def test_amsgrad_case_reaches_the_max():
     seen = []
     by_hand(adam_by_hand(0.4, 0.5, 0.5, 1e-8, True, seen))
     assert any(seen)
+
+
+@pytest.mark.parametrize("run", RUNS)
+def test_l1_soft_threshold_steps_with_a_scheduled_lr(run):
+    """SPEC §2: after each update wⱼ ← sign(wⱼ)·max(|wⱼ| − lr_t·l1, 0), with lr_t the
+    scheduled lr (ExponentialLR(0.5): 0.4, 0.2, 0.1), the intercept untouched; the epoch's
+    loss J includes l1‖w‖₁.  Three steps on the three-row problem, by hand."""
+    lr, l1, gamma = 0.4, 0.8, 0.5
+    theta, losses, thetas, clipped = [0.0, 0.0, 0.0], [], [], []
+    for t in range(3):
+        J, g = loss_and_gradient(theta)
+        losses.append(J + l1 * (abs(theta[0]) + abs(theta[1])))
+        lr_t = lr * gamma ** t
+        moved = [theta[j] - lr_t * g[j] for j in range(3)]
+        for j in range(2):                   # the proximal step, on w only
+            shrunk = max(abs(moved[j]) - lr_t * l1, 0.0)
+            clipped.append(shrunk == 0.0 and moved[j] != 0.0)
+            moved[j] = math.copysign(shrunk, moved[j])
+        theta = moved
+        thetas.append(list(theta))
+    assert any(clipped)                      # a coefficient was set to 0 by the threshold
+    params = []
+    result = gdcore.fit(np.array(X3), np.array(Y3), optimizer="sgd", lr=lr, l1=l1,
+                        schedule=ExponentialLR(gamma=gamma), epochs=3, tol=None,
+                        callback=lambda p: params.append(np.append(p.coef, p.intercept)),
+                        **RUNS[run])
+    for t in range(3):
+        np.testing.assert_allclose(params[t], thetas[t], rtol=1e-12, atol=1e-15,
+                                   err_msg=f"after update {t + 1}")
+        np.testing.assert_array_equal(params[t][:2] == 0.0, np.array(thetas[t][:2]) == 0.0)
+    np.testing.assert_allclose(result.loss_history, losses, rtol=1e-12)
