@@ -32,12 +32,18 @@ W0 = np.ones(20)
 
 # (case id, arguments to fit, expected exception, pattern the message must contain)
 CASES = [
-    ("nan-X", dict(X=with_nan((3, 1), X0)), ValueError, "X contains NaN"),
-    ("inf-X", dict(X=with_inf((0, 0), X0)), ValueError, "X contains NaN or inf"),
-    ("nan-y", dict(y=with_nan(5, Y0)), ValueError, "y contains NaN"),
-    ("inf-y", dict(y=with_inf(5, Y0)), ValueError, "y contains"),
-    ("nan-weight", dict(sample_weight=with_nan(2, W0)), ValueError, "sample_weight contains"),
-    ("inf-weight", dict(sample_weight=with_inf(2, -W0) * -1), ValueError, "sample_weight"),
+    ("nan-X", dict(X=with_nan((3, 1), X0)), ValueError,
+     r"X contains NaN or infinity \(first at index \[3, 1\]: nan\)"),
+    ("inf-X", dict(X=with_inf((0, 0), X0)), ValueError,
+     r"X contains NaN or infinity \(first at index \[0, 0\]: -inf\)"),
+    ("nan-y", dict(y=with_nan(5, Y0)), ValueError,
+     r"y contains NaN or infinity \(first at index \[5\]: nan\)"),
+    ("inf-y", dict(y=with_inf(5, Y0)), ValueError,
+     r"y contains NaN or infinity \(first at index \[5\]: -inf\)"),
+    ("nan-weight", dict(sample_weight=with_nan(2, W0)), ValueError,
+     r"sample_weight contains NaN or infinity \(first at index \[2\]: nan\)"),
+    ("inf-weight", dict(sample_weight=with_inf(2, -W0) * -1), ValueError,
+     r"sample_weight contains NaN or infinity \(first at index \[2\]: inf\)"),
     ("X-1d", dict(X=X0[:, 0]), ValueError, "X must be 2-D"),
     ("X-3d", dict(X=X0[None]), ValueError, "X must be 2-D"),
     ("y-length", dict(y=Y0[:-1]), ValueError, "len\\(y\\)"),
@@ -46,55 +52,96 @@ CASES = [
     ("d-zero", dict(X=np.empty((20, 0))), ValueError, "X has 0 features"),
     ("complex-X", dict(X=X0.astype(complex)), TypeError, "X has complex dtype"),
     ("object-X", dict(X=X0.astype(object)), TypeError, "X has dtype object"),
-    ("string-X", dict(X=X0.astype(str)), TypeError, "X has dtype"),
+    ("string-X", dict(X=X0.astype(str)), TypeError, "X has dtype <U.*not a real number type"),
     ("bool-X", dict(X=X0 > 0), TypeError, "X has boolean dtype"),
     ("bool-y", dict(y=Y0 > 0), TypeError, "y has boolean dtype"),
-    ("complex-weight", dict(sample_weight=W0.astype(complex)), TypeError, "sample_weight"),
+    ("complex-weight", dict(sample_weight=W0.astype(complex)), TypeError,
+     "sample_weight has complex dtype"),
     ("negative-weight", dict(sample_weight=np.where(np.arange(20) == 4, -1.0, 1.0)),
      ValueError, "sample_weight must be >= 0"),
     ("zero-weights", dict(sample_weight=np.zeros(20)), ValueError, "sample_weight sums to 0"),
-    ("weight-length", dict(sample_weight=np.ones(19)), ValueError, "sample_weight"),
-    ("lr-zero", dict(lr=0.0), ValueError, "lr must be > 0"),
-    ("lr-negative", dict(lr=-1.0), ValueError, "lr"),
-    ("lr-nan", dict(lr=float("nan")), ValueError, "lr must be finite"),
-    ("lr-inf", dict(lr=float("inf")), ValueError, "lr must be finite"),
+    ("weight-length", dict(sample_weight=np.ones(19)), ValueError,
+     r"sample_weight must be 1-D of length n_samples=20, got shape \(19,\)"),
+    ("lr-zero", dict(lr=0.0), ValueError, r"lr must be > 0(\.0)?, got 0\.0"),
+    ("lr-negative", dict(lr=-1.0), ValueError, r"lr must be > 0(\.0)?, got -1\.0"),
+    ("lr-nan", dict(lr=float("nan")), ValueError, "lr must be finite, got nan"),
+    ("lr-inf", dict(lr=float("inf")), ValueError, "lr must be finite, got inf"),
     ("seed-string", dict(seed="a"), TypeError, "seed must be None, an int"),
     ("seed-negative", dict(seed=-1), ValueError, "seed must be None, an int >= 0"),
-    ("seed-float", dict(seed=1.5), TypeError, "seed must be"),
-    ("lr-string", dict(lr="0.1"), TypeError, "lr"),
+    ("seed-float", dict(seed=1.5), TypeError, r"seed must be None, an int >= 0.*got 1\.5"),
+    ("lr-string", dict(lr="0.1"), TypeError, "lr must be a real number, got str '0.1'"),
     ("epochs-zero", dict(epochs=0), ValueError, "epochs must be >= 1"),
     ("epochs-float", dict(epochs=2.5), TypeError, "epochs must be an integer"),
     ("batch-zero", dict(batch_size=0), ValueError, "batch_size must be >= 1"),
     ("betas-one", dict(optimizer=None, _opt=lambda: Adam(betas=(0.9, 1.0))), ValueError,
-     "betas\\[1\\]"),
-    ("betas-negative", dict(_opt=lambda: Adam(betas=(-0.1, 0.9))), ValueError, "betas\\[0\\]"),
-    ("betas-shape", dict(_opt=lambda: Adam(betas=0.9)), TypeError, "betas"),
-    ("eps-zero", dict(_opt=lambda: Adam(eps=0.0)), ValueError, "eps must be > 0"),
-    ("eps-adagrad", dict(_opt=lambda: Adagrad(eps=-1.0)), ValueError, "eps"),
-    ("eps-rmsprop", dict(_opt=lambda: RMSprop(eps=0)), ValueError, "eps"),
-    ("eps-normalized", dict(_opt=lambda: NormalizedGD(eps=0)), ValueError, "eps"),
-    ("momentum-negative", dict(_opt=lambda: SGD(momentum=-0.1)), ValueError, "momentum"),
-    ("rmsprop-momentum", dict(_opt=lambda: RMSprop(momentum=-1)), ValueError, "momentum"),
-    ("nesterov-no-momentum", dict(_opt=lambda: SGD(nesterov=True)), ValueError, "nesterov"),
-    ("threads-zero", dict(n_threads=0), ValueError, "n_threads"),
-    ("threads-minus-two", dict(n_threads=-2), ValueError, "n_threads"),
-    ("threads-float", dict(n_threads=1.5), TypeError, "n_threads"),
+     r"betas\[1\] must be < 1(\.0)?, got 1\.0"),
+    ("betas-negative", dict(_opt=lambda: Adam(betas=(-0.1, 0.9))), ValueError,
+     r"betas\[0\] must be >= 0(\.0)?, got -0\.1"),
+    ("betas-shape", dict(_opt=lambda: Adam(betas=0.9)), TypeError,
+     "betas must be a pair of numbers, got 0.9"),
+    ("eps-zero", dict(_opt=lambda: Adam(eps=0.0)), ValueError, r"eps must be > 0(\.0)?, got 0\.0"),
+    ("eps-adagrad", dict(_opt=lambda: Adagrad(eps=-1.0)), ValueError,
+     r"eps must be > 0(\.0)?, got -1\.0"),
+    ("eps-rmsprop", dict(_opt=lambda: RMSprop(eps=0)), ValueError, r"eps must be > 0(\.0)?, got 0"),
+    ("eps-normalized", dict(_opt=lambda: NormalizedGD(eps=0)), ValueError,
+     r"eps must be > 0(\.0)?, got 0"),
+    ("momentum-negative", dict(_opt=lambda: SGD(momentum=-0.1)), ValueError,
+     r"momentum must be >= 0(\.0)?, got -0\.1"),
+    ("rmsprop-momentum", dict(_opt=lambda: RMSprop(momentum=-1)), ValueError,
+     r"momentum must be >= 0(\.0)?, got -1"),
+    ("nesterov-no-momentum", dict(_opt=lambda: SGD(nesterov=True)), ValueError,
+     "nesterov=True requires momentum > 0.*got momentum=0"),
+    ("threads-zero", dict(n_threads=0), ValueError,
+     r"n_threads must be None, -1 \(all cores\) or >= 1, got 0"),
+    ("threads-minus-two", dict(n_threads=-2), ValueError,
+     r"n_threads must be None, -1 \(all cores\) or >= 1, got -2"),
+    ("threads-float", dict(n_threads=1.5), TypeError,
+     r"n_threads must be an integer or None, got 1\.5"),
     ("unknown-optimizer", dict(optimizer="adamw"), ValueError,
      "optimizer: unknown name 'adamw'; known names are 'gd', 'sgd'.*'adam'"),
-    ("optimizer-type", dict(optimizer=3), TypeError, "optimizer must be"),
+    ("optimizer-type", dict(optimizer=3), TypeError,
+     "optimizer must be a name .*or a gdcore.optim.Optimizer, got int"),
     ("unknown-schedule", dict(schedule="warmup"), ValueError,
-     "schedule: unknown name 'warmup'; known names are 'constant'"),
+     "schedule: unknown name 'warmup'; known names are 'constant', 'step', .*'exponential'"
+     ".*'cosine'.*'linear'.*'invscaling'"),
     ("init-shape", dict(init=np.zeros(4)), ValueError, "init: coef must have shape \\(3,\\)"),
-    ("init-pair-shape", dict(init=(np.zeros(2), 0.0)), ValueError, "init"),
+    ("init-pair-shape", dict(init=(np.zeros(2), 0.0)), ValueError,
+     r"init: coef must have shape \(3,\) to match X's 3 features, got shape \(2,\)"),
     ("init-ragged", dict(init=[[1.0, 2.0], [3.0], 1.0]), TypeError, "init: coef must be an array"),
-    ("l1-with-adam", dict(optimizer="adam", l1=0.1), ValueError, "l1"),
-    ("l2-negative", dict(l2=-0.1), ValueError, "l2"),
-    ("gtol-mini-batch", dict(gtol=1e-3, batch_size=5), ValueError, "gtol"),
-    ("tol-negative", dict(tol=-1.0), ValueError, "tol"),
-    ("patience-zero", dict(n_iter_no_change=0), ValueError, "n_iter_no_change"),
-    ("backend", dict(backend="torch"), ValueError, "backend"),
-    ("callback", dict(callback=3), TypeError, "callback"),
-    ("fit-intercept", dict(fit_intercept="yes"), TypeError, "fit_intercept"),
+    ("l1-with-adam", dict(optimizer="adam", l1=0.1), ValueError,
+     "l1 > 0 needs an SGD-family optimizer.*got Adam"),
+    ("l2-negative", dict(l2=-0.1), ValueError, r"l2 must be >= 0(\.0)?, got -0\.1"),
+    ("gtol-mini-batch", dict(gtol=1e-3, batch_size=5), ValueError,
+     "gtol applies to full-batch fits only"),
+    ("tol-negative", dict(tol=-1.0), ValueError, r"^tol must be >= 0(\.0)?, got -1\.0"),
+    ("patience-zero", dict(n_iter_no_change=0), ValueError, "n_iter_no_change must be >= 1, got 0"),
+    ("backend", dict(backend="torch"), ValueError,
+     r"backend must be one of \('core', 'numpy'\), got 'torch'"),
+    ("callback", dict(callback=3), TypeError, "callback must be callable or None, got int"),
+    ("fit-intercept", dict(fit_intercept="yes"), TypeError,
+     "fit_intercept must be True or False, got 'yes'"),
+    # SPEC §8's dtypes for y and sample_weight, not only X's
+    ("complex-y", dict(y=Y0.astype(complex)), TypeError, "y has complex dtype"),
+    ("object-y", dict(y=Y0.astype(object)), TypeError, "y has dtype object.*not a real number"),
+    ("string-y", dict(y=Y0.astype(str)), TypeError, "y has dtype <U.*not a real number"),
+    ("bool-weight", dict(sample_weight=W0 > 0), TypeError, "sample_weight has boolean dtype"),
+    ("object-weight", dict(sample_weight=W0.astype(object)), TypeError,
+     "sample_weight has dtype object.*not a real number"),
+    ("string-weight", dict(sample_weight=W0.astype(str)), TypeError,
+     "sample_weight has dtype <U.*not a real number"),
+    ("batch-negative", dict(batch_size=-3), ValueError, "batch_size must be >= 1, got -3"),
+    ("batch-float", dict(batch_size=4.0), TypeError,
+     r"batch_size must be an integer, got float 4\.0"),
+    ("epochs-negative", dict(epochs=-2), ValueError, "epochs must be >= 1, got -2"),
+    # l1 > 0 with every optimizer outside the SGD family (SPEC §2)
+    ("l1-with-amsgrad", dict(optimizer="amsgrad", l1=0.1), ValueError,
+     "l1 > 0 needs an SGD-family optimizer.*got Adam"),
+    ("l1-with-adagrad", dict(optimizer="adagrad", l1=0.1), ValueError,
+     "l1 > 0 needs an SGD-family optimizer.*got Adagrad"),
+    ("l1-with-rmsprop", dict(optimizer="rmsprop", l1=0.1), ValueError,
+     "l1 > 0 needs an SGD-family optimizer.*got RMSprop"),
+    ("l1-with-normalized", dict(optimizer="normalized", l1=0.1), ValueError,
+     "l1 > 0 needs an SGD-family optimizer.*got NormalizedGD"),
     # float64 y, weights or init that float32 X cannot hold: named for what they are, not as
     # the infinity or 0 they would become
     ("y-past-float32", dict(X=X0.astype(np.float32), y=np.where(np.arange(20) == 2, 1e39, Y0)),
@@ -136,6 +183,53 @@ def test_bad_input(case, backend, monkeypatch):
         gdcore.fit(X, y, **arguments)
     for name, original in originals.items():
         np.testing.assert_array_equal(inputs[name], original, err_msg=f"{name} was modified")
+
+
+# Optimizer hyper-parameters reach fit on an optimizer object (fit takes no betas=, eps=...
+# keywords): one made valid and then given a bad value directly, so the constructor never
+# saw it.  fit's own path must refuse it, before any work, leaving the arrays as they were.
+BAD_OPTIMIZER_ATTRIBUTES = [
+    ("adam-betas0", Adam, "betas", (1.0, 0.9), ValueError, r"betas\[0\] must be < 1(\.0)?, got 1\.0"),
+    ("adam-betas1", Adam, "betas", (0.9, -0.5), ValueError,
+     r"betas\[1\] must be >= 0(\.0)?, got -0\.5"),
+    ("adam-betas-shape", Adam, "betas", 0.9, TypeError, "betas must be a pair of numbers"),
+    ("adam-eps", Adam, "eps", 0.0, ValueError, r"eps must be > 0(\.0)?, got 0\.0"),
+    ("adagrad-eps", Adagrad, "eps", -1.0, ValueError, r"eps must be > 0(\.0)?, got -1\.0"),
+    ("rmsprop-eps", RMSprop, "eps", 0.0, ValueError, r"eps must be > 0(\.0)?, got 0\.0"),
+    ("normalized-eps", NormalizedGD, "eps", float("nan"), ValueError, "eps must be finite"),
+    ("sgd-momentum", SGD, "momentum", -0.1, ValueError,
+     r"momentum must be >= 0(\.0)?, got -0\.1"),
+    ("rmsprop-momentum", RMSprop, "momentum", -1.0, ValueError,
+     r"momentum must be >= 0(\.0)?, got -1\.0"),
+    ("sgd-nesterov", SGD, "nesterov", True, ValueError,
+     "nesterov=True requires momentum > 0.*got momentum=0"),
+    ("sgd-lr", SGD, "lr", 0.0, ValueError, r"lr must be > 0(\.0)?, got 0\.0"),
+]
+
+
+@pytest.mark.parametrize("backend", ["core", "numpy"])
+@pytest.mark.parametrize("case, with_lr", [
+    pytest.param(case, with_lr, id=case[0] + ("-lr-keyword" if with_lr else ""))
+    for case in BAD_OPTIMIZER_ATTRIBUTES for with_lr in (False, True)
+    # fit's lr= replaces a bad lr (the "lr-*" cases above pass a bad one through lr=)
+    if not (with_lr and case[2] == "lr")])
+def test_bad_optimizer_values_are_refused_by_fit(case, with_lr, backend, monkeypatch):
+    _, cls, name, value, error, pattern = case
+
+    def work_started(*args, **kwargs):
+        raise AssertionError("the fit started before the input was rejected")
+    monkeypatch.setattr(gdcore._core, "run_fit", work_started)
+    monkeypatch.setattr(gdcore._reference, "run", work_started)
+    monkeypatch.setattr(gdcore._api, "augmented_gram", work_started)
+    optimizer = cls()
+    setattr(optimizer, name, value)             # past the constructor's checks
+    X, y, w = X0.copy(), Y0.copy(), np.linspace(0.5, 1.5, 20)
+    with pytest.raises(error, match=pattern):
+        gdcore.fit(X, y, sample_weight=w, optimizer=optimizer, backend=backend,
+                   **({"lr": 0.05} if with_lr else {}))
+    np.testing.assert_array_equal(X, X0)
+    np.testing.assert_array_equal(y, Y0)
+    np.testing.assert_array_equal(w, np.linspace(0.5, 1.5, 20))
 
 
 def test_arrays_never_modified_by_a_fit():
