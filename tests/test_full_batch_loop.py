@@ -154,13 +154,18 @@ NO_CALLBACK_FIT = textwrap.dedent("""
     import gdcore
     X, y, _ = gdcore.make_regression(1000, 10, seed=0)
     print("running", flush=True)
+    options = dict(optimizer="adam", lr=1e-4, tol=None, n_threads=THREADS, precompute=False)
     try:
-        gdcore.fit(X, y, optimizer="adam", lr=1e-4, epochs=100_000_000, tol=None,
-                   n_threads=THREADS, precompute=False)
+        gdcore.fit(X, y, epochs=100_000_000, **options)
     except KeyboardInterrupt as exc:
         r = exc.result
-        assert np.all(np.isfinite(r.coef))
         assert 1 <= r.n_epochs == len(r.loss_history) == r.n_updates < 100_000_000
+        # the last finished update's parameters: a fresh fit of as many epochs, bit for bit
+        fresh = gdcore.fit(X, y, epochs=r.n_epochs, **options)
+        assert np.array_equal(r.coef, fresh.coef), np.abs(r.coef - fresh.coef).max()
+        assert r.intercept == fresh.intercept, (r.intercept, fresh.intercept)
+        assert np.array_equal(r.loss_history, fresh.loss_history)
+        assert np.array_equal(r.state.optimizer_state, fresh.state.optimizer_state)
         print("interrupted", r.n_epochs, time.perf_counter(), flush=True)
         sys.exit(3)
 """)

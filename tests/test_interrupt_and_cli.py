@@ -15,21 +15,47 @@ import gdcore
 from conftest import interrupt_child, subprocess_env
 
 LONG_FIT = textwrap.dedent("""
-    import sys, time
+    import math, sys, time
     import numpy as np
     import gdcore
     X, y, _ = gdcore.make_regression(200_000, 20, seed=0)
+    B = BATCH
+    options = dict(optimizer="adam", lr=1e-4, batch_size=B, tol=None, backend=BACKEND,
+                   precompute=False, seed=1, n_threads=2)
     def report(progress):
         if progress.epoch == 1:
             print("running", flush=True)
     try:
-        gdcore.fit(X, y, optimizer="adam", lr=1e-4, epochs=100000, batch_size=BATCH,
-                   tol=None, backend=BACKEND, callback=report, precompute=False)
+        gdcore.fit(X, y, epochs=100000, callback=report, **options)
     except KeyboardInterrupt as exc:
         r = exc.result
-        assert np.all(np.isfinite(r.coef)), "parameters of the last finished update"
         assert r.n_epochs >= 1 and len(r.loss_history) == r.n_epochs
-        print("interrupted", r.n_epochs, r.n_updates, time.perf_counter(), flush=True)
+        # the parameters of the last finished update: those of a fresh fit of the same
+        # epochs, then (a mini-batch fit may stop within an epoch) of the same updates of
+        # the next epoch's batches, its rows put in that epoch's order by hand
+        fresh = gdcore.fit(X, y, epochs=r.n_epochs, **options)
+        per_epoch = 1 if B is None else math.ceil(len(y) / B)
+        extra = r.n_updates - r.n_epochs * per_epoch
+        assert 0 <= extra < per_epoch, (r.n_epochs, r.n_updates)
+        assert np.array_equal(r.loss_history, fresh.loss_history)
+        if extra == 0:
+            # bitwise: the same core, threads and seed
+            assert np.array_equal(r.coef, fresh.coef), np.abs(r.coef - fresh.coef).max()
+            assert r.intercept == fresh.intercept, (r.intercept, fresh.intercept)
+        else:
+            rng = np.random.default_rng(1)
+            for _ in range(r.n_epochs + 1):
+                order = rng.permutation(len(y))
+            rows = order[:extra * B]
+            rest = gdcore.fit(X[rows], y[rows], epochs=1, init=fresh,
+                              **dict(options, shuffle=False, precompute="auto",
+                                     batch_size=B if extra > 1 else None))
+            assert rest.n_updates == r.n_updates
+            # the rebuilt epoch ends where the fit was stopped, and its last batch may be
+            # summed in another order (measured: the intercept 1 ulp apart at most)
+            assert np.allclose(r.coef, rest.coef, rtol=1e-12, atol=0), (r.coef, rest.coef)
+            assert np.isclose(r.intercept, rest.intercept, rtol=1e-12, atol=1e-300)
+        print("interrupted", r.n_epochs, r.n_updates, extra, time.perf_counter(), flush=True)
         sys.exit(3)
 """)
 
@@ -42,8 +68,43 @@ def test_ctrl_c_stops_a_fit(batch, backend):
     assert returncode == 3, out
     words = out.split()
     # the fit asked for hours of epochs: it stopped on the signal (how soon is measured, not
-    # tested: timings belong in benchmarks), with the consistent result the child checked
+    # tested: timings belong in benchmarks), holding exactly what the child compared
     assert words[0] == "interrupted" and 1 <= int(words[1]) < 100000
+
+
+@pytest.mark.parametrize("backend", ["core", "numpy"])
+@pytest.mark.parametrize("mode", [dict(batch_size=None, precompute=False),
+                                  dict(batch_size=None, precompute=True),
+                                  dict(batch_size=64), dict(batch_size=1)],
+                         ids=["full-streaming", "full-gram", "mini-64", "single"])
+@pytest.mark.parametrize("stop_at", [1, 3])
+def test_interrupt_at_an_epoch_end_holds_that_epochs_fit(stop_at, mode, backend):
+    """A KeyboardInterrupt raised in the callback after epoch ``stop_at`` (a deterministic
+    Ctrl-C): exc.result holds, bit for bit, a fresh fit of exactly that many epochs with the
+    same seed and threads: parameters, losses, counters, and its state continues as well."""
+    X, y, _ = gdcore.make_regression(300, 4, seed=2)
+    options = dict(optimizer="adam", lr=0.01, tol=None, seed=4, n_threads=2,
+                   backend=backend, **mode)
+
+    def interrupt(progress):
+        if progress.epoch == stop_at:
+            raise KeyboardInterrupt
+    with pytest.raises(KeyboardInterrupt) as caught:
+        gdcore.fit(X, y, epochs=10, callback=interrupt, **options)
+    r = caught.value.result
+    fresh = gdcore.fit(X, y, epochs=stop_at, **options)
+    assert r.stop_reason == "interrupted"
+    assert (r.n_epochs, r.n_updates) == (fresh.n_epochs, fresh.n_updates)
+    assert r.n_updates == stop_at * (1 if mode["batch_size"] is None
+                                     else -(-300 // mode["batch_size"]))
+    np.testing.assert_array_equal(r.coef, fresh.coef)
+    assert r.intercept == fresh.intercept
+    np.testing.assert_array_equal(r.loss_history, fresh.loss_history)
+    # and the interrupted fit continues exactly as the uninterrupted one
+    whole = gdcore.fit(X, y, epochs=stop_at + 2, **options)
+    rest = gdcore.fit(X, y, epochs=2, init=r, **options)
+    np.testing.assert_array_equal(rest.coef, whole.coef)
+    assert rest.intercept == whole.intercept
 
 
 def ticks_inside(work):
