@@ -85,7 +85,7 @@ def test_partial_fit_is_one_epoch_per_chunk():
                             tol=None, init=result, shuffle=False, precompute=False)
     np.testing.assert_array_equal(model.coef_, result.coef)
     assert len(model.loss_curve_) == 3
-    with pytest.raises(ValueError, match="features"):
+    with pytest.raises(ValueError, match="X has 2 features, but GDRegressor is expecting 3"):
         model.partial_fit(X[:, :2], y)
 
 
@@ -110,34 +110,50 @@ def _one_negative(y):
     return weights
 
 
-# Calls that fail on bad input whether or not the model was fitted before.
+# Calls that fail on bad input whether or not the model was fitted before, each with the
+# exception it must raise and what its message must say (the argument and what was wrong).
+DIVERGED = r"stopped being finite in epoch \d+ \(lr=1e\+308, SGD\); try a smaller lr"
 BAD_CALLS = [
-    pytest.param(lambda m, X, y: m.set_params(lr=-1.0).fit(X[:, :2], y), id="fit-lr"),
-    pytest.param(lambda m, X, y: m.set_params(optimizer="adamw").fit(X, y), id="fit-optimizer"),
-    pytest.param(lambda m, X, y: m.set_params(schedule="nope").fit(X, y), id="fit-schedule"),
-    pytest.param(lambda m, X, y: m.set_params(epochs=0).fit(X, y), id="fit-epochs"),
-    pytest.param(lambda m, X, y: m.fit(X, y, sample_weight=_one_negative(y)),
-                 id="fit-sample_weight"),
-    pytest.param(lambda m, X, y: m.fit(_with_nan(X), y), id="fit-nan"),
-    pytest.param(lambda m, X, y: m.fit(X, y[:-1]), id="fit-len-y"),
-    pytest.param(lambda m, X, y: m.set_params(lr=0.0).partial_fit(X, y), id="partial_fit-lr"),
-    pytest.param(lambda m, X, y: m.set_params(schedule="cosine").partial_fit(X, y),
-                 id="partial_fit-cosine"),
-    pytest.param(lambda m, X, y: m.partial_fit(_with_nan(X), y), id="partial_fit-nan"),
+    pytest.param(lambda m, X, y: m.set_params(lr=-1.0).fit(X[:, :2], y), ValueError,
+                 r"lr must be > 0(\.0)?, got -1\.0", id="fit-lr"),
+    pytest.param(lambda m, X, y: m.set_params(optimizer="adamw").fit(X, y), ValueError,
+                 "optimizer: unknown name 'adamw'; known names are 'gd', 'sgd'",
+                 id="fit-optimizer"),
+    pytest.param(lambda m, X, y: m.set_params(schedule="nope").fit(X, y), ValueError,
+                 "schedule: unknown name 'nope'; known names are 'constant'",
+                 id="fit-schedule"),
+    pytest.param(lambda m, X, y: m.set_params(epochs=0).fit(X, y), ValueError,
+                 "epochs must be >= 1, got 0", id="fit-epochs"),
+    pytest.param(lambda m, X, y: m.fit(X, y, sample_weight=_one_negative(y)), ValueError,
+                 r"sample_weight must be >= 0; sample_weight\[0\] = -1", id="fit-sample_weight"),
+    pytest.param(lambda m, X, y: m.fit(_with_nan(X), y), ValueError, "Input X contains NaN",
+                 id="fit-nan"),
+    pytest.param(lambda m, X, y: m.fit(X, y[:-1]), ValueError,
+                 r"inconsistent numbers of samples: \[60, 59\]", id="fit-len-y"),
+    pytest.param(lambda m, X, y: m.set_params(lr=0.0).partial_fit(X, y), ValueError,
+                 r"lr must be > 0(\.0)?, got 0\.0", id="partial_fit-lr"),
+    pytest.param(lambda m, X, y: m.set_params(schedule="cosine").partial_fit(X, y), ValueError,
+                 "schedule='cosine' takes its sizes from the number of epochs, which "
+                 "partial_fit does not know", id="partial_fit-cosine"),
+    pytest.param(lambda m, X, y: m.partial_fit(_with_nan(X), y), ValueError,
+                 "Input X contains NaN", id="partial_fit-nan"),
     # a first update of ~1e308 per unit gradient overflows: DivergenceError in epoch 1
     pytest.param(lambda m, X, y: m.set_params(lr=1e308, tol=None).fit(X[:, :2], y),
-                 id="fit-diverges"),
+                 gdcore.DivergenceError, DIVERGED, id="fit-diverges"),
     pytest.param(lambda m, X, y: m.set_params(lr=1e308).partial_fit(X * 1e3, y),
-                 id="partial_fit-diverges"),
+                 gdcore.DivergenceError, DIVERGED, id="partial_fit-diverges"),
 ]
-FAILURES = (ValueError, TypeError, gdcore.DivergenceError)
 # Calls that fail only because of what an earlier fit left.
 BAD_AFTER_A_FIT = [
     pytest.param(lambda m, X, y: m.set_params(warm_start=True, optimizer="adam").fit(X, y),
-                 id="warm_start-optimizer"),
-    pytest.param(lambda m, X, y: m.set_params(optimizer="adam").partial_fit(X, y),
+                 ValueError, "optimizer: the previous fit used SGD and cannot be continued "
+                 "with Adam", id="warm_start-optimizer"),
+    pytest.param(lambda m, X, y: m.set_params(optimizer="adam").partial_fit(X, y), ValueError,
+                 "optimizer: the previous fit used SGD and cannot be continued with Adam",
                  id="partial_fit-optimizer"),
-    pytest.param(lambda m, X, y: m.partial_fit(X[:, :2], y), id="partial_fit-features"),
+    pytest.param(lambda m, X, y: m.partial_fit(X[:, :2], y), ValueError,
+                 "X has 2 features, but GDRegressor is expecting 3 features",
+                 id="partial_fit-features"),
 ]
 
 
@@ -149,23 +165,23 @@ def _fitted_state(model):
     return state
 
 
-@pytest.mark.parametrize("bad_call", BAD_CALLS + BAD_AFTER_A_FIT)
+@pytest.mark.parametrize("bad_call, error, pattern", BAD_CALLS + BAD_AFTER_A_FIT)
 @pytest.mark.parametrize("warm_start", [False, True])
-def test_failed_call_keeps_the_earlier_fit(bad_call, warm_start):
+def test_failed_call_keeps_the_earlier_fit(bad_call, error, pattern, warm_start):
     X, y, _ = problem(n=60, d=3)
     model = GDRegressor(epochs=20, warm_start=warm_start).fit(X, y)
     before, predicted = _fitted_state(model), model.predict(X)
-    with pytest.raises(FAILURES):
+    with pytest.raises(error, match=pattern):
         bad_call(model, X, y)
     assert _fitted_state(model) == before
     assert model.predict(X).tobytes() == predicted.tobytes()
 
 
-@pytest.mark.parametrize("bad_call", BAD_CALLS)
-def test_failed_call_leaves_an_unfitted_model_unfitted(bad_call):
+@pytest.mark.parametrize("bad_call, error, pattern", BAD_CALLS)
+def test_failed_call_leaves_an_unfitted_model_unfitted(bad_call, error, pattern):
     X, y, _ = problem(n=60, d=3)
     model = GDRegressor(epochs=20)
-    with pytest.raises(FAILURES):
+    with pytest.raises(error, match=pattern):
         bad_call(model, X, y)
     with pytest.raises(NotFittedError):
         check_is_fitted(model)
@@ -176,7 +192,7 @@ def test_failed_fit_keeps_feature_names():
     pd = pytest.importorskip("pandas", reason="feature names come from a pandas DataFrame")
     X, y, _ = problem(n=50, d=3)
     model = GDRegressor(epochs=5).fit(pd.DataFrame(X, columns=["a", "b", "c"]), y)
-    with pytest.raises(ValueError, match="lr"):
+    with pytest.raises(ValueError, match=r"lr must be > 0(\.0)?, got -1\.0"):
         model.set_params(lr=-1.0).fit(pd.DataFrame(X[:, :2], columns=["p", "q"]), y)
     assert list(model.feature_names_in_) == ["a", "b", "c"] and model.n_features_in_ == 3
 
