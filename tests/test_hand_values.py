@@ -113,6 +113,11 @@ def lr_of_epochs(schedule, epochs, backend):
     (CosineAnnealingLR(T_max=4), [0.1, 0.1 * (1 + math.cos(math.pi / 4)) / 2, 0.05,
                                   0.1 * (1 + math.cos(3 * math.pi / 4)) / 2, 0.0,
                                   0.1 * (1 + math.cos(5 * math.pi / 4)) / 2]),
+    # eta_min ≠ 0: lrₑ = 0.02 + (0.1 − 0.02)·(1 + cos(π·e/4))/2, back up after e = T_max
+    (CosineAnnealingLR(T_max=4, eta_min=0.02),
+     [0.1, 0.02 + 0.04 * (1 + math.cos(math.pi / 4)), 0.06,
+      0.02 + 0.04 * (1 + math.cos(3 * math.pi / 4)), 0.02,
+      0.02 + 0.04 * (1 + math.cos(5 * math.pi / 4))]),
     (LinearLR(start_factor=0.5, end_factor=1.0, total_iters=2), [0.05, 0.075, 0.1, 0.1, 0.1, 0.1]),
     (InverseScaling(power_t=0.5), [0.1 / math.sqrt(t) for t in range(1, 7)]),
 ])
