@@ -247,13 +247,13 @@ def test_arrays_never_modified_by_a_fit():
 
 def test_schedule_arguments_are_checked():
     from gdcore.schedules import CosineAnnealingLR, ExponentialLR, LinearLR, StepLR
-    with pytest.raises(ValueError, match="step_size"):
+    with pytest.raises(ValueError, match="step_size must be >= 1, got 0"):
         StepLR(step_size=0)
-    with pytest.raises(ValueError, match="gamma"):
+    with pytest.raises(ValueError, match=r"gamma must be > 0(\.0)?, got 0\.0"):
         ExponentialLR(gamma=0.0)
-    with pytest.raises(ValueError, match="T_max"):
+    with pytest.raises(ValueError, match="T_max must be >= 1, got 0"):
         CosineAnnealingLR(T_max=0)
-    with pytest.raises(ValueError, match="start_factor"):
+    with pytest.raises(ValueError, match=r"start_factor must be > 0(\.0)?, got 0\.0"):
         LinearLR(start_factor=0.0)
 
 
