@@ -189,7 +189,8 @@ def test_bad_input(case, backend, monkeypatch):
 # keywords): one made valid and then given a bad value directly, so the constructor never
 # saw it.  fit's own path must refuse it, before any work, leaving the arrays as they were.
 BAD_OPTIMIZER_ATTRIBUTES = [
-    ("adam-betas0", Adam, "betas", (1.0, 0.9), ValueError, r"betas\[0\] must be < 1(\.0)?, got 1\.0"),
+    ("adam-betas0", Adam, "betas", (1.0, 0.9), ValueError,
+     r"betas\[0\] must be < 1(\.0)?, got 1\.0"),
     ("adam-betas1", Adam, "betas", (0.9, -0.5), ValueError,
      r"betas\[1\] must be >= 0(\.0)?, got -0\.5"),
     ("adam-betas-shape", Adam, "betas", 0.9, TypeError, "betas must be a pair of numbers"),
