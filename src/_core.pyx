@@ -46,7 +46,11 @@ cdef extern from *:
     #ifdef _OPENMP
     #include <omp.h>
     static int gd_openmp_enabled(void) { return 1; }
-    static int gd_default_threads(void) { return omp_get_max_threads(); }
+    /* OMP_THREAD_LIMIT bounds every team, though omp_get_max_threads does not say so */
+    static int gd_default_threads(void) {
+        int threads = omp_get_max_threads(), limit = omp_get_thread_limit();
+        return threads < limit ? threads : limit;
+    }
     #else
     static int gd_openmp_enabled(void) { return 0; }
     static int gd_default_threads(void) { return 1; }
@@ -67,6 +71,13 @@ cdef extern from "Python.h":
 # below ~45,000 multiply-adds).
 cdef Py_ssize_t PARALLEL_MIN_WORK = 16384
 cdef Py_ssize_t PARALLEL_MIN_GATHER = 3072
+# From this many multiply-adds an epoch (n × (d + 1)), a team of threads runs the full-batch
+# epochs (gd_full_batch.pxi; measured on 2 cores, Adam: two threads beat one from ~2,000;
+# rows of 10 values, 400 rows 1.27x, 1,600 rows 1.66x; rows of 40 values, 100 rows 1.23x,
+# 1,600 rows 1.80x).  Every full pass over the data cuts its rows into n_threads parts from
+# here on, so a team, the one-thread loop OpenMP falls back to and the one-pass entry points
+# all sum the same parts in the same order: the same bits.
+cdef Py_ssize_t TEAM_MIN_WORK = 3072
 # Classic SGD's shuffled rows are prefetched this many rows ahead: a row's arithmetic takes
 # ~22 ns at d = 100, so PREFETCH_AHEAD's 8 rows were too near to hide the memory latency
 # (1M x 100 shuffled epoch, alternating builds: 12 rows 34-36 ms, 8 rows 38-39, 16 and 24
@@ -162,9 +173,11 @@ def default_n_threads():
 
 
 cdef inline bint on_one_thread(Py_ssize_t n_rows, Py_ssize_t d, int n_threads,
-                               bint gathered) noexcept nogil:
-    """Whether block_sums sums n_rows rows (gathered: through a permutation) on one thread."""
-    cdef Py_ssize_t min_work = (PARALLEL_MIN_GATHER if gathered and d >= SHORT_ROW
+                               bint gathered, bint full_pass=False) noexcept nogil:
+    """Whether block_sums sums n_rows rows (gathered: through a permutation; full_pass: all
+    of the data's rows, in order) on one thread."""
+    cdef Py_ssize_t min_work = (TEAM_MIN_WORK if full_pass
+                                else PARALLEL_MIN_GATHER if gathered and d >= SHORT_ROW
                                 else PARALLEL_MIN_WORK)
     return n_threads <= 1 or n_rows < n_threads or n_rows * (d + 1) < min_work
 
@@ -187,19 +200,21 @@ cdef void block_sums(
     const floating* X, const floating* y, const floating* sample_weight,
     const floating* theta, Py_ssize_t d,
     const Py_ssize_t* rows, Py_ssize_t rows_end, Py_ssize_t start, Py_ssize_t stop,
-    int n_threads, double* part_sums, double* sums,
+    int n_threads, double* part_sums, double* sums, bint full_pass=False,
 ) noexcept nogil:
     """sums ← the d + 3 sums of rows[start:stop] (see gd_kernel.accumulate_rows).
 
     With several threads the rows are cut into n_threads contiguous parts, each summed
     into its own padded slot of part_sums, and the parts are added in order: the result
-    depends on the thread count but not on how the OpenMP runtime schedules the parts.
+    depends on the thread count but not on how the OpenMP runtime schedules the parts, nor
+    on how many threads it grants.  full_pass: the rows are all of the data's, in order (a
+    full-batch epoch's pass), cut into parts as a full-batch team cuts them (TEAM_MIN_WORK).
     """
     cdef Py_ssize_t width = d + N_SLOTS, stride = accumulator_stride(d)
     cdef Py_ssize_t n_rows = stop - start, part, lo, hi, j
     cdef int n_parts = n_threads
     memset(sums, 0, width * sizeof(double))
-    if on_one_thread(n_rows, d, n_parts, rows != NULL):
+    if on_one_thread(n_rows, d, n_parts, rows != NULL, full_pass):
         accumulate_rows(X, y, sample_weight, theta, d, rows, rows_end, start, stop, sums)
         return
     for part in prange(n_parts, schedule="static", num_threads=n_threads):
@@ -310,7 +325,8 @@ cdef int full_batch_epoch(
     streamed[0] = (gram == NULL
                    or not gram_squares_precise(sums, d, sums_from_gram(gram, theta, d, sums)))
     if streamed[0]:
-        block_sums(X, y, sample_weight, theta, d, NULL, n, 0, n, n_threads, part_sums, sums)
+        block_sums(X, y, sample_weight, theta, d, NULL, n, 0, n, n_threads, part_sums, sums,
+                   True)
     return update_from_sums(sums, theta, grad, state0, state1, state2, backup, d, optim,
                             schedule, epoch, t, l2, l1, fit_intercept, gtol, loss, gtol_reached)
 
@@ -977,7 +993,7 @@ def objective_gradient(
     cdef double[::1] part_view = part_buffer
     with nogil:
         block_sums(&X[0, 0], &y[0], weights, &theta[0], d, NULL, n, 0, n, n_threads,
-                   &part_view[stride], &part_view[0])
+                   &part_view[stride], &part_view[0], True)
         loss = objective_and_gradient(&part_view[0], &theta[0], d, l2, l1, fit_intercept,
                                       &grad[0])
     return loss, grad_out
@@ -1025,7 +1041,7 @@ def block_sums_of(
         return out
     with nogil:
         block_sums(&X[0, 0], &y[0], weights, &theta[0], d, NULL, n, 0, n, n_threads,
-                   &part_view[0], &out_view[0])
+                   &part_view[0], &out_view[0], True)
     return out
 
 

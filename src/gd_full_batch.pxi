@@ -78,12 +78,6 @@ cdef extern from *:
     void gd_add_slot(const double* slot, Py_ssize_t n_values, long long epoch,
                      double* sums) noexcept nogil
 
-# From this many multiply-adds an epoch (n × (d + 1)), a team of threads runs the epochs
-# (measured on 2 cores, Adam: two threads beat one from ~2,000; rows of 10 values, 400 rows
-# 1.27x, 1,600 rows 1.66x; rows of 40 values, 100 rows 1.23x, 1,600 rows 1.80x).
-cdef Py_ssize_t TEAM_MIN_WORK = 3072
-
-
 cdef inline Py_ssize_t team_slot_stride(Py_ssize_t d) noexcept nogil:
     """Doubles a team slot takes: its d + N_SLOTS sums, 7 to a 64-byte line, each line ending
     in its count (see gd_publish_slot)."""
@@ -122,8 +116,7 @@ cdef int full_batch_epochs(
     cdef double* part_buffer
     info.epochs_run = 0
     info.stop_reason = STOP_EPOCHS
-    if (gram == NULL and options.n_threads > 1 and n >= options.n_threads
-            and n * (d + 1) >= TEAM_MIN_WORK):
+    if gram == NULL and not on_one_thread(n, d, options.n_threads, False, True):
         status = team_epochs(X, y, sample_weight, theta, state, n, d, options, max_epochs,
                              max_work, history, info)
         if status != STATUS_NO_TEAM:

@@ -143,3 +143,41 @@ def test_threaded_shuffled_batches_are_repeatable(batch_size):
     two = run(X, y, n_threads=2, **options)
     assert np.array_equal(two, run(X, y, n_threads=2, **options))
     np.testing.assert_allclose(two, run(X, y, n_threads=1, **options), rtol=1e-10, atol=1e-12)
+
+
+FALLBACK_SCRIPT = """
+import numpy as np, gdcore
+rng = np.random.default_rng(0)
+out = []
+for n, d in [(200, 20), (700, 20), (3000, 40)]:
+    X = rng.standard_normal((n, d))
+    y = X @ rng.standard_normal(d) + 0.3 * rng.standard_normal(n)
+    r = gdcore.fit(X, y, optimizer="adam", lr=0.05, epochs=30, tol=None, precompute=False,
+                   n_threads=2)
+    out.append(r.coef.tobytes().hex() + np.float64(r.intercept).tobytes().hex())
+    out.append(repr(gdcore.check_grad(X, y, r.coef, r.intercept, n_threads=2)))
+print(" ".join(out))
+"""
+
+
+@pytest.mark.parametrize("setting", ["OMP_THREAD_LIMIT=1", "OMP_MAX_ACTIVE_LEVELS=0"])
+def test_bits_do_not_depend_on_the_threads_openmp_grants(setting):
+    """n_threads=2 where OpenMP grants one thread: a full-batch fit falls back from its team to
+    the one-thread loop, whose passes must cut the rows as the team does (the sizes straddle
+    the team's and the threaded pass's thresholds, n·(d+1) = 4,200, 14,700 and 123,000; the
+    middle one differed in its last bits), and check_grad's passes likewise."""
+    import os
+    import subprocess
+    import sys
+
+    def bits(extra):
+        env = {k: v for k, v in os.environ.items() if not k.startswith("OMP_")}
+        env.update(extra)
+        done = subprocess.run([sys.executable, "-c", FALLBACK_SCRIPT], env=env, check=True,
+                              capture_output=True, text=True, timeout=300)
+        return done.stdout.split()
+
+    name, value = setting.split("=")
+    granted, refused = bits({}), bits({name: value})
+    assert len(granted) == 6
+    assert granted == refused
