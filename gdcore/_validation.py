@@ -17,7 +17,8 @@ import numpy as np
 
 from . import _core
 
-_FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+# the most threads a fit takes (more would only be a mistake: OpenMP makes every one)
+MAX_THREADS = 1 << 16
 
 
 @dataclass
@@ -154,7 +155,8 @@ def check_data(X, y, sample_weight=None, allow_zero_weight_sum=False, row_offset
         raise ValueError(f"X has 0 samples (shape {X.shape}); at least 1 is required")
     if d == 0:
         raise ValueError(f"X has 0 features (shape {X.shape}); at least 1 is required")
-    dtype = X.dtype if X.dtype in _FLOAT_DTYPES else np.dtype(np.float64)
+    # float32 in either byte order is computed in float32; every other real type in float64
+    dtype = np.dtype(np.float32 if X.dtype.kind == "f" and X.dtype.itemsize == 4 else np.float64)
     y = _as_array("y", y)
     if y.ndim == 2 and y.shape[1] == 1:
         y = y[:, 0]
@@ -168,7 +170,7 @@ def check_data(X, y, sample_weight=None, allow_zero_weight_sum=False, row_offset
         if sample_weight.ndim != 1 or sample_weight.shape[0] != n:
             raise ValueError(f"sample_weight must be 1-D of length n_samples={n}, got shape "
                              f"{sample_weight.shape}")
-    X = _contiguous(X, dtype)
+    X = _in_dtype("X", X, dtype, row_offset)
     y = _in_dtype("y", y, dtype, row_offset)
     check_all_finite("X", X, row_offset, n_threads)
     check_all_finite("y", y, row_offset, n_threads)
@@ -206,14 +208,18 @@ def check_weight_sum(total, where=""):
 
 def _in_dtype(name, arr, dtype, row_offset):
     """arr as a C-contiguous array of dtype; a finite value that does not fit in dtype (a
-    float64 y of 1e39 with float32 X) is named as such, not as the infinity it would become."""
+    float64 y of 1e39 with float32 X, a long double X of 1e400) is named as such, not as the
+    infinity it would become."""
     if arr.dtype.kind == "f" and arr.dtype.itemsize > np.dtype(dtype).itemsize:
-        with np.errstate(invalid="ignore"):
-            too_large = np.abs(arr) > np.finfo(dtype).max
+        with np.errstate(invalid="ignore"):     # NaN and inf: the finite check names them
+            too_large = np.isfinite(arr) & (np.abs(arr) > np.finfo(dtype).max)
         if too_large.any():
-            first = int(np.argmax(too_large))
-            raise ValueError(f"{name}[{first + row_offset}] = {arr[first]} is too large for "
-                             f"{np.dtype(dtype)} (X's dtype); rescale it or pass X as float64")
+            first = np.unravel_index(int(np.argmax(too_large)), arr.shape)
+            where = ", ".join(str(int(i) + (row_offset if k == 0 else 0))
+                              for k, i in enumerate(first))
+            raise ValueError(f"{name}[{where}] = {arr[first]!s} is too large for "
+                             f"{np.dtype(dtype)} (X's dtype); rescale it"
+                             + (" or pass X as float64" if dtype == np.float32 else ""))
     return _contiguous(arr, dtype)
 
 
@@ -280,17 +286,28 @@ def check_settings(*, epochs, batch_size, l2, l1, fit_intercept, tol, n_iter_no_
     return settings
 
 
+def _usable_cores():
+    """The cores this process may run on (its CPU affinity, as taskset or a container sets
+    it), else every core."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
 def resolve_n_threads(n_threads):
-    """None: OpenMP's default (OMP_NUM_THREADS, threadpoolctl); -1: every core; k >= 1: k."""
+    """None: OpenMP's default (OMP_NUM_THREADS, threadpoolctl); -1: every core this process
+    may run on; k >= 1: k."""
     if n_threads is None:
         count = _core.default_n_threads()
     else:
         if isinstance(n_threads, bool) or not isinstance(n_threads, numbers.Integral):
             raise TypeError(f"n_threads must be an integer or None, got {n_threads!r}")
         n_threads = int(n_threads)
-        if n_threads == 0 or n_threads < -1:
-            raise ValueError(f"n_threads must be None, -1 (all cores) or >= 1, got {n_threads}")
-        count = (os.cpu_count() or 1) if n_threads == -1 else n_threads
+        if n_threads == 0 or n_threads < -1 or n_threads > MAX_THREADS:
+            raise ValueError(f"n_threads must be None, -1 (all cores) or 1 to {MAX_THREADS}, "
+                             f"got {n_threads}")
+        count = _usable_cores() if n_threads == -1 else n_threads
     if not _core.openmp_enabled():
         return 1
     return max(1, int(count))

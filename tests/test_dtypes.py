@@ -28,6 +28,33 @@ def test_other_real_dtypes_become_float64(dtype):
     np.testing.assert_array_equal(r.coef, expected.coef)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_either_byte_order_keeps_its_precision(dtype):
+    """A big-endian float32 X is float32 data (it was computed in float64): swapped to the
+    machine's order, it gives the native array's result, bit for bit, in its own dtype."""
+    X, y, _ = problem(n=40, d=3, dtype=dtype)
+    swapped = X.astype(np.dtype(dtype).newbyteorder())
+    native = gdcore.fit(X, y, epochs=4, tol=None, batch_size=8, seed=2)
+    r = gdcore.fit(swapped, y, epochs=4, tol=None, batch_size=8, seed=2)
+    assert r.coef.dtype == np.dtype(dtype)
+    np.testing.assert_array_equal(r.coef, native.coef)
+
+
+@pytest.mark.skipif(np.finfo(np.longdouble).max <= np.finfo(np.float64).max,
+                    reason="long double is float64 on this platform: no value past float64")
+def test_a_long_double_past_float64_is_named_as_such():
+    X = np.ones((5, 2), dtype=np.longdouble)
+    X[3, 1] = np.longdouble(10) ** 400
+    with pytest.raises(ValueError, match=r"X\[3, 1\] = 1e\+400 is too large for float64"):
+        gdcore.fit(X, np.ones(5))
+    # an infinity is named as one, by the finite check
+    X[3, 1] = np.inf
+    with pytest.raises(ValueError, match=r"X contains NaN or infinity \(first at index \[3, 1\]"):
+        gdcore.fit(X, np.ones(5))
+    with pytest.raises(ValueError, match=r"y contains NaN or infinity \(first at index \[2\]"):
+        gdcore.fit(np.ones((5, 2), np.float32), np.array([1, 1, np.inf, 1, 1]))
+
+
 def layouts(X):
     yield "fortran", np.asfortranarray(X)
     wide = np.zeros((X.shape[0], 2 * X.shape[1]), X.dtype)
