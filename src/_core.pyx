@@ -129,6 +129,13 @@ cdef int check_parameters(Py_ssize_t theta_length, Py_ssize_t grad_length,
     return 0
 
 
+cdef int check_gram_shape(Py_ssize_t rows, Py_ssize_t columns, Py_ssize_t d) except -1:
+    """ValueError unless the packed Gram matrix is (d + 2) × (d + 2)."""
+    if rows != d + 2 or columns != d + 2:
+        raise ValueError(f"gdcore._core: gram must be {d + 2} x {d + 2}, got {rows} x {columns}")
+    return 0
+
+
 cdef int check_threads(int n_threads) except -1:
     if n_threads < 1:
         raise ValueError(f"gdcore._core: n_threads must be >= 1, got {n_threads}")
@@ -849,9 +856,8 @@ def run_fit(
     if counters.shape[0] < 3 or best_loss.shape[0] < 1 or history.shape[0] < max(epochs, 0):
         raise ValueError("gdcore._core: counters needs 3 values, best_loss 1 and history one "
                          "an epoch")
-    if gram is not None and (gram.shape[0] != d + 2 or gram.shape[1] != d + 2):
-        raise ValueError(f"gdcore._core: gram must be {d + 2} x {d + 2}, got "
-                         f"{gram.shape[0]} x {gram.shape[1]}")
+    if gram is not None:
+        check_gram_shape(gram.shape[0], gram.shape[1], d)
     if shuffle and not isinstance(rng, np.random.Generator):
         raise TypeError(f"gdcore._core: rng must be a numpy Generator, got {type(rng).__name__}")
 
@@ -1155,9 +1161,7 @@ def gram_sums(const double[:, ::1] gram, const floating[::1] theta):
     takes the sums from a pass over the data; see gram_squares_precise)."""
     cdef Py_ssize_t d = theta.shape[0] - 1
     check_parameters(theta.shape[0], theta.shape[0], -1, 0)
-    if gram.shape[0] != d + 2 or gram.shape[1] != d + 2:
-        raise ValueError(f"gdcore._core: gram must be {d + 2} x {d + 2}, got "
-                         f"{gram.shape[0]} x {gram.shape[1]}")
+    check_gram_shape(gram.shape[0], gram.shape[1], d)
     out = np.zeros(d + N_SLOTS, dtype=np.float64)
     cdef double[::1] sums = out
     cdef double magnitude
