@@ -277,6 +277,11 @@ THREE_STEPS = {
         RMSprop(lr=0.05, alpha=0.9, eps=1e-8, momentum=0.5, centered=True),
         lambda: rmsprop_by_hand(0.05, 0.9, 1e-8, 0.5, True)),
     "rmsprop": (RMSprop(lr=0.05, alpha=0.8), lambda: rmsprop_by_hand(0.05, 0.8, 1e-8, 0.0, False)),
+    # centred without momentum, and momentum without centring: each branch on its own
+    "rmsprop-centered": (RMSprop(lr=0.05, alpha=0.9, eps=1e-8, centered=True),
+                         lambda: rmsprop_by_hand(0.05, 0.9, 1e-8, 0.0, True)),
+    "rmsprop-momentum": (RMSprop(lr=0.05, alpha=0.8, eps=1e-8, momentum=0.5),
+                         lambda: rmsprop_by_hand(0.05, 0.8, 1e-8, 0.5, False)),
     "adagrad-decay-initial": (
         Adagrad(lr=0.3, lr_decay=0.5, eps=1e-10, initial_accumulator_value=0.2),
         lambda: adagrad_by_hand(0.3, 0.5, 1e-10, 0.2)),
