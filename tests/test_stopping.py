@@ -416,3 +416,46 @@ def test_a_run_sized_name_on_a_continuation_is_sized_to_the_whole_run(backend):
         # the continuation's last epochs are those of a 10-epoch run's schedule
         one_run = gdcore.fit(X, y, epochs=10, schedule=name, **options)
         assert one_run.schedule == again.schedule
+
+
+@pytest.mark.parametrize("l1, grad, expected", [
+    (0.5, [0.4, -0.45, 0.01], 0.05),    # w₀ = 0, |0.4| ≤ l1: 0; w₁ > 0: −0.45 + 0.5; ∂b 0.01
+    (0.5, [0.75, -0.45, 0.01], 0.25),   # w₀ = 0, 0.75 > l1: soft-thresholded to 0.25
+    (0.5, [-0.9, -0.45, 0.01], 0.4),    # w₀ = 0, −0.9 < −l1: −0.9 + 0.5
+    (1.0, [1.0, -1.0, 0.0], 0.0),       # |∂w₀| = l1 exactly: 0; w₁ > 0: −1 + 1
+])
+def test_gradient_norm_for_gtol_where_a_zero_coefficient_decides(l1, grad, expected):
+    """The minimum-norm subgradient of l1·|wⱼ| at wⱼ = 0 soft-thresholds ∂wⱼ by l1 (0 inside
+    [−l1, l1]); here that coordinate decides ‖∇J‖∞, worked by hand."""
+    from gdcore import _core, _reference
+    w, grad = np.array([0.0, 2.0]), np.array(grad)
+    assert _core.gradient_stationarity(grad, np.append(w, 0.0), l1, True) == pytest.approx(
+        expected, abs=1e-15)
+    assert _reference.stationarity(grad[:2], grad[2], w, l1) == pytest.approx(expected,
+                                                                               abs=1e-15)
+
+
+FULL_BATCH_RUNS = {"core-streaming": dict(backend="core", precompute=False),
+                   "core-gram": dict(backend="core", precompute=True),
+                   "numpy": dict(backend="numpy")}
+
+
+@pytest.mark.parametrize("run", FULL_BATCH_RUNS)
+def test_gtol_with_l1_at_a_lasso_solution_by_hand(run):
+    """X = [[1], [3]], y = [1, 2] from w = 0, b = 1.5: r = (0.5, −0.5), ∂b = 0, ∂w = −0.5.
+    With l1 = 1 ≥ |∂w| the minimum-norm subgradient is 0: θ is the lasso solution and the
+    gtol rule stops in epoch 1, before any update.  With l1 = 0.3 it is −0.5 + 0.3 = −0.2:
+    ‖∇J‖∞ = 0.2 stops a gtol of 0.25 but not one of 0.15, whose epoch then takes the step
+    w = 0.1·0.5 = 0.05, shrunk by 0.1·0.3 to 0.02 (b stays 1.5)."""
+    X, y = np.array([[1.0], [3.0]]), np.array([1.0, 2.0])
+    options = dict(optimizer="sgd", lr=0.1, tol=None, init=(np.zeros(1), 1.5),
+                   **FULL_BATCH_RUNS[run])
+    r = gdcore.fit(X, y, l1=1.0, gtol=1e-12, epochs=5, **options)
+    assert (r.stop_reason, r.converged, r.n_epochs, r.n_updates) == ("gtol", True, 1, 0)
+    assert r.loss_history[0] == pytest.approx(0.125, rel=1e-15)   # (0.25 + 0.25)/4 + 0
+    assert (r.coef[0], r.intercept) == (0.0, 1.5)
+    r = gdcore.fit(X, y, l1=0.3, gtol=0.25, epochs=5, **options)
+    assert (r.stop_reason, r.n_epochs, r.n_updates) == ("gtol", 1, 0)
+    r = gdcore.fit(X, y, l1=0.3, gtol=0.15, epochs=1, **options)
+    assert (r.stop_reason, r.n_epochs, r.n_updates) == ("epochs", 1, 1)
+    assert r.coef[0] == pytest.approx(0.02, rel=1e-14) and r.intercept == 1.5
