@@ -9,7 +9,7 @@ import pytest
 import gdcore
 from gdcore.optim import SGD, Adagrad, Adam, NormalizedGD, RMSprop, make_optimizer
 from gdcore.schedules import (CosineAnnealingLR, ExponentialLR, InverseScaling, LinearLR,
-                              StepLR)
+                              StepLR, make_schedule)
 
 from conftest import problem
 
@@ -162,6 +162,50 @@ def test_epoch_schedules_hold_lr_across_an_epochs_batches(schedule, lr_of, batch
     b, expected, t = 1.0, [], 0
     for e in range(epochs):
         for _ in range(per_epoch):
+            t += 1
+            b *= 1.0 - lr_of(e, t)
+        expected.append(b)
+    np.testing.assert_allclose(bs, expected, rtol=1e-13)
+
+
+# SPEC §4's schedules with their defaults, typed out (torch's lr_scheduler defaults; the
+# arguments without a default are given).
+SCHEDULE_DEFAULTS = [
+    (StepLR, dict(step_size=4), dict(step_size=4, gamma=0.1)),
+    (ExponentialLR, dict(gamma=0.5), dict(gamma=0.5)),
+    (CosineAnnealingLR, dict(T_max=7), dict(T_max=7, eta_min=0.0)),
+    (LinearLR, {}, dict(start_factor=1 / 3, end_factor=1.0, total_iters=5)),
+    (InverseScaling, {}, dict(power_t=0.25)),
+]
+
+
+@pytest.mark.parametrize("cls, given, defaults", SCHEDULE_DEFAULTS,
+                         ids=[c.__name__ for c, _, _ in SCHEDULE_DEFAULTS])
+def test_schedule_defaults_are_specs(cls, given, defaults):
+    assert cls(**given).get_params() == defaults
+
+
+@pytest.mark.parametrize("backend", ["core", "numpy"])
+@pytest.mark.parametrize("name, lr_of", [
+    # LinearLR(1/3, 1, 5): lrₑ = 0.1·(1/3 + (2/3)·min(e, 5)/5), from 0.1/3 up to 0.1 at e = 5
+    ("linear", lambda e, t: 0.1 * (1 / 3 + (2 / 3) * min(e, 5) / 5)),
+    # InverseScaling(0.25): lr / t^0.25 at update t
+    ("invscaling", lambda e, t: 0.1 / t ** 0.25),
+])
+def test_named_schedules_use_specs_defaults(name, lr_of, backend):
+    """A schedule given by name without arguments is its class with SPEC §4's defaults: b
+    after each epoch is the product of (1 − lrₜ) over the updates so far (two batches an
+    epoch), by hand."""
+    assert make_schedule(name) == {"linear": LinearLR, "invscaling": InverseScaling}[name]()
+    n, epochs = 4, 7
+    X, y = intercept_only_problem(n)
+    bs = []
+    gdcore.fit(X, y, optimizer="sgd", lr=0.1, batch_size=2, epochs=epochs, schedule=name,
+               tol=None, init=(np.zeros(1), 1.0), seed=0, backend=backend,
+               callback=lambda p: bs.append(p.intercept))
+    b, expected, t = 1.0, [], 0
+    for e in range(epochs):
+        for _ in range(2):
             t += 1
             b *= 1.0 - lr_of(e, t)
         expected.append(b)
