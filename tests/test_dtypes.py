@@ -150,15 +150,16 @@ def test_pandas_nullable_number_columns_are_read_as_float64():
 @pytest.mark.parametrize("n_threads", [1, 2])
 def test_float32_full_batch_gradient_against_float64_truth(n_threads):
     """SPEC §7: float32 data is computed in float32, but a full pass's gradient sums must not
-    run in float32 over the whole pass.  Row 0 is an outlier (x = 2²⁶ in every column) and
+    run in float32 over the whole pass.  Row 0 is an outlier (x = 2²⁸ in every column) and
     the other 49,999 rows have x ∈ [0.5, 1.5], y = 1: a float32 running sum that has taken
-    row 0's term (ulp 8) drops every later term of the pass, 7e-4 of the sum; the core's
-    float32 block sums of 64 rows, added in float64, lose at most the outlier's block
-    (≈ 1e-6).  One SGD step from θ = 0 (r = −y) against the gradient in float64."""
+    row 0's term (ulp 32) drops every later term of its part of the pass, even added four
+    rows at a time (≤ 6 < 16), 1e-4 to 2e-4 of the sum; the core's float32 block sums of 64
+    rows, added in float64, lose at most the outlier's block (< 4e-7).  One SGD step from
+    θ = 0 (r = −y) against the gradient in float64."""
     rng = np.random.default_rng(0)
     n, d, lr = 50_000, 100, 1e-3
     X = rng.uniform(0.5, 1.5, (n, d)).astype(np.float32)
-    X[0] = 2.0 ** 26
+    X[0] = 2.0 ** 28
     y = np.ones(n, dtype=np.float32)
     r = gdcore.fit(X, y, optimizer="sgd", lr=lr, epochs=1, tol=None, n_threads=n_threads,
                    precompute=False)
