@@ -19,7 +19,7 @@ from ._api import finish_run, prepare_run
 from ._precompute import augmented_gram, check_gram, gram_epoch_sums, merge_grams
 from ._reference import (STATUS_LOSS_NOT_FINITE, STATUS_OK, STATUS_PARAMS_NOT_FINITE,
                          finite_in_data_precision, stop_after_epoch)
-from ._validation import check_data, check_weight_sum
+from ._validation import check_data, check_weight_sum, scale_weights, weight_scale_exponent
 from .optim import SGD
 
 __all__ = ["fit_chunks", "run_full_batch"]
@@ -58,22 +58,49 @@ def run_full_batch(run, sums_at):
 
 
 class _Chunks:
-    """Validated access to the chunks: each pass re-reads them from the source."""
+    """Validated access to the chunks: each pass re-reads them from the source.
+
+    ``validate()`` reads them all once before any work, as gdcore.fit checks its arrays
+    first: every chunk is checked (errors name the chunk and its rows in the whole data), the
+    rows are counted and the largest weight found, from which one power of two for every
+    chunk brings the weights near 1, as gdcore.fit does (weights near 1e300 overflowed the
+    sums).  Later passes must give the same rows."""
 
     def __init__(self, chunks):
         if callable(chunks):
             self._fresh = chunks
-        elif hasattr(chunks, "__iter__") and not hasattr(chunks, "__next__"):
+        elif (hasattr(chunks, "__iter__") and not hasattr(chunks, "__next__")
+              and iter(chunks) is not iter(chunks)):
             self._fresh = lambda: chunks
         else:
             raise TypeError("chunks must be a re-iterable (a list, say) of (X, y) or "
                             "(X, y, sample_weight) tuples, or a callable returning a fresh "
-                            "iterable each time; a one-shot iterator cannot be read every "
-                            "epoch")
+                            "iterable each time; a one-shot iterator (or an object whose "
+                            "iter() returns the same iterator) cannot be read every epoch")
         self.d = self.dtype = None
-        self.n = 0
+        self.n = None
+        self.weight_exponent = 0
+
+    def validate(self):
+        largest, total, weighted = 0.0, 0.0, False
+        for problem in self._pass():
+            if problem.sample_weight is not None and problem.n:
+                weighted = True
+                largest = max(largest, float(problem.sample_weight.max()))
+                with np.errstate(over="ignore"):    # an infinite sum is reported below
+                    total += float(np.sum(problem.sample_weight, dtype=np.float64))
+        if weighted and total > 0:
+            check_weight_sum(total, "over all chunks")    # as gdcore.fit checks its weights
+        self.weight_exponent = weight_scale_exponent(largest) if largest > 0 else 0
 
     def __iter__(self):
+        for problem in self._pass():
+            if problem.sample_weight is not None:
+                problem.sample_weight = scale_weights(problem.sample_weight,
+                                                      self.weight_exponent)
+            yield problem
+
+    def _pass(self):
         """Yield validated Problems, checking every chunk agrees with the first."""
         n = 0
         for index, chunk in enumerate(self._fresh()):
@@ -87,9 +114,10 @@ class _Chunks:
                                  f"got {len(parts)} items")
             try:
                 problem = check_data(parts[0], parts[1], parts[2] if len(parts) == 3 else None,
-                                     allow_zero_weight_sum=True)
+                                     allow_zero_weight_sum=True, row_offset=n)
             except (ValueError, TypeError) as exc:
-                raise type(exc)(f"chunk {index}: {exc}") from None
+                raise type(exc)(f"chunk {index} (from row {n} of the whole data): "
+                                f"{exc}") from None
             if self.d is None:
                 self.d, self.dtype = problem.d, problem.dtype
             elif problem.d != self.d:
@@ -105,7 +133,11 @@ class _Chunks:
             yield problem
         if n == 0:
             raise ValueError("chunks: no data (the iterable yielded no chunk)")
-        self.n = n
+        if self.n is None:
+            self.n = n
+        elif n != self.n:
+            raise ValueError(f"chunks: a pass yielded {n} rows where the first gave {self.n}; "
+                             "the source must give the same rows every pass")
 
 
 def _empty_weights(problem):
@@ -124,23 +156,23 @@ def fit_chunks(chunks, *, optimizer=None, lr=None, epochs=100, schedule=None, l2
     once).  Each epoch's loss and gradient are summed over all chunks, so the result equals
     ``gdcore.fit(X, y, batch_size=None, ...)`` on the concatenated rows (up to rounding).
     ``precompute=True`` reads the chunks once to form the Gram matrix and then runs every
-    epoch in O(d²).  The other arguments are those of :func:`gdcore.fit`.  Every chunk is
-    validated as gdcore.fit validates X and y; errors name the chunk.
+    epoch in O(d²).  The other arguments are those of :func:`gdcore.fit`.  Before any work a
+    first pass validates every chunk as gdcore.fit validates X and y (errors name the chunk
+    and the row in the whole data) and scales extreme weights as gdcore.fit does; every
+    later pass must yield the same rows.
     """
     source = _Chunks(chunks)
     if precompute not in (True, False):
         raise ValueError(f"precompute must be True or False, got {precompute!r}")
-    first = next(iter(source), None)
-    if first is None:
-        raise ValueError("chunks: no data (the iterable yielded no chunk)")
-    run = prepare_run(1, first.d, first.dtype, optimizer=optimizer, lr=lr, epochs=epochs,
+    source.validate()
+    run = prepare_run(1, source.d, source.dtype, optimizer=optimizer, lr=lr, epochs=epochs,
                       batch_size=None, schedule=schedule, l2=l2, l1=l1,
                       fit_intercept=fit_intercept, tol=tol, n_iter_no_change=n_iter_no_change,
                       gtol=gtol, shuffle=False, seed=None, n_threads=n_threads, init=init,
                       callback=callback, backend="chunks")
 
     def streamed_sums(theta):
-        total = np.zeros(first.d + 3)
+        total = np.zeros(source.d + 3)
         for problem in source:
             # an overflow across chunks is reported below (weights) or as divergence (loss)
             with np.errstate(over="ignore", invalid="ignore"):

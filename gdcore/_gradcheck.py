@@ -21,11 +21,13 @@ def check_grad(X, y, coef, intercept=0.0, *, sample_weight=None, l2=0.0, l1=0.0,
 
     ``step`` defaults to ε^(1/3) of the data's dtype (about 6e-6 for float64, 5e-3 for
     float32), which balances truncation and rounding error.  With l1 > 0 the subgradient
-    l1·sign(w) is added to g (J is not differentiable where a wⱼ is 0), and a wⱼ nearer 0 than
-    its step is differenced over hₖ = |wⱼ|/2 instead, so the differences do not cross the kink.
+    l1·sign(w) is added to g (J is not differentiable where a wⱼ is 0), and for a wⱼ nearer 0
+    than its step, whose differences would cross that kink, the differences are of J without
+    its l1 term, plus l1·sign(wⱼ), its exact derivative there.
     Expect ~1e-8 or less in float64 and ~1e-3 in float32 for a correct gradient, at a point
-    where the gradient is well above the differences' rounding error (about ε·|J|/h): near a
-    minimum the ratio compares rounding with rounding, and a RuntimeWarning says so.
+    where the gradient is well above the differences' rounding error (J's rounding, about
+    ε·(Σ sᵢ|rᵢ|(|xᵢ·w| + |b| + |yᵢ|)/S + |J|), over h): near a minimum, or with large offsets
+    in float32, the ratio compares rounding with rounding, and a RuntimeWarning says so.
     """
     problem = check_data(X, y, sample_weight)
     d, dtype = problem.d, problem.dtype
@@ -55,7 +57,7 @@ def check_grad(X, y, coef, intercept=0.0, *, sample_weight=None, l2=0.0, l1=0.0,
                          f"{np.max(np.abs(np.append(coef, intercept))):.4g}")
     weights = problem.sample_weight if problem.sample_weight is not None else np.empty(0, dtype)
 
-    def objective(point):
+    def objective(point, l1=l1):
         loss, _ = _core.objective_gradient(problem.X, problem.y, weights, point, l2, l1,
                                            fit_intercept, n_threads)
         return loss
@@ -74,8 +76,7 @@ def check_grad(X, y, coef, intercept=0.0, *, sample_weight=None, l2=0.0, l1=0.0,
     smallest_step = math.inf
     for k in range(m):
         h = step * max(1.0, abs(float(theta[k])))
-        if l1 > 0 and k < d and 0.0 < abs(float(theta[k])) < h:
-            h = abs(float(theta[k])) / 2
+        near_kink = l1 > 0 and k < d and 0.0 < abs(float(theta[k])) < h
         plus, minus = theta.copy(), theta.copy()
         plus[k] += h
         minus[k] -= h
@@ -85,18 +86,42 @@ def check_grad(X, y, coef, intercept=0.0, *, sample_weight=None, l2=0.0, l1=0.0,
                              f"θ[{k}] = {float(theta[k]):.6g}: θ did not move; use a larger step "
                              f"(e.g. 1e-6, or 1e-3 for float32)")
         # divide by the step actually taken after rounding to the dtype
-        numeric[k] = (objective(plus) - objective(minus)) / taken
+        if near_kink:
+            numeric[k] = ((objective(plus, 0.0) - objective(minus, 0.0)) / taken
+                          + l1 * np.sign(theta[k]))
+        else:
+            numeric[k] = (objective(plus) - objective(minus)) / taken
         smallest_step = min(smallest_step, taken / 2)
     analytic = grad[:m]
     scale = max(np.linalg.norm(analytic), np.linalg.norm(numeric), np.finfo(np.float64).tiny)
     error = float(np.linalg.norm(analytic - numeric) / scale)
-    # each difference of J carries a rounding error of about ε·|J|/h
-    rounding = math.sqrt(m) * eps * abs(loss) / smallest_step
-    if rounding > eps ** (1 / 3) * scale:
+    rounding = math.sqrt(m) * _loss_rounding(problem, theta, loss, eps) / smallest_step
+    if rounding > math.sqrt(eps) * scale:
         warnings.warn(f"check_grad: the gradient here (norm {scale:.3g}) is only "
                       f"{scale / rounding:.3g}x the finite differences' rounding error "
-                      f"(~{rounding:.3g}; near a minimum, or with a small step): even a correct "
+                      f"(~{rounding:.3g}: near a minimum, with a small step, or with values large "
+                      f"for the dtype): even a correct "
                       f"gradient can show a relative error up to ~{min(1.0, rounding / scale):.2g}"
                       f"; check it at a point away from the minimum, or with a larger step",
                       RuntimeWarning, stacklevel=2)
     return error
+
+
+def _loss_rounding(problem, theta, loss, eps):
+    """About how far J computed in the data's precision is from the exact J: each residual
+    rᵢ = xᵢ·w + b − yᵢ is off by ~ε·(|xᵢ·w| + |b| + |yᵢ|), so rᵢ² by twice that times |rᵢ|,
+    plus the rounding of the sum itself (~ε·|J|).  One pass over X, 64 MB of rows at a time."""
+    X, y, weights = problem.X, problem.y, problem.sample_weight
+    w, b = theta[:-1].astype(np.float64), abs(float(theta[-1]))
+    rows = max(1, (64 << 20) // (8 * X.shape[1]))
+    total = 0.0
+    for start in range(0, X.shape[0], rows):
+        block = X[start:start + rows]
+        predicted = block @ w.astype(block.dtype)
+        residual = np.abs(predicted.astype(np.float64) + float(theta[-1]) - y[start:start + rows])
+        size = np.abs(predicted) + b + np.abs(y[start:start + rows])
+        terms = residual * size
+        total += float(terms @ weights[start:start + rows] if weights is not None
+                       else terms.sum())
+    count = float(weights.sum()) if weights is not None else float(X.shape[0])
+    return eps * (total / count + abs(loss))

@@ -229,12 +229,23 @@ def _in_dtype(name, arr, dtype, row_offset):
 _WEIGHT_SCALE_LIMIT = 64
 
 
-def _weights_near_one(weights):
-    """weights, or a copy scaled by a power of two so that the largest is in [0.5, 1)."""
-    exponent = int(np.frexp(float(weights.max()))[1])
-    if abs(exponent) <= _WEIGHT_SCALE_LIMIT:
+def weight_scale_exponent(largest):
+    """The power of two e that brings weights whose largest is ``largest`` near 1 (w·2^-e has
+    its largest in [0.5, 1)), or 0 when they need no scaling."""
+    exponent = int(np.frexp(float(largest))[1])
+    return exponent if abs(exponent) > _WEIGHT_SCALE_LIMIT else 0
+
+
+def scale_weights(weights, exponent):
+    """weights · 2^-exponent (exact), or weights themselves when exponent is 0."""
+    if exponent == 0:
         return weights
     return np.ldexp(weights, -exponent).astype(weights.dtype, copy=False)
+
+
+def _weights_near_one(weights):
+    """weights, or a copy scaled by a power of two so that the largest is in [0.5, 1)."""
+    return scale_weights(weights, weight_scale_exponent(weights.max()))
 
 
 def check_int(name, value, *, low, allow_none=False):

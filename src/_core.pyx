@@ -74,9 +74,10 @@ cdef Py_ssize_t PARALLEL_MIN_GATHER = 3072
 # From this many multiply-adds an epoch (n × (d + 1)), a team of threads runs the full-batch
 # epochs (gd_full_batch.pxi; measured on 2 cores, Adam: two threads beat one from ~2,000;
 # rows of 10 values, 400 rows 1.27x, 1,600 rows 1.66x; rows of 40 values, 100 rows 1.23x,
-# 1,600 rows 1.80x).  Every full pass over the data cuts its rows into n_threads parts from
-# here on, so a team, the one-thread loop OpenMP falls back to and the one-pass entry points
-# all sum the same parts in the same order: the same bits.
+# 1,600 rows 1.80x).  A full-batch epoch's pass cuts its rows into n_threads parts from here
+# on, on a team or on the one thread OpenMP may leave it, so the two give the same bits.  (The
+# one-pass entry points keep PARALLEL_MIN_WORK: a parallel region started per call costs more
+# than the team's barrier.)
 cdef Py_ssize_t TEAM_MIN_WORK = 3072
 # Classic SGD's shuffled rows are prefetched this many rows ahead: a row's arithmetic takes
 # ~22 ns at d = 100, so PREFETCH_AHEAD's 8 rows were too near to hide the memory latency
@@ -999,7 +1000,7 @@ def objective_gradient(
     cdef double[::1] part_view = part_buffer
     with nogil:
         block_sums(&X[0, 0], &y[0], weights, &theta[0], d, NULL, n, 0, n, n_threads,
-                   &part_view[stride], &part_view[0], True)
+                   &part_view[stride], &part_view[0])
         loss = objective_and_gradient(&part_view[0], &theta[0], d, l2, l1, fit_intercept,
                                       &grad[0])
     return loss, grad_out
@@ -1047,7 +1048,7 @@ def block_sums_of(
         return out
     with nogil:
         block_sums(&X[0, 0], &y[0], weights, &theta[0], d, NULL, n, 0, n, n_threads,
-                   &part_view[0], &out_view[0], True)
+                   &part_view[0], &out_view[0])
     return out
 
 

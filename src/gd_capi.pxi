@@ -189,7 +189,7 @@ cdef int capi_loss_grad(const floating* X, const floating* y, const floating* we
                              sizeof(double))
     if buffer != NULL:
         block_sums(X, y, scaled, theta, d, NULL, n, 0, n, n_threads,
-                   buffer + accumulator_stride(d), buffer, True)
+                   buffer + accumulator_stride(d), buffer)
         loss[0] = objective_and_gradient(buffer, theta, d, l2, l1, fit_intercept, grad)
     if scaled != weights:
         free(scaled)

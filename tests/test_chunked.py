@@ -74,8 +74,9 @@ def test_chunk_errors_name_the_chunk(whole):
     bad = pieces(X, y)
     bad[2] = (bad[2][0].copy(), bad[2][1])
     bad[2][0][3, 1] = np.nan
-    with pytest.raises(ValueError, match="chunk 2: X contains NaN"):
-        gdcore.fit_chunks(bad, epochs=2)
+    with pytest.raises(ValueError, match=r"chunk 2 \(from row 300 of the whole data\): X "
+                                         r"contains NaN or infinity \(first at index \[303, 1\]"):
+        gdcore.fit_chunks(bad, epochs=2, callback=lambda info: pytest.fail("an epoch ran"))
     with pytest.raises(ValueError, match="chunk 1: X has 4 features but chunk 0 has 5"):
         gdcore.fit_chunks([(X[:10], y[:10]), (X[10:20, :4], y[10:20])], epochs=2)
     with pytest.raises(TypeError, match="one-shot iterator"):
@@ -102,3 +103,46 @@ def test_chunks_of_another_dtype_are_refused(whole):
     ints = gdcore.fit_chunks([(X[:10], y[:10]), (np.ones((10, X.shape[1]), int), y[10:20])],
                              epochs=2, tol=None)
     assert ints.coef.dtype == np.float64
+
+
+def test_a_source_whose_iter_returns_one_iterator_is_refused(whole):
+    """iter() giving the same iterator each time reads the chunks once: the first pass used to
+    take chunk 0 to learn d, so the fit silently left it out."""
+    X, y, _ = whole
+
+    class OneShot:
+        def __init__(self, chunks):
+            self.chunks = iter(chunks)
+
+        def __iter__(self):
+            return self.chunks
+
+    with pytest.raises(TypeError, match="returns the same iterator"):
+        gdcore.fit_chunks(OneShot(pieces(X, y)), epochs=1)
+
+
+def test_every_pass_must_give_the_same_rows(whole):
+    X, y, _ = whole
+    passes = []
+
+    def shrinking():
+        passes.append(1)
+        return pieces(X, y)[:7 - len(passes)]
+
+    with pytest.raises(ValueError, match="a pass yielded 750 rows where the first gave 900"):
+        gdcore.fit_chunks(shrinking, epochs=3)
+
+
+@pytest.mark.parametrize("scale", [1e300, 1e-300])
+@pytest.mark.parametrize("precompute", [False, True])
+def test_weights_at_any_scale_as_fit(whole, scale, precompute):
+    """Weights are brought near 1 by one power of two over all chunks, as gdcore.fit brings
+    them (weights of 1e300 overflowed the chunks' sums: DivergenceError, or a Gram matrix said
+    to overflow because of X and y)."""
+    X, y, w = whole
+    y = y * 1e3     # Σ sᵢrᵢ² of weights 1e300 passes float64's range
+    options = dict(optimizer="adam", lr=0.05, epochs=6, tol=None, precompute=precompute)
+    expected = gdcore.fit(X, y, sample_weight=w * scale, **options)
+    got = gdcore.fit_chunks(pieces(X, y, w * scale), **options)
+    np.testing.assert_allclose(got.loss_history, expected.loss_history, rtol=1e-10)
+    np.testing.assert_allclose(got.coef, expected.coef, rtol=1e-10, atol=1e-12)

@@ -35,8 +35,10 @@ def test_check_grad_with_l1_and_a_weight_nearer_zero_than_the_step():
     # w₀ = 1e-7 is inside the default step (6e-6): differences over ±6e-6 crossed the kink of
     # l1·|w₀| and reported ~0.1 for a correct gradient; they are now taken over |w₀|/2
     X, y, coef = problem(n=80, d=4)
-    point = np.array([1e-7, -1.0, 2.0, 0.3])
-    assert gdcore.check_grad(X, y, point, 0.0, l1=0.1) < 1e-7
+    for tiny in (1e-7, 1e-12, 1e-300, 5e-324):
+        # the smooth part is differenced there, l1·sign(w₀) added: no step crosses the kink
+        point = np.array([tiny, -1.0, 2.0, 0.3])
+        assert gdcore.check_grad(X, y, point, 0.0, l1=0.1) < 1e-7, tiny
 
 
 def test_check_grad_warns_where_rounding_dominates():
@@ -50,6 +52,17 @@ def test_check_grad_warns_where_rounding_dominates():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert gdcore.check_grad(X, y, solution[:5] + 0.3, solution[5]) < 1e-8
+
+
+def test_check_grad_warns_where_float32_rounding_of_large_values_dominates():
+    """float32 data with y around 1e4: each residual is a difference of values near 1e4, so
+    J's rounding (not the gradient) sets the ratio; the warning must say so."""
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((20000, 5)).astype(np.float32)
+    w = rng.standard_normal(5)
+    y = (X @ w + 1e4 + 0.1 * rng.standard_normal(20000)).astype(np.float32)
+    with pytest.warns(RuntimeWarning, match="values large for the dtype"):
+        gdcore.check_grad(X, y, w + 0.01, 1e4)
 
 
 def test_check_grad_float32():
