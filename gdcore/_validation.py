@@ -84,6 +84,12 @@ def _pandas_extension_numbers(value):
     return None
 
 
+def fit_dtype(dtype):
+    """The dtype a fit of X of this dtype computes in: float32 (in either byte order) in
+    float32, every other real type in float64."""
+    return np.dtype(np.float32 if dtype.kind == "f" and dtype.itemsize == 4 else np.float64)
+
+
 def _as_array(name, value):
     extension = _pandas_extension_numbers(value)
     if extension is not None:
@@ -155,8 +161,7 @@ def check_data(X, y, sample_weight=None, allow_zero_weight_sum=False, row_offset
         raise ValueError(f"X has 0 samples (shape {X.shape}); at least 1 is required")
     if d == 0:
         raise ValueError(f"X has 0 features (shape {X.shape}); at least 1 is required")
-    # float32 in either byte order is computed in float32; every other real type in float64
-    dtype = np.dtype(np.float32 if X.dtype.kind == "f" and X.dtype.itemsize == 4 else np.float64)
+    dtype = fit_dtype(X.dtype)
     y = _as_array("y", y)
     if y.ndim == 2 and y.shape[1] == 1:
         y = y[:, 0]
@@ -218,7 +223,7 @@ def _in_dtype(name, arr, dtype, row_offset):
             where = ", ".join(str(int(i) + (row_offset if k == 0 else 0))
                               for k, i in enumerate(first))
             raise ValueError(f"{name}[{where}] = {arr[first]!s} is too large for "
-                             f"{np.dtype(dtype)} (X's dtype); rescale it"
+                             f"{np.dtype(dtype)} (the dtype the fit computes in); rescale it"
                              + (" or pass X as float64" if dtype == np.float32 else ""))
     return _contiguous(arr, dtype)
 

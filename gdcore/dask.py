@@ -27,7 +27,8 @@ from . import _core
 from ._api import finish_run, prepare_run
 from ._chunked import run_full_batch
 from ._precompute import augmented_gram, check_gram, gram_epoch_sums, merge_grams
-from ._validation import check_data, check_weight_sum
+from ._validation import (check_data, check_weight_sum, fit_dtype, scale_weights,
+                          weight_scale_exponent)
 
 __all__ = ["fit"]
 
@@ -43,27 +44,50 @@ def _import_dask():
 
 def _validate_block(X, y, w, index, first_row):
     """On a worker, once per fit: check a row block as gdcore.fit checks X, y and weights,
-    naming the block and rows of the whole array in errors; returns its weight sum."""
+    naming the block and rows of the whole array in errors; returns its weights' (float64
+    sum, largest), for the check and the scale gdcore.fit applies to them."""
     try:
         problem = check_data(X, y, w, allow_zero_weight_sum=True, row_offset=first_row)
     except (ValueError, TypeError) as exc:
         raise type(exc)(f"block {index} (rows {first_row} to {first_row + len(X) - 1}): "
                         f"{exc}") from None
-    return float(len(problem.y) if w is None else problem.sample_weight.sum())
+    if w is None:
+        return np.array([float(len(problem.y)), 1.0])
+    weights = problem.sample_weight
+    with np.errstate(over="ignore"):    # an infinite sum is reported by check_weight_sum
+        return np.array([float(np.sum(weights, dtype=np.float64)),
+                         float(weights.max()) if len(weights) else 0.0])
 
 
-def _block_sums(X, y, w, theta, n_threads):
-    """On a worker, every epoch: the raw sums of one (already validated) row block."""
-    dtype = theta.dtype
+def _sum_and_largest(a, b):
+    with np.errstate(over="ignore"):
+        return np.array([a[0] + b[0], max(a[1], b[1])])
+
+
+def _block_problem(X, y, w, dtype, weight_exponent):
+    """A validated block in the fit's dtype, its weights scaled as all the blocks' are."""
     X = np.ascontiguousarray(X, dtype=dtype)
     y = np.ascontiguousarray(y, dtype=dtype)
-    w = np.empty(0, dtype) if w is None else np.ascontiguousarray(w, dtype=dtype)
-    return _core.block_sums_of(X, y, w, theta, n_threads)
+    if w is not None:
+        w = scale_weights(np.ascontiguousarray(w, dtype=dtype), weight_exponent)
+    return X, y, w
 
 
-def _block_gram(X, y, w):
-    problem = check_data(X, y, w, allow_zero_weight_sum=True)
-    return augmented_gram(problem.X, problem.y, problem.sample_weight)
+def _block_sums(X, y, w, theta, n_threads, weight_exponent=0):
+    """On a worker, every epoch: the raw sums of one (already validated) row block."""
+    dtype = theta.dtype
+    X, y, w = _block_problem(X, y, w, dtype, weight_exponent)
+    return _core.block_sums_of(X, y, np.empty(0, dtype) if w is None else w, theta, n_threads)
+
+
+def _block_gram(X, y, w, dtype, weight_exponent=0):
+    return augmented_gram(*_block_problem(X, y, w, dtype, weight_exponent))
+
+
+def _add_quietly(a, b):
+    """a + b, an overflow left to the checks that report it (weights, divergence)."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        return np.add(a, b)
 
 
 def _active_client():
@@ -75,7 +99,7 @@ def _active_client():
         return None
 
 
-def _tree_sum(dask, parts, combine=np.add):
+def _tree_sum(dask, parts, combine=_add_quietly):
     """Pairwise sums (or another combine) of delayed arrays, so no single task adds up every
     block."""
     add = dask.delayed(combine, pure=True)
@@ -134,7 +158,7 @@ def fit(X, y, *, sample_weight=None, optimizer=None, lr=None, epochs=100, batch_
     n, d = X.shape
     if n == 0 or d == 0:
         raise ValueError(f"X has shape {X.shape}; it needs at least 1 row and 1 column")
-    dtype = X.dtype if X.dtype in (np.float32, np.float64) else np.dtype(np.float64)
+    dtype = fit_dtype(X.dtype)
     run = prepare_run(n, d, dtype, optimizer=optimizer, lr=lr, epochs=epochs, batch_size=None,
                       schedule=schedule, l2=l2, l1=l1, fit_intercept=fit_intercept, tol=tol,
                       n_iter_no_change=n_iter_no_change, gtol=gtol, shuffle=False, seed=None,
@@ -150,11 +174,13 @@ def fit(X, y, *, sample_weight=None, optimizer=None, lr=None, epochs=100, batch_
     block_gram = dask.delayed(_block_gram, pure=True)
     validate = dask.delayed(_validate_block, pure=True)
     first_rows = np.concatenate([[0], np.cumsum(X.chunks[0])[:-1]]).astype(int).tolist()
-    total_weight = _tree_sum(dask, [validate(xb, yb, wb, index, first)
-                                    for index, (xb, yb, wb, first)
-                                    in enumerate(zip(x_blocks, y_blocks, w_blocks,
-                                                     first_rows))]).compute()
+    total_weight, largest = _tree_sum(dask, [validate(xb, yb, wb, index, first)
+                                             for index, (xb, yb, wb, first)
+                                             in enumerate(zip(x_blocks, y_blocks, w_blocks,
+                                                              first_rows))],
+                                      _sum_and_largest).compute()
     check_weight_sum(total_weight)
+    scale = weight_scale_exponent(largest) if sample_weight is not None else 0
 
     client = _active_client()
     if client is not None:
@@ -168,21 +194,22 @@ def fit(X, y, *, sample_weight=None, optimizer=None, lr=None, epochs=100, batch_
 
         def distributed_sums(theta):
             parts = [client.submit(_block_sums, xf, yf, wf, theta.copy(), run.n_threads,
-                                   pure=False)
+                                   scale, pure=False)
                      for xf, yf, wf in zip(x_futures, y_futures, w_futures)]
             # d + 3 numbers a block: gathering them beats a tree of tasks; they are added
             # in block order, so the result does not depend on which worker finished first
-            return np.sum(client.gather(parts), axis=0)
+            with np.errstate(over="ignore", invalid="ignore"):
+                return np.sum(client.gather(parts), axis=0)
     else:
         def distributed_sums(theta):
-            parts = [block_sums(xb, yb, wb, theta.copy(), run.n_threads)
+            parts = [block_sums(xb, yb, wb, theta.copy(), run.n_threads, scale)
                      for xb, yb, wb in zip(x_blocks, y_blocks, w_blocks)]
             return _tree_sum(dask, parts).compute()
 
     def execute(run):
         if not precompute:
             return run_full_batch(run, distributed_sums)
-        gram = _tree_sum(dask, [block_gram(xb, yb, wb) for xb, yb, wb
+        gram = _tree_sum(dask, [block_gram(xb, yb, wb, dtype, scale) for xb, yb, wb
                                 in zip(x_blocks, y_blocks, w_blocks)], merge_grams).compute()
         check_gram(gram)
         return run_full_batch(run, gram_epoch_sums(gram, distributed_sums))

@@ -30,7 +30,8 @@ class GDRegressor(RegressorMixin, BaseEstimator):
     Minimises 1/(2S)·Σ sᵢ(xᵢ·w + b − yᵢ)² + (l2/2)·‖w‖² + l1·‖w‖₁ with the chosen optimizer.
 
     - ``fit`` runs up to ``epochs`` epochs; with ``warm_start=True`` a second ``fit`` continues
-      the previous one exactly (optimizer state, schedule position, shuffle stream).
+      the previous one exactly (optimizer state, schedule position, shuffle stream), but that
+      "step" and "cosine" are sized anew to all the epochs so far (schedule objects are not).
     - ``partial_fit`` runs one epoch over the chunk it is given, keeping the optimizer state
       and schedule position between calls, for data that arrives in pieces.  It has no run
       length, so "step" and "cosine" must be given as schedule objects with explicit sizes.
@@ -194,7 +195,7 @@ class GDRegressor(RegressorMixin, BaseEstimator):
         """One epoch over this chunk, continuing the optimizer state of earlier calls."""
         if isinstance(self.schedule, str) and isinstance(make_schedule(self.schedule),
                                                          (StepLR, CosineAnnealingLR)):
-            # make_schedule sizes these to the run's epochs; here that would be 1 per call
+            # make_schedule sizes these to the run's epochs, which partial_fit does not know
             raise ValueError(f"schedule={self.schedule!r} takes its sizes from the number of "
                              "epochs, which partial_fit does not know; pass a "
                              "gdcore.schedules object with explicit sizes, e.g. "

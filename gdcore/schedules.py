@@ -131,6 +131,9 @@ class InverseScaling(Schedule):
     def factor(self, epoch, step):
         return 1.0 / step ** self.power_t
 
+    def lr_at(self, lr, epoch, step):
+        return lr / step ** self.power_t     # as the core divides (lr·(1/t^p) is an ulp off)
+
 
 _NAMES = {
     "constant": Constant,

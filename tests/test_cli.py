@@ -121,7 +121,7 @@ def test_demo_plot(tmp_path):
     ("ok.csv", ["predict", "{file}", "{file}"], "not a gdcore model"),
     ("ok.csv", ["lr-search", "{file}", "--target", "y", "--grid", "a,b"], "--grid"),
     ("ok.csv", ["lr-search", "{file}", "--target", "y", "--random", "3", "--seed", "-1"],
-     "--seed must be an integer >= 0, got -1"),
+     "--seed must be an int >= 0"),
     ("ok.csv", ["fit", "{file}", "--target", "y", "--features", "a", "y"],
      "the target column 'y' is also one of the features"),
     ("ok.csv", ["fit", "{file}", "--target", "y", "--plot", "{file}.xyz"],

@@ -42,3 +42,43 @@ def test_block_errors_name_the_block_and_the_whole_arrays_row(name, row, column)
     message = str(error.value)
     rows = f"rows {block * 3000} to {min(block * 3000 + 2999, 19999)}"
     assert message.startswith(f"block {block} ({rows}): {name}") and where in message
+
+
+@pytest.mark.parametrize("precompute", [False, True])
+def test_weights_at_any_scale_as_fit(precompute):
+    """Weights near 1e300 are brought near 1 by one power of two over all blocks, as gdcore.fit
+    brings them (they overflowed the blocks' sums: DivergenceError, or a Gram matrix blamed on
+    X and y), and no numpy overflow warning escapes."""
+    import warnings
+    X, y, _ = problem(n=2000, d=4)
+    y = y * 1e3
+    w = np.random.default_rng(1).uniform(0.5, 1.0, 2000) * 1e300
+    options = dict(optimizer="adam", lr=0.05, epochs=5, tol=None, precompute=precompute)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        result = gdcore.dask.fit(da.from_array(X, chunks=(300, 4)), da.from_array(y, chunks=300),
+                                 sample_weight=da.from_array(w, chunks=300), **options)
+    memory = gdcore.fit(X, y, sample_weight=w, **options)
+    np.testing.assert_allclose(result.loss_history, memory.loss_history, rtol=1e-10)
+    np.testing.assert_allclose(result.coef, memory.coef, rtol=1e-10)
+
+
+def test_overflowing_weights_are_refused_without_a_numpy_warning():
+    import warnings
+    X, y, _ = problem(n=2, d=2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        with pytest.raises(ValueError, match="sums to infinity"):
+            gdcore.dask.fit(da.from_array(X, chunks=(1, 2)), da.from_array(y, chunks=1),
+                            sample_weight=da.from_array(np.full(2, 1.5e308), chunks=1),
+                            epochs=2)
+
+
+def test_big_endian_float32_stays_float32():
+    X, y, _ = problem(n=200, d=3, dtype=np.float32)
+    swapped = X.astype(X.dtype.newbyteorder())
+    result = gdcore.dask.fit(da.from_array(swapped, chunks=(50, 3)), da.from_array(y, chunks=50),
+                             epochs=3, tol=None)
+    memory = gdcore.fit(X, y, epochs=3, tol=None, precompute=False)
+    assert result.coef.dtype == np.float32
+    np.testing.assert_allclose(result.coef, memory.coef, rtol=1e-6)

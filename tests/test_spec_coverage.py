@@ -8,8 +8,8 @@ import pytest
 
 import gdcore
 from gdcore.optim import SGD, Adagrad, Adam, NormalizedGD, RMSprop, make_optimizer
-from gdcore.schedules import (CosineAnnealingLR, ExponentialLR, InverseScaling, LinearLR,
-                              StepLR, make_schedule)
+from gdcore.schedules import (Constant, CosineAnnealingLR, ExponentialLR, InverseScaling,
+                              LinearLR, StepLR, make_schedule)
 
 from conftest import problem
 
@@ -210,3 +210,16 @@ def test_named_schedules_use_specs_defaults(name, lr_of, backend):
             b *= 1.0 - lr_of(e, t)
         expected.append(b)
     np.testing.assert_allclose(bs, expected, rtol=1e-13)
+
+
+@pytest.mark.parametrize("schedule", [
+    Constant(), StepLR(step_size=3, gamma=0.5), ExponentialLR(gamma=0.9),
+    CosineAnnealingLR(T_max=7, eta_min=0.01), LinearLR(), InverseScaling(power_t=0.3)])
+def test_schedule_lr_at_is_the_cores_bit_for_bit(schedule):
+    """Schedule.lr_at (the reference backend's learning rate) and the core's scheduled lr are
+    the same double for every epoch and update count (InverseScaling's lr·(1/t^p) was an ulp
+    off the core's lr/t^p)."""
+    from gdcore import _core
+    for epoch, t in [(0, 1), (1, 7), (4, 13), (6, 250), (20, 10_001)]:
+        assert schedule.lr_at(0.1, epoch, t) == _core.scheduled_learning_rate(
+            schedule._config(), 0.1, epoch, t), (epoch, t)

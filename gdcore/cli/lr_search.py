@@ -8,6 +8,7 @@ import numpy as np
 
 from .. import DivergenceError
 from .._io import DataError
+from .._validation import make_rng
 from ._common import (add_data_arguments, add_fit_arguments, fail, fit_data, fit_options, load,
                       loss_rose)
 
@@ -52,10 +53,7 @@ def candidate_rates(args):
             raise ValueError(f"--random must be >= 1, got {args.random}")
         if not (0 < args.low < args.high) or not math.isfinite(args.high):
             raise ValueError(f"need 0 < --low < --high, got {args.low} and {args.high}")
-        try:
-            rng = np.random.default_rng(args.seed)
-        except (TypeError, ValueError):
-            raise ValueError(f"--seed must be an integer >= 0, got {args.seed}") from None
+        rng = make_rng(args.seed)
         rates = np.exp(rng.uniform(math.log(args.low), math.log(args.high), args.random))
         rates = sorted(float(r) for r in rates)
     for rate in rates:
