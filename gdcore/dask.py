@@ -109,6 +109,12 @@ def _tree_sum(dask, parts, combine=_add_quietly):
     return parts[0]
 
 
+def _known_chunks(name, values):
+    if any(np.isnan(c) for c in values.chunks[0]):
+        raise ValueError(f"{name} has unknown chunk sizes; call {name}.compute_chunk_sizes() "
+                         "first")
+
+
 def _as_dask_arrays(da, X, y, sample_weight):
     if hasattr(X, "to_dask_array"):  # dask DataFrame
         X = X.to_dask_array(lengths=True)
@@ -117,18 +123,21 @@ def _as_dask_arrays(da, X, y, sample_weight):
     X = X if isinstance(X, da.Array) else da.from_array(np.asarray(X))
     if X.ndim != 2:
         raise ValueError(f"X must be 2-D (n_samples, n_features), got {X.ndim}-D")
-    if any(np.isnan(c) for c in X.chunks[0]):
-        raise ValueError("X has unknown chunk sizes; call X.compute_chunk_sizes() first")
+    _known_chunks("X", X)
     # whole rows per block: each task needs every column of its rows
     X = X.rechunk({1: -1})
     rows = X.chunks[0]
     y = da.asarray(y)
+    if y.ndim == 2 and y.shape[1] == 1:     # a one-column frame or array, as gdcore.fit takes
+        y = y[:, 0]
+    _known_chunks("y", y)
     if y.ndim != 1 or y.shape[0] != X.shape[0]:
         raise ValueError(f"y must be 1-D with len(y) == X.shape[0] = {X.shape[0]}, got shape "
                          f"{y.shape}")
     y = y.rechunk((rows,))
     if sample_weight is not None:
         sample_weight = da.asarray(sample_weight)
+        _known_chunks("sample_weight", sample_weight)
         if sample_weight.ndim != 1 or sample_weight.shape[0] != X.shape[0]:
             raise ValueError(f"sample_weight must be 1-D of length {X.shape[0]}, got shape "
                              f"{sample_weight.shape}")

@@ -82,3 +82,18 @@ def test_big_endian_float32_stays_float32():
     memory = gdcore.fit(X, y, epochs=3, tol=None, precompute=False)
     assert result.coef.dtype == np.float32
     np.testing.assert_allclose(result.coef, memory.coef, rtol=1e-6)
+
+
+def test_y_as_one_column_and_unknown_chunk_sizes():
+    X, y, _ = problem(n=300, d=3)
+    dX = da.from_array(X, chunks=(100, 3))
+    column = gdcore.dask.fit(dX, da.from_array(y[:, None], chunks=(100, 1)), epochs=3, tol=None)
+    flat = gdcore.dask.fit(dX, da.from_array(y, chunks=100), epochs=3, tol=None)
+    np.testing.assert_array_equal(column.coef, flat.coef)
+    dy = da.from_array(y, chunks=100)
+    unknown = dy[dy > -np.inf]          # a boolean mask leaves the chunk sizes unknown
+    with pytest.raises(ValueError, match=r"y has unknown chunk sizes; call "
+                                         r"y.compute_chunk_sizes\(\) first"):
+        gdcore.dask.fit(dX, unknown, epochs=2)
+    with pytest.raises(ValueError, match="sample_weight has unknown chunk sizes"):
+        gdcore.dask.fit(dX, dy, sample_weight=unknown, epochs=2)
