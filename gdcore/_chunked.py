@@ -82,22 +82,28 @@ class _Chunks:
         self.weight_exponent = 0
 
     def validate(self):
-        largest, total, weighted = 0.0, 0.0, False
+        largest, total = 0.0, 0.0
         for problem in self._pass():
-            if problem.sample_weight is not None and problem.n:
-                weighted = True
-                largest = max(largest, float(problem.sample_weight.max()))
+            weights = problem.sample_weight
+            if weights is None:     # unit weights
+                largest, total = max(largest, 1.0), total + problem.n
+            else:
+                largest = max(largest, float(weights.max()))
                 with np.errstate(over="ignore"):    # an infinite sum is reported below
-                    total += float(np.sum(problem.sample_weight, dtype=np.float64))
-        if weighted and total > 0:
-            check_weight_sum(total, "over all chunks")    # as gdcore.fit checks its weights
-        self.weight_exponent = weight_scale_exponent(largest) if largest > 0 else 0
+                    total += float(np.sum(weights, dtype=np.float64))
+        check_weight_sum(total, "over all chunks")    # as gdcore.fit checks its weights
+        self.weight_exponent = weight_scale_exponent(largest)
 
     def __iter__(self):
         for problem in self._pass():
-            if problem.sample_weight is not None:
+            if self.weight_exponent == 0:
+                pass
+            elif problem.sample_weight is not None:
                 problem.sample_weight = scale_weights(problem.sample_weight,
                                                       self.weight_exponent)
+            else:   # unit weights beside scaled ones are scaled alike
+                problem.sample_weight = np.full(problem.n, np.ldexp(1.0, -self.weight_exponent),
+                                                dtype=problem.dtype)
             yield problem
 
     def _pass(self):

@@ -146,3 +146,18 @@ def test_weights_at_any_scale_as_fit(whole, scale, precompute):
     got = gdcore.fit_chunks(pieces(X, y, w * scale), **options)
     np.testing.assert_allclose(got.loss_history, expected.loss_history, rtol=1e-10)
     np.testing.assert_allclose(got.coef, expected.coef, rtol=1e-10, atol=1e-12)
+
+
+def test_chunks_without_weights_beside_huge_weights(whole):
+    """A chunk given without weights has unit weights; beside chunks of weights near 1e300
+    (scaled by one power of two) it is scaled alike, so the fit is that of explicit ones."""
+    X, y, w = whole
+    w = np.ones(len(y))
+    w[500:] = 1e300
+    y = y * 1e3
+    options = dict(optimizer="adam", lr=0.05, epochs=5, tol=None)
+    mixed = [(X[:500], y[:500]), (X[500:], y[500:], w[500:])]
+    expected = gdcore.fit(X, y, sample_weight=w, precompute=False, **options)
+    got = gdcore.fit_chunks(mixed, **options)
+    np.testing.assert_allclose(got.loss_history, expected.loss_history, rtol=1e-10)
+    np.testing.assert_allclose(got.coef, expected.coef, rtol=1e-10, atol=1e-12)
