@@ -132,7 +132,9 @@ class _Chunks:
             elif problem.dtype != self.dtype:
                 # Casting would change this chunk's precision (or overflow) silently, and the
                 # fit's dtype would depend on the order of the chunks.
-                raise TypeError(f"chunk {index}: X is {problem.dtype} but chunk 0's is "
+                given = getattr(parts[0], "dtype", problem.dtype)
+                computed = "" if given == problem.dtype else f", computed as {problem.dtype},"
+                raise TypeError(f"chunk {index}: X is {given}{computed} but chunk 0's is "
                                 f"{self.dtype}; every chunk must have one dtype (float32 or "
                                 "float64; other types count as float64)")
             n += problem.n

@@ -161,3 +161,11 @@ def test_chunks_without_weights_beside_huge_weights(whole):
     got = gdcore.fit_chunks(mixed, **options)
     np.testing.assert_allclose(got.loss_history, expected.loss_history, rtol=1e-10)
     np.testing.assert_allclose(got.coef, expected.coef, rtol=1e-10, atol=1e-12)
+
+
+def test_a_chunk_of_another_type_is_named_by_the_type_given(whole):
+    X, y, _ = whole
+    first = (X[:10].astype(np.float32), y[:10])
+    with pytest.raises(TypeError, match="chunk 1: X is float16, computed as float64, but chunk "
+                                        "0's is float32"):
+        gdcore.fit_chunks([first, (X[10:20].astype(np.float16), y[10:20])], epochs=2)
