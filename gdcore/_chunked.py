@@ -19,7 +19,8 @@ from ._api import finish_run, prepare_run
 from ._precompute import augmented_gram, check_gram, gram_epoch_sums, merge_grams
 from ._reference import (STATUS_LOSS_NOT_FINITE, STATUS_OK, STATUS_PARAMS_NOT_FINITE,
                          finite_in_data_precision, stop_after_epoch)
-from ._validation import check_data, check_weight_sum, scale_weights, weight_scale_exponent
+from ._validation import (check_data, check_weight_sum, scale_weights, weight_scale_exponent,
+                          weight_sum_and_largest)
 from .optim import SGD
 
 __all__ = ["fit_chunks", "run_full_batch"]
@@ -84,13 +85,8 @@ class _Chunks:
     def validate(self):
         largest, total = 0.0, 0.0
         for problem in self._pass():
-            weights = problem.sample_weight
-            if weights is None:     # unit weights
-                largest, total = max(largest, 1.0), total + problem.n
-            else:
-                largest = max(largest, float(weights.max()))
-                with np.errstate(over="ignore"):    # an infinite sum is reported below
-                    total += float(np.sum(weights, dtype=np.float64))
+            chunk_total, chunk_largest = weight_sum_and_largest(problem)
+            total, largest = total + chunk_total, max(largest, chunk_largest)
         check_weight_sum(total, "over all chunks")    # as gdcore.fit checks its weights
         self.weight_exponent = weight_scale_exponent(largest)
 

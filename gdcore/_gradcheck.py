@@ -9,8 +9,8 @@ import numpy as np
 
 from . import _core
 from ._reference import finite_in_data_precision
-from ._validation import (_as_array, check_all_finite, check_bool, check_data, check_float,
-                          resolve_n_threads)
+from ._validation import (FINITE_CHECK_BLOCK, _as_array, check_all_finite, check_bool,
+                          check_data, check_float, resolve_n_threads)
 
 
 def check_grad(X, y, coef, intercept=0.0, *, sample_weight=None, l2=0.0, l1=0.0,
@@ -110,14 +110,14 @@ def check_grad(X, y, coef, intercept=0.0, *, sample_weight=None, l2=0.0, l1=0.0,
 def _loss_rounding(problem, theta, loss, eps):
     """About how far J computed in the data's precision is from the exact J: each residual
     rᵢ = xᵢ·w + b − yᵢ is off by ~ε·(|xᵢ·w| + |b| + |yᵢ|), so rᵢ² by twice that times |rᵢ|,
-    plus the rounding of the sum itself (~ε·|J|).  One pass over X, 64 MB of rows at a time."""
+    plus the rounding of the sum itself (~ε·|J|).  One pass over X, a finite check's block of
+    values at a time."""
     X, y, weights = problem.X, problem.y, problem.sample_weight
-    w, b = theta[:-1].astype(np.float64), abs(float(theta[-1]))
-    rows = max(1, (64 << 20) // (8 * X.shape[1]))
+    w, b = theta[:-1], abs(float(theta[-1]))
+    rows = max(1, FINITE_CHECK_BLOCK // X.shape[1])
     total = 0.0
     for start in range(0, X.shape[0], rows):
-        block = X[start:start + rows]
-        predicted = block @ w.astype(block.dtype)
+        predicted = X[start:start + rows] @ w
         residual = np.abs(predicted.astype(np.float64) + float(theta[-1]) - y[start:start + rows])
         size = np.abs(predicted) + b + np.abs(y[start:start + rows])
         terms = residual * size

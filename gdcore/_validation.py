@@ -248,6 +248,17 @@ def scale_weights(weights, exponent):
     return np.ldexp(weights, -exponent).astype(weights.dtype, copy=False)
 
 
+def weight_sum_and_largest(problem):
+    """(float64 sum, largest) of a validated block's weights, unit weights counting as ones:
+    what a fit over blocks needs to check the whole sum and scale every block alike.  The sum
+    may be inf (check_weight_sum reports it)."""
+    weights = problem.sample_weight
+    if weights is None:
+        return float(problem.n), 1.0
+    with np.errstate(over="ignore"):
+        return float(np.sum(weights, dtype=np.float64)), float(weights.max())
+
+
 def _weights_near_one(weights):
     """weights, or a copy scaled by a power of two so that the largest is in [0.5, 1)."""
     return scale_weights(weights, weight_scale_exponent(weights.max()))

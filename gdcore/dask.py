@@ -28,7 +28,7 @@ from ._api import finish_run, prepare_run
 from ._chunked import run_full_batch
 from ._precompute import augmented_gram, check_gram, gram_epoch_sums, merge_grams
 from ._validation import (check_data, check_weight_sum, fit_dtype, scale_weights,
-                          weight_scale_exponent)
+                          weight_scale_exponent, weight_sum_and_largest)
 
 __all__ = ["fit"]
 
@@ -51,12 +51,7 @@ def _validate_block(X, y, w, index, first_row):
     except (ValueError, TypeError) as exc:
         raise type(exc)(f"block {index} (rows {first_row} to {first_row + len(X) - 1}): "
                         f"{exc}") from None
-    if w is None:
-        return np.array([float(len(problem.y)), 1.0])
-    weights = problem.sample_weight
-    with np.errstate(over="ignore"):    # an infinite sum is reported by check_weight_sum
-        return np.array([float(np.sum(weights, dtype=np.float64)),
-                         float(weights.max()) if len(weights) else 0.0])
+    return np.array(weight_sum_and_largest(problem))
 
 
 def _sum_and_largest(a, b):
