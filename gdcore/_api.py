@@ -280,7 +280,7 @@ def _epoch_reporter(callback, run):
 
     def on_epoch(loss):
         theta = state.theta
-        progress = FitProgress(epoch=_live_state(state).n_epochs, loss=float(loss),
+        progress = FitProgress(epoch=_live_state(state, False).n_epochs, loss=float(loss),
                                coef=theta[:d].copy(), intercept=float(theta[d]),
                                checkpoint=partial(_checkpoint, run))
         return bool(callback(progress))

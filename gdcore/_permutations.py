@@ -7,11 +7,15 @@ a helper thread draws the permutation of epoch k + 1 — from a *copy* of the ge
 The generator itself is moved to the copy's state only when that permutation is taken, so
 a fit that stops early (tol, a callback, Ctrl-C, divergence) leaves the generator exactly
 where drawing one permutation per epoch run leaves it, and ``fit(..., init=result)`` goes
-on with the same permutations a single longer fit would have used.
+on with the same permutations a single longer fit would have used.  If anyone drew from the
+generator meanwhile (it may be the caller's, seed=Generator: a callback or another thread),
+the permutation drawn ahead is thrown away and drawn again from the generator as it is:
+moving it to the copy's state would rewind it and hand out the same numbers twice.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import threading
 
@@ -33,17 +37,26 @@ class EpochPermutations:
         self.rng = rng
         self.n = n
         self.draw_ahead = draw_ahead and DRAW_AHEAD_MIN_ROWS <= n <= DRAW_AHEAD_MAX_ROWS
-        self._pending = None        # (thread, result box, the generator copy it draws from)
+        self._pending = None        # (thread, result box, the generator copy it draws from,
+                                    #  the generator's state when the copy was taken)
+        # The generator may be the caller's (seed=Generator), drawn from meanwhile by a
+        # callback or by another thread: its own lock makes "unchanged? then move on"
+        # atomic with their draws.
+        self._lock = getattr(rng.bit_generator, "lock", None) or contextlib.nullcontext()
 
     def take(self, more_epochs: bool) -> np.ndarray:
         perm = None
         if self._pending is not None:
-            thread, box, ahead = self._pending
+            thread, box, ahead, started_from = self._pending
             self._pending = None
             thread.join()
-            if box:                 # drawn: the generator moves on as if it had drawn it
-                perm = box[0]
-                self.rng.bit_generator.state = ahead.bit_generator.state
+            with self._lock:
+                # drawn, and nobody drew from the generator since the copy was taken: it
+                # moves on as if it had drawn it (else the draw is discarded: assigning the
+                # copy's state would undo the other draws and repeat their numbers)
+                if box and _same_state(self.rng.bit_generator.state, started_from):
+                    perm = box[0]
+                    self.rng.bit_generator.state = ahead.bit_generator.state
         if perm is None:
             perm = self.rng.permutation(self.n)
         if self.draw_ahead and more_epochs:
@@ -51,7 +64,9 @@ class EpochPermutations:
         return perm.astype(np.intp, copy=False)
 
     def _start(self):
-        ahead = copy.deepcopy(self.rng)
+        with self._lock:
+            started_from = self.rng.bit_generator.state
+            ahead = copy.deepcopy(self.rng)
         box = []
 
         def draw():
@@ -62,9 +77,19 @@ class EpochPermutations:
 
         thread = threading.Thread(target=draw, name="gdcore-permutation", daemon=True)
         thread.start()
-        self._pending = (thread, box, ahead)
+        self._pending = (thread, box, ahead, started_from)
 
     def close(self):
         if self._pending is not None:
             self._pending[0].join()
             self._pending = None
+
+
+def _same_state(a, b):
+    """Whether two bit-generator states (dicts of ints, strings and arrays) are equal."""
+    if isinstance(a, dict) or isinstance(b, dict):
+        return (isinstance(a, dict) and isinstance(b, dict) and a.keys() == b.keys()
+                and all(_same_state(a[k], b[k]) for k in a))
+    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+        return np.array_equal(a, b)
+    return a == b

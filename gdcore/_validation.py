@@ -11,6 +11,8 @@ from __future__ import annotations
 import math
 import numbers
 import os
+import sys
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -337,7 +339,37 @@ def resolve_n_threads(n_threads):
         count = _usable_cores() if n_threads == -1 else n_threads
     if not _core.openmp_enabled():
         return 1
-    return max(1, int(count))
+    count = max(1, int(count))
+    if n_threads is not None and count > 1 and _core.threads_lost_to_fork():
+        _warn_threads_lost_to_fork(count)
+    return count
+
+
+_threads_lost_warned = False
+
+
+def _warn_threads_lost_to_fork(count):
+    """Once a process: the threads asked for are not there (see _core.threads_lost_to_fork)."""
+    global _threads_lost_warned
+    if _threads_lost_warned:
+        return
+    _threads_lost_warned = True
+    warnings.warn(
+        f"n_threads={count}: this process was forked (os.fork, or multiprocessing's 'fork' "
+        f"start method) from a thread that had run gdcore on several threads, and OpenMP's "
+        f"threads do not survive fork(). gdcore runs on one thread here, with the same "
+        f"results as on {count}. To have threads in worker processes, start them with the "
+        f"'spawn' or 'forkserver' method.", RuntimeWarning, stacklevel=_caller_stacklevel())
+
+
+def _caller_stacklevel():
+    """The stacklevel, for a warning raised by the function calling this one, of the first
+    frame outside gdcore: the warning names the user's line."""
+    package = os.path.dirname(os.path.abspath(__file__))
+    frame, level = sys._getframe(1), 1
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(package):
+        frame, level = frame.f_back, level + 1
+    return level
 
 
 def check_callback(callback):

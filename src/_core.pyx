@@ -55,9 +55,39 @@ cdef extern from *:
     static int gd_openmp_enabled(void) { return 0; }
     static int gd_default_threads(void) { return 1; }
     #endif
+    /* OpenMP's threads do not survive fork(): GCC's libgomp keeps, per thread that started a
+     * team, a pool of parked workers, and a child forked from that thread inherits the pool
+     * but not the workers, so its next team waits for them forever (GCC bug 60035).  So a
+     * thread notes that it starts teams, and a child forked from such a thread runs every
+     * pass on one thread, cut into the same parts (the same bits).  A child forked from a
+     * thread that never started a team gets a fresh pool and keeps its threads. */
+    #if defined(_OPENMP) && !defined(_WIN32)
+    #include <pthread.h>
+    static __thread int gd_thread_started_team = 0;
+    static int gd_threads_lost = 0;
+    static void gd_note_fork_in_child(void) { if (gd_thread_started_team) gd_threads_lost = 1; }
+    static int gd_watch_forks(void) { return pthread_atfork(NULL, NULL, gd_note_fork_in_child); }
+    static int gd_team_threads(int requested) {
+        if (requested <= 1) return requested;
+        if (gd_threads_lost) return 1;
+        gd_thread_started_team = 1;
+        return requested;
+    }
+    #else
+    static int gd_threads_lost = 0;
+    static int gd_watch_forks(void) { return 0; }
+    static int gd_team_threads(int requested) { return requested; }
+    #endif
+    static int gd_threads_lost_to_fork(void) { return gd_threads_lost; }
     """
     int gd_openmp_enabled() noexcept nogil
     int gd_default_threads() noexcept nogil
+    int gd_watch_forks() noexcept nogil
+    int gd_team_threads(int requested) noexcept nogil
+    int gd_threads_lost_to_fork() noexcept nogil
+
+if gd_watch_forks() != 0:
+    raise ImportError("gdcore._core: pthread_atfork failed (out of memory)")
 
 cdef extern from "Python.h":
     int PyErr_CheckSignals()
@@ -180,6 +210,12 @@ def default_n_threads():
     return gd_default_threads()
 
 
+def threads_lost_to_fork():
+    """True in a process forked from a thread that had run teams of threads: OpenMP's threads
+    do not survive fork(), so here every pass runs on one thread (with the same results)."""
+    return bool(gd_threads_lost_to_fork())
+
+
 cdef inline bint on_one_thread(Py_ssize_t n_rows, Py_ssize_t d, int n_threads,
                                bint gathered, bint full_pass=False) noexcept nogil:
     """Whether block_sums sums n_rows rows (gathered: through a permutation; full_pass: all
@@ -225,7 +261,7 @@ cdef void block_sums(
     if on_one_thread(n_rows, d, n_parts, rows != NULL, full_pass):
         accumulate_rows(X, y, sample_weight, theta, d, rows, rows_end, start, stop, sums)
         return
-    for part in prange(n_parts, schedule="static", num_threads=n_threads):
+    for part in prange(n_parts, schedule="static", num_threads=gd_team_threads(n_threads)):
         memset(part_sums + part * stride, 0, width * sizeof(double))
         lo = start + part_start(n_rows, n_parts, part)
         hi = start + part_start(n_rows, n_parts, part + 1)
@@ -1018,7 +1054,7 @@ def all_finite(const floating[::1] values, int n_threads=0):
     if n == 0:
         return True
     with nogil:
-        for part in prange(n_parts, schedule="static", num_threads=n_parts):
+        for part in prange(n_parts, schedule="static", num_threads=gd_team_threads(n_parts)):
             lo = part_start(n, n_parts, part)
             hi = part_start(n, n_parts, part + 1)
             if lo < hi and not is_finite_vector(&values[lo], hi - lo):
@@ -1144,7 +1180,7 @@ def stream_sum(const floating[::1] values, int n_threads, Py_ssize_t prefetch_by
     partials = np.zeros(n_parts * CACHE_LINE_DOUBLES, dtype=np.float64)
     cdef double[::1] partial = partials
     with nogil:
-        for part in prange(n_parts, schedule="static", num_threads=n_parts):
+        for part in prange(n_parts, schedule="static", num_threads=gd_team_threads(n_parts)):
             lo = part_start(n, n_parts, part)
             hi = part_start(n, n_parts, part + 1)
             if lo < hi:

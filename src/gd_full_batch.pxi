@@ -171,8 +171,9 @@ cdef int team_epochs(
     double* history, gd_fit_info* info,
 ) noexcept nogil:
     """full_batch_epochs on a team of options.n_threads threads (see the top of this file).
-    Returns STATUS_NO_TEAM, having changed nothing, when the buffers cannot be had or OpenMP
-    gives fewer threads; the caller then runs the epochs on one thread."""
+    Returns STATUS_NO_TEAM, having changed nothing, when the buffers cannot be had, OpenMP
+    gives fewer threads or has none (a forked process); the caller then runs the epochs on
+    one thread."""
     cdef int n_threads = options.n_threads, tid, status = STATUS_NO_TEAM
     cdef Py_ssize_t stride = team_slot_stride(d)
     # Each thread's θ, state (3 vectors), gradient and backup, on cache lines of their own.
@@ -182,7 +183,9 @@ cdef int team_epochs(
     cdef double* parts = <double*>calloc(2 * <Py_ssize_t>n_threads * stride, sizeof(double))  # counts 0
     # Each thread's own sums of its rows, and of all rows: 2 × stride doubles.
     cdef double* sums = <double*>malloc(2 * <Py_ssize_t>n_threads * stride * sizeof(double))
-    if own != NULL and parts != NULL and sums != NULL:
+    # gd_team_threads: fewer in a process forked after teams ran (OpenMP has no workers there)
+    if (own != NULL and parts != NULL and sums != NULL
+            and gd_team_threads(n_threads) == n_threads):
         with parallel(num_threads=n_threads):
             tid = threadid()
             if gd_team_size() == n_threads:     # the same answer on every thread

@@ -127,6 +127,36 @@ def test_a_fit_stopped_early_continues_with_the_same_permutations(many_rows, sto
     np.testing.assert_array_equal(rest.loss_history, whole.loss_history)
 
 
+def test_a_shared_generator_drawn_from_between_epochs_is_not_rewound(many_rows):
+    """seed=Generator: the fit draws from the caller's generator.  Draws the callback makes
+    from it between epochs are the user's, and the next epoch's permutation comes after them
+    (SPEC: perm = rng.permutation(n) as each epoch begins), as in the reference: a
+    permutation drawn ahead from a copy of the generator must be thrown away, not let rewind
+    the generator and hand out the same numbers twice."""
+    X, y = many_rows
+    runs = {}
+    for backend in ("core", "numpy"):
+        rng = np.random.default_rng(123)
+        drawn, params = [], []
+
+        def callback(progress, rng=rng, drawn=drawn, params=params):
+            params.append(np.append(progress.coef, progress.intercept))
+            drawn.append(rng.integers(0, 2**62))
+
+        gdcore.fit(X, y, optimizer="sgd", lr=0.002, batch_size=256, epochs=4, seed=rng,
+                   n_threads=1, tol=None, backend=backend, callback=callback)
+        runs[backend] = (np.array(params), drawn, rng.integers(0, 2**62))
+    (core, core_drawn, core_after), (ref, ref_drawn, ref_after) = runs["core"], runs["numpy"]
+    np.testing.assert_allclose(core, ref, rtol=1e-10, atol=1e-12)
+    assert core_drawn == ref_drawn and core_after == ref_after
+    assert len(set(core_drawn)) == len(core_drawn)
+    # and the callback's draws do change the permutations that follow them
+    untouched, _ = _epoch_params(X, y, optimizer="sgd", lr=0.002, batch_size=256, epochs=4,
+                                 seed=np.random.default_rng(123), n_threads=1)
+    np.testing.assert_array_equal(core[0], untouched[0])
+    assert not np.array_equal(core[1:], untouched[1:])
+
+
 def test_no_permutation_thread_outlives_a_fit(many_rows):
     X, y = many_rows
     gdcore.fit(X, y, optimizer="sgd", lr=0.002, batch_size=256, epochs=3, seed=1, tol=None,
