@@ -23,8 +23,10 @@ cdef extern from *:
     #ifdef _OPENMP
     #include <omp.h>
     static int gd_team_size(void) { return omp_get_num_threads(); }
+    static int gd_processors(void) { return omp_get_num_procs(); }
     #else
     static int gd_team_size(void) { return 1; }
+    static int gd_processors(void) { return 1; }
     #endif
     #include <sched.h>
     #if defined(__x86_64__) || defined(__i386__)
@@ -33,9 +35,53 @@ cdef extern from *:
     #else
     #define GD_SPIN_PAUSE() ((void)0)
     #endif
+    #include <time.h>
+    #include <errno.h>
+    #ifdef __linux__
+    #include <linux/futex.h>
+    #include <sys/syscall.h>
+    #include <unistd.h>
+    #endif
+    static long long gd_now_ns(void)
+    {
+        struct timespec now;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        return (long long)now.tv_sec * 1000000000LL + now.tv_nsec;
+    }
     /* A slot is lines of 7 values and a count: a thread writes a line's values, then its
-     * count with release order; whoever sees the count sees the values. */
+     * count with release order; whoever sees the count sees the values.  The last line's
+     * count is stored last, so once it has reached an epoch the whole slot has: sleepers
+     * wait on it. */
     #define GD_LINE_VALUES 7
+    /* How a thread waits for another's slot: it spins (the other is normally a fraction of a
+     * microsecond away) and from GD_SLEEP_AFTER_NS on sleeps until the slot is published.
+     * The sleep is for long stalls (the other's rows coming from disk, the cores busy with
+     * other work): a spinning thread keeps its core busy, and gets no priority from the
+     * scheduler when the other publishes.  It starts late because waking a thread costs: up
+     * to ~2 ms on a VM whose idle vCPU the host must wake, and two threads that kept missing
+     * each other would pay that every epoch.  A team with more threads than the process
+     * has cores yields between checks from GD_SPIN_NS on instead of spinning: the thread it
+     * waits for may be waiting for its core.  (Yielding in every team let other processes'
+     * work take the core a time slice at a time: on two busy cores, 200 epochs of 20,000 x 10
+     * took 100 to 260 ms on two threads against 9 ms on one.) */
+    static long long GD_SPIN_NS = 50000, GD_SLEEP_AFTER_NS = 10000000;
+    /* Sleeps, and sleeps that ran out (their wake-up lost or late), for the tests. */
+    static long long gd_team_sleeps = 0, gd_team_sleep_timeouts = 0;
+    static long long *gd_last_count(const double *slot, Py_ssize_t n_values)
+    {
+        Py_ssize_t n_lines = (n_values + GD_LINE_VALUES - 1) / GD_LINE_VALUES;
+        return (long long *)(slot + 8 * (n_lines - 1) + GD_LINE_VALUES);
+    }
+    /* The 32 bits of a count a futex watches: its low half, which changes from one epoch of
+     * a slot to its next. */
+    static int *gd_futex_word(long long *count)
+    {
+    #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+        return (int *)count + 1;
+    #else
+        return (int *)count;
+    #endif
+    }
     static void gd_publish_slot(double *slot, const double *values, Py_ssize_t n_values,
                                 long long epoch)
     {
@@ -47,15 +93,35 @@ cdef extern from *:
             __atomic_store_n((long long *)(out + GD_LINE_VALUES), epoch, __ATOMIC_RELEASE);
         }
     }
+    /* Wake the threads asleep waiting for a slot this thread has published (sleepers: how
+     * many, on a line of its own that only they write).  Called once this thread has read
+     * the other slots of the epoch, so the fence finds its stores mostly drained (a fence,
+     * or a seq_cst store, right after publishing waited for the slot's lines to travel to
+     * the other core: ~25% on the smallest problems).  The fence pairs with the sleeper's
+     * seq_cst increment and count load (gd_add_slot): either this thread sees the sleeper,
+     * or the sleeper sees the count and does not sleep.  Every thread publishes before it
+     * waits, so the delay cannot deadlock. */
+    static void gd_wake_sleepers(double *slot, Py_ssize_t n_values, int *sleepers)
+    {
+    #ifdef __linux__
+        __atomic_thread_fence(__ATOMIC_SEQ_CST);
+        if (__atomic_load_n(sleepers, __ATOMIC_RELAXED) > 0)
+            syscall(SYS_futex, gd_futex_word(gd_last_count(slot, n_values)),
+                    FUTEX_WAKE_PRIVATE, 0x7fffffff, NULL, NULL, 0);
+    #else
+        (void)slot; (void)n_values; (void)sleepers;
+    #endif
+    }
     /* Wait until every line of a slot has reached epoch, asking for all its lines at once
-     * (one round trip between cores, not one a line): spin a while (the other thread is
-     * normally a fraction of a microsecond away), then yield the core (it may be waiting for
-     * it).  Then sums[v] += the slot's values, in order. */
+     * (one round trip between cores, not one a line), then sums[v] += the slot's values, in
+     * order (GD_SPIN_NS says how it waits; yield_core: the team has more threads than
+     * cores).  sleepers: the publishing thread's count of sleepers (gd_wake_sleepers). */
     static void gd_add_slot(const double *slot, Py_ssize_t n_values, long long epoch,
-                            double *sums)
+                            double *sums, int *sleepers, int yield_core)
     {
         Py_ssize_t line, v, n_lines = (n_values + GD_LINE_VALUES - 1) / GD_LINE_VALUES;
         unsigned spins = 0;
+        long long waited = 0, start = 0;
         for (;;) {
             int ready = 1;
             for (line = 0; line < n_lines; line++)
@@ -63,20 +129,52 @@ cdef extern from *:
                                          __ATOMIC_ACQUIRE) >= epoch;
             if (ready)
                 break;
-            if (++spins < 20000)
-                GD_SPIN_PAUSE();
-            else
-                sched_yield();
+            /* the clock every 256 pauses (a pause's length varies), and at every yield */
+            if (++spins % 256 == 0 || waited >= GD_SPIN_NS) {
+                if (start == 0)
+                    start = gd_now_ns();
+                waited = gd_now_ns() - start;
+            }
+            if (waited < GD_SLEEP_AFTER_NS) {
+                if (yield_core && waited >= GD_SPIN_NS)
+                    sched_yield();
+                else
+                    GD_SPIN_PAUSE();
+                continue;
+            }
+    #ifdef __linux__
+            {
+                long long *last = gd_last_count(slot, n_values), seen;
+                /* a lost wake-up could only cost this timeout, never a hang */
+                struct timespec timeout = {0, 5000000};
+                __atomic_fetch_add(sleepers, 1, __ATOMIC_SEQ_CST);
+                seen = __atomic_load_n(last, __ATOMIC_SEQ_CST);
+                if (seen < epoch) {
+                    long outcome = syscall(SYS_futex, gd_futex_word(last), FUTEX_WAIT_PRIVATE,
+                                           *gd_futex_word(&seen), &timeout, NULL, 0);
+                    __atomic_fetch_add(&gd_team_sleeps, 1, __ATOMIC_RELAXED);
+                    if (outcome != 0 && errno == ETIMEDOUT)
+                        __atomic_fetch_add(&gd_team_sleep_timeouts, 1, __ATOMIC_RELAXED);
+                }
+                __atomic_fetch_sub(sleepers, 1, __ATOMIC_SEQ_CST);
+            }
+    #else
+            (void)sleepers;
+            sched_yield();
+    #endif
         }
         for (v = 0; v < n_values; v++)
             sums[v] += slot[8 * (v / GD_LINE_VALUES) + v % GD_LINE_VALUES];
     }
     """
     int gd_team_size() noexcept nogil
+    long long GD_SPIN_NS, GD_SLEEP_AFTER_NS, gd_team_sleeps, gd_team_sleep_timeouts
+    int gd_processors() noexcept nogil
     void gd_publish_slot(double* slot, const double* values, Py_ssize_t n_values,
                          long long epoch) noexcept nogil
+    void gd_wake_sleepers(double* slot, Py_ssize_t n_values, int* sleepers) noexcept nogil
     void gd_add_slot(const double* slot, Py_ssize_t n_values, long long epoch,
-                     double* sums) noexcept nogil
+                     double* sums, int* sleepers, int yield_core) noexcept nogil
 
 cdef inline Py_ssize_t team_slot_stride(Py_ssize_t d) noexcept nogil:
     """Doubles a team slot takes: its d + N_SLOTS sums, 7 to a 64-byte line, each line ending
@@ -180,7 +278,10 @@ cdef int team_epochs(
     cdef Py_ssize_t own_size = ((6 * (d + 1) * sizeof(floating) + CACHE_LINE_BYTES - 1)
                                 // CACHE_LINE_BYTES * CACHE_LINE_BYTES)
     cdef char* own = <char*>malloc(n_threads * own_size)
-    cdef double* parts = <double*>calloc(2 * <Py_ssize_t>n_threads * stride, sizeof(double))  # counts 0
+    # Two sets of slots (counts 0), then each thread's count of sleepers, a line each.
+    cdef double* parts = <double*>calloc(2 * <Py_ssize_t>n_threads * stride
+                                         + <Py_ssize_t>n_threads * CACHE_LINE_DOUBLES,
+                                         sizeof(double))
     # Each thread's own sums of its rows, and of all rows: 2 × stride doubles.
     cdef double* sums = <double*>malloc(2 * <Py_ssize_t>n_threads * stride * sizeof(double))
     # gd_team_threads: fewer in a process forked after teams ran (OpenMP has no workers there)
@@ -218,6 +319,8 @@ cdef void team_member(
     cdef floating* backup = own + 5 * m
     cdef double* epoch_parts
     cdef double* mine_sums = sums + stride    # this thread's rows' sums, before publishing
+    cdef double* sleepers = parts + 2 * n_threads * stride    # see gd_wake_sleepers
+    cdef int yield_core = n_threads > gd_processors()
     cdef gd_fit_info mine = info[0]
     cdef long long k
     cdef int status = STATUS_OK, part
@@ -237,7 +340,10 @@ cdef void team_member(
                 for j in range(width):
                     sums[j] += mine_sums[j]
             else:
-                gd_add_slot(epoch_parts + part * stride, width, k + 1, sums)
+                gd_add_slot(epoch_parts + part * stride, width, k + 1, sums,
+                            <int*>(sleepers + part * CACHE_LINE_DOUBLES), yield_core)
+        gd_wake_sleepers(epoch_parts + tid * stride, width,
+                         <int*>(sleepers + tid * CACHE_LINE_DOUBLES))
         gtol_reached = False
         status = update_from_sums(sums, theta, grad, state, state + m, state + 2 * m, backup, d,
                                   &options.optimizer, &options.schedule, mine.n_epochs,
@@ -256,3 +362,14 @@ cdef void team_member(
         memcpy(shared_state, state, 3 * m * sizeof(floating))
         info[0] = mine
         status_out[0] = status
+
+
+def _team_waits(spin_ns=None, sleep_after_ns=None):
+    """For the tests: (sleeps, sleeps that timed out) of team threads so far, and set how long
+    a waiting team thread spins (ns) and when it sleeps (see GD_SPIN_NS), if given."""
+    global GD_SPIN_NS, GD_SLEEP_AFTER_NS
+    if spin_ns is not None:
+        GD_SPIN_NS = spin_ns
+    if sleep_after_ns is not None:
+        GD_SLEEP_AFTER_NS = sleep_after_ns
+    return gd_team_sleeps, gd_team_sleep_timeouts

@@ -205,3 +205,44 @@ def test_a_team_openmp_cannot_form_falls_back_to_one_thread():
                       precompute=False)
     expected = np.append(team.loss_history, team.coef)
     np.testing.assert_array_equal(np.array([float(v) for v in out.split()]), expected)
+
+
+@pytest.fixture
+def team_waits():
+    """_core._team_waits, with its defaults put back after the test."""
+    yield _core._team_waits
+    _core._team_waits(50_000, 10_000_000)
+
+
+@pytest.mark.parametrize("n_threads", [2, 3])
+def test_team_threads_that_sleep_while_waiting_give_the_same_bits(team_waits, n_threads):
+    """A team thread that waits long (its partner descheduled, or reading from disk) sleeps
+    on a futex until the slot it waits for is published.  Made to sleep at every wait, the
+    team gives the bits it gives spinning, and its sleepers are woken by the publisher, not
+    by the sleep's timeout (a lost wake-up would cost the timeout every time)."""
+    X, y, _ = problem(n=4000, d=10)
+    options = dict(optimizer="adam", lr=0.01, epochs=200, tol=None, n_threads=n_threads,
+                   precompute=False)
+    spinning = gdcore.fit(X, y, **options)
+    sleeps_before, timeouts_before = team_waits(0, 0)
+    sleeping = gdcore.fit(X, y, **options)
+    sleeps, timeouts = team_waits()
+    assert_identical(spinning, sleeping)
+    if sys.platform.startswith("linux"):
+        sleeps -= sleeps_before
+        timeouts -= timeouts_before
+        assert sleeps >= 50
+        # a wake-up may come late on a loaded machine, but never most of the time
+        assert timeouts <= max(2, sleeps // 10), (sleeps, timeouts)
+
+
+def test_team_threads_that_yield_while_waiting_give_the_same_bits(team_waits):
+    """With more team threads than cores a waiting thread yields its core (the thread it
+    waits for may need it): the same bits as spinning."""
+    X, y, _ = problem(n=4000, d=10)
+    options = dict(optimizer="rmsprop", lr=0.01, epochs=100, tol=None, n_threads=4,
+                   precompute=False)
+    spinning = gdcore.fit(X, y, **options)
+    team_waits(0, 10**12)
+    yielding = gdcore.fit(X, y, **options)
+    assert_identical(spinning, yielding)
