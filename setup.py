@@ -2,9 +2,13 @@
 
 OpenMP is used when the compiler has it; otherwise the extension is built single-threaded
 and a warning says so (gdcore._core.openmp_enabled() reports which).
-Set GDCORE_PORTABLE=1 to build without -march=native, GDCORE_SANITIZE=address to build with
-AddressSanitizer (see scripts/asan.sh), GDCORE_EXTRA_CFLAGS="..." to add compiler flags (for
-experiments such as -mprefer-vector-width=512).
+-march=native is used only for builds that stay on this machine (an editable install,
+build_ext --inplace) or when GDCORE_NATIVE=1 is set; a wheel (python -m build, or pip building
+one from the sdist, which pip then caches and reuses) is built for the architecture's baseline so
+that it runs on any CPU.  GDCORE_PORTABLE=1 leaves -march=native out in every case,
+GDCORE_SANITIZE=address builds with AddressSanitizer (see scripts/asan.sh),
+GDCORE_EXTRA_CFLAGS="..." adds compiler flags (for experiments such as
+-mprefer-vector-width=512).
 """
 
 import os
@@ -15,9 +19,9 @@ import sysconfig
 import tempfile
 import warnings
 
-import numpy
 from Cython.Build import cythonize
 from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext
 
 OPENMP_TEST = "#include <omp.h>\nint main(void) { return omp_get_max_threads() > 0 ? 0 : 1; }\n"
 
@@ -50,13 +54,25 @@ def compiler_accepts(flag):
         return result.returncode == 0
 
 
+def native_build():
+    """Whether to compile for this machine's CPU (-march=native): a wheel built that way dies
+    with SIGILL on import on a CPU without the build machine's vector extensions (AVX-512 here),
+    and pip caches the wheel it builds from the sdist and reuses it on every machine sharing the
+    cache, whatever GDCORE_PORTABLE says then.  So only builds that cannot leave this machine get
+    it by default: an editable install or build_ext --inplace."""
+    if os.environ.get("GDCORE_PORTABLE") == "1":
+        return False
+    if os.environ.get("GDCORE_NATIVE") == "1":
+        return True
+    return any(arg in sys.argv for arg in ("editable_wheel", "develop", "--inplace", "-i"))
+
+
 def extension_flags():
     compile_args = ["-O3"]
     link_args = []
-    # gdcore is built from source on the machine that runs it, so by default it uses every
-    # vector instruction that machine has (AVX2/AVX-512 and FMA on recent x86).
-    # GDCORE_PORTABLE=1 builds for the baseline of the architecture instead.
-    if os.environ.get("GDCORE_PORTABLE") != "1" and compiler_accepts("-march=native"):
+    # Every vector instruction the machine has (AVX2/AVX-512 and FMA on recent x86) where the
+    # build stays on it; the architecture's baseline for wheels (native_build).
+    if native_build() and compiler_accepts("-march=native"):
         compile_args.append("-march=native")
     # sqrt() must set errno on a negative argument unless told otherwise, and that keeps GCC
     # from vectorising the Adagrad/RMSprop/Adam updates (a scalar sqrt and a branch a value:
@@ -81,18 +97,40 @@ def extension_flags():
 
 
 compile_args, link_args = extension_flags()
+
+
+class build_ext_with_flags(build_ext):
+    """build_ext compares file times only: after one build in this tree, a second with other
+    flags (GDCORE_PORTABLE=1, GDCORE_NATIVE=1, GDCORE_SANITIZE...) would reuse the first's
+    object and say nothing.  Recompile whenever the flags differ from the last build's."""
+
+    def run(self):
+        print(f"gdcore: compiling gdcore._core with {' '.join(compile_args)}", file=sys.stderr)
+        flags = " ".join(compile_args) + " | " + " ".join(link_args)
+        stamp = os.path.join(self.build_temp, "gdcore-flags.txt")
+        try:
+            with open(stamp) as f:
+                self.force = self.force or f.read() != flags
+        except OSError:
+            self.force = True
+        super().run()
+        os.makedirs(self.build_temp, exist_ok=True)
+        with open(stamp, "w") as f:
+            f.write(flags)
+
+
 extensions = [
     Extension(
         "gdcore._core",
         sources=["src/_core.pyx"],
-        include_dirs=["src", "gdcore/include", numpy.get_include()],
-        define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
+        include_dirs=["src", "gdcore/include"],
         extra_compile_args=compile_args,
         extra_link_args=link_args,
     )
 ]
 
 setup(
+    cmdclass={"build_ext": build_ext_with_flags},
     ext_modules=cythonize(
         extensions,
         include_path=["src", "."],

@@ -10,6 +10,16 @@ See ``gdcore.fit`` for the objective and the options, ``gdcore.optim`` and
 ``gdcore.schedules`` for the update rules and learning-rate schedules.
 """
 
+try:
+    from . import _core  # noqa: F401  (the compiled extension: say so plainly if it is missing)
+except ImportError as exc:
+    raise ImportError(
+        f"gdcore's compiled core gdcore._core cannot be imported from {__path__[0]} ({exc}). "
+        "If that folder is a source checkout that is not built in place, it is hiding the "
+        "installed gdcore: build it with `pip install -e .`, or run from another folder "
+        "(`pytest`, not `python -m pytest`, which puts the current folder first on sys.path)."
+    ) from exc
+
 from . import optim, schedules
 from ._api import fit
 from ._chunked import fit_chunks

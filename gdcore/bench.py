@@ -519,9 +519,16 @@ def _git_commit():
     """The commit of the source tree gdcore runs from (an editable install in a git
     checkout), or None."""
     import subprocess
+
+    def git(*args):
+        return subprocess.run(["git", *args], capture_output=True, text=True, timeout=5,
+                              cwd=os.path.dirname(os.path.abspath(__file__)))
     try:
-        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
-                             text=True, timeout=5, cwd=os.path.dirname(os.path.abspath(__file__)))
+        # Only a checkout that tracks this very file: an installed gdcore under a virtual
+        # environment inside some other repository (a project's .venv) is not that commit.
+        if git("ls-files", "--error-unmatch", "__init__.py").returncode != 0:
+            return None
+        out = git("rev-parse", "--short", "HEAD")
     except (OSError, subprocess.SubprocessError):
         return None
     return (out.stdout.strip() or None) if out.returncode == 0 else None

@@ -6,7 +6,11 @@ import warnings
 from contextlib import contextmanager
 
 import numpy as np
-from sklearn.base import BaseEstimator, RegressorMixin
+try:
+    from sklearn.base import BaseEstimator, RegressorMixin
+except ImportError as exc:
+    raise ImportError("gdcore.GDRegressor needs scikit-learn: pip install 'gdcore[sklearn]'") \
+        from exc
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 

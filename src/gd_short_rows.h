@@ -33,7 +33,14 @@
 #define GD_SHORT_ROWS_ARGS X, y, sample_weight, theta, d, rows, rows_end, start, stop, acc,   \
     prefetch_ahead
 
-#if (defined(__GNUC__) || defined(__clang__)) && !defined(GD_SHORT_ROWS_USE_LOOPS)
+/* __builtin_shufflevector is GCC 12+ (and any Clang); older GCC takes the Cython loops. */
+#if defined(__has_builtin)
+#if __has_builtin(__builtin_shufflevector) && __has_builtin(__builtin_convertvector)
+#define GD_HAVE_SHUFFLEVECTOR 1
+#endif
+#endif
+#if (defined(__GNUC__) || defined(__clang__)) && defined(GD_HAVE_SHUFFLEVECTOR) \
+    && !defined(GD_SHORT_ROWS_USE_LOOPS)
 #define GD_SHORT_ROWS_VECTORISED 1
 /* The widest rows these kernels take: the four-row kernels keep four rows, w and the
  * gradient sums in vector registers (float64 40 = 5 x 8 lanes: 30 of the 32 AVX-512
