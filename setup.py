@@ -54,6 +54,43 @@ def compiler_accepts(flag):
         return result.returncode == 0
 
 
+# Macros a compiler defines for instruction-set extensions, and the names /proc/cpuinfo
+# gives them: what the core needs from a CPU beyond the compiler's default target
+# (gdcore/_cpu_check.py checks it at import, before loading the core).
+CPU_FEATURE_MACROS = {
+    "__SSE3__": "pni", "__SSSE3__": "ssse3", "__SSE4_1__": "sse4_1", "__SSE4_2__": "sse4_2",
+    "__POPCNT__": "popcnt", "__AVX__": "avx", "__AVX2__": "avx2", "__FMA__": "fma",
+    "__F16C__": "f16c", "__BMI__": "bmi1", "__BMI2__": "bmi2", "__MOVBE__": "movbe",
+    "__AVX512F__": "avx512f", "__AVX512CD__": "avx512cd", "__AVX512DQ__": "avx512dq",
+    "__AVX512BW__": "avx512bw", "__AVX512VL__": "avx512vl", "__AVX512IFMA__": "avx512ifma",
+    "__AVX512VBMI__": "avx512vbmi", "__AVX512VBMI2__": "avx512_vbmi2",
+    "__AVX512VNNI__": "avx512_vnni", "__AVX512BITALG__": "avx512_bitalg",
+    "__AVX512VPOPCNTDQ__": "avx512_vpopcntdq", "__AVX512BF16__": "avx512_bf16",
+    "__AVX512FP16__": "avx512_fp16", "__GFNI__": "gfni", "__VAES__": "vaes",
+    "__VPCLMULQDQ__": "vpclmulqdq", "__AVXVNNI__": "avx_vnni",
+}
+
+
+def compiler_macros(flags):
+    """The macros the C compiler predefines with these flags (empty if it cannot say)."""
+    cc = (os.environ.get("CC") or sysconfig.get_config_var("CC") or "cc").split()
+    if shutil.which(cc[0]) is None:
+        return set()
+    result = subprocess.run(cc + flags + ["-dM", "-E", "-x", "c", os.devnull],
+                            capture_output=True, text=True)
+    if result.returncode != 0:
+        return set()
+    return {line.split()[1] for line in result.stdout.splitlines()
+            if line.startswith("#define ")}
+
+
+def required_cpu_features(flags):
+    """The CPU features (as /proc/cpuinfo names them) these compile flags use beyond the
+    compiler's default target."""
+    extra = compiler_macros(flags) - compiler_macros([])
+    return sorted(CPU_FEATURE_MACROS[m] for m in extra if m in CPU_FEATURE_MACROS)
+
+
 def native_build():
     """Whether to compile for this machine's CPU (-march=native): a wheel built that way dies
     with SIGILL on import on a CPU without the build machine's vector extensions (AVX-512 here),
@@ -117,6 +154,12 @@ class build_ext_with_flags(build_ext):
         os.makedirs(self.build_temp, exist_ok=True)
         with open(stamp, "w") as f:
             f.write(flags)
+        # beside the core, wherever it went (the source tree in place, else build_lib)
+        target = os.path.join(os.path.dirname(self.get_ext_fullpath("gdcore._core")),
+                              "_core_target.txt")
+        with open(target, "w") as f:
+            f.write(" ".join(compile_args) + "\n" + " ".join(required_cpu_features(compile_args))
+                    + "\n")
 
 
 extensions = [

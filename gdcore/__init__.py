@@ -10,6 +10,10 @@ See ``gdcore.fit`` for the objective and the options, ``gdcore.optim`` and
 ``gdcore.schedules`` for the update rules and learning-rate schedules.
 """
 
+from ._cpu_check import check_core_target
+
+check_core_target()     # before the core is loaded: see _cpu_check
+
 try:
     from . import _core  # noqa: F401  (the compiled extension: say so plainly if it is missing)
 except ImportError as exc:
