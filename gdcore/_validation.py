@@ -365,7 +365,7 @@ def _warn_threads_lost_to_fork(count):
 def _caller_stacklevel():
     """The stacklevel, for a warning raised by the function calling this one, of the first
     frame outside gdcore: the warning names the user's line."""
-    package = os.path.dirname(os.path.abspath(__file__))
+    package = os.path.dirname(os.path.abspath(__file__)) + os.sep
     frame, level = sys._getframe(1), 1
     while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(package):
         frame, level = frame.f_back, level + 1

@@ -57,16 +57,39 @@ cdef extern from *:
     #endif
     /* OpenMP's threads do not survive fork(): GCC's libgomp keeps, per thread that started a
      * team, a pool of parked workers, and a child forked from that thread inherits the pool
-     * but not the workers, so its next team waits for them forever (GCC bug 60035).  So a
-     * thread notes that it starts teams, and a child forked from such a thread runs every
-     * pass on one thread, cut into the same parts (the same bits).  A child forked from a
-     * thread that never started a team gets a fresh pool and keeps its threads. */
+     * but not the workers, so its next team waits for them forever (GCC bug 60035).  So
+     * before a fork the forking thread's pool is freed (gd_before_fork), and the child starts
+     * a fresh one.  Where that cannot be done (a fork from inside a team, a libgomp without
+     * omp_pause_resource_all), a thread notes that it starts teams, and a child forked from
+     * such a thread runs every pass on one thread, cut into the same parts (the same bits). */
     #if defined(_OPENMP) && !defined(_WIN32)
     #include <pthread.h>
-    static __thread int gd_thread_started_team = 0;
+    static __thread int gd_thread_started_team = 0, gd_pool_released = 0;
     static int gd_threads_lost = 0;
-    static void gd_note_fork_in_child(void) { if (gd_thread_started_team) gd_threads_lost = 1; }
-    static int gd_watch_forks(void) { return pthread_atfork(NULL, NULL, gd_note_fork_in_child); }
+    static int gd_release_pool_at_fork = 1;     /* 0 only in tests of the one-thread fallback */
+    #if defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 9
+    /* libgomp (OpenMP 5.0, GCC 9+; weak: an older libgomp lacks it): frees the calling
+     * thread's pool of parked workers, whoever's teams made it (another library, the C API
+     * caller's own OpenMP), and returns -1 inside a team.  The child then starts a fresh
+     * pool and keeps its threads; the parent's next team starts its workers again. */
+    #pragma weak omp_pause_resource_all
+    static void gd_before_fork(void) {
+        /* not in a child that lost its workers: freeing their pool would wait for them */
+        gd_pool_released = gd_release_pool_at_fork && !gd_threads_lost
+                           && omp_pause_resource_all != NULL
+                           && omp_pause_resource_all(omp_pause_soft) == 0;
+    }
+    #else
+    static void gd_before_fork(void) { gd_pool_released = 0; }
+    #endif
+    static void gd_after_fork_in_parent(void) { gd_pool_released = 0; }
+    static void gd_note_fork_in_child(void) {
+        if (gd_thread_started_team && !gd_pool_released) gd_threads_lost = 1;
+        gd_pool_released = 0;
+    }
+    static int gd_watch_forks(void) {
+        return pthread_atfork(gd_before_fork, gd_after_fork_in_parent, gd_note_fork_in_child);
+    }
     static int gd_team_threads(int requested) {
         if (requested <= 1) return requested;
         if (gd_threads_lost) return 1;
@@ -75,6 +98,7 @@ cdef extern from *:
     }
     #else
     static int gd_threads_lost = 0;
+    static int gd_release_pool_at_fork = 1;
     static int gd_watch_forks(void) { return 0; }
     static int gd_team_threads(int requested) { return requested; }
     #endif
@@ -85,6 +109,7 @@ cdef extern from *:
     int gd_watch_forks() noexcept nogil
     int gd_team_threads(int requested) noexcept nogil
     int gd_threads_lost_to_fork() noexcept nogil
+    int gd_release_pool_at_fork
 
 if gd_watch_forks() != 0:
     raise ImportError("gdcore._core: pthread_atfork failed (out of memory)")
@@ -210,9 +235,18 @@ def default_n_threads():
     return gd_default_threads()
 
 
+def _release_pool_at_fork(enabled):
+    """For the tests: whether a fork frees the forking thread's OpenMP pool first (as it
+    always does outside tests); without it, children of threads that ran teams run on one
+    thread (the fallback of a fork from inside a team)."""
+    global gd_release_pool_at_fork
+    gd_release_pool_at_fork = 1 if enabled else 0
+
+
 def threads_lost_to_fork():
-    """True in a process forked from a thread that had run teams of threads: OpenMP's threads
-    do not survive fork(), so here every pass runs on one thread (with the same results)."""
+    """True in a process forked from a thread that had run teams of threads, where its pool
+    of OpenMP workers could not be freed before the fork (see gd_before_fork): here every
+    pass runs on one thread, with the same results."""
     return bool(gd_threads_lost_to_fork())
 
 

@@ -147,11 +147,15 @@ cdef extern from *:
                 long long *last = gd_last_count(slot, n_values), seen;
                 /* a lost wake-up could only cost this timeout, never a hang */
                 struct timespec timeout = {0, 5000000};
+                /* orders this thread's own (release) publishing before its check: two
+                 * threads asleep on each other's slots, each missing the other's store, is
+                 * otherwise allowed by C11 (it costs the timeout) */
+                __atomic_thread_fence(__ATOMIC_SEQ_CST);
                 __atomic_fetch_add(sleepers, 1, __ATOMIC_SEQ_CST);
                 seen = __atomic_load_n(last, __ATOMIC_SEQ_CST);
                 if (seen < epoch) {
                     long outcome = syscall(SYS_futex, gd_futex_word(last), FUTEX_WAIT_PRIVATE,
-                                           *gd_futex_word(&seen), &timeout, NULL, 0);
+                                           (int)(unsigned int)seen, &timeout, NULL, 0);
                     __atomic_fetch_add(&gd_team_sleeps, 1, __ATOMIC_RELAXED);
                     if (outcome != 0 && errno == ETIMEDOUT)
                         __atomic_fetch_add(&gd_team_sleep_timeouts, 1, __ATOMIC_RELAXED);
