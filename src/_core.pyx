@@ -90,17 +90,22 @@ cdef extern from *:
     static int gd_watch_forks(void) {
         return pthread_atfork(gd_before_fork, gd_after_fork_in_parent, gd_note_fork_in_child);
     }
+    /* a full-batch team gave up waiting: its epochs' passes go on one thread (gd_full_batch) */
+    static __thread int gd_passes_on_one_thread = 0;
     static int gd_team_threads(int requested) {
         if (requested <= 1) return requested;
-        if (gd_threads_lost) return 1;
+        if (gd_threads_lost || gd_passes_on_one_thread) return 1;
         gd_thread_started_team = 1;
         return requested;
     }
     #else
     static int gd_threads_lost = 0;
     static int gd_release_pool_at_fork = 1;
+    static int gd_passes_on_one_thread = 0;
     static int gd_watch_forks(void) { return 0; }
-    static int gd_team_threads(int requested) { return requested; }
+    static int gd_team_threads(int requested) {
+        return gd_passes_on_one_thread && requested > 1 ? 1 : requested;
+    }
     #endif
     static int gd_threads_lost_to_fork(void) { return gd_threads_lost; }
     """
@@ -110,6 +115,7 @@ cdef extern from *:
     int gd_team_threads(int requested) noexcept nogil
     int gd_threads_lost_to_fork() noexcept nogil
     int gd_release_pool_at_fork
+    bint gd_passes_on_one_thread
 
 if gd_watch_forks() != 0:
     raise ImportError("gdcore._core: pthread_atfork failed (out of memory)")

@@ -65,6 +65,19 @@ cdef extern from *:
      * work take the core a time slice at a time: on two busy cores, 200 epochs of 20,000 x 10
      * took 100 to 260 ms on two threads against 9 ms on one.) */
     static long long GD_SPIN_NS = 50000, GD_SLEEP_AFTER_NS = 10000000;
+    /* A team whose threads keep waiting on each other far longer than an epoch's work takes
+     * (the cores busy with other work: the thread waited for is off its core a time slice at
+     * a time) gives up: a thread that waited more than GD_LONG_WAIT_NS in 3 of its last 16
+     * epochs, on a part of under GD_GIVE_UP_MAX_WORK multiply-adds, says so with its next
+     * sums; every thread sees the same votes, so all stop after the same epoch, and the
+     * calling thread runs the rest on one thread, cut into the same parts (the same bits),
+     * not trying a team again for GD_TEAM_RETRY_NS.  On two cores both busy, 200 epochs of
+     * 20,000 x 10: two threads in a team, medians 9 to 32 ms and runs up to 900 ms. */
+    static long long GD_LONG_WAIT_NS = 1000000, GD_TEAM_RETRY_NS = 100000000;
+    #define GD_GIVE_UP_MAX_WORK 2000000
+    static long long gd_team_give_ups = 0;
+    static void gd_count_give_up(void) { __atomic_fetch_add(&gd_team_give_ups, 1, __ATOMIC_RELAXED); }
+    static __thread long long gd_team_retry_at = 0;
     /* Sleeps, and sleeps that ran out (their wake-up lost or late), for the tests. */
     static long long gd_team_sleeps = 0, gd_team_sleep_timeouts = 0;
     static long long *gd_last_count(const double *slot, Py_ssize_t n_values)
@@ -115,8 +128,9 @@ cdef extern from *:
     /* Wait until every line of a slot has reached epoch, asking for all its lines at once
      * (one round trip between cores, not one a line), then sums[v] += the slot's values, in
      * order (GD_SPIN_NS says how it waits; yield_core: the team has more threads than
-     * cores).  sleepers: the publishing thread's count of sleepers (gd_wake_sleepers). */
-    static void gd_add_slot(const double *slot, Py_ssize_t n_values, long long epoch,
+     * cores).  sleepers: the publishing thread's count of sleepers (gd_wake_sleepers).
+     * Returns how long it waited, in ns (0 for under ~256 pauses). */
+    static long long gd_add_slot(const double *slot, Py_ssize_t n_values, long long epoch,
                             double *sums, int *sleepers, int yield_core)
     {
         Py_ssize_t line, v, n_lines = (n_values + GD_LINE_VALUES - 1) / GD_LINE_VALUES;
@@ -169,21 +183,27 @@ cdef extern from *:
         }
         for (v = 0; v < n_values; v++)
             sums[v] += slot[8 * (v / GD_LINE_VALUES) + v % GD_LINE_VALUES];
+        return waited;
     }
     """
     int gd_team_size() noexcept nogil
     long long GD_SPIN_NS, GD_SLEEP_AFTER_NS, gd_team_sleeps, gd_team_sleep_timeouts
+    int __builtin_popcount(unsigned int) noexcept nogil
     int gd_processors() noexcept nogil
     void gd_publish_slot(double* slot, const double* values, Py_ssize_t n_values,
                          long long epoch) noexcept nogil
     void gd_wake_sleepers(double* slot, Py_ssize_t n_values, int* sleepers) noexcept nogil
-    void gd_add_slot(const double* slot, Py_ssize_t n_values, long long epoch,
-                     double* sums, int* sleepers, int yield_core) noexcept nogil
+    long long gd_add_slot(const double* slot, Py_ssize_t n_values, long long epoch,
+                          double* sums, int* sleepers, int yield_core) noexcept nogil
+    long long gd_now_ns() noexcept nogil
+    long long GD_LONG_WAIT_NS, GD_TEAM_RETRY_NS, gd_team_give_ups, gd_team_retry_at
+    Py_ssize_t GD_GIVE_UP_MAX_WORK
+    void gd_count_give_up() noexcept nogil
 
 cdef inline Py_ssize_t team_slot_stride(Py_ssize_t d) noexcept nogil:
-    """Doubles a team slot takes: its d + N_SLOTS sums, 7 to a 64-byte line, each line ending
-    in its count (see gd_publish_slot)."""
-    return (d + N_SLOTS + 6) // 7 * CACHE_LINE_DOUBLES
+    """Doubles a team slot takes: its d + N_SLOTS sums and a vote to give up (see
+    GD_LONG_WAIT_NS), 7 to a 64-byte line, each line ending in its count (gd_publish_slot)."""
+    return (d + N_SLOTS + 1 + 6) // 7 * CACHE_LINE_DOUBLES
 
 
 cdef inline void record_epoch(double loss, bint gtol_reached, const gd_fit_options* options,
@@ -212,26 +232,38 @@ cdef int full_batch_epochs(
 
     In Gram mode, or with one thread, or below TEAM_MIN_WORK an epoch, one thread runs the
     loop; otherwise one team of options.n_threads threads runs it (team_epochs)."""
+    global gd_team_retry_at, gd_passes_on_one_thread
     cdef Py_ssize_t m = d + 1, stride = accumulator_stride(d)
     cdef int status
+    cdef bint gave_up = False, contended = False
     cdef floating* scratch
     cdef double* part_buffer
     info.epochs_run = 0
     info.stop_reason = STOP_EPOCHS
     if gram == NULL and not on_one_thread(n, d, options.n_threads, False, True):
-        status = team_epochs(X, y, sample_weight, theta, state, n, d, options, max_epochs,
-                             max_work, history, info)
-        if status != STATUS_NO_TEAM:
-            return status
+        contended = gd_now_ns() < gd_team_retry_at     # a team gave up lately (see above)
+        if not contended:
+            status = team_epochs(X, y, sample_weight, theta, state, n, d, options, max_epochs,
+                                 max_work, history, info, &gave_up)
+            if status != STATUS_NO_TEAM and not gave_up:
+                return status
+            if gave_up:
+                gd_team_retry_at = gd_now_ns() + GD_TEAM_RETRY_NS
+                max_epochs -= info.epochs_run
+                max_work -= info.epochs_run * n * (d + 1)
     scratch = <floating*>malloc(2 * m * sizeof(floating))
     part_buffer = <double*>calloc((<Py_ssize_t>options.n_threads + 1) * stride,
                                   sizeof(double))
     if scratch == NULL or part_buffer == NULL:
         status = STATUS_NO_MEMORY
     else:
+        # after a team gave up, the same parts on this thread alone (block_sums would
+        # otherwise run them on a parallel region an epoch, waiting as the team did)
+        gd_passes_on_one_thread = gave_up or contended
         status = serial_epochs(X, y, sample_weight, theta, state, n, d, options, gram,
                                max_epochs, max_work, history, info, scratch, scratch + m,
                                part_buffer + stride, part_buffer)
+        gd_passes_on_one_thread = False
     free(scratch)
     free(part_buffer)
     return status
@@ -270,12 +302,13 @@ cdef int team_epochs(
     const floating* X, const floating* y, const floating* sample_weight,
     floating* theta, floating* state, Py_ssize_t n, Py_ssize_t d,
     const gd_fit_options* options, long long max_epochs, Py_ssize_t max_work,
-    double* history, gd_fit_info* info,
+    double* history, gd_fit_info* info, bint* gave_up,
 ) noexcept nogil:
     """full_batch_epochs on a team of options.n_threads threads (see the top of this file).
     Returns STATUS_NO_TEAM, having changed nothing, when the buffers cannot be had, OpenMP
     gives fewer threads or has none (a forked process); the caller then runs the epochs on
-    one thread."""
+    one thread.  gave_up: the team stopped early, waiting too long (GD_LONG_WAIT_NS); info
+    says how many epochs it ran, and the caller runs the rest."""
     cdef int n_threads = options.n_threads, tid, status = STATUS_NO_TEAM
     cdef Py_ssize_t stride = team_slot_stride(d)
     # Each thread's θ, state (3 vectors), gradient and backup, on cache lines of their own.
@@ -297,7 +330,7 @@ cdef int team_epochs(
                 team_member(tid, n_threads, X, y, sample_weight, theta, state, n, d, options,
                             max_epochs, max_work, history, info,
                             <floating*>(own + tid * own_size), parts, sums + 2 * tid * stride,
-                            &status)
+                            &status, gave_up)
     free(own)
     free(parts)
     free(sums)
@@ -309,12 +342,14 @@ cdef void team_member(
     const floating* sample_weight, floating* shared_theta, floating* shared_state,
     Py_ssize_t n, Py_ssize_t d, const gd_fit_options* options, long long max_epochs,
     Py_ssize_t max_work, double* history, gd_fit_info* info, floating* own, double* parts,
-    double* sums, int* status_out,
+    double* sums, int* status_out, bint* gave_up_out,
 ) noexcept nogil:
     """Thread tid's share of team_epochs: every thread takes the same decisions (they are
-    made from the same sums), so all run the same epochs and stop at the same one; thread 0
-    alone writes history, info, θ, the state and the status."""
+    made from the same sums and votes), so all run the same epochs and stop at the same one;
+    thread 0 alone writes history, info, θ, the state, the status and gave_up_out."""
     cdef Py_ssize_t m = d + 1, width = d + N_SLOTS, stride = team_slot_stride(d)
+    # what a slot carries: the sums, then this thread's vote to give up (GD_LONG_WAIT_NS)
+    cdef Py_ssize_t published = width + 1
     cdef Py_ssize_t lo = part_start(n, n_threads, tid), hi = part_start(n, n_threads, tid + 1)
     cdef Py_ssize_t work = 0, j
     cdef floating* theta = own
@@ -325,6 +360,9 @@ cdef void team_member(
     cdef double* mine_sums = sums + stride    # this thread's rows' sums, before publishing
     cdef double* sleepers = parts + 2 * n_threads * stride    # see gd_wake_sleepers
     cdef int yield_core = n_threads > gd_processors()
+    cdef bint may_give_up = (hi - lo) * (d + 1) < GD_GIVE_UP_MAX_WORK, gave_up = False
+    cdef unsigned int long_waits = 0     # a bit an epoch, the last one lowest
+    cdef long long waited
     cdef gd_fit_info mine = info[0]
     cdef long long k
     cdef int status = STATUS_OK, part
@@ -337,17 +375,21 @@ cdef void team_member(
         memset(mine_sums, 0, width * sizeof(double))
         if lo < hi:
             accumulate_rows(X, y, sample_weight, theta, d, NULL, n, lo, hi, mine_sums)
-        gd_publish_slot(epoch_parts + tid * stride, mine_sums, width, k + 1)
-        memset(sums, 0, width * sizeof(double))
+        mine_sums[width] = 1.0 if may_give_up and __builtin_popcount(long_waits & 0xFFFF) >= 3 \
+            else 0.0
+        gd_publish_slot(epoch_parts + tid * stride, mine_sums, published, k + 1)
+        memset(sums, 0, published * sizeof(double))
+        waited = 0
         for part in range(n_threads):
             if part == tid:
-                for j in range(width):
+                for j in range(published):
                     sums[j] += mine_sums[j]
             else:
-                gd_add_slot(epoch_parts + part * stride, width, k + 1, sums,
-                            <int*>(sleepers + part * CACHE_LINE_DOUBLES), yield_core)
-        gd_wake_sleepers(epoch_parts + tid * stride, width,
+                waited += gd_add_slot(epoch_parts + part * stride, published, k + 1, sums,
+                                      <int*>(sleepers + part * CACHE_LINE_DOUBLES), yield_core)
+        gd_wake_sleepers(epoch_parts + tid * stride, published,
                          <int*>(sleepers + tid * CACHE_LINE_DOUBLES))
+        long_waits = (long_waits << 1) | (waited > GD_LONG_WAIT_NS)
         gtol_reached = False
         status = update_from_sums(sums, theta, grad, state, state + m, state + 2 * m, backup, d,
                                   &options.optimizer, &options.schedule, mine.n_epochs,
@@ -359,6 +401,9 @@ cdef void team_member(
         work += n * (d + 1)
         if mine.stop_reason != STOP_EPOCHS or work >= max_work:
             break
+        if sums[width] > 0.0:     # a vote to give up, seen by every thread in this epoch
+            gave_up = True
+            break
     # Every thread read the shared θ and state before it published its first slot, which
     # thread 0 has waited for: thread 0 may now write them.
     if tid == 0:
@@ -366,14 +411,24 @@ cdef void team_member(
         memcpy(shared_state, state, 3 * m * sizeof(floating))
         info[0] = mine
         status_out[0] = status
+        gave_up_out[0] = gave_up
+        if gave_up:
+            gd_count_give_up()
 
 
-def _team_waits(spin_ns=None, sleep_after_ns=None):
-    """For the tests: (sleeps, sleeps that timed out) of team threads so far, and set how long
-    a waiting team thread spins (ns) and when it sleeps (see GD_SPIN_NS), if given."""
-    global GD_SPIN_NS, GD_SLEEP_AFTER_NS
+def _team_waits(spin_ns=None, sleep_after_ns=None, long_wait_ns=None, retry_ns=None):
+    """For the tests: (sleeps, sleeps that timed out, teams that gave up) so far; and set how
+    long a waiting team thread spins (ns), when it sleeps (see GD_SPIN_NS), what wait counts
+    as long and how long a team is not tried again after giving up (see GD_LONG_WAIT_NS), if
+    given (retry_ns also ends the calling thread's current wait for a retry)."""
+    global GD_SPIN_NS, GD_SLEEP_AFTER_NS, GD_LONG_WAIT_NS, GD_TEAM_RETRY_NS, gd_team_retry_at
     if spin_ns is not None:
         GD_SPIN_NS = spin_ns
     if sleep_after_ns is not None:
         GD_SLEEP_AFTER_NS = sleep_after_ns
-    return gd_team_sleeps, gd_team_sleep_timeouts
+    if long_wait_ns is not None:
+        GD_LONG_WAIT_NS = long_wait_ns
+    if retry_ns is not None:
+        GD_TEAM_RETRY_NS = retry_ns
+        gd_team_retry_at = 0
+    return gd_team_sleeps, gd_team_sleep_timeouts, gd_team_give_ups

@@ -211,7 +211,7 @@ def test_a_team_openmp_cannot_form_falls_back_to_one_thread():
 def team_waits():
     """_core._team_waits, with its defaults put back after the test."""
     yield _core._team_waits
-    _core._team_waits(50_000, 10_000_000)
+    _core._team_waits(50_000, 10_000_000, 1_000_000, 100_000_000)
 
 
 @pytest.mark.parametrize("n_threads", [2, 3])
@@ -223,10 +223,11 @@ def test_team_threads_that_sleep_while_waiting_give_the_same_bits(team_waits, n_
     X, y, _ = problem(n=4000, d=10)
     options = dict(optimizer="adam", lr=0.01, epochs=200, tol=None, n_threads=n_threads,
                    precompute=False)
+    team_waits(long_wait_ns=10**15, retry_ns=0)     # a team that never gives up
     spinning = gdcore.fit(X, y, **options)
-    sleeps_before, timeouts_before = team_waits(0, 0)
+    sleeps_before, timeouts_before, _ = team_waits(0, 0)
     sleeping = gdcore.fit(X, y, **options)
-    sleeps, timeouts = team_waits()
+    sleeps, timeouts, _ = team_waits()
     assert_identical(spinning, sleeping)
     if sys.platform.startswith("linux"):
         sleeps -= sleeps_before
@@ -242,7 +243,38 @@ def test_team_threads_that_yield_while_waiting_give_the_same_bits(team_waits):
     X, y, _ = problem(n=4000, d=10)
     options = dict(optimizer="rmsprop", lr=0.01, epochs=100, tol=None, n_threads=4,
                    precompute=False)
+    team_waits(long_wait_ns=10**15, retry_ns=0)
     spinning = gdcore.fit(X, y, **options)
     team_waits(0, 10**12)
     yielding = gdcore.fit(X, y, **options)
     assert_identical(spinning, yielding)
+
+
+@pytest.mark.parametrize("n_threads", [2, 3])
+def test_a_team_that_keeps_waiting_gives_up_with_the_same_bits(team_waits, n_threads):
+    """Team threads that keep waiting on each other (their cores busy with other work) give
+    up together, and the calling thread runs the rest of the epochs on one thread, cut into
+    the same parts, not trying a team again for a while: the same bits all along."""
+    X, y, _ = problem(n=4000, d=10)
+    options = dict(optimizer="adam", lr=0.01, epochs=200, tol=None, n_threads=n_threads,
+                   precompute=False)
+    team_waits(long_wait_ns=10**15, retry_ns=0)     # never gives up
+    team = gdcore.fit(X, y, **options)
+    gave_up = team_waits()[2]
+    # every wait counts as long: the team gives up after its fourth epoch, for good
+    team_waits(long_wait_ns=-1, retry_ns=10**15)
+    first = gdcore.fit(X, y, **options)
+    assert team_waits()[2] == gave_up + 1
+    assert first.n_epochs == 200
+    second = gdcore.fit(X, y, **options)    # before the retry time: one thread from the start
+    assert team_waits()[2] == gave_up + 1
+    assert_identical(team, first)
+    assert_identical(team, second)
+    # a stopping rule still acts where it acts in a team
+    team_waits(long_wait_ns=10**15, retry_ns=0)
+    stopping = dict(options, optimizer="gd", lr=0.3, epochs=5000, tol=1e-3, n_iter_no_change=3)
+    team_stop = gdcore.fit(X, y, **stopping)
+    team_waits(long_wait_ns=-1, retry_ns=0)
+    given_up_stop = gdcore.fit(X, y, **stopping)
+    assert 4 < team_stop.n_epochs < 5000 and team_stop.stop_reason != "epochs"
+    assert_identical(team_stop, given_up_stop)
