@@ -78,6 +78,8 @@ cdef extern from *:
     static long long gd_team_give_ups = 0;
     static void gd_count_give_up(void) { __atomic_fetch_add(&gd_team_give_ups, 1, __ATOMIC_RELAXED); }
     static __thread long long gd_team_retry_at = 0;
+    /* for the tests: only this thread of a team votes (-1: any) */
+    static int gd_team_voter = -1;
     /* Sleeps, and sleeps that ran out (their wake-up lost or late), for the tests. */
     static long long gd_team_sleeps = 0, gd_team_sleep_timeouts = 0;
     static long long *gd_last_count(const double *slot, Py_ssize_t n_values)
@@ -197,6 +199,7 @@ cdef extern from *:
                           double* sums, int* sleepers, int yield_core) noexcept nogil
     long long gd_now_ns() noexcept nogil
     long long GD_LONG_WAIT_NS, GD_TEAM_RETRY_NS, gd_team_give_ups, gd_team_retry_at
+    int gd_team_voter
     Py_ssize_t GD_GIVE_UP_MAX_WORK
     void gd_count_give_up() noexcept nogil
 
@@ -231,42 +234,74 @@ cdef int full_batch_epochs(
     again).  θ and state (3 × (d+1)) are updated in place.  Returns a Status.
 
     In Gram mode, or with one thread, or below TEAM_MIN_WORK an epoch, one thread runs the
-    loop; otherwise one team of options.n_threads threads runs it (team_epochs)."""
+    loop; otherwise one team of options.n_threads threads runs it (team_epochs).  A team
+    that gave up (GD_LONG_WAIT_NS) is followed by runs on this thread alone, in the same
+    parts, of SIGNAL_CHECK_WORK multiply-adds each, until its retry time: then a team again
+    (a single call can be a whole fit: the C API)."""
     global gd_team_retry_at, gd_passes_on_one_thread
-    cdef Py_ssize_t m = d + 1, stride = accumulator_stride(d)
-    cdef int status
-    cdef bint gave_up = False, contended = False
-    cdef floating* scratch
-    cdef double* part_buffer
+    cdef Py_ssize_t m = d + 1, stride = accumulator_stride(d), done = 0, budget
+    cdef long long before
+    cdef int status = STATUS_OK
+    cdef bint gave_up, contended = False
+    cdef bint teams = gram == NULL and not on_one_thread(n, d, options.n_threads, False, True)
+    # only a team that may give up waits for its retry time (see team_may_give_up)
+    cdef bint may_give_up = teams and team_may_give_up(n, d, options.n_threads)
+    cdef floating* scratch = NULL
+    cdef double* part_buffer = NULL
     info.epochs_run = 0
     info.stop_reason = STOP_EPOCHS
-    if gram == NULL and not on_one_thread(n, d, options.n_threads, False, True):
-        contended = gd_now_ns() < gd_team_retry_at     # a team gave up lately (see above)
-        if not contended:
-            status = team_epochs(X, y, sample_weight, theta, state, n, d, options, max_epochs,
-                                 max_work, history, info, &gave_up)
-            if status != STATUS_NO_TEAM and not gave_up:
-                return status
-            if gave_up:
-                gd_team_retry_at = gd_now_ns() + GD_TEAM_RETRY_NS
-                max_epochs -= info.epochs_run
-                max_work -= info.epochs_run * n * (d + 1)
-    scratch = <floating*>malloc(2 * m * sizeof(floating))
-    part_buffer = <double*>calloc((<Py_ssize_t>options.n_threads + 1) * stride,
-                                  sizeof(double))
-    if scratch == NULL or part_buffer == NULL:
-        status = STATUS_NO_MEMORY
-    else:
+    while True:
+        if teams:
+            contended = may_give_up and gd_now_ns() < gd_team_retry_at
+            if not contended:
+                gave_up = False
+                before = info.epochs_run
+                status = team_epochs(X, y, sample_weight, theta, state, n, d, options,
+                                     max_epochs - before, max_work - done, history, info,
+                                     &gave_up)
+                if status != STATUS_NO_TEAM and not gave_up:
+                    break
+                if not gave_up:
+                    teams = False     # no team to be had: block_sums threads each pass
+                else:
+                    gd_team_retry_at = gd_now_ns() + GD_TEAM_RETRY_NS
+                    done += (info.epochs_run - before) * n * (d + 1)
+                    contended = True
+                    if info.epochs_run >= max_epochs:
+                        break
+        if scratch == NULL:
+            scratch = <floating*>malloc(2 * m * sizeof(floating))
+            part_buffer = <double*>calloc((<Py_ssize_t>options.n_threads + 1) * stride,
+                                          sizeof(double))
+            if scratch == NULL or part_buffer == NULL:
+                status = STATUS_NO_MEMORY
+                break
+        budget = max_work - done
+        if contended and budget > SIGNAL_CHECK_WORK:
+            budget = SIGNAL_CHECK_WORK
+        before = info.epochs_run
         # after a team gave up, the same parts on this thread alone (block_sums would
         # otherwise run them on a parallel region an epoch, waiting as the team did)
-        gd_passes_on_one_thread = gave_up or contended
+        gd_passes_on_one_thread = contended
         status = serial_epochs(X, y, sample_weight, theta, state, n, d, options, gram,
-                               max_epochs, max_work, history, info, scratch, scratch + m,
-                               part_buffer + stride, part_buffer)
+                               max_epochs - before, budget, history, info, scratch,
+                               scratch + m, part_buffer + stride, part_buffer)
         gd_passes_on_one_thread = False
+        if not contended:
+            break
+        done += (info.epochs_run - before) * n * (d + 1)     # streamed: no Gram with teams
+        if (status != STATUS_OK or info.stop_reason != STOP_EPOCHS
+                or info.epochs_run >= max_epochs or done >= max_work):
+            break
     free(scratch)
     free(part_buffer)
     return status
+
+
+cdef inline bint team_may_give_up(Py_ssize_t n, Py_ssize_t d, int n_threads) noexcept nogil:
+    """Whether a team's threads may vote to give up: its largest part (thread 0's) is under
+    GD_GIVE_UP_MAX_WORK multiply-adds an epoch."""
+    return part_start(n, n_threads, 1) * (d + 1) < GD_GIVE_UP_MAX_WORK
 
 
 cdef int serial_epochs(
@@ -360,7 +395,9 @@ cdef void team_member(
     cdef double* mine_sums = sums + stride    # this thread's rows' sums, before publishing
     cdef double* sleepers = parts + 2 * n_threads * stride    # see gd_wake_sleepers
     cdef int yield_core = n_threads > gd_processors()
-    cdef bint may_give_up = (hi - lo) * (d + 1) < GD_GIVE_UP_MAX_WORK, gave_up = False
+    cdef bint may_give_up = (team_may_give_up(n, d, n_threads)
+                             and (gd_team_voter < 0 or gd_team_voter == tid))
+    cdef bint gave_up = False
     cdef unsigned int long_waits = 0     # a bit an epoch, the last one lowest
     cdef long long waited
     cdef gd_fit_info mine = info[0]
@@ -416,12 +453,15 @@ cdef void team_member(
             gd_count_give_up()
 
 
-def _team_waits(spin_ns=None, sleep_after_ns=None, long_wait_ns=None, retry_ns=None):
+def _team_waits(spin_ns=None, sleep_after_ns=None, long_wait_ns=None, retry_ns=None,
+                voter=None):
     """For the tests: (sleeps, sleeps that timed out, teams that gave up) so far; and set how
     long a waiting team thread spins (ns), when it sleeps (see GD_SPIN_NS), what wait counts
     as long and how long a team is not tried again after giving up (see GD_LONG_WAIT_NS), if
-    given (retry_ns also ends the calling thread's current wait for a retry)."""
+    given (retry_ns also ends the calling thread's current wait for a retry; voter: only
+    that thread of a team votes, -1 any)."""
     global GD_SPIN_NS, GD_SLEEP_AFTER_NS, GD_LONG_WAIT_NS, GD_TEAM_RETRY_NS, gd_team_retry_at
+    global gd_team_voter
     if spin_ns is not None:
         GD_SPIN_NS = spin_ns
     if sleep_after_ns is not None:
@@ -431,4 +471,6 @@ def _team_waits(spin_ns=None, sleep_after_ns=None, long_wait_ns=None, retry_ns=N
     if retry_ns is not None:
         GD_TEAM_RETRY_NS = retry_ns
         gd_team_retry_at = 0
+    if voter is not None:
+        gd_team_voter = voter
     return gd_team_sleeps, gd_team_sleep_timeouts, gd_team_give_ups

@@ -211,7 +211,7 @@ def test_a_team_openmp_cannot_form_falls_back_to_one_thread():
 def team_waits():
     """_core._team_waits, with its defaults put back after the test."""
     yield _core._team_waits
-    _core._team_waits(50_000, 10_000_000, 1_000_000, 100_000_000)
+    _core._team_waits(50_000, 10_000_000, 1_000_000, 100_000_000, voter=-1)
 
 
 @pytest.mark.parametrize("n_threads", [2, 3])
@@ -250,8 +250,9 @@ def test_team_threads_that_yield_while_waiting_give_the_same_bits(team_waits):
     assert_identical(spinning, yielding)
 
 
+@pytest.mark.parametrize("voter", ["any", "last"])
 @pytest.mark.parametrize("n_threads", [2, 3])
-def test_a_team_that_keeps_waiting_gives_up_with_the_same_bits(team_waits, n_threads):
+def test_a_team_that_keeps_waiting_gives_up_with_the_same_bits(team_waits, n_threads, voter):
     """Team threads that keep waiting on each other (their cores busy with other work) give
     up together, and the calling thread runs the rest of the epochs on one thread, cut into
     the same parts, not trying a team again for a while: the same bits all along."""
@@ -261,8 +262,9 @@ def test_a_team_that_keeps_waiting_gives_up_with_the_same_bits(team_waits, n_thr
     team_waits(long_wait_ns=10**15, retry_ns=0)     # never gives up
     team = gdcore.fit(X, y, **options)
     gave_up = team_waits()[2]
-    # every wait counts as long: the team gives up after its fourth epoch, for good
-    team_waits(long_wait_ns=-1, retry_ns=10**15)
+    # every wait counts as long: the team gives up after its fourth epoch, for good (with
+    # voter "last", only the last thread votes: the others must stop on its vote too)
+    team_waits(long_wait_ns=-1, retry_ns=10**15, voter=-1 if voter == "any" else n_threads - 1)
     first = gdcore.fit(X, y, **options)
     assert team_waits()[2] == gave_up + 1
     assert first.n_epochs == 200
@@ -278,3 +280,79 @@ def test_a_team_that_keeps_waiting_gives_up_with_the_same_bits(team_waits, n_thr
     given_up_stop = gdcore.fit(X, y, **stopping)
     assert 4 < team_stop.n_epochs < 5000 and team_stop.stop_reason != "epochs"
     assert_identical(team_stop, given_up_stop)
+
+
+def capi_fit_f64(X, y, epochs, n_threads):
+    """gdcore's C API fit (one call for the whole fit), through ctypes: (code, history)."""
+    import ctypes as C
+    class Opt(C.Structure):
+        _fields_ = [("kind", C.c_int), ("lr", C.c_double), ("momentum", C.c_double),
+                    ("dampening", C.c_double), ("nesterov", C.c_int), ("lr_decay", C.c_double),
+                    ("initial_accumulator_value", C.c_double), ("alpha", C.c_double),
+                    ("eps", C.c_double), ("centered", C.c_int), ("beta1", C.c_double),
+                    ("beta2", C.c_double), ("amsgrad", C.c_int)]
+    class Sched(C.Structure):
+        _fields_ = [("kind", C.c_int)] + [(f, C.c_double) for f in (
+            "step_size", "gamma", "T_max", "eta_min", "start_factor", "end_factor",
+            "total_iters", "power_t")]
+    class Options(C.Structure):
+        _fields_ = [("optimizer", Opt), ("schedule", Sched), ("epochs", C.c_longlong),
+                    ("batch_size", C.c_longlong), ("l2", C.c_double), ("l1", C.c_double),
+                    ("fit_intercept", C.c_int), ("tol", C.c_double),
+                    ("n_iter_no_change", C.c_longlong), ("gtol", C.c_double),
+                    ("n_threads", C.c_int)]
+    class Info(C.Structure):
+        _fields_ = [("n_updates", C.c_longlong), ("n_epochs", C.c_longlong),
+                    ("n_no_improvement", C.c_longlong), ("best_loss", C.c_double),
+                    ("epochs_run", C.c_longlong), ("stop_reason", C.c_int)]
+    P = C.POINTER(C.c_double)
+    fit_type = C.CFUNCTYPE(C.c_int, P, P, P, C.c_ssize_t, C.c_ssize_t, C.POINTER(Options),
+                           P, P, P, C.POINTER(Info))
+    get = C.pythonapi.PyCapsule_GetPointer
+    get.restype, get.argtypes = C.c_void_p, [C.py_object, C.c_char_p]
+    table = get(_core._C_API, b"gdcore._core._C_API")
+    # gdcore_api: two ints, four function pointers, then fit_f64
+    fit = fit_type(C.cast(table + 8 + 4 * C.sizeof(C.c_void_p), C.POINTER(C.c_void_p))[0])
+    options = Options(optimizer=Opt(kind=3, lr=0.01, beta1=0.9, beta2=0.999, eps=1e-8),
+                      schedule=Sched(kind=0), epochs=epochs, fit_intercept=1, tol=-1.0,
+                      gtol=-1.0, n_iter_no_change=5, n_threads=n_threads)
+    X, y = np.ascontiguousarray(X, np.float64), np.ascontiguousarray(y, np.float64)
+    theta, state = np.zeros(X.shape[1] + 1), np.zeros(3 * (X.shape[1] + 1))
+    history = np.zeros(epochs)
+    info = Info(best_loss=np.inf)
+    code = fit(*(a.ctypes.data_as(P) for a in (X, y)), None, X.shape[0], X.shape[1],
+               C.byref(options), *(a.ctypes.data_as(P) for a in (theta, state, history)),
+               C.byref(info))
+    return code, history
+
+
+def test_one_long_call_tries_a_team_again_after_the_retry_time(team_waits):
+    """The C API runs a whole fit in one call: after a give-up, a team is tried again once
+    the retry time is over, within that call (here at once: a team every ~96 epochs)."""
+    X, y, _ = problem(n=4000, d=10)
+    team_waits(long_wait_ns=-1, retry_ns=0)
+    before = team_waits()[2]
+    code, history = capi_fit_f64(X, y, 1000, 2)
+    assert code == 0
+    assert team_waits()[2] - before >= 5
+    team_waits(long_wait_ns=10**15, retry_ns=0)
+    reference = gdcore.fit(X, y, optimizer="adam", lr=0.01, epochs=1000, tol=None,
+                           n_threads=2, precompute=False)
+    np.testing.assert_array_equal(history, reference.loss_history)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="sleeps counted on Linux")
+def test_a_give_up_keeps_no_team_of_large_parts_waiting(team_waits):
+    """Parts of GD_GIVE_UP_MAX_WORK multiply-adds or more never vote, so a give-up of a
+    small team does not keep a large fit off its team for the retry time."""
+    X, y, _ = problem(n=4000, d=10)
+    X_large = np.random.default_rng(0).standard_normal((400_000, 10))   # parts of 2.2M
+    y_large = X_large @ np.arange(10.0)
+    team_waits(long_wait_ns=-1, retry_ns=10**15)
+    before = team_waits()[2]
+    capi_fit_f64(X, y, 10, 2)
+    assert team_waits()[2] == before + 1
+    team_waits(0, 0, long_wait_ns=10**15)     # a team thread that waits sleeps: counted
+    sleeps = team_waits()[0]
+    capi_fit_f64(X_large, y_large, 5, 2)
+    assert team_waits()[0] > sleeps
