@@ -78,6 +78,20 @@ cdef extern from *:
     static long long gd_team_give_ups = 0;
     static void gd_count_give_up(void) { __atomic_fetch_add(&gd_team_give_ups, 1, __ATOMIC_RELAXED); }
     static __thread long long gd_team_retry_at = 0;
+    /* Each OS thread's record of long waits (a bit an epoch, the last one lowest), kept from
+     * one call to the next (gdcore.fit calls the core every ~4M multiply-adds, a fit with a
+     * callback every epoch) unless GD_LONG_WAITS_KEPT_NS old: a record that started over
+     * every call could never reach 3 long waits in calls of 3 epochs or fewer. */
+    #define GD_LONG_WAITS_KEPT_NS 1000000000LL
+    static __thread unsigned int gd_long_waits = 0;
+    static __thread long long gd_long_waits_at = 0;
+    static unsigned int gd_recall_long_waits(void) {
+        return gd_now_ns() - gd_long_waits_at < GD_LONG_WAITS_KEPT_NS ? gd_long_waits : 0;
+    }
+    static void gd_keep_long_waits(unsigned int long_waits) {
+        gd_long_waits = long_waits;
+        gd_long_waits_at = gd_now_ns();
+    }
     /* for the tests: only this thread of a team votes (-1: any) */
     static int gd_team_voter = -1;
     /* Sleeps, and sleeps that ran out (their wake-up lost or late), for the tests. */
@@ -202,6 +216,8 @@ cdef extern from *:
     int gd_team_voter
     Py_ssize_t GD_GIVE_UP_MAX_WORK
     void gd_count_give_up() noexcept nogil
+    unsigned int gd_recall_long_waits() noexcept nogil
+    void gd_keep_long_waits(unsigned int long_waits) noexcept nogil
 
 cdef inline Py_ssize_t team_slot_stride(Py_ssize_t d) noexcept nogil:
     """Doubles a team slot takes: its d + N_SLOTS sums and a vote to give up (see
@@ -398,7 +414,7 @@ cdef void team_member(
     cdef bint may_give_up = (team_may_give_up(n, d, n_threads)
                              and (gd_team_voter < 0 or gd_team_voter == tid))
     cdef bint gave_up = False
-    cdef unsigned int long_waits = 0     # a bit an epoch, the last one lowest
+    cdef unsigned int long_waits = gd_recall_long_waits()     # a bit an epoch, the last lowest
     cdef long long waited
     cdef gd_fit_info mine = info[0]
     cdef long long k
@@ -441,6 +457,7 @@ cdef void team_member(
         if sums[width] > 0.0:     # a vote to give up, seen by every thread in this epoch
             gave_up = True
             break
+    gd_keep_long_waits(0 if gave_up else long_waits)
     # Every thread read the shared θ and state before it published its first slot, which
     # thread 0 has waited for: thread 0 may now write them.
     if tid == 0:

@@ -356,3 +356,18 @@ def test_a_give_up_keeps_no_team_of_large_parts_waiting(team_waits):
     sleeps = team_waits()[0]
     capi_fit_f64(X_large, y_large, 5, 2)
     assert team_waits()[0] > sleeps
+
+
+def test_long_waits_are_counted_across_calls(team_waits):
+    """A fit with a callback calls the core once an epoch: the record of long waits must
+    carry from one call to the next, or such a fit could never give up its team."""
+    X, y, _ = problem(n=4000, d=10)
+    options = dict(optimizer="adam", lr=0.01, epochs=30, tol=None, n_threads=2,
+                   precompute=False)
+    team_waits(long_wait_ns=10**15, retry_ns=0)
+    team = gdcore.fit(X, y, callback=lambda progress: None, **options)
+    gave_up = team_waits()[2]
+    team_waits(long_wait_ns=-1, retry_ns=10**15)
+    one_epoch_a_call = gdcore.fit(X, y, callback=lambda progress: None, **options)
+    assert team_waits()[2] == gave_up + 1
+    assert_identical(team, one_epoch_a_call)
