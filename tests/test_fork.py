@@ -101,6 +101,27 @@ def in_forked_child(function, *args, timeout=CHILD_TIMEOUT):
     return value
 
 
+def forked_from_a_new_thread(before=None, timeout=CHILD_TIMEOUT):
+    """child_fits(2) in a child forked from a new thread of this process (which first runs
+    before(), if given)."""
+    box = {}
+
+    def run():
+        try:
+            if before is not None:
+                before()
+            box["out"] = in_forked_child(child_fits, 2, timeout=timeout)
+        except BaseException as error:   # pytest.fail included: re-raised below
+            box["error"] = error
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join()
+    if "error" in box:
+        raise box["error"]
+    return box["out"]
+
+
 @pytest.fixture(scope="module")
 def parent_fits():
     """The fits on two threads in this (parent) process, which also starts OpenMP's pool on
@@ -130,21 +151,8 @@ def test_child_of_a_thread_that_ran_another_librarys_teams_does_not_hang(parent_
     # (on a new thread, which gdcore has not seen start a team)
     gomp = ctypes.CDLL(ctypes.util.find_library("gomp") or "libgomp.so.1")
     callback = ctypes.CFUNCTYPE(None, ctypes.c_void_p)(lambda data: None)
-    box = {}
-
-    def team_then_fork():
-        gomp.GOMP_parallel(callback, None, 2, 0)
-        try:
-            box["out"] = in_forked_child(child_fits, 2, timeout=30)
-        except BaseException as error:
-            box["error"] = error
-
-    thread = threading.Thread(target=team_then_fork)
-    thread.start()
-    thread.join()
-    if "error" in box:
-        raise box["error"]
-    fits, lost, probe, _ = box["out"]
+    fits, lost, probe, _ = forked_from_a_new_thread(
+        before=lambda: gomp.GOMP_parallel(callback, None, 2, 0), timeout=30)
     assert probe == 1_000_000.0
     for name in FITS:
         assert fits[name] == parent_fits[name], name
@@ -214,20 +222,7 @@ def test_grandchild_keeps_its_threads(parent_fits):
 
 def test_child_of_a_thread_that_never_ran_teams_keeps_its_threads(parent_fits):
     # a thread that has never started a team has no pool: its child starts a fresh one
-    box = {}
-
-    def fork_from_new_thread():
-        try:
-            box["out"] = in_forked_child(child_fits, 2)
-        except BaseException as error:   # pytest.fail included: re-raised below
-            box["error"] = error
-
-    thread = threading.Thread(target=fork_from_new_thread)
-    thread.start()
-    thread.join()
-    if "error" in box:
-        raise box["error"]
-    fits, lost, probe, caught = box["out"]
+    fits, lost, probe, caught = forked_from_a_new_thread()
     assert not lost
     assert probe == 1_000_000.0
     assert not [m for c, m in caught if "fork" in m], caught
