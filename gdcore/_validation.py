@@ -140,7 +140,11 @@ def check_all_finite(name, arr, row_offset=0, n_threads=0):
     if all(_core.all_finite(values[start:start + FINITE_CHECK_BLOCK], n_threads)
            for start in range(0, values.size, FINITE_CHECK_BLOCK)):
         return
-    bad = np.argwhere(~np.isfinite(arr))[0]
+    found = np.argwhere(~np.isfinite(arr))
+    if len(found) == 0:     # another thread wrote it finite meanwhile: still refused
+        raise ValueError(f"{name} contained NaN or infinity while it was checked (another "
+                         f"thread is writing to it); remove or impute those values")
+    bad = found[0]
     value = arr[tuple(bad)]
     bad[0] += row_offset
     where = ", ".join(str(int(i)) for i in bad)

@@ -300,3 +300,14 @@ def test_a_results_loss_history_is_read_only_and_continues():
     straight = gdcore.fit(X, y, epochs=5, tol=None)
     np.testing.assert_array_equal(more.loss_history, straight.loss_history)
     np.testing.assert_array_equal(first.loss_history, straight.loss_history[:3])
+
+
+def test_a_value_made_finite_during_the_check_is_still_refused(monkeypatch):
+    """Another thread writing to X while it is checked (a user error) must not turn the
+    refusal into an IndexError: the check saw a non-finite value, the lookup of its place
+    finds none."""
+    from gdcore import _validation
+    monkeypatch.setattr(_validation._core, "all_finite", lambda values, n_threads: False)
+    X = np.ones((5, 2))
+    with pytest.raises(ValueError, match="X contained NaN or infinity while it was checked"):
+        _validation.check_all_finite("X", X)
