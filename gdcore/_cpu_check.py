@@ -6,8 +6,9 @@ cluster, a container image moved to an older host), the core would kill Python w
 "Illegal instruction" at the first one it meets.  setup.py writes beside the core the
 instruction-set extensions its flags enabled beyond the compiler's default (CORE_TARGET, as
 /proc/cpuinfo names them); this module compares them with the running CPU's before the core
-is loaded.  Where either is unknown (no file: a portable build; no /proc/cpuinfo) nothing is
-checked.
+is loaded.  Where either is unknown (no file: a core not built by this setup.py; no
+/proc/cpuinfo, or not x86: only x86 features are recorded) nothing is checked; a portable
+build's file lists no features.
 """
 
 from __future__ import annotations

@@ -59,7 +59,8 @@ cdef extern from *:
      * team, a pool of parked workers, and a child forked from that thread inherits the pool
      * but not the workers, so its next team waits for them forever (GCC bug 60035).  So
      * before a fork the forking thread's pool is freed (gd_before_fork), and the child starts
-     * a fresh one.  Where that cannot be done (a fork from inside a team, a libgomp without
+     * a fresh one.  (LLVM's runtime, Clang's, starts afresh in a child by itself.)  Where that
+     * cannot be done (a fork from inside a team, a build by GCC < 9, a libgomp without
      * omp_pause_resource_all), a thread notes that it starts teams, and a child forked from
      * such a thread runs every pass on one thread, cut into the same parts (the same bits). */
     #if defined(_OPENMP) && !defined(_WIN32)
@@ -79,6 +80,9 @@ cdef extern from *:
                            && omp_pause_resource_all != NULL
                            && omp_pause_resource_all(omp_pause_soft) == 0;
     }
+    #elif defined(__clang__)
+    /* libomp, Clang's runtime, re-initialises itself in a forked child: nothing is lost */
+    static void gd_before_fork(void) { gd_pool_released = gd_release_pool_at_fork; }
     #else
     static void gd_before_fork(void) { gd_pool_released = 0; }
     #endif
