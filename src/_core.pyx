@@ -59,10 +59,10 @@ cdef extern from *:
      * team, a pool of parked workers, and a child forked from that thread inherits the pool
      * but not the workers, so its next team waits for them forever (GCC bug 60035).  So
      * before a fork the forking thread's pool is freed (gd_before_fork), and the child starts
-     * a fresh one.  (LLVM's runtime, Clang's, starts afresh in a child by itself.)  Where that
-     * cannot be done (a fork from inside a team, a build by GCC < 9, a libgomp without
-     * omp_pause_resource_all), a thread notes that it starts teams, and a child forked from
-     * such a thread runs every pass on one thread, cut into the same parts (the same bits). */
+     * a fresh one.  Where that cannot be done (a fork from inside a team, a build by Clang or
+     * by GCC < 9, a libgomp without omp_pause_resource_all), a thread notes that it starts
+     * teams, and a child forked from such a thread runs every pass on one thread, cut into the
+     * same parts (the same bits). */
     #if defined(_OPENMP) && !defined(_WIN32)
     #include <pthread.h>
     static __thread int gd_thread_started_team = 0, gd_pool_released = 0;
@@ -74,16 +74,16 @@ cdef extern from *:
      * caller's own OpenMP), and returns -1 inside a team.  The child then starts a fresh
      * pool and keeps its threads; the parent's next team starts its workers again. */
     #pragma weak omp_pause_resource_all
+    #define GD_FORK_FREES_POOLS 1
     static void gd_before_fork(void) {
         /* not in a child that lost its workers: freeing their pool would wait for them */
         gd_pool_released = gd_release_pool_at_fork && !gd_threads_lost
                            && omp_pause_resource_all != NULL
                            && omp_pause_resource_all(omp_pause_soft) == 0;
     }
-    #elif defined(__clang__)
-    /* libomp, Clang's runtime, re-initialises itself in a forked child: nothing is lost */
-    static void gd_before_fork(void) { gd_pool_released = gd_release_pool_at_fork; }
     #else
+    /* (Clang's libomp: a forked child of a thread that ran gdcore's teams hung at its next
+     * team when scikit-learn's own libgomp was loaded too; one thread there is safe) */
     static void gd_before_fork(void) { gd_pool_released = 0; }
     #endif
     static void gd_after_fork_in_parent(void) { gd_pool_released = 0; }
@@ -112,12 +112,17 @@ cdef extern from *:
     }
     #endif
     static int gd_threads_lost_to_fork(void) { return gd_threads_lost; }
+    #ifndef GD_FORK_FREES_POOLS
+    #define GD_FORK_FREES_POOLS 0
+    #endif
+    static int gd_fork_frees_pools(void) { return GD_FORK_FREES_POOLS; }
     """
     int gd_openmp_enabled() noexcept nogil
     int gd_default_threads() noexcept nogil
     int gd_watch_forks() noexcept nogil
     int gd_team_threads(int requested) noexcept nogil
     int gd_threads_lost_to_fork() noexcept nogil
+    int gd_fork_frees_pools() noexcept nogil
     int gd_release_pool_at_fork
     bint gd_passes_on_one_thread
 
@@ -251,6 +256,13 @@ def _release_pool_at_fork(enabled):
     thread (the fallback of a fork from inside a team)."""
     global gd_release_pool_at_fork
     gd_release_pool_at_fork = 1 if enabled else 0
+
+
+def fork_frees_pools():
+    """Whether this build frees the forking thread's OpenMP pool before a fork (GCC 9+ with
+    libgomp), so that forked children keep their threads; other builds fall back to one
+    thread in the children of threads that ran teams (see threads_lost_to_fork)."""
+    return bool(gd_fork_frees_pools())
 
 
 def threads_lost_to_fork():

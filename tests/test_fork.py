@@ -137,12 +137,14 @@ def test_parent_keeps_its_threads(parent_fits):
 
 def test_child_of_a_thread_that_ran_teams_keeps_its_threads(parent_fits):
     # the thread's pool of OpenMP workers is freed before fork(): the child starts a new one
+    # (a build that cannot free it runs such a child on one thread: tested below)
     fits, lost, probe, caught = in_forked_child(child_fits, 2)
-    assert not lost
+    assert lost == (not _core.fork_frees_pools())
     assert probe == 1_000_000.0
     for name in FITS:
         assert fits[name] == parent_fits[name], name
-    assert not [m for c, m in caught if "fork" in m], caught
+    warned = [m for c, m in caught if "fork" in m]
+    assert len(warned) == (0 if _core.fork_frees_pools() else 1), caught
 
 
 def test_child_of_a_thread_that_ran_another_librarys_teams_does_not_hang(parent_fits):
@@ -200,7 +202,7 @@ def test_grandchild_of_a_child_that_lost_its_threads_runs_on_one_thread(
 
 def test_child_with_default_threads_is_not_warned(parent_fits):
     fits, lost, _, caught = in_forked_child(child_fits, None)
-    assert not lost
+    assert lost == (not _core.fork_frees_pools())
     assert not [m for c, m in caught if "fork" in m], caught
     # None resolves to OpenMP's default here as in the parent: the same parts, the same bits
     if _core.default_n_threads() == 2:
@@ -215,7 +217,7 @@ def grandchild_fits(n_threads):
 
 def test_grandchild_keeps_its_threads(parent_fits):
     fits, lost = in_forked_child(grandchild_fits, 2)
-    assert not lost
+    assert lost == (not _core.fork_frees_pools())
     for name in FITS:
         assert fits[name] == parent_fits[name], name
 
