@@ -26,32 +26,33 @@ from setuptools.command.build_ext import build_ext
 OPENMP_TEST = "#include <omp.h>\nint main(void) { return omp_get_max_threads() > 0 ? 0 : 1; }\n"
 
 
-def compiler_has_openmp():
-    """Try to compile and link a tiny OpenMP program with the compiler Python was built with."""
-    cc = os.environ.get("CC") or sysconfig.get_config_var("CC") or "cc"
-    cc = cc.split()
-    if shutil.which(cc[0]) is None:
+def c_compiler():
+    """The C compiler Python was built with (or $CC), as an argument list; None if absent."""
+    cc = (os.environ.get("CC") or sysconfig.get_config_var("CC") or "cc").split()
+    return cc if shutil.which(cc[0]) is not None else None
+
+
+def compiles(source_text, flags):
+    """Whether the C compiler compiles and links source_text with these flags."""
+    cc = c_compiler()
+    if cc is None:
         return False
     with tempfile.TemporaryDirectory() as tmp:
-        source = os.path.join(tmp, "omp_test.c")
+        source = os.path.join(tmp, "test.c")
         with open(source, "w") as f:
-            f.write(OPENMP_TEST)
-        result = subprocess.run(cc + ["-fopenmp", source, "-o", os.path.join(tmp, "omp_test")],
+            f.write(source_text)
+        result = subprocess.run(cc + flags + [source, "-o", os.path.join(tmp, "test")],
                                 capture_output=True)
         return result.returncode == 0
+
+
+def compiler_has_openmp():
+    """Try to compile and link a tiny OpenMP program with the compiler Python was built with."""
+    return compiles(OPENMP_TEST, ["-fopenmp"])
 
 
 def compiler_accepts(flag):
-    cc = (os.environ.get("CC") or sysconfig.get_config_var("CC") or "cc").split()
-    if shutil.which(cc[0]) is None:
-        return False
-    with tempfile.TemporaryDirectory() as tmp:
-        source = os.path.join(tmp, "flag_test.c")
-        with open(source, "w") as f:
-            f.write("int main(void) { return 0; }\n")
-        result = subprocess.run(cc + [flag, source, "-o", os.path.join(tmp, "flag_test")],
-                                capture_output=True)
-        return result.returncode == 0
+    return compiles("int main(void) { return 0; }\n", [flag])
 
 
 # Macros a compiler defines for instruction-set extensions, and the names /proc/cpuinfo
@@ -73,8 +74,8 @@ CPU_FEATURE_MACROS = {
 
 def compiler_macros(flags):
     """The macros the C compiler predefines with these flags (empty if it cannot say)."""
-    cc = (os.environ.get("CC") or sysconfig.get_config_var("CC") or "cc").split()
-    if shutil.which(cc[0]) is None:
+    cc = c_compiler()
+    if cc is None:
         return set()
     result = subprocess.run(cc + flags + ["-dM", "-E", "-x", "c", os.devnull],
                             capture_output=True, text=True)
