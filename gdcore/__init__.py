@@ -10,12 +10,13 @@ See ``gdcore.fit`` for the objective and the options, ``gdcore.optim`` and
 ``gdcore.schedules`` for the update rules and learning-rate schedules.
 """
 
-from ._cpu_check import check_core_target
-
-check_core_target()     # before the core is loaded: see _cpu_check
+from ._cpu_check import UnsuitableCoreError, load_core
 
 try:
-    from . import _core  # noqa: F401  (the compiled extension: say so plainly if it is missing)
+    # the core this CPU runs best, checked before it is loaded: see _cpu_check
+    _core = load_core(__name__)
+except UnsuitableCoreError:
+    raise
 except ImportError as exc:
     raise ImportError(
         f"gdcore's compiled core gdcore._core cannot be imported from {__path__[0]} ({exc}). "
@@ -34,6 +35,16 @@ from ._result import ConvergenceWarning, DivergenceError, FitProgress, FitResult
 
 __version__ = "0.1.0"
 
+
+def build_info():
+    """How the compiled core in use was built, as a dict: ``core``, the one loaded for this
+    CPU ("default": gdcore/_core; a portable x86-64 build also holds "x86_64_v3" and
+    "x86_64_v4", chosen at import by the CPU's features or by ``GDCORE_CORE``); ``flags``,
+    its compile flags ("" if the build did not record them); ``variants``, the cores this
+    build holds besides gdcore/_core; ``openmp``, whether it runs threads."""
+    from . import _cpu_check
+    return {"core": _cpu_check.loaded["core"], "flags": _cpu_check.loaded["flags"],
+            "variants": sorted(_cpu_check.core_variants()), "openmp": _core.openmp_enabled()}
 
 
 def get_include():
@@ -61,4 +72,4 @@ def __getattr__(name):
 
 __all__ = ["fit", "fit_chunks", "GDRegressor", "get_include", "get_cython_include", "load_model",
            "save_model", "FitResult", "FitProgress", "DivergenceError", "ConvergenceWarning",
-           "check_grad", "make_regression", "optim", "schedules", "__version__"]
+           "check_grad", "make_regression", "optim", "schedules", "build_info", "__version__"]

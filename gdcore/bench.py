@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from . import __version__, _core, fit, make_regression
+from . import __version__, _core, build_info, fit, make_regression
 from ._validation import resolve_n_threads
 
 
@@ -512,6 +512,7 @@ def machine_description():
             "gdcore": __version__, "gdcore_commit": _git_commit(), "numpy": np.__version__,
             "scikit-learn": _version_of("scikit-learn"),
             "torch": _version_of("torch"), "openmp": _core.openmp_enabled(),
+            "core": build_info()["core"], "core_flags": build_info()["flags"],
             "prefetch_locality": _core.prefetch_locality()}
 
 
@@ -554,8 +555,10 @@ def describe_machine(machine):
     cpu = machine["cpu"] + (f" ({'; '.join(details)})" if details else "")
     versions = ", ".join(f"{name} {machine.get(name) or 'not installed'}"
                          for name in ("gdcore", "numpy", "scikit-learn", "torch"))
+    core = (f"core {machine['core']} ({machine['core_flags']})" if machine.get("core_flags")
+            else f"core {machine.get('core')}")
     return (f"{cpu}, {machine['cores']} cores, OpenMP {'on' if machine['openmp'] else 'off'}, "
-            f"prefetch locality {machine['prefetch_locality']}; {versions}")
+            f"prefetch locality {machine['prefetch_locality']}, {core}; {versions}")
 
 
 def write_json(path, comparisons, settings):

@@ -10,13 +10,9 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
-# tracked files only, so stale in-place builds are not picked up (an unpacked sdist, which is
-# not a git checkout and holds no builds: all of it)
-if git -C "$root" rev-parse --is-inside-work-tree >/dev/null 2>&1; then
-    (cd "$root" && git ls-files -z | xargs -0 cp --parents -t "$work")
-else
-    cp -r "$root"/. "$work"
-fi
+# shellcheck source=scripts/scratch_copy.sh
+. "$root/scripts/scratch_copy.sh"
+scratch_copy "$root" "$work"
 cd "$work"
 echo "building gdcore._core with -fsanitize=address in $work"
 GDCORE_SANITIZE=address python setup.py build_ext --inplace >build.log 2>&1 || {

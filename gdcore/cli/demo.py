@@ -7,7 +7,7 @@ import time
 
 import numpy as np
 
-from .. import DivergenceError, fit, make_regression
+from .. import DivergenceError, build_info, fit, make_regression
 from .._validation import make_rng, resolve_n_threads
 from ..schedules import CosineAnnealingLR
 from ._common import check_plot_path, fail
@@ -87,7 +87,7 @@ def run(args):
     except (ValueError, TypeError) as exc:
         return fail("demo", exc)
     print(f"gdcore demo: {args.n:,} x {args.d} {args.dtype}, noise {args.noise}, "
-          f"seed {args.seed}", flush=True)
+          f"seed {args.seed}; compiled core: {build_info()['core']}", flush=True)
     started = time.perf_counter()
     X, y, true_coef = make_regression(args.n, args.d, noise=args.noise, intercept=1.0,
                                       seed=args.seed, dtype=args.dtype)

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Build gdcore as a wheel is built (GDCORE_PORTABLE=1: the baseline core, and on x86-64 Linux
+# its x86-64-v3 and x86-64-v4 variants) in a scratch copy of the repository, and run the
+# whole test suite (or the pytest arguments given) on each core this CPU can run, chosen with
+# GDCORE_CORE, then once more as the import chooses. Exits non-zero if any run fails.
+#
+#   bash scripts/portable.sh
+#   bash scripts/portable.sh tests/test_trajectories.py -x
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+# shellcheck source=scripts/scratch_copy.sh
+. "$root/scripts/scratch_copy.sh"
+scratch_copy "$root" "$work"
+cd "$work"
+echo "building gdcore portably in $work"
+GDCORE_PORTABLE=1 python setup.py build_ext --inplace >build.log 2>&1 || { cat build.log; exit 1; }
+
+export PYTHONPATH="$work"
+# the cores this CPU can run: the baseline one and each variant whose features it has
+cores=$(python - <<'PY'
+from gdcore import _cpu_check
+present = _cpu_check.cpu_features()
+print(" ".join(["default"] + [name for name, (_, needs) in sorted(_cpu_check.core_variants().items())
+                              if present is not None and needs <= present]))
+PY
+)
+status=0
+for core in $cores; do
+    echo "== the test suite on the core '$core' ($(GDCORE_CORE=$core python -c \
+        'import gdcore; i = gdcore.build_info(); print(i["core"] + ": " + i["flags"])'))"
+    GDCORE_CORE=$core python -m pytest -q -p no:cacheprovider "${@:-tests}" || status=1
+done
+# left to choose, the import takes the variant needing the most of what this CPU has
+python -m pytest -q -p no:cacheprovider tests/test_cpu_check.py || status=1
+exit $status
