@@ -14,6 +14,7 @@ x86-64-v4 (AVX-512) into gdcore/_cores/<name>/; gdcore/_cpu_check.py loads the b
 CPU runs (GDCORE_DISPATCH=0 builds the baseline core only).
 """
 
+import contextlib
 import glob
 import os
 import platform
@@ -56,8 +57,8 @@ def compiler_has_openmp():
     return compiles(OPENMP_TEST, ["-fopenmp"])
 
 
-def compiler_accepts(flag):
-    return compiles("int main(void) { return 0; }\n", [flag])
+def compiler_accepts(*flags):
+    return compiles("int main(void) { return 0; }\n", list(flags))
 
 
 # Macros a compiler defines for instruction-set extensions, and the names /proc/cpuinfo
@@ -114,20 +115,41 @@ def native_build():
 
 # The levels of x86-64 a portable build compiles the core for besides the baseline one (the
 # baseline alone: full-batch epochs at d = 10 ~4x slower, 1000 epochs of a 1000 x 10
-# problem ~7x slower than -march=native on an AVX-512 machine; x86-64-v4 within ~10% of it).
-DISPATCH_TARGETS = {"x86_64_v3": "-march=x86-64-v3", "x86_64_v4": "-march=x86-64-v4"}
+# problem ~7x slower than -march=native on an AVX-512 machine; x86-64-v4 within ~10% of it):
+# -march=x86-64-vN where the compiler knows it (GCC >= 11, Clang >= 12), else its features.
+X86_64_V3 = ["-mpopcnt", "-msse3", "-mssse3", "-msse4.1", "-msse4.2", "-mcx16", "-msahf",
+             "-mavx", "-mavx2", "-mfma", "-mbmi", "-mbmi2", "-mlzcnt", "-mmovbe", "-mf16c",
+             "-mxsave"]
+DISPATCH_TARGETS = {
+    "x86-64-v3": (["-march=x86-64-v3"], X86_64_V3),
+    "x86-64-v4": (["-march=x86-64-v4"],
+                  X86_64_V3 + ["-mavx512f", "-mavx512bw", "-mavx512cd", "-mavx512dq",
+                               "-mavx512vl"]),
+}
+
+
+def on_x86_64_linux():
+    return sys.platform.startswith("linux") and platform.machine().lower() in ("x86_64", "amd64")
 
 
 def dispatch_targets():
-    """{name: flag} of the variants to build: none for a native build (it has them all), an
+    """{name: flags} of the variants to build: none for a native build (it has them all), an
     ASan build, GDCORE_DISPATCH=0, or where the import-time choice cannot see the CPU's
     features (_cpu_check reads /proc/cpuinfo: x86-64 Linux only)."""
     if (native_build() or os.environ.get("GDCORE_SANITIZE")
-            or os.environ.get("GDCORE_DISPATCH") == "0"
-            or not sys.platform.startswith("linux")
-            or platform.machine().lower() not in ("x86_64", "amd64")):
+            or os.environ.get("GDCORE_DISPATCH") == "0" or not on_x86_64_linux()):
         return {}
-    return {name: flag for name, flag in DISPATCH_TARGETS.items() if compiler_accepts(flag)}
+    targets = {}
+    for name, choices in DISPATCH_TARGETS.items():
+        flags = next((flags for flags in choices if compiler_accepts(*flags)), None)
+        if flags is None:
+            warnings.warn(f"gdcore: the C compiler cannot target {name}; this build holds "
+                          f"no core for it (slower on such CPUs)", stacklevel=1)
+            print(f"WARNING: gdcore: no {name} core (the C compiler cannot target it)",
+                  file=sys.stderr)
+        else:
+            targets[name] = flags
+    return targets
 
 
 def extension_flags():
@@ -160,7 +182,11 @@ def extension_flags():
 
 
 compile_args, link_args = extension_flags()
-variant_flags = {name: compile_args + [flag] for name, flag in dispatch_targets().items()}
+variant_flags = {name: compile_args + flags for name, flags in dispatch_targets().items()}
+# The name of the file that says how this Python's core was built (gdcore/_cpu_check.py reads
+# it), one per Python as the cores are: "_core_target.cpython-311-x86_64-linux-gnu.txt".
+EXT_SUFFIX = sysconfig.get_config_var("EXT_SUFFIX")
+TARGET_NAME = "_core_target" + EXT_SUFFIX.rsplit(".", 1)[0] + ".txt"
 
 
 def write_target(path, flags, variants=()):
@@ -198,14 +224,19 @@ class build_ext_with_flags(build_ext):
             f.write(flags)
         # beside the core, wherever it went (the source tree in place, else build_lib)
         package = os.path.dirname(self.get_ext_fullpath("gdcore._core"))
-        write_target(os.path.join(package, "_core_target.txt"), compile_args, variant_flags)
+        write_target(os.path.join(package, TARGET_NAME), compile_args, variant_flags)
         for name, flags in variant_flags.items():
-            write_target(os.path.join(package, "_cores", name, "_core_target.txt"), flags)
-        # variants of an earlier build (a portable build in place, then a native one): the
-        # target above no longer names them, and their files go too
+            write_target(os.path.join(package, "_cores", name, TARGET_NAME), flags)
+        # This Python's variants of an earlier build (a portable build in place, then a native
+        # one): the target above no longer names them, and their files go too (another
+        # Python's build in the same folder keeps its own).
         for stale in glob.glob(os.path.join(glob.escape(package), "_cores", "*")):
             if os.path.basename(stale) not in variant_flags:
-                shutil.rmtree(stale, ignore_errors=True)
+                for own in ("_core" + EXT_SUFFIX, TARGET_NAME):
+                    with contextlib.suppress(OSError):
+                        os.remove(os.path.join(stale, own))
+                with contextlib.suppress(OSError):
+                    os.rmdir(stale)     # only if empty
 
 
 extensions = [
@@ -225,20 +256,33 @@ extensions = cythonize(extensions, include_path=["src", "."],
 def variant_source(name):
     """A C file of the variant's own that includes the one Cython wrote for gdcore._core:
     build_ext names each object after its source, so the variants, compiled side by side,
-    would otherwise write one object file."""
+    would otherwise write one object file.  Written only when it changes, so that an
+    unchanged tree does not recompile the variants."""
     path = os.path.join("build", "gdcore-variants", f"_core_{name}.c")
+    text = '#include "_core.c"  /* src/_core.c, through the include path */\n'
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path, "w") as f:
-        f.write('#include "_core.c"  /* src/_core.c, through the include path */\n')
+    try:
+        with open(path) as f:
+            unchanged = f.read() == text
+    except OSError:
+        unchanged = False
+    if not unchanged:
+        with open(path, "w") as f:
+            f.write(text)
     return path
 
 
 # Each variant is the same module (one PyInit__core, loaded as gdcore._core: _cpu_check),
-# compiled with its own flags into gdcore/_cores/<name>/.
+# compiled with its own flags into gdcore/_cores/<name>/ (a folder name that is no Python
+# identifier, so that no import statement reaches a variant around _cpu_check).
+core = extensions[0]
 extensions += [Extension(f"gdcore._cores.{name}._core", sources=[variant_source(name)],
-                         include_dirs=extensions[0].include_dirs, extra_compile_args=flags,
-                         extra_link_args=link_args,
-                         depends=list(extensions[0].sources))
+                         include_dirs=core.include_dirs, extra_compile_args=flags,
+                         extra_link_args=link_args, depends=[*core.depends, *core.sources])
                for name, flags in variant_flags.items()]
+if on_x86_64_linux():
+    # CPUID's word on the features the cores use (gdcore/_cpu_check.py), for the baseline
+    extensions.append(Extension("gdcore._cpu_features", sources=["src/gd_cpu_features.c"],
+                                extra_compile_args=["-O2"]))
 
 setup(cmdclass={"build_ext": build_ext_with_flags}, ext_modules=extensions)

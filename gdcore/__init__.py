@@ -38,8 +38,8 @@ __version__ = "0.1.0"
 
 def build_info():
     """How the compiled core in use was built, as a dict: ``core``, the one loaded for this
-    CPU ("default": gdcore/_core; a portable x86-64 build also holds "x86_64_v3" and
-    "x86_64_v4", chosen at import by the CPU's features or by ``GDCORE_CORE``); ``flags``,
+    CPU ("default": gdcore/_core; a portable x86-64 Linux build also holds "x86-64-v3" and
+    "x86-64-v4", chosen at import by the CPU's features or by ``GDCORE_CORE``); ``flags``,
     its compile flags ("" if the build did not record them); ``variants``, the cores this
     build holds besides gdcore/_core; ``openmp``, whether it runs threads."""
     from . import _cpu_check

@@ -5,32 +5,40 @@ that built it.  Imported on a machine without one of them (a shared home directo
 cluster, a container image moved to an older host), the core would kill Python with
 "Illegal instruction" at the first one it meets.  setup.py writes beside the core the
 instruction-set extensions its flags enabled beyond the compiler's default (CORE_TARGET, as
-/proc/cpuinfo names them); this module compares them with the running CPU's before the core
-is loaded.  Where either is unknown (no file: a core not built by this setup.py; no
-/proc/cpuinfo, or not x86: only x86 features are recorded) nothing is checked; a portable
-build's file lists no features.
+/proc/cpuinfo names them; one file for each Python's build, as the cores are); this module
+compares them with the running CPU's before the core is loaded.  Where either is unknown (no
+file: a core not built by this setup.py; no /proc/cpuinfo, or not x86: only x86 features are
+recorded) nothing is checked; a portable build's file lists no features.
 
 A portable build (a wheel) on x86-64 Linux holds, beside that baseline core, the same core
-compiled for newer levels of the architecture (``_cores/x86_64_v3/_core*.so``: AVX2 and FMA;
-``_cores/x86_64_v4``: AVX-512), each with its own target file, named on the third line of
+compiled for newer levels of the architecture (``_cores/x86-64-v3/``: AVX2 and FMA;
+``_cores/x86-64-v4/``: AVX-512), each with its own target file, named on the third line of
 CORE_TARGET.  The baseline core alone runs full-batch epochs at d = 10 ~4x slower on an
-AVX-512 machine.  The variant used is the one needing the most features that this CPU has
-(none, or an unknown CPU: the baseline core); ``GDCORE_CORE=<name>`` (``default`` for the
-baseline core, or a variant's name) chooses one by hand.  Every variant is loaded under the
-name ``gdcore._core``, so everything else (pickles, the C API's capsule) sees one module.
+AVX-512 machine.  The variant used is the one needing the most features that this CPU has,
+where a feature counts only if /proc/cpuinfo lists it and the CPU itself (CPUID, asked by the
+small ``gdcore._cpu_features``, built on x86-64 Linux) allows it: under valgrind /proc/cpuinfo
+lists AVX-512 that CPUID hides.  None, or an unknown CPU: the baseline core.
+``GDCORE_CORE=<name>`` (``default`` for the baseline core, or a variant's name) chooses one by
+hand.  Every variant is loaded under the name ``gdcore._core``, so everything else (pickles,
+the C API's capsule) sees one module.
 """
 
 from __future__ import annotations
 
-import glob
 import importlib
 import importlib.machinery
 import importlib.util
 import os
 import sys
+import sysconfig
 
 PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
-CORE_TARGET = os.path.join(PACKAGE_DIR, "_core_target.txt")
+# This Python's compiled files: "_core" + EXT_SUFFIX; its target files: TARGET_NAME (one per
+# Python, as setup.py names them, so builds for two Pythons in one folder do not mix).
+EXT_SUFFIX = (sysconfig.get_config_var("EXT_SUFFIX")
+              or importlib.machinery.EXTENSION_SUFFIXES[0])
+TARGET_NAME = "_core_target" + EXT_SUFFIX.rsplit(".", 1)[0] + ".txt"
+CORE_TARGET = os.path.join(PACKAGE_DIR, TARGET_NAME)
 VARIANTS_DIR = os.path.join(PACKAGE_DIR, "_cores")
 DEFAULT_CORE = "default"
 
@@ -64,31 +72,50 @@ def core_target(path=None):
 
 
 def core_variants(path=None, variants_dir=None):
-    """{name: (flags, features)} of the variants built with the baseline core (the names on
-    CORE_TARGET's third line, each with a target file in its folder): a variant left in the
-    folder by an earlier build is not one of them."""
+    """{name: (flags, features)} of the variants built with the baseline core: the names on
+    CORE_TARGET's third line whose folder holds this Python's target file and compiled core.
+    A variant left in the folder by an earlier build is not one of them."""
     lines = _read_lines(CORE_TARGET if path is None else path)
     names = lines[2].split() if lines is not None and len(lines) > 2 else []
     variants_dir = VARIANTS_DIR if variants_dir is None else variants_dir
     variants = {}
     for name in names:
-        target = core_target(os.path.join(variants_dir, name, "_core_target.txt"))
-        if target is not None:
+        target = core_target(os.path.join(variants_dir, name, TARGET_NAME))
+        if target is not None and os.path.exists(os.path.join(variants_dir, name,
+                                                              "_core" + EXT_SUFFIX)):
             variants[name] = target
     return variants
 
 
-def cpu_features(path="/proc/cpuinfo"):
-    """The running CPU's feature flags as Linux names them, or None where unknown."""
+def default_core_file():
+    """The baseline (or native) core's compiled file, gdcore/_core + EXT_SUFFIX."""
+    return os.path.join(PACKAGE_DIR, "_core" + EXT_SUFFIX)
+
+
+def cpu_features(path="/proc/cpuinfo", allowed=None):
+    """The running CPU's feature flags as Linux names them, or None where unknown, less those
+    the CPU itself does not allow this process (allowed: {name: bool} from
+    gdcore._cpu_features where it was built)."""
+    allowed = cpuid_features() if allowed is None else allowed
     try:
         with open(path, encoding="utf-8", errors="replace") as f:
             for line in f:
                 key, _, value = line.partition(":")
                 if key.strip() in ("flags", "Features"):
-                    return set(value.split())
+                    return {name for name in value.split() if allowed.get(name, True)}
     except OSError:
         pass
     return None
+
+
+def cpuid_features():
+    """{feature: allowed} as CPUID says, from gdcore._cpu_features (built on x86-64 Linux), or
+    {} where it was not built."""
+    try:
+        from . import _cpu_features
+    except ImportError:
+        return {}
+    return _cpu_features.cpu_features()
 
 
 def check_core_target(target=None, present=None):
@@ -112,9 +139,9 @@ def choose_core(variants, present, requested=None):
     """The name of the core to load: the variant needing the most features among those this
     CPU has (present: None if unknown, then DEFAULT_CORE), or the one requested
     (GDCORE_CORE: "auto" or empty for the choice above, DEFAULT_CORE, or a variant's name;
-    dashes read as underscores).  ImportError for a name that is not built, or a variant
-    this CPU cannot run."""
-    requested = (requested or "").strip().replace("-", "_") or "auto"
+    in any case, underscores read as dashes).  ImportError for a name that is not built, or
+    a variant this CPU cannot run."""
+    requested = (requested or "").strip().lower().replace("_", "-") or "auto"
     if requested == "auto":
         if present is None:
             return DEFAULT_CORE
@@ -135,15 +162,6 @@ def choose_core(variants, present, requested=None):
     return requested
 
 
-def _variant_file(name):
-    for suffix in importlib.machinery.EXTENSION_SUFFIXES:
-        found = glob.glob(os.path.join(glob.escape(VARIANTS_DIR), name, "_core" + suffix))
-        if found:
-            return found[0]
-    raise ImportError(f"gdcore's core variant {name!r} is listed in {CORE_TARGET} but its "
-                      f"compiled file is missing from {os.path.join(VARIANTS_DIR, name)}")
-
-
 def load_core(package):
     """Import and return the compiled core as ``<package>._core`` (see the module's doc)."""
     variants = core_variants()
@@ -155,7 +173,8 @@ def load_core(package):
         module = importlib.import_module(module_name)
         target = core_target()
     else:
-        spec = importlib.util.spec_from_file_location(module_name, _variant_file(name))
+        spec = importlib.util.spec_from_file_location(
+            module_name, os.path.join(VARIANTS_DIR, name, "_core" + EXT_SUFFIX))
         module = importlib.util.module_from_spec(spec)
         sys.modules[module_name] = module
         try:

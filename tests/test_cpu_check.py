@@ -17,15 +17,15 @@ from gdcore import _cpu_check
 from conftest import subprocess_env
 
 
-def write_target(tmp_path, flags, features, variants=()):
-    path = tmp_path / "_core_target.txt"
+def write_target(tmp_path, flags, features, variants=(), name=_cpu_check.TARGET_NAME):
+    path = tmp_path / name
     path.write_text(flags + "\n" + " ".join(features) + "\n" + " ".join(variants) + "\n")
     return str(path)
 
 
 V3 = {"avx", "avx2", "fma", "bmi2"}
 V4 = V3 | {"avx512f", "avx512bw"}
-VARIANTS = {"x86_64_v3": ("-O3 -march=x86-64-v3", V3), "x86_64_v4": ("-O3 -march=x86-64-v4", V4)}
+VARIANTS = {"x86-64-v3": ("-O3 -march=x86-64-v3", V3), "x86-64-v4": ("-O3 -march=x86-64-v4", V4)}
 
 
 def test_a_core_needing_features_this_cpu_lacks_is_refused(tmp_path):
@@ -53,37 +53,44 @@ def test_nothing_is_checked_where_the_build_or_the_cpu_does_not_say(tmp_path):
 
 def test_the_variant_needing_the_most_of_what_the_cpu_has_is_chosen():
     choose = _cpu_check.choose_core
-    assert choose(VARIANTS, V4 | {"sse2"}) == "x86_64_v4"
-    assert choose(VARIANTS, V3 | {"avx512f"}) == "x86_64_v3"      # no avx512bw
+    assert choose(VARIANTS, V4 | {"sse2"}) == "x86-64-v4"
+    assert choose(VARIANTS, V3 | {"avx512f"}) == "x86-64-v3"      # no avx512bw
     assert choose(VARIANTS, {"sse2", "avx"}) == "default"
     assert choose(VARIANTS, None) == "default"       # an unknown CPU: the baseline core
     assert choose({}, V4) == "default"                # a native build has no variants
-    assert choose(VARIANTS, V4, requested="auto") == "x86_64_v4"
-    assert choose(VARIANTS, V4, requested=" ") == "x86_64_v4"
+    assert choose(VARIANTS, V4, requested="auto") == "x86-64-v4"
+    assert choose(VARIANTS, V4, requested=" ") == "x86-64-v4"
 
 
 def test_gdcore_core_chooses_by_hand_but_never_a_core_the_cpu_cannot_run():
     choose = _cpu_check.choose_core
-    assert choose(VARIANTS, V4, requested="default") == "default"
-    assert choose(VARIANTS, V4, requested="x86-64-v3") == "x86_64_v3"
-    assert choose(VARIANTS, None, requested="x86_64_v4") == "x86_64_v4"   # the user's word
+    assert choose(VARIANTS, V4, requested="DEFAULT") == "default"
+    assert choose(VARIANTS, V4, requested="x86-64-v3") == "x86-64-v3"
+    assert choose(VARIANTS, V4, requested="X86_64_V3") == "x86-64-v3"
+    assert choose(VARIANTS, None, requested="x86_64_v4") == "x86-64-v4"   # the user's word
     with pytest.raises(_cpu_check.UnsuitableCoreError) as caught:
-        choose(VARIANTS, V3, requested="x86_64_v4")
+        choose(VARIANTS, V3, requested="x86-64-v4")
     assert "avx512bw, avx512f" in str(caught.value) and "Illegal instruction" in str(caught.value)
     with pytest.raises(ImportError) as caught:
         choose(VARIANTS, V4, requested="avx9000")
     assert "'avx9000'" in str(caught.value)
-    assert "auto, default, x86_64_v3, x86_64_v4" in str(caught.value)
+    assert "auto, default, x86-64-v3, x86-64-v4" in str(caught.value)
 
 
 def test_only_the_variants_built_with_the_core_are_offered(tmp_path):
     cores = tmp_path / "_cores"
-    for name, (flags, features) in VARIANTS.items():
+    for name, (flags, features) in [*VARIANTS.items(), ("stale", ("-O3 -march=old", set())),
+                                    ("no-core-file", ("-O3 -march=x", set()))]:
         (cores / name).mkdir(parents=True)
         write_target(cores / name, flags, sorted(features))
-    (cores / "stale").mkdir()
-    write_target(cores / "stale", "-O3 -march=old", [])
-    target = write_target(tmp_path, "-O3", [], ["x86_64_v3", "x86_64_v4", "missing"])
+        if name != "no-core-file":
+            (cores / name / ("_core" + _cpu_check.EXT_SUFFIX)).write_bytes(b"")
+    # another Python's build of a variant: its files are not this Python's
+    (cores / "other-python").mkdir()
+    write_target(cores / "other-python", "-O3", [], name="_core_target.cpython-399-x.txt")
+    (cores / "other-python" / "_core.cpython-399-x.so").write_bytes(b"")
+    target = write_target(tmp_path, "-O3", [],
+                          ["x86-64-v3", "x86-64-v4", "missing", "no-core-file", "other-python"])
     assert _cpu_check.core_variants(target, str(cores)) == VARIANTS
     assert _cpu_check.core_target(target) == ("-O3", set())
     # a target written before variants existed (two lines) names none
@@ -132,7 +139,7 @@ def test_a_variant_loads_as_gdcore_core_and_fits_as_the_default_does(tmp_path):
     as the core loaded the usual way (GDCORE_CORE=default)."""
     variant = tmp_path / "_cores" / "copy"
     variant.mkdir(parents=True)
-    shutil.copy(gdcore._core.__file__, variant / os.path.basename(gdcore._core.__file__))
+    shutil.copy(_cpu_check.default_core_file(), variant / ("_core" + _cpu_check.EXT_SUFFIX))
     present = sorted(_cpu_check.cpu_features() or [])[:1]    # features this CPU has
     write_target(variant, "-O3 -march=copy", present)
     target = write_target(tmp_path, "-O3", [], ["copy"])
@@ -158,15 +165,31 @@ def test_gdcore_core_naming_no_core_fails_the_import_plainly(tmp_path):
             "    import gdcore\n"
             "except ImportError as e:\n"
             "    print(type(e).__name__, e)\n")
-    out = _run_with_target(tmp_path, target, body, {"GDCORE_CORE": "x86-64-v9"})
-    assert out.startswith("UnsuitableCoreError GDCORE_CORE='x86_64_v9' names no core"), out
+    out = _run_with_target(tmp_path, target, body, {"GDCORE_CORE": "x86_64_v9"})
+    assert out.startswith("UnsuitableCoreError GDCORE_CORE='x86-64-v9' names no core"), out
 
 
 def test_cpuinfo_flags_are_read(tmp_path):
     cpuinfo = tmp_path / "cpuinfo"
     cpuinfo.write_text("processor\t: 0\nvendor_id\t: AuthenticAMD\n"
                        "flags\t\t: fpu sse2 avx2 avx512f\n\nprocessor\t: 1\n")
-    assert _cpu_check.cpu_features(str(cpuinfo)) == {"fpu", "sse2", "avx2", "avx512f"}
+    assert _cpu_check.cpu_features(str(cpuinfo), allowed={}) == {"fpu", "sse2", "avx2",
+                                                                   "avx512f"}
+    # what CPUID does not allow this process is not present, whatever /proc/cpuinfo says
+    # (valgrind hides AVX-512 from CPUID; /proc/cpuinfo still lists it)
+    assert _cpu_check.cpu_features(str(cpuinfo), allowed={"avx512f": False, "avx2": True,
+                                                          "fma": False}) == {"fpu", "sse2",
+                                                                             "avx2"}
+
+
+@pytest.mark.skipif(not _cpu_check.cpuid_features(),
+                    reason="gdcore._cpu_features is built on x86-64 Linux only")
+def test_cpuid_and_proc_cpuinfo_agree_on_this_machine():
+    allowed = _cpu_check.cpuid_features()
+    listed = _cpu_check.cpu_features(allowed={})
+    assert {"avx2", "avx512f", "fma", "bmi1", "sse4_2"} <= set(allowed)
+    if listed is not None:
+        assert {name for name, ok in allowed.items() if ok} == set(allowed) & listed
 
 
 @pytest.mark.skipif(not os.path.exists(_cpu_check.CORE_TARGET),
