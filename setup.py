@@ -224,9 +224,10 @@ class build_ext_with_flags(build_ext):
             f.write(flags)
         # beside the core, wherever it went (the source tree in place, else build_lib)
         package = os.path.dirname(self.get_ext_fullpath("gdcore._core"))
-        write_target(os.path.join(package, TARGET_NAME), compile_args, variant_flags)
-        for name, flags in variant_flags.items():
-            write_target(os.path.join(package, "_cores", name, TARGET_NAME), flags)
+        core_target, *variant_targets = self.target_files()
+        write_target(core_target, compile_args, variant_flags)
+        for path, flags in zip(variant_targets, variant_flags.values()):
+            write_target(path, flags)
         # This Python's variants of an earlier build (a portable build in place, then a native
         # one): the target above no longer names them, and their files go too (another
         # Python's build in the same folder keeps its own).
@@ -237,6 +238,19 @@ class build_ext_with_flags(build_ext):
                         os.remove(os.path.join(stale, own))
                 with contextlib.suppress(OSError):
                     os.rmdir(stale)     # only if empty
+
+    def target_files(self):
+        """The target files run() writes: the core's, then each variant's."""
+        package = os.path.dirname(self.get_ext_fullpath("gdcore._core"))
+        return [os.path.join(package, TARGET_NAME),
+                *(os.path.join(package, "_cores", name, TARGET_NAME) for name in variant_flags)]
+
+    def get_outputs(self):
+        # Built out of place, the target files are outputs too: a strict editable install
+        # (editable_mode=strict) links the outputs it is told of, and without them the core
+        # went unchecked and the variants unused.  (In place they are written in the tree.)
+        outputs = super().get_outputs()
+        return outputs if self.inplace else [*outputs, *self.target_files()]
 
 
 extensions = [
