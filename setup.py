@@ -239,17 +239,27 @@ class build_ext_with_flags(build_ext):
                 with contextlib.suppress(OSError):
                     os.rmdir(stale)     # only if empty
 
-    def target_files(self):
-        """The target files run() writes: the core's, then each variant's."""
-        package = os.path.dirname(self.get_ext_fullpath("gdcore._core"))
+    def target_files(self, package=None):
+        """The target files run() writes (in package, by default where the core goes): the
+        core's, then each variant's."""
+        if package is None:
+            package = os.path.dirname(self.get_ext_fullpath("gdcore._core"))
         return [os.path.join(package, TARGET_NAME),
                 *(os.path.join(package, "_cores", name, TARGET_NAME) for name in variant_flags)]
 
+    # The target files are outputs too: an editable install in strict mode
+    # (editable_mode=strict) links what build_ext says it made, and without them its core
+    # went unchecked and a portable build's variants unused.  In place (editable installs
+    # build in place) they are written in the tree, and mapped from build_lib as the cores are.
+    def get_output_mapping(self):
+        mapping = super().get_output_mapping()
+        if self.inplace:
+            mapping.update(zip(self.target_files(os.path.join(self.build_lib, "gdcore")),
+                               self.target_files()))
+        return mapping
+
     def get_outputs(self):
-        # Built out of place, the target files are outputs too: a strict editable install
-        # (editable_mode=strict) links the outputs it is told of, and without them the core
-        # went unchecked and the variants unused.  (In place they are written in the tree.)
-        outputs = super().get_outputs()
+        outputs = super().get_outputs()     # in place: the mapping's keys, targets included
         return outputs if self.inplace else [*outputs, *self.target_files()]
 
 
