@@ -6,17 +6,9 @@
 #   bash scripts/asan.sh                 # everything
 #   bash scripts/asan.sh tests/test_properties.py -x
 set -euo pipefail
-root=$(cd "$(dirname "$0")/.." && pwd)
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-
 # shellcheck source=scripts/scratch_copy.sh
-. "$root/scripts/scratch_copy.sh"
-scratch_copy "$root" "$work"
-cd "$work"
-echo "building gdcore._core with -fsanitize=address in $work"
-GDCORE_SANITIZE=address python setup.py build_ext --inplace >build.log 2>&1 || {
-    cat build.log; exit 1; }
+. "$(dirname "$0")/scratch_copy.sh"
+build_in_scratch_copy "gdcore._core with -fsanitize=address" GDCORE_SANITIZE=address
 
 libasan=$(gcc -print-file-name=libasan.so)
 # libstdc++ is preloaded too, or ASan cannot intercept C++ exceptions thrown by libraries

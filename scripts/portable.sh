@@ -2,20 +2,14 @@
 # Build gdcore as a wheel is built (GDCORE_PORTABLE=1: the baseline core, and on x86-64 Linux
 # its x86-64-v3 and x86-64-v4 variants) in a scratch copy of the repository, and run the
 # whole test suite (or the pytest arguments given) on each core this CPU can run, chosen with
-# GDCORE_CORE, then once more as the import chooses. Exits non-zero if any run fails.
+# GDCORE_CORE; then checks the import's own choice. Exits non-zero if any run fails.
 #
 #   bash scripts/portable.sh
 #   bash scripts/portable.sh tests/test_trajectories.py -x
 set -euo pipefail
-root=$(cd "$(dirname "$0")/.." && pwd)
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
 # shellcheck source=scripts/scratch_copy.sh
-. "$root/scripts/scratch_copy.sh"
-scratch_copy "$root" "$work"
-cd "$work"
-echo "building gdcore portably in $work"
-GDCORE_PORTABLE=1 python setup.py build_ext --inplace >build.log 2>&1 || { cat build.log; exit 1; }
+. "$(dirname "$0")/scratch_copy.sh"
+build_in_scratch_copy "gdcore portably" GDCORE_PORTABLE=1
 
 export PYTHONPATH="$work"
 # the cores this CPU can run: the baseline one and each variant whose features it has; on
