@@ -17,7 +17,6 @@ CPU runs (GDCORE_DISPATCH=0 builds the baseline core only).
 import contextlib
 import glob
 import os
-import platform
 import shutil
 import subprocess
 import sys
@@ -129,7 +128,9 @@ DISPATCH_TARGETS = {
 
 
 def on_x86_64_linux():
-    return sys.platform.startswith("linux") and platform.machine().lower() in ("x86_64", "amd64")
+    """Whether the build is for x86-64 Linux: asked of the compiler, so that a cross build
+    (an x86-64 machine building for aarch64) or a 32-bit Python on a 64-bit kernel says no."""
+    return {"__x86_64__", "__linux__"} <= compiler_macros([])
 
 
 def dispatch_targets():
@@ -209,7 +210,7 @@ class build_ext_with_flags(build_ext):
         if variant_flags and self.parallel is None:
             self.parallel = os.cpu_count() or 1    # the variants compile side by side
         flags = (" ".join(compile_args) + " | " + " ".join(link_args) + " | "
-                 + " ".join(sorted(variant_flags)))
+                 + repr(sorted(variant_flags.items())) + " | " + repr(c_compiler()))
         stamp = os.path.join(self.build_temp, "gdcore-flags.txt")
         try:
             with open(stamp) as f:
@@ -306,7 +307,8 @@ extensions += [Extension(f"gdcore._cores.{name}._core", sources=[variant_source(
                for name, flags in variant_flags.items()]
 if on_x86_64_linux():
     # CPUID's word on the features the cores use (gdcore/_cpu_check.py), for the baseline
+    # optional: without it /proc/cpuinfo alone decides, as on builds for other platforms
     extensions.append(Extension("gdcore._cpu_features", sources=["src/gd_cpu_features.c"],
-                                extra_compile_args=["-O2"]))
+                                extra_compile_args=["-O2"], optional=True))
 
 setup(cmdclass={"build_ext": build_ext_with_flags}, ext_modules=extensions)

@@ -5,7 +5,7 @@
 # copies the repository into a new temporary folder (removed when the script exits), tracked
 # files only, so stale in-place builds are not picked up (an unpacked sdist, which is not a git
 # checkout and holds no builds: all of it); cds there and builds gdcore in place with the
-# environment given, printing the build's log only if it fails.
+# environment given, printing the build's log only if it fails.  GNU coreutils (Linux).
 build_in_scratch_copy() {
     local what=$1 root
     shift
@@ -13,8 +13,11 @@ build_in_scratch_copy() {
     work=$(mktemp -d)
     # shellcheck disable=SC2064  # $work is expanded now, on purpose
     trap "rm -rf '$work'" EXIT
-    if git -C "$root" rev-parse --is-inside-work-tree >/dev/null 2>&1; then
-        (cd "$root" && git ls-files -z | xargs -0 cp --parents -t "$work")
+    # gdcore's own checkout only: an unpacked sdist inside some other git work tree (a home
+    # folder kept in git) has no tracked files there
+    if [ "$(git -C "$root" rev-parse --show-toplevel 2>/dev/null)" = "$root" ] &&
+        [ -n "$(git -C "$root" ls-files -- setup.py)" ]; then
+        (cd "$root" && git ls-files -z | xargs -0 -r cp --parents -t "$work")
     else
         cp -r "$root"/. "$work"
     fi

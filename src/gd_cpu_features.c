@@ -4,9 +4,10 @@
  *
  * gdcore/_cpu_check.py chooses a variant by /proc/cpuinfo, and /proc/cpuinfo can claim more
  * than a process may use: under valgrind, which hides AVX-512 from CPUID (it cannot run it),
- * /proc/cpuinfo still lists it, and the x86-64-v4 core died with SIGILL.  A feature counts
- * as present only where both say so.  Compiled for the baseline target, built only beside the
- * variants (x86-64 Linux, GCC or Clang).
+ * /proc/cpuinfo still lists it, and the x86-64-v4 core died with SIGILL.  Of the features
+ * asked here, one counts as present only where both say so (the others the cores need, such
+ * as f16c or movbe, /proc/cpuinfo alone decides).  Compiled for the baseline target on every
+ * x86-64 Linux build (GCC or Clang), and optional: without it, /proc/cpuinfo decides.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
