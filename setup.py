@@ -1,4 +1,5 @@
-"""Build the one compiled extension, gdcore._core, from the Cython sources in src/.
+"""Build the compiled core, gdcore._core, from the Cython sources in src/ (and, on x86-64 Linux,
+gdcore._cpu_features, a few lines of C that ask CPUID which vector extensions may be used).
 
 OpenMP is used when the compiler has it; otherwise the extension is built single-threaded
 and a warning says so (gdcore._core.openmp_enabled() reports which).
