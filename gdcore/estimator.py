@@ -35,7 +35,8 @@ class GDRegressor(RegressorMixin, BaseEstimator):
 
     - ``fit`` runs up to ``epochs`` epochs; with ``warm_start=True`` a second ``fit`` continues
       the previous one exactly (optimizer state, schedule position, shuffle stream), but that
-      "step" and "cosine" are sized anew to all the epochs so far (schedule objects are not).
+      "step" and "cosine" are sized anew to all the epochs so far (schedule objects are not);
+      data of another width are refused, as scikit-learn's SGDRegressor refuses them.
     - ``partial_fit`` runs one epoch over the chunk it is given, keeping the optimizer state
       and schedule position between calls, for data that arrives in pieces.  It has no run
       length, so "step" and "cosine" must be given as schedule objects with explicit sizes.
@@ -182,7 +183,11 @@ class GDRegressor(RegressorMixin, BaseEstimator):
                 sample_weight = _check_sample_weight(sample_weight, X, dtype=X.dtype)
             previous = self._previous() if self.warm_start else None
             if previous is not None and previous.coef.shape[0] != X.shape[1]:
-                previous = None
+                # as scikit-learn's SGDRegressor refuses it: continuing a fit on other data
+                # widths is almost always a mistake, and starting afresh would hide it
+                raise ValueError(f"X has {X.shape[1]} features, but the previous fit that "
+                                 f"warm_start=True continues had {previous.coef.shape[0]}; "
+                                 "set warm_start=False to start afresh")
             self._check_continuable(previous, "set warm_start=False to start afresh")
             if previous is None:
                 for name in _FROM_RESULT:

@@ -73,6 +73,22 @@ def test_warm_start_continues_exactly():
     np.testing.assert_array_equal(cold.coef_, GDRegressor(epochs=5, **options).fit(X, y).coef_)
 
 
+def test_warm_start_on_data_of_another_width_is_refused_and_the_model_kept():
+    X, y, _ = problem(n=60, d=3)
+    model = GDRegressor(epochs=4, warm_start=True, lr=0.05).fit(X, y)
+    coef, n_iter, curve = model.coef_.copy(), model.n_iter_, list(model.loss_curve_)
+    with pytest.raises(ValueError, match="X has 2 features, but the previous fit that "
+                                         "warm_start=True continues had 3"):
+        model.fit(X[:, :2], y)
+    np.testing.assert_array_equal(model.coef_, coef)
+    assert model.n_features_in_ == 3 and model.n_iter_ == n_iter
+    assert model.loss_curve_ == curve
+    np.testing.assert_array_equal(model.predict(X), X @ coef + model.intercept_)
+    # without warm_start, other data start afresh, as any fit does
+    model.set_params(warm_start=False).fit(X[:, :2], y)
+    assert model.n_features_in_ == 2
+
+
 def test_partial_fit_is_one_epoch_per_chunk():
     X, y, _ = problem(n=90, d=3)
     model = GDRegressor(optimizer="adam", lr=0.05, shuffle=False)
@@ -112,9 +128,16 @@ def _one_negative(y):
 
 # Calls that fail on bad input whether or not the model was fitted before, each with the
 # exception it must raise and what its message must say (the argument and what was wrong).
+def _other_width(model, X):
+    """X less a column, unless the model would continue a fit (warm_start), which refuses
+    data of another width before anything else."""
+    return X if model.warm_start else X[:, :2]
+
+
 DIVERGED = r"stopped being finite in epoch \d+ \(lr=1e\+308, SGD\); try a smaller lr"
 BAD_CALLS = [
-    pytest.param(lambda m, X, y: m.set_params(lr=-1.0).fit(X[:, :2], y), ValueError,
+    # (on data of another width, where a warm start would refuse the width first)
+    pytest.param(lambda m, X, y: m.set_params(lr=-1.0).fit(_other_width(m, X), y), ValueError,
                  r"lr must be > 0(\.0)?, got -1\.0", id="fit-lr"),
     pytest.param(lambda m, X, y: m.set_params(optimizer="adamw").fit(X, y), ValueError,
                  "optimizer: unknown name 'adamw'; known names are 'gd', 'sgd'",
@@ -138,7 +161,7 @@ BAD_CALLS = [
     pytest.param(lambda m, X, y: m.partial_fit(_with_nan(X), y), ValueError,
                  "Input X contains NaN", id="partial_fit-nan"),
     # a first update of ~1e308 per unit gradient overflows: DivergenceError in epoch 1
-    pytest.param(lambda m, X, y: m.set_params(lr=1e308, tol=None).fit(X[:, :2], y),
+    pytest.param(lambda m, X, y: m.set_params(lr=1e308, tol=None).fit(_other_width(m, X), y),
                  gdcore.DivergenceError, DIVERGED, id="fit-diverges"),
     pytest.param(lambda m, X, y: m.set_params(lr=1e308).partial_fit(X * 1e3, y),
                  gdcore.DivergenceError, DIVERGED, id="partial_fit-diverges"),
@@ -154,6 +177,9 @@ BAD_AFTER_A_FIT = [
     pytest.param(lambda m, X, y: m.partial_fit(X[:, :2], y), ValueError,
                  "X has 2 features, but GDRegressor is expecting 3 features",
                  id="partial_fit-features"),
+    pytest.param(lambda m, X, y: m.set_params(warm_start=True).fit(X[:, :2], y), ValueError,
+                 "X has 2 features, but the previous fit that warm_start=True continues had 3",
+                 id="warm_start-features"),
 ]
 
 
@@ -323,7 +349,8 @@ def test_ctrl_c_before_an_epoch_finishes_leaves_the_model_as_it_was(monkeypatch,
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
     monkeypatch.setattr(gdcore.estimator, "_fit", interrupted)
-    wider = np.column_stack([X, X[:, :2]]) if call == "fit" else X
+    # a fit without warm_start may take wider data (a warm start refuses them)
+    wider = np.column_stack([X, X[:, :2]]) if call == "fit" and not warm_start else X
     with pytest.raises(KeyboardInterrupt):
         getattr(model, call)(wider, y)
     assert _fitted_state(model) == before
