@@ -115,7 +115,8 @@ def native_build():
 
 # The levels of x86-64 a portable build compiles the core for besides the baseline one (the
 # baseline alone: full-batch epochs at d = 10 ~4x slower, 1000 epochs of a 1000 x 10
-# problem ~7x slower than -march=native on an AVX-512 machine; x86-64-v4 within ~10% of it):
+# problem ~7.5x slower than -march=native on an AVX-512 machine; x86-64-v4 at native's speed
+# but for classic SGD, 3-6% slower, 15% in a first measurement):
 # -march=x86-64-vN where the compiler knows it (GCC >= 11, Clang >= 12), else its features.
 X86_64_V3 = ["-mpopcnt", "-msse3", "-mssse3", "-msse4.1", "-msse4.2", "-mcx16", "-msahf",
              "-mavx", "-mavx2", "-mfma", "-mbmi", "-mbmi2", "-mlzcnt", "-mmovbe", "-mf16c",

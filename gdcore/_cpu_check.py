@@ -1,4 +1,4 @@
-"""Load the compiled core this CPU runs best, and never one it cannot run.
+"""Load the compiled core this CPU runs best, and never one it is known not to run.
 
 An editable install is compiled with -march=native: every vector instruction of the machine
 that built it.  Imported on a machine without one of them (a shared home directory on a
@@ -14,13 +14,14 @@ A portable build (a wheel) on x86-64 Linux holds, beside that baseline core, the
 compiled for newer levels of the architecture (``_cores/x86-64-v3/``: AVX2 and FMA;
 ``_cores/x86-64-v4/``: AVX-512), each with its own target file, named on the third line of
 CORE_TARGET.  The baseline core alone runs full-batch epochs at d = 10 ~4x slower on an
-AVX-512 machine.  The variant used is the one needing the most features that this CPU has,
-where a feature counts only if /proc/cpuinfo lists it and the CPU itself (CPUID, asked by the
-small ``gdcore._cpu_features``, built on x86-64 Linux) allows it: under valgrind /proc/cpuinfo
-lists AVX-512 that CPUID hides.  None, or an unknown CPU: the baseline core.
-``GDCORE_CORE=<name>`` (``default`` for the baseline core, or a variant's name) chooses one by
-hand.  Every variant is loaded under the name ``gdcore._core``, so everything else (pickles,
-the C API's capsule) sees one module.
+AVX-512 machine.  The variant used is the one needing the most features that this CPU has by
+/proc/cpuinfo, where the features the small ``gdcore._cpu_features`` (built on x86-64 Linux)
+asks CPUID about (SSE3 to SSE4.2, POPCNT, AVX, AVX2, FMA, BMI1/2, AVX-512 F/BW/CD/DQ/VL) count
+only if the CPU itself also allows them: under valgrind /proc/cpuinfo lists AVX-512 that
+CPUID hides.  The others (f16c, movbe, ...) /proc/cpuinfo alone decides.  None, or an
+unknown CPU: the baseline core.  ``GDCORE_CORE=<name>`` (``default`` for the baseline core, or a
+variant's name) chooses one by hand.  Every variant is loaded under the name
+``gdcore._core``, so everything else (pickles, the C API's capsule) sees one module.
 """
 
 from __future__ import annotations
