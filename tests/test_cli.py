@@ -571,3 +571,14 @@ def test_lr_search_needs_two_epochs(files):
                       "0.001,0.1", "--epochs", "1", check=False)
     assert proc.returncode == 2
     assert proc.stderr.strip().startswith("gdcore lr-search: error: --epochs must be >= 2")
+
+
+def test_version_names_the_compiled_core(capsys):
+    from gdcore.cli import main
+    with pytest.raises(SystemExit) as stopped:
+        main(["--version"])
+    assert stopped.value.code == 0
+    info = gdcore.build_info()
+    out = " ".join(capsys.readouterr().out.split())    # argparse wraps it to the terminal
+    assert out.startswith(f"gdcore {gdcore.__version__} (compiled core: {info['core']}")
+    assert info["flags"] in out and ("OpenMP on" in out) == info["openmp"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .. import __version__
+from .. import __version__, build_info
 from . import bench, demo, fit, lr_search, predict
 
 # Each subcommand module has add_parser(subparsers) and run(args) -> exit code.
@@ -17,7 +17,12 @@ def build_parser():
         prog="gdcore",
         description="Linear regression by gradient descent: every classic optimizer in a "
                     "fused, multithreaded Cython core.")
-    parser.add_argument("--version", action="version", version=f"gdcore {__version__}")
+    info = build_info()
+    # what a bug report needs: which compiled core runs here and how it was built
+    version = (f"gdcore {__version__} (compiled core: {info['core']}"
+               + (f", {info['flags']}" if info["flags"] else "")
+               + f"; OpenMP {'on' if info['openmp'] else 'off'})")
+    parser.add_argument("--version", action="version", version=version)
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     subparsers.required = True
     for module in SUBCOMMANDS:
