@@ -16,6 +16,7 @@ CPU runs (GDCORE_DISPATCH=0 builds the baseline core only).
 """
 
 import contextlib
+import functools
 import glob
 import os
 import shutil
@@ -82,15 +83,21 @@ CPU_FEATURE_MACROS = {
 
 def compiler_macros(flags):
     """The macros the C compiler predefines with these flags (empty if it cannot say)."""
+    return _compiler_macros(tuple(flags))
+
+
+@functools.lru_cache(maxsize=None)
+def _compiler_macros(flags):
+    # cached: the baseline's set is asked for by every target file and the platform check
     cc = c_compiler()
     if cc is None:
-        return set()
-    result = subprocess.run(cc + flags + ["-dM", "-E", "-x", "c", os.devnull],
+        return frozenset()
+    result = subprocess.run(cc + list(flags) + ["-dM", "-E", "-x", "c", os.devnull],
                             capture_output=True, text=True)
     if result.returncode != 0:
-        return set()
-    return {line.split()[1] for line in result.stdout.splitlines()
-            if line.startswith("#define ")}
+        return frozenset()
+    return frozenset(line.split()[1] for line in result.stdout.splitlines()
+                     if line.startswith("#define "))
 
 
 def required_cpu_features(flags):
@@ -227,7 +234,7 @@ class build_ext_with_flags(build_ext):
             f.write(flags)
         # beside the core, wherever it went (the source tree in place, else build_lib)
         package = os.path.dirname(self.get_ext_fullpath("gdcore._core"))
-        core_target, *variant_targets = self.target_files()
+        core_target, *variant_targets = self.target_files(package)
         write_target(core_target, compile_args, variant_flags)
         for path, flags in zip(variant_targets, variant_flags.values()):
             write_target(path, flags)

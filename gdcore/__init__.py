@@ -44,7 +44,7 @@ def build_info():
     build holds besides gdcore/_core; ``openmp``, whether it runs threads."""
     from . import _cpu_check
     return {"core": _cpu_check.loaded["core"], "flags": _cpu_check.loaded["flags"],
-            "variants": sorted(_cpu_check.core_variants()), "openmp": _core.openmp_enabled()}
+            "variants": list(_cpu_check.loaded["variants"]), "openmp": _core.openmp_enabled()}
 
 
 def get_include():

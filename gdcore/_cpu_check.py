@@ -43,9 +43,9 @@ CORE_TARGET = os.path.join(PACKAGE_DIR, TARGET_NAME)
 VARIANTS_DIR = os.path.join(PACKAGE_DIR, "_cores")
 DEFAULT_CORE = "default"
 
-# What was loaded (set by load_core): the variant's name (DEFAULT_CORE for gdcore/_core) and
-# its compile flags ("" where the build did not say).
-loaded = {"core": None, "flags": ""}
+# What was loaded (set by load_core): the variant's name (DEFAULT_CORE for gdcore/_core), its
+# compile flags ("" where the build did not say) and the names of the variants the build holds.
+loaded = {"core": None, "flags": "", "variants": []}
 
 
 class UnsuitableCoreError(ImportError):
@@ -170,9 +170,9 @@ def load_core(package):
     name = choose_core(variants, present, os.environ.get("GDCORE_CORE"))
     module_name = package + "._core"
     if name == DEFAULT_CORE:
-        check_core_target(present=present)
-        module = importlib.import_module(module_name)
         target = core_target()
+        check_core_target(target, present)
+        module = importlib.import_module(module_name)
     else:
         spec = importlib.util.spec_from_file_location(
             module_name, os.path.join(VARIANTS_DIR, name, "_core" + EXT_SUFFIX))
@@ -184,5 +184,6 @@ def load_core(package):
             del sys.modules[module_name]
             raise
         target = variants[name]
-    loaded.update(core=name, flags=target[0] if target is not None else "")
+    loaded.update(core=name, flags=target[0] if target is not None else "",
+                  variants=sorted(variants))
     return module

@@ -503,7 +503,7 @@ def machine_description():
     """What the ratios depend on: the CPU (its family and model tell microarchitectures
     apart, e.g. AMD Zen 4 is family 25 and Zen 5 family 26), its vector extensions and
     caches, and how the core was built."""
-    info = _cpuinfo()
+    info, core = _cpuinfo(), build_info()
     cpu = (info.get("model name") or info.get("Model") or platform.processor()
            or platform.machine())
     return {"cpu": cpu, "cpu_family": info.get("cpu family"), "cpu_model": info.get("model"),
@@ -512,7 +512,7 @@ def machine_description():
             "gdcore": __version__, "gdcore_commit": _git_commit(), "numpy": np.__version__,
             "scikit-learn": _version_of("scikit-learn"),
             "torch": _version_of("torch"), "openmp": _core.openmp_enabled(),
-            "core": build_info()["core"], "core_flags": build_info()["flags"],
+            "core": core["core"], "core_flags": core["flags"],
             "prefetch_locality": _core.prefetch_locality()}
 
 
