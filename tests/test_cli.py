@@ -548,7 +548,7 @@ def test_progress_without_tqdm(files, tmp_path, monkeypatch):
 def test_progress_bar_shows_each_epochs_own_loss():
     """The bar is redrawn by update(): the loss is set before it, so the frame drawn for
     epoch k shows epoch k's loss (it showed epoch k − 1's)."""
-    pytest.importorskip("tqdm")
+    pytest.importorskip("tqdm", reason="progress bars need the optional tqdm (gdcore[progress])")
     import io
     import time
     from types import SimpleNamespace

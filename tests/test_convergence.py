@@ -86,7 +86,8 @@ def test_l1_proximal_gd_reaches_the_lasso_solution(weighted, run):
     (Lasso rescales sample weights to sum to n, which gives the same 1/(2S)·Σsᵢrᵢ²).
     Full-batch SGD with the proximal step is ISTA: with lr = 1/L it converges linearly to
     Lasso's minimiser (coordinate descent to tol 1e-14), zeros included exactly."""
-    Lasso = pytest.importorskip("sklearn.linear_model").Lasso
+    Lasso = pytest.importorskip("sklearn.linear_model",
+                                reason="checked against scikit-learn's Lasso (optional)").Lasso
     X, y, weights = lasso_problem()
     s = weights if weighted else None
     lasso = Lasso(alpha=0.1, tol=1e-14, max_iter=1_000_000).fit(X, y, sample_weight=s)

@@ -131,7 +131,7 @@ def test_float32_divergence_is_where_the_loss_leaves_float32(batch_size):
 def test_pandas_nullable_number_columns_are_read_as_float64():
     """Int64/Float64 (pandas' nullable types) become float64 as scikit-learn reads them, with
     NA as NaN for the finite check to name (np.asarray made them objects: a TypeError)."""
-    pd = pytest.importorskip("pandas")
+    pd = pytest.importorskip("pandas", reason="pandas input needs the optional pandas")
     frame = pd.DataFrame({"a": pd.array([1, 2, 3, 4, 5], dtype="Int64"),
                           "b": [0.5, 1.0, -2.0, 3.0, 0.1]})
     y = pd.Series(pd.array([1.0, 2.0, 3.0, 4.0, 4.5], dtype="Float64"))

@@ -52,8 +52,8 @@ def test_the_command_line_predicts_with_a_saved_fit_result(tmp_path):
 
 
 def test_save_a_fitted_estimator(tmp_path):
-    pd = pytest.importorskip("pandas")
-    pytest.importorskip("sklearn")
+    pd = pytest.importorskip("pandas", reason="the DataFrame case needs the optional pandas")
+    pytest.importorskip("sklearn", reason="GDRegressor needs the optional scikit-learn")
     X, y, _ = problem(n=200, d=3)
     frame = pd.DataFrame(X, columns=["a", "b", "c"])
     estimator = gdcore.GDRegressor(optimizer="gd", lr=0.5, epochs=50).fit(frame, y)
@@ -70,6 +70,6 @@ def test_save_anything_else_is_a_type_error(tmp_path, thing):
 
 
 def test_save_an_unfitted_estimator_is_a_type_error(tmp_path):
-    pytest.importorskip("sklearn")
+    pytest.importorskip("sklearn", reason="GDRegressor needs the optional scikit-learn")
     with pytest.raises(TypeError, match="got GDRegressor"):
         gdcore.save_model(tmp_path / "m.json", gdcore.GDRegressor())
