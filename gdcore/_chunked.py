@@ -11,6 +11,7 @@ epoch (loss, gtol, schedule, update, tol rule, divergence) is the loop below, sh
 from __future__ import annotations
 
 import functools
+import itertools
 
 import numpy as np
 
@@ -61,11 +62,11 @@ def run_full_batch(run, sums_at):
 class _Chunks:
     """Validated access to the chunks: each pass re-reads them from the source.
 
-    ``validate()`` reads them all once before any work, as gdcore.fit checks its arrays
-    first: every chunk is checked (errors name the chunk and its rows in the whole data), the
-    rows are counted and the largest weight found, from which one power of two for every
-    chunk brings the weights near 1, as gdcore.fit does (weights near 1e300 overflowed the
-    sums).  Later passes must give the same rows."""
+    Every chunk of every pass is checked as gdcore.fit checks its arrays (errors name the
+    chunk and its rows in the whole data).  ``first_pass()`` also counts the rows and finds
+    the largest weight, from which one power of two for every chunk brings the weights near 1,
+    as gdcore.fit does (weights near 1e300 overflowed the sums); iterating gives later passes,
+    with the weights so scaled, and they must give the same rows."""
 
     def __init__(self, chunks):
         if callable(chunks):
@@ -82,11 +83,15 @@ class _Chunks:
         self.n = None
         self.weight_exponent = 0
 
-    def validate(self):
+    def first_pass(self):
+        """Yield the first pass's chunks as they are read, their weights as given: what is
+        made of them holds only if ``weight_exponent`` is still 0 once the pass has ended
+        (weights within 2^±64, as nearly all are); else the caller reads them again, scaled."""
         largest, total = 0.0, 0.0
         for problem in self._pass():
             chunk_total, chunk_largest = weight_sum_and_largest(problem)
             total, largest = total + chunk_total, max(largest, chunk_largest)
+            yield problem
         check_weight_sum(total, "over all chunks")    # as gdcore.fit checks its weights
         self.weight_exponent = weight_scale_exponent(largest)
 
@@ -149,6 +154,12 @@ def _empty_weights(problem):
             else np.empty(0, problem.dtype))
 
 
+def gram_of(problems):
+    """The packed moments (see gdcore._precompute) of all the rows of problems."""
+    return functools.reduce(merge_grams, (augmented_gram(p.X, p.y, p.sample_weight)
+                                          for p in problems))
+
+
 def fit_chunks(chunks, *, optimizer=None, lr=None, epochs=100, schedule=None, l2=0.0, l1=0.0,
                fit_intercept=True, tol=1e-4, n_iter_no_change=5, gtol=None, n_threads=None,
                init=None, callback=None, precompute=False):
@@ -160,24 +171,30 @@ def fit_chunks(chunks, *, optimizer=None, lr=None, epochs=100, schedule=None, l2
     once).  Each epoch's loss and gradient are summed over all chunks, so the result equals
     ``gdcore.fit(X, y, batch_size=None, ...)`` on the concatenated rows (up to rounding).
     ``precompute=True`` reads the chunks once to form the Gram matrix and then runs every
-    epoch in O(d²).  The other arguments are those of :func:`gdcore.fit`.  Before any work a
-    first pass validates every chunk as gdcore.fit validates X and y (errors name the chunk
-    and the row in the whole data) and scales extreme weights as gdcore.fit does; every
-    later pass must yield the same rows.
+    epoch in O(d²).  The other arguments are those of :func:`gdcore.fit`.  Every chunk is
+    validated as gdcore.fit validates X and y (errors name the chunk and the row in the whole
+    data) as it is read, and the first pass, which also forms the Gram matrix or the first
+    epoch's sums, is validated whole before the first update; extreme weights are scaled as
+    gdcore.fit scales them (for weights beyond 2^±64 this takes one more pass).  Every later
+    pass must yield the same rows.
     """
     source = _Chunks(chunks)
     if precompute not in (True, False):
         raise ValueError(f"precompute must be True or False, got {precompute!r}")
-    source.validate()
+    # The first chunk gives d and the dtype the settings are checked against; the rest of the
+    # first pass is validated as it is read and also makes the Gram matrix or the first
+    # epoch's sums, so that no pass reads the data for its checks alone.
+    first_pass = source.first_pass()
+    first_chunk = next(first_pass)
     run = prepare_run(1, source.d, source.dtype, optimizer=optimizer, lr=lr, epochs=epochs,
                       batch_size=None, schedule=schedule, l2=l2, l1=l1,
                       fit_intercept=fit_intercept, tol=tol, n_iter_no_change=n_iter_no_change,
                       gtol=gtol, shuffle=False, seed=None, n_threads=n_threads, init=init,
                       callback=callback, backend="chunks")
 
-    def streamed_sums(theta):
+    def sums_over(problems, theta):
         total = np.zeros(source.d + 3)
-        for problem in source:
+        for problem in problems:
             # an overflow across chunks is reported below (weights) or as divergence (loss)
             with np.errstate(over="ignore", invalid="ignore"):
                 total += _core.block_sums_of(problem.X, problem.y, _empty_weights(problem),
@@ -186,11 +203,23 @@ def fit_chunks(chunks, *, optimizer=None, lr=None, epochs=100, schedule=None, l2
         check_weight_sum(total[-1], "over all chunks")
         return total
 
+    def streamed_sums(theta):
+        return sums_over(source, theta)
+
     def execute(run):
+        read = itertools.chain([first_chunk], first_pass)
         if not precompute:
-            return run_full_batch(run, streamed_sums)
-        gram = functools.reduce(merge_grams, (augmented_gram(p.X, p.y, p.sample_weight)
-                                              for p in source))
+            first_sums = [sums_over(read, run.state.theta)]
+            if source.weight_exponent != 0:
+                first_sums = []         # made with unscaled weights: the first epoch reads again
+
+            def sums_at(theta):
+                # the first call is the first epoch, at the θ the first pass summed at
+                return first_sums.pop() if first_sums else streamed_sums(theta)
+            return run_full_batch(run, sums_at)
+        gram = gram_of(read)
+        if source.weight_exponent != 0:
+            gram = gram_of(source)
         check_weight_sum(gram[-1, -1], "over all chunks")
         check_gram(gram)
         return run_full_batch(run, gram_epoch_sums(gram, streamed_sums))

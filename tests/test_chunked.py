@@ -50,12 +50,70 @@ def test_stopping_callable_source_and_continuation(whole):
     b = gdcore.fit(X, y, optimizer="gd", lr=0.5, epochs=500, gtol=1e-8, tol=None,
                    precompute=False)
     assert a.stop_reason == b.stop_reason == "gtol" and a.n_epochs == b.n_epochs
-    assert len(reads) == a.n_epochs + 1  # one read to set up, then one per epoch
+    assert len(reads) == a.n_epochs  # one read an epoch: the first also validates
     five = gdcore.fit_chunks(pieces(X, y), optimizer="adam", lr=0.05, epochs=5, tol=None)
     more = gdcore.fit_chunks(pieces(X, y), epochs=5, tol=None, init=five)
     ten = gdcore.fit_chunks(pieces(X, y), optimizer="adam", lr=0.05, epochs=10, tol=None)
     np.testing.assert_array_equal(more.coef, ten.coef)
     np.testing.assert_array_equal(more.loss_history, ten.loss_history)
+
+
+class CountingSource:
+    """A callable source of chunks that counts the passes and the chunks read."""
+
+    def __init__(self, chunks):
+        self.chunks, self.passes, self.chunks_read = chunks, 0, 0
+
+    def __call__(self):
+        self.passes += 1
+        for chunk in self.chunks:
+            self.chunks_read += 1
+            yield chunk
+
+
+@pytest.mark.parametrize("precompute", [False, True])
+@pytest.mark.parametrize("scale", [1.0, 1e300])
+def test_no_pass_reads_the_data_for_its_checks_alone(whole, precompute, scale):
+    """The first pass validates the chunks and forms the Gram matrix (precompute=True) or the
+    first epoch's sums: E streamed epochs read the data E times, a Gram fit once.  Weights
+    beyond 2^±64 are known to need scaling only once all are read: one more pass then."""
+    X, y, w = whole
+    source = CountingSource(pieces(X, y, w * scale))
+    options = dict(optimizer="adam", lr=0.05, epochs=7, tol=None)
+    got = gdcore.fit_chunks(source, precompute=precompute, **options)
+    expected = gdcore.fit(X, y, sample_weight=w * scale, precompute=False, **options)
+    np.testing.assert_allclose(got.loss_history, expected.loss_history, rtol=1e-10)
+    np.testing.assert_allclose(got.coef, expected.coef, rtol=1e-10, atol=1e-14)
+    extra = 0 if scale == 1.0 else 1
+    assert source.passes == (1 if precompute else options["epochs"]) + extra
+
+
+@pytest.mark.parametrize("precompute", [False, True])
+def test_a_bad_last_chunk_stops_the_fit_before_any_update(whole, precompute):
+    X, y, _ = whole
+    bad = pieces(X, y)
+    bad[-1] = (bad[-1][0], bad[-1][1].copy())
+    bad[-1][1][-1] = np.inf
+    start = gdcore.fit_chunks(pieces(X, y), optimizer="adam", lr=0.05, epochs=2, tol=None)
+    before = (start.coef.copy(), start.intercept, list(start.loss_history))
+    with pytest.raises(ValueError, match=r"chunk 6 \(from row 900 of the whole data\): y "
+                                         r"contains NaN or infinity \(first at index \[999\]"):
+        gdcore.fit_chunks(bad, epochs=3, precompute=precompute, init=start,
+                          callback=lambda info: pytest.fail("an epoch ran"))
+    np.testing.assert_array_equal(start.coef, before[0])
+    assert (start.intercept, list(start.loss_history)) == before[1:]
+
+
+def test_bad_settings_are_refused_after_the_first_chunk(whole):
+    """Settings are checked against the first chunk's width and dtype, not after a whole
+    pass over data that may take minutes to read."""
+    X, y, _ = whole
+    source = CountingSource(pieces(X, y))
+    with pytest.raises(ValueError, match="lr"):
+        gdcore.fit_chunks(source, optimizer="sgd", lr=-1.0, epochs=3)
+    assert source.chunks_read == 1
+    with pytest.raises(ValueError, match="init"):
+        gdcore.fit_chunks(CountingSource(pieces(X, y)), epochs=3, init=np.zeros(2))
 
 
 def test_memmapped_chunks(whole, tmp_path):
