@@ -233,7 +233,7 @@ def test_fit_a_folder_of_files(files, tmp_path):
     (folder / "README.txt").write_text("not data")
     model = tmp_path / "folder.json"
     out = gdcore_cli("fit", folder, "--target", "y", "--optimizer", "adam", "--lr", "0.05",
-                     "--epochs", "40", "--standardize", "--save", model).stdout
+                     "--epochs", "40", "--tol", "none", "--standardize", "--save", model).stdout
     assert summary(out)["data"].startswith(f"{folder}: 400 rows x 3 features")
     saved = json.loads(model.read_text())
     X = frame[["a", "b", "c"]].to_numpy()
@@ -241,7 +241,8 @@ def test_fit_a_folder_of_files(files, tmp_path):
     np.testing.assert_allclose(saved["standardize"]["mean"], mean, rtol=1e-12)
     np.testing.assert_allclose(saved["standardize"]["scale"], scale, rtol=1e-9)
     expected = gdcore.fit((X - mean) / scale, frame["y"].to_numpy(), optimizer="adam",
-                          lr=0.05, epochs=40, precompute=False)
+                          lr=0.05, epochs=40, tol=None, precompute=False)
+    assert len(expected.loss_history) == 40
     np.testing.assert_allclose(saved["coef"], expected.coef, rtol=1e-8)
     assert saved["loss_history"] == pytest.approx(list(expected.loss_history), rel=1e-8)
     proc = gdcore_cli("fit", folder, "--target", "y", "--batch-size", "10", check=False)
