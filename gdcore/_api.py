@@ -13,7 +13,7 @@ from . import _core, _reference
 from ._precompute import augmented_gram, check_gram, gram_is_cheaper, gram_is_finite
 from ._result import (ConvergenceWarning, DivergenceError, FitProgress, FitResult, FitState,
                       LossHistory)
-from ._validation import (check_callback, check_data, check_settings, make_rng,
+from ._validation import (check_callback, check_choice, check_data, check_settings, make_rng,
                           resolve_n_threads)
 from .optim import make_optimizer
 from .schedules import make_schedule
@@ -68,8 +68,7 @@ def fit(X, y, *, sample_weight=None, optimizer=None, lr=None, epochs=100, batch_
     """
     # n_threads bounds every thread of the call, the data's NaN/inf check included
     problem = check_data(X, y, sample_weight, n_threads=resolve_n_threads(n_threads))
-    if backend not in BACKENDS:
-        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    check_choice("backend", backend, BACKENDS)
     run = prepare_run(problem.n, problem.d, problem.dtype, optimizer=optimizer, lr=lr,
                       epochs=epochs, batch_size=batch_size, schedule=schedule, l2=l2, l1=l1,
                       fit_intercept=fit_intercept, tol=tol, n_iter_no_change=n_iter_no_change,
@@ -201,8 +200,7 @@ def _unsettled(losses, best_loss, tol):
 
 def _check_precompute(precompute, settings, n, d):
     """Whether this fit runs in Gram mode."""
-    if precompute not in (True, False, "auto"):
-        raise ValueError(f"precompute must be True, False or 'auto', got {precompute!r}")
+    precompute = check_choice("precompute", precompute, (True, False, "auto"))
     full_batch = settings.full_batch(n)
     if precompute is True and not full_batch:
         raise ValueError(f"precompute=True needs a full-batch fit (batch_size=None); got "
@@ -234,8 +232,9 @@ def _initial_state(init, opt, d, dtype, fit_intercept):
                              f"{init.settings['fit_intercept']}, this fit has "
                              f"fit_intercept={fit_intercept}")
         state = init.state.copy()
-        state.theta = state.theta.astype(dtype)
-        state.optimizer_state = state.optimizer_state.astype(dtype)
+        state.theta = _cast_finite(state.theta, dtype, "coef and intercept")
+        state.optimizer_state = _cast_finite(state.optimizer_state, dtype,
+                                             "optimizer state")
         return state
     else:
         # (coef, intercept) as a tuple, or as a list whose first item is the coef vector
@@ -272,6 +271,19 @@ def _initial_state(init, opt, d, dtype, fit_intercept):
     for row, values in zip(optimizer_state, opt.initial_state(d + 1)):
         row[:] = values
     return FitState(theta=theta, optimizer_state=optimizer_state)
+
+
+def _cast_finite(values, dtype, what):
+    """values (a FitResult's state) in dtype; a ValueError if a finite value overflows it (a
+    float64 fit continued on float32 data)."""
+    with np.errstate(over="ignore"):
+        cast = values.astype(dtype)
+    if not np.array_equal(np.isfinite(cast), np.isfinite(values)):
+        largest = np.finfo(dtype).max
+        raise ValueError(f"init: the FitResult's {what} must fit in {np.dtype(dtype)} (X's "
+                         f"dtype, largest {largest:.4g}); continue it on {values.dtype} data, "
+                         "or start afresh from init=(coef, intercept)")
+    return cast
 
 
 def _epoch_reporter(callback, run):
@@ -361,6 +373,10 @@ def _run_core(problem, state, opt, sched, settings, rng, on_epoch, n_threads, gr
     stretches, earlier = [], len(state.loss_history)
     state._live = (counters, best_loss, stretches)  # read by callbacks (_live_state)
     remaining = settings.epochs
+    # Python ints of any size fit the core's C integers: a batch of n rows or more is the full
+    # batch, and no counter of epochs without improvement reaches 2^62
+    batch_size = min(settings.batch_size or 0, problem.n)
+    n_iter_no_change = min(settings.n_iter_no_change, 1 << 62)
     try:
         while True:
             history = np.empty(min(remaining, HISTORY_STRETCH), dtype=np.float64)
@@ -369,9 +385,9 @@ def _run_core(problem, state, opt, sched, settings, rng, on_epoch, n_threads, gr
                 problem.X, problem.y,
                 problem.sample_weight if problem.sample_weight is not None else empty,
                 state.theta, state.optimizer_state, opt._config(), sched._config(),
-                len(history), settings.batch_size or 0, settings.l2, settings.l1,
+                len(history), batch_size, settings.l2, settings.l1,
                 settings.fit_intercept, -1.0 if settings.tol is None else settings.tol,
-                settings.n_iter_no_change, -1.0 if settings.gtol is None else settings.gtol,
+                n_iter_no_change, -1.0 if settings.gtol is None else settings.gtol,
                 settings.shuffle, rng, on_epoch, n_threads, counters, best_loss, history, gram)
             remaining = settings.epochs - (int(counters[1]) - state.n_epochs)
             if status != 0 or stop_code != 0 or remaining <= 0:

@@ -20,8 +20,8 @@ from ._api import finish_run, prepare_run
 from ._precompute import augmented_gram, check_gram, gram_epoch_sums, merge_grams
 from ._reference import (STATUS_LOSS_NOT_FINITE, STATUS_OK, STATUS_PARAMS_NOT_FINITE,
                          finite_in_data_precision, stop_after_epoch)
-from ._validation import (check_data, check_weight_sum, scale_weights, weight_scale_exponent,
-                          weight_sum_and_largest)
+from ._validation import (check_choice, check_data, check_weight_sum, scale_weights,
+                          weight_scale_exponent, weight_sum_and_largest)
 from .optim import SGD
 
 __all__ = ["fit_chunks", "run_full_batch"]
@@ -179,8 +179,7 @@ def fit_chunks(chunks, *, optimizer=None, lr=None, epochs=100, schedule=None, l2
     pass must yield the same rows.
     """
     source = _Chunks(chunks)
-    if precompute not in (True, False):
-        raise ValueError(f"precompute must be True or False, got {precompute!r}")
+    precompute = check_choice("precompute", precompute, (True, False))
     # The first chunk gives d and the dtype the settings are checked against; the rest of the
     # first pass is validated as it is read and also makes the Gram matrix or the first
     # epoch's sums, so that no pass reads the data for its checks alone.

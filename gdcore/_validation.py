@@ -300,6 +300,18 @@ def check_bool(name, value):
     raise TypeError(f"{name} must be True or False, got {value!r}")
 
 
+def check_choice(name, value, choices):
+    """value, one of choices (strings and the bools True/False, numpy's too), compared by
+    type and value: 1 is not True, and an array is refused rather than asked for its truth."""
+    if isinstance(value, (bool, np.bool_)):
+        value = bool(value)
+    if isinstance(value, (bool, str)) and any(type(value) is type(choice) and value == choice
+                                              for choice in choices):
+        return value
+    raise ValueError(f"{name} must be one of {', '.join(repr(c) for c in choices)}; got "
+                     f"{value!r}")
+
+
 def check_settings(*, epochs, batch_size, l2, l1, fit_intercept, tol, n_iter_no_change, gtol,
                    shuffle, n):
     settings = Settings(

@@ -27,7 +27,7 @@ from . import _core
 from ._api import finish_run, prepare_run
 from ._chunked import run_full_batch
 from ._precompute import augmented_gram, check_gram, gram_epoch_sums, merge_grams
-from ._validation import (check_data, check_weight_sum, fit_dtype, scale_weights,
+from ._validation import (check_choice, check_data, check_weight_sum, fit_dtype, scale_weights,
                           weight_scale_exponent, weight_sum_and_largest)
 
 __all__ = ["fit"]
@@ -156,8 +156,7 @@ def fit(X, y, *, sample_weight=None, optimizer=None, lr=None, epochs=100, batch_
                          "a mini-batch update per cluster round trip would be slower than "
                          "fitting on one machine; use gdcore.fit on a sample for mini-batch "
                          "methods")
-    if precompute not in (True, False):
-        raise ValueError(f"precompute must be True or False, got {precompute!r}")
+    precompute = check_choice("precompute", precompute, (True, False))
     X, y, sample_weight = _as_dask_arrays(da, X, y, sample_weight)
     n, d = X.shape
     if n == 0 or d == 0:

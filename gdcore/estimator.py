@@ -16,6 +16,7 @@ from sklearn.utils.validation import _check_sample_weight, check_is_fitted, vali
 
 from ._api import fit as _fit
 from ._progress import progress_callback
+from ._validation import check_bool
 from .optim import make_optimizer
 from .schedules import CosineAnnealingLR, StepLR, make_schedule
 
@@ -174,8 +175,14 @@ class GDRegressor(RegressorMixin, BaseEstimator):
                              f" and cannot be continued with {self.fit_intercept}; "
                              f"{how_to_restart}, or keep fit_intercept={was_intercept}")
 
+    def _check_flags(self):
+        """The estimator's own parameters (gdcore.fit checks the others)."""
+        check_bool("warm_start", self.warm_start)
+        check_bool("verbose", self.verbose)
+
     def fit(self, X, y, sample_weight=None):
         """Fit on (X, y); continues the previous fit when ``warm_start=True``."""
+        self._check_flags()
         with self._kept_on_failure():
             X, y = validate_data(self, X, y, dtype=[np.float64, np.float32], y_numeric=True,
                                  reset=True)
@@ -202,6 +209,7 @@ class GDRegressor(RegressorMixin, BaseEstimator):
 
     def partial_fit(self, X, y, sample_weight=None):
         """One epoch over this chunk, continuing the optimizer state of earlier calls."""
+        self._check_flags()
         if isinstance(self.schedule, str) and isinstance(make_schedule(self.schedule),
                                                          (StepLR, CosineAnnealingLR)):
             # make_schedule sizes these to the run's epochs, which partial_fit does not know

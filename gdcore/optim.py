@@ -15,6 +15,8 @@ from __future__ import annotations
 import math
 import numbers
 
+import numpy as np
+
 __all__ = ["Optimizer", "SGD", "Adagrad", "RMSprop", "Adam", "NormalizedGD",
            "OPTIMIZER_NAMES", "make_optimizer"]
 
@@ -46,9 +48,20 @@ def _check_eps(eps):
 
 
 def _check_bool(name, value):
-    if not isinstance(value, (bool, int)) or value not in (0, 1):
+    if not isinstance(value, (bool, int, np.bool_)) or value not in (0, 1):
         raise TypeError(f"{name} must be a bool, got {value!r}")
     return bool(value)
+
+
+def check_built_in(name, value, classes):
+    """A TypeError unless value's class is one of classes: the compiled core runs its own
+    rules by their kind, so a subclass's methods (or a base class, which has none) would be
+    silently replaced by another rule."""
+    if type(value) not in classes:
+        names = ", ".join(cls.__name__ for cls in classes)
+        raise TypeError(f"{name} must be a name or one of {names}; got "
+                        f"{type(value).__module__}.{type(value).__qualname__}, whose methods "
+                        "the compiled core would not call (it runs only its built-in rules)")
 
 
 class HyperParameters:
@@ -278,6 +291,7 @@ def _lr(lr):
 def make_optimizer(optimizer, lr=None):
     """Resolve ``optimizer`` (a name or an :class:`Optimizer`) with an optional lr override."""
     if isinstance(optimizer, Optimizer):
+        check_built_in("optimizer", optimizer, (SGD, Adagrad, RMSprop, Adam, NormalizedGD))
         # a copy: the fit's record of it does not change when the caller's object does
         return optimizer.copy() if lr is None else optimizer.with_lr(lr)
     if isinstance(optimizer, str):

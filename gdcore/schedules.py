@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 
-from .optim import HyperParameters, _check_real
+from .optim import HyperParameters, _check_real, check_built_in
 
 __all__ = ["Schedule", "Constant", "StepLR", "ExponentialLR", "CosineAnnealingLR",
            "LinearLR", "InverseScaling", "SCHEDULE_NAMES", "make_schedule"]
@@ -161,6 +161,8 @@ def make_schedule(schedule, epochs=None):
     if schedule is None:
         return Constant()
     if isinstance(schedule, Schedule):
+        check_built_in("schedule", schedule, (Constant, StepLR, ExponentialLR,
+                                              CosineAnnealingLR, LinearLR, InverseScaling))
         return schedule.copy()     # the fit's record does not change with the caller's object
     if isinstance(schedule, str):
         key = schedule.lower()

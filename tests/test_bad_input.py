@@ -27,6 +27,16 @@ def with_inf(index, array):
     return array
 
 
+class OwnAdam(Adam):
+    def _own_config(self):
+        return {**super()._own_config(), "eps": 0.5}
+
+
+class HalfRate(gdcore.schedules.Schedule):
+    def factor(self, epoch, step):
+        return 0.5
+
+
 X0, Y0 = good()
 W0 = np.ones(20)
 
@@ -118,7 +128,7 @@ CASES = [
     ("tol-negative", dict(tol=-1.0), ValueError, r"^tol must be >= 0(\.0)?, got -1\.0"),
     ("patience-zero", dict(n_iter_no_change=0), ValueError, "n_iter_no_change must be >= 1, got 0"),
     ("backend", dict(backend="torch"), ValueError,
-     r"backend must be one of \('core', 'numpy'\), got 'torch'"),
+     r"backend must be one of 'core', 'numpy'; got 'torch'"),
     ("callback", dict(callback=3), TypeError, "callback must be callable or None, got int"),
     ("fit-intercept", dict(fit_intercept="yes"), TypeError,
      "fit_intercept must be True or False, got 'yes'"),
@@ -158,7 +168,24 @@ CASES = [
      "sample_weight sums to infinity"),
     ("init-past-float32", dict(X=X0.astype(np.float32), init=(np.array([1e39, 0.0, 0.0]), 0.0)),
      ValueError, "init: coef and intercept must fit in float32"),
+    # the core runs its rules by kind: another class would silently run as another rule
+    ("optimizer-base-class", dict(_opt=lambda: gdcore.optim.Optimizer(0.1)), TypeError,
+     "optimizer must be a name or one of SGD, .*; got gdcore.optim.Optimizer, whose methods"),
+    ("optimizer-subclass", dict(_opt=OwnAdam), TypeError,
+     "optimizer must be a name or one of .*; got test_bad_input.OwnAdam"),
+    ("schedule-base-class", dict(schedule=gdcore.schedules.Schedule()), TypeError,
+     "schedule must be a name or one of Constant, .*; got gdcore.schedules.Schedule"),
+    ("schedule-subclass", dict(schedule=HalfRate()), TypeError,
+     "schedule must be a name or one of .*; got test_bad_input.HalfRate"),
+    # choices compared by type: 1 is not True, an array is not asked for its truth value
+    ("precompute-one", dict(precompute=1), ValueError,
+     "precompute must be one of True, False, 'auto'; got 1"),
+    ("precompute-array", dict(precompute=np.array([True, False])), ValueError,
+     "precompute must be one of True, False, 'auto'; got array"),
+    ("backend-array", dict(backend=np.array(["core"])), ValueError,
+     "backend must be one of 'core', 'numpy'; got array"),
 ]
+
 
 
 @pytest.mark.parametrize("backend", ["core", "numpy"])
@@ -246,6 +273,46 @@ def test_arrays_never_modified_by_a_fit():
         gdcore.fit(data, y, sample_weight=w, epochs=3, backend="numpy")
     for before, after in zip(saved, (X, y, X_int, X_f, w)):
         np.testing.assert_array_equal(before, after)
+
+
+def test_numpy_bools_are_bools_to_the_optimizers():
+    assert SGD(momentum=0.9, nesterov=np.True_) == SGD(momentum=0.9, nesterov=True)
+    assert Adam(amsgrad=np.bool_(True)).amsgrad is True
+    assert RMSprop(centered=np.False_).centered is False
+    with pytest.raises(TypeError, match="amsgrad must be a bool, got 'yes'"):
+        Adam(amsgrad="yes")
+
+
+@pytest.mark.parametrize("backend", ["core", "numpy"])
+def test_integers_past_64_bits_mean_what_they_say(backend):
+    """A batch of 2^63 rows is the full batch, a patience of 2^64 epochs never runs out: the
+    core's C integers are not asked to hold them."""
+    X, y = good()
+    options = dict(epochs=6, backend=backend, precompute=False)
+    full = gdcore.fit(X, y, tol=None, **options)
+    huge = gdcore.fit(X, y, tol=None, batch_size=2 ** 63, **options)
+    np.testing.assert_array_equal(huge.coef, full.coef)
+    np.testing.assert_array_equal(huge.loss_history, full.loss_history)
+    patient = gdcore.fit(X, y, tol=1e9, n_iter_no_change=2 ** 64, **options)
+    np.testing.assert_array_equal(patient.coef, full.coef)
+    assert patient.stop_reason == "epochs"
+
+
+@pytest.mark.parametrize("backend", ["core", "numpy"])
+def test_a_result_continued_in_a_narrower_dtype_must_fit_it(backend):
+    """As init=(coef, intercept) is refused: a float64 result past float32's range continued on
+    float32 data would start from infinities (and be reported as the data's overflow)."""
+    X, _ = good()
+    big = gdcore.fit(X, X @ np.array([1e39, 2e39, 0.0]), lr=0.5, epochs=50, tol=None)
+    assert np.abs(big.coef).max() > np.finfo(np.float32).max
+    with pytest.raises(ValueError, match="init: the FitResult's coef and intercept must fit in "
+                                         "float32"):
+        gdcore.fit(X.astype(np.float32), X[:, 0], init=big, epochs=1, backend=backend)
+    small = gdcore.fit(X, X[:, 0], optimizer="adagrad", lr=0.5, epochs=3, tol=None)
+    small.state.optimizer_state[0, 0] = 1e300      # an accumulator past float32's range
+    with pytest.raises(ValueError, match="init: the FitResult's optimizer state must fit in "
+                                         "float32"):
+        gdcore.fit(X.astype(np.float32), X[:, 0], init=small, epochs=1, backend=backend)
 
 
 def test_schedule_arguments_are_checked():

@@ -153,6 +153,12 @@ BAD_CALLS = [
                  id="fit-nan"),
     pytest.param(lambda m, X, y: m.fit(X, y[:-1]), ValueError,
                  r"inconsistent numbers of samples: \[60, 59\]", id="fit-len-y"),
+    pytest.param(lambda m, X, y: m.set_params(warm_start="yes").fit(X, y), TypeError,
+                 "warm_start must be True or False, got 'yes'", id="fit-warm_start"),
+    pytest.param(lambda m, X, y: m.set_params(verbose="x").fit(X, y), TypeError,
+                 "verbose must be True or False, got 'x'", id="fit-verbose"),
+    pytest.param(lambda m, X, y: m.set_params(verbose=2).partial_fit(X, y), TypeError,
+                 "verbose must be True or False, got 2", id="partial_fit-verbose"),
     pytest.param(lambda m, X, y: m.set_params(lr=0.0).partial_fit(X, y), ValueError,
                  r"lr must be > 0(\.0)?, got 0\.0", id="partial_fit-lr"),
     pytest.param(lambda m, X, y: m.set_params(schedule="cosine").partial_fit(X, y), ValueError,
@@ -358,3 +364,16 @@ def test_ctrl_c_before_an_epoch_finishes_leaves_the_model_as_it_was(monkeypatch,
     with pytest.raises(KeyboardInterrupt):
         getattr(fresh, call)(wider, y)
     assert not any(name.endswith("_") for name in vars(fresh))
+
+
+def test_grid_search_over_an_optimizer_flag():
+    """Grids hold numpy values: np.True_ is a bool to the optimizers as to the estimator."""
+    X, y, _ = problem(n=90, d=3)
+    search = GridSearchCV(GDRegressor(optimizer=gdcore.optim.Adam(lr=0.1), epochs=30, tol=None),
+                          {"optimizer__amsgrad": np.array([True, False])}, cv=3).fit(X, y)
+    assert search.best_estimator_.optimizer.amsgrad in (True, False)
+    amsgrad = GDRegressor(optimizer=gdcore.optim.Adam(lr=0.1, amsgrad=True), epochs=30,
+                          tol=None).fit(X, y)
+    from_grid = GDRegressor(optimizer=gdcore.optim.Adam(lr=0.1, amsgrad=np.True_), epochs=30,
+                            tol=None).fit(X, y)
+    np.testing.assert_array_equal(from_grid.coef_, amsgrad.coef_)

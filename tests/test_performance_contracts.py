@@ -202,7 +202,8 @@ def test_gram_overflow_streams_or_is_refused():
 
 def test_precompute_validation(data):
     X, y, _ = data
-    with pytest.raises(ValueError, match="precompute must be True, False or 'auto', got 'yes'"):
+    with pytest.raises(ValueError,
+                       match="precompute must be one of True, False, 'auto'; got 'yes'"):
         gdcore.fit(X, y, precompute="yes")
     with pytest.raises(ValueError, match=r"precompute=True needs a full-batch fit \(batch_size="
                                          r"None\); got batch_size=32 < n_samples=3000"):
