@@ -66,15 +66,20 @@ def fit(X, y, *, sample_weight=None, optimizer=None, lr=None, epochs=100, batch_
     being finite; on Ctrl-C raises KeyboardInterrupt with ``.result`` holding the parameters
     of the last finished update.
     """
+    checked = {}
+
+    def check_settings_first(n, d, dtype):
+        check_choice("backend", backend, BACKENDS)
+        checked["run"] = run = prepare_run(
+            n, d, dtype, optimizer=optimizer, lr=lr, epochs=epochs, batch_size=batch_size,
+            schedule=schedule, l2=l2, l1=l1, fit_intercept=fit_intercept, tol=tol,
+            n_iter_no_change=n_iter_no_change, gtol=gtol, shuffle=shuffle, seed=seed,
+            n_threads=n_threads, init=init, callback=callback, backend=backend)
+        checked["use_gram"] = _check_precompute(precompute, run.settings, n, d)
     # n_threads bounds every thread of the call, the data's NaN/inf check included
-    problem = check_data(X, y, sample_weight, n_threads=resolve_n_threads(n_threads))
-    check_choice("backend", backend, BACKENDS)
-    run = prepare_run(problem.n, problem.d, problem.dtype, optimizer=optimizer, lr=lr,
-                      epochs=epochs, batch_size=batch_size, schedule=schedule, l2=l2, l1=l1,
-                      fit_intercept=fit_intercept, tol=tol, n_iter_no_change=n_iter_no_change,
-                      gtol=gtol, shuffle=shuffle, seed=seed, n_threads=n_threads, init=init,
-                      callback=callback, backend=backend)
-    use_gram = _check_precompute(precompute, run.settings, problem.n, problem.d)
+    problem = check_data(X, y, sample_weight, n_threads=resolve_n_threads(n_threads),
+                         shapes_known=check_settings_first)
+    run, use_gram = checked["run"], checked["use_gram"]
 
     def execute(run):
         if backend == "numpy":

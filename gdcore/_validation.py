@@ -153,11 +153,14 @@ def check_all_finite(name, arr, row_offset=0, n_threads=0):
 
 
 def check_data(X, y, sample_weight=None, allow_zero_weight_sum=False, row_offset=0,
-               n_threads=0):
+               n_threads=0, shapes_known=None):
     """Validate and convert X, y, sample_weight (see Problem).  A chunk of a larger data set
     may have weights that sum to 0 (allow_zero_weight_sum); a whole data set may not.  Rows
     named in errors count from row_offset (a block's first row in the whole data set).  The
-    NaN/inf checks run on n_threads threads (0: OpenMP's default)."""
+    NaN/inf checks run on n_threads threads (0: OpenMP's default).  ``shapes_known(n, d,
+    dtype)``, if given, is called once the shapes and types are checked and before any copy
+    or pass over the values: a fit checks its settings there, so that a bad one is not
+    reported only after minutes of reading a large memmap."""
     X = _as_array("X", X)
     if X.ndim != 2:
         raise ValueError(f"X must be 2-D (n_samples, n_features), got {X.ndim}-D array "
@@ -181,6 +184,8 @@ def check_data(X, y, sample_weight=None, allow_zero_weight_sum=False, row_offset
         if sample_weight.ndim != 1 or sample_weight.shape[0] != n:
             raise ValueError(f"sample_weight must be 1-D of length n_samples={n}, got shape "
                              f"{sample_weight.shape}")
+    if shapes_known is not None:
+        shapes_known(n, d, dtype)
     X = _in_dtype("X", X, dtype, row_offset)
     y = _in_dtype("y", y, dtype, row_offset)
     check_all_finite("X", X, row_offset, n_threads)

@@ -275,6 +275,27 @@ def test_arrays_never_modified_by_a_fit():
         np.testing.assert_array_equal(before, after)
 
 
+@pytest.mark.parametrize("changes, error, pattern", [
+    (dict(lr=-1.0), ValueError, r"lr must be > 0"),
+    (dict(epochs=0), ValueError, "epochs must be >= 1"),
+    (dict(optimizer="adamw"), ValueError, "optimizer: unknown name"),
+    (dict(init=np.zeros(2)), ValueError, r"init: coef must have shape \(3,\)"),
+    (dict(precompute="yes"), ValueError, "precompute must be one of"),
+    (dict(backend="torch"), ValueError, "backend must be one of"),
+    (dict(batch_size=5, gtol=1e-3), ValueError, "gtol applies to full-batch fits only"),
+])
+def test_settings_are_checked_before_the_data_is_read(changes, error, pattern, monkeypatch):
+    """A bad setting is reported before X is copied or scanned for NaN (minutes, for a large
+    memmap): a Fortran-ordered X with NaN in it still gets the setting's error."""
+    def read(*args, **kwargs):
+        raise AssertionError("the data was read before the settings were checked")
+    monkeypatch.setattr(gdcore._validation, "check_all_finite", read)
+    monkeypatch.setattr(gdcore._validation, "_in_dtype", read)
+    X = np.asfortranarray(with_nan((0, 0), X0))
+    with pytest.raises(error, match=pattern):
+        gdcore.fit(X, Y0, **changes)
+
+
 def test_numpy_bools_are_bools_to_the_optimizers():
     assert SGD(momentum=0.9, nesterov=np.True_) == SGD(momentum=0.9, nesterov=True)
     assert Adam(amsgrad=np.bool_(True)).amsgrad is True
