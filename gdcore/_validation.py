@@ -19,8 +19,9 @@ import numpy as np
 
 from . import _core
 
-# the most threads a fit takes (more would only be a mistake: OpenMP makes every one)
-MAX_THREADS = 1 << 16
+# the most threads a fit takes: OpenMP makes every one, and a team it fails to start ends
+# the process (libgomp), so a count past what any machine has is refused up front
+MAX_THREADS = _core.MAX_THREADS
 
 
 @dataclass
@@ -357,7 +358,7 @@ def resolve_n_threads(n_threads):
         if n_threads == 0 or n_threads < -1 or n_threads > MAX_THREADS:
             raise ValueError(f"n_threads must be None, -1 (all cores) or 1 to {MAX_THREADS}, "
                              f"got {n_threads}")
-        count = _usable_cores() if n_threads == -1 else n_threads
+        count = min(_usable_cores(), MAX_THREADS) if n_threads == -1 else n_threads
     if not _core.openmp_enabled():
         return 1
     count = max(1, int(count))

@@ -11,6 +11,8 @@
 cdef extern from "gdcore.h":
     int GDCORE_API_VERSION_MAJOR
     int GDCORE_API_VERSION_MINOR
+    int GDCORE_MAX_THREADS
+    long long GDCORE_MAX_COUNT
 
     int GD_OK
     int GD_ERR_NULL

@@ -34,7 +34,7 @@ from gd_kernel cimport (CACHE_LINE_BYTES, PREFETCH_AHEAD, SHORT_ROW, accumulate_
 from gd_optimizers cimport (optimizer_step, l1_proximal_step, sgd_row_update,
                             sgd_row_update_then_dot)
 from gd_schedules cimport scheduled_lr
-from gdcore.capi cimport gd_fit_options, gd_fit_info
+from gdcore.capi cimport GDCORE_MAX_THREADS, gd_fit_options, gd_fit_info
 
 import numpy as np
 
@@ -208,8 +208,9 @@ cdef int check_gram_shape(Py_ssize_t rows, Py_ssize_t columns, Py_ssize_t d) exc
 
 
 cdef int check_threads(int n_threads) except -1:
-    if n_threads < 1:
-        raise ValueError(f"gdcore._core: n_threads must be >= 1, got {n_threads}")
+    if n_threads < 1 or n_threads > GDCORE_MAX_THREADS:
+        raise ValueError(f"gdcore._core: n_threads must be 1 to {GDCORE_MAX_THREADS}, got "
+                         f"{n_threads}")
     return 0
 
 
@@ -245,9 +246,15 @@ def prefetch_locality():
     return GD_PREFETCH_LOCALITY
 
 
+# The most threads a call takes (OpenMP cannot report a team it fails to start: libgomp
+# ends the process), as the C API's GDCORE_MAX_THREADS.
+MAX_THREADS = GDCORE_MAX_THREADS
+
+
 def default_n_threads():
-    """OpenMP's default team size (honours OMP_NUM_THREADS and threadpoolctl limits)."""
-    return gd_default_threads()
+    """OpenMP's default team size (honours OMP_NUM_THREADS and threadpoolctl limits), at
+    most MAX_THREADS."""
+    return min(gd_default_threads(), GDCORE_MAX_THREADS)
 
 
 def _release_pool_at_fork(enabled):
@@ -1104,7 +1111,8 @@ def all_finite(const floating[::1] values, int n_threads=0):
     is_finite_vector (x·0 summed in vector lanes is 0 exactly when every x is finite), so the
     pass runs at the read bandwidth."""
     cdef Py_ssize_t n = values.shape[0], part, lo, hi
-    cdef int n_parts = ((n_threads if n_threads > 0 else gd_default_threads())
+    cdef int n_parts = ((n_threads if n_threads > 0 else min(gd_default_threads(),
+                                                             GDCORE_MAX_THREADS))
                         if n > PARALLEL_MIN_WORK else 1)
     cdef int bad_parts = 0
     if n == 0:

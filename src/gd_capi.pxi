@@ -6,9 +6,10 @@
 
 from cpython.pycapsule cimport PyCapsule_New
 from cpython.pyport cimport PY_SSIZE_T_MAX
-from libc.math cimport floor, frexp, ldexp
+from libc.math cimport HUGE_VAL, floor, frexp, ldexp
 
-from gdcore.capi cimport (GDCORE_API_VERSION_MAJOR, GDCORE_API_VERSION_MINOR, GD_OK,
+from gdcore.capi cimport (GDCORE_API_VERSION_MAJOR, GDCORE_API_VERSION_MINOR,
+                          GDCORE_MAX_COUNT, GD_OK,
                           GD_ERR_NULL, GD_ERR_SHAPE, GD_ERR_INPUT, GD_ERR_WEIGHTS,
                           GD_ERR_OPTIONS, GD_ERR_LOSS_NOT_FINITE, GD_ERR_PARAMS_NOT_FINITE,
                           GD_ERR_NO_MEMORY, GD_ERR_INFO, gd_fit_options, gd_fit_info,
@@ -35,7 +36,7 @@ cdef const char* capi_strerror(int code) noexcept nogil:
     if code == GD_ERR_NO_MEMORY:
         return "out of memory"
     if code == GD_ERR_INFO:
-        return "info's counters are out of range (n_updates, n_epochs and n_no_improvement must be >= 0, best_loss >= 0 or HUGE_VAL)"
+        return "info's counters are out of range (n_updates, n_epochs and n_no_improvement must be >= 0 and below GDCORE_MAX_COUNT, best_loss >= 0 or HUGE_VAL)"
     return "unknown gdcore error code"
 
 
@@ -43,6 +44,15 @@ cdef inline bint bad_real(double value, double low, bint low_open) noexcept nogi
     if not isfinite(value):
         return True
     return value <= low if low_open else value < low
+
+
+cdef inline bint bad_thread_count(int n_threads) noexcept nogil:
+    return n_threads < 1 or n_threads > GDCORE_MAX_THREADS
+
+
+cdef inline bint bad_counter(long long count) noexcept nogil:
+    """A gd_fit_info counter out of range (one that could overflow as the fit counts on)."""
+    return count < 0 or count >= GDCORE_MAX_COUNT
 
 
 cdef int check_optimizer(const gd_optimizer* o) noexcept nogil:
@@ -181,7 +191,7 @@ cdef int capi_loss_grad(const floating* X, const floating* y, const floating* we
         return GD_ERR_NULL
     if not is_finite_vector(theta, d + 1) or bad_intercept(theta, d, fit_intercept):
         return GD_ERR_INPUT
-    if bad_real(l2, 0.0, False) or bad_real(l1, 0.0, False) or n_threads < 1:
+    if bad_real(l2, 0.0, False) or bad_real(l1, 0.0, False) or bad_thread_count(n_threads):
         return GD_ERR_OPTIONS
     if weights_near_one(weights, n, &scaled) != GD_OK:
         return GD_ERR_NO_MEMORY
@@ -249,8 +259,8 @@ cdef int capi_fit(const floating* X, const floating* y, const floating* weights,
             or options.batch_size < 0 or bad_real(options.l2, 0.0, False)
             or bad_real(options.l1, 0.0, False)
             or (options.l1 > 0.0 and options.optimizer.kind != OPT_SGD)
-            or options.n_iter_no_change < 1 or options.n_threads < 1
-            or isnan(options.tol) or isnan(options.gtol)):
+            or options.n_iter_no_change < 1 or bad_thread_count(options.n_threads)
+            or not options.tol < HUGE_VAL or not options.gtol < HUGE_VAL):   # NaN, +inf
         return GD_ERR_OPTIONS
     full_batch = options.batch_size == 0 or options.batch_size >= n
     if options.gtol >= 0.0 and not full_batch:
@@ -260,8 +270,8 @@ cdef int capi_fit(const floating* X, const floating* y, const floating* weights,
     if (not is_finite_vector(theta, d + 1) or has_nan(state, 3 * (d + 1))
             or bad_intercept(theta, d, options.fit_intercept)):
         return GD_ERR_INPUT
-    if (info.n_updates < 0 or info.n_epochs < 0 or info.n_no_improvement < 0
-            or not info.best_loss >= 0.0):
+    if (bad_counter(info.n_updates) or bad_counter(info.n_epochs)
+            or bad_counter(info.n_no_improvement) or not info.best_loss >= 0.0):
         return GD_ERR_INFO
     if weights_near_one(weights, n, &scaled) != GD_OK:
         return GD_ERR_NO_MEMORY

@@ -127,7 +127,7 @@ def test_c_program_fits_through_the_api(tmp_path, batch):
     assert history[3] == "50" and int(history[5]) == expected.n_updates
     assert lines["bad-lr"].startswith("5 ") and "out of range" in lines["bad-lr"]
     assert lines["null-x"] == "1" and lines["nan-x"] == "3" and lines["shape"] == "2"
-    assert lines["version"] == "1.2" and lines["pending"] == "0"
+    assert lines["version"] == "1.3" and lines["pending"] == "0"
 
 
 CYTHON_EXTENSION = textwrap.dedent("""
@@ -213,7 +213,7 @@ CYTHON_EXTENSION = textwrap.dedent("""
                             fit_intercept, t, lr, l1)
 
     def loss_grad_code(double[:, ::1] X, double[::1] y, weights, double[::1] theta,
-                       int fit_intercept):
+                       int fit_intercept, int n_threads=1):
         '''api.loss_grad_f64; returns (code, loss, grad).'''
         cdef double[::1] w
         cdef const double* w_ptr = NULL
@@ -223,7 +223,7 @@ CYTHON_EXTENSION = textwrap.dedent("""
             w = weights
             w_ptr = &w[0]
         code = api.loss_grad_f64(&X[0, 0], &y[0], w_ptr, X.shape[0], X.shape[1], &theta[0],
-                                 0.0, 0.0, fit_intercept, 1, &loss, &grad[0])
+                                 0.0, 0.0, fit_intercept, n_threads, &loss, &grad[0])
         return code, loss, list(grad)
 """)
 
@@ -346,12 +346,23 @@ GD_ERR_INPUT, GD_ERR_WEIGHTS, GD_ERR_OPTIONS, GD_ERR_INFO = 3, 4, 5, 9
     (dict(schedule=dict(kind=4, start_factor=0.5, end_factor=1.0, total_iters=1.5)),
      GD_ERR_OPTIONS),
     (dict(schedule=dict(kind=1, step_size=2.0, gamma=0.5)), 0),   # whole sizes are fine
+    # (since 1.3) what gdcore.fit refuses as not finite, the thread counts OpenMP could not
+    # start without ending the process, counters that could overflow
+    (dict(options=dict(tol=float("inf"))), GD_ERR_OPTIONS),
+    (dict(options=dict(gtol=float("inf"))), GD_ERR_OPTIONS),
+    (dict(options=dict(tol=float("-inf"))), 0),                  # < 0: off
+    (dict(options=dict(n_threads=1025)), GD_ERR_OPTIONS),
+    (dict(info=fresh_info(n_updates=2 ** 62)), GD_ERR_INFO),
+    (dict(info=fresh_info(n_epochs=2 ** 62)), GD_ERR_INFO),
+    (dict(info=fresh_info(n_no_improvement=2 ** 62)), GD_ERR_INFO),
+    (dict(info=fresh_info(n_updates=2 ** 62 - 10 ** 6, n_epochs=2 ** 62 - 10 ** 6)), 0),
 ])
 def test_c_fit_rejects_what_gdcore_fit_rejects(uses_gdcore, change, code):
     X, y, _ = gdcore.make_regression(300, 4, seed=1)
     theta, state, history = np.zeros(5), np.zeros(15), np.zeros(10)
     got, _ = uses_gdcore.fit_code(X, y, change.get("weights"),
-                                  c_options(ADAM, change.get("schedule"), tol=1e-3),
+                                  c_options(ADAM, change.get("schedule"),
+                                            **{"tol": 1e-3, **change.get("options", {})}),
                                   change.get("info", fresh_info()), theta, state, history)
     assert got == code
     if code:
@@ -389,7 +400,7 @@ def test_get_include_has_the_header_and_pxd():
     include = gdcore.get_include()
     assert os.path.isfile(os.path.join(include, "gdcore.h"))
     assert os.path.isfile(os.path.join(os.path.dirname(include), "capi.pxd"))
-    assert gdcore._core.C_API_VERSION == (1, 2)
+    assert gdcore._core.C_API_VERSION == (1, 3)
 
 
 GD_ERR_LOSS_NOT_FINITE = 6
@@ -427,6 +438,7 @@ def test_c_loss_grad_reports_an_overflow(uses_gdcore):
     code, loss, _ = uses_gdcore.loss_grad_code(X * 1e160, y, None, np.ones(4), 1)
     assert code == GD_ERR_LOSS_NOT_FINITE and not np.isfinite(loss)
     assert uses_gdcore.loss_grad_code(X, y, None, np.ones(4), 1)[0] == 0
+    assert uses_gdcore.loss_grad_code(X, y, None, np.ones(4), 1, 1025)[0] == GD_ERR_OPTIONS
 
 
 @needs_compiler

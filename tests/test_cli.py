@@ -164,7 +164,7 @@ def test_errors_are_one_line(tmp_path, make_file, args, message):
 
 
 @pytest.mark.parametrize("command, message", [
-    (["demo", "--threads", "0"], "--threads must be -1 (all cores) or 1 to 65536, got 0"),
+    (["demo", "--threads", "0"], "--threads must be -1 (all cores) or 1 to 1024, got 0"),
     (["demo", "--noise", "-1"], "--noise must be a finite number >= 0"),
     (["demo", "--noise", "nan"], "--noise must be a finite number >= 0"),
     (["demo", "--seed", "-1"], "--seed must be an int >= 0"),
@@ -416,7 +416,7 @@ def test_lr_search_ranks_rising_losses_after_falling_ones(files):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--threads", "0"], "--threads must be -1 (all cores) or 1 to 65536, got 0"),
+    (["--threads", "0"], "--threads must be -1 (all cores) or 1 to 1024, got 0"),
     (["--batch-size", "0"], "--batch-size must be"),
     (["--n-iter-no-change", "0"], "--n-iter-no-change must be"),
     (["--epochs", "0"], "--epochs must be"),

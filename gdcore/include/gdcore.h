@@ -11,7 +11,9 @@
  *
  * ABI promise: within a major version, the layout of every struct here and the order of the
  * table's entries do not change; minor versions only append entries at the end of the table.
- * Check api->version_major == GDCORE_API_VERSION_MAJOR (gdcore_import() does).
+ * Check api->version_major == GDCORE_API_VERSION_MAJOR and api->version_minor >=
+ * GDCORE_API_VERSION_MINOR (gdcore_import() does: a table older than this header may lack
+ * entries, or refuse less, than the header describes).
  */
 #ifndef GDCORE_H
 #define GDCORE_H
@@ -19,8 +21,14 @@
 #include <Python.h>
 
 #define GDCORE_API_VERSION_MAJOR 1
-#define GDCORE_API_VERSION_MINOR 2
+#define GDCORE_API_VERSION_MINOR 3
 #define GDCORE_CAPSULE_NAME "gdcore._core._C_API"
+
+/* (since 1.3) The most threads one call takes: OpenMP cannot report a team it fails to
+ * start (libgomp ends the process), so larger n_threads give GD_ERR_OPTIONS. */
+#define GDCORE_MAX_THREADS 1024
+/* (since 1.3) gd_fit_info's counters stay below this (2^62), so they cannot overflow. */
+#define GDCORE_MAX_COUNT 4611686018427387904LL
 
 /* return codes */
 #define GD_OK 0
@@ -81,14 +89,15 @@ typedef struct {
     long long batch_size;       /* 0 (or >= n): full batch; else rows in order, one update a batch */
     double l2, l1;              /* >= 0; l1 only with GD_SGD */
     int fit_intercept;
-    double tol;                 /* < 0: off */
+    double tol;                 /* < 0: off; NaN or +inf: GD_ERR_OPTIONS (since 1.3) */
     long long n_iter_no_change;
-    double gtol;                /* < 0: off; full batch only */
-    int n_threads;              /* >= 1 */
+    double gtol;                /* < 0: off; full batch only; NaN or +inf: GD_ERR_OPTIONS */
+    int n_threads;              /* 1 .. GDCORE_MAX_THREADS */
 } gd_fit_options;
 
 /* Counters of a fit: in/out, so a fit can be continued exactly (start from all zeros and
- * best_loss = HUGE_VAL; counters below 0 or a best_loss that is NaN or < 0 give GD_ERR_INFO). */
+ * best_loss = HUGE_VAL; counters below 0 or at least GDCORE_MAX_COUNT, or a best_loss that is
+ * NaN or < 0, give GD_ERR_INFO). */
 typedef struct {
     long long n_updates, n_epochs, n_no_improvement;
     double best_loss;
@@ -101,7 +110,9 @@ typedef struct {
     /* J and g = (grad w, d b) at theta = (w, b) from one fused pass over the rows of X (n x d,
      * C order); weights may be NULL (all 1; weights at any scale give the fit of weights
      * scaled near 1, as in gdcore.fit); grad has d + 1 entries.  GD_ERR_LOSS_NOT_FINITE (loss
-     * and grad still written) when J or g overflows the data's type. */
+     * and grad still written) when J or g overflows the data's type.  J includes l1*||w||_1 but
+     * g leaves out its subgradient l1*sign(w), since step applies l1 as a proximal step: add
+     * l1*sign(w_j) to g[j] (j < d) for a subgradient of J. */
     int (*loss_grad_f64)(const double *X, const double *y, const double *weights,
                          Py_ssize_t n, Py_ssize_t d, const double *theta, double l2, double l1,
                          int fit_intercept, int n_threads, double *loss, double *grad);
@@ -110,7 +121,9 @@ typedef struct {
                          int fit_intercept, int n_threads, double *loss, float *grad);
     /* One update of theta (d + 1) from grad, with state (3 x (d + 1), zeros at first; at
      * t = 1 Adagrad's sum, state[0 .. d], is set to initial_accumulator_value), at update
-     * count t >= 1 and learning rate lr (already scheduled); l1 (GD_SGD only): proximal step. */
+     * count t >= 1 and learning rate lr (already scheduled); l1 (GD_SGD only): proximal step.
+     * On GD_ERR_PARAMS_NOT_FINITE theta is restored but state has taken the update: keep a
+     * copy of state to retry from it. */
     int (*step_f64)(const gd_optimizer *optimizer, double *theta, const double *grad,
                     double *state, Py_ssize_t d, int fit_intercept, long long t, double lr,
                     double l1);
@@ -135,18 +148,22 @@ typedef struct {
 static inline const gdcore_api *gdcore_import(void)
 {
     const gdcore_api *api;
-    PyObject *module = PyImport_ImportModule("gdcore._core");
+    PyObject *capsule, *module = PyImport_ImportModule("gdcore._core");
     if (module == NULL)
         return NULL;
-    PyObject *capsule = PyObject_GetAttrString(module, "_C_API");
+    capsule = PyObject_GetAttrString(module, "_C_API");
     Py_DECREF(module);
     if (capsule == NULL)
         return NULL;
     api = (const gdcore_api *)PyCapsule_GetPointer(capsule, GDCORE_CAPSULE_NAME);
     Py_DECREF(capsule);  /* the module keeps the capsule, and the table, alive */
-    if (api != NULL && api->version_major != GDCORE_API_VERSION_MAJOR) {
-        PyErr_Format(PyExc_ImportError, "gdcore C API version %d.%d, this caller needs %d.x",
-                     api->version_major, api->version_minor, GDCORE_API_VERSION_MAJOR);
+    if (api != NULL && (api->version_major != GDCORE_API_VERSION_MAJOR
+                        || api->version_minor < GDCORE_API_VERSION_MINOR)) {
+        PyErr_Format(PyExc_ImportError, "gdcore C API version %d.%d, this caller was built "
+                     "for %d.%d or a later %d.x: install a gdcore at least as new as its "
+                     "headers", api->version_major, api->version_minor,
+                     GDCORE_API_VERSION_MAJOR, GDCORE_API_VERSION_MINOR,
+                     GDCORE_API_VERSION_MAJOR);
         return NULL;
     }
     return api;
