@@ -96,15 +96,17 @@ class _Chunks:
         self.weight_exponent = weight_scale_exponent(largest)
 
     def __iter__(self):
+        rows = 0
         for problem in self._pass():
             if self.weight_exponent == 0:
                 pass
             elif problem.sample_weight is not None:
                 problem.sample_weight = scale_weights(problem.sample_weight,
-                                                      self.weight_exponent)
+                                                      self.weight_exponent, rows)
             else:   # unit weights beside scaled ones are scaled alike
                 problem.sample_weight = np.full(problem.n, np.ldexp(1.0, -self.weight_exponent),
                                                 dtype=problem.dtype)
+            rows += problem.n
             yield problem
 
     def _pass(self):

@@ -209,7 +209,7 @@ def check_data(X, y, sample_weight=None, allow_zero_weight_sum=False, row_offset
         if total > 0 or not allow_zero_weight_sum:
             check_weight_sum(total)
         if not allow_zero_weight_sum:
-            sample_weight = _weights_near_one(sample_weight)
+            sample_weight = _weights_near_one(sample_weight, row_offset)
     return Problem(X, y, sample_weight)
 
 
@@ -253,11 +253,21 @@ def weight_scale_exponent(largest):
     return exponent if abs(exponent) > _WEIGHT_SCALE_LIMIT else 0
 
 
-def scale_weights(weights, exponent):
-    """weights · 2^-exponent (exact), or weights themselves when exponent is 0."""
+def scale_weights(weights, exponent, row_offset=0):
+    """weights · 2^-exponent (exact, but for values pushed below the dtype's smallest), or
+    weights themselves when exponent is 0.  A ValueError if a positive weight becomes 0: it
+    would silently count as no weight (a mini-batch of such rows would make no update)."""
     if exponent == 0:
         return weights
-    return np.ldexp(weights, -exponent).astype(weights.dtype, copy=False)
+    scaled = np.ldexp(weights, -exponent).astype(weights.dtype, copy=False)
+    lost = (scaled == 0) & (weights > 0)
+    if lost.any():
+        first = int(np.argmax(lost))
+        raise ValueError(f"sample_weight[{first + row_offset}] = {weights[first]!s} is 0 in "
+                         f"{weights.dtype} once the weights are scaled by 2^{-exponent} to "
+                         "bring the largest near 1 (they span more than the dtype's range); "
+                         "drop the smallest weights or raise them")
+    return scaled
 
 
 def weight_sum_and_largest(problem):
@@ -271,9 +281,9 @@ def weight_sum_and_largest(problem):
         return float(np.sum(weights, dtype=np.float64)), float(weights.max())
 
 
-def _weights_near_one(weights):
+def _weights_near_one(weights, row_offset=0):
     """weights, or a copy scaled by a power of two so that the largest is in [0.5, 1)."""
-    return scale_weights(weights, weight_scale_exponent(weights.max()))
+    return scale_weights(weights, weight_scale_exponent(weights.max()), row_offset)
 
 
 def check_int(name, value, *, low, allow_none=False):

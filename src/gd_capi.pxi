@@ -26,7 +26,7 @@ cdef const char* capi_strerror(int code) noexcept nogil:
     if code == GD_ERR_INPUT:
         return "X, y, weights or theta contain NaN or infinity, state contains NaN, or theta's intercept is not 0 with fit_intercept = 0"
     if code == GD_ERR_WEIGHTS:
-        return "weights must be >= 0 with a positive, finite sum"
+        return "weights must be >= 0 with a positive, finite sum, and span no more than the type's range"
     if code == GD_ERR_OPTIONS:
         return "an option is out of range or names an unknown optimizer or schedule kind"
     if code == GD_ERR_LOSS_NOT_FINITE:
@@ -147,7 +147,9 @@ cdef enum:
 cdef int weights_near_one(const floating* weights, Py_ssize_t n,
                           floating** scaled) noexcept nogil:
     """scaled[0]: weights, or a malloc'ed copy scaled by a power of two (the caller frees
-    it when it is not weights).  Returns GD_OK or GD_ERR_NO_MEMORY."""
+    it when it is not weights).  Returns GD_OK, GD_ERR_NO_MEMORY, or GD_ERR_WEIGHTS when a
+    positive weight becomes 0 (weights spanning more than the type's range), as gdcore.fit
+    refuses them."""
     cdef double largest = 0.0
     cdef int exponent
     cdef Py_ssize_t i
@@ -165,6 +167,10 @@ cdef int weights_near_one(const floating* weights, Py_ssize_t n,
         return GD_ERR_NO_MEMORY
     for i in range(n):
         scaled[0][i] = <floating>ldexp(<double>weights[i], -exponent)
+        if scaled[0][i] == 0 and weights[i] > 0:
+            free(scaled[0])
+            scaled[0] = <floating*>weights
+            return GD_ERR_WEIGHTS
     return GD_OK
 
 
@@ -193,8 +199,9 @@ cdef int capi_loss_grad(const floating* X, const floating* y, const floating* we
         return GD_ERR_INPUT
     if bad_real(l2, 0.0, False) or bad_real(l1, 0.0, False) or bad_thread_count(n_threads):
         return GD_ERR_OPTIONS
-    if weights_near_one(weights, n, &scaled) != GD_OK:
-        return GD_ERR_NO_MEMORY
+    code = weights_near_one(weights, n, &scaled)
+    if code != GD_OK:
+        return code
     buffer = <double*>calloc((<Py_ssize_t>n_threads + 1) * accumulator_stride(d),
                              sizeof(double))
     if buffer != NULL:
@@ -273,8 +280,9 @@ cdef int capi_fit(const floating* X, const floating* y, const floating* weights,
     if (bad_counter(info.n_updates) or bad_counter(info.n_epochs)
             or bad_counter(info.n_no_improvement) or not info.best_loss >= 0.0):
         return GD_ERR_INFO
-    if weights_near_one(weights, n, &scaled) != GD_OK:
-        return GD_ERR_NO_MEMORY
+    code = weights_near_one(weights, n, &scaled)
+    if code != GD_OK:
+        return code
     if info.n_updates == 0:
         start_state(&options.optimizer, state, d)
     if full_batch:

@@ -169,6 +169,14 @@ CASES = [
      ValueError, "sample_weight\\[3\\] = 1e-50 is 0 in float32"),
     ("weights-sum-overflow", dict(sample_weight=np.full(20, 1e307)), ValueError,
      "sample_weight sums to infinity"),
+    # weights are scaled by one power of two to bring the largest near 1: a positive weight
+    # that becomes 0 would silently count as none
+    ("weights-span-past-float64", dict(sample_weight=np.r_[1e300, np.full(19, 1e-30)]),
+     ValueError, r"sample_weight\[1\] = 1e-30 is 0 in float64 once the weights are scaled by "
+                 r"2\^-997"),
+    ("weights-span-past-float32", dict(X=X0.astype(np.float32),
+                                       sample_weight=np.r_[np.full(19, 1e-10), 1e38]),
+     ValueError, r"sample_weight\[0\] = 1e-10 is 0 in float32 once the weights are scaled"),
     ("init-past-float32", dict(X=X0.astype(np.float32), init=(np.array([1e39, 0.0, 0.0]), 0.0)),
      ValueError, "init: coef and intercept must fit in float32"),
     # the core runs its rules by kind: another class would silently run as another rule

@@ -336,6 +336,7 @@ GD_ERR_INPUT, GD_ERR_WEIGHTS, GD_ERR_OPTIONS, GD_ERR_INFO = 3, 4, 5, 9
 @needs_compiler
 @pytest.mark.parametrize("change, code", [
     (dict(weights=np.full(300, 1e307)), GD_ERR_WEIGHTS),      # finite weights, infinite sum
+    (dict(weights=np.r_[1e300, np.full(299, 1e-30)]), GD_ERR_WEIGHTS),  # 0 once scaled
     (dict(info=fresh_info(best_loss=float("nan"))), GD_ERR_INFO),
     (dict(info=fresh_info(best_loss=-1.0)), GD_ERR_INFO),
     (dict(info=fresh_info(n_updates=-5)), GD_ERR_INFO),

@@ -206,6 +206,16 @@ def test_weights_at_any_scale_as_fit(whole, scale, precompute):
     np.testing.assert_allclose(got.coef, expected.coef, rtol=1e-10, atol=1e-12)
 
 
+@pytest.mark.parametrize("precompute", [False, True])
+def test_weights_spanning_past_float64_are_refused_before_any_update(whole, precompute):
+    X, y, _ = whole
+    w = np.ones(len(y))
+    w[0], w[400] = 1e300, 1e-30     # 1e-30 is 0 once 1e300 is brought near 1
+    with pytest.raises(ValueError, match=r"sample_weight\[400\] = 1e-30 is 0 in float64"):
+        gdcore.fit_chunks(pieces(X, y, w), epochs=3, precompute=precompute,
+                          callback=lambda info: pytest.fail("an epoch ran"))
+
+
 def test_chunks_without_weights_beside_huge_weights(whole):
     """A chunk given without weights has unit weights; beside chunks of weights near 1e300
     (scaled by one power of two) it is scaled alike, so the fit is that of explicit ones."""

@@ -37,7 +37,9 @@
 #define GD_ERR_INPUT 3           /* NaN or inf in X, y, weights or theta; NaN in state (inf is a
                                   * state a fit can go on from); theta[d] != 0 with
                                   * fit_intercept = 0 */
-#define GD_ERR_WEIGHTS 4         /* a negative weight, or weights summing to 0 or to inf */
+#define GD_ERR_WEIGHTS 4         /* a negative weight, or weights summing to 0 or to inf, or
+                                  * (since 1.3) spanning more than the type's range: a positive
+                                  * weight that is 0 once the largest is scaled near 1 */
 #define GD_ERR_OPTIONS 5         /* a hyper-parameter out of range, or an unknown kind */
 #define GD_ERR_LOSS_NOT_FINITE 6 /* the fit diverged: the loss overflowed (theta: last finite);
                                   * from loss_grad: J or g not finite in the data's type */
