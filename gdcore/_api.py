@@ -237,6 +237,10 @@ def _initial_state(init, opt, d, dtype, fit_intercept):
                              f"{init.settings['fit_intercept']}, this fit has "
                              f"fit_intercept={fit_intercept}")
         state = init.state.copy()
+        if init.stop_reason == "tol":
+            # asked to go on after the rule stopped it, the fit gets n_iter_no_change more
+            # epochs to improve (as a warm-started scikit-learn estimator does), not one
+            state.n_no_improvement = 0
         state.theta = _cast_finite(state.theta, dtype, "coef and intercept")
         state.optimizer_state = _cast_finite(state.optimizer_state, dtype,
                                              "optimizer state")

@@ -377,3 +377,15 @@ def test_grid_search_over_an_optimizer_flag():
     from_grid = GDRegressor(optimizer=gdcore.optim.Adam(lr=0.1, amsgrad=np.True_), epochs=30,
                             tol=None).fit(X, y)
     np.testing.assert_array_equal(from_grid.coef_, amsgrad.coef_)
+
+
+def test_a_warm_start_after_the_tol_rule_stopped_runs_n_iter_no_change_epochs():
+    """As a warm-started scikit-learn estimator: the second fit gets n_iter_no_change epochs
+    to improve (test_stopping has the hand-derived losses of this problem)."""
+    X, y = np.zeros((8, 1)), np.full(8, 4.0)
+    model = GDRegressor(optimizer="sgd", lr=0.5, tol=1.5, n_iter_no_change=2, epochs=20,
+                        warm_start=True).fit(X, y)
+    assert model.n_iter_ == 4 and model.result_.stop_reason == "tol"
+    model.fit(X, y)
+    assert model.n_iter_ == 2
+    assert model.loss_curve_ == [8.0, 2.0, 0.5, 0.125, 0.03125, 0.0078125]

@@ -53,6 +53,20 @@ def test_tol_rule_at_an_exact_tie(backend, precompute):
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
+def test_a_fit_the_tol_rule_stopped_continues_for_n_iter_no_change_epochs(backend):
+    """The problem above stops at epoch 4 (best 0.5, count 2).  Continued, its counter starts
+    afresh (the best loss carries over): 0.03125 and 0.0078125 are not below 0.125 − 1.5, so
+    it stops again after n_iter_no_change = 2 epochs, not after one."""
+    X, y = np.zeros((8, 1)), np.full(8, 4.0)
+    options = dict(optimizer="sgd", lr=0.5, tol=1.5, n_iter_no_change=2, backend=backend)
+    first = gdcore.fit(X, y, epochs=20, **options)
+    assert first.stop_reason == "tol" and first.n_epochs == 4
+    more = gdcore.fit(X, y, epochs=20, init=first, **options)
+    assert list(more.loss_history) == [8.0, 2.0, 0.5, 0.125, 0.03125, 0.0078125]
+    assert more.stop_reason == "tol" and more.n_epochs == 6
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
 def test_tol_zero_stops_a_flat_loss(backend):
     # a loss that stays exactly where it is has not gone below best − 0
     X, y = np.zeros((8, 1)), np.zeros(8)
