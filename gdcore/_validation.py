@@ -94,6 +94,10 @@ def fit_dtype(dtype):
 
 
 def _as_array(name, value):
+    if type(value).__module__.startswith("scipy.sparse"):
+        # np.asarray makes a 0-d object array of it, reported as a wrong dtype
+        raise TypeError(f"{name} is a scipy.sparse {type(value).__name__}; gdcore fits dense "
+                        f"arrays: pass {name}.toarray() if it fits in memory")
     extension = _pandas_extension_numbers(value)
     if extension is not None:
         arr = extension

@@ -307,6 +307,15 @@ def test_settings_are_checked_before_the_data_is_read(changes, error, pattern, m
         gdcore.fit(X, Y0, **changes)
 
 
+def test_sparse_input_is_named_as_such():
+    sparse = pytest.importorskip("scipy.sparse", reason="scipy (with scikit-learn) makes one")
+    with pytest.raises(TypeError, match=r"X is a scipy.sparse csr_matrix; gdcore fits dense "
+                                        r"arrays: pass X.toarray\(\)"):
+        gdcore.fit(sparse.csr_matrix(X0), Y0)
+    with pytest.raises(TypeError, match="sample_weight is a scipy.sparse"):
+        gdcore.fit(X0, Y0, sample_weight=sparse.csr_array(W0[None, :]))
+
+
 def test_numpy_bools_are_bools_to_the_optimizers():
     assert SGD(momentum=0.9, nesterov=np.True_) == SGD(momentum=0.9, nesterov=True)
     assert Adam(amsgrad=np.bool_(True)).amsgrad is True
