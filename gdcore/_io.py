@@ -6,7 +6,9 @@ the row of a bad cell), so the CLI can print one line and exit non-zero.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import uuid
 from dataclasses import dataclass
 
 import numpy as np
@@ -46,9 +48,29 @@ def _read_frame(path):
             raise DataError(f"{path}: not a readable Parquet file ({exc})") from None
     pd = _need("pandas", "io", path)
     try:
-        return pd.read_csv(path)
+        frame = pd.read_csv(path)
     except Exception as exc:
         raise DataError(f"{path}: not a readable CSV file ({exc})") from None
+    _check_unique_header(path)
+    return frame
+
+
+def _check_unique_header(path):
+    """pandas renames a repeated CSV column ("y", "y.1"): the copy would become a feature
+    (a repeated target, the target itself), so a repeated name is refused."""
+    import csv
+    with open(path, newline="", encoding="utf-8", errors="replace") as f:
+        header = next(csv.reader(f), [])
+    _check_unique(path, "column", header)
+
+
+def _check_unique(path, what, names):
+    seen = set()
+    for name in names:
+        if name in seen:
+            raise DataError(f"{path}: the {what} {name!r} appears twice; name every {what} "
+                            "once")
+        seen.add(name)
 
 
 def _column_array(frame, column, path):
@@ -67,7 +89,7 @@ def _column_array(frame, column, path):
 
 
 def _check_target_not_a_feature(path, target, features):
-    if target is not None and target in features:
+    if target is not None and target in set(features):
         raise DataError(f"{path}: the target column {target!r} is also one of the features; "
                         "leave it out of --features")
 
@@ -82,11 +104,14 @@ def _is_number(value):
 
 def _from_frame(frame, path, target, features):
     columns = [str(c) for c in frame.columns]
+    _check_unique(path, "column", columns)      # Parquet may repeat a name
     frame.columns = columns
-    if target is not None and target not in columns:
+    known = set(columns)
+    if target is not None and target not in known:
         raise DataError(f"{path}: no column {target!r} (columns: {', '.join(columns)})")
     if features:
-        missing = [f for f in features if f not in columns]
+        _check_unique("--features", "feature", features)
+        missing = [f for f in features if f not in known]
         if missing:
             raise DataError(f"{path}: no column {missing[0]!r} (columns: {', '.join(columns)})")
         _check_target_not_a_feature(path, target, features)
@@ -117,14 +142,19 @@ class ArrayBlocks:
             raise DataError(f"{path}: expected a 2-D numeric array, got {array.ndim}-D "
                             f"{array.dtype}")
         names = [str(i) for i in range(array.shape[1])]
-        if target is not None and target not in names:
+        known = set(names)
+        if target is not None and target not in known:
             raise DataError(f"{path}: no column {target!r}: columns of an array are its "
                             f"indices 0..{array.shape[1] - 1}")
+        if features:
+            _check_unique("--features", "feature", features)
         chosen = list(features) if features else [c for c in names if c != target]
         for name in chosen:
-            if name not in names:
+            if name not in known:
                 raise DataError(f"{path}: no column {name!r} (columns are "
                                 f"0..{array.shape[1] - 1})")
+        if not chosen:
+            raise DataError(f"{path}: no feature columns besides the target {target!r}")
         _check_target_not_a_feature(path, target, chosen)
         if array.shape[0] == 0:
             raise DataError(f"{path}: the array has no rows")
@@ -190,6 +220,24 @@ def _from_array(array, path, target, features):
     return ArrayBlocks(array, path, target, features).to_table()
 
 
+@contextlib.contextmanager
+def replaced_on_success(path, newline=None):
+    """A text file to write that becomes ``path`` only when the block ends without an error
+    (Ctrl-C included): until then an earlier file at ``path`` is kept, and a failed or
+    interrupted write leaves nothing half-written behind."""
+    path = os.fspath(path)
+    temporary = os.path.join(os.path.dirname(os.path.abspath(path)),
+                             f".{os.path.basename(path)}.{os.getpid()}.{uuid.uuid4().hex}.tmp")
+    try:
+        with open(temporary, "x", encoding="utf-8", newline=newline) as f:
+            yield f
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.remove(temporary)
+        raise
+
+
 def is_npy(path):
     return os.fspath(path).lower().endswith(".npy")
 
@@ -216,13 +264,15 @@ def npy_blocks(path, target=None, features=None):
     return ArrayBlocks(array, path, target, features)
 
 
-def read_table(path, target=None, features=None):
+def read_table(path, target=None, features=None, features_only=False):
     """Read ``path`` into a Table of float features (and the target column, if named).
 
     CSV (pandas) and Parquet (pyarrow) name columns by header; a .npy 2-D array names them
     by index (opened as a memmap: X is the array itself when it is all the features, else
     the chosen columns are copied; see npy_blocks to read it a block at a time); a .npz holds
-    either arrays ``X`` and ``y`` (the target names the y array) or one 2-D array.
+    either arrays ``X`` and ``y`` (the target names the y array) or one 2-D array (whatever
+    its name, columns by index).  ``features_only``: no target is read (predictions), not
+    even a .npz's y.
     """
     path = os.fspath(path)
     if not os.path.exists(path):
@@ -236,8 +286,12 @@ def read_table(path, target=None, features=None):
             arrays = {k: archive[k] for k in archive.files}
         except Exception as exc:
             raise DataError(f"{path}: not a readable .npz file ({exc})") from None
+        if len(arrays) == 1 and target not in arrays:
+            return _from_array(next(iter(arrays.values())), path, target, features)
         if "X" in arrays:
             key = target if target is not None else ("y" if "y" in arrays else None)
+            if features_only:
+                key = None
             if key is not None and key not in arrays:
                 raise DataError(f"{path}: no array {key!r} (arrays: {', '.join(arrays)})")
             table = _from_array(arrays["X"], path, None, features)
@@ -252,8 +306,6 @@ def read_table(path, target=None, features=None):
                 _check_finite(path, y[:, None], [key], 0)
                 table.y, table.target = y, key
             return table
-        if len(arrays) == 1:
-            return _from_array(next(iter(arrays.values())), path, target, features)
         raise DataError(f"{path}: expected arrays 'X' and 'y', got {', '.join(arrays)}")
     return _from_frame(_read_frame(path), path, target, features)
 

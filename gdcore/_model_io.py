@@ -4,9 +4,12 @@
 from __future__ import annotations
 
 import json
+import numbers
 from dataclasses import dataclass, field
 
 import numpy as np
+
+from ._io import replaced_on_success
 
 FORMAT = "gdcore-model"
 FORMAT_VERSION = 1
@@ -29,7 +32,18 @@ class SavedModel:
     gdcore_version: str | None = None
 
     def predict(self, X):
-        X = np.asarray(X, dtype=np.float64)
+        """Predictions for X: an array of the feature columns in the saved order, or a
+        DataFrame, whose columns are taken by name (in any order; others are ignored)."""
+        columns = getattr(X, "columns", None)
+        if columns is not None:
+            by_name = {str(column): column for column in columns}
+            missing = [name for name in self.feature_names if name not in by_name]
+            if missing:
+                raise ValueError(f"X has no column {missing[0]!r} (the model's features: "
+                                 f"{', '.join(self.feature_names)})")
+            X = X[[by_name[name] for name in self.feature_names]]
+        # one layout, so the same rows give the same bits whatever order they came in
+        X = np.ascontiguousarray(X, dtype=np.float64)
         if X.ndim != 2 or X.shape[1] != self.coef.shape[0]:
             raise ValueError(f"X must have {self.coef.shape[0]} columns "
                              f"({', '.join(self.feature_names)}), got shape {X.shape}")
@@ -85,6 +99,11 @@ def save_model(path, model, *, feature_names=None, target=None):
     and ``target`` names the predictions' column.  Hyper-parameters, the
     loss history and the stop reason are saved with the coefficients.
     """
+    if target is not None and not isinstance(target, str):
+        if not isinstance(target, numbers.Integral) or isinstance(target, bool):
+            raise TypeError(f"target must be a column name (str), a column index or None, "
+                            f"got {type(target).__name__} {target!r}")
+        target = str(int(target))       # a column index, as a .npy's columns are named
     model = _as_saved_model(model, feature_names, target)
     if len(model.feature_names) != model.coef.shape[0]:
         raise ValueError(f"feature_names has {len(model.feature_names)} names but the model "
@@ -101,8 +120,9 @@ def save_model(path, model, *, feature_names=None, target=None):
         "loss_history": [float(v) for v in model.loss_history],
         "stop_reason": model.stop_reason,
     }
-    with open(path, "w", encoding="utf-8") as f:
-        json.dump(document, f, indent=1)
+    text = json.dumps(document, indent=1)      # whole before the file is touched
+    with replaced_on_success(path) as f:
+        f.write(text)
 
 
 def load_model(path):

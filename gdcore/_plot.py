@@ -19,10 +19,16 @@ def _pyplot():
 
 
 def supported_image_formats():
-    """The file extensions (without the dot) matplotlib can save a figure as."""
+    """The file extensions (without the dot) matplotlib can save a figure as here: .pgf only
+    where a LaTeX it runs is installed (without one, saving fails after the work is done)."""
     _pyplot()
+    import shutil
+
     from matplotlib.backend_bases import FigureCanvasBase
-    return set(FigureCanvasBase.get_supported_filetypes())
+    formats = set(FigureCanvasBase.get_supported_filetypes())
+    if not any(shutil.which(tex) for tex in ("xelatex", "lualatex", "pdflatex")):
+        formats.discard("pgf")
+    return formats
 
 
 def plot_loss_curves(curves, ax=None, title=None):

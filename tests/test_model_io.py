@@ -73,3 +73,40 @@ def test_save_an_unfitted_estimator_is_a_type_error(tmp_path):
     pytest.importorskip("sklearn", reason="GDRegressor needs the optional scikit-learn")
     with pytest.raises(TypeError, match="got GDRegressor"):
         gdcore.save_model(tmp_path / "m.json", gdcore.GDRegressor())
+
+
+def test_a_saved_model_predicts_a_data_frame_by_column_name(tmp_path):
+    pd = pytest.importorskip("pandas", reason="the DataFrame case needs pandas")
+    X, y, _ = problem(n=60, d=3)
+    result = gdcore.fit(X, y, optimizer="gd", lr=0.5, epochs=20)
+    gdcore.save_model(tmp_path / "m.json", result, feature_names=["a", "b", "c"])
+    model = gdcore.load_model(tmp_path / "m.json")
+    shuffled = pd.DataFrame(X, columns=["a", "b", "c"])[["c", "a", "b"]].assign(extra=1.0)
+    np.testing.assert_array_equal(model.predict(shuffled), model.predict(X))
+    with pytest.raises(ValueError, match="X has no column 'b'"):
+        model.predict(shuffled.drop(columns="b"))
+
+
+def test_a_failed_save_keeps_the_earlier_file(tmp_path):
+    X, y, _ = problem(n=60, d=3)
+    result = gdcore.fit(X, y, epochs=3)
+    path = tmp_path / "m.json"
+    gdcore.save_model(path, result, target="y")
+    before = path.read_bytes()
+    with pytest.raises(TypeError, match="target must be a column name"):
+        gdcore.save_model(path, result, target=3.5)
+    assert path.read_bytes() == before
+    gdcore.save_model(path, result, target=np.int64(3))     # a column index, as a .npy names it
+    assert gdcore.load_model(path).target == "3"
+    assert [p.name for p in tmp_path.iterdir()] == ["m.json"]     # no temporary file left
+
+
+def test_an_interrupted_write_leaves_nothing_behind(tmp_path):
+    from gdcore._io import replaced_on_success
+    path = tmp_path / "out.csv"
+    path.write_text("earlier\n")
+    with pytest.raises(KeyboardInterrupt):
+        with replaced_on_success(path) as f:
+            f.write("half")
+            raise KeyboardInterrupt
+    assert path.read_text() == "earlier\n" and len(list(tmp_path.iterdir())) == 1

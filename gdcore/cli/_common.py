@@ -92,8 +92,9 @@ class StreamedData:
         """Whether fit_chunks should form the Gram matrix (precompute=True)."""
         return False
 
-    def standardize(self):
-        self.mean, self.scale = column_mean_and_scale(X for X, _ in self.pieces())
+    def standardize(self, centre):
+        self.mean, self.scale = column_mean_and_scale((X for X, _ in self.pieces()),
+                                                      self.feature_names, centre)
 
     def chunks(self):
         for X, y in self.pieces():
@@ -107,14 +108,14 @@ class StreamedData:
 class FolderData(StreamedData):
     """DATA given as a folder of Parquet/CSV files: read file by file."""
 
-    def __init__(self, folder, target, features, standardize):
+    def __init__(self, folder, target, features, standardize, centre=True):
         self.folder, self.target = folder, target
         first = next(iter_folder_tables(folder, target, features))
         if first.y is None:
             raise DataError(f"{folder}: give the target column with --target")
         self.feature_names = first.feature_names
         if standardize:
-            self.standardize()
+            self.standardize(centre)
 
     def pieces(self):
         for table in iter_folder_tables(self.folder, self.target, self.feature_names):
@@ -125,13 +126,13 @@ class NpyData(StreamedData):
     """DATA given as a .npy file: its memmap read in row blocks of bounded size, so the
     features (X without the target column, which cannot be a view) are never copied whole."""
 
-    def __init__(self, path, target, features, standardize):
+    def __init__(self, path, target, features, standardize, centre=True):
         if target is None:
             raise DataError(f"{path}: give the target column with --target")
         self.blocks = npy_blocks(path, target, features)
         self.target, self.feature_names = target, self.blocks.feature_names
         if standardize:
-            self.standardize()
+            self.standardize(centre)
 
     def pieces(self):
         return iter(self.blocks)
@@ -159,13 +160,28 @@ def merged_moments(blocks):
     return count, mean, squares
 
 
-def column_mean_and_scale(blocks):
+def column_mean_and_scale(blocks, feature_names, centre=True):
     """Each column's mean and standard deviation over row blocks, as X.mean(axis=0) and
-    X.std(axis=0) of all rows (constant columns get scale 1)."""
-    count, mean, squares = merged_moments(blocks)
-    scale = np.sqrt(squares / count)
+    X.std(axis=0) of all rows (constant columns get scale 1); without centre, zeros and the
+    root mean square (see standardization)."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        count, mean, squares = merged_moments(blocks)
+        scale = np.sqrt(squares / count if centre else squares / count + mean ** 2)
+    check_standardization(mean, scale, feature_names)
+    if not centre:
+        mean = np.zeros_like(mean)
     scale[scale == 0] = 1.0
     return mean, scale
+
+
+def check_standardization(mean, scale, feature_names):
+    """A DataError if a column's mean or standard deviation overflows float64 (values near
+    1e154 or more): the scaling saved with the model would not be usable."""
+    bad = ~(np.isfinite(mean) & np.isfinite(scale))
+    if bad.any():
+        name = feature_names[int(np.argmax(bad))]
+        raise DataError(f"--standardize: the standard deviation of column {name!r} overflows "
+                        "float64 (values near 1e154 or more); rescale that column")
 
 
 def fit_data(args, data, **options):
@@ -181,19 +197,33 @@ def fit_data(args, data, **options):
     return fit(data.X_fit, data.y, **options)
 
 
+def check_options_first(args, **stopping):
+    """gdcore.fit's checks of the fit's options, made before the data are read: a
+    --standardize pass over a large file, or a --batch-size copy of it, would otherwise come
+    before an error about --lr.  (The data's width and dtype are not known yet: those checks
+    that need them, and gtol against the row count, come with the fit.)"""
+    from .._api import prepare_run
+    prepare_run(1, 1, np.float64, **fit_options(args), **stopping, shuffle=True, init=None,
+                callback=None, backend="core")
+
+
 def load(args, target_required=True):
     """The data named by args: StreamedData for a folder, or for a .npy fitted full-batch;
     else a Table with X_fit (X, standardised when asked), mean and scale."""
     standardize = getattr(args, "standardize", False)
+    # without an intercept the fit is through the origin: scaled, not centred, so that it
+    # stays through the origin of the data's own units
+    centre = getattr(args, "fit_intercept", True)
     if os.path.isdir(args.data):
-        return FolderData(args.data, args.target, args.features, standardize)
+        return FolderData(args.data, args.target, args.features, standardize, centre)
     if is_npy(args.data) and getattr(args, "batch_size", None) is None:
-        return NpyData(args.data, args.target, args.features, standardize)
+        return NpyData(args.data, args.target, args.features, standardize, centre)
     # mini-batches need every row in one C-contiguous array: a .npy's columns are copied
     table = read_table(args.data, args.target, args.features)
     if target_required and table.y is None:
         raise DataError(f"{args.data}: give the target column with --target")
-    table.X_fit, table.mean, table.scale = standardization(table.X, standardize)
+    table.X_fit, table.mean, table.scale = standardization(table.X, standardize,
+                                                           table.feature_names, centre)
     if standardize:
         table.X = None      # only X_fit is used from here: do not keep both alive
     return table
@@ -219,12 +249,18 @@ def residual_summary(data, result):
     return len(data.y), mse, r2_score(data.y, predictions)
 
 
-def standardization(X, enabled):
-    """(X scaled, mean, scale): columns to mean 0 and variance 1 (constant columns kept)."""
+def standardization(X, enabled, feature_names, centre=True):
+    """(X scaled, mean, scale): columns to mean 0 and variance 1 (constant columns kept).
+    Without centre (a fit without intercept, which must stay through the data's origin) the
+    columns are only divided by their root mean square, to a mean square of 1, and mean is 0."""
     if not enabled:
         return X, None, None
-    mean = X.mean(axis=0)
-    scale = X.std(axis=0)
+    with np.errstate(over="ignore", invalid="ignore"):
+        mean = X.mean(axis=0)
+        scale = X.std(axis=0) if centre else np.sqrt(np.mean(np.square(X), axis=0))
+    check_standardization(mean, scale, feature_names)
+    if not centre:
+        mean = np.zeros_like(mean)
     scale[scale == 0] = 1.0
     scaled = X - mean
     scaled /= scale         # in place: one array the size of X, not two
@@ -242,7 +278,9 @@ FLAG_MAY_BE_NONE = re.compile(r"^(--[a-z-]+ )must be None, ")
 
 # the library's advice, and the options it names, in the command line's words
 CLI_WORDS = [("standardise X", "--standardize"), ("try a smaller lr", "try a smaller --lr"),
-             ("Use l2, or optimizer='sgd'", "Use --l2, or --optimizer sgd")]
+             ("Use l2, or optimizer='sgd'", "Use --l2, or --optimizer sgd"),
+             ("use tol, or batch_size=None", "use --tol, or leave out --batch-size"),
+             (" The last finite parameters are in .result", "")]
 
 
 def in_cli_words(text):
@@ -253,10 +291,9 @@ def in_cli_words(text):
 
 def fail(command, message):
     """Print ``message`` (an exception or text) as one error line; returns exit status 2."""
-    if isinstance(message, DivergenceError):
-        # .result is the library's handle on the last parameters, not the command line's
-        message = in_cli_words(str(message).replace(
-            " The last finite parameters are in .result", ""))
+    if isinstance(message, (DivergenceError, str)):
+        # (.result is the library's handle on the last parameters, not the command line's)
+        message = in_cli_words(str(message))
     elif isinstance(message, (ValueError, TypeError)) and not isinstance(message, DataError):
         message = ARGUMENT_AT_START.sub(lambda match: FLAGS[match.group(1)], str(message))
         # A flag left out is the library's None: the command line cannot pass None itself.
@@ -266,9 +303,10 @@ def fail(command, message):
 
 
 def loss_rose(result):
-    """Whether a fit ended with its loss above where it began: a rate that diverges without
-    overflowing, no better a fit than one whose loss stopped being finite."""
-    return result.final_loss > result.loss_history[0]
+    """Whether a fit ended with its loss above twice where it began: a rate that diverges
+    without overflowing, no better a fit than one whose loss stopped being finite.  (Not any
+    rise: mini-batch losses near the noise floor wander a little either way.)"""
+    return result.final_loss > 2.0 * result.loss_history[0]
 
 
 def check_plot_path(path):
@@ -285,9 +323,21 @@ def check_plot_path(path):
     if suffix not in formats:
         raise ValueError(f"--plot {path}: the image format comes from the extension; use one "
                          f"of {', '.join('.' + f for f in sorted(formats))}")
+    check_output_path("--plot", path)
+
+
+def check_output_path(flag, path):
+    """Raise ValueError naming the flag if a file cannot be written at ``path`` (its folder
+    missing or not writable, or a folder in its place): checked before the work."""
+    if path is None:
+        return
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
-        raise ValueError(f"--plot {path}: no such folder {folder}")
+        raise ValueError(f"{flag} {path}: no such folder {folder}")
+    if os.path.isdir(path):
+        raise ValueError(f"{flag} {path}: is a folder, not a file")
+    if not os.access(folder, os.W_OK):
+        raise ValueError(f"{flag} {path}: the folder {folder} is not writable")
 
 
 def r2_score(y, predictions):

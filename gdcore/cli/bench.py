@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from .. import bench
-from .._validation import resolve_n_threads
-from ._common import fail
+from .._validation import make_rng, resolve_n_threads
+from ._common import check_output_path, fail
 
 
 def add_parser(subparsers):
@@ -27,6 +27,8 @@ def run(args):
         if args.n < 1000 or args.d < 1:
             raise ValueError(f"--n must be >= 1000 and --d >= 1, got {args.n} and {args.d}")
         threads_used = resolve_n_threads(args.threads)
+        make_rng(args.seed)
+        check_output_path("--json", args.json)      # before minutes of timing
     except (ValueError, TypeError) as exc:
         return fail("bench", exc)
     print(f"gdcore bench on {bench.describe_machine(bench.machine_description())}", flush=True)
@@ -38,6 +40,9 @@ def run(args):
         # the settings as given (run is the subcommand's function, not a setting)
         settings = {key: value for key, value in vars(args).items() if key != "run"}
         settings["threads_used"] = threads_used
-        bench.write_json(args.json, results, settings)
+        try:
+            bench.write_json(args.json, results, settings)
+        except OSError as exc:
+            return fail("bench", f"--json {args.json}: {exc.strerror}")
         print(f"wrote {args.json}")
     return 0

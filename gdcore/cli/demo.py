@@ -89,8 +89,12 @@ def run(args):
     print(f"gdcore demo: {args.n:,} x {args.d} {args.dtype}, noise {args.noise}, "
           f"seed {args.seed}; compiled core: {build_info()['core']}", flush=True)
     started = time.perf_counter()
-    X, y, true_coef = make_regression(args.n, args.d, noise=args.noise, intercept=1.0,
-                                      seed=args.seed, dtype=args.dtype)
+    try:
+        X, y, true_coef = make_regression(args.n, args.d, noise=args.noise, intercept=1.0,
+                                          seed=args.seed, dtype=args.dtype)
+    except MemoryError:
+        return fail("demo", f"--n {args.n:,} x --d {args.d} ({args.dtype}) does not fit in "
+                            "memory; choose a smaller problem")
     print(f"generated in {time.perf_counter() - started:.1f} s\n", flush=True)
     header = (f"{'optimizer':<22}{'epochs':>7}{'stop':>8}{'final MSE':>13}{'|w - w*|':>12}"
               f"{'seconds':>9}")
@@ -123,7 +127,7 @@ def run(args):
         try:
             save_loss_plot(args.plot, curves, title=f"gdcore demo: {args.n:,} x {args.d} "
                                                     f"{args.dtype}")
-        except (ImportError, OSError, ValueError) as exc:
+        except Exception as exc:    # matplotlib's own errors too: one line, not a traceback
             return fail("demo", f"--plot {args.plot}: {exc}")
         print(f"plot written to {args.plot}")
     return 0

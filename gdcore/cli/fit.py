@@ -13,8 +13,9 @@ from .._io import DataError
 from .._model_io import SavedModel, save_model
 from .._progress import progress_callback
 from ._common import (add_data_arguments, add_fit_arguments, add_stopping_arguments,
-                      check_plot_path, fail, fit_data, fit_options, in_cli_words, load,
-                      loss_rose, residual_summary, stopping_options)
+                      check_options_first, check_output_path, check_plot_path, fail, fit_data,
+                      fit_options, in_cli_words, load, loss_rose, residual_summary,
+                      stopping_options)
 
 
 def add_parser(subparsers):
@@ -36,7 +37,9 @@ def add_parser(subparsers):
 def run(args):
     try:
         check_plot_path(args.plot)
-    except ValueError as exc:
+        check_output_path("--save", args.save)
+        check_options_first(args, **stopping_options(args))
+    except (ValueError, TypeError) as exc:
         return fail("fit", exc)
     try:
         callback, close = progress_callback(args.epochs, enabled=args.progress,
@@ -67,32 +70,41 @@ def run(args):
     print(f"MSE            {mse:.6g}")
     print(f"R2             {r2:.6f}")
     print(f"seconds        {result.elapsed:.3f}")
+    rose = loss_rose(result)
+    if args.save and not rose:      # (before the plot: a failed plot keeps the model)
+        status = save(args, data, result)
+        if status:
+            return status
     if args.plot:
         try:
             from .._plot import save_loss_plot
             save_loss_plot(args.plot, {args.optimizer: result.loss_history},
                            title=f"gdcore fit {args.data}")
-        except (ImportError, OSError, ValueError) as exc:
+        except Exception as exc:    # matplotlib's own errors too: one line, not a traceback
             return fail("fit", f"--plot {args.plot}: {exc}")
         print(f"plot           {args.plot}")
-    if loss_rose(result):
+    if rose:
         # a model worse than none: not saved, and the exit status says so
         return fail("fit", f"the loss rose from {result.loss_history[0]:.6g} to "
                            f"{result.final_loss:.6g}: the fit diverged"
                            + (" and was not saved" if args.save else "")
-                           + "; try a smaller --lr or --standardize")
-    if args.save:
-        model = SavedModel(coef=np.asarray(result.coef, dtype=np.float64),
-                           intercept=result.intercept, feature_names=data.feature_names,
-                           target=data.target, mean=data.mean, scale=data.scale,
-                           hyper_parameters=dict(fit_options(args), **stopping_options(args),
-                                                 optimizer=repr(result.optimizer),
-                                                 schedule=repr(result.schedule)),
-                           loss_history=list(result.loss_history),
-                           stop_reason=result.stop_reason)
-        try:
-            save_model(args.save, model)
-        except OSError as exc:
-            return fail("fit", f"--save {args.save}: {exc.strerror}")
-        print(f"saved          {args.save}")
+                           + "; try a smaller --lr"
+                           + ("" if args.standardize else " or --standardize"))
+    return 0
+
+
+def save(args, data, result):
+    """Write --save; 0, or the exit status of an error."""
+    model = SavedModel(coef=np.asarray(result.coef, dtype=np.float64),
+                       intercept=result.intercept, feature_names=data.feature_names,
+                       target=data.target, mean=data.mean, scale=data.scale,
+                       hyper_parameters=dict(fit_options(args), **stopping_options(args),
+                                             optimizer=repr(result.optimizer),
+                                             schedule=repr(result.schedule)),
+                       loss_history=list(result.loss_history), stop_reason=result.stop_reason)
+    try:
+        save_model(args.save, model)
+    except OSError as exc:
+        return fail("fit", f"--save {args.save}: {exc.strerror}")
+    print(f"saved          {args.save}")
     return 0

@@ -9,8 +9,8 @@ import numpy as np
 from .. import DivergenceError
 from .._io import DataError
 from .._validation import make_rng
-from ._common import (add_data_arguments, add_fit_arguments, fail, fit_data, fit_options, load,
-                      loss_rose)
+from ._common import (add_data_arguments, add_fit_arguments, check_options_first, fail,
+                      fit_data, fit_options, load, loss_rose)
 
 # ranked in this order, then by final loss: rates whose loss fell, rose, or stopped being finite
 STATUS_ORDER = ("ok", "rose", "diverged")
@@ -65,8 +65,9 @@ def candidate_rates(args):
 def run(args):
     try:
         rates = candidate_rates(args)
+        check_options_first(args, tol=None, n_iter_no_change=5, gtol=None)
         table = load(args)
-    except (ValueError, DataError) as exc:
+    except (ValueError, TypeError, DataError) as exc:
         return fail("lr-search", exc)
     rows = []
     for rate in rates:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import os
+import contextlib
+import csv
 import sys
 
-from .._io import DataError, is_npy, npy_blocks, read_table
+from .._io import DataError, is_npy, npy_blocks, read_table, replaced_on_success
 from .._model_io import load_model
 from ._common import fail
 
@@ -31,36 +32,25 @@ def run(args):
             # a .npy is predicted block by block: neither it nor its predictions held whole
             blocks = (X for X, _ in npy_blocks(args.data, None, model.feature_names))
         else:
-            blocks = [read_table(args.data, None, model.feature_names).X]
+            blocks = [read_table(args.data, None, model.feature_names, features_only=True).X]
     except DataError as exc:
         return fail("predict", exc)
-    name = model.target or "prediction"
+    # --out appears only once every prediction is written: a bad cell further into a .npy,
+    # or Ctrl-C, leaves no partial predictions behind (and an earlier file as it was)
     try:
-        out = open(args.out, "w") if args.out else sys.stdout
+        with (replaced_on_success(args.out, newline="") if args.out
+              else contextlib.nullcontext(sys.stdout)) as out:
+            write_predictions(out, model, blocks)
+    except (DataError, ValueError) as exc:
+        return fail("predict", exc)
     except OSError as exc:
         return fail("predict", f"--out {args.out}: {exc.strerror}")
-    with out if args.out else _nullcontext(out):
-        out.write(f"{name}\n")
-        try:
-            for X in blocks:
-                # as np.savetxt(fmt="%.17g") would, without its per-call garbage
-                out.writelines(f"{value:.17g}\n" for value in model.predict(X))
-        except (DataError, ValueError) as exc:
-            error = exc
-        else:
-            return 0
-    # a bad cell further into a .npy: leave no partial predictions behind
-    if args.out:
-        os.remove(args.out)
-    return fail("predict", error)
+    return 0
 
 
-class _nullcontext:
-    def __init__(self, value):
-        self.value = value
-
-    def __enter__(self):
-        return self.value
-
-    def __exit__(self, *exc):
-        return False
+def write_predictions(out, model, blocks):
+    # the header as CSV: a target named 'price, "usd"' is one quoted column
+    csv.writer(out, lineterminator="\n").writerow([model.target or "prediction"])
+    for X in blocks:
+        # as np.savetxt(fmt="%.17g") would, without its per-call garbage
+        out.writelines(f"{value:.17g}\n" for value in model.predict(X))
