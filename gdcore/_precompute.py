@@ -106,12 +106,16 @@ def check_gram(gram):
                          "X, or rescale the data")
 
 
+# Above this many features the Gram matrix ((d + 2)² float64) is not formed by "auto".
+GRAM_MAX_FEATURES = 4096
+
+
 def gram_is_cheaper(n, d, epochs):
     """``precompute="auto"``: forming the Gram matrix reads X once (like an epoch, n·d) and
     costs n·d² multiply-adds at BLAS speed (roughly 25× the rate of a memory-bound streaming
     epoch); then each epoch costs d².  Pick it when the epochs it saves outweigh that, and
     the matrix is small."""
-    if d > 4096 or epochs < 2:
+    if d > GRAM_MAX_FEATURES or epochs < 2:
         return False
     streaming = epochs * n * d
     gram = n * d * (1.0 + d / 25.0) + epochs * d * d

@@ -249,6 +249,29 @@ def test_fit_a_folder_of_files(files, tmp_path):
     assert proc.returncode == 2 and "--batch-size" in proc.stderr
 
 
+def test_a_folder_is_read_once_for_its_gram_matrix(files, tmp_path, monkeypatch, capsys):
+    """Every epoch would parse every file again: from two epochs on, the first pass forms
+    the Gram matrix (then one more pass for the summary's R²), with the streamed results."""
+    import gdcore._io
+    from gdcore.cli import main
+    _, frame = files
+    folder = tmp_path / "parts"
+    folder.mkdir()
+    for k in range(4):
+        frame.iloc[100 * k:100 * (k + 1)].to_csv(folder / f"part-{k}.csv", index=False)
+    reads = []
+    read_table = gdcore._io.read_table
+    monkeypatch.setattr(gdcore._io, "read_table",
+                        lambda *args, **kwargs: reads.append(1) or read_table(*args, **kwargs))
+    assert main(["fit", str(folder), "--target", "y", "--optimizer", "gd", "--lr", "0.002",
+                 "--epochs", "50", "--tol", "none"]) == 0
+    assert len(reads) == 1 + 4 + 4      # the columns, the Gram matrix, the summary
+    X, y = frame[["a", "b", "c"]].to_numpy(), frame["y"].to_numpy()
+    expected = gdcore.fit(X, y, optimizer="gd", lr=0.002, epochs=50, tol=None, precompute=False)
+    assert float(summary(capsys.readouterr().out)["final loss"]) == \
+        pytest.approx(expected.final_loss, rel=1e-5)
+
+
 def test_fit_stopping_and_intercept_options(files, tmp_path):
     """--tol none / --n-iter-no-change / --gtol / --no-intercept reach gdcore.fit: the saved
     model equals gdcore.fit with the same options, and a growing loss is warned in one line."""

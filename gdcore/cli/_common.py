@@ -10,7 +10,7 @@ import numpy as np
 
 from .._result import DivergenceError
 from .._io import DataError, is_npy, iter_folder_tables, npy_blocks, read_table
-from .._precompute import gram_is_cheaper
+from .._precompute import GRAM_MAX_FEATURES, gram_is_cheaper
 from .._validation import make_rng
 
 
@@ -120,6 +120,12 @@ class FolderData(StreamedData):
     def pieces(self):
         for table in iter_folder_tables(self.folder, self.target, self.feature_names):
             yield table.X, table.y
+
+    def use_gram(self, epochs):
+        # an epoch re-reads and parses every file, ~100x the cost of a pass over memory:
+        # the Gram matrix, formed in the first pass, is cheaper once a second epoch runs
+        # (gram_is_cheaper with the parse's cost, and whatever the number of rows)
+        return epochs >= 2 and len(self.feature_names) <= GRAM_MAX_FEATURES
 
 
 class NpyData(StreamedData):
@@ -278,6 +284,7 @@ FLAG_MAY_BE_NONE = re.compile(r"^(--[a-z-]+ )must be None, ")
 
 # the library's advice, and the options it names, in the command line's words
 CLI_WORDS = [("standardise X", "--standardize"), ("try a smaller lr", "try a smaller --lr"),
+             (" or pass X as float64", " or store the features as float64"),
              ("Use l2, or optimizer='sgd'", "Use --l2, or --optimizer sgd"),
              ("use tol, or batch_size=None", "use --tol, or leave out --batch-size"),
              (" The last finite parameters are in .result", "")]
