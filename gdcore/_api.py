@@ -11,8 +11,8 @@ import numpy as np
 
 from . import _core, _reference
 from ._precompute import augmented_gram, check_gram, gram_is_cheaper, gram_is_finite
-from ._result import (ConvergenceWarning, DivergenceError, FitProgress, FitResult, FitState,
-                      LossHistory)
+from ._result import (DivergenceError, FitProgress, FitResult, FitState, LossHistory,
+                      convergence_warning_category)
 from ._validation import (check_callback, check_choice, check_data, check_settings, make_rng,
                           resolve_n_threads)
 from .optim import make_optimizer
@@ -193,7 +193,7 @@ def finish_run(run, execute):
             f"the tol rule stopped the fit at epoch {state.n_epochs}, but its loss {how}: it "
             f"did not converge (lr={opt.lr:g}, {type(opt).__name__}); try a smaller lr "
             f"(e.g. {opt.lr / 10:g}), a decaying schedule, or standardise X",
-            ConvergenceWarning, stacklevel=3)
+            convergence_warning_category(), stacklevel=3)
     return outcome
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import sys
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -213,3 +215,20 @@ class ConvergenceWarning(UserWarning):
     reported with ``converged=False`` and this warning names the losses and suggests a
     smaller lr.
     """
+
+
+def convergence_warning_category():
+    """The category fits warn with: ConvergenceWarning, or, once scikit-learn is loaded (as
+    GDRegressor loads it), a subclass that is scikit-learn's ConvergenceWarning as well, so
+    that a filter of either class catches every convergence warning of a pipeline."""
+    sklearn_exceptions = sys.modules.get("sklearn.exceptions")
+    if sklearn_exceptions is None:
+        return ConvergenceWarning
+    return _with_sklearn_base(sklearn_exceptions.ConvergenceWarning)
+
+
+@functools.lru_cache(maxsize=None)
+def _with_sklearn_base(sklearn_warning):
+    return type("ConvergenceWarning", (ConvergenceWarning, sklearn_warning),
+                {"__module__": ConvergenceWarning.__module__,
+                 "__doc__": ConvergenceWarning.__doc__})

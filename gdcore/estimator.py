@@ -11,11 +11,13 @@ try:
 except ImportError as exc:
     raise ImportError("gdcore.GDRegressor needs scikit-learn: pip install 'gdcore[sklearn]'") \
         from exc
-from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
+
+import sklearn.exceptions  # noqa: F401  (loaded: fits then warn as its ConvergenceWarning too)
 
 from ._api import fit as _fit
 from ._progress import progress_callback
+from ._result import convergence_warning_category
 from ._validation import check_bool
 from .optim import make_optimizer
 from .schedules import CosineAnnealingLR, StepLR, make_schedule
@@ -204,7 +206,7 @@ class GDRegressor(RegressorMixin, BaseEstimator):
             # as scikit-learn's iterative estimators warn when max_iter runs out
             warnings.warn(f"{type(self).__name__}: the {self.epochs} epochs ran out before the "
                           "tol rule stopped the fit; increase epochs (or lr) to converge",
-                          ConvergenceWarning, stacklevel=2)
+                          convergence_warning_category(), stacklevel=2)
         return self
 
     def partial_fit(self, X, y, sample_weight=None):

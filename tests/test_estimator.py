@@ -389,3 +389,20 @@ def test_a_warm_start_after_the_tol_rule_stopped_runs_n_iter_no_change_epochs():
     model.fit(X, y)
     assert model.n_iter_ == 2
     assert model.loss_curve_ == [8.0, 2.0, 0.5, 0.125, 0.03125, 0.0078125]
+
+
+def test_either_convergence_warning_class_catches_every_convergence_warning():
+    """Pipelines filter scikit-learn's ConvergenceWarning; gdcore's users gdcore's: the
+    epochs running out (the estimator's warning) and a loss that did not settle (gdcore.fit's)
+    are both, once scikit-learn is loaded."""
+    from sklearn.exceptions import ConvergenceWarning as SklearnWarning
+    X, y, _ = problem(n=60, d=4)
+    for category in (SklearnWarning, gdcore.ConvergenceWarning):
+        with pytest.warns(category, match="3 epochs ran out"):
+            GDRegressor(optimizer="gd", lr=0.1, epochs=3).fit(X, y)
+        with pytest.warns(category, match="rose to"):     # lr = 3: the loss grows ~9-fold
+            GDRegressor(optimizer="gd", lr=3.0, epochs=100).fit(X, y)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            warnings.simplefilter("ignore", category)
+            GDRegressor(optimizer="gd", lr=3.0, epochs=100).fit(X, y)
