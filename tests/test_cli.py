@@ -247,6 +247,11 @@ def test_fit_a_folder_of_files(files, tmp_path):
     assert saved["loss_history"] == pytest.approx(list(expected.loss_history), rel=1e-8)
     proc = gdcore_cli("fit", folder, "--target", "y", "--batch-size", "10", check=False)
     assert proc.returncode == 2 and "--batch-size" in proc.stderr
+    # predict takes the folder too: its files in name order, one prediction a row
+    out = gdcore_cli("predict", model, folder).stdout.split()
+    expected = gdcore.load_model(model).predict(frame[["a", "b", "c"]])
+    assert out[0] == "y"
+    np.testing.assert_allclose([float(v) for v in out[1:]], expected, rtol=1e-15)
 
 
 def test_a_folder_is_read_once_for_its_gram_matrix(files, tmp_path, monkeypatch, capsys):

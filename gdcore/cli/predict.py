@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import os
 import sys
 
-from .._io import DataError, is_npy, npy_blocks, read_table, replaced_on_success
+from .._io import (DataError, is_npy, iter_folder_tables, npy_blocks, read_table,
+                   replaced_on_success)
 from .._model_io import load_model
 from ._common import fail
 
@@ -16,7 +18,8 @@ def add_parser(subparsers):
                               description="Apply a model saved by 'gdcore fit --save' to the "
                                           "model's feature columns of DATA.")
     p.add_argument("model", help="JSON model file")
-    p.add_argument("data", help="CSV, Parquet, .npy or .npz file")
+    p.add_argument("data", help="CSV, Parquet, .npy or .npz file, or a folder of Parquet/CSV "
+                                "files (predicted file by file, in name order)")
     p.add_argument("--out", metavar="CSV", help="write predictions here (default: stdout)")
     p.set_defaults(run=run)
     return p
@@ -28,7 +31,11 @@ def run(args):
     except ValueError as exc:
         return fail("predict", exc)
     try:
-        if is_npy(args.data):
+        if os.path.isdir(args.data):
+            # a folder as gdcore fit reads one: file by file, in name order
+            blocks = (table.X for table in iter_folder_tables(args.data, None,
+                                                              model.feature_names))
+        elif is_npy(args.data):
             # a .npy is predicted block by block: neither it nor its predictions held whole
             blocks = (X for X, _ in npy_blocks(args.data, None, model.feature_names))
         else:
