@@ -17,7 +17,8 @@ import numpy as np
 
 from . import _core
 from ._api import finish_run, prepare_run
-from ._precompute import augmented_gram, check_gram, gram_epoch_sums, merge_grams
+from ._precompute import (GRAM_MAX_FEATURES, augmented_gram, check_gram, gram_epoch_sums,
+                          gram_is_finite, merge_grams)
 from ._reference import (STATUS_LOSS_NOT_FINITE, STATUS_OK, STATUS_PARAMS_NOT_FINITE,
                          finite_in_data_precision, stop_after_epoch)
 from ._validation import (check_choice, check_data, check_weight_sum, scale_weights,
@@ -173,25 +174,35 @@ def fit_chunks(chunks, *, optimizer=None, lr=None, epochs=100, schedule=None, l2
     once).  Each epoch's loss and gradient are summed over all chunks, so the result equals
     ``gdcore.fit(X, y, batch_size=None, ...)`` on the concatenated rows (up to rounding).
     ``precompute=True`` reads the chunks once to form the Gram matrix and then runs every
-    epoch in O(d²).  The other arguments are those of :func:`gdcore.fit`.  Every chunk is
-    validated as gdcore.fit validates X and y (errors name the chunk and the row in the whole
-    data) as it is read, and the first pass, which also forms the Gram matrix or the first
-    epoch's sums, is validated whole before the first update; extreme weights are scaled as
-    gdcore.fit scales them (for weights beyond 2^±64 this takes one more pass).  Every later
-    pass must yield the same rows.
+    epoch in O(d²); ``"auto"`` does so from two epochs on (up to 4096 features), and streams
+    if the matrix overflows float64.  The other arguments are those of :func:`gdcore.fit`.
+    Every chunk is validated as gdcore.fit validates X and y (errors name the chunk and the
+    row in the whole data) as it is read, and the first pass, which also forms the Gram matrix
+    or the first epoch's sums, is validated whole before the first update; extreme weights are
+    scaled as gdcore.fit scales them (for weights beyond 2^±64 this takes one more pass).
+    Every later pass must yield the same rows.
     """
     source = _Chunks(chunks)
-    precompute = check_choice("precompute", precompute, (True, False))
+    precompute = check_choice("precompute", precompute, (True, False, "auto"))
     # The first chunk gives d and the dtype the settings are checked against; the rest of the
     # first pass is validated as it is read and also makes the Gram matrix or the first
     # epoch's sums, so that no pass reads the data for its checks alone.
     first_pass = source.first_pass()
     first_chunk = next(first_pass)
-    run = prepare_run(1, source.d, source.dtype, optimizer=optimizer, lr=lr, epochs=epochs,
-                      batch_size=None, schedule=schedule, l2=l2, l1=l1,
-                      fit_intercept=fit_intercept, tol=tol, n_iter_no_change=n_iter_no_change,
-                      gtol=gtol, shuffle=False, seed=None, n_threads=n_threads, init=init,
-                      callback=callback, backend="chunks")
+    try:
+        run = prepare_run(1, source.d, source.dtype, optimizer=optimizer, lr=lr, epochs=epochs,
+                          batch_size=None, schedule=schedule, l2=l2, l1=l1,
+                          fit_intercept=fit_intercept, tol=tol,
+                          n_iter_no_change=n_iter_no_change, gtol=gtol, shuffle=False,
+                          seed=None, n_threads=n_threads, init=init, callback=callback,
+                          backend="chunks")
+    except BaseException:
+        first_pass.close()      # the source's open file, say, is not kept for the traceback
+        raise
+    # "auto": a source is read again every epoch (files parsed again, in general): forming
+    # the Gram matrix in the first pass is cheaper once a second epoch runs
+    use_gram = precompute is True or (precompute == "auto" and run.settings.epochs >= 2
+                                      and source.d <= GRAM_MAX_FEATURES)
 
     def sums_over(problems, theta):
         total = np.zeros(source.d + 3)
@@ -209,7 +220,7 @@ def fit_chunks(chunks, *, optimizer=None, lr=None, epochs=100, schedule=None, l2
 
     def execute(run):
         read = itertools.chain([first_chunk], first_pass)
-        if not precompute:
+        if not use_gram:
             first_sums = [sums_over(read, run.state.theta)]
             if source.weight_exponent != 0:
                 first_sums = []         # made with unscaled weights: the first epoch reads again
@@ -222,6 +233,8 @@ def fit_chunks(chunks, *, optimizer=None, lr=None, epochs=100, schedule=None, l2
         if source.weight_exponent != 0:
             gram = gram_of(source)
         check_weight_sum(gram[-1, -1], "over all chunks")
+        if not gram_is_finite(gram) and precompute == "auto":
+            return run_full_batch(run, streamed_sums)   # a choice of speed: stream instead
         check_gram(gram)
         return run_full_batch(run, gram_epoch_sums(gram, streamed_sums))
     return finish_run(run, execute)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import stat
 import uuid
 from dataclasses import dataclass
 
@@ -51,17 +52,17 @@ def _read_frame(path):
         frame = pd.read_csv(path)
     except Exception as exc:
         raise DataError(f"{path}: not a readable CSV file ({exc})") from None
-    _check_unique_header(path)
+    _check_unique_header(pd, path)
     return frame
 
 
-def _check_unique_header(path):
+def _check_unique_header(pd, path):
     """pandas renames a repeated CSV column ("y", "y.1"): the copy would become a feature
-    (a repeated target, the target itself), so a repeated name is refused."""
-    import csv
-    with open(path, newline="", encoding="utf-8", errors="replace") as f:
-        header = next(csv.reader(f), [])
-    _check_unique(path, "column", header)
+    (a repeated target, the target itself), so a repeated name is refused.  The header as
+    written is read by pandas too (compressed files alike); names left empty, which pandas
+    names "Unnamed: k" (a spreadsheet's trailing commas), are not repeats."""
+    header = pd.read_csv(path, header=None, nrows=1, dtype=str, keep_default_na=False)
+    _check_unique(path, "column", [name for name in header.iloc[0] if name != ""])
 
 
 def _check_unique(path, what, names):
@@ -223,14 +224,22 @@ def _from_array(array, path, target, features):
 @contextlib.contextmanager
 def replaced_on_success(path, newline=None):
     """A text file to write that becomes ``path`` only when the block ends without an error
-    (Ctrl-C included): until then an earlier file at ``path`` is kept, and a failed or
-    interrupted write leaves nothing half-written behind."""
-    path = os.fspath(path)
-    temporary = os.path.join(os.path.dirname(os.path.abspath(path)),
-                             f".{os.path.basename(path)}.{os.getpid()}.{uuid.uuid4().hex}.tmp")
+    (Ctrl-C included): until then an earlier file at ``path`` is kept (its permissions pass to
+    the new one), and a failed or interrupted write leaves nothing half-written behind.  A
+    symbolic link's target is the file replaced; what is not a regular file (a FIFO, a
+    device such as /dev/stdout) is written in place."""
+    path = os.path.realpath(os.fspath(path))
+    if os.path.exists(path) and not os.path.isfile(path):
+        with open(path, "w", encoding="utf-8", newline=newline) as f:
+            yield f
+        return
+    # a short name: the target's own may already be near the file system's limit
+    temporary = os.path.join(os.path.dirname(path), f".gdcore-{uuid.uuid4().hex[:16]}.tmp")
     try:
         with open(temporary, "x", encoding="utf-8", newline=newline) as f:
             yield f
+        with contextlib.suppress(OSError):
+            os.chmod(temporary, stat.S_IMODE(os.stat(path).st_mode))
         os.replace(temporary, path)
     except BaseException:
         with contextlib.suppress(OSError):

@@ -325,6 +325,8 @@ def check_choice(name, value, choices):
     type and value: 1 is not True, and an array is refused rather than asked for its truth."""
     if isinstance(value, (bool, np.bool_)):
         value = bool(value)
+    elif isinstance(value, str):
+        value = str(value)      # numpy.str_ from a grid is a str
     if isinstance(value, (bool, str)) and any(type(value) is type(choice) and value == choice
                                               for choice in choices):
         return value

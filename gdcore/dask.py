@@ -59,24 +59,25 @@ def _sum_and_largest(a, b):
         return np.array([a[0] + b[0], max(a[1], b[1])])
 
 
-def _block_problem(X, y, w, dtype, weight_exponent):
-    """A validated block in the fit's dtype, its weights scaled as all the blocks' are."""
+def _block_problem(X, y, w, dtype, weight_exponent, first_row):
+    """A validated block in the fit's dtype, its weights scaled as all the blocks' are (an
+    error names the row in the whole data: the block's first_row on)."""
     X = np.ascontiguousarray(X, dtype=dtype)
     y = np.ascontiguousarray(y, dtype=dtype)
     if w is not None:
-        w = scale_weights(np.ascontiguousarray(w, dtype=dtype), weight_exponent)
+        w = scale_weights(np.ascontiguousarray(w, dtype=dtype), weight_exponent, first_row)
     return X, y, w
 
 
-def _block_sums(X, y, w, theta, n_threads, weight_exponent=0):
+def _block_sums(X, y, w, theta, n_threads, weight_exponent=0, first_row=0):
     """On a worker, every epoch: the raw sums of one (already validated) row block."""
     dtype = theta.dtype
-    X, y, w = _block_problem(X, y, w, dtype, weight_exponent)
+    X, y, w = _block_problem(X, y, w, dtype, weight_exponent, first_row)
     return _core.block_sums_of(X, y, np.empty(0, dtype) if w is None else w, theta, n_threads)
 
 
-def _block_gram(X, y, w, dtype, weight_exponent=0):
-    return augmented_gram(*_block_problem(X, y, w, dtype, weight_exponent))
+def _block_gram(X, y, w, dtype, weight_exponent=0, first_row=0):
+    return augmented_gram(*_block_problem(X, y, w, dtype, weight_exponent, first_row))
 
 
 def _add_quietly(a, b):
@@ -197,23 +198,25 @@ def fit(X, y, *, sample_weight=None, optimizer=None, lr=None, epochs=100, batch_
 
         def distributed_sums(theta):
             parts = [client.submit(_block_sums, xf, yf, wf, theta.copy(), run.n_threads,
-                                   scale, pure=False)
-                     for xf, yf, wf in zip(x_futures, y_futures, w_futures)]
+                                   scale, first, pure=False)
+                     for xf, yf, wf, first in zip(x_futures, y_futures, w_futures, first_rows)]
             # d + 3 numbers a block: gathering them beats a tree of tasks; they are added
             # in block order, so the result does not depend on which worker finished first
             with np.errstate(over="ignore", invalid="ignore"):
                 return np.sum(client.gather(parts), axis=0)
     else:
         def distributed_sums(theta):
-            parts = [block_sums(xb, yb, wb, theta.copy(), run.n_threads, scale)
-                     for xb, yb, wb in zip(x_blocks, y_blocks, w_blocks)]
+            parts = [block_sums(xb, yb, wb, theta.copy(), run.n_threads, scale, first)
+                     for xb, yb, wb, first in zip(x_blocks, y_blocks, w_blocks, first_rows)]
             return _tree_sum(dask, parts).compute()
 
     def execute(run):
         if not precompute:
             return run_full_batch(run, distributed_sums)
-        gram = _tree_sum(dask, [block_gram(xb, yb, wb, dtype, scale) for xb, yb, wb
-                                in zip(x_blocks, y_blocks, w_blocks)], merge_grams).compute()
+        gram = _tree_sum(dask, [block_gram(xb, yb, wb, dtype, scale, first)
+                                for xb, yb, wb, first
+                                in zip(x_blocks, y_blocks, w_blocks, first_rows)],
+                         merge_grams).compute()
         check_gram(gram)
         return run_full_batch(run, gram_epoch_sums(gram, distributed_sums))
     return finish_run(run, execute)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numbers
 import warnings
 from contextlib import contextmanager
 
@@ -180,7 +181,12 @@ class GDRegressor(RegressorMixin, BaseEstimator):
     def _check_flags(self):
         """The estimator's own parameters (gdcore.fit checks the others)."""
         check_bool("warm_start", self.warm_start)
-        check_bool("verbose", self.verbose)
+        # scikit-learn's verbose is an int (0: quiet); any level above 0 shows the bar
+        verbose = self.verbose
+        if not (isinstance(verbose, (bool, np.bool_))
+                or isinstance(verbose, numbers.Integral) and verbose >= 0):
+            raise TypeError(f"verbose must be True, False or an int >= 0 (above 0 shows a "
+                            f"progress bar), got {verbose!r}")
 
     def fit(self, X, y, sample_weight=None):
         """Fit on (X, y); continues the previous fit when ``warm_start=True``."""

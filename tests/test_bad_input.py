@@ -316,6 +316,12 @@ def test_sparse_input_is_named_as_such():
         gdcore.fit(X0, Y0, sample_weight=sparse.csr_array(W0[None, :]))
 
 
+def test_numpy_strings_from_a_grid_are_choices():
+    X, y = good()
+    for precompute in (np.str_("auto"), np.bool_(False)):
+        gdcore.fit(X, y, epochs=2, precompute=precompute, backend=np.str_("numpy"))
+
+
 def test_numpy_bools_are_bools_to_the_optimizers():
     assert SGD(momentum=0.9, nesterov=np.True_) == SGD(momentum=0.9, nesterov=True)
     assert Adam(amsgrad=np.bool_(True)).amsgrad is True

@@ -88,6 +88,30 @@ def test_no_pass_reads_the_data_for_its_checks_alone(whole, precompute, scale):
     assert source.passes == (1 if precompute else options["epochs"]) + extra
 
 
+def test_precompute_auto_forms_the_gram_matrix_unless_it_overflows(whole):
+    """"auto": one pass from two epochs on (the source is read again every epoch, files
+    parsed again); where the matrix overflows float64 it streams instead of refusing."""
+    X, y, w = whole
+    options = dict(optimizer="adam", lr=0.05, epochs=7, tol=None)
+    for epochs, passes in [(7, 1), (1, 1)]:
+        source = CountingSource(pieces(X, y, w))
+        got = gdcore.fit_chunks(source, precompute="auto", **dict(options, epochs=epochs))
+        assert source.passes == passes
+        expected = gdcore.fit(X, y, sample_weight=w, precompute=False, **dict(options,
+                                                                             epochs=epochs))
+        np.testing.assert_allclose(got.coef, expected.coef, rtol=1e-10, atol=1e-14)
+    huge = X * 1e160        # its squares overflow the Gram matrix, not a streamed pass
+    source = CountingSource(pieces(huge, y))
+    got = gdcore.fit_chunks(source, precompute="auto", optimizer="adam", lr=0.05, epochs=3,
+                            tol=None)
+    expected = gdcore.fit(huge, y, precompute=False, optimizer="adam", lr=0.05, epochs=3,
+                          tol=None)
+    np.testing.assert_allclose(got.loss_history, expected.loss_history, rtol=1e-10)
+    assert source.passes == 1 + 3       # the Gram matrix's pass, then three streamed epochs
+    with pytest.raises(ValueError, match="precompute=True.*overflows"):
+        gdcore.fit_chunks(pieces(huge, y), precompute=True, epochs=3)
+
+
 @pytest.mark.parametrize("precompute", [False, True])
 def test_a_bad_last_chunk_stops_the_fit_before_any_update(whole, precompute):
     X, y, _ = whole

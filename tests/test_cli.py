@@ -716,3 +716,41 @@ def test_a_small_rise_is_not_divergence():
     from types import SimpleNamespace
     assert not loss_rose(SimpleNamespace(loss_history=[0.5094, 0.5096], final_loss=0.5096))
     assert loss_rose(SimpleNamespace(loss_history=[0.5, 3.0], final_loss=3.0))
+
+
+def test_predict_into_a_pipe_closed_early_is_not_an_error(tmp_path):
+    """| head: the reader closes the pipe after a line; predict stops quietly, status 0."""
+    np.save(tmp_path / "X.npy", np.ones((200_000, 1)))
+    gdcore.save_model(tmp_path / "m.json", gdcore.fit(np.ones((4, 1)), np.arange(4.0),
+                                                      epochs=2))
+    proc = subprocess.Popen([sys.executable, "-m", "gdcore", "predict", str(tmp_path / "m.json"),
+                             str(tmp_path / "X.npy")], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=subprocess_env())
+    assert proc.stdout.readline().strip() == "prediction"
+    proc.stdout.close()
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 0 and stderr == ""
+
+
+def test_a_folder_whose_gram_matrix_overflows_is_streamed(tmp_path):
+    folder = tmp_path / "parts"
+    folder.mkdir()
+    X, y, _ = problem(n=200, d=2)
+    for k in range(2):
+        pd.DataFrame({"a": X[100 * k:100 * (k + 1), 0] * 1e160, "b": X[100 * k:100 * (k + 1), 1],
+                      "y": y[100 * k:100 * (k + 1)]}).to_csv(folder / f"p{k}.csv", index=False)
+    proc = gdcore_cli("fit", folder, "--target", "y", "--epochs", "5", "--optimizer", "adam",
+                      "--lr", "0.01", "--tol", "none", check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert "precompute" not in proc.stderr
+
+
+def test_a_folder_with_batch_size_is_refused_before_it_is_read(tmp_path):
+    folder = tmp_path / "parts"
+    folder.mkdir()
+    (folder / "a.csv").write_text("a,y\n1,2\n2,3\n")
+    (folder / "b.csv").write_text("a,y\nnan,2\n2,3\n")
+    proc = gdcore_cli("fit", folder, "--target", "y", "--standardize", "--batch-size", "10",
+                      check=False)
+    assert proc.returncode == 2 and "--batch-size: a folder of files is fitted full-batch" \
+        in proc.stderr, proc.stderr

@@ -93,3 +93,10 @@ def test_refusals(client, data):
     bad[4321, 2] = np.inf
     with pytest.raises(ValueError, match="X contains NaN or infinity"):
         gdcore.dask.fit(da.from_array(bad, chunks=(1000, 6)), dy, epochs=2)
+    # weights spanning past float64's range: the row is counted in the whole data
+    w = np.ones(len(y))
+    w[0], w[2500] = 1e300, 1e-30
+    for precompute in (False, True):
+        with pytest.raises(ValueError, match=r"sample_weight\[2500\] = 1e-30 is 0 in float64"):
+            gdcore.dask.fit(dX, dy, sample_weight=da.from_array(w, chunks=1000), epochs=2,
+                            precompute=precompute)

@@ -156,9 +156,10 @@ BAD_CALLS = [
     pytest.param(lambda m, X, y: m.set_params(warm_start="yes").fit(X, y), TypeError,
                  "warm_start must be True or False, got 'yes'", id="fit-warm_start"),
     pytest.param(lambda m, X, y: m.set_params(verbose="x").fit(X, y), TypeError,
-                 "verbose must be True or False, got 'x'", id="fit-verbose"),
-    pytest.param(lambda m, X, y: m.set_params(verbose=2).partial_fit(X, y), TypeError,
-                 "verbose must be True or False, got 2", id="partial_fit-verbose"),
+                 "verbose must be True, False or an int >= 0 .*, got 'x'", id="fit-verbose"),
+    pytest.param(lambda m, X, y: m.set_params(verbose=-1).partial_fit(X, y), TypeError,
+                 "verbose must be True, False or an int >= 0 .*, got -1",
+                 id="partial_fit-verbose"),
     pytest.param(lambda m, X, y: m.set_params(lr=0.0).partial_fit(X, y), ValueError,
                  r"lr must be > 0(\.0)?, got 0\.0", id="partial_fit-lr"),
     pytest.param(lambda m, X, y: m.set_params(schedule="cosine").partial_fit(X, y), ValueError,
@@ -406,3 +407,10 @@ def test_either_convergence_warning_class_catches_every_convergence_warning():
             warnings.simplefilter("error")
             warnings.simplefilter("ignore", category)
             GDRegressor(optimizer="gd", lr=3.0, epochs=100).fit(X, y)
+
+
+@pytest.mark.parametrize("verbose", [0, 1, 2, np.int64(0), False])
+def test_verbose_takes_scikit_learns_integer_levels(verbose):
+    X, y, _ = problem(n=40, d=2)
+    model = GDRegressor(epochs=3, tol=None, verbose=verbose).fit(X, y)
+    assert model.n_iter_ == 3

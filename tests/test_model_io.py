@@ -1,6 +1,7 @@
 """gdcore.save_model / gdcore.load_model on what users have: a FitResult, a GDRegressor."""
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -110,3 +111,35 @@ def test_an_interrupted_write_leaves_nothing_behind(tmp_path):
             f.write("half")
             raise KeyboardInterrupt
     assert path.read_text() == "earlier\n" and len(list(tmp_path.iterdir())) == 1
+
+
+def test_a_replaced_file_keeps_its_links_permissions_and_special_files(tmp_path):
+    """The temporary file and rename keep what writing in place kept: a symbolic link's
+    target is the file written, an earlier file's permissions stay, a FIFO is written into,
+    and a name near the file system's limit still works."""
+    import stat
+    import threading
+
+    from gdcore._io import replaced_on_success
+    real = tmp_path / "real.csv"
+    real.write_text("old\n")
+    real.chmod(0o600)
+    link = tmp_path / "link.csv"
+    link.symlink_to(real)
+    with replaced_on_success(link) as f:
+        f.write("new\n")
+    assert link.is_symlink() and real.read_text() == "new\n"
+    assert stat.S_IMODE(real.stat().st_mode) == 0o600
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    got = []
+    reader = threading.Thread(target=lambda: got.append(fifo.read_text()))
+    reader.start()
+    with replaced_on_success(fifo) as f:
+        f.write("through\n")
+    reader.join(timeout=10)
+    assert got == ["through\n"] and stat.S_ISFIFO(fifo.stat().st_mode)
+    long_name = tmp_path / ("m" * 240 + ".json")
+    with replaced_on_success(long_name) as f:
+        f.write("{}")
+    assert long_name.read_text() == "{}"

@@ -10,7 +10,7 @@ import numpy as np
 
 from .._result import DivergenceError
 from .._io import DataError, is_npy, iter_folder_tables, npy_blocks, read_table
-from .._precompute import GRAM_MAX_FEATURES, gram_is_cheaper
+from .._precompute import gram_is_cheaper
 from .._validation import make_rng
 
 
@@ -88,8 +88,8 @@ class StreamedData:
         """(X, y) row blocks as read."""
         raise NotImplementedError
 
-    def use_gram(self, epochs):
-        """Whether fit_chunks should form the Gram matrix (precompute=True)."""
+    def precompute(self, epochs):
+        """fit_chunks' precompute: False, or "auto" (the Gram matrix, unless it overflows)."""
         return False
 
     def standardize(self, centre):
@@ -121,11 +121,11 @@ class FolderData(StreamedData):
         for table in iter_folder_tables(self.folder, self.target, self.feature_names):
             yield table.X, table.y
 
-    def use_gram(self, epochs):
+    def precompute(self, epochs):
         # an epoch re-reads and parses every file, ~100x the cost of a pass over memory:
-        # the Gram matrix, formed in the first pass, is cheaper once a second epoch runs
-        # (gram_is_cheaper with the parse's cost, and whatever the number of rows)
-        return epochs >= 2 and len(self.feature_names) <= GRAM_MAX_FEATURES
+        # fit_chunks' "auto" forms the Gram matrix in the first pass once a second epoch
+        # runs (gram_is_cheaper with the parse's cost, whatever the number of rows)
+        return "auto"
 
 
 class NpyData(StreamedData):
@@ -143,9 +143,10 @@ class NpyData(StreamedData):
     def pieces(self):
         return iter(self.blocks)
 
-    def use_gram(self, epochs):
+    def precompute(self, epochs):
         # what gdcore.fit's precompute="auto" picks for the same array in memory
-        return gram_is_cheaper(self.blocks.n_rows, len(self.feature_names), epochs)
+        return ("auto" if gram_is_cheaper(self.blocks.n_rows, len(self.feature_names), epochs)
+                else False)
 
 
 def merged_moments(blocks):
@@ -190,16 +191,19 @@ def check_standardization(mean, scale, feature_names):
                         "float64 (values near 1e154 or more); rescale that column")
 
 
+FOLDER_BATCH_SIZE = ("--batch-size: a folder of files is fitted full-batch (gdcore.fit_chunks); "
+                     "leave --batch-size out")
+
+
 def fit_data(args, data, **options):
     """gdcore.fit on a Table, or gdcore.fit_chunks on StreamedData."""
     from .. import fit, fit_chunks
     if isinstance(data, StreamedData):
         if options.get("batch_size") is not None:
-            raise ValueError("--batch-size: a folder of files is fitted full-batch "
-                             "(gdcore.fit_chunks); leave --batch-size out")
+            raise ValueError(FOLDER_BATCH_SIZE)
         options.pop("batch_size", None)
         make_rng(options.pop("seed", None))     # not used full batch, but checked as fit checks it
-        return fit_chunks(data.chunks, precompute=data.use_gram(options["epochs"]), **options)
+        return fit_chunks(data.chunks, precompute=data.precompute(options["epochs"]), **options)
     return fit(data.X_fit, data.y, **options)
 
 
@@ -209,6 +213,8 @@ def check_options_first(args, **stopping):
     before an error about --lr.  (The data's width and dtype are not known yet: those checks
     that need them, and gtol against the row count, come with the fit.)"""
     from .._api import prepare_run
+    if os.path.isdir(args.data) and getattr(args, "batch_size", None) is not None:
+        raise ValueError(FOLDER_BATCH_SIZE)
     prepare_run(1, 1, np.float64, **fit_options(args), **stopping, shuffle=True, init=None,
                 callback=None, backend="core")
 
@@ -262,14 +268,17 @@ def standardization(X, enabled, feature_names, centre=True):
     if not enabled:
         return X, None, None
     with np.errstate(over="ignore", invalid="ignore"):
-        mean = X.mean(axis=0)
-        scale = X.std(axis=0) if centre else np.sqrt(np.mean(np.square(X), axis=0))
+        # in float64 whatever X's dtype (squares of float32 values past 1.8e19 overflow it)
+        mean = X.mean(axis=0, dtype=np.float64)
+        scale = X.std(axis=0, dtype=np.float64)
+        if not centre:      # the root mean square
+            scale = np.hypot(scale, mean)
     check_standardization(mean, scale, feature_names)
     if not centre:
         mean = np.zeros_like(mean)
     scale[scale == 0] = 1.0
-    scaled = X - mean
-    scaled /= scale         # in place: one array the size of X, not two
+    scaled = X - mean.astype(X.dtype)     # in X's dtype, the fit's
+    scaled /= scale.astype(X.dtype)       # in place: one array the size of X, not two
     return scaled, mean, scale
 
 

@@ -50,8 +50,13 @@ def run(args):
             write_predictions(out, model, blocks)
     except (DataError, ValueError) as exc:
         return fail("predict", exc)
+    except BrokenPipeError:
+        # the reader had enough (| head): not an error; stdout must not be flushed again
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except OSError as exc:
-        return fail("predict", f"--out {args.out}: {exc.strerror}")
+        return fail("predict", f"--out {args.out}: {exc.strerror}" if args.out else
+                    f"{exc.filename or 'output'}: {exc.strerror}")
     return 0
 
 
