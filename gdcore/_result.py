@@ -227,8 +227,21 @@ def convergence_warning_category():
     return _with_sklearn_base(sklearn_exceptions.ConvergenceWarning)
 
 
+# The name pickle finds that class by (warnings show it as ConvergenceWarning).
+_SKLEARN_FLAVOURED = "_ConvergenceWarningOfScikitLearn"
+
+
 @functools.lru_cache(maxsize=None)
 def _with_sklearn_base(sklearn_warning):
-    return type("ConvergenceWarning", (ConvergenceWarning, sklearn_warning),
-                {"__module__": ConvergenceWarning.__module__,
-                 "__doc__": ConvergenceWarning.__doc__})
+    category = type("ConvergenceWarning", (ConvergenceWarning, sklearn_warning),
+                    {"__module__": __name__, "__doc__": ConvergenceWarning.__doc__})
+    category.__qualname__ = _SKLEARN_FLAVOURED
+    return category
+
+
+def __getattr__(name):
+    # pickle looks the class up by name, in a process that may not have made it yet
+    if name == _SKLEARN_FLAVOURED:
+        import sklearn.exceptions
+        return _with_sklearn_base(sklearn.exceptions.ConvergenceWarning)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -20,7 +20,7 @@ import gdcore  # noqa: E402
 from gdcore import GDRegressor  # noqa: E402
 from gdcore.schedules import StepLR  # noqa: E402
 
-from conftest import lstsq_solution, problem  # noqa: E402
+from conftest import lstsq_solution, problem, subprocess_env  # noqa: E402
 
 
 # Mini-batch fits are checked below rather than here: with batches, a sample weight of 2 is
@@ -414,3 +414,21 @@ def test_verbose_takes_scikit_learns_integer_levels(verbose):
     X, y, _ = problem(n=40, d=2)
     model = GDRegressor(epochs=3, tol=None, verbose=verbose).fit(X, y)
     assert model.n_iter_ == 3
+
+
+def test_the_convergence_warning_pickles():
+    """Warnings cross process boundaries pickled (joblib, multiprocessing)."""
+    from gdcore._result import convergence_warning_category
+    category = convergence_warning_category()
+    assert pickle.loads(pickle.dumps(category)) is category and category.__name__ == \
+        "ConvergenceWarning"
+    again = pickle.loads(pickle.dumps(category("the loss rose")))
+    assert type(again) is category and str(again) == "the loss rose"
+    script = ("import pickle, sys; c = pickle.loads(sys.stdin.buffer.read()); "
+              "import gdcore, sklearn.exceptions; "
+              "assert issubclass(c, gdcore.ConvergenceWarning) and "
+              "issubclass(c, sklearn.exceptions.ConvergenceWarning)")
+    import subprocess
+    import sys
+    subprocess.run([sys.executable, "-c", script], input=pickle.dumps(category), check=True,
+                   env=subprocess_env())
