@@ -99,7 +99,9 @@ typedef struct {
 
 /* Counters of a fit: in/out, so a fit can be continued exactly (start from all zeros and
  * best_loss = HUGE_VAL; counters below 0 or at least GDCORE_MAX_COUNT, or a best_loss that is
- * NaN or < 0, give GD_ERR_INFO). */
+ * NaN or < 0, give GD_ERR_INFO).  To go on after GD_STOP_TOL, set n_no_improvement to 0 (as
+ * gdcore.fit does when it continues a result the tol rule stopped); left as it is, the next
+ * epoch without improvement stops the fit again. */
 typedef struct {
     long long n_updates, n_epochs, n_no_improvement;
     double best_loss;
