@@ -33,7 +33,8 @@ _FITTED = ("n_features_in_", "feature_names_in_") + _FROM_RESULT
 
 class GDRegressor(RegressorMixin, BaseEstimator):
     """Linear regression by gradient descent; every parameter means what it means in
-    :func:`gdcore.fit` (``seed`` seeds the mini-batch shuffle).
+    :func:`gdcore.fit` (``seed`` seeds the mini-batch shuffle; ``random_state``, scikit-learn's
+    name for it, may be given instead).
 
     Minimises 1/(2S)·Σ sᵢ(xᵢ·w + b − yᵢ)² + (l2/2)·‖w‖² + l1·‖w‖₁ with the chosen optimizer.
 
@@ -61,7 +62,7 @@ class GDRegressor(RegressorMixin, BaseEstimator):
     def __init__(self, optimizer="sgd", lr=None, epochs=100, batch_size=None,
                  schedule="constant", l2=0.0, l1=0.0, fit_intercept=True, tol=1e-4,
                  n_iter_no_change=5, gtol=None, shuffle=True, seed=None, n_threads=None,
-                 precompute="auto", warm_start=False, verbose=False):
+                 precompute="auto", warm_start=False, verbose=False, random_state=None):
         self.optimizer = optimizer
         self.lr = lr
         self.epochs = epochs
@@ -79,12 +80,22 @@ class GDRegressor(RegressorMixin, BaseEstimator):
         self.precompute = precompute
         self.warm_start = warm_start
         self.verbose = verbose
+        self.random_state = random_state
+
+    def _seed(self):
+        """seed, or random_state: an int, a Generator, or (scikit-learn's) a RandomState,
+        which gives the fit's seed by a draw, as scikit-learn's estimators draw from it."""
+        if self.random_state is None:
+            return self.seed
+        if isinstance(self.random_state, np.random.RandomState):
+            return int(self.random_state.randint(np.iinfo(np.int32).max))
+        return self.random_state
 
     def _options(self, epochs, full_data):
         options = dict(optimizer=self.optimizer, lr=self.lr, epochs=epochs,
                        batch_size=self.batch_size, schedule=self.schedule, l2=self.l2,
                        l1=self.l1, fit_intercept=self.fit_intercept, shuffle=self.shuffle,
-                       seed=self.seed, n_threads=self.n_threads)
+                       seed=self._seed(), n_threads=self.n_threads)
         if full_data:
             options.update(tol=self.tol, n_iter_no_change=self.n_iter_no_change,
                            gtol=self.gtol, precompute=self.precompute)
@@ -181,6 +192,9 @@ class GDRegressor(RegressorMixin, BaseEstimator):
     def _check_flags(self):
         """The estimator's own parameters (gdcore.fit checks the others)."""
         check_bool("warm_start", self.warm_start)
+        if self.seed is not None and self.random_state is not None:
+            raise ValueError(f"seed={self.seed!r} and random_state={self.random_state!r}: give "
+                             "one of them (random_state is scikit-learn's name for seed)")
         # scikit-learn's verbose is an int (0: quiet); any level above 0 shows the bar
         verbose = self.verbose
         if not (isinstance(verbose, (bool, np.bool_))

@@ -23,11 +23,33 @@ from gdcore.schedules import StepLR  # noqa: E402
 from conftest import lstsq_solution, problem, subprocess_env  # noqa: E402
 
 
-# Mini-batch fits are checked below rather than here: with batches, a sample weight of 2 is
-# not the same as a repeated row (the batches differ), which one of these checks demands.
-@parametrize_with_checks([GDRegressor(), GDRegressor(optimizer="adam", lr=0.05)])
+def _mini_batch_exceptions(estimator):
+    """With batches a sample weight of 2 is not a repeated row (the batches differ), which
+    this check demands; the others hold, random_state making every fit the same."""
+    if estimator.batch_size is None:
+        return {}
+    return {"check_sample_weight_equivalence_on_dense_data":
+            "a weight of 2 is not a repeated row when rows are drawn into mini-batches"}
+
+
+@parametrize_with_checks([GDRegressor(), GDRegressor(optimizer="adam", lr=0.05),
+                          GDRegressor(optimizer="adam", lr=0.05, batch_size=8)],
+                         expected_failed_checks=_mini_batch_exceptions)
 def test_scikit_learn_checks(estimator, check):
     check(estimator)
+
+
+def test_random_state_is_seed():
+    X, y, _ = problem(n=90, d=3)
+    options = dict(optimizer="adam", lr=0.05, batch_size=8, epochs=4, tol=None)
+    by_seed = GDRegressor(seed=7, **options).fit(X, y)
+    by_state = GDRegressor(random_state=7, **options).fit(X, y)
+    np.testing.assert_array_equal(by_seed.coef_, by_state.coef_)
+    drawn = GDRegressor(random_state=np.random.RandomState(0), **options).fit(X, y)
+    again = GDRegressor(random_state=np.random.RandomState(0), **options).fit(X, y)
+    np.testing.assert_array_equal(drawn.coef_, again.coef_)
+    with pytest.raises(ValueError, match="seed=1 and random_state=2: give one of them"):
+        GDRegressor(seed=1, random_state=2, **options).fit(X, y)
 
 
 def test_matches_fit_and_lstsq():
