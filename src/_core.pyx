@@ -526,7 +526,7 @@ cdef int mini_batch_epoch(
         if stop > n:
             stop = n
         next_start = stop
-        block_sums(X, y, sample_weight, theta, d, rows, n, start, stop, n_threads, part_sums, sums)
+        batch_sums(X, y, sample_weight, theta, d, rows, n, start, stop, n_threads, part_sums, sums)
         if sums[d + SLOT_WEIGHT] <= 0.0:
             continue
         batch_loss = objective_and_gradient(sums, theta, d, l2, l1, fit_intercept, grad)

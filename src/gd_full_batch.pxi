@@ -78,6 +78,13 @@ cdef extern from *:
     static long long gd_team_give_ups = 0;
     static void gd_count_give_up(void) { __atomic_fetch_add(&gd_team_give_ups, 1, __ATOMIC_RELAXED); }
     static __thread long long gd_team_retry_at = 0;
+    /* Mini-batches (batch_sums): a batch's parallel region waits the same way, and a batch
+     * is microseconds of work, so on busy cores an epoch of them took seconds instead of
+     * milliseconds.  A thread whose batches' regions took over GD_LONG_WAIT_NS in 3 of its
+     * last 16 sums its batches on one thread, cut into the same parts (the same bits), until
+     * GD_TEAM_RETRY_NS later. */
+    static __thread unsigned int gd_batch_waits = 0;
+    static __thread long long gd_batch_retry_at = 0;
     /* Each OS thread's record of long waits (a bit an epoch, the last one lowest), kept from
      * one call to the next (gdcore.fit calls the core every ~4M multiply-adds, a fit with a
      * callback every epoch) unless GD_LONG_WAITS_KEPT_NS old: a record that started over
@@ -213,6 +220,8 @@ cdef extern from *:
                           double* sums, int* sleepers, int yield_core) noexcept nogil
     long long gd_now_ns() noexcept nogil
     long long GD_LONG_WAIT_NS, GD_TEAM_RETRY_NS, gd_team_give_ups, gd_team_retry_at
+    unsigned int gd_batch_waits
+    long long gd_batch_retry_at
     int gd_team_voter
     Py_ssize_t GD_GIVE_UP_MAX_WORK
     void gd_count_give_up() noexcept nogil
@@ -470,15 +479,47 @@ cdef void team_member(
             gd_count_give_up()
 
 
+cdef void batch_sums(
+    const floating* X, const floating* y, const floating* sample_weight,
+    const floating* theta, Py_ssize_t d, const Py_ssize_t* rows, Py_ssize_t rows_end,
+    Py_ssize_t start, Py_ssize_t stop, int n_threads, double* part_sums, double* sums,
+) noexcept nogil:
+    """block_sums for one mini-batch, whose threads give up waiting for busy cores (see
+    gd_batch_waits): the bits do not depend on how many threads sum the parts."""
+    global gd_batch_waits, gd_batch_retry_at, gd_passes_on_one_thread
+    cdef long long started
+    cdef bint kept = gd_passes_on_one_thread
+    if on_one_thread(stop - start, d, n_threads, rows != NULL):
+        block_sums(X, y, sample_weight, theta, d, rows, rows_end, start, stop, n_threads,
+                   part_sums, sums)
+        return
+    if gd_batch_retry_at != 0 and gd_now_ns() < gd_batch_retry_at:
+        gd_passes_on_one_thread = True
+        block_sums(X, y, sample_weight, theta, d, rows, rows_end, start, stop, n_threads,
+                   part_sums, sums)
+        gd_passes_on_one_thread = kept
+        return
+    gd_batch_retry_at = 0
+    started = gd_now_ns()
+    block_sums(X, y, sample_weight, theta, d, rows, rows_end, start, stop, n_threads,
+               part_sums, sums)
+    gd_batch_waits = ((gd_batch_waits << 1) | (gd_now_ns() - started > GD_LONG_WAIT_NS)) & 0xFFFF
+    if __builtin_popcount(gd_batch_waits) >= 3:
+        gd_batch_waits = 0
+        gd_batch_retry_at = gd_now_ns() + GD_TEAM_RETRY_NS
+        gd_count_give_up()
+
+
 def _team_waits(spin_ns=None, sleep_after_ns=None, long_wait_ns=None, retry_ns=None,
                 voter=None):
     """For the tests: (sleeps, sleeps that timed out, teams that gave up) so far; and set how
     long a waiting team thread spins (ns), when it sleeps (see GD_SPIN_NS), what wait counts
     as long and how long a team is not tried again after giving up (see GD_LONG_WAIT_NS), if
-    given (retry_ns also ends the calling thread's current wait for a retry; voter: only
-    that thread of a team votes, -1 any)."""
+    given (retry_ns also ends the calling thread's current wait for a retry, its mini-batches'
+    too; voter: only that thread of a team votes, -1 any).  Mini-batches give up by the same
+    long wait and retry time, and count in the same give-ups."""
     global GD_SPIN_NS, GD_SLEEP_AFTER_NS, GD_LONG_WAIT_NS, GD_TEAM_RETRY_NS, gd_team_retry_at
-    global gd_team_voter
+    global gd_team_voter, gd_batch_waits, gd_batch_retry_at
     if spin_ns is not None:
         GD_SPIN_NS = spin_ns
     if sleep_after_ns is not None:
@@ -487,7 +528,8 @@ def _team_waits(spin_ns=None, sleep_after_ns=None, long_wait_ns=None, retry_ns=N
         GD_LONG_WAIT_NS = long_wait_ns
     if retry_ns is not None:
         GD_TEAM_RETRY_NS = retry_ns
-        gd_team_retry_at = 0
+        gd_team_retry_at = gd_batch_retry_at = 0
+        gd_batch_waits = 0
     if voter is not None:
         gd_team_voter = voter
     return gd_team_sleeps, gd_team_sleep_timeouts, gd_team_give_ups

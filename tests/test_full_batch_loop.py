@@ -250,6 +250,28 @@ def test_team_threads_that_yield_while_waiting_give_the_same_bits(team_waits):
     assert_identical(spinning, yielding)
 
 
+@pytest.mark.parametrize("batch_size, n_threads", [(256, 2), (100, 3), (1000, 2)])
+def test_mini_batches_that_keep_waiting_give_up_their_team_with_the_same_bits(
+        team_waits, batch_size, n_threads):
+    """A mini-batch's parallel region waits on busy cores as a full-batch team does, and a
+    batch is microseconds of work: after 3 long waits in 16 batches the thread sums its
+    batches on one thread, in the same parts (the same bits), until the retry time."""
+    X, y, _ = problem(n=6000, d=40)
+    options = dict(optimizer="adam", lr=0.01, epochs=3, tol=None, batch_size=batch_size,
+                   n_threads=n_threads, seed=4)
+    team_waits(long_wait_ns=10**15, retry_ns=0)     # never gives up
+    team = gdcore.fit(X, y, **options)
+    gave_up = team_waits()[2]
+    assert team_waits()[2] == gave_up
+    team_waits(long_wait_ns=-1, retry_ns=10**15)    # every batch's wait is long
+    given_up = gdcore.fit(X, y, **options)
+    assert team_waits()[2] == gave_up + 1           # once: then one thread until the retry
+    assert_identical(team, given_up)
+    team_waits(long_wait_ns=-1, retry_ns=0)         # retried at once, giving up again
+    assert_identical(team, gdcore.fit(X, y, **options))
+    assert team_waits()[2] > gave_up + 2
+
+
 @pytest.mark.parametrize("voter", ["any", "last"])
 @pytest.mark.parametrize("n_threads", [2, 3])
 def test_a_team_that_keeps_waiting_gives_up_with_the_same_bits(team_waits, n_threads, voter):
