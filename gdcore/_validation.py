@@ -142,14 +142,19 @@ def check_all_finite(name, arr, row_offset=0, n_threads=0):
     values = arr.reshape(-1) if arr.flags.c_contiguous else np.ravel(arr)
     # a block at a time, the GIL taken between blocks: Ctrl-C stops the check of a large
     # memmap (read from disk at a few GB/s) within a block's read
-    if all(_core.all_finite(values[start:start + FINITE_CHECK_BLOCK], n_threads)
-           for start in range(0, values.size, FINITE_CHECK_BLOCK)):
+    for start in range(0, values.size, FINITE_CHECK_BLOCK):
+        block = values[start:start + FINITE_CHECK_BLOCK]
+        if not _core.all_finite(block, n_threads):
+            break
+    else:
         return
-    found = np.argwhere(~np.isfinite(arr))
-    if len(found) == 0:     # another thread wrote it finite meanwhile: still refused
+    # the first bad entry, looked for in that block only (not a mask of the whole array)
+    non_finite = ~np.isfinite(block)
+    first = int(np.argmax(non_finite))
+    if not non_finite[first]:   # another thread wrote it finite meanwhile: still refused
         raise ValueError(f"{name} contained NaN or infinity while it was checked (another "
                          f"thread is writing to it); remove or impute those values")
-    bad = found[0]
+    bad = np.array(np.unravel_index(start + first, arr.shape))
     value = arr[tuple(bad)]
     bad[0] += row_offset
     where = ", ".join(str(int(i)) for i in bad)

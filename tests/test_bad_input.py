@@ -307,6 +307,24 @@ def test_settings_are_checked_before_the_data_is_read(changes, error, pattern, m
         gdcore.fit(X, Y0, **changes)
 
 
+def test_naming_the_first_nan_takes_no_array_the_size_of_x(monkeypatch):
+    """The error names the first non-finite entry from the block the check found it in: a
+    mask (and list) of every NaN in a large memmap ran out of memory instead."""
+    import tracemalloc
+    monkeypatch.setattr(gdcore._validation, "FINITE_CHECK_BLOCK", 1 << 14)
+    X = np.full((20_000, 100), np.nan)      # 16 MB, every entry bad
+    X[:300] = 1.0
+    tracemalloc.start()
+    try:
+        with pytest.raises(ValueError, match=r"X contains NaN or infinity \(first at index "
+                                             r"\[300, 0\]: nan\)"):
+            gdcore.fit(X, np.zeros(20_000), epochs=2)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 1_000_000     # a mask of X alone would be 2 MB, its argwhere 32 MB
+
+
 def test_sparse_input_is_named_as_such():
     sparse = pytest.importorskip("scipy.sparse", reason="scipy (with scikit-learn) makes one")
     with pytest.raises(TypeError, match=r"X is a scipy.sparse csr_matrix; gdcore fits dense "
