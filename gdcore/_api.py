@@ -301,9 +301,10 @@ def _epoch_reporter(callback, run):
 
     def on_epoch(loss):
         theta = state.theta
-        progress = FitProgress(epoch=_live_state(state, False).n_epochs, loss=float(loss),
-                               coef=theta[:d].copy(), intercept=float(theta[d]),
-                               checkpoint=partial(_checkpoint, run))
+        epoch = _live_state(state, False).n_epochs
+        progress = FitProgress(epoch=epoch, loss=float(loss), coef=theta[:d].copy(),
+                               intercept=float(theta[d]), checkpoint=partial(_checkpoint, run,
+                                                                             epoch))
         return bool(callback(progress))
     return on_epoch
 
@@ -352,11 +353,16 @@ def _losses_run(stretches, n_epochs):
             for first_epoch, history in stretches]
 
 
-def _checkpoint(run, with_history=True):
-    """A FitResult of the fit as it stands at the end of the current epoch (a copy), from
-    which ``fit(..., init=checkpoint)`` continues exactly.  with_history=False skips copying
-    the loss history (O(epochs)); the caller then fills it in."""
+def _checkpoint(run, epoch, with_history=True):
+    """A FitResult of the fit as it stands at the end of epoch ``epoch``, the current one (a
+    copy), from which ``fit(..., init=checkpoint)`` continues exactly.  with_history=False
+    skips copying the loss history (O(epochs)); the caller then fills it in."""
     live = _live_state(run.state, with_history)
+    if live.n_epochs != epoch:
+        # the fit has moved on: its state is no longer that epoch's
+        raise RuntimeError(f"checkpoint() of epoch {epoch} was called at epoch "
+                           f"{live.n_epochs}: call it during that epoch's callback (keep the "
+                           "FitResult it returns, not the FitProgress)")
     snapshot = FitState(live.theta.copy(), live.optimizer_state.copy(), live.n_updates,
                         live.n_epochs, live.best_loss, live.n_no_improvement,
                         run.rng.bit_generator.state,

@@ -473,3 +473,17 @@ def test_gtol_with_l1_at_a_lasso_solution_by_hand(run):
     r = gdcore.fit(X, y, l1=0.3, gtol=0.15, epochs=1, **options)
     assert (r.stop_reason, r.n_epochs, r.n_updates) == ("epochs", 1, 1)
     assert r.coef[0] == pytest.approx(0.02, rel=1e-14) and r.intercept == 1.5
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_kept_progress_cannot_checkpoint_a_later_epoch(backend):
+    """checkpoint() is the fit at the end of its epoch: called after the fit moved on it
+    would have returned a later state under that epoch's name; it says so instead."""
+    X, y, _ = problem(n=40, d=3)
+    kept = []
+    result = gdcore.fit(X, y, optimizer="adam", lr=0.05, epochs=6, tol=None, backend=backend,
+                        callback=kept.append)
+    with pytest.raises(RuntimeError, match="checkpoint\\(\\) of epoch 3 was called at epoch 6"):
+        kept[2].checkpoint()
+    last = kept[-1].checkpoint()    # the fit ended at its epoch: still that epoch's state
+    np.testing.assert_array_equal(last.coef, result.coef)
