@@ -313,7 +313,9 @@ def test_fit_stopping_and_intercept_options(files, tmp_path):
     assert summary(swing.stdout)["converged"] == "no"
     lines = swing.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("gdcore fit: warning: the tol rule")
-    assert "more than twice its best" in lines[0] and lines[0].endswith("or --standardize")
+    # (--standardize was given: not suggested again)
+    assert "more than twice its best" in lines[0]
+    assert lines[0].endswith("try a smaller --lr (e.g. 0.05) or a decaying schedule")
     # one that grows is a failed fit
     grow = gdcore_cli("fit", folder / "train.csv", "--target", "y", "--optimizer", "gd",
                       "--lr", "5", "--standardize", check=False)
@@ -754,3 +756,11 @@ def test_a_folder_with_batch_size_is_refused_before_it_is_read(tmp_path):
                       check=False)
     assert proc.returncode == 2 and "--batch-size: a folder of files is fitted full-batch" \
         in proc.stderr, proc.stderr
+
+
+def test_divergence_advice_leaves_out_what_was_given(files):
+    folder, _ = files
+    proc = gdcore_cli("fit", folder / "train.csv", "--target", "y", "--optimizer", "gd", "--lr",
+                      "1e6", "--epochs", "50", "--standardize", check=False)
+    assert proc.returncode == 2 and "try a smaller --lr" in proc.stderr, proc.stderr
+    assert "--standardize" not in proc.stderr and ".result" not in proc.stderr

@@ -53,13 +53,15 @@ def run(args):
             result = fit_data(args, data, callback=callback, **fit_options(args),
                               **stopping_options(args))
         rows, mse, r2 = residual_summary(data, result)
-    except (DataError, DivergenceError, ValueError, TypeError) as exc:
+    except DivergenceError as exc:
+        return fail("fit", advice(str(exc), args))
+    except (DataError, ValueError, TypeError) as exc:
         return fail("fit", exc)
     finally:
         if close is not None:
             close()
     for warning in caught:
-        print(f"gdcore fit: warning: {in_cli_words(str(warning.message))}", file=sys.stderr)
+        print(f"gdcore fit: warning: {advice(str(warning.message), args)}", file=sys.stderr)
     print(f"data           {args.data}: {rows:,} rows x {len(data.feature_names)} features, "
           f"target {data.target!r}")
     print(f"optimizer      {result.optimizer!r}")
@@ -91,6 +93,15 @@ def run(args):
                            + "; try a smaller --lr"
                            + ("" if args.standardize else " or --standardize"))
     return 0
+
+
+def advice(text, args):
+    """The library's message in the command line's words, without advice already taken."""
+    text = in_cli_words(text)
+    if args.standardize:
+        text = text.replace(", a decaying schedule, or --standardize", " or a decaying schedule")
+        text = text.replace(" or --standardize", "")
+    return text
 
 
 def save(args, data, result):
