@@ -74,22 +74,21 @@ def _check_dtype(name, arr):
         raise TypeError(f"{name} has dtype {arr.dtype}, which is not a real number type")
 
 
-def _pandas_extension_numbers(value):
+def _pandas_extension_numbers(name, value):
     """A pandas DataFrame or Series whose columns are all numbers, some of them in pandas'
     nullable extension types (Int64, Float64, ...), as float64 with NaN for NA (which the
-    finite check then names); None for anything else.  np.asarray would make them objects."""
+    finite check then names); None for anything else.  np.asarray would make them objects.
+    A TypeError naming ``name`` for a boolean column (pandas' nullable "boolean" becomes
+    object in np.asarray before pandas 2)."""
     if not hasattr(value, "to_numpy"):
         return None
-    dtypes = _pandas_dtypes(value)
+    dtypes = list(value.dtypes) if hasattr(value, "columns") else [getattr(value, "dtype", None)]
+    if any(getattr(dt, "kind", None) == "b" for dt in dtypes):
+        raise TypeError(f"{name} has boolean dtype; convert it to a float dtype explicitly")
     if (dtypes and all(getattr(dt, "kind", "O") in "iuf" for dt in dtypes)
             and any(not isinstance(dt, np.dtype) for dt in dtypes)):
         return value.to_numpy(dtype=np.float64, na_value=np.nan)
     return None
-
-
-def _pandas_dtypes(value):
-    """The dtypes of a DataFrame's columns, or a Series' dtype, as a list."""
-    return list(value.dtypes) if hasattr(value, "columns") else [getattr(value, "dtype", None)]
 
 
 def fit_dtype(dtype):
@@ -103,11 +102,7 @@ def _as_array(name, value):
         # np.asarray makes a 0-d object array of it, reported as a wrong dtype
         raise TypeError(f"{name} is a scipy.sparse {type(value).__name__}; gdcore fits dense "
                         f"arrays: pass {name}.toarray() if it fits in memory")
-    if hasattr(value, "to_numpy") and any(getattr(dt, "kind", None) == "b"
-                                          for dt in _pandas_dtypes(value)):
-        # pandas' nullable "boolean" becomes object in np.asarray before pandas 2
-        raise TypeError(f"{name} has boolean dtype; convert it to a float dtype explicitly")
-    extension = _pandas_extension_numbers(value)
+    extension = _pandas_extension_numbers(name, value)
     if extension is not None:
         arr = extension
     elif isinstance(value, np.matrix):

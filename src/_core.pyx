@@ -251,10 +251,15 @@ def prefetch_locality():
 MAX_THREADS = GDCORE_MAX_THREADS
 
 
-def default_n_threads():
+cdef inline int default_threads() noexcept nogil:
     """OpenMP's default team size (honours OMP_NUM_THREADS and threadpoolctl limits), at
     most MAX_THREADS."""
     return min(gd_default_threads(), GDCORE_MAX_THREADS)
+
+
+def default_n_threads():
+    """OpenMP's default team size, at most MAX_THREADS (default_threads)."""
+    return default_threads()
 
 
 def _release_pool_at_fork(enabled):
@@ -1111,8 +1116,7 @@ def all_finite(const floating[::1] values, int n_threads=0):
     is_finite_vector (x·0 summed in vector lanes is 0 exactly when every x is finite), so the
     pass runs at the read bandwidth."""
     cdef Py_ssize_t n = values.shape[0], part, lo, hi
-    cdef int n_parts = ((n_threads if n_threads > 0 else min(gd_default_threads(),
-                                                             GDCORE_MAX_THREADS))
+    cdef int n_parts = ((n_threads if n_threads > 0 else default_threads())
                         if n > PARALLEL_MIN_WORK else 1)
     cdef int bad_parts = 0
     if n == 0:

@@ -169,26 +169,29 @@ def merged_moments(blocks):
 
 def column_mean_and_scale(blocks, feature_names, centre=True):
     """Each column's mean and standard deviation over row blocks, as X.mean(axis=0) and
-    X.std(axis=0) of all rows (constant columns get scale 1); without centre, zeros and the
-    root mean square (see standardization)."""
+    X.std(axis=0) of all rows (see standardization's scaling)."""
     with np.errstate(over="ignore", invalid="ignore"):
         count, mean, squares = merged_moments(blocks)
-        scale = np.sqrt(squares / count if centre else squares / count + mean ** 2)
-    check_standardization(mean, scale, feature_names)
-    if not centre:
-        mean = np.zeros_like(mean)
-    scale[scale == 0] = 1.0
-    return mean, scale
+        return scaling(mean, np.sqrt(squares / count), feature_names, centre)
 
 
-def check_standardization(mean, scale, feature_names):
-    """A DataError if a column's mean or standard deviation overflows float64 (values near
-    1e154 or more): the scaling saved with the model would not be usable."""
+def scaling(mean, std, feature_names, centre):
+    """(mean, scale) that --standardize saves, from each column's float64 mean and standard
+    deviation: those (constant columns get scale 1), or without centre (a fit without
+    intercept, which must stay through the data's origin) zeros and the root mean square.  A
+    DataError if a column's moments overflow float64 (values near 1e154 or more): the scaling
+    saved with the model would not be usable."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        scale = std if centre else np.hypot(std, mean)
     bad = ~(np.isfinite(mean) & np.isfinite(scale))
     if bad.any():
         name = feature_names[int(np.argmax(bad))]
         raise DataError(f"--standardize: the standard deviation of column {name!r} overflows "
                         "float64 (values near 1e154 or more); rescale that column")
+    if not centre:
+        mean = np.zeros_like(mean)
+    scale[scale == 0] = 1.0
+    return mean, scale
 
 
 FOLDER_BATCH_SIZE = ("--batch-size: a folder of files is fitted full-batch (gdcore.fit_chunks); "
@@ -269,14 +272,8 @@ def standardization(X, enabled, feature_names, centre=True):
         return X, None, None
     with np.errstate(over="ignore", invalid="ignore"):
         # in float64 whatever X's dtype (squares of float32 values past 1.8e19 overflow it)
-        mean = X.mean(axis=0, dtype=np.float64)
-        scale = X.std(axis=0, dtype=np.float64)
-        if not centre:      # the root mean square
-            scale = np.hypot(scale, mean)
-    check_standardization(mean, scale, feature_names)
-    if not centre:
-        mean = np.zeros_like(mean)
-    scale[scale == 0] = 1.0
+        mean, scale = scaling(X.mean(axis=0, dtype=np.float64),
+                              X.std(axis=0, dtype=np.float64), feature_names, centre)
     scaled = X - mean.astype(X.dtype)     # in X's dtype, the fit's
     scaled /= scale.astype(X.dtype)       # in place: one array the size of X, not two
     return scaled, mean, scale

@@ -87,11 +87,10 @@ def run(args):
         print(f"plot           {args.plot}")
     if rose:
         # a model worse than none: not saved, and the exit status says so
-        return fail("fit", f"the loss rose from {result.loss_history[0]:.6g} to "
-                           f"{result.final_loss:.6g}: the fit diverged"
-                           + (" and was not saved" if args.save else "")
-                           + "; try a smaller --lr"
-                           + ("" if args.standardize else " or --standardize"))
+        return fail("fit", advice(f"the loss rose from {result.loss_history[0]:.6g} to "
+                                  f"{result.final_loss:.6g}: the fit diverged"
+                                  + (" and was not saved" if args.save else "")
+                                  + "; try a smaller --lr or --standardize", args))
     return 0
 
 
