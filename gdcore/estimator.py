@@ -19,7 +19,7 @@ import sklearn.exceptions  # noqa: F401  (loaded: fits then warn as its Converge
 from ._api import fit as _fit
 from ._progress import progress_callback
 from ._result import convergence_warning_category
-from ._validation import check_bool
+from ._validation import check_bool, check_choice, check_settings
 from .optim import make_optimizer
 from .schedules import CosineAnnealingLR, StepLR, make_schedule
 
@@ -34,14 +34,16 @@ _FITTED = ("n_features_in_", "feature_names_in_") + _FROM_RESULT
 class GDRegressor(RegressorMixin, BaseEstimator):
     """Linear regression by gradient descent; every parameter means what it means in
     :func:`gdcore.fit` (``seed`` seeds the mini-batch shuffle; ``random_state``, scikit-learn's
-    name for it, may be given instead).
+    name for it, may be given instead, and wins when both are: scikit-learn's ensembles and
+    ``check_estimator`` set it on their copies).
 
     Minimises 1/(2S)·Σ sᵢ(xᵢ·w + b − yᵢ)² + (l2/2)·‖w‖² + l1·‖w‖₁ with the chosen optimizer.
 
     - ``fit`` runs up to ``epochs`` epochs; with ``warm_start=True`` a second ``fit`` continues
       the previous one exactly (optimizer state, schedule position, shuffle stream), but that
       "step" and "cosine" are sized anew to all the epochs so far (schedule objects are not);
-      data of another width are refused, as scikit-learn's SGDRegressor refuses them.
+      data of another width, or with other column names, are refused, as scikit-learn's
+      SGDRegressor refuses them.
     - ``partial_fit`` runs one epoch over the chunk it is given, keeping the optimizer state
       and schedule position between calls, for data that arrives in pieces.  It has no run
       length, so "step" and "cosine" must be given as schedule objects with explicit sizes.
@@ -83,8 +85,9 @@ class GDRegressor(RegressorMixin, BaseEstimator):
         self.random_state = random_state
 
     def _seed(self):
-        """seed, or random_state: an int, a Generator, or (scikit-learn's) a RandomState,
-        which gives the fit's seed by a draw, as scikit-learn's estimators draw from it."""
+        """seed, or random_state when given: an int, a Generator, or (scikit-learn's) a
+        RandomState, which gives the fit's seed by a draw, as scikit-learn's estimators draw
+        from it."""
         if self.random_state is None:
             return self.seed
         if isinstance(self.random_state, np.random.RandomState):
@@ -105,32 +108,42 @@ class GDRegressor(RegressorMixin, BaseEstimator):
 
     def _run(self, X, y, sample_weight, init, options):
         last_epoch = [None]  # the fit at the end of its last finished epoch
+        batch_size = options["batch_size"]
+        # A full-batch fit is interrupted between epochs, so the interrupt's result is the last
+        # finished epoch; a mini-batch epoch can be cut short, so its fits keep a checkpoint
+        # at each epoch's end (a callback runs the core one epoch at a time: not for the
+        # full batch, whose Gram-mode epochs cost microseconds)
+        mini_batch = batch_size is not None and int(batch_size) < X.shape[0]
 
         def keep_checkpoint(progress):
             # O(d) per epoch: the loss history is filled in from the interrupt's result
             last_epoch[0] = progress.checkpoint(with_history=False)
             return False
-        callback, close = keep_checkpoint, None
+        callback, close = (keep_checkpoint if mini_batch else None), None
         if self.verbose:
             callback, close = progress_callback(options["epochs"], enabled=True,
                                                 desc=type(self).__name__,
-                                                user_callback=keep_checkpoint)
+                                                user_callback=callback)
+        earlier_epochs = init.n_epochs if init else 0
         try:
             result = _fit(X, y, sample_weight=sample_weight, init=init, callback=callback,
                           **options)
         except KeyboardInterrupt as interrupt:
             # Ctrl-C: keep the last finished epoch (a warm start resumes exactly from it)
-            kept, partial = last_epoch[0], getattr(interrupt, "result", None)
-            if kept is not None and partial is not None:
-                history = partial.loss_history[:kept.n_epochs]
-                kept.loss_history = history.copy()
-                kept.state.loss_history = history.tolist()
-                self._store(kept, kept.n_epochs - (init.n_epochs if init else 0))
+            partial = getattr(interrupt, "result", None)
+            kept = last_epoch[0] if mini_batch else partial
+            if (kept is not None and partial is not None and kept.state is not None
+                    and kept.n_epochs > earlier_epochs):
+                if kept is not partial:
+                    history = partial.loss_history[:kept.n_epochs]
+                    kept.loss_history = history.copy()
+                    kept.state.loss_history = history.tolist()
+                self._store(kept, kept.n_epochs - earlier_epochs)
             raise
         finally:
             if close is not None:
                 close()
-        self._store(result, result.n_epochs - (init.n_epochs if init else 0))
+        self._store(result, result.n_epochs - earlier_epochs)
         return self
 
     def _store(self, result, epochs_run):
@@ -192,9 +205,6 @@ class GDRegressor(RegressorMixin, BaseEstimator):
     def _check_flags(self):
         """The estimator's own parameters (gdcore.fit checks the others)."""
         check_bool("warm_start", self.warm_start)
-        if self.seed is not None and self.random_state is not None:
-            raise ValueError(f"seed={self.seed!r} and random_state={self.random_state!r}: give "
-                             "one of them (random_state is scikit-learn's name for seed)")
         # scikit-learn's verbose is an int (0: quiet); any level above 0 shows the bar
         verbose = self.verbose
         if not (isinstance(verbose, (bool, np.bool_))
@@ -206,17 +216,19 @@ class GDRegressor(RegressorMixin, BaseEstimator):
         """Fit on (X, y); continues the previous fit when ``warm_start=True``."""
         self._check_flags()
         with self._kept_on_failure():
+            previous = self._previous() if self.warm_start else None
+            names_before = getattr(self, "feature_names_in_", None)
             X, y = validate_data(self, X, y, dtype=[np.float64, np.float32], y_numeric=True,
                                  reset=True)
-            if sample_weight is not None:
-                sample_weight = _check_sample_weight(sample_weight, X, dtype=X.dtype)
-            previous = self._previous() if self.warm_start else None
+            sample_weight = _weights(sample_weight, X)
             if previous is not None and previous.coef.shape[0] != X.shape[1]:
                 # as scikit-learn's SGDRegressor refuses it: continuing a fit on other data
                 # widths is almost always a mistake, and starting afresh would hide it
                 raise ValueError(f"X has {X.shape[1]} features, but the previous fit that "
                                  f"warm_start=True continues had {previous.coef.shape[0]}; "
                                  "set warm_start=False to start afresh")
+            if previous is not None:
+                _check_same_names(names_before, getattr(self, "feature_names_in_", None))
             self._check_continuable(previous, "set warm_start=False to start afresh")
             if previous is None:
                 for name in _FROM_RESULT:
@@ -243,8 +255,13 @@ class GDRegressor(RegressorMixin, BaseEstimator):
             first = not hasattr(self, "coef_")
             X, y = validate_data(self, X, y, dtype=[np.float64, np.float32], y_numeric=True,
                                  reset=first)
-            if sample_weight is not None:
-                sample_weight = _check_sample_weight(sample_weight, X, dtype=X.dtype)
+            # the settings partial_fit does not use are still checked, as fit checks them
+            check_settings(epochs=1, batch_size=self.batch_size, l2=self.l2, l1=self.l1,
+                           fit_intercept=self.fit_intercept, tol=self.tol,
+                           n_iter_no_change=self.n_iter_no_change, gtol=self.gtol,
+                           shuffle=self.shuffle, n=X.shape[0])
+            check_choice("precompute", self.precompute, (True, False, "auto"))
+            sample_weight = _weights(sample_weight, X)
             previous = None if first else self._previous()
             self._check_continuable(previous, "start afresh with sklearn.base.clone(model)")
             return self._run(X, y, sample_weight, previous,
@@ -255,3 +272,25 @@ class GDRegressor(RegressorMixin, BaseEstimator):
         check_is_fitted(self)
         X = validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
         return X @ self.coef_.astype(X.dtype, copy=False) + X.dtype.type(self.intercept_)
+
+
+def _weights(sample_weight, X):
+    """scikit-learn's checks of sample_weight, in float64 whatever X's dtype: gdcore.fit then
+    refuses a positive weight that float32 would make 0, instead of fitting without its row."""
+    if sample_weight is None:
+        return None
+    return _check_sample_weight(sample_weight, X, dtype=np.float64)
+
+
+def _check_same_names(before, now):
+    """A warm start's columns must be the earlier fit's, by name where there are names (the
+    coefficients belong to them), as scikit-learn's estimators check them."""
+    if before is None and now is None:
+        return
+    if before is None or now is None or not np.array_equal(before, now):
+        def shown(names):
+            return "no column names" if names is None else f"columns {list(names)}"
+        raise ValueError(f"X has {shown(now)}, but the previous fit that warm_start=True "
+                         f"continues had {shown(before)}: the coefficients belong to those "
+                         "columns, in that order; pass X with them, or set warm_start=False "
+                         "to start afresh")

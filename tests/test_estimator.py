@@ -48,8 +48,76 @@ def test_random_state_is_seed():
     drawn = GDRegressor(random_state=np.random.RandomState(0), **options).fit(X, y)
     again = GDRegressor(random_state=np.random.RandomState(0), **options).fit(X, y)
     np.testing.assert_array_equal(drawn.coef_, again.coef_)
-    with pytest.raises(ValueError, match="seed=1 and random_state=2: give one of them"):
-        GDRegressor(seed=1, random_state=2, **options).fit(X, y)
+    # both: random_state wins, as scikit-learn's ensembles set it on copies given a seed
+    both = GDRegressor(seed=1, random_state=7, **options).fit(X, y)
+    np.testing.assert_array_equal(both.coef_, by_seed.coef_)
+
+
+def test_seeded_estimator_in_ensembles():
+    """BaggingRegressor sets random_state on each copy of a model given a seed: each copy is
+    then the fit of its own stream, and the ensemble's average is theirs."""
+    from sklearn.ensemble import BaggingRegressor
+    X, y, _ = problem(n=120, d=3)
+    options = dict(optimizer="adam", lr=0.05, batch_size=8, epochs=3, tol=None)
+    bag = BaggingRegressor(GDRegressor(seed=0, **options), n_estimators=3,
+                           random_state=5).fit(X, y)
+    seeds = [member.random_state for member in bag.estimators_]
+    assert len(set(seeds)) == 3
+    for member, rows in zip(bag.estimators_, bag.estimators_samples_):
+        # scikit-learn passes a bootstrap sample as counts in sample_weight
+        counts = np.bincount(rows, minlength=len(y)).astype(np.float64)
+        alone = GDRegressor(random_state=member.random_state, **options).fit(X, y, counts)
+        np.testing.assert_array_equal(member.coef_, alone.coef_)
+    expected = np.mean([m.predict(X) for m in bag.estimators_], axis=0)
+    np.testing.assert_allclose(bag.predict(X), expected, rtol=1e-12)
+
+
+def test_warm_start_refuses_other_columns():
+    """The coefficients belong to the first fit's columns: reordered, renamed or unnamed
+    columns are refused (the model kept), the same names in the same order continue."""
+    pd = pytest.importorskip("pandas", reason="column names come from the optional pandas")
+    X, y, _ = problem(n=60, d=3)
+    frame = pd.DataFrame(X, columns=["a", "b", "c"])
+    model = GDRegressor(optimizer="gd", lr=0.5, epochs=20, tol=None, warm_start=True)
+    model.fit(frame, y)
+    coef = model.coef_.copy()
+    for other in (frame[["c", "b", "a"]], frame.set_axis(["a", "b", "z"], axis=1), X):
+        with pytest.raises(ValueError, match="previous fit that warm_start=True continues had "
+                                             r"columns \['a', 'b', 'c'\]"):
+            model.fit(other, y)
+        np.testing.assert_array_equal(model.coef_, coef)
+        assert list(model.feature_names_in_) == ["a", "b", "c"]
+    model.fit(frame, y)
+    longer = GDRegressor(optimizer="gd", lr=0.5, epochs=40, tol=None).fit(frame, y)
+    np.testing.assert_array_equal(model.coef_, longer.coef_)
+    unnamed = GDRegressor(optimizer="gd", lr=0.5, epochs=5, tol=None, warm_start=True).fit(X, y)
+    with pytest.raises(ValueError, match="X has columns .* had no column names"):
+        unnamed.fit(frame, y)
+
+
+def test_float32_weight_that_float32_makes_zero_is_refused():
+    """scikit-learn's weight check would cast to X's float32 first, turning 1e-46 into 0 and
+    dropping its row silently; the estimator refuses it as gdcore.fit does."""
+    X, y, _ = problem(n=40, d=2)
+    weights = np.ones(40)
+    weights[5] = 1e-46
+    with pytest.raises(ValueError, match=r"sample_weight\[5\] = 1e-46 is 0 in float32"):
+        GDRegressor(epochs=3).fit(X.astype(np.float32), y.astype(np.float32), weights)
+    with pytest.raises(ValueError, match=r"sample_weight\[5\] = 1e-46 is 0 in float32"):
+        GDRegressor().partial_fit(X.astype(np.float32), y.astype(np.float32), weights)
+
+
+@pytest.mark.parametrize("setting, message", [
+    (dict(precompute="bogus"), "precompute must be one of"),
+    (dict(tol=-5.0), "tol must be >= 0"),
+    (dict(tol=float("nan")), "tol must be finite"),
+    (dict(n_iter_no_change=0), "n_iter_no_change must be >= 1"),
+    (dict(gtol="x"), "gtol must be a real number"),
+])
+def test_partial_fit_checks_every_setting(setting, message):
+    X, y, _ = problem(n=30, d=2)
+    with pytest.raises((ValueError, TypeError), match=message):
+        GDRegressor(**setting).partial_fit(X, y)
 
 
 def test_matches_fit_and_lstsq():

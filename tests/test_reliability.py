@@ -209,7 +209,8 @@ ESTIMATOR_INTERRUPT = textwrap.dedent("""
         def announce(progress):
             if progress.epoch == 1:
                 print("running", flush=True)
-            return callback(progress)
+            # full batch: the estimator installs no callback (the interrupt lands between epochs)
+            return callback(progress) if callback is not None else False
         return original(*args, callback=announce, **kwargs)
     gdcore.estimator._fit = announcing_fit
     try:
