@@ -21,8 +21,8 @@ from ._precompute import (GRAM_MAX_FEATURES, augmented_gram, check_gram, gram_ep
                           gram_is_finite, merge_grams)
 from ._reference import (STATUS_LOSS_NOT_FINITE, STATUS_OK, STATUS_PARAMS_NOT_FINITE,
                          finite_in_data_precision, stop_after_epoch)
-from ._validation import (check_choice, check_data, check_weight_sum, scale_weights,
-                          weight_scale_exponent, weight_sum_and_largest)
+from ._validation import (check_choice, check_data, check_weight_sum, resolve_n_threads,
+                          scale_weights, weight_scale_exponent, weight_sum_and_largest)
 from .optim import SGD
 
 __all__ = ["fit_chunks", "run_full_batch"]
@@ -69,7 +69,9 @@ class _Chunks:
     as gdcore.fit does (weights near 1e300 overflowed the sums); iterating gives later passes,
     with the weights so scaled, and they must give the same rows."""
 
-    def __init__(self, chunks):
+    def __init__(self, chunks, n_threads=0):
+        self.n_threads = n_threads      # of the NaN/inf checks, as of the fit's passes
+        self.columns = None             # the first DataFrame chunk's column names
         if callable(chunks):
             self._fresh = chunks
         elif (hasattr(chunks, "__iter__") and not hasattr(chunks, "__next__")
@@ -123,11 +125,20 @@ class _Chunks:
                 raise ValueError(f"chunk {index}: expected (X, y) or (X, y, sample_weight), "
                                  f"got {len(parts)} items")
             try:
-                problem = check_data(parts[0], parts[1], parts[2] if len(parts) == 3 else None,
-                                     allow_zero_weight_sum=True, row_offset=n)
+                X = self._by_name(parts[0])
+                problem = check_data(X, parts[1], parts[2] if len(parts) == 3 else None,
+                                     allow_zero_weight_sum=True, row_offset=n,
+                                     n_threads=self.n_threads, allow_empty=True)
             except (ValueError, TypeError) as exc:
                 raise type(exc)(f"chunk {index} (from row {n} of the whole data): "
                                 f"{exc}") from None
+            if problem.n == 0:
+                # a filter's empty partition, an empty row group: nothing to add, but
+                # its columns must still be the data's
+                if self.d is not None and problem.d != self.d:
+                    raise ValueError(f"chunk {index}: X has {problem.d} features but the "
+                                     f"chunks before it have {self.d}")
+                continue
             if self.d is None:
                 self.d, self.dtype = problem.d, problem.dtype
             elif problem.d != self.d:
@@ -144,12 +155,35 @@ class _Chunks:
             n += problem.n
             yield problem
         if n == 0:
-            raise ValueError("chunks: no data (the iterable yielded no chunk)")
+            raise ValueError("chunks: no data (the iterable yielded no chunk, or no rows)")
         if self.n is None:
             self.n = n
         elif n != self.n:
             raise ValueError(f"chunks: a pass yielded {n} rows where the first gave {self.n}; "
                              "the source must give the same rows every pass")
+
+
+    def _by_name(self, X):
+        """A DataFrame chunk's columns in the first one's order, matched by name (the
+        coefficients belong to names; a chunk read with its columns reordered would
+        otherwise be fitted column by position); other names are refused."""
+        columns = getattr(X, "columns", None)
+        if columns is None or not hasattr(X, "loc"):
+            return X
+        names = list(columns)
+        if self.columns is None:
+            self.columns = names
+            return X
+        if names == self.columns:
+            return X
+        if len(set(names)) == len(names) and set(names) == set(self.columns):
+            return X[self.columns]
+        missing = [name for name in self.columns if name not in set(names)]
+        extra = [name for name in names if name not in set(self.columns)]
+        raise ValueError(f"X's columns differ from the first chunk's ({self.columns}): "
+                         f"missing {missing}, not in the first {extra}" if missing or extra
+                         else f"X's columns {names} repeat a name; the first chunk's are "
+                         f"{self.columns}")
 
 
 def _empty_weights(problem):
@@ -182,7 +216,7 @@ def fit_chunks(chunks, *, optimizer=None, lr=None, epochs=100, schedule=None, l2
     scaled as gdcore.fit scales them (for weights beyond 2^±64 this takes one more pass).
     Every later pass must yield the same rows.
     """
-    source = _Chunks(chunks)
+    source = _Chunks(chunks, resolve_n_threads(n_threads))
     precompute = check_choice("precompute", precompute, (True, False, "auto"))
     # The first chunk gives d and the dtype the settings are checked against; the rest of the
     # first pass is validated as it is read and also makes the Gram matrix or the first

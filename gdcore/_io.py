@@ -236,15 +236,26 @@ def replaced_on_success(path, newline=None):
     the new one), and a failed or interrupted write leaves nothing half-written behind.  A
     symbolic link's target is the file replaced; what is not a regular file (a FIFO, a
     device such as /dev/stdout) is written in place."""
-    path = os.path.realpath(os.fspath(path))
-    if os.path.exists(path) and not os.path.isfile(path):
-        with open(path, "w", encoding="utf-8", newline=newline) as f:
+    given = os.fspath(path)
+    try:
+        # stat follows links as open does: /dev/stdout on a pipe is a FIFO there, while its
+        # realpath (/proc/<pid>/fd/pipe:[N]) names nothing that can be opened
+        in_place = not stat.S_ISREG(os.stat(given).st_mode)
+    except OSError:
+        in_place = False
+    if in_place:
+        with open(given, "w", encoding="utf-8", newline=newline) as f:
             yield f
         return
+    path = os.path.realpath(given)
     # a short name: the target's own may already be near the file system's limit
     temporary = os.path.join(os.path.dirname(path), f".gdcore-{uuid.uuid4().hex[:16]}.tmp")
     try:
-        with open(temporary, "x", encoding="utf-8", newline=newline) as f:
+        try:
+            opened = open(temporary, "x", encoding="utf-8", newline=newline)
+        except OSError as exc:  # named as the file asked for, not the temporary one
+            raise type(exc)(exc.errno, exc.strerror, given) from None
+        with opened as f:
             yield f
         with contextlib.suppress(OSError):
             os.chmod(temporary, stat.S_IMODE(os.stat(path).st_mode))

@@ -34,14 +34,17 @@ class SavedModel:
     def predict(self, X):
         """Predictions for X: an array of the feature columns in the saved order, or a
         DataFrame, whose columns are taken by name (in any order; others are ignored)."""
-        columns = getattr(X, "columns", None)
+        arrow = getattr(X, "column_names", None)    # a pyarrow Table's names
+        columns = arrow if arrow is not None else getattr(X, "columns", None)
         if columns is not None:
             by_name = {str(column): column for column in columns}
             missing = [name for name in self.feature_names if name not in by_name]
             if missing:
                 raise ValueError(f"X has no column {missing[0]!r} (the model's features: "
                                  f"{', '.join(self.feature_names)})")
-            X = X[[by_name[name] for name in self.feature_names]]
+            chosen = [by_name[name] for name in self.feature_names]
+            X = (np.column_stack([np.asarray(X.column(name), dtype=np.float64)
+                                  for name in chosen]) if arrow is not None else X[chosen])
         # one layout, so the same rows give the same bits whatever order they came in
         X = np.ascontiguousarray(X, dtype=np.float64)
         if X.ndim != 2 or X.shape[1] != self.coef.shape[0]:
@@ -82,6 +85,10 @@ def _as_saved_model(model, feature_names, target):
     if feature_names is None:
         # columns named by index, as the command line names a .npy's columns
         feature_names = [str(i) for i in range(coef.shape[0])] if names is None else names
+    elif isinstance(feature_names, (str, bytes)) or not hasattr(feature_names, "__iter__"):
+        # a string would be split into one name per character
+        raise TypeError(f"feature_names must be a list of column names, got "
+                        f"{type(feature_names).__name__} {feature_names!r}")
     return SavedModel(coef=coef, intercept=float(model.intercept),
                       feature_names=[str(name) for name in feature_names], target=target,
                       hyper_parameters=dict(model.settings, optimizer=repr(model.optimizer),
@@ -108,6 +115,7 @@ def save_model(path, model, *, feature_names=None, target=None):
     if len(model.feature_names) != model.coef.shape[0]:
         raise ValueError(f"feature_names has {len(model.feature_names)} names but the model "
                          f"has {model.coef.shape[0]} coefficients")
+    _check_unique(model.feature_names)
     from . import __version__
     document = {
         "format": FORMAT, "format_version": FORMAT_VERSION, "gdcore_version": __version__,
@@ -125,6 +133,16 @@ def save_model(path, model, *, feature_names=None, target=None):
         f.write(text)
 
 
+def _check_unique(names):
+    """A repeated name would have predict read one column twice and another never."""
+    seen = set()
+    for name in names:
+        if name in seen:
+            raise ValueError(f"feature_names: {name!r} appears more than once; each column "
+                             "needs a name of its own")
+        seen.add(name)
+
+
 def load_model(path):
     """Read a model saved by ``gdcore fit --save`` (or save_model)."""
     try:
@@ -136,6 +154,10 @@ def load_model(path):
         raise ValueError(f"{path}: not a gdcore model (a binary file, not JSON text)") from None
     except json.JSONDecodeError as exc:
         raise ValueError(f"{path}: not a gdcore model (invalid JSON: {exc})") from None
+    except RecursionError:
+        raise ValueError(f"{path}: not a gdcore model (JSON nested too deeply)") from None
+    except ValueError as exc:   # e.g. an integer of more digits than Python converts
+        raise ValueError(f"{path}: not a gdcore model ({exc})") from None
     if not isinstance(document, dict) or document.get("format") != FORMAT:
         raise ValueError(f"{path}: not a gdcore model file")
     version = document.get("format_version", 0)
@@ -157,6 +179,8 @@ def _model_of(document):
     """The SavedModel a model document describes; KeyError, TypeError or ValueError say what
     is missing or inconsistent."""
     coef = _numbers(document["coef"], "coef")
+    if coef.shape[0] == 0:
+        raise ValueError("coef is empty: a model has at least one coefficient")
     intercept = document["intercept"]
     if (isinstance(intercept, bool) or not isinstance(intercept, (int, float))
             or not np.isfinite(float(intercept))):    # float(): OverflowError past float64
@@ -166,6 +190,18 @@ def _model_of(document):
         raise ValueError("feature_names must be a list of column names")
     if len(names) != coef.shape[0]:
         raise ValueError(f"{len(names)} feature names but {coef.shape[0]} coefficients")
+    _check_unique(names)
+    target = document.get("target")
+    if target is not None and not isinstance(target, str):
+        raise ValueError(f"target must be a column name or null, got {target!r}")
+    stop_reason = document.get("stop_reason")
+    if stop_reason is not None and not isinstance(stop_reason, str):
+        raise ValueError(f"stop_reason must be a string or null, got {stop_reason!r}")
+    hyper_parameters = document.get("hyper_parameters", {})
+    if not isinstance(hyper_parameters, dict):
+        raise ValueError("hyper_parameters must be an object")
+    loss_history = _numbers(document.get("loss_history", []), "loss_history",
+                            finite=False).tolist()
     standardize = document.get("standardize")
     mean = scale = None
     if standardize:
@@ -175,21 +211,20 @@ def _model_of(document):
             raise ValueError("standardize scale must be > 0")
     return SavedModel(
         coef=coef, intercept=float(intercept), feature_names=names,
-        target=document.get("target"), mean=mean, scale=scale,
-        hyper_parameters=document.get("hyper_parameters", {}),
-        loss_history=document.get("loss_history", []),
-        stop_reason=document.get("stop_reason"),
+        target=target, mean=mean, scale=scale, hyper_parameters=hyper_parameters,
+        loss_history=loss_history, stop_reason=stop_reason,
         gdcore_version=document.get("gdcore_version"),
     )
 
 
-def _numbers(values, name, length=None):
-    """values as a 1-D float64 array of finite numbers (of ``length`` of them, if given)."""
+def _numbers(values, name, length=None, finite=True):
+    """values as a 1-D float64 array of numbers, finite ones unless ``finite=False`` (of
+    ``length`` of them, if given)."""
     if not isinstance(values, list) or not all(
             isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
         raise ValueError(f"{name} must be a list of numbers")
     array = np.asarray(values, dtype=np.float64)
-    if not np.isfinite(array).all():
+    if finite and not np.isfinite(array).all():
         raise ValueError(f"{name} has a non-finite value")
     if length is not None and array.shape[0] != length:
         raise ValueError(f"{name} has {array.shape[0]} values but the model has {length} "

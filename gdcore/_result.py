@@ -138,7 +138,7 @@ class FitProgress:
     checkpoint: object = field(default=None, repr=False, compare=False)
 
 
-@dataclass
+@dataclass(eq=False)      # compared by identity: field-wise == of arrays has no truth value
 class FitResult:
     """The outcome of :func:`gdcore.fit`.
 
@@ -173,8 +173,13 @@ class FitResult:
     settings: dict = field(default_factory=dict)
 
     def predict(self, X):
-        """X @ coef + intercept."""
-        X = np.asarray(X)
+        """X @ coef + intercept, for X of the fit's width (checked as a fit checks X: pandas'
+        nullable numbers as float64, booleans refused), in coef's dtype or wider."""
+        from ._validation import _as_array
+        X = _as_array("X", X)
+        if X.ndim != 2 or X.shape[1] != self.coef.shape[0]:
+            raise ValueError(f"X must be 2-D with {self.coef.shape[0]} columns (the fit's "
+                             f"features), got shape {X.shape}")
         return X @ self.coef + self.intercept
 
     def plot(self, ax=None, label=None, title=None):

@@ -91,6 +91,19 @@ def _pandas_extension_numbers(name, value):
     return None
 
 
+def _refuse_arrow_booleans(name, value):
+    """A pyarrow Table (or RecordBatch, Array) with a boolean column: np.asarray would make
+    True and False 1.0 and 0.0 beside the float columns, where pandas' are refused."""
+    schema = getattr(value, "schema", None)
+    types = getattr(schema, "types", None)
+    if types is None:
+        kind = getattr(value, "type", None)
+        types = [kind] if kind is not None and type(kind).__module__.startswith("pyarrow") \
+            else []
+    if any(str(kind) == "bool" for kind in types):
+        raise TypeError(f"{name} has boolean dtype; convert it to a float dtype explicitly")
+
+
 def fit_dtype(dtype):
     """The dtype a fit of X of this dtype computes in: float32 (in either byte order) in
     float32, every other real type in float64."""
@@ -102,6 +115,7 @@ def _as_array(name, value):
         # np.asarray makes a 0-d object array of it, reported as a wrong dtype
         raise TypeError(f"{name} is a scipy.sparse {type(value).__name__}; gdcore fits dense "
                         f"arrays: pass {name}.toarray() if it fits in memory")
+    _refuse_arrow_booleans(name, value)
     extension = _pandas_extension_numbers(name, value)
     if extension is not None:
         arr = extension
@@ -167,9 +181,10 @@ def check_all_finite(name, arr, row_offset=0, n_threads=0):
 
 
 def check_data(X, y, sample_weight=None, allow_zero_weight_sum=False, row_offset=0,
-               n_threads=0, shapes_known=None):
+               n_threads=0, shapes_known=None, allow_empty=False):
     """Validate and convert X, y, sample_weight (see Problem).  A chunk of a larger data set
-    may have weights that sum to 0 (allow_zero_weight_sum); a whole data set may not.  Rows
+    may have weights that sum to 0 (allow_zero_weight_sum), and no rows (allow_empty); a
+    whole data set may not.  Rows
     named in errors count from row_offset (a block's first row in the whole data set).  The
     NaN/inf checks run on n_threads threads (0: OpenMP's default).  ``shapes_known(n, d,
     dtype)``, if given, is called once the shapes and types are checked and before any copy
@@ -180,7 +195,7 @@ def check_data(X, y, sample_weight=None, allow_zero_weight_sum=False, row_offset
         raise ValueError(f"X must be 2-D (n_samples, n_features), got {X.ndim}-D array "
                          f"of shape {X.shape}")
     n, d = X.shape
-    if n == 0:
+    if n == 0 and not allow_empty:
         raise ValueError(f"X has 0 samples (shape {X.shape}); at least 1 is required")
     if d == 0:
         raise ValueError(f"X has 0 features (shape {X.shape}); at least 1 is required")

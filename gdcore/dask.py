@@ -42,12 +42,13 @@ def _import_dask():
     return dask, da
 
 
-def _validate_block(X, y, w, index, first_row):
+def _validate_block(X, y, w, index, first_row, n_threads):
     """On a worker, once per fit: check a row block as gdcore.fit checks X, y and weights,
     naming the block and rows of the whole array in errors; returns its weights' (float64
     sum, largest), for the check and the scale gdcore.fit applies to them."""
     try:
-        problem = check_data(X, y, w, allow_zero_weight_sum=True, row_offset=first_row)
+        problem = check_data(X, y, w, allow_zero_weight_sum=True, row_offset=first_row,
+                             n_threads=n_threads)
     except (ValueError, TypeError) as exc:
         raise type(exc)(f"block {index} (rows {first_row} to {first_row + len(X) - 1}): "
                         f"{exc}") from None
@@ -111,11 +112,34 @@ def _known_chunks(name, values):
                          "first")
 
 
+def _partition_as_float64(part):
+    """A pandas partition of nullable numbers (Int64, Float64, ...) as float64, NA as NaN
+    (which the blocks' finite check then names), as gdcore.fit converts such a frame."""
+    import pandas as pd
+    values = part.to_numpy(dtype=np.float64, na_value=np.nan)
+    if values.ndim == 2:
+        return pd.DataFrame(values, index=part.index, columns=part.columns)
+    return pd.Series(values, index=part.index, name=part.name)
+
+
+def _frame_as_array(name, frame):
+    """A dask DataFrame or Series as a dask array, its columns checked as gdcore.fit checks
+    a pandas frame's: booleans refused, pandas' nullable numbers made float64."""
+    dtypes = [frame.dtype] if frame.ndim == 1 else list(frame.dtypes)
+    if any(getattr(dt, "kind", None) == "b" for dt in dtypes):
+        raise TypeError(f"{name} has boolean dtype; convert it to a float dtype explicitly")
+    if (dtypes and all(getattr(dt, "kind", "O") in "iuf" for dt in dtypes)
+            and any(not isinstance(dt, np.dtype) for dt in dtypes)):
+        frame = frame.map_partitions(_partition_as_float64,
+                                     meta=_partition_as_float64(frame._meta))
+    return frame.to_dask_array(lengths=True)
+
+
 def _as_dask_arrays(da, X, y, sample_weight):
     if hasattr(X, "to_dask_array"):  # dask DataFrame
-        X = X.to_dask_array(lengths=True)
+        X = _frame_as_array("X", X)
     if hasattr(y, "to_dask_array"):
-        y = y.to_dask_array(lengths=True)
+        y = _frame_as_array("y", y)
     X = X if isinstance(X, da.Array) else da.from_array(np.asarray(X))
     if X.ndim != 2:
         raise ValueError(f"X must be 2-D (n_samples, n_features), got {X.ndim}-D")
@@ -170,18 +194,22 @@ def fit(X, y, *, sample_weight=None, optimizer=None, lr=None, epochs=100, batch_
     if persist:
         X, y = X.persist(), y.persist()
         sample_weight = sample_weight.persist() if sample_weight is not None else None
-    x_blocks = X.to_delayed().ravel()
-    y_blocks = y.to_delayed().ravel()
-    w_blocks = (sample_weight.to_delayed().ravel() if sample_weight is not None
-                else [None] * len(x_blocks))
+    # a filter's empty partitions add nothing (and gdcore.fit's checks refuse empty data)
+    sizes = X.chunks[0]
+    kept = [index for index, size in enumerate(sizes) if size > 0]
+    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(int).tolist()
+    first_rows = [starts[i] for i in kept]
+    x_blocks = [X.to_delayed().ravel()[i] for i in kept]
+    y_blocks = [y.to_delayed().ravel()[i] for i in kept]
+    w_blocks = ([sample_weight.to_delayed().ravel()[i] for i in kept]
+                if sample_weight is not None else [None] * len(x_blocks))
     block_sums = dask.delayed(_block_sums, pure=True)
     block_gram = dask.delayed(_block_gram, pure=True)
     validate = dask.delayed(_validate_block, pure=True)
-    first_rows = np.concatenate([[0], np.cumsum(X.chunks[0])[:-1]]).astype(int).tolist()
-    total_weight, largest = _tree_sum(dask, [validate(xb, yb, wb, index, first)
-                                             for index, (xb, yb, wb, first)
-                                             in enumerate(zip(x_blocks, y_blocks, w_blocks,
-                                                              first_rows))],
+    total_weight, largest = _tree_sum(dask, [validate(xb, yb, wb, index, first, run.n_threads)
+                                             for index, xb, yb, wb, first
+                                             in zip(kept, x_blocks, y_blocks, w_blocks,
+                                                    first_rows)],
                                       _sum_and_largest).compute()
     check_weight_sum(total_weight)
     scale = weight_scale_exponent(largest) if sample_weight is not None else 0

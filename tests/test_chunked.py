@@ -261,3 +261,40 @@ def test_a_chunk_of_another_type_is_named_by_the_type_given(whole):
     with pytest.raises(TypeError, match="chunk 1: X is float16, computed as float64, but chunk "
                                         "0's is float32"):
         gdcore.fit_chunks([first, (X[10:20].astype(np.float16), y[10:20])], epochs=2)
+
+
+@pytest.mark.parametrize("precompute", [False, True])
+def test_empty_chunks_add_nothing(whole, precompute):
+    """An empty row group or a filter's empty piece is skipped: the fit is that of the other
+    chunks; its width must still be the data's."""
+    X, y, w = whole
+    options = dict(optimizer="adam", lr=0.05, epochs=6, tol=None, precompute=precompute)
+    plain = gdcore.fit_chunks(pieces(X, y, w), **options)
+    empty = (X[:0], y[:0], w[:0])
+    padded = [empty] + pieces(X, y, w)[:3] + [empty, empty] + pieces(X, y, w)[3:] + [empty]
+    np.testing.assert_array_equal(gdcore.fit_chunks(padded, **options).coef, plain.coef)
+    with pytest.raises(ValueError, match="chunk 2: X has 4 features but the chunks before it "
+                                         "have 5"):
+        gdcore.fit_chunks(pieces(X, y)[:2] + [(X[:0, :4], y[:0])], **options)
+    with pytest.raises(ValueError, match="no data"):
+        gdcore.fit_chunks([empty, empty], **options)
+
+
+def test_data_frame_chunks_are_matched_by_column_name(whole):
+    """Chunks read with their columns in another order are the same data (the coefficients
+    belong to names); other names are refused, naming the chunk."""
+    pd = pytest.importorskip("pandas", reason="DataFrame chunks need the optional pandas")
+    X, y, _ = whole
+    names = ["a", "b", "c", "d", "e"]
+    frames = [(pd.DataFrame(Xc, columns=names), yc) for Xc, yc in pieces(X, y)]
+    shuffled = [(frame[["e", "c", "a", "d", "b"]] if i % 2 else frame, yc)
+                for i, (frame, yc) in enumerate(frames)]
+    options = dict(optimizer="gd", lr=0.1, epochs=8, tol=None)
+    in_order = gdcore.fit_chunks(frames, **options)
+    np.testing.assert_array_equal(gdcore.fit_chunks(shuffled, **options).coef, in_order.coef)
+    np.testing.assert_allclose(in_order.coef,
+                               gdcore.fit(X, y, precompute=False, **options).coef, rtol=1e-12)
+    renamed = frames[:1] + [(frames[1][0].rename(columns={"c": "z"}), frames[1][1])]
+    with pytest.raises(ValueError, match=r"chunk 1 \(from row 150 .*missing \['c'\], not in "
+                                         r"the first \['z'\]"):
+        gdcore.fit_chunks(renamed, **options)

@@ -97,3 +97,34 @@ def test_y_as_one_column_and_unknown_chunk_sizes():
         gdcore.dask.fit(dX, unknown, epochs=2)
     with pytest.raises(ValueError, match="sample_weight has unknown chunk sizes"):
         gdcore.dask.fit(dX, dy, sample_weight=unknown, epochs=2)
+
+
+def test_empty_partitions_and_nullable_columns_as_in_memory():
+    """A filtered dask DataFrame (empty partitions), in pandas' nullable types, fits as
+    gdcore.fit fits the same rows; an NA is named as NaN in the whole data's row; a boolean
+    column is refused as gdcore.fit refuses it."""
+    pd = pytest.importorskip("pandas", reason="dask DataFrames need pandas")
+    dd = pytest.importorskip("dask.dataframe", reason="dask DataFrames need dask[dataframe]")
+    X, y, _ = problem(n=900, d=3)
+    frame = pd.DataFrame({"a": pd.array(X[:, 0], dtype="Float64"), "b": X[:, 1],
+                          "c": pd.array(np.round(X[:, 2] * 10), dtype="Int64"), "t": y})
+    keep = np.r_[np.ones(300), np.zeros(300), np.ones(300)].astype(bool)
+    frame["keep"] = keep
+    whole = dd.from_pandas(frame, npartitions=3)
+    part = whole[whole.keep]
+    assert part.map_partitions(len).compute().tolist() == [300, 0, 300]
+    options = dict(optimizer="adam", lr=0.05, epochs=5, tol=None)
+    result = gdcore.dask.fit(part[["a", "b", "c"]], part.t, **options)
+    memory = gdcore.fit(frame[keep][["a", "b", "c"]], frame[keep].t, precompute=False,
+                        **options)
+    np.testing.assert_allclose(result.coef, memory.coef, rtol=1e-12)
+    frame.loc[650, "c"] = pd.NA
+    with pytest.raises(ValueError, match=r"block 2 \(rows 300 to 599\): X contains NaN or infinity "
+                                         r"\(first at index \[350, 2\]"):
+        part = dd.from_pandas(frame, npartitions=3)
+        part = part[part.keep]
+        gdcore.dask.fit(part[["a", "b", "c"]], part.t, **options)
+    frame["flag"] = True
+    with pytest.raises(TypeError, match="X has boolean dtype"):
+        gdcore.dask.fit(dd.from_pandas(frame, npartitions=3)[["a", "flag"]],
+                        dd.from_pandas(frame, npartitions=3).t, **options)

@@ -147,6 +147,24 @@ def test_pandas_nullable_number_columns_are_read_as_float64():
         gdcore.fit(pd.DataFrame({"a": pd.array([True, False], dtype="boolean")}), [1.0, 2.0])
 
 
+def test_a_pyarrow_boolean_column_is_refused_as_pandas_one_is():
+    """np.asarray of a Table would make a boolean column 1.0 / 0.0 beside its float columns."""
+    pa = pytest.importorskip("pyarrow", reason="pyarrow is an optional extra")
+    table = pa.table({"a": [1.0, 2.0, 3.0], "flag": [True, False, True]})
+    for X in (table, table.to_batches()[0]):
+        with pytest.raises(TypeError, match="X has boolean dtype"):
+            gdcore.fit(X, [1.0, 2.0, 3.0])
+    with pytest.raises(TypeError, match="chunk 0 .*X has boolean dtype"):
+        gdcore.fit_chunks([(table, [1.0, 2.0, 3.0])])
+    with pytest.raises(TypeError, match="y has boolean dtype"):
+        gdcore.fit([[1.0], [2.0]], pa.chunked_array([[True, False]]))
+    floats = pa.table({"a": [1.0, 2.0, 3.0], "b": [0.5, -1.0, 2.0]})
+    np.testing.assert_array_equal(
+        gdcore.fit(floats, [1.0, 2.0, 3.0], epochs=3).coef,
+        gdcore.fit(np.column_stack([[1.0, 2.0, 3.0], [0.5, -1.0, 2.0]]), [1.0, 2.0, 3.0],
+                   epochs=3).coef)
+
+
 @pytest.mark.parametrize("n_threads", [1, 2])
 def test_float32_full_batch_gradient_against_float64_truth(n_threads):
     """SPEC §7: float32 data is computed in float32, but a full pass's gradient sums must not

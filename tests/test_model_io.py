@@ -143,3 +143,79 @@ def test_a_replaced_file_keeps_its_links_permissions_and_special_files(tmp_path)
     with replaced_on_success(long_name) as f:
         f.write("{}")
     assert long_name.read_text() == "{}"
+
+
+def test_malformed_model_files_are_value_errors_naming_the_file(tmp_path):
+    deep = tmp_path / "deep.json"
+    deep.write_text("[" * 100_000 + "]" * 100_000)
+    big = tmp_path / "big.json"
+    big.write_text('{"format": "gdcore-model", "coef": [' + "9" * 5000 + "]}")
+    for path, message in [(deep, "nested too deeply"), (big, "digits")]:
+        with pytest.raises(ValueError, match=f"{path.name}: not a gdcore model .*{message}"):
+            gdcore.load_model(path)
+    X, y, _ = problem(n=40, d=2)
+    good = tmp_path / "good.json"
+    gdcore.save_model(good, gdcore.fit(X, y, epochs=3))
+    document = json.loads(good.read_text())
+    for key, value, message in [("feature_names", ["a", "a"], "'a' appears more than once"),
+                                ("target", 3, "target must be a column name"),
+                                ("stop_reason", [1], "stop_reason must be a string"),
+                                ("hyper_parameters", [], "hyper_parameters must be an object"),
+                                ("loss_history", ["x"], "loss_history must be a list"),
+                                ("coef", [], "coef is empty")]:
+        changed = tmp_path / f"{key}.json"
+        changed.write_text(json.dumps(dict(document, **{key: value})))
+        with pytest.raises(ValueError, match=f"{key}.json: not a usable gdcore model .*"
+                                             f"{message}"):
+            gdcore.load_model(changed)
+
+
+def test_feature_names_are_checked_when_saving(tmp_path):
+    X, y, _ = problem(n=40, d=3)
+    result = gdcore.fit(X, y, epochs=3)
+    with pytest.raises(ValueError, match="'a' appears more than once"):
+        gdcore.save_model(tmp_path / "m.json", result, feature_names=["a", "a", "b"])
+    with pytest.raises(TypeError, match="feature_names must be a list of column names, got "
+                                        "str 'abc'"):
+        gdcore.save_model(tmp_path / "m.json", result, feature_names="abc")
+    missing = tmp_path / "no" / "such" / "m.json"
+    with pytest.raises(FileNotFoundError, match=str(missing)):
+        gdcore.save_model(missing, result)
+    assert not (tmp_path / "m.json").exists()
+
+
+def test_a_saved_model_predicts_a_pyarrow_table_by_column_name(tmp_path):
+    pa = pytest.importorskip("pyarrow", reason="pyarrow is an optional extra")
+    X, y, _ = problem(n=40, d=2)
+    path = tmp_path / "m.json"
+    gdcore.save_model(path, gdcore.fit(X, y, epochs=5), feature_names=["a", "b"])
+    model = gdcore.load_model(path)
+    table = pa.table({"b": X[:, 1], "other": y, "a": X[:, 0]})
+    np.testing.assert_array_equal(model.predict(table), model.predict(X))
+
+
+def test_dev_stdout_on_a_pipe_is_written_in_place(tmp_path):
+    """/dev/stdout on a pipe resolves to /proc/<pid>/fd/pipe:[N], which cannot be opened:
+    the link is followed as open() follows it, and the model goes down the pipe."""
+    import subprocess
+    import sys
+
+    from conftest import subprocess_env
+    code = ("import gdcore; X, y, _ = gdcore.make_regression(30, 2, seed=0); "
+            "gdcore.save_model('/dev/stdout', gdcore.fit(X, y, epochs=2))")
+    out = subprocess.run([sys.executable, "-c", code], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True, env=subprocess_env(), check=False)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["format"] == "gdcore-model"
+
+
+def test_fit_result_predict_checks_x_and_results_compare_by_identity():
+    X, y, _ = problem(n=30, d=2)
+    result = gdcore.fit(X, y, epochs=3)
+    np.testing.assert_array_equal(result.predict(X), X @ result.coef + result.intercept)
+    with pytest.raises(ValueError, match=r"X must be 2-D with 2 columns .* got shape \(30, 1\)"):
+        result.predict(X[:, :1])
+    with pytest.raises(TypeError, match="X has boolean dtype"):
+        result.predict(X > 0)
+    again = gdcore.fit(X, y, epochs=3)
+    assert result == result and result != again    # no "truth value of an array" error
