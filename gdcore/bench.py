@@ -436,7 +436,7 @@ def summarize(comparisons):
 
 def format_header():
     return (f"{'benchmark':<52}{'gdcore s':>10}  {'baseline':<38}{'baseline s':>11}"
-            f"{'ratio':>8}{'target':>8}  note")
+            f" {'ratio':>9}{'target':>8}  note")
 
 
 def format_row(c):
@@ -449,7 +449,7 @@ def format_row(c):
     else:
         met = " (ok)" if c.met else " (below)"
     return (f"{c.name:<52}{c.gdcore_seconds:>10.4g}  {c.baseline:<38}{base:>11}"
-            f"{ratio:>8}{'>=' + format(c.target, 'g') + 'x':>8}{met}  {c.note}")
+            f" {ratio:>9}{'>=' + format(c.target, 'g') + 'x':>8}{met}  {c.note}")
 
 
 def _cpuinfo():

@@ -12,7 +12,8 @@ from .._validation import make_rng
 from ._common import (add_data_arguments, add_fit_arguments, check_options_first, fail,
                       fit_data, fit_options, load, loss_rose)
 
-# ranked in this order, then by final loss: rates whose loss fell, rose, or stopped being finite
+# ranked in this order, then by final loss: rates whose final loss is at most twice the first
+# epoch's, above it, or not finite
 STATUS_ORDER = ("ok", "rose", "diverged")
 
 
@@ -20,9 +21,10 @@ def add_parser(subparsers):
     p = subparsers.add_parser(
         "lr-search", help="rank learning rates by the loss after a few epochs",
         description="Fit with each learning rate for a few epochs (no early stopping) and "
-                    "rank them by the final epoch's loss: first the rates whose loss fell "
-                    "('ok'), then those whose loss rose above its first epoch's ('rose'), "
-                    "then those that diverged.")
+                    "rank them by the final epoch's loss: first the rates whose final loss is at "
+                    "most twice their first epoch's ('ok': it fell, or rose a little, as "
+                    "mini-batch noise makes it), then those whose final loss is above twice "
+                    "their first epoch's ('rose'), then those that diverged.")
     add_data_arguments(p)
     add_fit_arguments(p, epochs=5, lr=False, saves_model=False)
     how = p.add_mutually_exclusive_group(required=True)
