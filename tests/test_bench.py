@@ -4,6 +4,7 @@ tested: they belong to the benchmark itself)."""
 import importlib.util
 import json
 import math
+import os
 import subprocess
 import sys
 
@@ -70,7 +71,7 @@ def test_bench_reports_every_row_with_consistent_ratios(tmp_path):
     summary = summary_line(lines)
     assert summary.startswith(f"targets met: {sum(r['met'] for r in judged)} of {len(judged)}")
     _, _, rest = summary.partition("; missed: ")
-    missed = [part for part in rest.split("; ") if part and not part.endswith("not installed)")]
+    missed = [part for part in rest.split("; ") if part and not part.endswith("see their notes)")]
     assert missed == [r["name"] for r in judged if r["met"] is False]
     # the SGD row compares fits of equal quality: its verdict needs the MSEs within 5%
     sgd = next(r for r in results if r["name"] == "SGD batch_size=1 epoch")
@@ -86,6 +87,40 @@ def test_bench_reports_every_row_with_consistent_ratios(tmp_path):
     bandwidth = results[0]["numbers"]
     assert math.isclose(bandwidth["epoch_gb_per_s"],
                         bandwidth["bytes_of_X"] / results[0]["gdcore_seconds"] / 1e9)
+
+
+def test_broken_baselines_one_thread_and_a_closed_pipe(tmp_path):
+    """Baselines installed but failing to import show n/a (the bench once failed after all its
+    timings); --threads 1 does not run the two-threads row; a reader that leaves (| head)
+    does not stop the bench before its --json is written."""
+    for package in ("torch", "sklearn"):
+        (tmp_path / package).mkdir()
+        (tmp_path / package / "__init__.py").write_text("raise ImportError('broken build')\n")
+    env = subprocess_env()
+    env["PYTHONPATH"] = str(tmp_path) + os.pathsep + env["PYTHONPATH"]
+    out = tmp_path / "bench.json"
+    out.write_text("earlier")
+    proc = subprocess.Popen([sys.executable, "-m", "gdcore", "bench", "--quick", "--n", "2000",
+                             "--d", "4", "--threads", "1", "--json", str(out)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    proc.stdout.close()         # the reader is gone before the first line
+    _, err = proc.communicate(timeout=600)
+    assert proc.returncode == 0, err
+    report = json.loads(out.read_text())
+    rows = {row["name"]: row for row in report["results"]}
+    for name in SKLEARN_ROWS | TORCH_ROWS:
+        assert rows[name]["ratio"] is None and "does not import" in rows[name]["note"]
+    two = rows["full-batch epoch d=10, 2 threads vs 1"]
+    assert two["gdcore_seconds"] is None and two["met"] is None
+    assert two["note"] == "not run: n_threads=1 asks for one thread"
+    assert report["summary"].endswith("4 not run (see their notes)")
+
+
+def test_a_problem_larger_than_memory_is_refused_before_any_work():
+    run = subprocess.run([sys.executable, "-m", "gdcore", "bench", "--n", str(10**12)],
+                         capture_output=True, text=True, env=subprocess_env(), timeout=60)
+    assert run.returncode == 2 and run.stdout == ""
+    assert "--n 1000000000000 --d 100 needs ~1200000.0 GB" in run.stderr
 
 
 def summary_line(lines):

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import sys
+
 from .. import bench
 from .._validation import make_rng, resolve_n_threads
 from ._common import check_output_path, fail
@@ -28,14 +31,15 @@ def run(args):
             raise ValueError(f"--n must be >= 1000 and --d >= 1, got {args.n} and {args.d}")
         threads_used = resolve_n_threads(args.threads)
         make_rng(args.seed)
+        bench.check_fits_in_memory(args.n, args.d)
         check_output_path("--json", args.json)      # before minutes of timing
     except (ValueError, TypeError) as exc:
         return fail("bench", exc)
-    print(f"gdcore bench on {bench.describe_machine(bench.machine_description())}", flush=True)
+    say = _printer()
+    say(f"gdcore bench on {bench.describe_machine(bench.machine_description())}")
     results = bench.run_benchmarks(n=args.n, d=args.d, n_threads=args.threads,
-                                   quick=args.quick, seed=args.seed,
-                                   log=lambda line: print(line, flush=True))
-    print(bench.summarize(results))
+                                   quick=args.quick, seed=args.seed, log=say)
+    say(bench.summarize(results))
     if args.json:
         # the settings as given (run is the subcommand's function, not a setting)
         settings = {key: value for key, value in vars(args).items() if key != "run"}
@@ -44,5 +48,23 @@ def run(args):
             bench.write_json(args.json, results, settings)
         except OSError as exc:
             return fail("bench", f"--json {args.json}: {exc.strerror}")
-        print(f"wrote {args.json}")
+        say(f"wrote {args.json}")
     return 0
+
+
+def _printer():
+    """print(), flushed, that outlives its reader: once stdout's pipe is closed (``| head``)
+    the rest goes nowhere and the bench runs on, so that --json is still written."""
+    closed = []
+
+    def say(line):
+        if closed:
+            return
+        try:
+            print(line, flush=True)
+        except BrokenPipeError:
+            closed.append(True)
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())   # the exit's flush must not fail either
+            os.close(devnull)
+    return say
