@@ -180,6 +180,9 @@ def rows_that_fit(n, d, itemsize=8, share=0.6):
     return max(1000, int(share * available) // (d * itemsize))
 
 
+NO_TORCH = "torch not installed (or it does not import)"
+
+
 @functools.lru_cache(maxsize=None)
 def baseline_available(module):
     """Whether a baseline's package imports (installed but failing to import counts as not
@@ -395,13 +398,13 @@ def run_benchmarks(n=1_000_000, d=100, n_threads=None, quick=False, seed=0, log=
         lambda: epoch_seconds(X, y, 1, fastest=True, epochs=6, precompute=False, **adam),
         lambda: _torch_adam(X, y, 0.01, threads), rounds)
     add(Comparison("Adam full-batch step", adam_step, "torch.optim.Adam + nn.Linear",
-                   torch_step, 5.0, note="" if torch_step is not None else "torch not installed (or it does not import)"))
+                   torch_step, 5.0, note="" if torch_step is not None else NO_TORCH))
     adam_epoch, torch_epoch = _against_torch(
         lambda: epoch_seconds(X, y, 1, epochs=3, batch_size=256, seed=seed, **adam),
         lambda: _torch_adam(X, y, 0.01, threads, batch_size=256, epochs=1), min(rounds, 3))
     add(Comparison("Adam mini-batch 256 epoch", adam_epoch, "torch mini-batch loop",
                    torch_epoch, 10.0,
-                   note="" if torch_epoch is not None else "torch not installed (or it does not import)"))
+                   note="" if torch_epoch is not None else NO_TORCH))
 
     epochs_gram = 1000
     gram_options = dict(optimizer="gd", lr=0.1, tol=None, n_threads=threads)
