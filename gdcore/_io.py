@@ -73,13 +73,21 @@ def _check_unique_header(pd, path):
     _check_unique(path, "column", [name for name in header.iloc[0] if name != ""])
 
 
-def _check_unique(path, what, names):
+def first_repeat(names):
+    """The first name that appeared before in names, or None."""
     seen = set()
     for name in names:
         if name in seen:
-            raise DataError(f"{path}: the {what} {name!r} appears twice; name every {what} "
-                            "once")
+            return name
         seen.add(name)
+    return None
+
+
+def _check_unique(path, what, names):
+    repeated = first_repeat(names)
+    if repeated is not None:
+        raise DataError(f"{path}: the {what} {repeated!r} appears twice; name every {what} "
+                        "once")
 
 
 def _column_array(frame, column, path):

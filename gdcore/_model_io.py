@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ._io import replaced_on_success
+from ._io import first_repeat, replaced_on_success
 
 FORMAT = "gdcore-model"
 FORMAT_VERSION = 1
@@ -135,12 +135,10 @@ def save_model(path, model, *, feature_names=None, target=None):
 
 def _check_unique(names):
     """A repeated name would have predict read one column twice and another never."""
-    seen = set()
-    for name in names:
-        if name in seen:
-            raise ValueError(f"feature_names: {name!r} appears more than once; each column "
-                             "needs a name of its own")
-        seen.add(name)
+    repeated = first_repeat(names)
+    if repeated is not None:
+        raise ValueError(f"feature_names: {repeated!r} appears more than once; each column "
+                         "needs a name of its own")
 
 
 def load_model(path):
