@@ -21,8 +21,9 @@ from ._precompute import (GRAM_MAX_FEATURES, augmented_gram, check_gram, gram_ep
                           gram_is_finite, merge_grams)
 from ._reference import (STATUS_LOSS_NOT_FINITE, STATUS_OK, STATUS_PARAMS_NOT_FINITE,
                          finite_in_data_precision, stop_after_epoch)
-from ._validation import (check_choice, check_data, check_weight_sum, resolve_n_threads,
-                          scale_weights, weight_scale_exponent, weight_sum_and_largest)
+from ._validation import (check_choice, check_data, check_weight_sum, is_arrow,
+                          resolve_n_threads, scale_weights, weight_scale_exponent,
+                          weight_sum_and_largest)
 from .optim import SGD
 
 __all__ = ["fit_chunks", "run_full_batch"]
@@ -167,17 +168,19 @@ class _Chunks:
         """A DataFrame chunk's columns in the first one's order, matched by name (the
         coefficients belong to names; a chunk read with its columns reordered would
         otherwise be fitted column by position); other names are refused."""
-        columns = getattr(X, "columns", None)
-        if columns is None or not hasattr(X, "loc"):
+        if is_arrow(X) and hasattr(X, "column_names"):     # a pyarrow Table or RecordBatch
+            names, reorder = list(X.column_names), X.select
+        elif hasattr(X, "columns") and hasattr(X, "loc"):  # a DataFrame
+            names, reorder = list(X.columns), X.__getitem__
+        else:
             return X
-        names = list(columns)
         if self.columns is None:
             self.columns = names
             return X
         if names == self.columns:
             return X
         if len(set(names)) == len(names) and set(names) == set(self.columns):
-            return X[self.columns]
+            return reorder(self.columns)
         missing = [name for name in self.columns if name not in set(names)]
         extra = [name for name in names if name not in set(self.columns)]
         raise ValueError(f"X's columns differ from the first chunk's ({self.columns}): "

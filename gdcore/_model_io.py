@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ._io import first_repeat, replaced_on_success
+from ._validation import is_arrow
 
 FORMAT = "gdcore-model"
 FORMAT_VERSION = 1
@@ -34,7 +35,7 @@ class SavedModel:
     def predict(self, X):
         """Predictions for X: an array of the feature columns in the saved order, or a
         DataFrame, whose columns are taken by name (in any order; others are ignored)."""
-        arrow = getattr(X, "column_names", None)    # a pyarrow Table's names
+        arrow = X.column_names if is_arrow(X) and hasattr(X, "column_names") else None
         columns = arrow if arrow is not None else getattr(X, "columns", None)
         if columns is not None:
             by_name = {str(column): column for column in columns}

@@ -91,16 +91,20 @@ def _pandas_extension_numbers(name, value):
     return None
 
 
+def is_arrow(value):
+    """Whether value is a pyarrow object (by its type: a DataFrame column named "schema" or
+    "column_names" is not one)."""
+    return type(value).__module__.split(".")[0] == "pyarrow"
+
+
 def _refuse_arrow_booleans(name, value):
-    """A pyarrow Table (or RecordBatch, Array) with a boolean column: np.asarray would make
-    True and False 1.0 and 0.0 beside the float columns, where pandas' are refused."""
-    schema = getattr(value, "schema", None)
-    types = getattr(schema, "types", None)
-    if types is None:
-        kind = getattr(value, "type", None)
-        types = [kind] if kind is not None and type(kind).__module__.startswith("pyarrow") \
-            else []
-    if any(str(kind) == "bool" for kind in types):
+    """A pyarrow Table (or RecordBatch, Array) with a boolean column, dictionary-encoded or
+    not: np.asarray would make True and False 1.0 and 0.0 beside the float columns, where
+    pandas' are refused."""
+    if not is_arrow(value):
+        return
+    types = value.schema.types if hasattr(value, "schema") else [getattr(value, "type", None)]
+    if any(str(getattr(kind, "value_type", kind)) == "bool" for kind in types):
         raise TypeError(f"{name} has boolean dtype; convert it to a float dtype explicitly")
 
 

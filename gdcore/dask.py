@@ -155,6 +155,8 @@ def _as_dask_arrays(da, X, y, sample_weight):
         raise ValueError(f"y must be 1-D with len(y) == X.shape[0] = {X.shape[0]}, got shape "
                          f"{y.shape}")
     y = y.rechunk((rows,))
+    if hasattr(sample_weight, "to_dask_array"):     # a dask Series
+        sample_weight = _frame_as_array("sample_weight", sample_weight)
     if sample_weight is not None:
         sample_weight = da.asarray(sample_weight)
         _known_chunks("sample_weight", sample_weight)
@@ -199,10 +201,13 @@ def fit(X, y, *, sample_weight=None, optimizer=None, lr=None, epochs=100, batch_
     kept = [index for index, size in enumerate(sizes) if size > 0]
     starts = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(int).tolist()
     first_rows = [starts[i] for i in kept]
-    x_blocks = [X.to_delayed().ravel()[i] for i in kept]
-    y_blocks = [y.to_delayed().ravel()[i] for i in kept]
-    w_blocks = ([sample_weight.to_delayed().ravel()[i] for i in kept]
-                if sample_weight is not None else [None] * len(x_blocks))
+    x_all, y_all = X.to_delayed().ravel(), y.to_delayed().ravel()
+    x_blocks, y_blocks = [x_all[i] for i in kept], [y_all[i] for i in kept]
+    if sample_weight is not None:
+        w_all = sample_weight.to_delayed().ravel()
+        w_blocks = [w_all[i] for i in kept]
+    else:
+        w_blocks = [None] * len(x_blocks)
     block_sums = dask.delayed(_block_sums, pure=True)
     block_gram = dask.delayed(_block_gram, pure=True)
     validate = dask.delayed(_validate_block, pure=True)

@@ -19,7 +19,7 @@ import sklearn.exceptions  # noqa: F401  (loaded: fits then warn as its Converge
 from ._api import fit as _fit
 from ._progress import progress_callback
 from ._result import convergence_warning_category
-from ._validation import check_bool, check_choice, check_settings
+from ._validation import check_bool, check_choice, check_float, check_int, check_settings
 from .optim import make_optimizer
 from .schedules import CosineAnnealingLR, StepLR, make_schedule
 
@@ -43,7 +43,7 @@ class GDRegressor(RegressorMixin, BaseEstimator):
       the previous one exactly (optimizer state, schedule position, shuffle stream), but that
       "step" and "cosine" are sized anew to all the epochs so far (schedule objects are not);
       data of another width, or with other column names, are refused, as scikit-learn's
-      SGDRegressor refuses them.
+      SGDRegressor refuses them (names on one side only: a warning, as there).
     - ``partial_fit`` runs one epoch over the chunk it is given, keeping the optimizer state
       and schedule position between calls, for data that arrives in pieces.  It has no run
       length, so "step" and "cosine" must be given as schedule objects with explicit sizes.
@@ -108,7 +108,7 @@ class GDRegressor(RegressorMixin, BaseEstimator):
 
     def _run(self, X, y, sample_weight, init, options):
         last_epoch = [None]  # the fit at the end of its last finished epoch
-        batch_size = options["batch_size"]
+        batch_size = check_int("batch_size", options["batch_size"], low=1, allow_none=True)
         # A full-batch fit is interrupted between epochs, so the interrupt's result is the last
         # finished epoch; a mini-batch epoch can be cut short, so its fits keep a checkpoint
         # at each epoch's end (a callback runs the core one epoch at a time: not for the
@@ -202,6 +202,26 @@ class GDRegressor(RegressorMixin, BaseEstimator):
                              f" and cannot be continued with {self.fit_intercept}; "
                              f"{how_to_restart}, or keep fit_intercept={was_intercept}")
 
+    def _check_same_names(self, before):
+        """A warm start continues the earlier fit's columns: names other than its names are
+        refused (the coefficients belong to them); names on one side only are warned about,
+        as scikit-learn warns about them, and the earlier fit's (or no) names are kept."""
+        now = getattr(self, "feature_names_in_", None)
+        if before is not None and now is not None:
+            if not np.array_equal(before, now):
+                raise ValueError(f"X has columns {list(now)}, but the previous fit that "
+                                 f"warm_start=True continues had columns {list(before)}: the "
+                                 "coefficients belong to those columns, in that order; pass X "
+                                 "with them, or set warm_start=False to start afresh")
+        elif before is not None:
+            warnings.warn(f"X has no column names, but the previous fit that warm_start=True "
+                          f"continues had columns {list(before)}", UserWarning, stacklevel=3)
+            self.feature_names_in_ = before
+        elif now is not None:
+            warnings.warn(f"X has columns {list(now)}, but the previous fit that "
+                          "warm_start=True continues had none", UserWarning, stacklevel=3)
+            del self.feature_names_in_
+
     def _check_flags(self):
         """The estimator's own parameters (gdcore.fit checks the others)."""
         check_bool("warm_start", self.warm_start)
@@ -228,7 +248,7 @@ class GDRegressor(RegressorMixin, BaseEstimator):
                                  f"warm_start=True continues had {previous.coef.shape[0]}; "
                                  "set warm_start=False to start afresh")
             if previous is not None:
-                _check_same_names(names_before, getattr(self, "feature_names_in_", None))
+                self._check_same_names(names_before)
             self._check_continuable(previous, "set warm_start=False to start afresh")
             if previous is None:
                 for name in _FROM_RESULT:
@@ -256,10 +276,12 @@ class GDRegressor(RegressorMixin, BaseEstimator):
             X, y = validate_data(self, X, y, dtype=[np.float64, np.float32], y_numeric=True,
                                  reset=first)
             # the settings partial_fit does not use are still checked, as fit checks them
+            # (gtol's type only: whether it may stop a fit depends on fit's data)
             check_settings(epochs=1, batch_size=self.batch_size, l2=self.l2, l1=self.l1,
                            fit_intercept=self.fit_intercept, tol=self.tol,
-                           n_iter_no_change=self.n_iter_no_change, gtol=self.gtol,
+                           n_iter_no_change=self.n_iter_no_change, gtol=None,
                            shuffle=self.shuffle, n=X.shape[0])
+            check_float("gtol", self.gtol, allow_none=True)
             check_choice("precompute", self.precompute, (True, False, "auto"))
             sample_weight = _weights(sample_weight, X)
             previous = None if first else self._previous()
@@ -280,17 +302,3 @@ def _weights(sample_weight, X):
     if sample_weight is None:
         return None
     return _check_sample_weight(sample_weight, X, dtype=np.float64)
-
-
-def _check_same_names(before, now):
-    """A warm start's columns must be the earlier fit's, by name where there are names (the
-    coefficients belong to them), as scikit-learn's estimators check them."""
-    if before is None and now is None:
-        return
-    if before is None or now is None or not np.array_equal(before, now):
-        def shown(names):
-            return "no column names" if names is None else f"columns {list(names)}"
-        raise ValueError(f"X has {shown(now)}, but the previous fit that warm_start=True "
-                         f"continues had {shown(before)}: the coefficients belong to those "
-                         "columns, in that order; pass X with them, or set warm_start=False "
-                         "to start afresh")

@@ -298,3 +298,19 @@ def test_data_frame_chunks_are_matched_by_column_name(whole):
     with pytest.raises(ValueError, match=r"chunk 1 \(from row 150 .*missing \['c'\], not in "
                                          r"the first \['z'\]"):
         gdcore.fit_chunks(renamed, **options)
+
+
+def test_pyarrow_chunks_are_matched_by_column_name(whole):
+    pa = pytest.importorskip("pyarrow", reason="pyarrow is an optional extra")
+    X, y, _ = whole
+    names = ["a", "b", "c", "d", "e"]
+    tables = [(pa.table({name: Xc[:, k] for k, name in enumerate(names)}), yc)
+              for Xc, yc in pieces(X, y)]
+    shuffled = [(table.select(["e", "c", "a", "d", "b"]) if i % 2 else table, yc)
+                for i, (table, yc) in enumerate(tables)]
+    options = dict(optimizer="gd", lr=0.1, epochs=8, tol=None)
+    np.testing.assert_array_equal(gdcore.fit_chunks(shuffled, **options).coef,
+                                  gdcore.fit_chunks(pieces(X, y), **options).coef)
+    flags = pa.table({"a": [1.0, 2.0], "f": pa.array([True, False]).dictionary_encode()})
+    with pytest.raises(TypeError, match="X has boolean dtype"):
+        gdcore.fit_chunks([(flags, [1.0, 2.0])])

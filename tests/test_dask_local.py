@@ -118,6 +118,11 @@ def test_empty_partitions_and_nullable_columns_as_in_memory():
     memory = gdcore.fit(frame[keep][["a", "b", "c"]], frame[keep].t, precompute=False,
                         **options)
     np.testing.assert_allclose(result.coef, memory.coef, rtol=1e-12)
+    weighted = gdcore.dask.fit(part[["a", "b", "c"]], part.t, sample_weight=part.b.abs(),
+                               **options)
+    np.testing.assert_allclose(weighted.coef, gdcore.fit(
+        frame[keep][["a", "b", "c"]], frame[keep].t, sample_weight=frame[keep].b.abs(),
+        precompute=False, **options).coef, rtol=1e-12)
     frame.loc[650, "c"] = pd.NA
     with pytest.raises(ValueError, match=r"block 2 \(rows 300 to 599\): X contains NaN or infinity "
                                          r"\(first at index \[350, 2\]"):

@@ -81,7 +81,7 @@ def test_warm_start_refuses_other_columns():
     model = GDRegressor(optimizer="gd", lr=0.5, epochs=20, tol=None, warm_start=True)
     model.fit(frame, y)
     coef = model.coef_.copy()
-    for other in (frame[["c", "b", "a"]], frame.set_axis(["a", "b", "z"], axis=1), X):
+    for other in (frame[["c", "b", "a"]], frame.set_axis(["a", "b", "z"], axis=1)):
         with pytest.raises(ValueError, match="previous fit that warm_start=True continues had "
                                              r"columns \['a', 'b', 'c'\]"):
             model.fit(other, y)
@@ -90,9 +90,15 @@ def test_warm_start_refuses_other_columns():
     model.fit(frame, y)
     longer = GDRegressor(optimizer="gd", lr=0.5, epochs=40, tol=None).fit(frame, y)
     np.testing.assert_array_equal(model.coef_, longer.coef_)
+    # names on one side only: scikit-learn's warning, and the earlier fit's names kept
+    with pytest.warns(UserWarning, match="X has no column names, but the previous fit"):
+        model.fit(X, y)
+    assert list(model.feature_names_in_) == ["a", "b", "c"]
     unnamed = GDRegressor(optimizer="gd", lr=0.5, epochs=5, tol=None, warm_start=True).fit(X, y)
-    with pytest.raises(ValueError, match="X has columns .* had no column names"):
+    with pytest.warns(UserWarning, match=r"X has columns \['a', 'b', 'c'\], but the previous "
+                                         "fit that warm_start=True continues had none"):
         unnamed.fit(frame, y)
+    assert not hasattr(unnamed, "feature_names_in_")
 
 
 def test_float32_weight_that_float32_makes_zero_is_refused():
@@ -113,11 +119,25 @@ def test_float32_weight_that_float32_makes_zero_is_refused():
     (dict(tol=float("nan")), "tol must be finite"),
     (dict(n_iter_no_change=0), "n_iter_no_change must be >= 1"),
     (dict(gtol="x"), "gtol must be a real number"),
+    (dict(gtol=-1.0), "gtol must be >= 0"),
 ])
 def test_partial_fit_checks_every_setting(setting, message):
     X, y, _ = problem(n=30, d=2)
     with pytest.raises((ValueError, TypeError), match=message):
         GDRegressor(**setting).partial_fit(X, y)
+    # fit checks batch_size before using it (a string was an int() error)
+    with pytest.raises(TypeError, match="batch_size must be an integer"):
+        GDRegressor(batch_size="abc").fit(X, y)
+
+
+def test_partial_fit_takes_gtol_with_batches_of_any_chunk():
+    """gtol stops full-batch fits; partial_fit runs one epoch and ignores it, so a stream's
+    chunks around batch_size in length are all taken."""
+    X, y, _ = problem(n=100, d=2)
+    model = GDRegressor(gtol=1e-6, batch_size=32, seed=0)
+    model.partial_fit(X[:10], y[:10])
+    model.partial_fit(X, y)
+    assert model.n_iter_ == 1
 
 
 def test_matches_fit_and_lstsq():

@@ -219,3 +219,17 @@ def test_fit_result_predict_checks_x_and_results_compare_by_identity():
         result.predict(X > 0)
     again = gdcore.fit(X, y, epochs=3)
     assert result == result and result != again    # no "truth value of an array" error
+
+
+def test_columns_named_like_pyarrow_attributes_are_plain_columns(tmp_path):
+    """A DataFrame with columns "column_names" or "schema" is not taken for a pyarrow Table."""
+    pd = pytest.importorskip("pandas", reason="DataFrames need the optional pandas")
+    X, y, _ = problem(n=40, d=3)
+    names = ["column_names", "schema", "types"]
+    frame = pd.DataFrame(X, columns=names, index=["types"] + list(range(39)))
+    result = gdcore.fit(frame, y, epochs=3)
+    np.testing.assert_array_equal(result.coef, gdcore.fit(X, y, epochs=3).coef)
+    path = tmp_path / "m.json"
+    gdcore.save_model(path, result, feature_names=names)
+    np.testing.assert_array_equal(gdcore.load_model(path).predict(frame[names[::-1]]),
+                                  gdcore.load_model(path).predict(X))
