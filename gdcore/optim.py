@@ -12,6 +12,7 @@ and ``lr`` the learning rate after the schedule.
 
 from __future__ import annotations
 
+import difflib
 import math
 import numbers
 
@@ -62,6 +63,34 @@ def check_built_in(name, value, classes):
         raise TypeError(f"{name} must be a name or one of {names}; got "
                         f"{type(value).__module__}.{type(value).__qualname__}, whose methods "
                         "the compiled core would not call (it runs only its built-in rules)")
+
+
+def unknown_name(what, given, known, notes=None):
+    """The ValueError for a name not in ``known``: the known names, the nearest of them as a
+    hint, and ``notes[name]`` where a note says more (e.g. a rule gdcore does not offer)."""
+    key = given.strip().lower()
+    close = difflib.get_close_matches(key, known, n=1, cutoff=0.5)
+    hint = (notes or {}).get(key, "")
+    if close:
+        hint += f"did you mean {close[0]!r}? "
+    return ValueError(f"{what}: unknown name {given!r}; {hint}known names are "
+                      + ", ".join(repr(n) for n in known))
+
+
+def wrong_kind(what, value, expected, names, other=None):
+    """The TypeError for a ``what`` that is neither a name nor an ``expected`` instance: a
+    class given for its instance, or an ``other`` object given in the wrong argument, is
+    said to be that."""
+    message = (f"{what} must be a name (one of " + ", ".join(repr(n) for n in names)
+               + f") or a {expected.__module__}.{expected.__name__}, got "
+               + type(value).__name__)
+    if isinstance(value, type) and issubclass(value, expected):
+        example = (f"{value.__name__}() or {value.__name__}(lr=0.01)" if expected is Optimizer
+                   else f"{value.__name__}(...) with its sizes")
+        message = f"{what}={value.__name__} is the class; pass an instance, e.g. {example}"
+    elif other is not None and isinstance(value, other[0]):
+        message += f": {type(value).__name__} is {other[1]}, pass it as {other[2]}="
+    return TypeError(message)
 
 
 class HyperParameters:
@@ -297,9 +326,15 @@ def make_optimizer(optimizer, lr=None):
     if isinstance(optimizer, str):
         key = optimizer.lower()
         if key not in _ALIASES:
-            raise ValueError(f"optimizer: unknown name {optimizer!r}; known names are "
-                             + ", ".join(repr(n) for n in OPTIMIZER_NAMES))
+            raise unknown_name("optimizer", optimizer, OPTIMIZER_NAMES, _NOT_OFFERED)
         return _ALIASES[key](lr)
-    raise TypeError("optimizer must be a name (one of "
-                    + ", ".join(repr(n) for n in OPTIMIZER_NAMES)
-                    + f") or a gdcore.optim.Optimizer, got {type(optimizer).__name__}")
+    from .schedules import Schedule
+    raise wrong_kind("optimizer", optimizer, Optimizer, OPTIMIZER_NAMES,
+                     (Schedule, "a schedule", "schedule"))
+
+
+# Optimizers asked for by names gdcore does not offer, and what comes nearest.
+_NOT_OFFERED = {
+    "adamw": "AdamW's decoupled weight decay is not offered ('adam' with l2= is Adam with an "
+             "L2 penalty); ",
+}

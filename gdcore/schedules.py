@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import math
 
-from .optim import HyperParameters, _check_real, check_built_in
+from .optim import (HyperParameters, Optimizer, _check_real, check_built_in, unknown_name,
+                    wrong_kind)
 
 __all__ = ["Schedule", "Constant", "StepLR", "ExponentialLR", "CosineAnnealingLR",
            "LinearLR", "InverseScaling", "SCHEDULE_NAMES", "make_schedule"]
@@ -167,8 +168,7 @@ def make_schedule(schedule, epochs=None):
     if isinstance(schedule, str):
         key = schedule.lower()
         if key not in _NAMES:
-            raise ValueError(f"schedule: unknown name {schedule!r}; known names are "
-                             + ", ".join(repr(n) for n in SCHEDULE_NAMES))
+            raise unknown_name("schedule", schedule, SCHEDULE_NAMES)
         cls = _NAMES[key]
         span = max(1, int(epochs or 1))
         if cls is StepLR:
@@ -178,6 +178,5 @@ def make_schedule(schedule, epochs=None):
         if cls is CosineAnnealingLR:
             return CosineAnnealingLR(T_max=span)
         return cls()
-    raise TypeError("schedule must be a name (one of "
-                    + ", ".join(repr(n) for n in SCHEDULE_NAMES)
-                    + f") or a gdcore.schedules.Schedule, got {type(schedule).__name__}")
+    raise wrong_kind("schedule", schedule, Schedule, SCHEDULE_NAMES,
+                     (Optimizer, "an optimizer", "optimizer"))

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 import gdcore
+from gdcore import optim, schedules
 from gdcore.optim import SGD, Adagrad, Adam, NormalizedGD, RMSprop
 
 from conftest import problem
@@ -113,12 +114,23 @@ CASES = [
     ("threads-float", dict(n_threads=1.5), TypeError,
      r"n_threads must be an integer or None, got 1\.5"),
     ("unknown-optimizer", dict(optimizer="adamw"), ValueError,
-     "optimizer: unknown name 'adamw'; known names are 'gd', 'sgd'.*'adam'"),
+     "optimizer: unknown name 'adamw'; AdamW's decoupled weight decay is not offered .*"
+     "did you mean 'adam'\\? known names are 'gd', 'sgd'.*'adam'"),
+    ("misspelt-optimizer", dict(optimizer="sgd_momentum"), ValueError,
+     "optimizer: unknown name 'sgd_momentum'; did you mean 'momentum'\\? known names are"),
+    ("optimizer-class", dict(optimizer=optim.Adam), TypeError,
+     r"optimizer=Adam is the class; pass an instance, e\.g\. Adam\(\) or Adam\(lr=0\.01\)"),
+    ("schedule-as-optimizer", dict(optimizer=schedules.StepLR(3)), TypeError,
+     "got StepLR: StepLR is a schedule, pass it as schedule="),
     ("optimizer-type", dict(optimizer=3), TypeError,
      "optimizer must be a name .*or a gdcore.optim.Optimizer, got int"),
     ("unknown-schedule", dict(schedule="warmup"), ValueError,
      "schedule: unknown name 'warmup'; known names are 'constant', 'step', .*'exponential'"
      ".*'cosine'.*'linear'.*'invscaling'"),
+    ("misspelt-schedule", dict(schedule="cosin"), ValueError,
+     "schedule: unknown name 'cosin'; did you mean 'cosine'\\? known names are"),
+    ("schedule-class", dict(schedule=schedules.StepLR), TypeError,
+     r"schedule=StepLR is the class; pass an instance, e\.g\. StepLR\(\.\.\.\)"),
     ("init-shape", dict(init=np.zeros(4)), ValueError, "init: coef must have shape \\(3,\\)"),
     ("init-pair-shape", dict(init=(np.zeros(2), 0.0)), ValueError,
      r"init: coef must have shape \(3,\) to match X's 3 features, got shape \(2,\)"),
