@@ -57,9 +57,12 @@ def check_grad(X, y, coef, intercept=0.0, *, sample_weight=None, l2=0.0, l1=0.0,
                          f"{np.max(np.abs(np.append(coef, intercept))):.4g}")
     weights = problem.sample_weight if problem.sample_weight is not None else np.empty(0, dtype)
 
+    largest_loss = [0.0]    # the largest |J| the differences take: their rounding's scale
+
     def objective(point, l1=l1):
         loss, _ = _core.objective_gradient(problem.X, problem.y, weights, point, l2, l1,
                                            fit_intercept, n_threads)
+        largest_loss[0] = max(largest_loss[0], abs(loss))
         return loss
 
     loss, grad = _core.objective_gradient(problem.X, problem.y, weights, theta, l2, l1,
@@ -93,18 +96,30 @@ def check_grad(X, y, coef, intercept=0.0, *, sample_weight=None, l2=0.0, l1=0.0,
             numeric[k] = (objective(plus) - objective(minus)) / taken
         smallest_step = min(smallest_step, taken / 2)
     analytic = grad[:m]
-    scale = max(np.linalg.norm(analytic), np.linalg.norm(numeric), np.finfo(np.float64).tiny)
-    error = float(np.linalg.norm(analytic - numeric) / scale)
-    rounding = math.sqrt(m) * _loss_rounding(problem, theta, loss, eps) / smallest_step
+    scale = max(_norm(analytic), _norm(numeric), np.finfo(np.float64).tiny)
+    error = float(_norm(analytic - numeric) / scale)
+    # J's rounding at θ, and at θ ± h, where it can be far larger (data near 0: J(θ) ~ 0
+    # while the step's own h²/2 is not)
+    rounding = math.sqrt(m) * (_loss_rounding(problem, theta, loss, eps)
+                               + eps * largest_loss[0]) / smallest_step
     if rounding > math.sqrt(eps) * scale:
         warnings.warn(f"check_grad: the gradient here (norm {scale:.3g}) is only "
                       f"{scale / rounding:.3g}x the finite differences' rounding error "
-                      f"(~{rounding:.3g}: near a minimum, with a small step, or with values large "
-                      f"for the dtype): even a correct "
+                      f"(~{rounding:.3g}: near a minimum, with a small step, with values large "
+                      f"for the dtype, or with data near 0, where the step's own h²/2 in J "
+                      f"swamps g·h): even a correct "
                       f"gradient can show a relative error up to ~{min(1.0, rounding / scale):.2g}"
                       f"; check it at a point away from the minimum, or with a larger step",
                       RuntimeWarning, stacklevel=2)
     return error
+
+
+def _norm(values):
+    """‖values‖₂ without overflow (a finite gradient near 1e200 squared is not finite)."""
+    largest = float(np.max(np.abs(values))) if len(values) else 0.0
+    if largest == 0.0 or not math.isfinite(largest):
+        return largest
+    return largest * float(np.linalg.norm(values / largest))
 
 
 def _loss_rounding(problem, theta, loss, eps):

@@ -118,3 +118,26 @@ def test_check_grad_rejects_bad_step_and_intercept(options, message):
     X, y, _ = problem(n=10, d=3)
     with pytest.raises(ValueError, match=message):
         gdcore.check_grad(X, y, np.zeros(3), **options)
+
+
+@pytest.mark.parametrize("scale", [1e-20, 1e-100])
+def test_data_near_zero_warns_instead_of_a_silent_wrong_ratio(scale):
+    """With X and y near 0, J(θ) is ~0 while J(θ ± h) holds the step's own h²/2: the
+    differences' rounding is that of J(θ ± h), and the warning says the ratio means little."""
+    rng = np.random.default_rng(7)
+    X = rng.standard_normal((200, 4))
+    y = X @ np.ones(4) + 2.0
+    with pytest.warns(RuntimeWarning, match="data near 0"):
+        gdcore.check_grad(X * scale, y * scale, np.zeros(4), 0.0)
+
+
+@pytest.mark.parametrize("scale", [1e120, 1e150])
+def test_a_huge_but_finite_gradient_is_checked(scale):
+    """‖g‖₂ of a gradient near 1e150 overflowed its squares (the ratio came out NaN)."""
+    rng = np.random.default_rng(7)
+    X = rng.standard_normal((200, 4))
+    y = X @ np.ones(4) + 2.0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        error = gdcore.check_grad(X * scale, y * scale, np.zeros(4), 0.0)
+    assert error < 1e-8
