@@ -33,14 +33,23 @@ def add_fit_arguments(parser, epochs=100, lr=True, saves_model=True):
     if lr:
         parser.add_argument("--lr", type=float, default=None,
                             help="learning rate (default: the optimizer's)")
-    parser.add_argument("--epochs", type=int, default=epochs)
-    parser.add_argument("--batch-size", type=int, default=None)
+    parser.add_argument("--epochs", type=int, default=epochs,
+                        help=f"passes over the data (default {epochs})")
+    parser.add_argument("--batch-size", type=int, default=None,
+                        help="rows per update (default: all, full batch; 1: classic SGD)")
     parser.add_argument("--schedule", default="constant",
-                        help="constant, step, exponential, cosine, linear, invscaling")
-    parser.add_argument("--l2", type=float, default=0.0)
-    parser.add_argument("--l1", type=float, default=0.0)
-    parser.add_argument("--threads", type=int, default=None, help="n_threads")
-    parser.add_argument("--seed", type=int, default=None)
+                        help="constant, step, exponential, cosine, linear, invscaling "
+                             "(default constant)")
+    parser.add_argument("--l2", type=float, default=0.0,
+                        help="L2 penalty (l2/2)·‖w‖² (default 0)")
+    parser.add_argument("--l1", type=float, default=0.0,
+                        help="L1 penalty l1·‖w‖₁, SGD family only (default 0)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="threads: k >= 1, or -1 for every core (default: OpenMP's, "
+                             "OMP_NUM_THREADS)")
+    parser.add_argument("--seed", type=int, default=None,
+                        help="seed of the mini-batch shuffle, an integer >= 0 (default: "
+                             "fresh each run)")
     parser.add_argument("--standardize", action="store_true",
                         help="scale features to mean 0, variance 1 before fitting"
                              + (" (saved with the model)" if saves_model else ""))

@@ -60,19 +60,21 @@ def run(args):
     finally:
         if close is not None:
             close()
-    for warning in caught:
-        print(f"gdcore fit: warning: {advice(str(warning.message), args)}", file=sys.stderr)
-    print(f"data           {args.data}: {rows:,} rows x {len(data.feature_names)} features, "
-          f"target {data.target!r}")
+    rose = loss_rose(result)
+    if not rose:    # a diverged fit's error below says it once
+        for warning in caught:
+            print(f"gdcore fit: warning: {advice(str(warning.message), args)}", file=sys.stderr)
+    width = len(data.feature_names)
+    print(f"data           {args.data}: {rows:,} row{'s' * (rows != 1)} x {width} "
+          f"feature{'s' * (width != 1)}, target {data.target!r}")
     print(f"optimizer      {result.optimizer!r}")
     print(f"epochs         {result.n_epochs} ({result.n_updates} updates)")
     print(f"stop reason    {result.stop_reason}")
-    print(f"converged      {'yes' if result.converged else 'no'}")
+    print(f"converged      {convergence(result, args)}")
     print(f"final loss     {result.final_loss:.6g}")
     print(f"MSE            {mse:.6g}")
-    print(f"R2             {r2:.6f}")
+    print(f"R2             {r2:.6g}")
     print(f"seconds        {result.elapsed:.3f}")
-    rose = loss_rose(result)
     if args.save and not rose:      # (before the plot: a failed plot keeps the model)
         status = save(args, data, result)
         if status:
@@ -92,6 +94,18 @@ def run(args):
                                   + (" and was not saved" if args.save else "")
                                   + "; try a smaller --lr or --standardize", args))
     return 0
+
+
+def convergence(result, args):
+    """The summary's "converged" line: yes, no with what to try, or n/a where no rule ran."""
+    if result.converged:
+        return "yes"
+    if result.stop_reason == "epochs":
+        if args.tol is None and args.gtol is None:
+            return "n/a (--tol none: every epoch ran, no rule judged convergence)"
+        return (f"no (the {args.epochs} epochs ran out while the loss was still improving; "
+                "try more --epochs or a larger --lr, e.g. from gdcore lr-search)")
+    return "no"
 
 
 def advice(text, args):
