@@ -51,7 +51,11 @@ def _read_frame(path):
     try:
         frame = pd.read_csv(path, **_exact_floats(pd))
     except Exception as exc:
-        raise DataError(f"{path}: not a readable CSV file ({exc})") from None
+        hint = ""
+        with contextlib.suppress(OSError), open(path, "rb") as f:
+            if f.read(4) == b"PAR1":
+                hint = "; it is a Parquet file: name it .parquet"
+        raise DataError(f"{path}: not a readable CSV file ({exc}){hint}") from None
     _check_unique_header(pd, path)
     return frame
 
@@ -111,6 +115,29 @@ def _check_target_not_a_feature(path, target, features):
                         "leave it out of --features")
 
 
+def _shown(names, most=12):
+    """Column names for a message: all of them, or the first and last few of many."""
+    names = [str(name) for name in names]
+    if len(names) <= most:
+        return ", ".join(names)
+    return ", ".join(names[:most // 2] + [f"... ({len(names) - most} more)"]
+                     + names[-(most // 2):])
+
+
+def _header_hint(columns):
+    """Why a CSV's header may not name the columns: its first row is data (no header), or
+    its one column holds another separator."""
+    if columns and all(_is_number(name) for name in columns):
+        return ("; the first row looks like data, not a header: the file needs a first row "
+                "naming its columns")
+    if len(columns) == 1:
+        for separator, name in ((";", "';'"), ("\t", "tabs"), ("|", "'|'")):
+            if separator in columns[0]:
+                return (f"; one column {columns[0]!r}: is the file separated by {name}? "
+                        "gdcore reads comma-separated files")
+    return ""
+
+
 def _is_number(value):
     try:
         float(value)
@@ -125,12 +152,16 @@ def _from_frame(frame, path, target, features):
     frame.columns = columns
     known = set(columns)
     if target is not None and target not in known:
-        raise DataError(f"{path}: no column {target!r} (columns: {', '.join(columns)})")
+        raise DataError(f"{path}: no column {target!r} (columns: {_shown(columns)})"
+                        + _header_hint(columns))
     if features:
         _check_unique("--features", "feature", features)
         missing = [f for f in features if f not in known]
         if missing:
-            raise DataError(f"{path}: no column {missing[0]!r} (columns: {', '.join(columns)})")
+            comma = (" (--features takes names separated by spaces: --features "
+                     + " ".join(missing[0].split(",")) + ")") if "," in missing[0] else ""
+            raise DataError(f"{path}: no column {missing[0]!r}{comma} (columns: "
+                            f"{_shown(columns)})" + _header_hint(columns))
         _check_target_not_a_feature(path, target, features)
     else:
         features = [c for c in columns if c != target]

@@ -9,14 +9,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ._io import first_repeat, replaced_on_success
+from ._io import _shown, first_repeat, replaced_on_success
 from ._validation import is_arrow
 
 FORMAT = "gdcore-model"
 FORMAT_VERSION = 1
 
 
-@dataclass
+@dataclass(repr=False)
 class SavedModel:
     """A fitted linear model y = ((x − mean)/scale)·coef + intercept (mean 0 and scale 1
     when the fit was not standardised)."""
@@ -32,6 +32,15 @@ class SavedModel:
     stop_reason: str | None = None
     gdcore_version: str | None = None
 
+    def __repr__(self):
+        # a summary: coef and the loss history run to thousands of numbers
+        final = f"{self.loss_history[-1]:.6g}" if self.loss_history else None
+        return (f"SavedModel(n_features={len(self.coef)}, target={self.target!r}, "
+                f"intercept={self.intercept:.6g}, standardized={self.mean is not None}, "
+                f"optimizer={self.hyper_parameters.get('optimizer')!r}, "
+                f"epochs={len(self.loss_history)}, stop_reason={self.stop_reason!r}, "
+                f"final_loss={final}, gdcore_version={self.gdcore_version!r})")
+
     def predict(self, X):
         """Predictions for X: an array of the feature columns in the saved order, or a
         DataFrame, whose columns are taken by name (in any order; others are ignored)."""
@@ -42,7 +51,7 @@ class SavedModel:
             missing = [name for name in self.feature_names if name not in by_name]
             if missing:
                 raise ValueError(f"X has no column {missing[0]!r} (the model's features: "
-                                 f"{', '.join(self.feature_names)})")
+                                 f"{_shown(self.feature_names)})")
             chosen = [by_name[name] for name in self.feature_names]
             X = (np.column_stack([np.asarray(X.column(name), dtype=np.float64)
                                   for name in chosen]) if arrow is not None else X[chosen])
@@ -50,7 +59,7 @@ class SavedModel:
         X = np.ascontiguousarray(X, dtype=np.float64)
         if X.ndim != 2 or X.shape[1] != self.coef.shape[0]:
             raise ValueError(f"X must have {self.coef.shape[0]} columns "
-                             f"({', '.join(self.feature_names)}), got shape {X.shape}")
+                             f"({_shown(self.feature_names)}), got shape {X.shape}")
         if self.mean is not None:
             X = (X - self.mean) / self.scale
         return X @ self.coef + self.intercept
@@ -134,6 +143,11 @@ def save_model(path, model, *, feature_names=None, target=None):
         f.write(text)
 
 
+class MissingModelFile(ValueError, FileNotFoundError):
+    """No file at the path given to load_model: a ValueError as every unusable model file
+    is, and a FileNotFoundError as Python's own readers raise."""
+
+
 def _check_unique(names):
     """A repeated name would have predict read one column twice and another never."""
     repeated = first_repeat(names)
@@ -143,10 +157,16 @@ def _check_unique(names):
 
 
 def load_model(path):
-    """Read a model saved by ``gdcore fit --save`` (or save_model)."""
+    """Read a model saved by ``gdcore fit --save`` (or :func:`save_model`): a
+    :class:`SavedModel`, whose ``predict(X)`` applies it (and its standardisation).
+
+    Raises ValueError naming the file for anything that is not a readable gdcore model (a
+    missing file's is also a FileNotFoundError)."""
     try:
         with open(path, encoding="utf-8") as f:
             document = json.load(f)
+    except FileNotFoundError as exc:
+        raise MissingModelFile(f"{path}: cannot read the model ({exc.strerror})") from None
     except OSError as exc:
         raise ValueError(f"{path}: cannot read the model ({exc.strerror})") from None
     except UnicodeDecodeError:

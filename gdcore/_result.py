@@ -85,7 +85,12 @@ class LossHistory:
         return LossHistory(self._buffer[:self._size])
 
     def __repr__(self):
-        return f"LossHistory({self.tolist()!r})"
+        values = self._buffer[:self._size]
+        if self._size <= 6:
+            return f"LossHistory({values.tolist()!r})"
+        head = ", ".join(repr(float(v)) for v in values[:3])
+        tail = ", ".join(repr(float(v)) for v in values[-2:])
+        return f"LossHistory([{head}, ..., {tail}], {self._size} epochs)"
 
 
 @dataclass
@@ -113,6 +118,12 @@ class FitState:
             value = LossHistory(value)
         super().__setattr__(name, value)
 
+    def __repr__(self):
+        # a summary: theta and the optimizer's state run to 4·(d + 1) numbers
+        return (f"FitState(d={len(self.theta) - 1}, dtype={self.theta.dtype}, "
+                f"n_epochs={self.n_epochs}, n_updates={self.n_updates}, "
+                f"best_loss={self.best_loss:.6g}, n_no_improvement={self.n_no_improvement})")
+
     def copy(self):
         return FitState(self.theta.copy(), self.optimizer_state.copy(), self.n_updates,
                         self.n_epochs, self.best_loss, self.n_no_improvement,
@@ -133,7 +144,7 @@ class FitProgress:
 
     epoch: int
     loss: float
-    coef: np.ndarray
+    coef: np.ndarray = field(repr=False)     # d numbers: left out of the repr
     intercept: float
     checkpoint: object = field(default=None, repr=False, compare=False)
 
@@ -146,15 +157,23 @@ class FitResult:
     ----------
     coef : ndarray (d,)            fitted w, in the input's dtype
     intercept : float              fitted b (0.0 when fit_intercept=False)
-    loss_history : ndarray         one J per epoch (see SPEC §2), from the first fit on
+    loss_history : ndarray         one J per epoch, from the first fit on (read-only): full
+                                   batch, J before the epoch's update; mini-batch, the mean
+                                   of each batch's J before its update
+    final_loss : float             loss_history[-1]
     n_epochs, n_updates : int      epochs and optimizer updates run, from the first fit on
     stop_reason : str              "epochs", "tol", "gtol" or "callback" ("interrupted" in
-                                   the .result of a KeyboardInterrupt)
+                                   the .result of a KeyboardInterrupt, "diverged" in that of
+                                   a DivergenceError)
     converged : bool               True when stopped by "gtol", or by "tol" with the loss
                                    settled (see ConvergenceWarning)
     elapsed : float                seconds spent in this call
     optimizer, schedule            the optimizer and schedule objects used
     state : FitState               what ``fit(..., init=result)`` continues from
+    backend, n_threads, settings   how it ran: "core" or "numpy", the threads, and the
+                                   checked settings (epochs, batch_size, l2, l1, ...)
+
+    ``predict(X)`` is X·coef + intercept; ``plot()`` draws the loss curve (matplotlib).
     """
 
     coef: np.ndarray
@@ -190,12 +209,14 @@ class FitResult:
 
     @property
     def final_loss(self):
+        """The last epoch's loss (NaN before any epoch)."""
         return float(self.loss_history[-1]) if len(self.loss_history) else float("nan")
 
     def __repr__(self):
         return (f"FitResult(optimizer={self.optimizer!r}, n_epochs={self.n_epochs}, "
                 f"n_updates={self.n_updates}, stop_reason={self.stop_reason!r}, "
-                f"final_loss={self.final_loss:.6g}, elapsed={self.elapsed:.3g}s)")
+                f"converged={self.converged}, final_loss={self.final_loss:.6g}, "
+                f"elapsed={self.elapsed:.3g}s)")
 
 
 class DivergenceError(ArithmeticError):

@@ -776,3 +776,25 @@ def test_divergence_advice_leaves_out_what_was_given(files):
                       "1e6", "--epochs", "50", "--standardize", check=False)
     assert proc.returncode == 2 and "try a smaller --lr" in proc.stderr, proc.stderr
     assert "--standardize" not in proc.stderr and ".result" not in proc.stderr
+
+
+def test_csv_header_mistakes_are_named(tmp_path):
+    """A CSV without a header, one with another separator, and a Parquet file named .csv get
+    errors that say so, not only "no column"."""
+    rng = np.random.default_rng(0)
+    values = rng.standard_normal((20, 3))
+    (tmp_path / "nohdr.csv").write_text("\n".join(",".join(map(str, row)) for row in values))
+    (tmp_path / "semi.csv").write_text("a;b;price\n" + "\n".join(
+        ";".join(map(str, row)) for row in values))
+    frame = pd.DataFrame(values, columns=["a", "b", "price"])
+    cases = [("nohdr.csv", "the first row looks like data, not a header"),
+             ("semi.csv", "one column 'a;b;price': is the file separated by ';'?"),
+             ("pq.csv", "it is a Parquet file: name it .parquet")]
+    frame.to_parquet(tmp_path / "pq.csv")
+    for name, message in cases:
+        run = gdcore_cli("fit", tmp_path / name, "--target", "price", check=False)
+        assert run.returncode == 2 and message in run.stderr, run.stderr
+    (tmp_path / "ok.csv").write_text(frame.to_csv(index=False))
+    run = gdcore_cli("fit", tmp_path / "ok.csv", "--target", "price", "--features", "a,b",
+                     check=False)
+    assert "(--features takes names separated by spaces: --features a b)" in run.stderr

@@ -233,3 +233,25 @@ def test_columns_named_like_pyarrow_attributes_are_plain_columns(tmp_path):
     gdcore.save_model(path, result, feature_names=names)
     np.testing.assert_array_equal(gdcore.load_model(path).predict(frame[names[::-1]]),
                                   gdcore.load_model(path).predict(X))
+
+
+def test_a_missing_model_file_is_both_value_error_and_file_not_found(tmp_path):
+    for kind in (ValueError, FileNotFoundError):
+        with pytest.raises(kind, match="nope.json: cannot read the model"):
+            gdcore.load_model(tmp_path / "nope.json")
+
+
+def test_reprs_summarise_instead_of_listing_every_number(tmp_path):
+    X, y, _ = problem(n=50, d=300)
+    result = gdcore.fit(X, y, epochs=40)
+    path = tmp_path / "m.json"
+    gdcore.save_model(path, result)
+    model = gdcore.load_model(path)
+    assert repr(model).startswith("SavedModel(n_features=300, target=None, ")
+    assert f"epochs=40, stop_reason='epochs', final_loss={result.final_loss:.6g}" in repr(model)
+    assert repr(result.state).startswith("FitState(d=300, dtype=float64, n_epochs=40, ")
+    assert "40 epochs" in repr(result.state.loss_history)
+    assert all(len(repr(thing)) < 400 for thing in (model, result, result.state))
+    with pytest.raises(ValueError, match=r"X must have 300 columns \(0, 1, 2, 3, 4, 5, \.\.\. "
+                                         r"\(288 more\), 294, .*299\), got shape \(50, 5\)"):
+        model.predict(X[:, :5])
