@@ -221,18 +221,20 @@ def fit_chunks(chunks, *, optimizer=None, lr=None, epochs=100, schedule=None, l2
     """
     source = _Chunks(chunks, resolve_n_threads(n_threads))
     precompute = check_choice("precompute", precompute, (True, False, "auto"))
+    settings = dict(optimizer=optimizer, lr=lr, epochs=epochs, batch_size=None,
+                    schedule=schedule, l2=l2, l1=l1, fit_intercept=fit_intercept, tol=tol,
+                    n_iter_no_change=n_iter_no_change, gtol=gtol, shuffle=False, seed=None,
+                    n_threads=n_threads, callback=callback, backend="chunks")
+    # what does not need the data's width or dtype, checked before the first chunk is read
+    # (a remote source's can take a while); init is checked against the first chunk
+    prepare_run(1, 1, np.float64, init=None, **settings)
     # The first chunk gives d and the dtype the settings are checked against; the rest of the
     # first pass is validated as it is read and also makes the Gram matrix or the first
     # epoch's sums, so that no pass reads the data for its checks alone.
     first_pass = source.first_pass()
     first_chunk = next(first_pass)
     try:
-        run = prepare_run(1, source.d, source.dtype, optimizer=optimizer, lr=lr, epochs=epochs,
-                          batch_size=None, schedule=schedule, l2=l2, l1=l1,
-                          fit_intercept=fit_intercept, tol=tol,
-                          n_iter_no_change=n_iter_no_change, gtol=gtol, shuffle=False,
-                          seed=None, n_threads=n_threads, init=init, callback=callback,
-                          backend="chunks")
+        run = prepare_run(1, source.d, source.dtype, init=init, **settings)
     except BaseException:
         first_pass.close()      # the source's open file, say, is not kept for the traceback
         raise

@@ -128,16 +128,20 @@ def test_a_bad_last_chunk_stops_the_fit_before_any_update(whole, precompute):
     assert (start.intercept, list(start.loss_history)) == before[1:]
 
 
-def test_bad_settings_are_refused_after_the_first_chunk(whole):
-    """Settings are checked against the first chunk's width and dtype, not after a whole
-    pass over data that may take minutes to read."""
+def test_bad_settings_are_refused_before_reading_or_after_the_first_chunk(whole):
+    """Settings are checked before any chunk is read (a source's first chunk may be slow to
+    come), and init against the first chunk's width, not after a whole pass."""
     X, y, _ = whole
+    for bad in (dict(lr=-1.0), dict(optimizer="adamw"), dict(optimizer="adam", l1=0.1),
+                dict(schedule="cosin"), dict(epochs=0)):
+        source = CountingSource(pieces(X, y))
+        with pytest.raises(ValueError):
+            gdcore.fit_chunks(source, **dict(dict(epochs=3), **bad))
+        assert source.chunks_read == 0, bad
     source = CountingSource(pieces(X, y))
-    with pytest.raises(ValueError, match="lr"):
-        gdcore.fit_chunks(source, optimizer="sgd", lr=-1.0, epochs=3)
-    assert source.chunks_read == 1
     with pytest.raises(ValueError, match="init"):
-        gdcore.fit_chunks(CountingSource(pieces(X, y)), epochs=3, init=np.zeros(2))
+        gdcore.fit_chunks(source, epochs=3, init=np.zeros(2))
+    assert source.chunks_read == 1
 
 
 def test_memmapped_chunks(whole, tmp_path):
