@@ -71,6 +71,10 @@ class _Chunks:
     with the weights so scaled, and they must give the same rows."""
 
     def __init__(self, chunks, n_threads=0):
+        if (isinstance(chunks, tuple) and len(chunks) in (2, 3)
+                and getattr(chunks[0], "ndim", None) == 2):
+            raise TypeError("chunks is one (X, y) pair, not a list of them: pass [(X, y)] "
+                            "(or gdcore.fit(X, y) for one array)")
         self.n_threads = n_threads      # of the NaN/inf checks, as of the fit's passes
         self.columns = None             # the first DataFrame chunk's column names
         if callable(chunks):
@@ -117,6 +121,9 @@ class _Chunks:
         """Yield validated Problems, checking every chunk agrees with the first."""
         n = 0
         for index, chunk in enumerate(self._fresh()):
+            if isinstance(chunk, dict):
+                raise TypeError(f"chunk {index} is a dict; expected a tuple (X, y) or "
+                                "(X, y, sample_weight)")
             try:
                 parts = tuple(chunk)
             except TypeError:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import numbers
+import os
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -90,7 +91,9 @@ def _as_saved_model(model, feature_names, target):
         model = model.result_
     if not isinstance(model, FitResult):
         raise TypeError(f"model must be a FitResult (from gdcore.fit), a fitted "
-                        f"gdcore.GDRegressor or a SavedModel, got {type(model).__name__}")
+                        f"gdcore.GDRegressor or a SavedModel, got {type(model).__name__}"
+                        + (" (the order is save_model(path, model))"
+                           if isinstance(model, (str, bytes, os.PathLike)) else ""))
     coef = np.asarray(model.coef, dtype=np.float64)
     if feature_names is None:
         # columns named by index, as the command line names a .npy's columns

@@ -196,8 +196,9 @@ def check_data(X, y, sample_weight=None, allow_zero_weight_sum=False, row_offset
     reported only after minutes of reading a large memmap."""
     X = _as_array("X", X)
     if X.ndim != 2:
+        swapped = " (were X and y swapped? the order is X, y)" if np.ndim(y) == 2 else ""
         raise ValueError(f"X must be 2-D (n_samples, n_features), got {X.ndim}-D array "
-                         f"of shape {X.shape}")
+                         f"of shape {X.shape}{swapped}")
     n, d = X.shape
     if n == 0 and not allow_empty:
         raise ValueError(f"X has 0 samples (shape {X.shape}); at least 1 is required")

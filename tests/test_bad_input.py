@@ -455,3 +455,17 @@ def test_a_value_made_finite_during_the_check_is_still_refused(monkeypatch):
     X = np.ones((5, 2))
     with pytest.raises(ValueError, match="X contained NaN or infinity while it was checked"):
         _validation.check_all_finite("X", X)
+
+
+def test_arguments_in_the_wrong_place_are_said_to_be():
+    X, y, _ = problem(n=30, d=3)
+    with pytest.raises(ValueError, match=r"got 1-D array of shape \(30,\) \(were X and y "
+                                         r"swapped\? the order is X, y\)"):
+        gdcore.fit(y, X)
+    with pytest.raises(TypeError, match=r"got str \(the order is save_model\(path, model\)\)"):
+        gdcore.save_model(gdcore.fit(X, y, epochs=2), "model.json")
+    with pytest.raises(TypeError, match=r"chunks is one \(X, y\) pair, not a list of them: "
+                                        r"pass \[\(X, y\)\]"):
+        gdcore.fit_chunks((X, y))
+    with pytest.raises(TypeError, match="chunk 0 is a dict; expected a tuple"):
+        gdcore.fit_chunks([{"X": X, "y": y}])
