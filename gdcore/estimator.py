@@ -49,7 +49,8 @@ class GDRegressor(RegressorMixin, BaseEstimator):
       length, so "step" and "cosine" must be given as schedule objects with explicit sizes.
     - A call that fails on bad input, or diverges (``gdcore.DivergenceError``, whose
       ``.result`` holds the last finite parameters), leaves the model as it was.
-    - ``verbose=True`` shows a progress bar (needs tqdm).
+    - ``verbose=True`` shows a progress bar in ``fit`` (needs tqdm); ``partial_fit``, one
+      epoch a call, shows none.
     - On Ctrl-C the estimator keeps the parameters of the last finished epoch before the
       KeyboardInterrupt propagates, so a warm-started fit can be resumed.
     - ``optimizer`` and ``schedule`` may be objects from :mod:`gdcore.optim` and
@@ -84,6 +85,23 @@ class GDRegressor(RegressorMixin, BaseEstimator):
         self.verbose = verbose
         self.random_state = random_state
 
+    def set_params(self, **params):
+        """scikit-learn's set_params; ``optimizer__lr=...`` and the like need ``optimizer``
+        (or ``schedule``) to be an object, whose parameters they set."""
+        for key in params:
+            base, nested, rest = key.partition("__")
+            if nested and base in ("optimizer", "schedule"):
+                current = params.get(base, getattr(self, base, None))
+                if not hasattr(current, "set_params"):
+                    example = ("lr=... sets the rate of a named optimizer; "
+                               if base == "optimizer" and rest == "lr" else "")
+                    module = "optim" if base == "optimizer" else "schedules"
+                    raise ValueError(
+                        f"{key}: {base} is {current!r}, a name, which has no parameters to "
+                        f"set; {example}pass {base}= a gdcore.{module} object to reach its "
+                        f"parameters with {base}__...")
+        return super().set_params(**params)
+
     def _seed(self):
         """seed, or random_state when given: an int, a Generator, or (scikit-learn's) a
         RandomState, which gives the fit's seed by a draw, as scikit-learn's estimators draw
@@ -106,7 +124,7 @@ class GDRegressor(RegressorMixin, BaseEstimator):
             options.update(tol=None, precompute=False)
         return options
 
-    def _run(self, X, y, sample_weight, init, options):
+    def _run(self, X, y, sample_weight, init, options, progress=True):
         last_epoch = [None]  # the fit at the end of its last finished epoch
         batch_size = check_int("batch_size", options["batch_size"], low=1, allow_none=True)
         # A full-batch fit is interrupted between epochs, so the interrupt's result is the last
@@ -120,7 +138,7 @@ class GDRegressor(RegressorMixin, BaseEstimator):
             last_epoch[0] = progress.checkpoint(with_history=False)
             return False
         callback, close = (keep_checkpoint if mini_batch else None), None
-        if self.verbose:
+        if self.verbose and progress:
             callback, close = progress_callback(options["epochs"], enabled=True,
                                                 desc=type(self).__name__,
                                                 user_callback=callback)
@@ -286,8 +304,9 @@ class GDRegressor(RegressorMixin, BaseEstimator):
             sample_weight = _weights(sample_weight, X)
             previous = None if first else self._previous()
             self._check_continuable(previous, "start afresh with sklearn.base.clone(model)")
+            # (no progress bar: a bar of one epoch a call only scrolls an online loop)
             return self._run(X, y, sample_weight, previous,
-                             self._options(1, full_data=False))
+                             self._options(1, full_data=False), progress=False)
 
     def predict(self, X):
         """X·coef_ + intercept_."""

@@ -542,3 +542,13 @@ def test_the_convergence_warning_pickles():
     import sys
     subprocess.run([sys.executable, "-c", script], input=pickle.dumps(category), check=True,
                    env=subprocess_env())
+
+
+def test_nested_parameters_of_a_named_optimizer_are_explained():
+    model = GDRegressor(optimizer="adam")
+    with pytest.raises(ValueError, match="optimizer__lr: optimizer is 'adam', a name, which has "
+                                         "no parameters to set; lr=... sets the rate"):
+        model.set_params(optimizer__lr=0.1)
+    with pytest.raises(ValueError, match="schedule__gamma: schedule is 'constant', a name"):
+        model.set_params(schedule__gamma=0.5)
+    assert model.set_params(optimizer=gdcore.optim.Adam(), optimizer__lr=0.2).optimizer.lr == 0.2
