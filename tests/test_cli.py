@@ -182,10 +182,24 @@ def test_demo_and_bench_refuse_bad_options_before_any_work(command, message):
     assert proc.stdout == ""        # refused before the data were made
 
 
-def test_demo_optimizers_list_may_have_spaces():
-    out = gdcore_cli("demo", "--n", "2000", "--d", "3", "--optimizers", "gd, adam").stdout
+def test_demo_optimizers_list_may_have_spaces_and_any_case():
+    out = gdcore_cli("demo", "--n", "2000", "--d", "3", "--optimizers", "GD, Adam").stdout
     rows = [line.split()[0] for line in out.splitlines()[4:] if line[:1].isalpha()]
     assert rows[:2] == ["gd", "adam"]
+
+
+def test_lr_search_reports_each_rate_as_it_finishes(files):
+    """--progress: a line a rate on stderr while the search runs; stdout keeps the table."""
+    folder, _ = files
+    run = gdcore_cli("lr-search", folder / "train.csv", "--target", "y", "--grid",
+                     "0.01,1e100", "--optimizer", "gd", "--standardize", "--progress")
+    lines = run.stderr.strip().splitlines()
+    assert lines[0].startswith("lr-search: 1/2 lr 0.01: ok, final loss ")
+    assert lines[1] == "lr-search: 2/2 lr 1e+100: diverged, final loss inf"
+    assert run.stdout.splitlines()[-1] == "best lr: 0.01"
+    quiet = gdcore_cli("lr-search", folder / "train.csv", "--target", "y", "--grid", "0.01",
+                       "--optimizer", "gd", "--standardize")
+    assert quiet.stderr == ""       # not a terminal, no --progress: nothing on stderr
 
 
 def test_a_fit_whose_loss_rose_fails_and_saves_nothing(files, tmp_path):

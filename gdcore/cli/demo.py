@@ -61,7 +61,8 @@ def chosen_runs(optimizers):
     if optimizers is None:
         return DEMO_RUNS
     known = [label.split()[0] for label, _ in DEMO_RUNS]
-    wanted = [name.strip() for name in optimizers.split(",") if name.strip()]
+    # names in any case, as --optimizer and gdcore.fit take them
+    wanted = [name.strip().lower() for name in optimizers.split(",") if name.strip()]
     unknown = [name for name in wanted if name not in known]
     if unknown or not wanted:
         raise ValueError(f"--optimizers: unknown {', '.join(map(repr, unknown)) or 'empty list'}"

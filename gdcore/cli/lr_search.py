@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import sys
 
 import numpy as np
 
@@ -31,8 +32,13 @@ def add_parser(subparsers):
     how.add_argument("--grid", metavar="LR,LR,...", help="comma-separated learning rates")
     how.add_argument("--random", type=int, metavar="N",
                      help="N learning rates drawn log-uniformly from [--low, --high]")
-    p.add_argument("--low", type=float, default=1e-4)
-    p.add_argument("--high", type=float, default=1.0)
+    p.add_argument("--low", type=float, default=1e-4,
+                   help="smallest rate --random draws (default 1e-4)")
+    p.add_argument("--high", type=float, default=1.0,
+                   help="largest rate --random draws (default 1)")
+    p.add_argument("--progress", action="store_true", default=None,
+                   help="report each rate on stderr as it finishes (default: only on a "
+                        "terminal)")
     p.set_defaults(run=run)
     return p
 
@@ -72,7 +78,8 @@ def run(args):
     except (ValueError, TypeError, DataError) as exc:
         return fail("lr-search", exc)
     rows = []
-    for rate in rates:
+    report = args.progress if args.progress is not None else sys.stderr.isatty()
+    for done, rate in enumerate(rates, start=1):
         options = dict(fit_options(args), lr=rate)
         try:
             result = fit_data(args, table, tol=None, **options)
@@ -82,6 +89,9 @@ def run(args):
             rows.append((math.inf, rate, exc.result.n_epochs, float("nan"), "diverged"))
         except (ValueError, TypeError) as exc:
             return fail("lr-search", exc)
+        if report:
+            print(f"lr-search: {done}/{len(rates)} lr {rate:.6g}: {rows[-1][4]}, final loss "
+                  f"{rows[-1][0]:.6g}", file=sys.stderr, flush=True)
     rows.sort(key=lambda row: (STATUS_ORDER.index(row[4]), row[0], row[1]))
     print(f"{'rank':>4}  {'lr':>12}  {'final loss':>14}  {'epochs':>6}  {'seconds':>8}  status")
     for rank, (loss, rate, epochs, seconds, status) in enumerate(rows, start=1):
