@@ -812,3 +812,18 @@ def test_csv_header_mistakes_are_named(tmp_path):
     run = gdcore_cli("fit", tmp_path / "ok.csv", "--target", "price", "--features", "a,b",
                      check=False)
     assert "(--features takes names separated by spaces: --features a b)" in run.stderr
+
+
+def test_seed_out_and_argument_order_messages(files, tmp_path):
+    folder, _ = files
+    run = gdcore_cli("fit", folder / "train.csv", "--target", "y", "--seed", "-1", check=False)
+    assert run.returncode == 2
+    assert run.stderr.strip() == "gdcore fit: error: --seed must be an integer >= 0, got -1"
+    model = tmp_path / "m.json"
+    gdcore_cli("fit", folder / "train.csv", "--target", "y", "--epochs", "3", "--save", model)
+    out = tmp_path / "no" / "p.csv"
+    run = gdcore_cli("predict", model, folder / "train.csv", "--out", out, check=False)
+    assert run.returncode == 2 and f"--out {out}: no such folder" in run.stderr
+    run = gdcore_cli("predict", folder / "train.csv", model, check=False)
+    assert run.returncode == 2
+    assert run.stderr.strip().endswith("(the order is gdcore predict MODEL DATA)")

@@ -295,6 +295,7 @@ FLAGS = {"n_threads": "--threads", "batch_size": "--batch-size",
          "optimizer": "--optimizer", "schedule": "--schedule"}
 ARGUMENT_AT_START = re.compile(r"^(%s)\b(?=( must|:| applies| >))" % "|".join(FLAGS))
 FLAG_MAY_BE_NONE = re.compile(r"^(--[a-z-]+ )must be None, ")
+SEED_KINDS = re.compile(r"^--seed must be an int >= 0, .*; got (\S+) \(.*$")
 
 
 # the library's advice, and the options it names, in the command line's words
@@ -320,6 +321,8 @@ def fail(command, message):
         message = ARGUMENT_AT_START.sub(lambda match: FLAGS[match.group(1)], str(message))
         # A flag left out is the library's None: the command line cannot pass None itself.
         message = in_cli_words(FLAG_MAY_BE_NONE.sub(r"\1must be ", message))
+        # numpy's kinds of seed mean nothing on a command line, which passes integers
+        message = SEED_KINDS.sub(r"--seed must be an integer >= 0, got \1", message)
     print(f"gdcore {command}: error: {message}", file=sys.stderr)
     return 2
 

@@ -10,7 +10,7 @@ import sys
 from .._io import (DataError, is_npy, iter_folder_tables, npy_blocks, read_table,
                    replaced_on_success)
 from .._model_io import load_model
-from ._common import fail
+from ._common import check_output_path, fail
 
 
 def add_parser(subparsers):
@@ -27,9 +27,13 @@ def add_parser(subparsers):
 
 def run(args):
     try:
+        check_output_path("--out", args.out)      # before the model and the data are read
         model = load_model(args.model)
     except ValueError as exc:
-        return fail("predict", exc)
+        swapped = (" (the order is gdcore predict MODEL DATA)"
+                   if str(args.data).lower().endswith(".json") and "--out" not in str(exc)
+                   else "")
+        return fail("predict", f"{exc}{swapped}")
     try:
         if os.path.isdir(args.data):
             # a folder as gdcore fit reads one: file by file, in name order
