@@ -121,7 +121,7 @@ def test_demo_plot(tmp_path):
     ("ok.csv", ["predict", "{file}", "{file}"], "not a gdcore model"),
     ("ok.csv", ["lr-search", "{file}", "--target", "y", "--grid", "a,b"], "--grid"),
     ("ok.csv", ["lr-search", "{file}", "--target", "y", "--random", "3", "--seed", "-1"],
-     "--seed must be an int >= 0"),
+     "--seed must be an integer >= 0, got -1"),
     ("ok.csv", ["fit", "{file}", "--target", "y", "--features", "a", "y"],
      "the target column 'y' is also one of the features"),
     ("ok.csv", ["fit", "{file}", "--target", "y", "--plot", "{file}.xyz"],
@@ -167,7 +167,7 @@ def test_errors_are_one_line(tmp_path, make_file, args, message):
     (["demo", "--threads", "0"], "--threads must be -1 (all cores) or 1 to 1024, got 0"),
     (["demo", "--noise", "-1"], "--noise must be a finite number >= 0"),
     (["demo", "--noise", "nan"], "--noise must be a finite number >= 0"),
-    (["demo", "--seed", "-1"], "--seed must be an int >= 0"),
+    (["demo", "--seed", "-1"], "--seed must be an integer >= 0, got -1"),
     (["demo", "--n", "0"], "--n and --d must be >= 1"),
     (["demo", "--optimizers", "foo"], "--optimizers: unknown 'foo'; choose from gd, sgd"),
     (["demo", "--plot", "demo.xyz"], "--plot demo.xyz: the image format"),
@@ -480,7 +480,7 @@ def test_lr_search_ranks_rising_losses_after_falling_ones(files):
     (["--batch-size", "0"], "--batch-size must be"),
     (["--n-iter-no-change", "0"], "--n-iter-no-change must be"),
     (["--epochs", "0"], "--epochs must be"),
-    (["--seed", "-1"], "--seed must be an int >= 0"),
+    (["--seed", "-1"], "--seed must be an integer >= 0, got -1"),
     (["--batch-size", "2", "--gtol", "1e-3"], "--gtol applies to full-batch fits only"),
 ])
 def test_bad_options_are_named_by_their_flag(files, tmp_path, args, message):
@@ -827,3 +827,15 @@ def test_seed_out_and_argument_order_messages(files, tmp_path):
     run = gdcore_cli("predict", folder / "train.csv", model, check=False)
     assert run.returncode == 2
     assert run.stderr.strip().endswith("(the order is gdcore predict MODEL DATA)")
+
+
+def test_option_mistakes_are_one_line_with_a_hint(files):
+    folder, _ = files
+    run = gdcore_cli("fit", folder / "train.csv", "--target", "y", "--optimiser", "adam",
+                     check=False)
+    assert run.returncode == 2
+    assert run.stderr.strip() == ("gdcore fit: error: unrecognized arguments: --optimiser adam; "
+                                  "did you mean --optimizer? (see gdcore fit --help)")
+    run = gdcore_cli("fit", folder / "train.csv", "--target", "y", "--lr", "0,01", check=False)
+    assert run.stderr.strip() == ("gdcore fit: error: argument --lr: invalid float value: "
+                                  "'0,01' (see gdcore fit --help)")

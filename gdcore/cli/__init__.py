@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import difflib
 import sys
 
 from .. import __version__, build_info
@@ -12,8 +13,38 @@ from . import bench, demo, fit, lr_search, predict
 SUBCOMMANDS = [demo, fit, predict, lr_search, bench]
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse's parser with errors as one line, like the subcommands' own (not a usage
+    block), pointing to --help; subcommands' parsers are of this class too."""
+
+    def error(self, message):
+        print(f"{self.prog}: error: {message} (see {self.prog} --help)", file=sys.stderr)
+        sys.exit(2)
+
+
+# What to say about an option a subcommand does not have on purpose.
+ABSENT_ON_PURPOSE = {("lr-search", "--lr"): "lr-search tries the rates given with --grid "
+                                            "LR,LR,... or --random N"}
+
+
+def _unrecognized(parser, args, extra):
+    """The error for options the subcommand does not have, with the nearest it has."""
+    sub = parser.commands[args.command]
+    message = f"unrecognized arguments: {' '.join(extra)}"
+    flags = [flag for action in sub._actions for flag in action.option_strings
+             if flag.startswith("--")]
+    token = next((t.split("=")[0] for t in extra if t.startswith("--")), None)
+    if (args.command, token) in ABSENT_ON_PURPOSE:
+        message += "; " + ABSENT_ON_PURPOSE[args.command, token]
+    elif token is not None:
+        close = difflib.get_close_matches(token, flags, n=1, cutoff=0.6)
+        if close:
+            message += f"; did you mean {close[0]}?"
+    sub.error(message)
+
+
 def build_parser():
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="gdcore",
         description="Linear regression by gradient descent: every classic optimizer in a "
                     "fused, multithreaded Cython core.")
@@ -25,14 +56,19 @@ def build_parser():
     parser.add_argument("--version", action="version", version=version)
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     subparsers.required = True
+    parser.commands = {}
     for module in SUBCOMMANDS:
-        module.add_parser(subparsers)
+        sub = module.add_parser(subparsers)
+        parser.commands[sub.prog.split()[-1]] = sub
     return parser
 
 
 def main(argv=None):
     parser = build_parser()
-    args = parser.parse_args(argv)
+    # unknown options are reported by the subcommand they were given to, with a hint
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        _unrecognized(parser, args, extra)
     try:
         return args.run(args)
     except KeyboardInterrupt:
