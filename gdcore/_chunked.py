@@ -20,7 +20,7 @@ from ._api import finish_run, prepare_run
 from ._precompute import (GRAM_MAX_FEATURES, augmented_gram, check_gram, gram_epoch_sums,
                           gram_is_finite, merge_grams)
 from ._reference import (STATUS_LOSS_NOT_FINITE, STATUS_OK, STATUS_PARAMS_NOT_FINITE,
-                         finite_in_data_precision, stop_after_epoch)
+                         InterruptGuard, finite_in_data_precision, stop_after_epoch)
 from ._validation import (check_choice, check_data, check_weight_sum, is_arrow,
                           resolve_n_threads, scale_weights, weight_scale_exponent,
                           weight_sum_and_largest)
@@ -33,6 +33,13 @@ def run_full_batch(run, sums_at):
     """The full-batch epoch loop, given ``sums_at(theta) -> sums`` (float64, d + 3).
 
     Mutates run.state like the compiled loop does; returns (stop_reason, status)."""
+    guard = InterruptGuard()
+    with guard.installed():
+        return _full_batch_epochs(run, sums_at, guard)
+
+
+def _full_batch_epochs(run, sums_at, guard):
+    """run_full_batch's loop, with Ctrl-C held back by ``guard`` while the state moves."""
     state, settings, opt = run.state, run.settings, run.opt
     l1_prox = settings.l1 if isinstance(opt, SGD) else 0.0
     optim_config, schedule_config = opt._config(), run.sched._config()
@@ -44,16 +51,19 @@ def run_full_batch(run, sums_at):
             return "diverged", STATUS_LOSS_NOT_FINITE
         gtol_reached = settings.gtol is not None and _core.gradient_stationarity(
             grad, theta, settings.l1, settings.fit_intercept) <= settings.gtol
-        if not gtol_reached:
-            t = state.n_updates + 1
-            lr = _core.scheduled_learning_rate(schedule_config, opt.lr, state.n_epochs, t)
-            if not _core.optimizer_update(theta, grad, state.optimizer_state, optim_config, t,
-                                          lr, l1_prox, settings.fit_intercept):
-                return "diverged", STATUS_PARAMS_NOT_FINITE
-            state.n_updates = t
-        state.loss_history.append(loss)
-        state.n_epochs += 1
-        stop = stop_after_epoch(state, loss, settings, gtol_reached)
+        # the update and the epoch's bookkeeping are one step for Ctrl-C: its .result is
+        # the last finished epoch, never θ of one epoch with the counters of the one before
+        with guard:
+            if not gtol_reached:
+                t = state.n_updates + 1
+                lr = _core.scheduled_learning_rate(schedule_config, opt.lr, state.n_epochs, t)
+                if not _core.optimizer_update(theta, grad, state.optimizer_state, optim_config,
+                                              t, lr, l1_prox, settings.fit_intercept):
+                    return "diverged", STATUS_PARAMS_NOT_FINITE
+                state.n_updates = t
+            state.loss_history.append(loss)
+            state.n_epochs += 1
+            stop = stop_after_epoch(state, loss, settings, gtol_reached)
         if run.on_epoch is not None and run.on_epoch(loss) and stop is None:
             stop = "callback"
         if stop is not None:

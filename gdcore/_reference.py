@@ -7,6 +7,10 @@ shares nothing with the Cython path but input validation.  It follows the same c
 
 from __future__ import annotations
 
+import contextlib
+import signal
+import threading
+
 import numpy as np
 
 from . import optim as _optim
@@ -120,10 +124,60 @@ class _Update:
         raise TypeError(f"unknown optimizer {opt!r}")
 
 
+class InterruptGuard:
+    """Ctrl-C as Python raises it, but held back inside ``with guard:`` blocks until they
+    end: a state updated in several Python steps (θ, the optimizer's vectors, counters,
+    history) is never left half updated, and an interrupt's .result is the last finished
+    update.  ``with guard.installed():`` puts the handler in place for a run (in the main
+    thread, where SIGINT is handled, and only over Python's own handler); a block is then
+    two attribute updates, not two signal.signal calls."""
+
+    def __init__(self):
+        self._depth = 0
+        self._pending = False
+
+    @contextlib.contextmanager
+    def installed(self):
+        if (threading.current_thread() is not threading.main_thread()
+                or signal.getsignal(signal.SIGINT) is not signal.default_int_handler):
+            yield self      # no handler of ours: blocks hold nothing back
+            return
+        signal.signal(signal.SIGINT, self._on_sigint)
+        try:
+            yield self
+        finally:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    def _on_sigint(self, signum, frame):
+        if self._depth:
+            self._pending = True
+        else:
+            signal.default_int_handler(signum, frame)
+
+    def __enter__(self):
+        self._depth += 1
+        return self
+
+    def __exit__(self, kind, value, traceback):
+        self._depth -= 1
+        if self._depth == 0 and self._pending:
+            self._pending = False
+            if kind is None:
+                raise KeyboardInterrupt
+        return False
+
+
 def run(problem, state, opt, schedule, settings, rng, on_epoch):
     """Run up to settings.epochs epochs from ``state``, in place (see gdcore._api).
 
     Returns (stop_reason, status)."""
+    guard = InterruptGuard()
+    with guard.installed():
+        return _epochs(problem, state, opt, schedule, settings, rng, on_epoch, guard)
+
+
+def _epochs(problem, state, opt, schedule, settings, rng, on_epoch, guard):
+    """run's loop, with Ctrl-C held back by ``guard`` while the state moves."""
     X, y = problem.X, problem.y
     n, d = X.shape
     dtype = X.dtype
@@ -143,21 +197,25 @@ def run(problem, state, opt, schedule, settings, rng, on_epoch):
 
     def apply(g, lr):
         t = state.n_updates + 1
-        new = state.theta.copy()
-        new[:m] = update.step(state.theta[:m], g[:m], t, lr).astype(dtype)
-        if l1_prox:
-            w = new[:d]
-            new[:d] = np.sign(w) * np.maximum(np.abs(w) - lr * settings.l1, 0)
-        if not np.all(np.isfinite(new)):
-            return STATUS_PARAMS_NOT_FINITE
-        state.theta[:] = new
-        state.n_updates = t
+        with guard:     # θ, the optimizer's vectors and t move together
+            new = state.theta.copy()
+            new[:m] = update.step(state.theta[:m], g[:m], t, lr).astype(dtype)
+            if l1_prox:
+                w = new[:d]
+                new[:d] = np.sign(w) * np.maximum(np.abs(w) - lr * settings.l1, 0)
+            if not np.all(np.isfinite(new)):
+                return STATUS_PARAMS_NOT_FINITE
+            state.theta[:] = new
+            state.n_updates = t
         return STATUS_OK
 
     for _ in range(settings.epochs):
         epoch = state.n_epochs  # 0-based index of this epoch
         gtol_reached = False
-        with np.errstate(all="ignore"):
+        # a full-batch epoch's update and its bookkeeping are one step for Ctrl-C (the core's
+        # full-batch fits are interrupted between epochs too)
+        hold = contextlib.ExitStack()
+        with hold, np.errstate(all="ignore"):
             if settings.full_batch(n):
                 J, g = evaluate(slice(None))
                 if not finite_in_data_precision(J, dtype):
@@ -168,6 +226,7 @@ def run(problem, state, opt, schedule, settings, rng, on_epoch):
                     gtol_reached = True
                 else:
                     lr = schedule.lr_at(opt.lr, epoch, state.n_updates + 1)
+                    hold.enter_context(guard)
                     status = apply(g, lr)
                     if status != STATUS_OK:
                         return "diverged", status
@@ -187,9 +246,10 @@ def run(problem, state, opt, schedule, settings, rng, on_epoch):
                         return "diverged", status
                     losses.append(J)
                 epoch_loss = float(np.mean(losses))
-        state.loss_history.append(epoch_loss)
-        state.n_epochs += 1
-        stop = stop_after_epoch(state, epoch_loss, settings, gtol_reached)
+            with guard:     # the epoch's loss, count and tol rule together
+                state.loss_history.append(epoch_loss)
+                state.n_epochs += 1
+                stop = stop_after_epoch(state, epoch_loss, settings, gtol_reached)
         if on_epoch is not None and on_epoch(epoch_loss) and stop is None:
             stop = "callback"
         if stop is not None:

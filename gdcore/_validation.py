@@ -384,7 +384,11 @@ def check_settings(*, epochs, batch_size, l2, l1, fit_intercept, tol, n_iter_no_
 
 def _usable_cores():
     """The cores this process may run on (its CPU affinity, as taskset or a container sets
-    it), else every core."""
+    it), else every core.  OpenMP's count comes first: with OMP_PROC_BIND or OMP_PLACES set,
+    the thread that loaded OpenMP is pinned to one place and its own affinity shows one CPU."""
+    procs = _core.available_procs()
+    if procs > 0:
+        return procs
     try:
         return len(os.sched_getaffinity(0))
     except (AttributeError, OSError):

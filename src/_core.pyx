@@ -51,9 +51,14 @@ cdef extern from *:
         int threads = omp_get_max_threads(), limit = omp_get_thread_limit();
         return threads < limit ? threads : limit;
     }
+    /* the processors the process may run on as OpenMP found them when it started (taskset,
+     * a container's CPU set): with OMP_PROC_BIND or OMP_PLACES set, libgomp pins the thread
+     * that loads it to one place, and that thread's own affinity then shows one CPU */
+    static int gd_available_procs(void) { return omp_get_num_procs(); }
     #else
     static int gd_openmp_enabled(void) { return 0; }
     static int gd_default_threads(void) { return 1; }
+    static int gd_available_procs(void) { return 0; }
     #endif
     /* OpenMP's threads do not survive fork(): GCC's libgomp keeps, per thread that started a
      * team, a pool of parked workers, and a child forked from that thread inherits the pool
@@ -119,6 +124,7 @@ cdef extern from *:
     """
     int gd_openmp_enabled() noexcept nogil
     int gd_default_threads() noexcept nogil
+    int gd_available_procs() noexcept nogil
     int gd_watch_forks() noexcept nogil
     int gd_team_threads(int requested) noexcept nogil
     int gd_threads_lost_to_fork() noexcept nogil
@@ -260,6 +266,12 @@ cdef inline int default_threads() noexcept nogil:
 def default_n_threads():
     """OpenMP's default team size, at most MAX_THREADS (default_threads)."""
     return default_threads()
+
+
+def available_procs():
+    """The processors OpenMP found this process may run on when it started (0 without
+    OpenMP): unlike the loading thread's affinity, not narrowed by OMP_PROC_BIND's pinning."""
+    return gd_available_procs()
 
 
 def _release_pool_at_fork(enabled):

@@ -1,5 +1,6 @@
 """Threads, extremes, 64-bit indexing, and a warm-started estimator interrupted by Ctrl-C."""
 
+import os
 import signal
 import subprocess
 import sys
@@ -437,3 +438,68 @@ def test_the_finite_check_runs_in_blocks_so_ctrl_c_reaches_it(monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         gdcore.fit(X, y, epochs=1)
     assert len(seen) == 2
+
+
+def _interrupted(fit, delay):
+    """fit() interrupted by SIGINT in this (the main) thread after ``delay`` seconds; its
+    KeyboardInterrupt's .result."""
+    import threading
+    main = threading.get_ident()
+    timer = threading.Timer(delay, lambda: signal.pthread_kill(main, signal.SIGINT))
+    timer.start()
+    try:
+        fit()
+    except KeyboardInterrupt as interrupt:
+        return interrupt.result
+    finally:
+        timer.cancel()
+        timer.join()
+    raise AssertionError("the fit ended before the interrupt")
+
+
+@pytest.mark.parametrize("how", ["chunks-gram", "chunks-streamed", "numpy-full",
+                                 "numpy-mini-batch"])
+def test_an_interrupt_anywhere_leaves_a_finished_update(how):
+    """Ctrl-C landing at any moment of the Python epoch loops (fit_chunks, the NumPy
+    reference) leaves a .result whose parameters, counters and history agree: those of an
+    uninterrupted run of its length (θ was once an update ahead of the counters)."""
+    X, y, _ = gdcore.make_regression(2000, 5, noise=0.1, seed=1)
+    chunks = [(X[i:i + 500], y[i:i + 500]) for i in range(0, 2000, 500)]
+    options = dict(optimizer="adam", lr=0.01, tol=None, n_threads=1)
+    if how.startswith("chunks"):
+        options["precompute"] = how == "chunks-gram"
+
+        def fit(epochs):
+            return gdcore.fit_chunks(chunks, epochs=epochs, **options)
+    else:
+        options.update(backend="numpy", batch_size=None if how == "numpy-full" else 500,
+                       seed=0)
+
+        def fit(epochs):
+            return gdcore.fit(X, y, epochs=epochs, **options)
+    for delay in (0.02, 0.031, 0.047, 0.06, 0.083):
+        result = _interrupted(lambda: fit(10**7), delay)
+        assert result.n_epochs == len(result.loss_history)
+        if how != "numpy-mini-batch":
+            assert result.n_updates == result.n_epochs
+        replay = fit(result.n_epochs)
+        if how == "numpy-mini-batch" and result.n_updates != replay.n_updates:
+            continue    # cut inside an epoch: its finished updates are kept (README)
+        np.testing.assert_array_equal(result.coef, replay.coef)
+        np.testing.assert_array_equal(result.loss_history, replay.loss_history)
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_getaffinity") or len(os.sched_getaffinity(0)) < 2,
+                    reason="needs CPU affinity (Linux) and two CPUs to tell one from all")
+@pytest.mark.parametrize("binding", [{"OMP_PROC_BIND": "true"}, {"OMP_PLACES": "cores"},
+                                     {"OMP_PROC_BIND": "false"}])
+def test_all_cores_counts_the_cpus_pinning_hides(binding):
+    """n_threads=-1 is every CPU the process may run on; with OMP_PROC_BIND or OMP_PLACES
+    libgomp pins the importing thread to one place, whose own affinity then shows one CPU
+    (-1 ran on one thread)."""
+    code = ("import os, gdcore; X, y, _ = gdcore.make_regression(500, 3, seed=0); "
+            "print(len(os.sched_getaffinity(0)), gdcore.fit(X, y, n_threads=-1, "
+            "epochs=2).n_threads)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env=dict(subprocess_env(), **binding), check=True).stdout.split()
+    assert int(out[1]) == min(len(os.sched_getaffinity(0)), 1024)
