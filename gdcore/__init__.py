@@ -31,6 +31,7 @@ from ._chunked import fit_chunks
 from ._data import make_regression
 from ._gradcheck import check_grad
 from ._model_io import load_model, save_model
+from ._progress import progress_bar
 from ._result import ConvergenceWarning, DivergenceError, FitProgress, FitResult
 
 __version__ = "0.1.0"
@@ -72,4 +73,5 @@ def __getattr__(name):
 
 __all__ = ["fit", "fit_chunks", "GDRegressor", "get_include", "get_cython_include", "load_model",
            "save_model", "FitResult", "FitProgress", "DivergenceError", "ConvergenceWarning",
-           "check_grad", "make_regression", "optim", "schedules", "build_info", "__version__"]
+           "check_grad", "make_regression", "optim", "schedules", "build_info", "progress_bar",
+           "__version__"]

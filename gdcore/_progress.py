@@ -2,7 +2,25 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
+
+
+@contextlib.contextmanager
+def progress_bar(epochs, desc="gdcore.fit", callback=None):
+    """A tqdm bar of epochs, loss and epochs per second, as a callback for :func:`gdcore.fit`,
+    :func:`gdcore.fit_chunks` or :func:`gdcore.dask.fit` (needs tqdm)::
+
+        with gdcore.progress_bar(epochs=500) as bar:
+            gdcore.fit(X, y, epochs=500, callback=bar)
+
+    ``callback``, if given, is called too and may stop the fit.  The bar closes with the
+    block, however the fit ended (tol, an error, Ctrl-C)."""
+    bar, close = progress_callback(epochs, enabled=True, desc=desc, user_callback=callback)
+    try:
+        yield bar
+    finally:
+        close()
 
 
 def progress_callback(total_epochs, enabled=None, desc="fit", stream=None, user_callback=None):

@@ -190,3 +190,32 @@ def test_cli_rejects_bad_size():
     proc = subprocess.run([sys.executable, "-m", "gdcore", "demo", "--n", "0"],
                           capture_output=True, text=True, env=subprocess_env())
     assert proc.returncode != 0 and "--n" in proc.stderr + proc.stdout
+
+
+def test_progress_bar_counts_epochs_and_closes_however_the_fit_ends():
+    tqdm = pytest.importorskip("tqdm", reason="progress bars need the optional tqdm")
+    X, y, _ = gdcore.make_regression(500, 3, seed=0)
+    seen = []
+    with gdcore.progress_bar(epochs=40, callback=lambda p: seen.append(p.epoch) or False) as bar:
+        result = gdcore.fit(X, y, optimizer="gd", lr=0.1, epochs=40, tol=None, callback=bar)
+    assert seen == list(range(1, 41)) and result.n_epochs == 40
+    bars = []
+    original = tqdm.auto.tqdm.close
+
+    def close(self):
+        bars.append(self.n)
+        return original(self)
+    tqdm.auto.tqdm.close = close
+    try:
+        with pytest.raises(RuntimeError, match="stop"):
+            with gdcore.progress_bar(epochs=40) as bar:
+                def failing(progress):
+                    bar(progress)
+                    if progress.epoch == 3:
+                        raise RuntimeError("stop")
+                    return False
+                gdcore.fit_chunks([(X, y)], optimizer="gd", lr=0.1, epochs=40, tol=None,
+                                  callback=failing)
+    finally:
+        tqdm.auto.tqdm.close = original
+    assert bars == [3]      # closed, at the epoch the fit ended
