@@ -21,7 +21,7 @@ from ._precompute import (GRAM_MAX_FEATURES, augmented_gram, check_gram, gram_ep
                           gram_is_finite, merge_grams)
 from ._reference import (STATUS_LOSS_NOT_FINITE, STATUS_OK, STATUS_PARAMS_NOT_FINITE,
                          InterruptGuard, finite_in_data_precision, stop_after_epoch)
-from ._validation import (check_choice, check_data, check_weight_sum, is_arrow,
+from ._validation import (arrow_column_names, check_choice, check_data, check_weight_sum,
                           resolve_n_threads, scale_weights, weight_scale_exponent,
                           weight_sum_and_largest)
 from .optim import SGD
@@ -185,8 +185,12 @@ class _Chunks:
         """A DataFrame chunk's columns in the first one's order, matched by name (the
         coefficients belong to names; a chunk read with its columns reordered would
         otherwise be fitted column by position); other names are refused."""
-        if is_arrow(X) and hasattr(X, "column_names"):     # a pyarrow Table or RecordBatch
-            names, reorder = list(X.column_names), X.select
+        if arrow_column_names(X) is not None:     # a pyarrow Table or RecordBatch
+            names = arrow_column_names(X)
+
+            def reorder(columns):
+                import pyarrow   # (a RecordBatch has no select before pyarrow 11)
+                return pyarrow.table({name: X.column(names.index(name)) for name in columns})
         elif hasattr(X, "columns") and hasattr(X, "loc"):  # a DataFrame
             names, reorder = list(X.columns), X.__getitem__
         else:

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ._io import _shown, first_repeat, replaced_on_success
-from ._validation import is_arrow
+from ._validation import arrow_column_names
 
 FORMAT = "gdcore-model"
 FORMAT_VERSION = 1
@@ -45,7 +45,7 @@ class SavedModel:
     def predict(self, X):
         """Predictions for X: an array of the feature columns in the saved order, or a
         DataFrame, whose columns are taken by name (in any order; others are ignored)."""
-        arrow = X.column_names if is_arrow(X) and hasattr(X, "column_names") else None
+        arrow = arrow_column_names(X)
         columns = arrow if arrow is not None else getattr(X, "columns", None)
         if columns is not None:
             by_name = {str(column): column for column in columns}

@@ -97,6 +97,14 @@ def is_arrow(value):
     return type(value).__module__.split(".")[0] == "pyarrow"
 
 
+def arrow_column_names(value):
+    """A pyarrow Table's or RecordBatch's column names (schema.names: before pyarrow 11 a
+    RecordBatch has no column_names), or None for anything else."""
+    if is_arrow(value) and hasattr(value, "num_columns") and hasattr(value, "schema"):
+        return list(value.schema.names)
+    return None
+
+
 def _refuse_arrow_booleans(name, value):
     """A pyarrow Table (or RecordBatch, Array) with a boolean column, dictionary-encoded or
     not: np.asarray would make True and False 1.0 and 0.0 beside the float columns, where
@@ -123,6 +131,10 @@ def _as_array(name, value):
     extension = _pandas_extension_numbers(name, value)
     if extension is not None:
         arr = extension
+    elif arrow_column_names(value) is not None:
+        # column by column: before pyarrow 11 np.asarray of a Table gives (columns, rows)
+        arr = (np.column_stack([np.asarray(value.column(k)) for k in range(value.num_columns)])
+               if value.num_columns else np.empty((value.num_rows, 0)))
     elif isinstance(value, np.matrix):
         arr = np.asarray(value)     # a view: numpy.matrix stays 2-D through reshape(-1)
     elif isinstance(value, np.ndarray):
