@@ -251,7 +251,11 @@ class GDRegressor(RegressorMixin, BaseEstimator):
                             f"progress bar), got {verbose!r}")
 
     def fit(self, X, y, sample_weight=None):
-        """Fit on (X, y); continues the previous fit when ``warm_start=True``."""
+        """Fit on (X, y); continues the previous fit when ``warm_start=True``.
+
+        X : array-like (n, d), or a DataFrame (its column names are kept in
+        ``feature_names_in_``); y : array-like (n,); sample_weight : array-like (n,) of
+        weights ≥ 0, or None.  Returns self."""
         self._check_flags()
         with self._kept_on_failure():
             previous = self._previous() if self.warm_start else None
@@ -280,7 +284,9 @@ class GDRegressor(RegressorMixin, BaseEstimator):
         return self
 
     def partial_fit(self, X, y, sample_weight=None):
-        """One epoch over this chunk, continuing the optimizer state of earlier calls."""
+        """One epoch over this chunk, continuing the optimizer state of earlier calls.
+
+        X, y, sample_weight as in :meth:`fit` (the same columns every call).  Returns self."""
         self._check_flags()
         if isinstance(self.schedule, str) and isinstance(make_schedule(self.schedule),
                                                          (StepLR, CosineAnnealingLR)):

@@ -183,6 +183,10 @@ class SGD(Optimizer):
         θ   ← θ − lr·g
 
     ``dampening=momentum`` gives the moving-average form v ← βv + (1−β)g.
+
+    Parameters: ``lr`` > 0 (default 0.01; torch's is 1e-3 since 2.2); ``momentum`` μ ≥ 0;
+    ``dampening`` (any real; 0 is torch's default); ``nesterov`` needs μ > 0 and dampening 0.
+    The only family that takes ``l1`` (a proximal step after each update).
     """
 
     kind = KIND_SGD
@@ -211,6 +215,9 @@ class Adagrad(Optimizer):
         clr = lr / (1 + (t − 1)·lr_decay)
         G   ← G + g²
         θ   ← θ − clr·g / (√G + eps)
+
+    Parameters: ``lr`` > 0; ``lr_decay`` ≥ 0 (the step's decay over updates t);
+    ``eps`` > 0; ``initial_accumulator_value`` ≥ 0 (G at t = 0).
     """
 
     kind = KIND_ADAGRAD
@@ -239,6 +246,10 @@ class RMSprop(Optimizer):
         otherwise: a = √v + eps
         momentum μ > 0:  buf ← μ·buf + g/a,  θ ← θ − lr·buf
         otherwise:       θ ← θ − lr·g/a
+
+    Parameters: ``lr`` > 0; ``alpha`` α in [0, 1) (the average's memory); ``eps`` > 0;
+    ``momentum`` μ ≥ 0; ``centered`` (divide by the gradient's estimated spread, not its
+    root mean square).
     """
 
     kind = KIND_RMSPROP
@@ -263,6 +274,10 @@ class Adam(Optimizer):
         v ← β₂·v + (1 − β₂)·g²
         amsgrad: v̂ ← max(v̂, v), and v̂ is used for v below
         θ ← θ − lr·(m / (1 − β₁ᵗ)) / (√(v / (1 − β₂ᵗ)) + eps)
+
+    Parameters: ``lr`` > 0 (default 1e-3); ``betas`` (β₁, β₂), each in [0, 1); ``eps`` > 0;
+    ``amsgrad`` (the "amsgrad" name).  l2 is an L2 penalty added to g, as torch's Adam's
+    weight_decay (not AdamW's decoupled decay).
     """
 
     kind = KIND_ADAM
@@ -285,7 +300,9 @@ class Adam(Optimizer):
 
 
 class NormalizedGD(Optimizer):
-    """Normalized gradient descent: θ ← θ − lr·g / max(‖g‖₂, eps)."""
+    """Normalized gradient descent: θ ← θ − lr·g / max(‖g‖₂, eps).
+
+    Parameters: ``lr`` > 0 (each step's length while ‖g‖₂ ≥ eps); ``eps`` > 0."""
 
     kind = KIND_NORMALIZED
     n_state = 0
