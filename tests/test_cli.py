@@ -839,3 +839,22 @@ def test_option_mistakes_are_one_line_with_a_hint(files):
     run = gdcore_cli("fit", folder / "train.csv", "--target", "y", "--lr", "0,01", check=False)
     assert run.stderr.strip() == ("gdcore fit: error: argument --lr: invalid float value: "
                                   "'0,01' (see gdcore fit --help)")
+
+
+def test_counts_mistyped_commands_and_model_names(files, tmp_path):
+    """--n takes 1e4 and 10_000; a mistyped subcommand gets the nearest; --save refuses a data
+    file's extension (a model is JSON) before the fit."""
+    out = gdcore_cli("demo", "--n", "1e4", "--d", "3", "--optimizers", "gd").stdout
+    assert out.startswith("gdcore demo: 10,000 x 3 float64")
+    assert gdcore_cli("demo", "--n", "10_000", "--d", "3", "--optimizers", "gd").stdout == out
+    run = gdcore_cli("demo", "--n", "1.5", check=False)
+    assert run.returncode == 2 and "argument --n: not a whole number: '1.5'" in run.stderr
+    run = gdcore_cli("fitt", "x", check=False)
+    assert run.returncode == 2 and "invalid choice: 'fitt'" in run.stderr
+    assert "did you mean 'fit'?" in run.stderr
+    folder, _ = files
+    run = gdcore_cli("fit", folder / "train.csv", "--target", "y", "--save",
+                     tmp_path / "model.csv", check=False)
+    assert run.returncode == 2 and run.stdout == ""
+    assert "a model is saved as JSON; name it .json" in run.stderr
+    assert not (tmp_path / "model.csv").exists()

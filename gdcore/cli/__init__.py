@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import re
 import sys
 
 from .. import __version__, build_info
@@ -18,6 +19,12 @@ class _Parser(argparse.ArgumentParser):
     block), pointing to --help; subcommands' parsers are of this class too."""
 
     def error(self, message):
+        choice = re.search(r"invalid choice: '([^']*)' \(choose from (.*)\)", message)
+        if choice:      # a mistyped subcommand: the nearest one (Python 3.12+ says it too)
+            names = re.findall(r"'([^']*)'", choice.group(2))
+            close = difflib.get_close_matches(choice.group(1), names, n=1, cutoff=0.6)
+            if close and "did you mean" not in message:
+                message += f"; did you mean {close[0]!r}?"
         print(f"{self.prog}: error: {message} (see {self.prog} --help)", file=sys.stderr)
         sys.exit(2)
 

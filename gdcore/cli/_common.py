@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import re
 import sys
@@ -66,6 +67,21 @@ def add_stopping_arguments(parser):
                         help="epochs without improvement before --tol stops (default 5)")
     parser.add_argument("--gtol", type=float, default=None,
                         help="full batch: stop when the largest gradient entry is <= GTOL")
+
+
+def count(text):
+    """A row or column count: an integer, also written 1e6, 1_000_000 or 100000.0."""
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if not (value.is_integer() and abs(value) < 2 ** 63):
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}")
+    return int(value)
 
 
 def tolerance(text):

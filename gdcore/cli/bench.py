@@ -7,7 +7,7 @@ import sys
 
 from .. import bench
 from .._validation import make_rng, resolve_n_threads
-from ._common import check_output_path, fail
+from ._common import check_output_path, count, fail
 
 
 def add_parser(subparsers):
@@ -15,8 +15,9 @@ def add_parser(subparsers):
         "bench", help="time gdcore against read bandwidth, NumPy, scikit-learn and torch",
         description="Each row is a ratio of two timings taken in this run on the same data. "
                     "scikit-learn and torch rows are skipped (n/a) where not installed.")
-    p.add_argument("--n", type=int, default=1_000_000, help="rows (default 1,000,000)")
-    p.add_argument("--d", type=int, default=100, help="features (default 100)")
+    p.add_argument("--n", type=count, default=1_000_000,
+                   help="rows (default 1,000,000; 1e6 and 1_000_000 are taken too)")
+    p.add_argument("--d", type=count, default=100, help="features (default 100)")
     p.add_argument("--threads", type=int, default=None, help="n_threads (default: OpenMP's)")
     p.add_argument("--quick", action="store_true", help="fewer repeats")
     p.add_argument("--json", metavar="FILE", help="also write the results as JSON")

@@ -10,7 +10,7 @@ import numpy as np
 from .. import DivergenceError, build_info, fit, make_regression
 from .._validation import make_rng, resolve_n_threads
 from ..schedules import CosineAnnealingLR
-from ._common import check_plot_path, fail
+from ._common import check_plot_path, count, fail
 
 # (label, fit options): settings under which each optimizer converges on standardised data.
 # Full-batch for the deterministic methods, mini-batches of 256 for the stochastic ones.
@@ -41,8 +41,9 @@ def add_parser(subparsers):
         "demo", help="fit a synthetic problem with every optimizer and print a table",
         description="Fit y = X·w + b + noise (X standard normal, known w) with every optimizer "
                     "and print epochs run, final MSE, distance to the true coefficients and time.")
-    p.add_argument("--n", type=int, default=1_000_000, help="rows (default 1,000,000)")
-    p.add_argument("--d", type=int, default=100, help="features (default 100)")
+    p.add_argument("--n", type=count, default=1_000_000,
+                   help="rows (default 1,000,000; 1e6 and 1_000_000 are taken too)")
+    p.add_argument("--d", type=count, default=100, help="features (default 100)")
     p.add_argument("--dtype", choices=["float64", "float32"], default="float64")
     p.add_argument("--noise", type=float, default=0.1, help="noise standard deviation")
     p.add_argument("--seed", type=int, default=0)

@@ -38,6 +38,7 @@ def run(args):
     try:
         check_plot_path(args.plot)
         check_output_path("--save", args.save)
+        check_model_path(args.save)
         check_options_first(args, **stopping_options(args))
     except (ValueError, TypeError) as exc:
         return fail("fit", exc)
@@ -94,6 +95,18 @@ def run(args):
                                   + (" and was not saved" if args.save else "")
                                   + "; try a smaller --lr or --standardize", args))
     return 0
+
+
+# Extensions of data files: a model saved under one (JSON in a .csv) is a mistake.
+DATA_EXTENSIONS = (".csv", ".parquet", ".npy", ".npz", ".tsv", ".txt")
+
+
+def check_model_path(path):
+    """A ValueError for --save at a data file's name: models are JSON (predictions come from
+    gdcore predict --out)."""
+    if path is not None and path.lower().endswith(DATA_EXTENSIONS):
+        raise ValueError(f"--save {path}: a model is saved as JSON; name it .json "
+                         "(predictions are written by gdcore predict MODEL DATA --out FILE)")
 
 
 def convergence(result, args):
