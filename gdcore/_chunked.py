@@ -33,8 +33,7 @@ def run_full_batch(run, sums_at):
     """The full-batch epoch loop, given ``sums_at(theta) -> sums`` (float64, d + 3).
 
     Mutates run.state like the compiled loop does; returns (stop_reason, status)."""
-    guard = InterruptGuard()
-    with guard.installed():
+    with InterruptGuard().installed() as guard:
         return _full_batch_epochs(run, sums_at, guard)
 
 

@@ -100,8 +100,8 @@ def check_grad(X, y, coef, intercept=0.0, *, sample_weight=None, l2=0.0, l1=0.0,
     error = float(_norm(analytic - numeric) / scale)
     # J's rounding at θ, and at θ ± h, where it can be far larger (data near 0: J(θ) ~ 0
     # while the step's own h²/2 is not)
-    rounding = math.sqrt(m) * (_loss_rounding(problem, theta, loss, eps)
-                               + eps * largest_loss[0]) / smallest_step
+    rounding = math.sqrt(m) * max(_loss_rounding(problem, theta, loss, eps),
+                                  eps * largest_loss[0]) / smallest_step
     if rounding > math.sqrt(eps) * scale:
         warnings.warn(f"check_grad: the gradient here (norm {scale:.3g}) is only "
                       f"{scale / rounding:.3g}x the finite differences' rounding error "

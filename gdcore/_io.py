@@ -159,7 +159,8 @@ def _from_frame(frame, path, target, features):
         missing = [f for f in features if f not in known]
         if missing:
             comma = (" (--features takes names separated by spaces: --features "
-                     + " ".join(missing[0].split(",")) + ")") if "," in missing[0] else ""
+                     + " ".join(part for name in features for part in name.split(",") if part)
+                     + ")") if "," in missing[0] else ""
             raise DataError(f"{path}: no column {missing[0]!r}{comma} (columns: "
                             f"{_shown(columns)})" + _header_hint(columns))
         _check_target_not_a_feature(path, target, features)

@@ -35,11 +35,13 @@ class SavedModel:
 
     def __repr__(self):
         # a summary: coef and the loss history run to thousands of numbers
-        final = f"{self.loss_history[-1]:.6g}" if self.loss_history else None
+        history = list(self.loss_history) if self.loss_history is not None else []
+        final = f"{history[-1]:.6g}" if history else None
+        optimizer = (self.hyper_parameters or {}).get("optimizer")
         return (f"SavedModel(n_features={len(self.coef)}, target={self.target!r}, "
-                f"intercept={self.intercept:.6g}, standardized={self.mean is not None}, "
-                f"optimizer={self.hyper_parameters.get('optimizer')!r}, "
-                f"epochs={len(self.loss_history)}, stop_reason={self.stop_reason!r}, "
+                f"intercept={self.intercept!r}, standardized={self.mean is not None}, "
+                f"optimizer={optimizer!r}, "
+                f"epochs={len(history)}, stop_reason={self.stop_reason!r}, "
                 f"final_loss={final}, gdcore_version={self.gdcore_version!r})")
 
     def predict(self, X):

@@ -138,15 +138,24 @@ class InterruptGuard:
 
     @contextlib.contextmanager
     def installed(self):
+        """Yields the guard whose blocks to use: this one, or the one a fit further out
+        (whose callback runs this fit) installed, so that nested runs share one."""
+        current = signal.getsignal(signal.SIGINT)
+        outer = getattr(current, "__self__", None)
+        if isinstance(outer, InterruptGuard):
+            yield outer
+            return
         if (threading.current_thread() is not threading.main_thread()
-                or signal.getsignal(signal.SIGINT) is not signal.default_int_handler):
+                or current is not signal.default_int_handler):
             yield self      # no handler of ours: blocks hold nothing back
             return
         signal.signal(signal.SIGINT, self._on_sigint)
         try:
             yield self
         finally:
-            signal.signal(signal.SIGINT, signal.default_int_handler)
+            # (a handler the caller installed meanwhile, in a callback, stays)
+            if signal.getsignal(signal.SIGINT) == self._on_sigint:
+                signal.signal(signal.SIGINT, signal.default_int_handler)
 
     def _on_sigint(self, signum, frame):
         if self._depth:
@@ -171,8 +180,7 @@ def run(problem, state, opt, schedule, settings, rng, on_epoch):
     """Run up to settings.epochs epochs from ``state``, in place (see gdcore._api).
 
     Returns (stop_reason, status)."""
-    guard = InterruptGuard()
-    with guard.installed():
+    with InterruptGuard().installed() as guard:
         return _epochs(problem, state, opt, schedule, settings, rng, on_epoch, guard)
 
 

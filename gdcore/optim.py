@@ -69,7 +69,9 @@ def unknown_name(what, given, known, notes=None):
     """The ValueError for a name not in ``known``: the known names, the nearest of them as a
     hint, and ``notes[name]`` where a note says more (e.g. a rule gdcore does not offer)."""
     key = given.strip().lower()
-    close = difflib.get_close_matches(key, known, n=1, cutoff=0.5)
+    # a name begun ("exp" for "exponential") first, then the nearest spelling
+    close = ([name for name in known if key and name.startswith(key)][:1]
+             or difflib.get_close_matches(key, known, n=1, cutoff=0.5))
     hint = (notes or {}).get(key, "")
     if close:
         hint += f"did you mean {close[0]!r}? "

@@ -346,6 +346,9 @@ def test_fit_stopping_and_intercept_options(files, tmp_path):
     assert summary(short.stdout)["converged"] == (
         "no (the 3 epochs ran out while the loss was still improving; try more --epochs or a "
         "larger --lr, e.g. from gdcore lr-search)")
+    rising = gdcore_cli("fit", folder / "train.csv", "--target", "y", "--optimizer", "gd",
+                        "--lr", "2.5", "--epochs", "5", "--standardize", check=False)
+    assert summary(rising.stdout)["converged"] == "no"     # not "still improving"
     untimed = gdcore_cli("fit", folder / "train.csv", "--target", "y", "--optimizer", "gd",
                          "--lr", "0.01", "--epochs", "3", "--tol", "none")
     assert summary(untimed.stdout)["converged"].startswith("n/a (--tol none")

@@ -255,3 +255,11 @@ def test_reprs_summarise_instead_of_listing_every_number(tmp_path):
     with pytest.raises(ValueError, match=r"X must have 300 columns \(0, 1, 2, 3, 4, 5, \.\.\. "
                                          r"\(288 more\), 294, .*299\), got shape \(50, 5\)"):
         model.predict(X[:, :5])
+
+
+def test_a_saved_model_built_by_hand_has_a_repr():
+    from gdcore._model_io import SavedModel
+    model = SavedModel(coef=np.array([1.0, 2.0]), intercept=0.5, feature_names=["a", "b"],
+                       loss_history=None, hyper_parameters=None)
+    assert repr(model).startswith("SavedModel(n_features=2, target=None, intercept=0.5, ")
+    assert "epochs=0" in repr(model) and "final_loss=None" in repr(model)

@@ -510,3 +510,61 @@ def test_all_cores_counts_the_cpus_pinning_hides(binding):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          env=dict(subprocess_env(), **binding), check=True).stdout.split()
     assert int(out[1]) == min(len(os.sched_getaffinity(0)), 1024)
+
+
+def test_interrupt_right_after_an_update_in_a_nested_fit(monkeypatch):
+    """A SIGINT sent the moment θ has moved (before the counters) is held until the epoch is
+    booked, in a fit_chunks run by another's callback too (it shares the outer run's guard);
+    SIGINT's handler is Python's own again afterwards, or the caller's if a callback set one."""
+    from gdcore import _chunked
+    real = _chunked._core
+    armed = []
+
+    class SignalAfterUpdate:
+        def __getattr__(self, name):
+            return getattr(real, name)
+
+        def optimizer_update(self, *args):
+            moved = real.optimizer_update(*args)
+            if armed:
+                armed.clear()
+                os.kill(os.getpid(), signal.SIGINT)
+            return moved
+    monkeypatch.setattr(_chunked, "_core", SignalAfterUpdate())
+    X, y, _ = problem(n=50, d=3)
+
+    def arm_at_epoch_2(progress):
+        if progress.epoch == 2:
+            armed.append(True)
+        return False
+
+    inner = []
+
+    def run_inner(progress):
+        if progress.epoch == 2:
+            try:
+                gdcore.fit_chunks([(X, y)], epochs=10, tol=None, callback=arm_at_epoch_2)
+            except KeyboardInterrupt as interrupt:
+                inner.append(interrupt.result)
+                raise
+        return False
+    for callback in (arm_at_epoch_2, run_inner):
+        with pytest.raises(KeyboardInterrupt) as caught:
+            gdcore.fit_chunks([(X, y)], epochs=10, tol=None, callback=callback)
+        result = inner[-1] if callback is run_inner else caught.value.result
+        assert result.n_updates == result.n_epochs == len(result.loss_history) == 3
+        replay = gdcore.fit_chunks([(X, y)], epochs=3, tol=None)
+        np.testing.assert_array_equal(result.coef, replay.coef)
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+    def mine(signum, frame):
+        pass
+
+    def install_mine(progress):
+        signal.signal(signal.SIGINT, mine)
+        return False
+    try:
+        gdcore.fit(X, y, epochs=3, backend="numpy", callback=install_mine)
+        assert signal.getsignal(signal.SIGINT) is mine
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)

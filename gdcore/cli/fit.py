@@ -62,9 +62,10 @@ def run(args):
         if close is not None:
             close()
     rose = loss_rose(result)
-    if not rose:    # a diverged fit's error below says it once
-        for warning in caught:
-            print(f"gdcore fit: warning: {advice(str(warning.message), args)}", file=sys.stderr)
+    for warning in caught:
+        if rose and issubclass(warning.category, ConvergenceWarning):
+            continue    # the diverged fit's error below says it once
+        print(f"gdcore fit: warning: {advice(str(warning.message), args)}", file=sys.stderr)
     width = len(data.feature_names)
     print(f"data           {args.data}: {rows:,} row{'s' * (rows != 1)} x {width} "
           f"feature{'s' * (width != 1)}, target {data.target!r}")
@@ -113,11 +114,13 @@ def convergence(result, args):
     """The summary's "converged" line: yes, no with what to try, or n/a where no rule ran."""
     if result.converged:
         return "yes"
-    if result.stop_reason == "epochs":
+    losses = result.loss_history
+    if result.stop_reason == "epochs" and not loss_rose(result):
         if args.tol is None and args.gtol is None:
             return "n/a (--tol none: every epoch ran, no rule judged convergence)"
-        return (f"no (the {args.epochs} epochs ran out while the loss was still improving; "
-                "try more --epochs or a larger --lr, e.g. from gdcore lr-search)")
+        if len(losses) > 1 and losses[-1] < np.min(losses[:-1]):
+            return (f"no (the {args.epochs} epochs ran out while the loss was still "
+                    "improving; try more --epochs or a larger --lr, e.g. from gdcore lr-search)")
     return "no"
 
 
