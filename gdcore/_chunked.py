@@ -184,8 +184,8 @@ class _Chunks:
         """A DataFrame chunk's columns in the first one's order, matched by name (the
         coefficients belong to names; a chunk read with its columns reordered would
         otherwise be fitted column by position); other names are refused."""
-        if arrow_column_names(X) is not None:     # a pyarrow Table or RecordBatch
-            names = arrow_column_names(X)
+        names = arrow_column_names(X)
+        if names is not None:     # a pyarrow Table or RecordBatch
 
             def reorder(columns):
                 import pyarrow   # (a RecordBatch has no select before pyarrow 11)
@@ -199,14 +199,16 @@ class _Chunks:
             return X
         if names == self.columns:
             return X
-        if len(set(names)) == len(names) and set(names) == set(self.columns):
+        given, first = set(names), set(self.columns)
+        if len(given) == len(names) and given == first:
             return reorder(self.columns)
-        missing = [name for name in self.columns if name not in set(names)]
-        extra = [name for name in names if name not in set(self.columns)]
+        if given == first:
+            raise ValueError(f"X's columns {names} repeat a name; the first chunk's are "
+                             f"{self.columns}")
+        missing = [name for name in self.columns if name not in given]
+        extra = [name for name in names if name not in first]
         raise ValueError(f"X's columns differ from the first chunk's ({self.columns}): "
-                         f"missing {missing}, not in the first {extra}" if missing or extra
-                         else f"X's columns {names} repeat a name; the first chunk's are "
-                         f"{self.columns}")
+                         f"missing {missing}, not in the first {extra}")
 
 
 def _empty_weights(problem):

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ._io import _shown, first_repeat, replaced_on_success
-from ._validation import arrow_column_names
+from ._validation import arrow_column_names, arrow_columns
 
 FORMAT = "gdcore-model"
 FORMAT_VERSION = 1
@@ -56,8 +56,7 @@ class SavedModel:
                 raise ValueError(f"X has no column {missing[0]!r} (the model's features: "
                                  f"{_shown(self.feature_names)})")
             chosen = [by_name[name] for name in self.feature_names]
-            X = (np.column_stack([np.asarray(X.column(name), dtype=np.float64)
-                                  for name in chosen]) if arrow is not None else X[chosen])
+            X = arrow_columns(X, chosen, np.float64) if arrow is not None else X[chosen]
         # one layout, so the same rows give the same bits whatever order they came in
         X = np.ascontiguousarray(X, dtype=np.float64)
         if X.ndim != 2 or X.shape[1] != self.coef.shape[0]:

@@ -8,6 +8,7 @@ passed through untouched.
 
 from __future__ import annotations
 
+import difflib
 import math
 import numbers
 import os
@@ -64,10 +65,27 @@ class Settings:
         return self.batch_size is None or self.batch_size >= n
 
 
+def nearest_name(given, known, cutoff=0.6, begun=False):
+    """The name in ``known`` nearest in spelling to ``given`` (with ``begun``, first one that
+    ``given`` begins: "exp" for "exponential"), or None: the hint of a "did you mean"."""
+    if begun:
+        for name in known:
+            if given and name.startswith(given):
+                return name
+    close = difflib.get_close_matches(given, known, n=1, cutoff=cutoff)
+    return close[0] if close else None
+
+
+def _boolean(name):
+    """The TypeError for booleans given as numbers, whatever held them (NumPy, pandas,
+    pyarrow, dask)."""
+    return TypeError(f"{name} has boolean dtype; convert it to a float dtype explicitly")
+
+
 def _check_dtype(name, arr):
     kind = arr.dtype.kind
     if kind == "b":
-        raise TypeError(f"{name} has boolean dtype; convert it to a float dtype explicitly")
+        raise _boolean(name)
     if kind == "c":
         raise TypeError(f"{name} has complex dtype {arr.dtype}; gdcore fits real data only")
     if kind not in "iuf":
@@ -83,12 +101,19 @@ def _pandas_extension_numbers(name, value):
     if not hasattr(value, "to_numpy"):
         return None
     dtypes = list(value.dtypes) if hasattr(value, "columns") else [getattr(value, "dtype", None)]
-    if any(getattr(dt, "kind", None) == "b" for dt in dtypes):
-        raise TypeError(f"{name} has boolean dtype; convert it to a float dtype explicitly")
-    if (dtypes and all(getattr(dt, "kind", "O") in "iuf" for dt in dtypes)
-            and any(not isinstance(dt, np.dtype) for dt in dtypes)):
+    if nullable_numbers(name, dtypes):
         return value.to_numpy(dtype=np.float64, na_value=np.nan)
     return None
+
+
+def nullable_numbers(name, dtypes):
+    """Whether columns of these (pandas or dask) dtypes are all numbers, some of them in
+    pandas' nullable extension types, to be read as float64 with NaN for NA; a TypeError
+    naming ``name`` for a boolean column."""
+    if any(getattr(dt, "kind", None) == "b" for dt in dtypes):
+        raise _boolean(name)
+    return bool(dtypes and all(getattr(dt, "kind", "O") in "iuf" for dt in dtypes)
+                and any(not isinstance(dt, np.dtype) for dt in dtypes))
 
 
 def is_arrow(value):
@@ -105,6 +130,18 @@ def arrow_column_names(value):
     return None
 
 
+def arrow_columns(table, names=None, dtype=None):
+    """A pyarrow Table's or RecordBatch's columns (those named, in that order, or all) as one
+    2-D array, column by column: before pyarrow 11 np.asarray of a Table gives (columns,
+    rows)."""
+    every = arrow_column_names(table)
+    # by position: a table may repeat a name
+    positions = range(len(every)) if names is None else [every.index(name) for name in names]
+    if not positions:
+        return np.empty((table.num_rows, 0), dtype=dtype or np.float64)
+    return np.column_stack([np.asarray(table.column(k), dtype=dtype) for k in positions])
+
+
 def _refuse_arrow_booleans(name, value):
     """A pyarrow Table (or RecordBatch, Array) with a boolean column, dictionary-encoded or
     not: np.asarray would make True and False 1.0 and 0.0 beside the float columns, where
@@ -113,7 +150,7 @@ def _refuse_arrow_booleans(name, value):
         return
     types = value.schema.types if hasattr(value, "schema") else [getattr(value, "type", None)]
     if any(str(getattr(kind, "value_type", kind)) == "bool" for kind in types):
-        raise TypeError(f"{name} has boolean dtype; convert it to a float dtype explicitly")
+        raise _boolean(name)
 
 
 def fit_dtype(dtype):
@@ -132,9 +169,7 @@ def _as_array(name, value):
     if extension is not None:
         arr = extension
     elif arrow_column_names(value) is not None:
-        # column by column: before pyarrow 11 np.asarray of a Table gives (columns, rows)
-        arr = (np.column_stack([np.asarray(value.column(k)) for k in range(value.num_columns)])
-               if value.num_columns else np.empty((value.num_rows, 0)))
+        arr = arrow_columns(value)
     elif isinstance(value, np.matrix):
         arr = np.asarray(value)     # a view: numpy.matrix stays 2-D through reshape(-1)
     elif isinstance(value, np.ndarray):

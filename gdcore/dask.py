@@ -27,8 +27,9 @@ from . import _core
 from ._api import finish_run, prepare_run
 from ._chunked import run_full_batch
 from ._precompute import augmented_gram, check_gram, gram_epoch_sums, merge_grams
-from ._validation import (check_choice, check_data, check_weight_sum, fit_dtype, scale_weights,
-                          weight_scale_exponent, weight_sum_and_largest)
+from ._validation import (check_choice, check_data, check_weight_sum, fit_dtype,
+                          nullable_numbers, scale_weights, weight_scale_exponent,
+                          weight_sum_and_largest)
 
 __all__ = ["fit"]
 
@@ -126,10 +127,7 @@ def _frame_as_array(name, frame):
     """A dask DataFrame or Series as a dask array, its columns checked as gdcore.fit checks
     a pandas frame's: booleans refused, pandas' nullable numbers made float64."""
     dtypes = [frame.dtype] if frame.ndim == 1 else list(frame.dtypes)
-    if any(getattr(dt, "kind", None) == "b" for dt in dtypes):
-        raise TypeError(f"{name} has boolean dtype; convert it to a float dtype explicitly")
-    if (dtypes and all(getattr(dt, "kind", "O") in "iuf" for dt in dtypes)
-            and any(not isinstance(dt, np.dtype) for dt in dtypes)):
+    if nullable_numbers(name, dtypes):
         frame = frame.map_partitions(_partition_as_float64,
                                      meta=_partition_as_float64(frame._meta))
     return frame.to_dask_array(lengths=True)

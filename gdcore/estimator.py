@@ -131,7 +131,7 @@ class GDRegressor(RegressorMixin, BaseEstimator):
         # finished epoch; a mini-batch epoch can be cut short, so its fits keep a checkpoint
         # at each epoch's end (a callback runs the core one epoch at a time: not for the
         # full batch, whose Gram-mode epochs cost microseconds)
-        mini_batch = batch_size is not None and int(batch_size) < X.shape[0]
+        mini_batch = batch_size is not None and batch_size < X.shape[0]
 
         def keep_checkpoint(progress):
             # O(d) per epoch: the loss history is filled in from the interrupt's result

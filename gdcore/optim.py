@@ -12,11 +12,12 @@ and ``lr`` the learning rate after the schedule.
 
 from __future__ import annotations
 
-import difflib
 import math
 import numbers
 
 import numpy as np
+
+from ._validation import nearest_name
 
 __all__ = ["Optimizer", "SGD", "Adagrad", "RMSprop", "Adam", "NormalizedGD",
            "OPTIMIZER_NAMES", "make_optimizer"]
@@ -69,12 +70,10 @@ def unknown_name(what, given, known, notes=None):
     """The ValueError for a name not in ``known``: the known names, the nearest of them as a
     hint, and ``notes[name]`` where a note says more (e.g. a rule gdcore does not offer)."""
     key = given.strip().lower()
-    # a name begun ("exp" for "exponential") first, then the nearest spelling
-    close = ([name for name in known if key and name.startswith(key)][:1]
-             or difflib.get_close_matches(key, known, n=1, cutoff=0.5))
+    close = nearest_name(key, known, cutoff=0.5, begun=True)
     hint = (notes or {}).get(key, "")
     if close:
-        hint += f"did you mean {close[0]!r}? "
+        hint += f"did you mean {close!r}? "
     return ValueError(f"{what}: unknown name {given!r}; {hint}known names are "
                       + ", ".join(repr(n) for n in known))
 

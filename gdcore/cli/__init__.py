@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import difflib
 import re
 import sys
 
 from .. import __version__, build_info
+from .._validation import nearest_name
 from . import bench, demo, fit, lr_search, predict
 
 # Each subcommand module has add_parser(subparsers) and run(args) -> exit code.
@@ -22,9 +22,9 @@ class _Parser(argparse.ArgumentParser):
         choice = re.search(r"invalid choice: '([^']*)' \(choose from (.*)\)", message)
         if choice:      # a mistyped subcommand: the nearest one (Python 3.12+ says it too)
             names = re.findall(r"'([^']*)'", choice.group(2))
-            close = difflib.get_close_matches(choice.group(1), names, n=1, cutoff=0.6)
+            close = nearest_name(choice.group(1), names)
             if close and "did you mean" not in message:
-                message += f"; did you mean {close[0]!r}?"
+                message += f"; did you mean {close!r}?"
         print(f"{self.prog}: error: {message} (see {self.prog} --help)", file=sys.stderr)
         sys.exit(2)
 
@@ -44,9 +44,9 @@ def _unrecognized(parser, args, extra):
     if (args.command, token) in ABSENT_ON_PURPOSE:
         message += "; " + ABSENT_ON_PURPOSE[args.command, token]
     elif token is not None:
-        close = difflib.get_close_matches(token, flags, n=1, cutoff=0.6)
+        close = nearest_name(token, flags)
         if close:
-            message += f"; did you mean {close[0]}?"
+            message += f"; did you mean {close}?"
     sub.error(message)
 
 
