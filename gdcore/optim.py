@@ -72,7 +72,9 @@ def unknown_name(what, given, known, notes=None):
     key = given.strip().lower()
     close = nearest_name(key, known, cutoff=0.5, begun=True)
     hint = (notes or {}).get(key, "")
-    if close:
+    if close == key and given != given.strip():
+        hint += f"did you mean {close!r} (without the whitespace around it)? "
+    elif close:
         hint += f"did you mean {close!r}? "
     return ValueError(f"{what}: unknown name {given!r}; {hint}known names are "
                       + ", ".join(repr(n) for n in known))

@@ -118,6 +118,9 @@ CASES = [
      "did you mean 'adam'\\? known names are 'gd', 'sgd'.*'adam'"),
     ("misspelt-optimizer", dict(optimizer="sgd_momentum"), ValueError,
      "optimizer: unknown name 'sgd_momentum'; did you mean 'momentum'\\? known names are"),
+    ("optimizer-with-spaces", dict(optimizer=" SGD "), ValueError,
+     "optimizer: unknown name ' SGD '; did you mean 'sgd' \\(without the whitespace around "
+     "it\\)\\? known names are"),
     ("optimizer-class", dict(optimizer=optim.Adam), TypeError,
      r"optimizer=Adam is the class; pass an instance, e\.g\. Adam\(\) or Adam\(lr=0\.01\)"),
     ("schedule-as-optimizer", dict(optimizer=schedules.StepLR(3)), TypeError,
