@@ -121,7 +121,33 @@ cdef extern from *:
     #define GD_FORK_FREES_POOLS 0
     #endif
     static int gd_fork_frees_pools(void) { return GD_FORK_FREES_POOLS; }
+    /* Every OpenMP region of the core starts here, in C.  Cython wraps a parallel block in a
+     * nogil function in "release the GIL if this thread holds it" (PyGILState_Check,
+     * PyEval_SaveThread): that touches the interpreter, which the C API promises its calls
+     * never do (a caller holding the GIL and a lock another Python thread waits for would
+     * deadlock; after Py_FinalizeEx or a sub-interpreter, CPython aborts).
+     * gd_parallel_parts: part(context, p) for p = 0 .. n_parts - 1, statically scheduled on
+     * up to n_threads threads.  gd_parallel_team: part(context, thread number) on each thread
+     * of a team of n_threads. */
+    typedef void (*gd_part_fn)(void *context, int part);
+    static void gd_parallel_parts(int n_parts, int n_threads, gd_part_fn part, void *context) {
+        int p;
+        #pragma omp parallel for schedule(static) num_threads(n_threads)
+        for (p = 0; p < n_parts; p++) part(context, p);
+    }
+    static void gd_parallel_team(int n_threads, gd_part_fn part, void *context) {
+    #ifdef _OPENMP
+        #pragma omp parallel num_threads(n_threads)
+        part(context, omp_get_thread_num());
+    #else
+        (void)n_threads;
+        part(context, 0);
+    #endif
+    }
     """
+    ctypedef void (*gd_part_fn)(void* context, int part) noexcept nogil
+    void gd_parallel_parts(int n_parts, int n_threads, gd_part_fn part, void* context) noexcept nogil
+    void gd_parallel_team(int n_threads, gd_part_fn part, void* context) noexcept nogil
     int gd_openmp_enabled() noexcept nogil
     int gd_default_threads() noexcept nogil
     int gd_available_procs() noexcept nogil
@@ -320,6 +346,39 @@ cdef inline Py_ssize_t part_start(Py_ssize_t n_rows, int n_parts, Py_ssize_t par
     return start if start < n_rows else n_rows
 
 
+cdef struct BlockPass:
+    # block_sums' arguments for its parts (the data's pointers as void: one struct for both
+    # float types)
+    const void* X
+    const void* y
+    const void* sample_weight
+    const void* theta
+    Py_ssize_t d, rows_end, start, n_rows, width, stride
+    const Py_ssize_t* rows
+    int n_parts
+    double* part_sums
+
+
+cdef inline void block_part(const BlockPass* task, int part, const floating* kind) noexcept nogil:
+    """Part `part` of block_sums' rows, summed into its own slot (kind: the float type)."""
+    cdef double* slot = task.part_sums + part * task.stride
+    cdef Py_ssize_t lo = task.start + part_start(task.n_rows, task.n_parts, part)
+    cdef Py_ssize_t hi = task.start + part_start(task.n_rows, task.n_parts, part + 1)
+    memset(slot, 0, task.width * sizeof(double))
+    if lo < hi:
+        accumulate_rows(<const floating*>task.X, <const floating*>task.y,
+                        <const floating*>task.sample_weight, <const floating*>task.theta,
+                        task.d, task.rows, task.rows_end, lo, hi, slot)
+
+
+cdef void block_part_f64(void* task, int part) noexcept nogil:
+    block_part(<const BlockPass*>task, part, <const double*>NULL)
+
+
+cdef void block_part_f32(void* task, int part) noexcept nogil:
+    block_part(<const BlockPass*>task, part, <const float*>NULL)
+
+
 cdef void block_sums(
     const floating* X, const floating* y, const floating* sample_weight,
     const floating* theta, Py_ssize_t d,
@@ -335,19 +394,20 @@ cdef void block_sums(
     full-batch epoch's pass), cut into parts as a full-batch team cuts them (TEAM_MIN_WORK).
     """
     cdef Py_ssize_t width = d + N_SLOTS, stride = accumulator_stride(d)
-    cdef Py_ssize_t n_rows = stop - start, part, lo, hi, j
+    cdef Py_ssize_t n_rows = stop - start, part, j
     cdef int n_parts = n_threads
+    cdef BlockPass task
     memset(sums, 0, width * sizeof(double))
     if on_one_thread(n_rows, d, n_parts, rows != NULL, full_pass):
         accumulate_rows(X, y, sample_weight, theta, d, rows, rows_end, start, stop, sums)
         return
-    for part in prange(n_parts, schedule="static", num_threads=gd_team_threads(n_threads)):
-        memset(part_sums + part * stride, 0, width * sizeof(double))
-        lo = start + part_start(n_rows, n_parts, part)
-        hi = start + part_start(n_rows, n_parts, part + 1)
-        if lo < hi:
-            accumulate_rows(X, y, sample_weight, theta, d, rows, rows_end, lo, hi,
-                            part_sums + part * stride)
+    task.X, task.y, task.sample_weight, task.theta = X, y, sample_weight, theta
+    task.d, task.rows, task.rows_end, task.start, task.n_rows = d, rows, rows_end, start, n_rows
+    task.n_parts, task.width, task.stride, task.part_sums = n_parts, width, stride, part_sums
+    if floating is double:
+        gd_parallel_parts(n_parts, gd_team_threads(n_threads), block_part_f64, &task)
+    else:
+        gd_parallel_parts(n_parts, gd_team_threads(n_threads), block_part_f32, &task)
     for part in range(n_parts):
         for j in range(width):
             sums[j] += part_sums[part * stride + j]

@@ -16,8 +16,6 @@
 # epoch k + 1, which each does only after it has read the epoch-k slots.  The sums are those
 # of block_sums with the same thread count, added in the same order.
 
-from cython.parallel cimport parallel, threadid
-
 cdef extern from *:
     """
     #ifdef _OPENMP
@@ -369,7 +367,7 @@ cdef int team_epochs(
     gives fewer threads or has none (a forked process); the caller then runs the epochs on
     one thread.  gave_up: the team stopped early, waiting too long (GD_LONG_WAIT_NS); info
     says how many epochs it ran, and the caller runs the rest."""
-    cdef int n_threads = options.n_threads, tid, status = STATUS_NO_TEAM
+    cdef int n_threads = options.n_threads, status = STATUS_NO_TEAM
     cdef Py_ssize_t stride = team_slot_stride(d)
     # Each thread's θ, state (3 vectors), gradient and backup, on cache lines of their own.
     cdef Py_ssize_t own_size = ((6 * (d + 1) * sizeof(floating) + CACHE_LINE_BYTES - 1)
@@ -382,19 +380,65 @@ cdef int team_epochs(
     # Each thread's own sums of its rows, and of all rows: 2 × stride doubles.
     cdef double* sums = <double*>malloc(2 * <Py_ssize_t>n_threads * stride * sizeof(double))
     # gd_team_threads: fewer in a process forked after teams ran (OpenMP has no workers there)
+    cdef Team team
     if (own != NULL and parts != NULL and sums != NULL
             and gd_team_threads(n_threads) == n_threads):
-        with parallel(num_threads=n_threads):
-            tid = threadid()
-            if gd_team_size() == n_threads:     # the same answer on every thread
-                team_member(tid, n_threads, X, y, sample_weight, theta, state, n, d, options,
-                            max_epochs, max_work, history, info,
-                            <floating*>(own + tid * own_size), parts, sums + 2 * tid * stride,
-                            &status, gave_up)
+        team.X, team.y, team.sample_weight, team.theta, team.state = (
+            X, y, sample_weight, theta, state)
+        team.n, team.d, team.options, team.max_epochs, team.max_work = (
+            n, d, options, max_epochs, max_work)
+        team.history, team.info, team.own, team.own_size = history, info, own, own_size
+        team.parts, team.sums, team.stride = parts, sums, stride
+        team.n_threads, team.status, team.gave_up = n_threads, &status, gave_up
+        if floating is double:
+            gd_parallel_team(n_threads, team_member_f64, &team)
+        else:
+            gd_parallel_team(n_threads, team_member_f32, &team)
     free(own)
     free(parts)
     free(sums)
     return status
+
+
+cdef struct Team:
+    # team_epochs' arguments for its threads (the data's pointers as void: one struct for
+    # both float types)
+    const void* X
+    const void* y
+    const void* sample_weight
+    void* theta
+    void* state
+    Py_ssize_t n, d, max_work, own_size, stride
+    const gd_fit_options* options
+    long long max_epochs
+    double* history
+    gd_fit_info* info
+    char* own
+    double* parts
+    double* sums
+    int n_threads
+    int* status
+    bint* gave_up
+
+
+cdef inline void team_thread(const Team* team, int tid, const floating* kind) noexcept nogil:
+    """Thread tid's call of team_member (kind: the float type)."""
+    if gd_team_size() != team.n_threads:     # the same answer on every thread
+        return
+    team_member(tid, team.n_threads, <const floating*>team.X, <const floating*>team.y,
+                <const floating*>team.sample_weight, <floating*>team.theta,
+                <floating*>team.state, team.n, team.d, team.options, team.max_epochs,
+                team.max_work, team.history, team.info,
+                <floating*>(team.own + tid * team.own_size), team.parts,
+                team.sums + 2 * tid * team.stride, team.status, team.gave_up)
+
+
+cdef void team_member_f64(void* team, int tid) noexcept nogil:
+    team_thread(<const Team*>team, tid, <const double*>NULL)
+
+
+cdef void team_member_f32(void* team, int tid) noexcept nogil:
+    team_thread(<const Team*>team, tid, <const float*>NULL)
 
 
 cdef void team_member(

@@ -8,6 +8,8 @@ import subprocess
 import sys
 import sysconfig
 import textwrap
+import threading
+import time
 
 import numpy as np
 import pytest
@@ -471,3 +473,139 @@ def test_c_step_goes_on_from_an_infinite_state(uses_gdcore):
     assert theta[0] == 1.0 and state[0] == np.inf
     np.testing.assert_allclose(theta[1:], 1.0 - 0.1 * grad[1:] / (np.abs(grad[1:]) + 1e-10),
                                rtol=1e-15)
+
+
+AFTER_FINALIZE = textwrap.dedent(r"""
+    #include <math.h>
+    #include <stdio.h>
+    #include <string.h>
+    #include "gdcore.h"
+
+    enum { N = 20000, D = 10, EPOCHS = 20 };
+    static double X[N * D], y[N];
+
+    static int fit(const gdcore_api *api, long long batch_size)
+    {
+        gd_fit_options options;
+        memset(&options, 0, sizeof options);
+        options.optimizer.kind = GD_SGD;
+        options.optimizer.lr = 0.1;
+        options.schedule.kind = GD_CONSTANT;
+        options.epochs = EPOCHS;
+        options.batch_size = batch_size;
+        options.fit_intercept = 1;
+        options.tol = -1.0;
+        options.gtol = -1.0;
+        options.n_iter_no_change = 5;
+        options.n_threads = 2;
+        double theta[D + 1] = {0}, state[3 * (D + 1)] = {0}, history[EPOCHS];
+        gd_fit_info info = {0, 0, 0, HUGE_VAL, 0, 0};
+        int code = api->fit_f64(X, y, NULL, N, D, &options, theta, state, history, &info);
+        printf("fit%lld %d", batch_size, code);
+        for (int j = 0; j <= D; j++) printf(" %.17g", theta[j]);
+        printf(" %.17g\n", history[EPOCHS - 1]);
+        return code;
+    }
+
+    int main(void)
+    {
+        for (int i = 0; i < N; i++) {
+            for (int j = 0; j < D; j++) X[i * D + j] = sin(0.1 * (i * D + j) + j);
+            y[i] = 1.0 + X[i * D] - 0.5 * X[i * D + 3];
+        }
+        Py_Initialize();
+        const gdcore_api *api = gdcore_import();
+        if (api == NULL) { PyErr_Print(); return 10; }
+        if (Py_FinalizeEx() < 0) return 11;
+        /* Python is gone: a call that touched it (a GIL check, a release) aborts here */
+        double theta[D + 1] = {0}, loss, grad[D + 1];
+        theta[0] = 0.25;
+        int code = api->loss_grad_f64(X, y, NULL, N, D, theta, 0.0, 0.0, 1, 2, &loss, grad);
+        printf("loss_grad %d %.17g %.17g\n", code, loss, grad[0]);
+        return fit(api, 0) || fit(api, 4096) || code;
+    }
+""")
+
+
+@needs_compiler
+def test_c_api_runs_threaded_passes_after_python_is_finalized(tmp_path):
+    """gdcore.h: the functions never touch Python.  Cython wrapped the core's OpenMP regions
+    in "release the GIL if held" (PyGILState_Check, PyEval_SaveThread): with n_threads = 2, a
+    call after Py_FinalizeEx (or after a sub-interpreter had existed) aborted the process,
+    and a caller holding the GIL had it released under it.  Here the threaded full-batch team,
+    the threaded mini-batch pass and loss_grad run after Py_FinalizeEx, and give
+    gdcore.fit's results."""
+    source = tmp_path / "after.c"
+    source.write_text(AFTER_FINALIZE)
+    cflags, ldflags = embed_flags()
+    subprocess.run([CC, str(source), "-o", str(tmp_path / "after"), *cflags, *ldflags],
+                   check=True, capture_output=True)
+    env = subprocess_env()
+    env["PYTHONHOME"] = sys.base_prefix
+    env["PYTHONPATH"] = os.pathsep.join([env["PYTHONPATH"], *site.getsitepackages()])
+    run = subprocess.run([str(tmp_path / "after")], capture_output=True, text=True, env=env)
+    assert run.returncode == 0, run.stdout + run.stderr
+    lines = {line.split()[0]: line.split()[1:] for line in run.stdout.strip().splitlines()}
+    i, j = np.arange(20000)[:, None], np.arange(10)[None, :]
+    X = np.sin(0.1 * (i * 10 + j) + j)
+    y = 1.0 + X[:, 0] - 0.5 * X[:, 3]
+    theta = np.zeros(11)
+    theta[0] = 0.25
+    r = X @ theta[:10] - y
+    code, loss, grad0 = lines["loss_grad"]
+    assert code == "0"
+    assert float(loss) == pytest.approx(0.5 * np.mean(r * r), rel=1e-12)
+    assert float(grad0) == pytest.approx(np.mean(r * X[:, 0]), rel=1e-12)
+    for batch in (0, 4096):
+        code, *values = lines[f"fit{batch}"]
+        assert code == "0"
+        expected = gdcore.fit(X, y, optimizer="sgd", lr=0.1, epochs=20, tol=None,
+                              batch_size=batch or None, shuffle=False, n_threads=2,
+                              precompute=False)
+        values = np.array(values, dtype=float)
+        np.testing.assert_array_equal(values[:10], expected.coef)
+        assert values[10] == expected.intercept
+        assert values[11] == expected.loss_history[-1]
+
+
+@needs_compiler
+@pytest.mark.parametrize("batch_size", [0, 4096])
+def test_c_api_keeps_the_gil_of_a_caller_that_holds_it(uses_gdcore, batch_size):
+    """A call made with the GIL held keeps it (no other Python thread runs meanwhile), as a
+    native caller that also holds its own locks needs (else: a deadlock with a Python thread
+    that takes the GIL, then that lock); see the test above for the cause."""
+    X, y, _ = gdcore.make_regression(100_000, 10, seed=3)
+    ticks = []
+    running = threading.Event()
+    stop = threading.Event()
+
+    def tick():
+        running.set()
+        while not stop.is_set():
+            ticks.append(time.perf_counter())
+            time.sleep(0.0005)
+
+    ticker = threading.Thread(target=tick)
+    ticker.start()
+    try:
+        running.wait()
+        theta, state, history = np.zeros(11), np.zeros(33), np.zeros(40)
+        options = c_options(dict(kind=0, lr=0.05), epochs=40, batch_size=batch_size,
+                            n_threads=2)
+        # no forced switch to the ticker between the clock and the call (only a release of
+        # the GIL lets it run)
+        interval = sys.getswitchinterval()
+        sys.setswitchinterval(30.0)
+        try:
+            started = time.perf_counter()
+            code, info = uses_gdcore.fit_code(X, y, None, options, fresh_info(), theta,
+                                              state, history)
+            finished = time.perf_counter()
+        finally:
+            sys.setswitchinterval(interval)
+    finally:
+        stop.set()
+        ticker.join()
+    assert code == 0 and info["epochs_run"] == 40
+    during = [t for t in ticks if started < t < finished]
+    assert during == [], f"another Python thread ran {len(during)} times during the call"
