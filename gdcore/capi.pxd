@@ -13,6 +13,7 @@ cdef extern from "gdcore.h":
     int GDCORE_API_VERSION_MINOR
     int GDCORE_MAX_THREADS
     long long GDCORE_MAX_COUNT
+    const char* GDCORE_CAPSULE_NAME
 
     int GD_OK
     int GD_ERR_NULL

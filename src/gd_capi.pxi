@@ -36,7 +36,7 @@ cdef const char* capi_strerror(int code) noexcept nogil:
     if code == GD_ERR_NO_MEMORY:
         return "out of memory"
     if code == GD_ERR_INFO:
-        return "info's counters are out of range (n_updates, n_epochs and n_no_improvement must be >= 0 and below GDCORE_MAX_COUNT, best_loss >= 0 or HUGE_VAL)"
+        return "info's counters are out of range (n_updates, n_epochs and n_no_improvement must be >= 0 and below GDCORE_MAX_COUNT, best_loss >= 0 or HUGE_VAL), or options->epochs more epochs would take n_epochs or n_updates to GDCORE_MAX_COUNT"
     return "unknown gdcore error code"
 
 
@@ -247,14 +247,28 @@ cdef int capi_step(const gd_optimizer* optimizer, floating* theta, const floatin
     return GD_OK if code == STATUS_OK else GD_ERR_PARAMS_NOT_FINITE
 
 
+cdef inline bint counters_would_pass_the_limit(const gd_fit_info* info,
+                                               const gd_fit_options* options, Py_ssize_t n,
+                                               bint full_batch) noexcept nogil:
+    """Whether options.epochs more epochs could take n_epochs or n_updates (an update a batch)
+    to GDCORE_MAX_COUNT: the counters' promise (gdcore.h)."""
+    cdef long long batches = 1 if full_batch else (n + options.batch_size - 1) // options.batch_size
+    return (options.epochs > GDCORE_MAX_COUNT - 1 - info.n_epochs
+            or options.epochs > (GDCORE_MAX_COUNT - 1 - info.n_updates) // batches)
+
+
 cdef int capi_fit(const floating* X, const floating* y, const floating* weights,
                   Py_ssize_t n, Py_ssize_t d, const gd_fit_options* options, floating* theta,
                   floating* state, double* history, gd_fit_info* info) noexcept nogil:
     """The epoch loop of gdcore.fit without Python: rows in order, no callback, no signals."""
-    cdef int code = check_data(X, y, weights, n, d)
+    cdef int code
     cdef bint full_batch
     cdef int status
     cdef floating* scaled
+    if info != NULL:    # a refused call ran no epochs: history holds nothing of it
+        info.epochs_run = 0
+        info.stop_reason = STOP_EPOCHS
+    code = check_data(X, y, weights, n, d)
     if code != GD_OK:
         return code
     if options == NULL or theta == NULL or state == NULL or history == NULL or info == NULL:
@@ -278,8 +292,14 @@ cdef int capi_fit(const floating* X, const floating* y, const floating* weights,
             or bad_intercept(theta, d, options.fit_intercept)):
         return GD_ERR_INPUT
     if (bad_counter(info.n_updates) or bad_counter(info.n_epochs)
-            or bad_counter(info.n_no_improvement) or not info.best_loss >= 0.0):
+            or bad_counter(info.n_no_improvement) or not info.best_loss >= 0.0
+            or counters_would_pass_the_limit(info, options, n, full_batch)):
         return GD_ERR_INFO
+    if info.n_epochs == 0:
+        # No epoch has set a best loss yet: a gd_fit_info initialised with {0} (best_loss 0,
+        # below any loss) would have the tol rule stop the fit after n_iter_no_change epochs.
+        info.best_loss = HUGE_VAL
+        info.n_no_improvement = 0
     code = weights_near_one(weights, n, &scaled)
     if code != GD_OK:
         return code

@@ -129,7 +129,7 @@ def test_c_program_fits_through_the_api(tmp_path, batch):
     assert history[3] == "50" and int(history[5]) == expected.n_updates
     assert lines["bad-lr"].startswith("5 ") and "out of range" in lines["bad-lr"]
     assert lines["null-x"] == "1" and lines["nan-x"] == "3" and lines["shape"] == "2"
-    assert lines["version"] == "1.3" and lines["pending"] == "0"
+    assert lines["version"] == "1.4" and lines["pending"] == "0"
 
 
 CYTHON_EXTENSION = textwrap.dedent("""
@@ -359,6 +359,13 @@ GD_ERR_INPUT, GD_ERR_WEIGHTS, GD_ERR_OPTIONS, GD_ERR_INFO = 3, 4, 5, 9
     (dict(info=fresh_info(n_epochs=2 ** 62)), GD_ERR_INFO),
     (dict(info=fresh_info(n_no_improvement=2 ** 62)), GD_ERR_INFO),
     (dict(info=fresh_info(n_updates=2 ** 62 - 10 ** 6, n_epochs=2 ** 62 - 10 ** 6)), 0),
+    # (since 1.4) epochs that would take a counter to 2^62: 10 epochs (of 10 batches of 32)
+    (dict(info=fresh_info(n_epochs=2 ** 62 - 10)), GD_ERR_INFO),
+    (dict(info=fresh_info(n_epochs=2 ** 62 - 11)), 0),
+    (dict(info=fresh_info(n_updates=2 ** 62 - 10)), GD_ERR_INFO),
+    (dict(info=fresh_info(n_updates=2 ** 62 - 11)), 0),
+    (dict(info=fresh_info(n_updates=2 ** 62 - 100), options=dict(batch_size=32)), GD_ERR_INFO),
+    (dict(info=fresh_info(n_updates=2 ** 62 - 101), options=dict(batch_size=32)), 0),
 ])
 def test_c_fit_rejects_what_gdcore_fit_rejects(uses_gdcore, change, code):
     X, y, _ = gdcore.make_regression(300, 4, seed=1)
@@ -403,7 +410,7 @@ def test_get_include_has_the_header_and_pxd():
     include = gdcore.get_include()
     assert os.path.isfile(os.path.join(include, "gdcore.h"))
     assert os.path.isfile(os.path.join(os.path.dirname(include), "capi.pxd"))
-    assert gdcore._core.C_API_VERSION == (1, 3)
+    assert gdcore._core.C_API_VERSION == (1, 4)
 
 
 GD_ERR_LOSS_NOT_FINITE = 6
@@ -609,3 +616,61 @@ def test_c_api_keeps_the_gil_of_a_caller_that_holds_it(uses_gdcore, batch_size):
     assert code == 0 and info["epochs_run"] == 40
     during = [t for t in ticks if started < t < finished]
     assert during == [], f"another Python thread ran {len(during)} times during the call"
+
+
+@needs_compiler
+def test_c_fit_refused_says_no_epochs_ran(uses_gdcore):
+    """A refused call sets epochs_run to 0 (history holds nothing of it) and stop_reason to
+    GD_STOP_EPOCHS: the outputs of an earlier call were left there."""
+    X, y, _ = gdcore.make_regression(300, 4, seed=1)
+    theta, state, history = np.zeros(5), np.zeros(15), np.zeros(10)
+    code, info = uses_gdcore.fit_code(X, y, None, c_options(ADAM, epochs=10, tol=1e-1),
+                                      fresh_info(), theta, state, history)
+    assert code == 0 and info["stop_reason"] == 1 and 0 < info["epochs_run"] < 10
+    code, refused = uses_gdcore.fit_code(X, y, None, c_options(dict(ADAM, lr=-1.0)), info,
+                                         theta, state, history)
+    assert code == GD_ERR_OPTIONS
+    assert refused["epochs_run"] == 0 and refused["stop_reason"] == 0
+    assert {k: refused[k] for k in ("n_updates", "n_epochs", "best_loss")} == \
+        {k: info[k] for k in ("n_updates", "n_epochs", "best_loss")}
+
+
+@needs_compiler
+@pytest.mark.parametrize("batch_size", [0, 32])
+def test_c_fit_starts_from_a_zeroed_info(uses_gdcore, batch_size):
+    """gd_fit_info initialised with {0} (best_loss 0, below every loss) starts a fit as
+    best_loss = HUGE_VAL does: the tol rule stopped it after n_iter_no_change epochs."""
+    X, y, _ = gdcore.make_regression(300, 4, seed=1)
+    runs = []
+    for info in (fresh_info(), fresh_info(best_loss=0.0)):
+        theta, state, history = np.zeros(5), np.zeros(15), np.zeros(30)
+        code, out = uses_gdcore.fit_code(
+            X, y, None, c_options(dict(kind=0, lr=0.01), epochs=30, tol=1e-4,
+                                  batch_size=batch_size), info, theta, state, history)
+        assert code == 0
+        runs.append((out, theta, history))
+    (fresh, theta, history), (zeroed, zeroed_theta, zeroed_history) = runs
+    expected = gdcore.fit(X, y, optimizer="sgd", lr=0.01, epochs=30, tol=1e-4,
+                          batch_size=batch_size or None, shuffle=False, n_threads=1,
+                          precompute=False)
+    assert fresh["epochs_run"] == zeroed["epochs_run"] == expected.n_epochs == 30
+    np.testing.assert_array_equal(zeroed_theta, theta)
+    np.testing.assert_array_equal(zeroed_history, expected.loss_history)
+
+
+CXX = (os.environ.get("CXX") or sysconfig.get_config_var("CXX") or "c++").split()[0]
+
+
+@pytest.mark.skipif(shutil.which(CXX) is None, reason=f"no C++ compiler ({CXX}) on this machine")
+def test_header_compiles_as_strict_cpp(tmp_path):
+    """gdcore.h in C++ under -Wold-style-cast (and the usual strict warnings) with Python's
+    headers as system headers: the capsule's pointer was cast C-style."""
+    source = tmp_path / "uses.cpp"
+    source.write_text('#include "gdcore.h"\n'
+                      "int main() { return gdcore_import() == nullptr; }\n")
+    run = subprocess.run([CXX, "-std=c++17", "-Wall", "-Wextra", "-Wpedantic",
+                          "-Wold-style-cast", "-Wconversion", "-Werror", "-fsyntax-only",
+                          f"-isystem{sysconfig.get_paths()['include']}",
+                          f"-I{gdcore.get_include()}", str(source)],
+                         capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr

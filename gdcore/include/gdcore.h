@@ -21,13 +21,14 @@
 #include <Python.h>
 
 #define GDCORE_API_VERSION_MAJOR 1
-#define GDCORE_API_VERSION_MINOR 3
+#define GDCORE_API_VERSION_MINOR 4
 #define GDCORE_CAPSULE_NAME "gdcore._core._C_API"
 
 /* (since 1.3) The most threads one call takes: OpenMP cannot report a team it fails to
  * start (libgomp ends the process), so larger n_threads give GD_ERR_OPTIONS. */
 #define GDCORE_MAX_THREADS 1024
-/* (since 1.3) gd_fit_info's counters stay below this (2^62), so they cannot overflow. */
+/* (since 1.3) gd_fit_info's counters stay below this (2^62), so they cannot overflow; (since
+ * 1.4) a fit whose epochs could take n_epochs or n_updates there gives GD_ERR_INFO. */
 #define GDCORE_MAX_COUNT 4611686018427387904LL
 
 /* return codes */
@@ -45,7 +46,8 @@
                                   * from loss_grad: J or g not finite in the data's type */
 #define GD_ERR_PARAMS_NOT_FINITE 7 /* the fit diverged: an update overflowed (theta: last finite) */
 #define GD_ERR_NO_MEMORY 8
-#define GD_ERR_INFO 9            /* (since 1.1) info's counters out of range: see gd_fit_info */
+#define GD_ERR_INFO 9            /* (since 1.1) info's counters out of range: see gd_fit_info
+                                  * (since 1.4: or the fit's epochs would take them out) */
 
 /* optimizer kinds (torch.optim's rules and defaults; see gdcore.optim) */
 #define GD_SGD 0
@@ -98,15 +100,17 @@ typedef struct {
 } gd_fit_options;
 
 /* Counters of a fit: in/out, so a fit can be continued exactly (start from all zeros and
- * best_loss = HUGE_VAL; counters below 0 or at least GDCORE_MAX_COUNT, or a best_loss that is
- * NaN or < 0, give GD_ERR_INFO).  To go on after GD_STOP_TOL, set n_no_improvement to 0 (as
+ * best_loss = HUGE_VAL; since 1.4, while n_epochs is 0 best_loss and n_no_improvement are
+ * taken as HUGE_VAL and 0, so an info initialised with {0} starts a fit too; counters below 0
+ * or at least GDCORE_MAX_COUNT, or a best_loss that is NaN or < 0, give GD_ERR_INFO).  To go on after GD_STOP_TOL, set n_no_improvement to 0 (as
  * gdcore.fit does when it continues a result the tol rule stopped); left as it is, the next
  * epoch without improvement stops the fit again. */
 typedef struct {
     long long n_updates, n_epochs, n_no_improvement;
     double best_loss;
-    long long epochs_run;       /* out: epochs run by this call (entries written to history) */
-    int stop_reason;            /* out: GD_STOP_* */
+    long long epochs_run;       /* out: epochs run by this call (entries written to history;
+                                 * since 1.4, 0 when the call is refused) */
+    int stop_reason;            /* out: GD_STOP_* (GD_STOP_EPOCHS when refused, since 1.4) */
 } gd_fit_info;
 
 typedef struct {
@@ -159,15 +163,22 @@ static inline const gdcore_api *gdcore_import(void)
     Py_DECREF(module);
     if (capsule == NULL)
         return NULL;
+#ifdef __cplusplus
+    api = static_cast<const gdcore_api *>(PyCapsule_GetPointer(capsule, GDCORE_CAPSULE_NAME));
+#else
     api = (const gdcore_api *)PyCapsule_GetPointer(capsule, GDCORE_CAPSULE_NAME);
+#endif
     Py_DECREF(capsule);  /* the module keeps the capsule, and the table, alive */
     if (api != NULL && (api->version_major != GDCORE_API_VERSION_MAJOR
                         || api->version_minor < GDCORE_API_VERSION_MINOR)) {
         PyErr_Format(PyExc_ImportError, "gdcore C API version %d.%d, this caller was built "
-                     "for %d.%d or a later %d.x: install a gdcore at least as new as its "
-                     "headers", api->version_major, api->version_minor,
+                     "for %d.%d or a later %d.x: %s", api->version_major, api->version_minor,
                      GDCORE_API_VERSION_MAJOR, GDCORE_API_VERSION_MINOR,
-                     GDCORE_API_VERSION_MAJOR);
+                     GDCORE_API_VERSION_MAJOR,
+                     api->version_major > GDCORE_API_VERSION_MAJOR
+                     ? "rebuild this caller against the installed gdcore's headers "
+                       "(gdcore.get_include())"
+                     : "install a gdcore at least as new as the headers it was built with");
         return NULL;
     }
     return api;
