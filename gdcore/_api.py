@@ -34,7 +34,8 @@ def fit(X, y, *, sample_weight=None, optimizer=None, lr=None, epochs=100, batch_
 
     Parameters
     ----------
-    X : array (n, d); y : array (n,); sample_weight : array (n,) of sᵢ ≥ 0, or None (all 1).
+    X : array (n, d); y : array (n,) or a column (n, 1); sample_weight : array (n,) of
+        sᵢ ≥ 0, or None (all 1).
     optimizer : name ("sgd"/"gd", "momentum", "nesterov", "adagrad", "rmsprop", "adam",
         "amsgrad", "normalized") or a ``gdcore.optim`` object.  Default "sgd", or the
         optimizer of ``init`` when continuing a FitResult.

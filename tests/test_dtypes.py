@@ -93,6 +93,22 @@ def test_lists_are_accepted():
     np.testing.assert_array_equal(a.coef, b.coef)
 
 
+@pytest.mark.parametrize("backend", ["core", "numpy"])
+def test_a_column_y_is_the_flat_y(backend):
+    # y of shape (n, 1), as a one-column frame or a torch target gives it: the same fit
+    X, y, _ = problem(n=60, d=3)
+    column = y[:, None].copy()
+    a = gdcore.fit(X, column, optimizer="adam", lr=0.05, epochs=4, batch_size=16, seed=2,
+                   tol=None, backend=backend)
+    b = gdcore.fit(X, y, optimizer="adam", lr=0.05, epochs=4, batch_size=16, seed=2,
+                   tol=None, backend=backend)
+    np.testing.assert_array_equal(a.coef, b.coef)
+    np.testing.assert_array_equal(a.loss_history, b.loss_history)
+    np.testing.assert_array_equal(column[:, 0], y)
+    with pytest.raises(ValueError, match=r"y must be 1-D of length n_samples=60, got shape \(60, 2\)"):
+        gdcore.fit(X, np.hstack([column, column]), epochs=1)
+
+
 def test_mixed_precision_follows_X():
     X, y, _ = problem(n=40, d=3, dtype=np.float32)
     r = gdcore.fit(X, y.astype(np.float64), sample_weight=np.ones(40), epochs=2)
