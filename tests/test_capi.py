@@ -94,6 +94,21 @@ def embed_flags():
     return cflags, ldflags
 
 
+def run_embedded(tmp_path, name, program):
+    """Compile the C program (which embeds Python), run it; its stdout."""
+    source = tmp_path / f"{name}.c"
+    source.write_text(program)
+    cflags, ldflags = embed_flags()
+    subprocess.run([CC, str(source), "-o", str(tmp_path / name), *cflags, *ldflags],
+                   check=True, capture_output=True)
+    env = subprocess_env()
+    env["PYTHONHOME"] = sys.base_prefix
+    env["PYTHONPATH"] = os.pathsep.join([env["PYTHONPATH"], *site.getsitepackages()])
+    run = subprocess.run([str(tmp_path / name)], capture_output=True, text=True, env=env)
+    assert run.returncode == 0, run.stdout + run.stderr
+    return run.stdout
+
+
 def reference_data():
     i = np.arange(200)[:, None]
     j = np.arange(3)[None, :]
@@ -105,17 +120,8 @@ def reference_data():
 @needs_compiler
 @pytest.mark.parametrize("batch", [0, 16])
 def test_c_program_fits_through_the_api(tmp_path, batch):
-    source = tmp_path / "fit.c"
-    source.write_text(C_PROGRAM.replace("BATCH", str(batch)))
-    cflags, ldflags = embed_flags()
-    subprocess.run([CC, str(source), "-o", str(tmp_path / "fit"), *cflags, *ldflags],
-                   check=True, capture_output=True)
-    env = subprocess_env()
-    env["PYTHONHOME"] = sys.base_prefix
-    env["PYTHONPATH"] = os.pathsep.join([env["PYTHONPATH"], *site.getsitepackages()])
-    run = subprocess.run([str(tmp_path / "fit")], capture_output=True, text=True, env=env)
-    assert run.returncode == 0, run.stdout + run.stderr
-    lines = dict(line.split(" ", 1) for line in run.stdout.strip().splitlines())
+    out = run_embedded(tmp_path, "fit", C_PROGRAM.replace("BATCH", str(batch)))
+    lines = dict(line.split(" ", 1) for line in out.strip().splitlines())
     theta = np.array(lines["theta"].split(), dtype=float)
     X, y = reference_data()
     expected = gdcore.fit(X, y, optimizer="adam", lr=0.05, epochs=50, tol=None,
@@ -542,17 +548,8 @@ def test_c_api_runs_threaded_passes_after_python_is_finalized(tmp_path):
     and a caller holding the GIL had it released under it.  Here the threaded full-batch team,
     the threaded mini-batch pass and loss_grad run after Py_FinalizeEx, and give
     gdcore.fit's results."""
-    source = tmp_path / "after.c"
-    source.write_text(AFTER_FINALIZE)
-    cflags, ldflags = embed_flags()
-    subprocess.run([CC, str(source), "-o", str(tmp_path / "after"), *cflags, *ldflags],
-                   check=True, capture_output=True)
-    env = subprocess_env()
-    env["PYTHONHOME"] = sys.base_prefix
-    env["PYTHONPATH"] = os.pathsep.join([env["PYTHONPATH"], *site.getsitepackages()])
-    run = subprocess.run([str(tmp_path / "after")], capture_output=True, text=True, env=env)
-    assert run.returncode == 0, run.stdout + run.stderr
-    lines = {line.split()[0]: line.split()[1:] for line in run.stdout.strip().splitlines()}
+    out = run_embedded(tmp_path, "after", AFTER_FINALIZE)
+    lines = {line.split()[0]: line.split()[1:] for line in out.strip().splitlines()}
     i, j = np.arange(20000)[:, None], np.arange(10)[None, :]
     X = np.sin(0.1 * (i * 10 + j) + j)
     y = 1.0 + X[:, 0] - 0.5 * X[:, 3]
