@@ -105,7 +105,8 @@ def test_a_column_y_is_the_flat_y(backend):
     np.testing.assert_array_equal(a.coef, b.coef)
     np.testing.assert_array_equal(a.loss_history, b.loss_history)
     np.testing.assert_array_equal(column[:, 0], y)
-    with pytest.raises(ValueError, match=r"y must be 1-D of length n_samples=60, got shape \(60, 2\)"):
+    with pytest.raises(ValueError, match=r"y must be 1-D of length n_samples=60, got shape "
+                                         r"\(60, 2\)"):
         gdcore.fit(X, np.hstack([column, column]), epochs=1)
 
 
