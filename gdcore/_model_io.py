@@ -57,14 +57,27 @@ class SavedModel:
                                  f"{_shown(self.feature_names)})")
             chosen = [by_name[name] for name in self.feature_names]
             X = arrow_columns(X, chosen, np.float64) if arrow is not None else X[chosen]
-        # one layout, so the same rows give the same bits whatever order they came in
-        X = np.ascontiguousarray(X, dtype=np.float64)
+        if not isinstance(X, np.ndarray):
+            X = np.asarray(X)       # a list, a DataFrame's chosen columns
         if X.ndim != 2 or X.shape[1] != self.coef.shape[0]:
             raise ValueError(f"X must have {self.coef.shape[0]} columns "
                              f"({_shown(self.feature_names)}), got shape {X.shape}")
-        if self.mean is not None:
-            X = (X - self.mean) / self.scale
-        return X @ self.coef + self.intercept
+        # in row blocks, each made C-contiguous float64 (one layout, so the same rows give
+        # the same bits whatever order they came in, and as gdcore predict's blocks of a
+        # .npy): a float32 memmap, or a standardised model, is not copied whole in float64
+        rows = max(64, (_PREDICT_BLOCK_BYTES // (8 * max(1, X.shape[1]))) // 64 * 64)
+        out = np.empty(X.shape[0], dtype=np.float64)
+        for start in range(0, X.shape[0], rows):
+            block = np.ascontiguousarray(X[start:start + rows], dtype=np.float64)
+            if self.mean is not None:
+                block = block - self.mean
+                block /= self.scale
+            out[start:start + rows] = block @ self.coef + self.intercept
+        return out
+
+
+# The most one block of rows of SavedModel.predict takes in float64 (bytes).
+_PREDICT_BLOCK_BYTES = 4 << 20
 
 
 def _jsonable(value):

@@ -171,9 +171,11 @@ def fit(X, y, *, sample_weight=None, optimizer=None, lr=None, epochs=100, batch_
     """Full-batch :func:`gdcore.fit` on dask arrays (or dask DataFrames through their arrays).
 
     Uses the active Dask client (or scheduler).  ``persist=True`` keeps X, y and the weights
-    in the cluster's memory between epochs; a lost worker's blocks are recomputed from their
-    graph, so the fit survives it.  ``n_threads`` is the number of threads each block's pass
-    uses on its worker.  Other arguments are those of :func:`gdcore.fit`.
+    in the cluster's memory (with no distributed client, this process's) between epochs; a
+    lost worker's blocks are recomputed from their graph, so the fit survives it.
+    ``persist=False`` keeps nothing: each epoch computes the blocks again from their graph,
+    for data larger than the cluster's memory.  ``n_threads`` is the number of threads each
+    block's pass uses on its worker.  Other arguments are those of :func:`gdcore.fit`.
     """
     dask, da = _import_dask()
     if batch_size is not None:
@@ -217,7 +219,10 @@ def fit(X, y, *, sample_weight=None, optimizer=None, lr=None, epochs=100, batch_
     check_weight_sum(total_weight)
     scale = weight_scale_exponent(largest) if sample_weight is not None else 0
 
-    client = _active_client()
+    # persist=False: nothing of the data is kept between epochs, so each epoch computes the
+    # blocks from their graph (on the active client, through dask's scheduler); futures of
+    # the blocks would hold all of them in the cluster's memory for the whole fit
+    client = _active_client() if persist else None
     if client is not None:
         # With a distributed client, submit each epoch's tasks straight to the blocks'
         # futures: no graph to build and optimise per epoch.  The futures keep their lineage,

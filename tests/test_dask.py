@@ -1,8 +1,10 @@
 """gdcore.dask.fit on a real local cluster (2 worker processes): equal to the in-memory fit,
 surviving a killed worker, and refusing what it does not do."""
 
+import gc
 import os
 import signal
+import time
 
 import numpy as np
 import pytest
@@ -100,3 +102,31 @@ def test_refusals(client, data):
         with pytest.raises(ValueError, match=r"sample_weight\[2500\] = 1e-30 is 0 in float64"):
             gdcore.dask.fit(dX, dy, sample_weight=da.from_array(w, chunks=1000), epochs=2,
                             precompute=precompute)
+
+
+def test_persist_false_does_not_hold_the_data_in_the_cluster(client):
+    # persist=False is how data larger than the cluster's memory is fitted: each epoch reads
+    # the blocks from their graph again.  Under a Client the blocks were computed once into
+    # futures and held for the whole fit, persist=False or not.
+    X = da.random.default_rng(0).standard_normal((40_000, 10), chunks=(5_000, 10))
+    y = X[:, 0] * 2.0 + 1.0
+
+    def held_bytes():
+        return sum(client.nbytes(summary=True).values())
+    gc.collect()    # what earlier tests left in the cluster is not this fit's
+    before, held = held_bytes(), []
+
+    def settled_bytes(progress):
+        # the scheduler releases an epoch's blocks shortly after its result is gathered
+        deadline = time.monotonic() + 3.0
+        while held_bytes() - before >= X.nbytes / 10 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        held.append(held_bytes() - before)
+    result = gdcore.dask.fit(X, y, optimizer="gd", lr=0.3, epochs=3, tol=None, persist=False,
+                             callback=settled_bytes)
+    assert len(held) == 3
+    assert max(held) < X.nbytes / 10, (held, X.nbytes)
+    memory = gdcore.fit(X.compute(), y.compute(), optimizer="gd", lr=0.3, epochs=3, tol=None,
+                        precompute=False)
+    np.testing.assert_allclose(result.loss_history, memory.loss_history, rtol=1e-10)
+    np.testing.assert_allclose(result.coef, memory.coef, rtol=1e-10)

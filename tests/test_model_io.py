@@ -263,3 +263,30 @@ def test_a_saved_model_built_by_hand_has_a_repr():
                        loss_history=None, hyper_parameters=None)
     assert repr(model).startswith("SavedModel(n_features=2, target=None, intercept=0.5, ")
     assert "epochs=0" in repr(model) and "final_loss=None" in repr(model)
+
+
+def test_a_saved_model_predicts_a_large_array_in_bounded_memory(tmp_path):
+    """load_model(...).predict on a float32 (memmap) array, or with a standardised model, did
+    not hold X whole in float64 (2x a float32 X, 2 copies of a float64 one); the predictions
+    are the same bits as the whole-array formula."""
+    import tracemalloc
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((400_000, 20), dtype=np.float32)
+    np.save(tmp_path / "X.npy", X)
+    X = np.load(tmp_path / "X.npy", mmap_mode="r")
+    coef = rng.standard_normal(20)
+    names = [str(k) for k in range(20)]
+    for mean, scale in ((None, None), (rng.standard_normal(20), rng.uniform(0.5, 2.0, 20))):
+        model = gdcore._model_io.SavedModel(coef=coef, intercept=0.25, feature_names=names,
+                                            mean=mean, scale=scale)
+        tracemalloc.start()
+        try:
+            predicted = model.predict(X)
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        assert peak < X.nbytes / 2, (peak, X.nbytes)
+        whole = np.asarray(X, dtype=np.float64)
+        if mean is not None:
+            whole = (whole - mean) / scale
+        np.testing.assert_array_equal(predicted, whole @ coef + 0.25)
