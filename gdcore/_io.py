@@ -10,6 +10,7 @@ import contextlib
 import os
 import stat
 import uuid
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -49,7 +50,11 @@ def _read_frame(path):
             raise DataError(f"{path}: not a readable Parquet file ({exc})") from None
     pd = _need("pandas", "io", path)
     try:
-        frame = pd.read_csv(path, **_exact_floats(pd))
+        with warnings.catch_warnings():
+            # pandas' "columns have mixed types" (a non-number among numbers in a large file):
+            # _column_array names the column, the row and the value instead
+            warnings.simplefilter("ignore", pd.errors.DtypeWarning)
+            frame = pd.read_csv(path, **_exact_floats(pd))
     except Exception as exc:
         hint = ""
         with contextlib.suppress(OSError), open(path, "rb") as f:
@@ -98,8 +103,12 @@ def _column_array(frame, column, path):
     import pandas as pd
     values = frame[column]
     if not pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):
-        bad = next((v for v in values if not _is_number(v)), values.iloc[0])
-        raise DataError(f"{path}: column {column!r} is not numeric (e.g. {bad!r})")
+        row = next((i for i, v in enumerate(values) if not _is_number(v)), None)
+        if row is None:     # booleans: float() takes them, a fit does not
+            raise DataError(f"{path}: column {column!r} is not numeric (it holds "
+                            f"{values.dtype} values such as {values.iloc[0]!r})")
+        raise DataError(f"{path}: column {column!r} is not numeric: data row {row + 1} holds "
+                        f"{values.iloc[row]!r}")
     array = values.to_numpy(dtype=np.float64)
     nonfinite = ~np.isfinite(array)
     if nonfinite.any():

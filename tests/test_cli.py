@@ -163,6 +163,23 @@ def test_errors_are_one_line(tmp_path, make_file, args, message):
     assert not (tmp_path / "loss.png").exists()
 
 
+def test_a_word_deep_in_a_large_csv_is_named_by_row(tmp_path):
+    """A non-number at data row 290,000 of a CSV: one line naming the column, the row and the
+    value (pandas' multi-line "mixed types" warning came first, and no row was named)."""
+    n = 300_000
+    path = tmp_path / "big.csv"
+    a = np.round(np.sin(np.arange(n)), 3).astype(str).astype(object)
+    a[289_999] = "oops"
+    with open(path, "w") as f:
+        f.write("a,y\n")
+        f.write("\n".join(f"{value},{k % 7}" for k, value in enumerate(a)) + "\n")
+    proc = gdcore_cli("fit", path, "--target", "y", check=False)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert lines == [f"gdcore fit: error: {path}: column 'a' is not numeric: data row 290000 "
+                     "holds 'oops'"], proc.stderr
+
+
 @pytest.mark.parametrize("command, message", [
     (["demo", "--threads", "0"], "--threads must be -1 (all cores) or 1 to 1024, got 0"),
     (["demo", "--noise", "-1"], "--noise must be a finite number >= 0"),
