@@ -275,6 +275,19 @@ def _modes(batch_size):
                                                                               "numpy"]
 
 
+def _cases(first, second):
+    """Every (name in first, name in second, batch size, mode), for parametrize."""
+    for a in first:
+        for b in second:
+            for bname, batch_size in BATCHES.items():
+                for mode in _modes(batch_size):
+                    yield pytest.param(a, b, batch_size, mode, id=f"{a}-{b}-{bname}-{mode}")
+
+
+def _loss_rtol(mode):
+    return GRAM_LOSS_RTOL if mode == "core-gram" else RTOL
+
+
 # --------------------------------------------------------------------------------------------
 # optimizers (constant lr), full batch and mini-batches, with and without l2 and weights
 # --------------------------------------------------------------------------------------------
@@ -309,19 +322,10 @@ SETTINGS = {
 }
 
 
-def _optimizer_cases():
-    for oname in OPTIMIZERS:
-        for bname, batch_size in BATCHES.items():
-            for sname in SETTINGS:
-                for mode in _modes(batch_size):
-                    yield pytest.param(oname, batch_size, sname, mode,
-                                       id=f"{oname}-{bname}-{sname}-{mode}")
-
-
-@pytest.mark.parametrize("oname, batch_size, sname, mode", list(_optimizer_cases()))
-def test_optimizer_trajectory(oname, batch_size, sname, mode):
-    compare(OPTIMIZERS[oname], mode=mode, batch_size=batch_size,
-            loss_rtol=GRAM_LOSS_RTOL if mode == "core-gram" else RTOL, **SETTINGS[sname])
+@pytest.mark.parametrize("oname, sname, batch_size, mode", list(_cases(OPTIMIZERS, SETTINGS)))
+def test_optimizer_trajectory(oname, sname, batch_size, mode):
+    compare(OPTIMIZERS[oname], mode=mode, batch_size=batch_size, loss_rtol=_loss_rtol(mode),
+            **SETTINGS[sname])
 
 
 def test_string_aliases_are_torch_defaults():
@@ -372,19 +376,11 @@ SCHEDULE_OPTIMIZERS = {
 }
 
 
-def _schedule_cases():
-    for sname in SCHEDULES:
-        for oname in SCHEDULE_OPTIMIZERS:
-            for bname, batch_size in BATCHES.items():
-                for mode in _modes(batch_size):
-                    yield pytest.param(sname, oname, batch_size, mode,
-                                       id=f"{sname}-{oname}-{bname}-{mode}")
-
-
-@pytest.mark.parametrize("sname, oname, batch_size, mode", list(_schedule_cases()))
+@pytest.mark.parametrize("sname, oname, batch_size, mode",
+                         list(_cases(SCHEDULES, SCHEDULE_OPTIMIZERS)))
 def test_schedule_trajectory(sname, oname, batch_size, mode):
     compare(SCHEDULE_OPTIMIZERS[oname], SCHEDULES[sname], mode=mode, batch_size=batch_size,
-            loss_rtol=GRAM_LOSS_RTOL if mode == "core-gram" else RTOL, l2=0.05, init=INIT)
+            loss_rtol=_loss_rtol(mode), l2=0.05, init=INIT)
 
 
 @pytest.mark.parametrize("sname", [s for s in SCHEDULES if s != "invscaling"] + list(LR_ONLY))
@@ -420,21 +416,13 @@ L1_SETTINGS = {
 }
 
 
-def _l1_cases():
-    for oname in L1_OPTIMIZERS:
-        for sname in L1_SETTINGS:
-            for bname, batch_size in BATCHES.items():
-                for mode in _modes(batch_size):
-                    yield pytest.param(oname, sname, batch_size, mode,
-                                       id=f"{oname}-{sname}-{bname}-{mode}")
-
-
-@pytest.mark.parametrize("oname, sname, batch_size, mode", list(_l1_cases()))
+@pytest.mark.parametrize("oname, sname, batch_size, mode",
+                         list(_cases(L1_OPTIMIZERS, L1_SETTINGS)))
 def test_l1_proximal_trajectory(oname, sname, batch_size, mode):
     options = dict(L1_SETTINGS[sname])
     sched = options.pop("sched", None)
     compare(L1_OPTIMIZERS[oname], sched, mode=mode, batch_size=batch_size,
-            loss_rtol=GRAM_LOSS_RTOL if mode == "core-gram" else RTOL, **options)
+            loss_rtol=_loss_rtol(mode), **options)
 
 
 def test_l1_zeroes_coefficients():
@@ -521,7 +509,7 @@ def test_huge_and_tiny_weights(exponent, mode):
     opt = Adam(lr=0.05)
     sw = SW * 2.0 ** exponent
     compare(opt, mode=mode, sample_weight=sw, init=INIT,
-            loss_rtol=GRAM_LOSS_RTOL if mode == "core-gram" else RTOL)
+            loss_rtol=_loss_rtol(mode))
 
 
 @pytest.mark.parametrize("mode", ["core-stream", "numpy"])
