@@ -12,7 +12,7 @@ import numpy as np
 from . import _core, _reference
 from ._precompute import augmented_gram, check_gram, gram_is_cheaper, gram_is_finite
 from ._result import (DivergenceError, FitProgress, FitResult, FitState, LossHistory,
-                      convergence_warning_category)
+                      convergence_warning_category, rng_states_equal)
 from ._validation import (check_callback, check_choice, check_data, check_settings, make_rng,
                           resolve_n_threads)
 from .optim import make_optimizer
@@ -111,6 +111,7 @@ class Run:
     d: int
     backend: str
     dtype: np.dtype
+    rng_start: dict = None      # rng's state as the run began: a changed one has been drawn from
 
 
 def prepare_run(n, d, dtype, *, optimizer, lr, epochs, batch_size, schedule, l2, l1,
@@ -137,15 +138,18 @@ def prepare_run(n, d, dtype, *, optimizer, lr, epochs, batch_size, schedule, l2,
     # run, whose epochs count on from the earlier fit's: "cosine" still ends at 0
     sched = make_schedule(schedule, state.n_epochs + settings.epochs)
     rng = make_rng(seed)
-    if state.rng_state is not None:
+    if state.rng_state is not None and (state.rng_drawn or seed is None):
         # the continued fit's own stream, in a generator of its own: a Generator passed as
-        # seed (ignored when continuing) is left as it was
+        # seed (ignored when continuing a fit that has shuffled) is left as it was.  Until
+        # a permutation has been drawn (full-batch or shuffle=False fits), a seed given to
+        # the continuation is the one its shuffles follow
         kind = getattr(np.random, str(state.rng_state.get("bit_generator")), None)
         if not (isinstance(kind, type) and issubclass(kind, np.random.BitGenerator)):
             kind = type(rng.bit_generator)      # another package's: its own kind
         rng = np.random.Generator(kind())
         rng.bit_generator.state = state.rng_state
-    run = Run(settings, opt, sched, state, rng, None, n_threads, d, backend, np.dtype(dtype))
+    run = Run(settings, opt, sched, state, rng, None, n_threads, d, backend, np.dtype(dtype),
+              rng.bit_generator.state)
     run.on_epoch = None if callback is None else _epoch_reporter(callback, run)
     return run
 
@@ -164,10 +168,10 @@ def finish_run(run, execute):
     try:
         stop_reason, status = execute(run)
     except KeyboardInterrupt as interrupt:
-        state.rng_state = run.rng.bit_generator.state
+        state.rng_state, state.rng_drawn = _rng_record(run, state)
         interrupt.result = result("interrupted")
         raise
-    state.rng_state = run.rng.bit_generator.state
+    state.rng_state, state.rng_drawn = _rng_record(run, state)
     if stop_reason == "diverged":
         epoch = state.n_epochs + 1
         if status == _reference.STATUS_LOSS_NOT_FINITE and state.n_updates == earlier_updates:
@@ -196,6 +200,12 @@ def finish_run(run, execute):
             f"(e.g. {opt.lr / 10:g}), a decaying schedule, or standardise X",
             convergence_warning_category(), stacklevel=3)
     return outcome
+
+
+def _rng_record(run, state):
+    """(rng_state, rng_drawn) of the run's generator as it stands now."""
+    now = run.rng.bit_generator.state
+    return now, bool(state.rng_drawn or not rng_states_equal(run.rng_start, now))
 
 
 def _unsettled(losses, best_loss, tol):
@@ -319,7 +329,7 @@ def _live_state(state, with_history=True):
     counters, best_loss, stretches = live
     snapshot = FitState(state.theta, state.optimizer_state, int(counters[0]), int(counters[1]),
                         float(best_loss[0]), int(counters[2]), state.rng_state,
-                        state.loss_history)
+                        state.loss_history, state.rng_drawn)
     if with_history:
         snapshot.loss_history = state.loss_history.copy()
         snapshot.loss_history.set_tail(len(state.loss_history),
@@ -364,10 +374,10 @@ def _checkpoint(run, epoch, with_history=True):
         raise RuntimeError(f"checkpoint() of epoch {epoch} was called at epoch "
                            f"{live.n_epochs}: call it during that epoch's callback (keep the "
                            "FitResult it returns, not the FitProgress)")
+    rng_state, rng_drawn = _rng_record(run, live)
     snapshot = FitState(live.theta.copy(), live.optimizer_state.copy(), live.n_updates,
-                        live.n_epochs, live.best_loss, live.n_no_improvement,
-                        run.rng.bit_generator.state,
-                        live.loss_history.copy() if with_history else LossHistory())
+                        live.n_epochs, live.best_loss, live.n_no_improvement, rng_state,
+                        live.loss_history.copy() if with_history else LossHistory(), rng_drawn)
     return _result(snapshot, run.opt, run.sched, run.settings, "interrupted", 0.0, run.backend,
                    run.n_threads, run.d)
 

@@ -100,7 +100,8 @@ class FitState:
     theta is (w, b) in the data's dtype; optimizer_state is 3 × (d + 1) (rows unused by the
     optimizer stay 0); n_updates and n_epochs count from the very first fit; best_loss and
     n_no_improvement carry the ``tol`` rule; rng_state is the shuffling generator's state
-    (None when nothing was drawn yet).
+    (None before any fit ran) and rng_drawn whether any fit so far has drawn a permutation
+    from it: until one has, a continuation given a ``seed`` shuffles by that seed.
     """
 
     theta: np.ndarray
@@ -111,6 +112,7 @@ class FitState:
     n_no_improvement: int = 0
     rng_state: dict | None = None
     loss_history: LossHistory = field(default_factory=LossHistory)
+    rng_drawn: bool = False
 
     def __setattr__(self, name, value):
         # the dataclass's __init__ assigns through here too
@@ -128,11 +130,21 @@ class FitState:
         return FitState(self.theta.copy(), self.optimizer_state.copy(), self.n_updates,
                         self.n_epochs, self.best_loss, self.n_no_improvement,
                         None if self.rng_state is None else _copy_rng_state(self.rng_state),
-                        self.loss_history.copy())
+                        self.loss_history.copy(), self.rng_drawn)
 
 
 def _copy_rng_state(state):
     return {k: (dict(v) if isinstance(v, dict) else v) for k, v in state.items()}
+
+
+def rng_states_equal(a, b):
+    """Whether two ``bit_generator.state`` dicts are the same state (some bit generators,
+    Philox's, hold arrays, whose == has no truth value)."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(rng_states_equal(a[k], b[k]) for k in a)
+    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+        return np.array_equal(a, b)
+    return type(a) is type(b) and a == b
 
 
 @dataclass(frozen=True)
