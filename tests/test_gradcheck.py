@@ -65,6 +65,24 @@ def test_check_grad_warns_where_float32_rounding_of_large_values_dominates():
         gdcore.check_grad(X, y, w + 0.01, 1e4)
 
 
+def test_ordinary_float32_data_checks_quietly_and_warns_at_the_minimum():
+    """README-sized float32 data (100,000 × 20, noise 0.1): a correct gradient measures
+    ~1e-6 at points far from the minimum, where check_grad warned that rounding might reach
+    1e-3 to 0.08 (its estimate summed the rows' rounding sizes, ~√n times their typical
+    sum); at the float32 minimum, where the gradient is rounding, it still warns."""
+    X, y, coef = gdcore.make_regression(100_000, 20, noise=0.1, seed=0)
+    X32, y32 = X.astype(np.float32), y.astype(np.float32)
+    far = coef + 5 * np.random.default_rng(0).standard_normal(20)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for point in (np.zeros(20), coef + 1.0, far):
+            assert gdcore.check_grad(X32, y32, point, 0.0) < 1e-4
+    fitted = gdcore.fit(X32, y32, optimizer="gd", lr=1.0, epochs=200, tol=None,
+                        precompute=False)
+    with pytest.warns(RuntimeWarning, match="rounding error"):
+        gdcore.check_grad(X32, y32, fitted.coef, fitted.intercept)
+
+
 def test_check_grad_float32():
     # a correct float32 gradient measures ~3e-6 here; one row left out of it measured 5e-3
     X, y, coef = problem(n=100, d=5, dtype=np.float32)
