@@ -103,10 +103,13 @@ def _column_array(frame, column, path):
     import pandas as pd
     values = frame[column]
     if not pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):
-        row = next((i for i, v in enumerate(values) if not _is_number(v)), None)
-        if row is None:     # booleans: float() takes them, a fit does not
+        # the first value pandas does not read as a number (missing ones aside)
+        unread = (pd.to_numeric(values, errors="coerce").isna().to_numpy()
+                  & values.notna().to_numpy())
+        row = int(np.argmax(unread)) if unread.any() else None
+        if row is None:     # booleans: numbers to pandas, not to a fit
             raise DataError(f"{path}: column {column!r} is not numeric (it holds "
-                            f"{values.dtype} values such as {values.iloc[0]!r})")
+                            f"{values.dtype} values such as {values.dropna().iloc[0]})")
         raise DataError(f"{path}: column {column!r} is not numeric: data row {row + 1} holds "
                         f"{values.iloc[row]!r}")
     array = values.to_numpy(dtype=np.float64)

@@ -62,9 +62,10 @@ class SavedModel:
         if X.ndim != 2 or X.shape[1] != self.coef.shape[0]:
             raise ValueError(f"X must have {self.coef.shape[0]} columns "
                              f"({_shown(self.feature_names)}), got shape {X.shape}")
-        # in row blocks, each made C-contiguous float64 (one layout, so the same rows give
-        # the same bits whatever order they came in, and as gdcore predict's blocks of a
-        # .npy): a float32 memmap, or a standardised model, is not copied whole in float64
+        # in row blocks, each made C-contiguous float64 (as gdcore predict's blocks of a
+        # .npy): a float32 memmap, or a standardised model, is not copied whole in float64.
+        # (BLAS's threads split each block's rows: a row's last bit can depend on where it
+        # falls, as it did in one whole-array product.)
         rows = max(64, (_PREDICT_BLOCK_BYTES // (8 * max(1, X.shape[1]))) // 64 * 64)
         out = np.empty(X.shape[0], dtype=np.float64)
         for start in range(0, X.shape[0], rows):

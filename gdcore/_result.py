@@ -114,6 +114,11 @@ class FitState:
     loss_history: LossHistory = field(default_factory=LossHistory)
     rng_drawn: bool = False
 
+    def __setstate__(self, state):
+        # a pickle from before rng_drawn: its stream is taken as drawn from (a given seed
+        # ignored), as continuations then did
+        self.__dict__.update({"rng_drawn": state.get("rng_state") is not None, **state})
+
     def __setattr__(self, name, value):
         # the dataclass's __init__ assigns through here too
         if name == "loss_history" and not isinstance(value, LossHistory):

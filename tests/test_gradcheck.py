@@ -1,6 +1,7 @@
 """check_grad: the core's gradient against central finite differences, and the gradient the
 core reports against an independent NumPy computation."""
 
+import re
 import warnings
 
 import numpy as np
@@ -81,6 +82,21 @@ def test_ordinary_float32_data_checks_quietly_and_warns_at_the_minimum():
                         precompute=False)
     with pytest.warns(RuntimeWarning, match="rounding error"):
         gdcore.check_grad(X32, y32, fitted.coef, fitted.intercept)
+
+
+def test_float32_rows_that_repeat_warn_with_a_bound_above_the_ratio():
+    """Integer features with an exact y around 1e4 in float32: identical rows round alike (no
+    √n cancelling), and the residuals at θ ± h (h = 5 at θ = 1000) are far above those at θ.
+    A correct gradient measures 2e-2 to 6e-2; the warning must come, with an "up to" above
+    that (a root-sum-square estimate stayed silent; the estimate at θ alone said 6e-4)."""
+    rng = np.random.default_rng(0)
+    X = rng.integers(0, 3, (1000, 2)).astype(np.float32)
+    y = (X @ [1000.0, 2000.0] + 5000).astype(np.float32)
+    for coef in ([1000.01, 2000.0], [1000.003, 2000.0]):
+        with pytest.warns(RuntimeWarning, match="rounding error") as caught:
+            error = gdcore.check_grad(X, y, np.array(coef), 5000.0)
+        bound = float(re.search(r"relative error up to ~(\S+);", str(caught[0].message))[1])
+        assert 1e-3 < error < bound
 
 
 def test_check_grad_float32():
