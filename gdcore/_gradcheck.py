@@ -77,8 +77,7 @@ def check_grad(X, y, coef, intercept=0.0, *, sample_weight=None, l2=0.0, l1=0.0,
         grad[:d] += l1 * np.sign(theta[:d])
     m = d + 1 if fit_intercept else d
     numeric = np.zeros(m)
-    smallest_step = math.inf
-    steps = np.zeros(d + 1)     # hₖ as taken, for the rounding of J(θ ± hₖeₖ)
+    steps = np.zeros(d + 1)     # hₖ as taken (0 for an unfitted b)
     for k in range(m):
         h = step * max(1.0, abs(float(theta[k])))
         near_kink = l1 > 0 and k < d and 0.0 < abs(float(theta[k])) < h
@@ -96,7 +95,6 @@ def check_grad(X, y, coef, intercept=0.0, *, sample_weight=None, l2=0.0, l1=0.0,
                           + l1 * np.sign(theta[k]))
         else:
             numeric[k] = (objective(plus) - objective(minus)) / taken
-        smallest_step = min(smallest_step, taken / 2)
         steps[k] = taken / 2
     analytic = grad[:m]
     scale = max(_norm(analytic), _norm(numeric), np.finfo(np.float64).tiny)
@@ -104,7 +102,7 @@ def check_grad(X, y, coef, intercept=0.0, *, sample_weight=None, l2=0.0, l1=0.0,
     # J's rounding at θ, and at θ ± h, where it can be far larger (data near 0: J(θ) ~ 0
     # while the step's own h²/2 is not)
     rounding = math.sqrt(m) * max(_loss_rounding(problem, theta, loss, eps, steps),
-                                  eps * largest_loss[0]) / smallest_step
+                                  eps * largest_loss[0]) / float(steps[:m].min())
     # A ratio below √ε is a pass whatever the rounding could have been (rounding adds to the
     # ratio, it does not hide a wrong gradient): the warning is for a large ratio that
     # rounding alone may explain.  (The estimate sums the rows' rounding sizes: identical
