@@ -362,8 +362,9 @@ def read_table(path, target=None, features=None, features_only=False):
         return npy_blocks(path, target, features).to_table()
     if lower.endswith(".npz"):
         try:
-            archive = np.load(path, allow_pickle=False)
-            arrays = {k: archive[k] for k in archive.files}
+            # closed here, not when the NpzFile is collected (a traceback would keep it open)
+            with np.load(path, allow_pickle=False) as archive:
+                arrays = {k: archive[k] for k in archive.files}
         except Exception as exc:
             raise DataError(f"{path}: not a readable .npz file ({exc})") from None
         if len(arrays) == 1 and target not in arrays:

@@ -882,3 +882,28 @@ def test_counts_mistyped_commands_and_model_names(files, tmp_path):
     assert run.returncode == 2 and run.stdout == ""
     assert "a model is saved as JSON; name it .json" in run.stderr
     assert not (tmp_path / "model.csv").exists()
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="needs /proc/self/fd (Linux)")
+@pytest.mark.parametrize("contents", ["good", "unreadable"])
+def test_an_npz_is_closed_once_read_even_when_reading_fails(tmp_path, contents):
+    """The .npz's file is closed as the read ends, not when its NpzFile is collected: an
+    error's traceback keeps the reading frame alive, and with it an open file."""
+    path = tmp_path / "data.npz"
+    if contents == "good":
+        np.savez(path, X=np.ones((3, 2)), y=np.arange(3.0))
+    else:   # an object array, which allow_pickle=False refuses in the middle of the read
+        np.savez(path, X=np.ones((3, 2)), y=np.array([1, "a", None], dtype=object))
+
+    def open_on_path():
+        fds = os.listdir("/proc/self/fd")
+        return [fd for fd in fds
+                if os.path.realpath(f"/proc/self/fd/{fd}") == os.path.realpath(path)]
+
+    caught = None
+    try:
+        gdcore._io.read_table(path, target="y")
+    except gdcore._io.DataError as exc:
+        caught = exc      # held, as a caller's traceback would hold it
+    assert (caught is None) == (contents == "good")
+    assert open_on_path() == []
