@@ -1,8 +1,8 @@
 """gdcore on Dask: full-batch fits of dask arrays on a cluster.
 
 Each epoch, every row block's fused loss-and-gradient sums are computed by gdcore._core on
-the worker that holds the block, tree-summed on the cluster, and only the d + 3 sums travel to
-the client, which makes the update (the epoch loop of gdcore._chunked, shared with
+the worker that holds the block, and only its d + 3 sums travel to the client, which adds
+them in block order and makes the update (the epoch loop of gdcore._chunked, shared with
 ``gdcore.fit_chunks``).  ``precompute=True`` forms the Gram matrix in one distributed pass,
 after which every epoch runs locally in O(d²).
 
@@ -86,6 +86,17 @@ def _add_quietly(a, b):
     """a + b, an overflow left to the checks that report it (weights, divergence)."""
     with np.errstate(over="ignore", invalid="ignore"):
         return np.add(a, b)
+
+
+def _in_block_order(parts):
+    """The blocks' sums added in block order.  d + 3 numbers a block: gathering them beats a
+    tree of tasks, and one order for every scheduler and persist gives the same bits in each,
+    whichever worker finished first."""
+    total = np.array(parts[0], dtype=np.float64)
+    with np.errstate(over="ignore", invalid="ignore"):
+        for part in parts[1:]:
+            total += part
+    return total
 
 
 def _active_client():
@@ -236,15 +247,12 @@ def fit(X, y, *, sample_weight=None, optimizer=None, lr=None, epochs=100, batch_
             parts = [client.submit(_block_sums, xf, yf, wf, theta.copy(), run.n_threads,
                                    scale, first, pure=False)
                      for xf, yf, wf, first in zip(x_futures, y_futures, w_futures, first_rows)]
-            # d + 3 numbers a block: gathering them beats a tree of tasks; they are added
-            # in block order, so the result does not depend on which worker finished first
-            with np.errstate(over="ignore", invalid="ignore"):
-                return np.sum(client.gather(parts), axis=0)
+            return _in_block_order(client.gather(parts))
     else:
         def distributed_sums(theta):
             parts = [block_sums(xb, yb, wb, theta.copy(), run.n_threads, scale, first)
                      for xb, yb, wb, first in zip(x_blocks, y_blocks, w_blocks, first_rows)]
-            return _tree_sum(dask, parts).compute()
+            return _in_block_order(dask.compute(*parts))
 
     def execute(run):
         if not precompute:

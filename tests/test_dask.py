@@ -16,6 +16,7 @@ import gdcore  # noqa: E402
 import gdcore.dask  # noqa: E402
 
 from conftest import problem  # noqa: E402
+from test_dask_local import assert_same_fit, blocks_fits  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -102,6 +103,15 @@ def test_refusals(client, data):
         with pytest.raises(ValueError, match=r"sample_weight\[2500\] = 1e-30 is 0 in float64"):
             gdcore.dask.fit(dX, dy, sample_weight=da.from_array(w, chunks=1000), epochs=2,
                             precompute=precompute)
+
+
+def test_blocks_add_in_block_order_on_a_cluster(client, data):
+    # the same bits with the blocks' futures (persist=True), from their graph (persist=False)
+    # and through fit_chunks in this process, whichever worker finishes first
+    X, y, w = data
+    fits = blocks_fits(X, y, w, 700, optimizer="rmsprop", lr=0.02, epochs=6, tol=None)
+    for other in fits[1:]:
+        assert_same_fit(fits[0], other)
 
 
 def test_persist_false_does_not_hold_the_data_in_the_cluster(client):

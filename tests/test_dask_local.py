@@ -25,6 +25,31 @@ def test_local_scheduler_equals_in_memory_fit():
     np.testing.assert_allclose(result.coef, memory.coef, rtol=1e-10)
 
 
+def assert_same_fit(a, b):
+    np.testing.assert_array_equal(a.loss_history, b.loss_history)
+    np.testing.assert_array_equal(a.coef, b.coef)
+    assert a.intercept == b.intercept
+
+
+def blocks_fits(X, y, w, rows, **settings):
+    """gdcore.dask.fit with persist True and False, and fit_chunks over the same blocks."""
+    dX, dy, dw = (da.from_array(a, chunks=(rows,) + a.shape[1:]) for a in (X, y, w))
+    chunks = [(X[i:i + rows], y[i:i + rows], w[i:i + rows]) for i in range(0, len(y), rows)]
+    return ([gdcore.dask.fit(dX, dy, sample_weight=dw, persist=persist, **settings)
+             for persist in (True, False)]
+            + [gdcore.fit_chunks(chunks, **settings)])
+
+
+def test_blocks_add_in_block_order_whatever_persist():
+    # one order of addition for every path, so the same bits; fit_chunks adds its chunks'
+    # sums in their order too (persist=True tree-summed the blocks, and gave other bits)
+    X, y, _ = problem(n=5000, d=6)
+    w = np.random.default_rng(1).uniform(0.5, 2.0, 5000)
+    fits = blocks_fits(X, y, w, 600, optimizer="adam", lr=0.05, epochs=8, tol=None)
+    for other in fits[1:]:
+        assert_same_fit(fits[0], other)
+
+
 @pytest.mark.parametrize("name, row, column", [("X", 7000, 3), ("y", 19999, None),
                                                ("sample_weight", 12345, None)])
 def test_block_errors_name_the_block_and_the_whole_arrays_row(name, row, column):
