@@ -1176,7 +1176,7 @@ def objective_gradient(
     cdef double[::1] part_view = part_buffer
     with nogil:
         block_sums(&X[0, 0], &y[0], weights, &theta[0], d, NULL, n, 0, n, n_threads,
-                   &part_view[stride], &part_view[0])
+                   &part_view[stride], &part_view[0], True)
         loss = objective_and_gradient(&part_view[0], &theta[0], d, l2, l1, fit_intercept,
                                       &grad[0])
     return loss, grad_out

@@ -55,10 +55,11 @@ cdef inline bint bad_counter(long long count) noexcept nogil:
     return count < 0 or count >= GDCORE_MAX_COUNT
 
 
-cdef int check_optimizer(const gd_optimizer* o) noexcept nogil:
+cdef int check_optimizer(const gd_optimizer* o, bint uses_lr=True) noexcept nogil:
+    """uses_lr: o.lr is the rate (fit); step takes its lr, already scheduled, apart."""
     if o == NULL:
         return GD_ERR_NULL
-    if o.kind < 0 or o.kind > 4 or bad_real(o.lr, 0.0, True):
+    if o.kind < 0 or o.kind > 4 or (uses_lr and bad_real(o.lr, 0.0, True)):
         return GD_ERR_OPTIONS
     if o.kind == 0 and (bad_real(o.momentum, 0.0, False) or not isfinite(o.dampening)
                         or (o.nesterov and (o.momentum <= 0.0 or o.dampening != 0.0))):
@@ -191,6 +192,7 @@ cdef int capi_loss_grad(const floating* X, const floating* y, const floating* we
     cdef int code = check_data(X, y, weights, n, d)
     cdef double* buffer
     cdef floating* scaled
+    cdef floating* gradient
     if code != GD_OK:
         return code
     if theta == NULL or loss == NULL or grad == NULL:
@@ -204,25 +206,32 @@ cdef int capi_loss_grad(const floating* X, const floating* y, const floating* we
         return code
     buffer = <double*>calloc((<Py_ssize_t>n_threads + 1) * accumulator_stride(d),
                              sizeof(double))
-    if buffer != NULL:
+    # g is formed apart and copied out last, so grad may be theta itself (J's penalties read
+    # theta after the gradient is formed)
+    gradient = <floating*>malloc((d + 1) * sizeof(floating))
+    if buffer != NULL and gradient != NULL:
+        # a full pass: its rows cut into parts as a full-batch fit's epoch cuts them, so the
+        # same bits as that epoch's J and g
         block_sums(X, y, scaled, theta, d, NULL, n, 0, n, n_threads,
-                   buffer + accumulator_stride(d), buffer)
-        loss[0] = objective_and_gradient(buffer, theta, d, l2, l1, fit_intercept, grad)
+                   buffer + accumulator_stride(d), buffer, True)
+        loss[0] = objective_and_gradient(buffer, theta, d, l2, l1, fit_intercept, gradient)
+        # as a fit would stop here: the loss, or the gradient, past the data's range
+        if not finite_in_data_precision(loss[0], theta) or not is_finite_vector(gradient, d + 1):
+            code = GD_ERR_LOSS_NOT_FINITE
+        memcpy(grad, gradient, (d + 1) * sizeof(floating))
+    else:
+        code = GD_ERR_NO_MEMORY
     if scaled != weights:
         free(scaled)
     free(buffer)
-    if buffer == NULL:
-        return GD_ERR_NO_MEMORY
-    # as a fit would stop here: the loss, or the gradient, past the data's range
-    if not finite_in_data_precision(loss[0], theta) or not is_finite_vector(grad, d + 1):
-        return GD_ERR_LOSS_NOT_FINITE
-    return GD_OK
+    free(gradient)
+    return code
 
 
 cdef int capi_step(const gd_optimizer* optimizer, floating* theta, const floating* grad,
                    floating* state, Py_ssize_t d, int fit_intercept, long long t, double lr,
                    double l1) noexcept nogil:
-    cdef int code = check_optimizer(optimizer)
+    cdef int code = check_optimizer(optimizer, False)
     cdef floating* backup
     if code != GD_OK:
         return code

@@ -16,7 +16,7 @@ import pytest
 
 import gdcore
 
-from conftest import subprocess_env
+from conftest import problem, subprocess_env
 
 CC = (os.environ.get("CC") or sysconfig.get_config_var("CC") or "cc").split()[0]
 needs_compiler = pytest.mark.skipif(shutil.which(CC) is None,
@@ -135,7 +135,7 @@ def test_c_program_fits_through_the_api(tmp_path, batch):
     assert history[3] == "50" and int(history[5]) == expected.n_updates
     assert lines["bad-lr"].startswith("5 ") and "out of range" in lines["bad-lr"]
     assert lines["null-x"] == "1" and lines["nan-x"] == "3" and lines["shape"] == "2"
-    assert lines["version"] == "1.4" and lines["pending"] == "0"
+    assert lines["version"] == "1.5" and lines["pending"] == "0"
 
 
 CYTHON_EXTENSION = textwrap.dedent("""
@@ -221,17 +221,20 @@ CYTHON_EXTENSION = textwrap.dedent("""
                             fit_intercept, t, lr, l1)
 
     def loss_grad_code(double[:, ::1] X, double[::1] y, weights, double[::1] theta,
-                       int fit_intercept, int n_threads=1):
-        '''api.loss_grad_f64; returns (code, loss, grad).'''
+                       int fit_intercept, int n_threads=1, double l2=0.0, double l1=0.0,
+                       bint grad_in_theta=False):
+        '''api.loss_grad_f64; returns (code, loss, grad).  grad_in_theta: grad is written
+        over (a copy of) theta itself.'''
         cdef double[::1] w
         cdef const double* w_ptr = NULL
         cdef double loss = 0.0
-        cdef double[::1] grad = theta.copy()
+        cdef double[::1] point = theta.copy()
+        cdef double[::1] grad = point if grad_in_theta else theta.copy()
         if weights is not None:
             w = weights
             w_ptr = &w[0]
-        code = api.loss_grad_f64(&X[0, 0], &y[0], w_ptr, X.shape[0], X.shape[1], &theta[0],
-                                 0.0, 0.0, fit_intercept, n_threads, &loss, &grad[0])
+        code = api.loss_grad_f64(&X[0, 0], &y[0], w_ptr, X.shape[0], X.shape[1], &point[0],
+                                 l2, l1, fit_intercept, n_threads, &loss, &grad[0])
         return code, loss, list(grad)
 """)
 
@@ -416,7 +419,7 @@ def test_get_include_has_the_header_and_pxd():
     include = gdcore.get_include()
     assert os.path.isfile(os.path.join(include, "gdcore.h"))
     assert os.path.isfile(os.path.join(os.path.dirname(include), "capi.pxd"))
-    assert gdcore._core.C_API_VERSION == (1, 4)
+    assert gdcore._core.C_API_VERSION == (1, 5)
 
 
 GD_ERR_LOSS_NOT_FINITE = 6
@@ -671,3 +674,68 @@ def test_header_compiles_as_strict_cpp(tmp_path):
                           f"-I{gdcore.get_include()}", str(source)],
                          capture_output=True, text=True)
     assert run.returncode == 0, run.stderr
+
+
+@needs_compiler
+@pytest.mark.parametrize("n", [60, 500, 1800, 4000])
+def test_c_loss_grad_is_a_fit_epochs_pass_bit_for_bit(uses_gdcore, n):
+    """loss_grad's J and g are those of the full-batch epoch at θ, thread cuts included:
+    gd with lr = 1 from θ = 0 takes θ₁ = −g.  With 2 threads, n·(d + 1) of 4,000 and 14,400
+    (between the full-batch team's and the mini-batch pass's thresholds) ran on one thread,
+    and differed in the last bits; 480 and 32,000 are on either side."""
+    X, y, _ = problem(n=n, d=7, seed=3)
+    code, loss, grad = uses_gdcore.loss_grad_code(X, y, None, np.zeros(8), 1, 2)
+    assert code == 0
+    fit = gdcore.fit(X, y, optimizer="gd", lr=1.0, epochs=1, tol=None, precompute=False,
+                     n_threads=2)
+    assert loss == fit.loss_history[0]
+    np.testing.assert_array_equal(-np.asarray(grad), np.append(fit.coef, fit.intercept))
+    # check_grad's pass (gdcore._core.objective_gradient) is the same pass
+    py_loss, py_grad = gdcore._core.objective_gradient(X, y, np.empty(0), np.zeros(8), 0.0,
+                                                       0.0, True, 2)
+    assert py_loss == loss
+    np.testing.assert_array_equal(py_grad, grad)
+
+
+@needs_compiler
+def test_c_loss_grad_may_write_grad_over_theta(uses_gdcore):
+    """J's l2 and l1 terms read θ: with grad = theta they read the gradient instead."""
+    X, y, _ = problem(n=40, d=3, seed=4)
+    theta = np.array([0.3, -0.2, 0.1, 0.5])
+    apart = uses_gdcore.loss_grad_code(X, y, None, theta, 1, 1, 0.5, 0.1)
+    over = uses_gdcore.loss_grad_code(X, y, None, theta, 1, 1, 0.5, 0.1, True)
+    assert apart[0] == over[0] == 0
+    assert over[1] == apart[1] and over[2] == apart[2]
+    w = theta[:3]
+    by_hand = (0.5 * np.mean((X @ w + theta[3] - y) ** 2) + 0.25 * w @ w
+               + 0.1 * np.abs(w).sum())
+    assert apart[1] == pytest.approx(by_hand, rel=1e-13)
+
+
+@needs_compiler
+def test_c_step_does_not_need_the_optimizers_own_lr(uses_gdcore):
+    """step takes its lr apart (already scheduled): optimizer->lr = 0 is not an error."""
+    theta, grad, state = np.array([1.0, 2.0]), np.array([0.5, -1.0]), np.zeros(6)
+    optimizer = every_field(OPTIMIZER_FIELDS, dict(kind=0, lr=0.0))
+    assert uses_gdcore.step_code(optimizer, theta, grad, state, 1, 0.1, 0.0) == 0
+    np.testing.assert_array_equal(theta, [1.0 - 0.1 * 0.5, 2.0 + 0.1 * 1.0])
+    assert uses_gdcore.step_code(optimizer, theta, grad, state, 1, 0.0, 0.0) == GD_ERR_OPTIONS
+
+
+@needs_compiler
+def test_gdcore_import_without_an_interpreter_returns_null(tmp_path):
+    """Before Py_Initialize, gdcore_import() returns NULL (it segfaulted in the import)."""
+    out = run_embedded(tmp_path, "no_interpreter", textwrap.dedent("""
+        #include "gdcore.h"
+        #include <stdio.h>
+        int main(void)
+        {
+            printf("before %d\\n", gdcore_import() == NULL);
+            Py_Initialize();
+            const gdcore_api *api = gdcore_import();
+            printf("after %d\\n", api != NULL && api->version_minor >= 5);
+            Py_Finalize();
+            return 0;
+        }
+    """))
+    assert out.split() == ["before", "1", "after", "1"]
