@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ._io import _shown, first_repeat, replaced_on_success
-from ._validation import arrow_column_names, arrow_columns
+from ._validation import arrow_column_names, arrow_columns, check_all_finite
 
 FORMAT = "gdcore-model"
 FORMAT_VERSION = 1
@@ -70,6 +70,8 @@ class SavedModel:
         out = np.empty(X.shape[0], dtype=np.float64)
         for start in range(0, X.shape[0], rows):
             block = np.ascontiguousarray(X[start:start + rows], dtype=np.float64)
+            # a NaN would come back as a NaN prediction, unremarked (gdcore predict refuses it)
+            check_all_finite("X", block, row_offset=start)
             if self.mean is not None:
                 block = block - self.mean
                 block /= self.scale

@@ -907,3 +907,71 @@ def test_an_npz_is_closed_once_read_even_when_reading_fails(tmp_path, contents):
         caught = exc      # held, as a caller's traceback would hold it
     assert (caught is None) == (contents == "good")
     assert open_on_path() == []
+
+
+def test_outputs_are_never_written_over_an_input(files, tmp_path):
+    """(From a review as a new user: these all exited 0, destroying a file.)  --out over the
+    model or the data, --save and --plot on one file: refused before any work."""
+    folder, _ = files
+    data = tmp_path / "new.csv"
+    data.write_bytes((folder / "train.csv").read_bytes())
+    model = tmp_path / "model.json"
+    gdcore_cli("fit", data, "--target", "y", "--lr", "0.1", "--standardize", "--save", model)
+    kept = model.read_bytes(), data.read_bytes()
+    for out, name in [(model, "MODEL"), (data, "DATA"), (tmp_path / "." / "new.csv", "DATA")]:
+        proc = gdcore_cli("predict", model, data, "--out", out, check=False)
+        assert proc.returncode == 2
+        assert f"is the {name} file" in proc.stderr and len(proc.stderr.splitlines()) == 1
+    same = tmp_path / "same.pdf"
+    proc = gdcore_cli("fit", data, "--target", "y", "--save", same, "--plot", same, check=False)
+    assert proc.returncode == 2 and "--plot" in proc.stderr and "--save file" in proc.stderr
+    assert not same.exists()
+    assert (model.read_bytes(), data.read_bytes()) == kept
+
+
+@pytest.mark.parametrize("name", ["p.parquet", "p.npy", "p.json", "p.png"])
+def test_predictions_are_only_written_as_csv(files, tmp_path, name):
+    folder, _ = files
+    model = tmp_path / "model.json"
+    gdcore_cli("fit", folder / "train.csv", "--target", "y", "--lr", "0.1", "--standardize", "--save", model)
+    proc = gdcore_cli("predict", model, folder / "train.csv", "--out", tmp_path / name,
+                      check=False)
+    assert proc.returncode == 2 and "written as CSV" in proc.stderr
+    assert not (tmp_path / name).exists()
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
+@pytest.mark.parametrize("unbuffered", ["", "1"])
+def test_a_summary_that_cannot_be_printed_does_not_cost_the_model(files, tmp_path,
+                                                                  unbuffered):
+    """stdout on a full disk (or a reader gone): the model is saved all the same, and the
+    error is one line (it was a traceback, or exit 0 without the model when unbuffered)."""
+    folder, _ = files
+    model = tmp_path / "model.json"
+    env = dict(subprocess_env(), PYTHONUNBUFFERED=unbuffered)
+    with open("/dev/full", "w") as full:
+        proc = subprocess.run([sys.executable, "-m", "gdcore", "fit", str(folder / "train.csv"),
+                               "--target", "y", "--lr", "0.1", "--standardize", "--save", str(model)],
+                              stdout=full, stderr=subprocess.PIPE, text=True, env=env)
+    assert proc.returncode == 1
+    assert proc.stderr.splitlines() == [
+        "gdcore fit: error: cannot write to stdout: No space left on device"]
+    assert gdcore.load_model(model).feature_names == ["a", "b", "c"]
+
+
+def test_version_is_one_line_at_any_width():
+    proc = subprocess.run([sys.executable, "-m", "gdcore", "--version"], capture_output=True,
+                          text=True, env=dict(subprocess_env(), COLUMNS="30"))
+    assert proc.returncode == 0
+    assert len(proc.stdout.splitlines()) == 1 and proc.stdout.startswith("gdcore ")
+
+
+def test_a_model_worse_than_the_mean_is_pointed_out(files, tmp_path):
+    """One short epoch from 0 leaves the intercept far from the targets' mean: R² < 0."""
+    folder, frame = files
+    proc = gdcore_cli("fit", folder / "train.csv", "--target", "y", "--optimizer", "gd",
+                      "--lr", "1e-4", "--epochs", "1", "--tol", "none")
+    r2 = float(summary(proc.stdout)["R2"])
+    assert r2 < 0
+    assert (f"warning: the model predicts the training data worse than their mean does "
+            f"(R2 {r2:.6g})") in proc.stderr

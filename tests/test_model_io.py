@@ -291,3 +291,19 @@ def test_a_saved_model_predicts_a_large_array_in_bounded_memory(tmp_path):
         if mean is not None:
             whole = (whole - mean) / scale
         np.testing.assert_allclose(predicted, whole @ coef + 0.25, rtol=1e-15, atol=0)
+
+
+def test_a_saved_model_refuses_nan_in_x_naming_where(tmp_path):
+    """NaN came back as a NaN prediction, unremarked, where gdcore predict refuses it."""
+    X, y, _ = problem(n=50, d=3)
+    path = tmp_path / "model.json"
+    gdcore.save_model(path, gdcore.fit(X, y, lr=0.1, epochs=5))
+    model = gdcore.load_model(path)
+    big = np.ones((200_000, 3))     # past the first block of rows
+    big[150_001, 2] = np.nan
+    kept = big.copy()
+    with pytest.raises(ValueError, match=r"X contains NaN or infinity \(first at index "
+                                         r"\[150001, 2\]"):
+        model.predict(big)
+    np.testing.assert_array_equal(big, kept)
+    np.testing.assert_array_equal(model.predict(X), X @ model.coef + model.intercept)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import sys
 
@@ -27,6 +28,19 @@ class _Parser(argparse.ArgumentParser):
                 message += f"; did you mean {close!r}?"
         print(f"{self.prog}: error: {message} (see {self.prog} --help)", file=sys.stderr)
         sys.exit(2)
+
+
+class _Version(argparse.Action):
+    """--version as one line: argparse's own wraps the text to the terminal's width."""
+
+    def __init__(self, option_strings, version, dest=argparse.SUPPRESS, help=None):
+        super().__init__(option_strings, dest=dest, default=argparse.SUPPRESS, nargs=0,
+                         help=help or "show the version and the compiled core's build, and exit")
+        self.version = version
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        print(self.version)
+        parser.exit()
 
 
 # What to say about an option a subcommand does not have on purpose.
@@ -60,7 +74,7 @@ def build_parser():
     version = (f"gdcore {__version__} (compiled core: {info['core']}"
                + (f", {info['flags']}" if info["flags"] else "")
                + f"; OpenMP {'on' if info['openmp'] else 'off'})")
-    parser.add_argument("--version", action="version", version=version)
+    parser.add_argument("--version", action=_Version, version=version)
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     subparsers.required = True
     parser.commands = {}
@@ -77,12 +91,29 @@ def main(argv=None):
     if extra:
         _unrecognized(parser, args, extra)
     try:
-        return args.run(args)
+        status = args.run(args)
+        sys.stdout.flush()      # here, where a failure can be reported, not at exit
+        return status
     except KeyboardInterrupt:
-        print("gdcore: interrupted", file=sys.stderr)
+        print(f"gdcore {args.command}: interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:
+        _drop_stdout()      # the reader had enough (| head): not an error
         return 0
+    except OSError as exc:
+        if exc.filename is not None:    # a file's error the subcommand did not expect
+            raise
+        # stdout itself (> /dev/full): one line, not a traceback (files are written first)
+        _drop_stdout()
+        print(f"gdcore {args.command}: error: cannot write to stdout: {exc.strerror}",
+              file=sys.stderr)
+        return 1
+
+
+def _drop_stdout():
+    """Point stdout at /dev/null, so that the interpreter's last flush of what is left in
+    its buffer does not fail again at exit ("Exception ignored ...", status 120)."""
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 if __name__ == "__main__":

@@ -367,6 +367,24 @@ def check_plot_path(path):
     check_output_path("--plot", path)
 
 
+def check_distinct_paths(outputs, inputs):
+    """Raise ValueError if an output (flag -> path) would be written over an input (name ->
+    path) or over another output: the same file, however it is named."""
+    given = [(flag, path) for flag, path in outputs.items() if path is not None]
+    for index, (flag, path) in enumerate(given):
+        for name, other in list(inputs.items()) + given[:index]:
+            if other is not None and _same_file(path, other):
+                raise ValueError(f"{flag} {path} is the {name} file ({other}): writing it "
+                                 f"would destroy it; give {flag} another name")
+
+
+def _same_file(a, b):
+    try:
+        return os.path.samefile(a, b)
+    except OSError:     # one of them does not exist (yet): the same only by name
+        return os.path.realpath(a) == os.path.realpath(b)
+
+
 def check_output_path(flag, path):
     """Raise ValueError naming the flag if a file cannot be written at ``path`` (its folder
     missing or not writable, or a folder in its place): checked before the work."""

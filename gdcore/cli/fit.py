@@ -13,7 +13,8 @@ from .._io import DataError
 from .._model_io import SavedModel, save_model
 from .._progress import progress_callback
 from ._common import (add_data_arguments, add_fit_arguments, add_stopping_arguments,
-                      check_options_first, check_output_path, check_plot_path, fail, fit_data,
+                      check_distinct_paths, check_options_first, check_output_path, check_plot_path,
+                      fail, fit_data,
                       fit_options, in_cli_words, load, loss_rose, residual_summary,
                       stopping_options)
 
@@ -39,6 +40,7 @@ def run(args):
         check_plot_path(args.plot)
         check_output_path("--save", args.save)
         check_model_path(args.save)
+        check_distinct_paths({"--save": args.save, "--plot": args.plot}, {"DATA": args.data})
         check_options_first(args, **stopping_options(args))
     except (ValueError, TypeError) as exc:
         return fail("fit", exc)
@@ -66,6 +68,18 @@ def run(args):
         if rose and issubclass(warning.category, ConvergenceWarning):
             continue    # the diverged fit's error below says it once
         print(f"gdcore fit: warning: {advice(str(warning.message), args)}", file=sys.stderr)
+    if r2 < 0 and not rose:
+        print(f"gdcore fit: warning: the model predicts the training data worse than their "
+              f"mean does (R2 {r2:.6g}); try a smaller --lr"
+              + ("" if args.standardize else ", --standardize") + " or more --epochs",
+              file=sys.stderr)
+    # the model is written before the summary: a summary that cannot be printed (its reader
+    # gone, a full disk) does not cost the model
+    saved = args.save and not rose
+    if saved:
+        status = save(args, data, result)
+        if status:
+            return status
     width = len(data.feature_names)
     print(f"data           {args.data}: {rows:,} row{'s' * (rows != 1)} x {width} "
           f"feature{'s' * (width != 1)}, target {data.target!r}")
@@ -77,10 +91,8 @@ def run(args):
     print(f"MSE            {mse:.6g}")
     print(f"R2             {r2:.6g}")
     print(f"seconds        {result.elapsed:.3f}")
-    if args.save and not rose:      # (before the plot: a failed plot keeps the model)
-        status = save(args, data, result)
-        if status:
-            return status
+    if saved:
+        print(f"saved          {args.save}")
     if args.plot:
         try:
             from .._plot import save_loss_plot
@@ -134,7 +146,7 @@ def advice(text, args):
 
 
 def save(args, data, result):
-    """Write --save; 0, or the exit status of an error."""
+    """Write --save (the summary says so later); 0, or the exit status of an error."""
     model = SavedModel(coef=np.asarray(result.coef, dtype=np.float64),
                        intercept=result.intercept, feature_names=data.feature_names,
                        target=data.target, mean=data.mean, scale=data.scale,
@@ -146,5 +158,4 @@ def save(args, data, result):
         save_model(args.save, model)
     except OSError as exc:
         return fail("fit", f"--save {args.save}: {exc.strerror}")
-    print(f"saved          {args.save}")
     return 0

@@ -10,7 +10,7 @@ import sys
 from .._io import (DataError, is_npy, iter_folder_tables, npy_blocks, read_table,
                    replaced_on_success)
 from .._model_io import load_model
-from ._common import check_output_path, fail
+from ._common import check_distinct_paths, check_output_path, fail
 
 
 def add_parser(subparsers):
@@ -28,6 +28,8 @@ def add_parser(subparsers):
 def run(args):
     try:
         check_output_path("--out", args.out)      # before the model and the data are read
+        check_distinct_paths({"--out": args.out}, {"MODEL": args.model, "DATA": args.data})
+        check_predictions_path(args.out)
         model = load_model(args.model)
     except ValueError as exc:
         swapped = (" (the order is gdcore predict MODEL DATA)"
@@ -62,6 +64,18 @@ def run(args):
         return fail("predict", f"--out {args.out}: {exc.strerror}" if args.out else
                     f"{exc.filename or 'output'}: {exc.strerror}")
     return 0
+
+
+# Extensions of files that are not CSV text: predictions written there would be mistaken
+# for one (a model, an array, a table, an image).
+NOT_CSV_EXTENSIONS = (".json", ".parquet", ".pq", ".npy", ".npz", ".png", ".pdf", ".svg",
+                      ".jpg", ".jpeg")
+
+
+def check_predictions_path(path):
+    if path is not None and path.lower().endswith(NOT_CSV_EXTENSIONS):
+        raise ValueError(f"--out {path}: predictions are written as CSV text; name the file "
+                         ".csv")
 
 
 def write_predictions(out, model, blocks):
