@@ -933,7 +933,8 @@ def test_outputs_are_never_written_over_an_input(files, tmp_path):
 def test_predictions_are_only_written_as_csv(files, tmp_path, name):
     folder, _ = files
     model = tmp_path / "model.json"
-    gdcore_cli("fit", folder / "train.csv", "--target", "y", "--lr", "0.1", "--standardize", "--save", model)
+    gdcore_cli("fit", folder / "train.csv", "--target", "y", "--lr", "0.1", "--standardize",
+               "--save", model)
     proc = gdcore_cli("predict", model, folder / "train.csv", "--out", tmp_path / name,
                       check=False)
     assert proc.returncode == 2 and "written as CSV" in proc.stderr
@@ -951,7 +952,8 @@ def test_a_summary_that_cannot_be_printed_does_not_cost_the_model(files, tmp_pat
     env = dict(subprocess_env(), PYTHONUNBUFFERED=unbuffered)
     with open("/dev/full", "w") as full:
         proc = subprocess.run([sys.executable, "-m", "gdcore", "fit", str(folder / "train.csv"),
-                               "--target", "y", "--lr", "0.1", "--standardize", "--save", str(model)],
+                               "--target", "y", "--lr", "0.1", "--standardize", "--save",
+                               str(model)],
                               stdout=full, stderr=subprocess.PIPE, text=True, env=env)
     assert proc.returncode == 1
     assert proc.stderr.splitlines() == [
