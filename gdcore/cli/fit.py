@@ -84,7 +84,7 @@ def run(args):
     print(f"data           {args.data}: {rows:,} row{'s' * (rows != 1)} x {width} "
           f"feature{'s' * (width != 1)}, target {data.target!r}")
     print(f"optimizer      {result.optimizer!r}")
-    print(f"epochs         {result.n_epochs} ({result.n_updates} updates)")
+    print(f"epochs         {result.n_epochs:,} ({result.n_updates:,} updates)")
     print(f"stop reason    {result.stop_reason}")
     print(f"converged      {convergence(result, args)}")
     print(f"final loss     {result.final_loss:.6g}")
