@@ -22,6 +22,13 @@ class DataError(ValueError):
     """A data file cannot be used; the message says which file, column and why."""
 
 
+def one_line(text):
+    """An exception's text (or any message) as one line, to be embedded in a one-line error:
+    its lines joined by a space (pandas' tokenizer errors end in a newline, and others span
+    several lines); spaces within a line are kept (a column name's own)."""
+    return " ".join(line.strip() for line in str(text).splitlines() if line.strip())
+
+
 @dataclass
 class Table:
     X: np.ndarray
@@ -47,7 +54,7 @@ def _read_frame(path):
         try:
             return pq.read_table(path).to_pandas()
         except Exception as exc:
-            raise DataError(f"{path}: not a readable Parquet file ({exc})") from None
+            raise DataError(f"{path}: not a readable Parquet file ({one_line(exc)})") from None
     pd = _need("pandas", "io", path)
     try:
         with warnings.catch_warnings():
@@ -60,7 +67,7 @@ def _read_frame(path):
         with contextlib.suppress(OSError), open(path, "rb") as f:
             if f.read(4) == b"PAR1":
                 hint = "; it is a Parquet file: name it .parquet"
-        raise DataError(f"{path}: not a readable CSV file ({exc}){hint}") from None
+        raise DataError(f"{path}: not a readable CSV file ({one_line(exc)}){hint}") from None
     _check_unique_header(pd, path)
     return frame
 
@@ -340,7 +347,7 @@ def npy_blocks(path, target=None, features=None):
     try:
         array = np.load(path, mmap_mode="r", allow_pickle=False)
     except Exception as exc:
-        raise DataError(f"{path}: not a readable .npy file ({exc})") from None
+        raise DataError(f"{path}: not a readable .npy file ({one_line(exc)})") from None
     return ArrayBlocks(array, path, target, features)
 
 
@@ -366,7 +373,7 @@ def read_table(path, target=None, features=None, features_only=False):
             with np.load(path, allow_pickle=False) as archive:
                 arrays = {k: archive[k] for k in archive.files}
         except Exception as exc:
-            raise DataError(f"{path}: not a readable .npz file ({exc})") from None
+            raise DataError(f"{path}: not a readable .npz file ({one_line(exc)})") from None
         if len(arrays) == 1 and target not in arrays:
             return _from_array(next(iter(arrays.values())), path, target, features)
         if "X" in arrays:

@@ -134,6 +134,10 @@ def test_demo_plot(tmp_path):
     ("fake.npy", ["fit", "{file}", "--target", "0"], "not a .npy file"),
     ("empty.npy", ["fit", "{file}", "--target", "0", "--batch-size", "2"], "has no rows"),
     ("complex.npz", ["fit", "{file}", "--target", "y"], "array 'y' is not real numbers"),
+    # pandas' tokenizer error ends in a newline: joined into the one line
+    ("ragged.csv", ["fit", "{file}", "--target", "y"],
+     "not a readable CSV file (Error tokenizing data. C error: Expected 3 fields in line 3, "
+     "saw 4)"),
     ("strings.npz", ["fit", "{file}", "--target", "y"], "array 'y' is not real numbers"),
 ])
 def test_errors_are_one_line(tmp_path, make_file, args, message):
@@ -149,6 +153,7 @@ def test_errors_are_one_line(tmp_path, make_file, args, message):
         "underscore.csv": "a,y\n,1\n1.5,2\n1_000,3\n",
         "nan.csv": "a,b,y\n1,2,3\n,4,5\n",
         "ok.csv": "a,b,y\n1,2,3\n2,4,5\n3,1,1\n",
+        "ragged.csv": "a,b,y\n1,2,3\n2,3,4,5\n3,4,5\n",
     }
     path = tmp_path / (make_file or "absent.csv")
     if make_file in arrays:

@@ -10,7 +10,7 @@ import sys
 import numpy as np
 
 from .._result import DivergenceError
-from .._io import DataError, is_npy, iter_folder_tables, npy_blocks, read_table
+from .._io import DataError, is_npy, iter_folder_tables, npy_blocks, one_line, read_table
 from .._precompute import gram_is_cheaper
 from .._validation import make_rng
 
@@ -339,7 +339,8 @@ def fail(command, message):
         message = in_cli_words(FLAG_MAY_BE_NONE.sub(r"\1must be ", message))
         # numpy's kinds of seed mean nothing on a command line, which passes integers
         message = SEED_KINDS.sub(r"--seed must be an integer >= 0, got \1", message)
-    print(f"gdcore {command}: error: {message}", file=sys.stderr)
+    # one line whatever the message embeds (a library's multi-line exception text)
+    print(f"gdcore {command}: error: {one_line(message)}", file=sys.stderr)
     return 2
 
 
