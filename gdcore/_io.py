@@ -135,8 +135,9 @@ def _check_target_not_a_feature(path, target, features):
 
 
 def _shown(names, most=12):
-    """Column names for a message: all of them, or the first and last few of many."""
-    names = [str(name) for name in names]
+    """Column names for a message: all of them, or the first and last few of many, each
+    quoted (repr), so that a name's own spaces, commas or emptiness show."""
+    names = [repr(str(name)) for name in names]
     if len(names) <= most:
         return ", ".join(names)
     return ", ".join(names[:most // 2] + [f"... ({len(names) - most} more)"]

@@ -119,6 +119,9 @@ def test_demo_plot(tmp_path):
     ("nan.csv", ["fit", "{file}", "--target", "y"], "column 'a' has a missing"),
     ("ok.csv", ["fit", "{file}", "--target", "z"], "no column 'z'"),
     ("ok.csv", ["fit", "{file}", "--target", "y", "--features", "a", "q"], "no column 'q'"),
+    # names quoted: a header's spaces show
+    ("spaced.csv", ["fit", "{file}", "--target", "a"],
+     "no column 'a' (columns: ' a ', ' b ', 'y')"),
     ("ok.csv", ["fit", "{file}", "--target", "y", "--lr", "-1"], "lr must be > 0"),
     ("ok.csv", ["fit", "{file}", "--target", "y", "--optimizer", "bogus"], "unknown name"),
     ("ok.csv", ["predict", "{file}", "{file}"], "not a gdcore model"),
@@ -153,6 +156,7 @@ def test_errors_are_one_line(tmp_path, make_file, args, message):
         "underscore.csv": "a,y\n,1\n1.5,2\n1_000,3\n",
         "nan.csv": "a,b,y\n1,2,3\n,4,5\n",
         "ok.csv": "a,b,y\n1,2,3\n2,4,5\n3,1,1\n",
+        "spaced.csv": " a , b ,y\n1,2,3\n2,4,5\n3,1,1\n",
         "ragged.csv": "a,b,y\n1,2,3\n2,3,4,5\n3,4,5\n",
     }
     path = tmp_path / (make_file or "absent.csv")

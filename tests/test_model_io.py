@@ -252,8 +252,9 @@ def test_reprs_summarise_instead_of_listing_every_number(tmp_path):
     assert repr(result.state).startswith("FitState(d=300, dtype=float64, n_epochs=40, ")
     assert "40 epochs" in repr(result.state.loss_history)
     assert all(len(repr(thing)) < 400 for thing in (model, result, result.state))
-    with pytest.raises(ValueError, match=r"X must have 300 columns \(0, 1, 2, 3, 4, 5, \.\.\. "
-                                         r"\(288 more\), 294, .*299\), got shape \(50, 5\)"):
+    with pytest.raises(ValueError, match=r"X must have 300 columns \('0', '1', '2', '3', '4', '5', "
+                                         r"\.\.\. \(288 more\), '294', .*'299'\), got shape "
+                                         r"\(50, 5\)"):
         model.predict(X[:, :5])
 
 
