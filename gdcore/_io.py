@@ -376,13 +376,17 @@ def read_table(path, target=None, features=None, features_only=False):
         except Exception as exc:
             raise DataError(f"{path}: not a readable .npz file ({one_line(exc)})") from None
         if len(arrays) == 1 and target not in arrays:
+            if target is not None and not target.isdigit():
+                # a name, not a column index: the y array the file lacks (an X saved alone)
+                raise DataError(f"{path}: no array {target!r} (arrays: {_shown(arrays)}); "
+                                "the columns of a .npz's one array are named by index")
             return _from_array(next(iter(arrays.values())), path, target, features)
         if "X" in arrays:
             key = target if target is not None else ("y" if "y" in arrays else None)
             if features_only:
                 key = None
             if key is not None and key not in arrays:
-                raise DataError(f"{path}: no array {key!r} (arrays: {', '.join(arrays)})")
+                raise DataError(f"{path}: no array {key!r} (arrays: {_shown(arrays)})")
             table = _from_array(arrays["X"], path, None, features)
             if key is not None:
                 if arrays[key].dtype.kind not in "iuf":
@@ -395,7 +399,7 @@ def read_table(path, target=None, features=None, features_only=False):
                 _check_finite(path, y[:, None], [key], 0)
                 table.y, table.target = y, key
             return table
-        raise DataError(f"{path}: expected arrays 'X' and 'y', got {', '.join(arrays)}")
+        raise DataError(f"{path}: expected arrays 'X' and 'y', got {_shown(arrays)}")
     return _from_frame(_read_frame(path), path, target, features)
 
 

@@ -142,12 +142,15 @@ def test_demo_plot(tmp_path):
      "not a readable CSV file (Error tokenizing data. C error: Expected 3 fields in line 3, "
      "saw 4)"),
     ("strings.npz", ["fit", "{file}", "--target", "y"], "array 'y' is not real numbers"),
+    # X saved alone: the target names the array that is missing, not a column
+    ("x-only.npz", ["fit", "{file}", "--target", "y"], "no array 'y' (arrays: 'X')"),
 ])
 def test_errors_are_one_line(tmp_path, make_file, args, message):
     arrays = {
         "empty.npy": lambda path: np.save(path, np.zeros((0, 3))),
         "complex.npz": lambda path: np.savez(path, X=np.ones((3, 2)), y=np.ones(3) * 1j),
         "strings.npz": lambda path: np.savez(path, X=np.ones((3, 2)), y=np.array(["a"] * 3)),
+        "x-only.npz": lambda path: np.savez(path, X=np.ones((3, 2))),
     }
     contents = {
         "fake.npy": "not an array",
