@@ -166,7 +166,7 @@ def _is_number(value):
         return False
 
 
-def _from_frame(frame, path, target, features):
+def _from_frame(frame, path, target, features, empty_ok=False):
     columns = [str(c) for c in frame.columns]
     _check_unique(path, "column", columns)      # Parquet may repeat a name
     frame.columns = columns
@@ -189,7 +189,11 @@ def _from_frame(frame, path, target, features):
     if not features:
         raise DataError(f"{path}: no feature columns besides the target {target!r}")
     if len(frame) == 0:
-        raise DataError(f"{path}: the table has no rows")
+        if not empty_ok:
+            raise DataError(f"{path}: the table has no rows")
+        # its columns were checked; their types say nothing (a header alone reads as text)
+        return Table(np.empty((0, len(features))), None if target is None else np.empty(0),
+                     list(features), target)
     X = np.column_stack([_column_array(frame, c, path) for c in features])
     y = _column_array(frame, target, path) if target is not None else None
     return Table(np.ascontiguousarray(X), y, list(features), target)
@@ -352,7 +356,7 @@ def npy_blocks(path, target=None, features=None):
     return ArrayBlocks(array, path, target, features)
 
 
-def read_table(path, target=None, features=None, features_only=False):
+def read_table(path, target=None, features=None, features_only=False, empty_ok=False):
     """Read ``path`` into a Table of float features (and the target column, if named).
 
     CSV (pandas) and Parquet (pyarrow) name columns by header; a .npy 2-D array names them
@@ -360,7 +364,8 @@ def read_table(path, target=None, features=None, features_only=False):
     the chosen columns are copied; see npy_blocks to read it a block at a time); a .npz holds
     either arrays ``X`` and ``y`` (the target names the y array) or one 2-D array (whatever
     its name, columns by index).  ``features_only``: no target is read (predictions), not
-    even a .npz's y.
+    even a .npz's y.  ``empty_ok``: a CSV or Parquet file without rows gives a Table of no
+    rows (its columns checked) instead of a DataError.
     """
     path = os.fspath(path)
     if not os.path.exists(path):
@@ -400,16 +405,18 @@ def read_table(path, target=None, features=None, features_only=False):
                 table.y, table.target = y, key
             return table
         raise DataError(f"{path}: expected arrays 'X' and 'y', got {_shown(arrays)}")
-    return _from_frame(_read_frame(path), path, target, features)
+    return _from_frame(_read_frame(path), path, target, features, empty_ok)
 
 
 FOLDER_SUFFIXES = (".parquet", ".pq", ".csv")
 
 
 def folder_files(folder):
-    """The Parquet and CSV files of a folder, in name order (each one a chunk of the data)."""
+    """The Parquet and CSV files of a folder, in name order (each one a chunk of the data).
+    Names beginning with '.' or '_' are left out, as pyarrow's and Spark's readers leave them
+    out: a writer's bookkeeping (_SUCCESS, _metadata, .part-0.parquet.crc), not data."""
     files = sorted(os.path.join(folder, name) for name in os.listdir(folder)
-                   if name.lower().endswith(FOLDER_SUFFIXES))
+                   if name.lower().endswith(FOLDER_SUFFIXES) and not name.startswith((".", "_")))
     if not files:
         raise DataError(f"{folder}: no .parquet or .csv files in this folder")
     return files
@@ -419,9 +426,18 @@ def iter_folder_tables(folder, target=None, features=None):
     """Read a folder's files one at a time as Tables with the same columns.
 
     The feature columns are fixed by the first file (or ``features``), so every later file
-    must have them."""
+    must have them.  A file without rows (Spark and Dask write one for an empty partition)
+    adds nothing and is skipped, its columns checked (an empty file has none to check); a
+    folder of only such files is refused."""
     names = list(features) if features else None
+    any_rows = False
     for path in folder_files(folder):
-        table = read_table(path, target, names)
+        if os.path.getsize(path) == 0:
+            continue    # not even a header (a writer's empty part): no rows, no columns
+        table = read_table(path, target, names, empty_ok=True)
         names = table.feature_names
-        yield table
+        if len(table.X):
+            any_rows = True
+            yield table
+    if not any_rows:
+        raise DataError(f"{folder}: every .parquet or .csv file in this folder has no rows")

@@ -301,6 +301,42 @@ def test_fit_a_folder_of_files(files, tmp_path):
     np.testing.assert_allclose([float(v) for v in out[1:]], expected, rtol=1e-15)
 
 
+def test_a_folder_skips_empty_parts_and_writers_bookkeeping(files, tmp_path):
+    """A folder as Spark or Dask writes it: parts without rows (a zero-row Parquet, a CSV of
+    a header alone, an empty file) add nothing; _SUCCESS and names beginning with '.' or '_'
+    are not data.  A folder of empty parts only is refused, saying so."""
+    _, frame = files
+    folder = tmp_path / "parts"
+    folder.mkdir()
+    frame.iloc[:150].to_parquet(folder / "part-0.parquet")
+    frame.iloc[:0].to_parquet(folder / "part-1.parquet")
+    frame.iloc[:0].to_csv(folder / "part-2.csv", index=False)
+    (folder / "part-2b.csv").write_text("")
+    frame.iloc[150:].to_parquet(folder / "part-3.parquet")
+    (folder / "_SUCCESS").write_text("")
+    (folder / ".part-0.parquet.crc").write_text("not data")
+    (folder / "_common_metadata.parquet").write_text("not data")
+    (folder / ".part-0.csv").write_text("not data")
+    model = tmp_path / "m.json"
+    out = gdcore_cli("fit", folder, "--target", "y", "--optimizer", "gd", "--lr", "0.002",
+                     "--epochs", "20", "--tol", "none", "--save", model).stdout
+    assert summary(out)["data"].startswith(f"{folder}: 400 rows x 3 features")
+    X, y = frame[["a", "b", "c"]].to_numpy(), frame["y"].to_numpy()
+    expected = gdcore.fit(X, y, optimizer="gd", lr=0.002, epochs=20, tol=None)
+    np.testing.assert_allclose(json.loads(model.read_text())["coef"], expected.coef,
+                               rtol=1e-8)
+    out = gdcore_cli("predict", model, folder).stdout.split()
+    assert len(out) == 1 + 400
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    frame.iloc[:0].to_parquet(empty / "part-0.parquet")
+    frame.iloc[:0].to_csv(empty / "part-1.csv", index=False)
+    for command in (["fit", empty, "--target", "y"], ["predict", model, empty]):
+        run = gdcore_cli(*command, check=False)
+        assert run.returncode == 2 and run.stderr.strip().endswith(
+            f"{empty}: every .parquet or .csv file in this folder has no rows"), run.stderr
+
+
 def test_a_folder_is_read_once_for_its_gram_matrix(files, tmp_path, monkeypatch, capsys):
     """Every epoch would parse every file again: from two epochs on, the first pass forms
     the Gram matrix (then one more pass for the summary's R²), with the streamed results."""
