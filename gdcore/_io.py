@@ -7,8 +7,10 @@ the row of a bad cell), so the CLI can print one line and exit non-zero.
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import stat
+import sys
 import uuid
 import warnings
 from dataclasses import dataclass
@@ -45,30 +47,66 @@ def _need(module, extra, path):
                         f"'gdcore[{extra}]'") from None
 
 
-def _read_frame(path):
-    lower = path.lower()
-    if lower.endswith((".parquet", ".pq")):
-        _need("pyarrow", "io", path)
-        _need("pandas", "io", path)     # to_pandas() below
+# DATA "-": the table comes from stdin (CSV, or Parquet by its first bytes).
+STDIN = "-"
+PARQUET_MAGIC = b"PAR1"
+
+
+def data_name(path):
+    """DATA as messages name it: "stdin" for "-"."""
+    path = os.fspath(path)
+    return "stdin" if path == STDIN else path
+
+
+def _stream_contents(path):
+    """The bytes of what is not a regular file (a pipe, a FIFO, a device such as /dev/stdin;
+    "-" is stdin), read once: a pipe cannot be read again, and a CSV is read twice (its
+    header as written, then the table).  None for a regular file, read from its path."""
+    if path == STDIN:
+        return sys.stdin.buffer.read()
+    try:
+        if stat.S_ISREG(os.stat(path).st_mode):
+            return None
+        with open(path, "rb") as f:
+            return f.read()
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read the file ({exc.strerror})") from None
+
+
+def _read_frame(path, name):
+    """The table of a CSV or Parquet file at ``path`` (``name`` in messages).  A regular
+    file's format is its extension's; a stream, which has none to go by, is Parquet if it
+    begins as Parquet does, else CSV."""
+    contents = _stream_contents(path)
+
+    def source():   # a fresh reader of the one copy of a stream for each read
+        return path if contents is None else io.BytesIO(contents)
+
+    if (path.lower().endswith((".parquet", ".pq")) if contents is None
+            else contents.startswith(PARQUET_MAGIC)):
+        _need("pyarrow", "io", name)
+        _need("pandas", "io", name)     # to_pandas() below
         import pyarrow.parquet as pq
         try:
-            return pq.read_table(path).to_pandas()
+            return pq.read_table(source()).to_pandas()
         except Exception as exc:
-            raise DataError(f"{path}: not a readable Parquet file ({one_line(exc)})") from None
-    pd = _need("pandas", "io", path)
+            raise DataError(f"{name}: not a readable Parquet file ({one_line(exc)})") from None
+    pd = _need("pandas", "io", name)
     try:
         with warnings.catch_warnings():
             # pandas' "columns have mixed types" (a non-number among numbers in a large file):
             # _column_array names the column, the row and the value instead
             warnings.simplefilter("ignore", pd.errors.DtypeWarning)
-            frame = pd.read_csv(path, **_exact_floats(pd))
+            frame = pd.read_csv(source(), **_exact_floats(pd))
+        header = _header(pd, source())
     except Exception as exc:
         hint = ""
-        with contextlib.suppress(OSError), open(path, "rb") as f:
-            if f.read(4) == b"PAR1":
-                hint = "; it is a Parquet file: name it .parquet"
-        raise DataError(f"{path}: not a readable CSV file ({one_line(exc)}){hint}") from None
-    _check_unique_header(pd, path)
+        if contents is None:    # (a stream beginning as Parquet was read as Parquet above)
+            with contextlib.suppress(OSError), open(path, "rb") as f:
+                if f.read(4) == PARQUET_MAGIC:
+                    hint = "; it is a Parquet file: name it .parquet"
+        raise DataError(f"{name}: not a readable CSV file ({one_line(exc)}){hint}") from None
+    _check_unique(name, "column", header)
     return frame
 
 
@@ -80,13 +118,13 @@ def _exact_floats(pd):
     return {} if major >= 3 else {"float_precision": "round_trip"}
 
 
-def _check_unique_header(pd, path):
-    """pandas renames a repeated CSV column ("y", "y.1"): the copy would become a feature
-    (a repeated target, the target itself), so a repeated name is refused.  The header as
-    written is read by pandas too (compressed files alike); names left empty, which pandas
-    names "Unnamed: k" (a spreadsheet's trailing commas), are not repeats."""
-    header = pd.read_csv(path, header=None, nrows=1, dtype=str, keep_default_na=False)
-    _check_unique(path, "column", [name for name in header.iloc[0] if name != ""])
+def _header(pd, source):
+    """A CSV's column names as written, to refuse a repeated one: pandas renames a repeated
+    column ("y", "y.1"), whose copy would become a feature (a repeated target, the target
+    itself).  The header is read by pandas too (compressed files alike); names left empty,
+    which pandas names "Unnamed: k" (a spreadsheet's trailing commas), are not repeats."""
+    header = pd.read_csv(source, header=None, nrows=1, dtype=str, keep_default_na=False)
+    return [name for name in header.iloc[0] if name != ""]
 
 
 def first_repeat(names):
@@ -330,6 +368,11 @@ def replaced_on_success(path, newline=None):
         raise
 
 
+def is_folder(path):
+    """Whether DATA is a folder of files ("-" is stdin, even beside a folder named so)."""
+    return os.fspath(path) != STDIN and os.path.isdir(path)
+
+
 def is_npy(path):
     return os.fspath(path).lower().endswith(".npy")
 
@@ -365,10 +408,12 @@ def read_table(path, target=None, features=None, features_only=False, empty_ok=F
     either arrays ``X`` and ``y`` (the target names the y array) or one 2-D array (whatever
     its name, columns by index).  ``features_only``: no target is read (predictions), not
     even a .npz's y.  ``empty_ok``: a CSV or Parquet file without rows gives a Table of no
-    rows (its columns checked) instead of a DataError.
+    rows (its columns checked) instead of a DataError.  ``path`` "-" reads stdin (CSV, or
+    Parquet by its first bytes); a pipe or another stream is read once, into memory.
     """
     path = os.fspath(path)
-    if not os.path.exists(path):
+    name = data_name(path)
+    if path != STDIN and not os.path.exists(path):
         raise DataError(f"{path}: no such file")
     lower = path.lower()
     if is_npy(path):
@@ -405,7 +450,7 @@ def read_table(path, target=None, features=None, features_only=False, empty_ok=F
                 table.y, table.target = y, key
             return table
         raise DataError(f"{path}: expected arrays 'X' and 'y', got {_shown(arrays)}")
-    return _from_frame(_read_frame(path), path, target, features, empty_ok)
+    return _from_frame(_read_frame(path, name), name, target, features, empty_ok)
 
 
 FOLDER_SUFFIXES = (".parquet", ".pq", ".csv")

@@ -1025,3 +1025,59 @@ def test_a_model_worse_than_the_mean_is_pointed_out(files, tmp_path):
     assert r2 < 0
     assert (f"warning: the model predicts the training data worse than their mean does "
             f"(R2 {r2:.6g})") in proc.stderr
+
+
+def gdcore_piped(data, *args):
+    """gdcore with ``data`` (bytes) written into a pipe that is its stdin: (exit status,
+    stdout, stderr)."""
+    proc = subprocess.run([sys.executable, "-m", "gdcore", *map(str, args)], input=data,
+                          capture_output=True, env=subprocess_env())
+    return proc.returncode, proc.stdout.decode(), proc.stderr.decode()
+
+
+def test_data_from_a_pipe_or_stdin(files, tmp_path):
+    """A pipe (/dev/stdin, or bash's <(...)) is read once: the header check read it a second
+    time and found it empty (a traceback in predict, an error naming no file in fit).  DATA
+    "-" is stdin, CSV or Parquet by its first bytes; --out - is stdout."""
+    folder, _ = files
+    model = tmp_path / "m.json"
+    by_file = gdcore_cli("fit", folder / "train.csv", "--target", "y", "--optimizer", "gd",
+                         "--lr", "0.01", "--epochs", "5", "--save", model).stdout
+    csv_bytes = (folder / "train.csv").read_bytes()
+    for data, name in [(csv_bytes, "/dev/stdin"), (csv_bytes, "-"),
+                       ((folder / "train.parquet").read_bytes(), "-")]:
+        status, out, err = gdcore_piped(data, "fit", name, "--target", "y", "--optimizer",
+                                        "gd", "--lr", "0.01", "--epochs", "5")
+        assert status == 0 and err == "", err
+        assert summary(out)["data"] == ("stdin" if name == "-" else name) + \
+            ": 400 rows x 3 features, target 'y'"
+        assert summary(out)["final loss"] == summary(by_file)["final loss"]
+    expected = gdcore_cli("predict", model, folder / "train.csv").stdout
+    for name in ["/dev/stdin", "-"]:
+        assert gdcore_piped(csv_bytes, "predict", model, name) == (0, expected, "")
+    # --out -: stdout, not a file named "-"
+    proc = subprocess.run([sys.executable, "-m", "gdcore", "predict", str(model),
+                           str(folder / "train.csv"), "--out", "-"], cwd=tmp_path,
+                          capture_output=True, text=True, env=subprocess_env())
+    assert (proc.returncode, proc.stdout) == (0, expected) and not (tmp_path / "-").exists()
+    for command in (["fit", "-", "--target", "y"], ["predict", model, "-"]):
+        status, out, err = gdcore_piped(b"", *command)
+        assert status == 2 and err.splitlines() == [
+            f"gdcore {command[0]}: error: stdin: not a readable CSV file (No columns to parse "
+            "from file)"], err
+
+
+def test_predict_names_the_file_of_any_reading_error(files, tmp_path, monkeypatch, capsys):
+    """An error a reader lets escape (not a DataError) is one line naming the file."""
+    import gdcore.cli.predict
+    folder, _ = files
+    model = tmp_path / "m.json"
+    gdcore_cli("fit", folder / "train.csv", "--target", "y", "--epochs", "3", "--save", model)
+
+    def broken(*args, **kwargs):
+        raise ValueError("the parser's own words\nover two lines")
+    monkeypatch.setattr(gdcore.cli.predict, "read_table", broken)
+    status, out, err = run_in_process(capsys, "predict", model, folder / "train.csv")
+    assert status == 2 and out == ""
+    assert err.splitlines() == [f"gdcore predict: error: {folder / 'train.csv'}: cannot read "
+                                "the data (the parser's own words over two lines)"]

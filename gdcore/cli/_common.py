@@ -10,14 +10,16 @@ import sys
 import numpy as np
 
 from .._result import DivergenceError
-from .._io import DataError, is_npy, iter_folder_tables, npy_blocks, one_line, read_table
+from .._io import (DataError, is_folder, is_npy, iter_folder_tables, npy_blocks, one_line,
+                   read_table)
 from .._precompute import gram_is_cheaper
 from .._validation import make_rng
 
 
 def add_data_arguments(parser, target_required=True):
-    parser.add_argument("data", help="CSV, Parquet (.parquet), .npy or .npz file, or a folder "
-                                     "of Parquet/CSV files (read one at a time, full batch)")
+    parser.add_argument("data", help="CSV, Parquet (.parquet), .npy or .npz file, a folder "
+                                     "of Parquet/CSV files (read one at a time, full batch), "
+                                     "or - for CSV or Parquet on stdin")
     parser.add_argument("--target", required=target_required,
                         help="the target column (a column index for .npy; for a .npz of "
                              "arrays X and y, the target array's name: y)")
@@ -241,7 +243,7 @@ def check_options_first(args, **stopping):
     before an error about --lr.  (The data's width and dtype are not known yet: those checks
     that need them, and gtol against the row count, come with the fit.)"""
     from .._api import prepare_run
-    if os.path.isdir(args.data) and getattr(args, "batch_size", None) is not None:
+    if is_folder(args.data) and getattr(args, "batch_size", None) is not None:
         raise ValueError(FOLDER_BATCH_SIZE)
     prepare_run(1, 1, np.float64, **fit_options(args), **stopping, shuffle=True, init=None,
                 callback=None, backend="core")
@@ -254,7 +256,7 @@ def load(args, target_required=True):
     # without an intercept the fit is through the origin: scaled, not centred, so that it
     # stays through the origin of the data's own units
     centre = getattr(args, "fit_intercept", True)
-    if os.path.isdir(args.data):
+    if is_folder(args.data):
         return FolderData(args.data, args.target, args.features, standardize, centre)
     if is_npy(args.data) and getattr(args, "batch_size", None) is None:
         return NpyData(args.data, args.target, args.features, standardize, centre)

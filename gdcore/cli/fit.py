@@ -9,7 +9,7 @@ import warnings
 import numpy as np
 
 from .. import ConvergenceWarning, DivergenceError
-from .._io import DataError
+from .._io import DataError, data_name
 from .._model_io import SavedModel, save_model
 from .._progress import progress_callback
 from ._common import (add_data_arguments, add_fit_arguments, add_stopping_arguments,
@@ -81,7 +81,7 @@ def run(args):
         if status:
             return status
     width = len(data.feature_names)
-    print(f"data           {args.data}: {rows:,} row{'s' * (rows != 1)} x {width} "
+    print(f"data           {data_name(args.data)}: {rows:,} row{'s' * (rows != 1)} x {width} "
           f"feature{'s' * (width != 1)}, target {data.target!r}")
     print(f"optimizer      {result.optimizer!r}")
     print(f"epochs         {result.n_epochs:,} ({result.n_updates:,} updates)")
@@ -97,7 +97,7 @@ def run(args):
         try:
             from .._plot import save_loss_plot
             save_loss_plot(args.plot, {args.optimizer: result.loss_history},
-                           title=f"gdcore fit {args.data}")
+                           title=f"gdcore fit {data_name(args.data)}")
         except Exception as exc:    # matplotlib's own errors too: one line, not a traceback
             return fail("fit", f"--plot {args.plot}: {exc}")
         print(f"plot           {args.plot}")
