@@ -1081,3 +1081,18 @@ def test_predict_names_the_file_of_any_reading_error(files, tmp_path, monkeypatc
     assert status == 2 and out == ""
     assert err.splitlines() == [f"gdcore predict: error: {folder / 'train.csv'}: cannot read "
                                 "the data (the parser's own words over two lines)"]
+
+
+def test_a_saved_index_column_is_pointed_out(files, tmp_path):
+    """A DataFrame saved with its index (to_csv without index=False) has a first column
+    without a name, which pandas calls 'Unnamed: 0': it was fitted as a feature, silently."""
+    _, frame = files
+    frame.to_csv(tmp_path / "indexed.csv")
+    proc = gdcore_cli("fit", tmp_path / "indexed.csv", "--target", "y", "--standardize")
+    assert ("warning: 'Unnamed: 0' has no name in the header (an index saved with the data?) "
+            "and is fitted as a feature; name the features to fit with --features"
+            in proc.stderr)
+    assert "4 features" in proc.stdout
+    chosen = gdcore_cli("fit", tmp_path / "indexed.csv", "--target", "y", "--standardize",
+                        "--features", "a", "b", "c")
+    assert "Unnamed" not in chosen.stderr and "3 features" in chosen.stdout

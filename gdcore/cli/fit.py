@@ -3,20 +3,20 @@ optionally plot and save."""
 
 from __future__ import annotations
 
+import re
 import sys
 import warnings
 
 import numpy as np
 
 from .. import ConvergenceWarning, DivergenceError
-from .._io import DataError, data_name
+from .._io import DataError, _shown, data_name
 from .._model_io import SavedModel, save_model
 from .._progress import progress_callback
 from ._common import (add_data_arguments, add_fit_arguments, add_stopping_arguments,
-                      check_distinct_paths, check_options_first, check_output_path, check_plot_path,
-                      fail, fit_data,
-                      fit_options, in_cli_words, load, loss_rose, residual_summary,
-                      stopping_options)
+                      check_distinct_paths, check_options_first, check_output_path,
+                      check_plot_path, fail, fit_data, fit_options, in_cli_words, load,
+                      loss_rose, residual_summary, stopping_options)
 
 
 def add_parser(subparsers):
@@ -64,6 +64,14 @@ def run(args):
         if close is not None:
             close()
     rose = loss_rose(result)
+    unnamed = [name for name in data.feature_names if UNNAMED.fullmatch(str(name))]
+    if unnamed and args.features is None:
+        # pandas' name for a column whose header cell is empty: most often a DataFrame's
+        # index, saved by to_csv without index=False, and fitted as if it were a feature
+        print(f"gdcore fit: warning: {_shown(unnamed)} ha{'ve' if len(unnamed) > 1 else 's'} "
+              "no name in the header (an index saved with the data?) and "
+              f"{'are' if len(unnamed) > 1 else 'is'} fitted as a feature; name the features "
+              "to fit with --features", file=sys.stderr)
     for warning in caught:
         if rose and issubclass(warning.category, ConvergenceWarning):
             continue    # the diverged fit's error below says it once
@@ -109,6 +117,9 @@ def run(args):
                                   + "; try a smaller --lr or --standardize", args))
     return 0
 
+
+# The name pandas gives a column whose header cell is empty.
+UNNAMED = re.compile(r"Unnamed: \d+")
 
 # Extensions of data files: a model saved under one (JSON in a .csv) is a mistake.
 DATA_EXTENSIONS = (".csv", ".parquet", ".npy", ".npz", ".tsv", ".txt")
