@@ -6,9 +6,16 @@ From them the core recovers, for any θ = (w, b), the sums of a pass over X (Σ 
 an offset in y or in a column of X does not swamp the loss: uncentred, Σ sᵢrᵢ² is a small
 difference of terms of the size of Σ sᵢyᵢ², and with y ≈ 1e7 it came out 1000x too large.
 
-The (d+2) × (d+2) float64 matrix packs, with S = Σ sᵢ, z̄ = Σ sᵢzᵢ / S and z̃ᵢ = zᵢ − z̄:
+The (d+2) × (d+2) float64 matrix packs, with S = Σ sᵢ, z̄ = Σ sᵢzᵢ / S rounded to float64
+and z̃ᵢ = zᵢ − z̄:
 
-    [:d+1, :d+1] = Σ sᵢz̃ᵢz̃ᵢᵀ      [:d+1, d+1] = [d+1, :d+1] = z̄      [d+1, d+1] = S
+    [:d+1, :d+1] = Σ sᵢz̃ᵢz̃ᵢᵀ      [:d+1, d+1] = z̄      [d+1, :d+1] = Σ sᵢz̃ᵢ      [d+1, d+1] = S
+
+The stored mean is the true one rounded, so the first moments Σ sᵢz̃ᵢ about it are not 0 but
+S·(its rounding), up to S·ulp(z̄)/2: kept, they make the sums exact identities in the stored
+values.  Left out, a loss read 2e-9 off with y ≈ 1e6 (a term
+2e·Σ sᵢ(x̃ᵢ·w − ỹᵢ), e the offset of sums_from_gram, went missing).  Terms of second order in
+the means' rounding, S·ulp(z̄)², are left out of the merged moments.
 
 Blocks of rows are merged as in Chan, Golub and LeVeque's pairwise update, in place: the
 matrix and one scratch of its size are all a fit holds at once, besides an 8 MB row block.
@@ -56,13 +63,15 @@ def _merge_block(total, z, weights, scratch):
             return
         mean = (weights @ z) / S
     z -= mean
+    first = z.sum(axis=0) if weights is None else weights @ z     # Σ sᵢz̃ᵢ: S·(mean's rounding)
     np.dot(z.T, z if weights is None else z * weights[:, None], out=scratch)
-    _merge(total, S, mean, scratch, scratch)
+    _merge(total, S, mean, first, scratch, scratch)
 
 
-def _merge(total, S_b, mean_b, moments_b, scratch):
-    """total ← the packed moments of total's rows and rows with (S_b, mean_b, moments_b);
-    scratch (which may be moments_b itself) is overwritten."""
+def _merge(total, S_b, mean_b, first_b, moments_b, scratch):
+    """total ← the packed moments of total's rows and rows with (S_b, mean_b, first_b,
+    moments_b) (first_b = Σ sᵢ(zᵢ − mean_b)); scratch (which may be moments_b itself) is
+    overwritten."""
     k = total.shape[0] - 1                   # z has k = d + 1 entries
     S_a = total[k, k]
     if not S_b > 0:
@@ -70,16 +79,22 @@ def _merge(total, S_b, mean_b, moments_b, scratch):
     moments = total[:k, :k]
     if not S_a > 0:
         moments[...] = moments_b
-        total[:k, k] = total[k, :k] = mean_b
+        total[:k, k] = mean_b
+        total[k, :k] = first_b
         total[k, k] = S_b
         return
     S = S_a + S_b
-    delta = mean_b - total[:k, k]
+    mean_a, first_a = total[:k, k].copy(), total[k, :k].copy()
+    # Chan et al.'s update, with the difference of the blocks' true means (the stored means
+    # plus their rounding, first / S), not of their rounded ones
+    delta = (mean_b - mean_a) + (first_b / S_b - first_a / S_a)
     moments += moments_b
     np.multiply.outer(delta, delta * (S_a * (S_b / S)), out=scratch)
     moments += scratch
-    total[:k, k] += delta * (S_b / S)
-    total[k, :k] = total[:k, k]
+    mean = mean_a + delta * (S_b / S)
+    total[:k, k] = mean
+    # Σ sᵢ(zᵢ − mean) over both blocks, with the stored (rounded) mean
+    total[k, :k] = (first_a + first_b) + (S_a * (mean_a - mean) + S_b * (mean_b - mean))
     total[k, k] = S
 
 
@@ -88,7 +103,7 @@ def merge_grams(a, b):
     out = a.copy()
     k = b.shape[0] - 1
     with np.errstate(over="ignore", invalid="ignore"):     # see gram_is_finite
-        _merge(out, b[k, k], b[:k, k], b[:k, :k], np.empty((k, k)))
+        _merge(out, b[k, k], b[:k, k], b[k, :k], b[:k, :k], np.empty((k, k)))
     return out
 
 

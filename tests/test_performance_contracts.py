@@ -108,6 +108,65 @@ def test_gram_mode_keeps_small_losses_under_large_offsets(weighted):
         np.testing.assert_allclose(losses, expected, rtol=1e-8)
 
 
+def exact_losses(X, y, thetas):
+    """J at each θ = (w, b), in rational arithmetic on the float values."""
+    from fractions import Fraction
+    rows = [[Fraction(v) for v in row] for row in X.tolist()]
+    targets = [Fraction(v) for v in y.tolist()]
+    losses = []
+    for theta in thetas:
+        *w, b = [Fraction(v) for v in np.asarray(theta, dtype=np.float64).tolist()]
+        squares = sum((sum(a * c for a, c in zip(row, w)) + b - t) ** 2
+                      for row, t in zip(rows, targets))
+        losses.append(float(squares / (2 * len(targets))))
+    return np.array(losses)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("y_offset, x_offset", [(1e4, 0.0), (1e6, 0.0), (1e8, 0.0),
+                                                (1e6, 1e6)])
+def test_gram_mode_losses_are_exact_under_large_offsets(dtype, y_offset, x_offset):
+    """With y ≈ 1e6 (1e8), Gram mode's loss was 2e-9 (8e-9) off the exact one: the stored
+    means are rounded, and the moments' first moments about them (S·ulp(ȳ)/2, not 0) were
+    left out; with a column of X near 1e6 too, 5e-7.  Every epoch's loss is now the exact J
+    at that epoch's parameters to 1e-10, float32 data included (its moments are float64),
+    and every epoch is a Gram epoch: not one falls back to a pass over the data (the offset's
+    rounding, bounded, is below the loss's 1e-10; a column near 1e6 makes the offset a small
+    sum of large terms, formed again in long double where that bound is not met)."""
+    from gdcore import _core
+    from gdcore._precompute import augmented_gram
+    rng = np.random.default_rng(7)
+    X = rng.normal(size=(200, 4))
+    y = (X @ [1.0, -2.0, 0.5, 3.0] + y_offset + 0.1 * rng.normal(size=200)).astype(dtype)
+    X = X.astype(dtype)
+    options = dict(optimizer="gd", lr=0.5, epochs=40, tol=None)
+    params = []
+    fit = gdcore.fit(X, y, precompute=True, **options,
+                     callback=lambda p: params.append(np.append(p.coef, p.intercept)))
+    thetas = [np.zeros(5, dtype=dtype)] + params[:-1]       # the parameters of each epoch
+    losses = fit.loss_history
+    if x_offset:
+        # the same residuals with a column near 1e6 (whose fit lr 0.5 would not suit)
+        X = X.copy()
+        X[:, 3] += dtype(x_offset)
+        thetas = [np.append(t[:4], t[4] - x_offset * np.float64(t[3])).astype(dtype)
+                  for t in thetas]
+        losses = [gdcore.fit(X, y, precompute=True, optimizer="gd", lr=1e-20, epochs=1,
+                             tol=None, init=(t[:4], t[4])).loss_history[0] for t in thetas]
+    np.testing.assert_allclose(losses, exact_losses(X, y, thetas), rtol=1e-10, atol=0)
+    gram = augmented_gram(X, y)
+    assert all(_core.gram_sums(gram, t)[1] for t in thetas)
+    if not x_offset:            # and a fit over chunks reads them once, for the Gram matrix
+        passes = []
+
+        def source():
+            passes.append(1)
+            return iter([(X[:120], y[:120]), (X[120:], y[120:])])
+        chunked = gdcore.fit_chunks(source, precompute=True, **options)
+        assert len(passes) == 1
+        np.testing.assert_allclose(chunked.loss_history, losses, rtol=1e-10, atol=0)
+
+
 @pytest.mark.parametrize("noise", [1e-3, 1e-5])
 @pytest.mark.parametrize("weighted", [False, True])
 def test_gram_mode_losses_of_a_near_exact_fit_are_the_streaming_ones(noise, weighted):
@@ -128,6 +187,20 @@ def test_gram_mode_losses_of_a_near_exact_fit_are_the_streaming_ones(noise, weig
     options.pop("sample_weight")
     chunked = gdcore.fit_chunks(pieces, precompute=True, **options)
     np.testing.assert_allclose(chunked.loss_history, reference.loss_history, rtol=1e-10)
+
+
+def assert_first_moments(packed, z, s):
+    """The last row holds Σ sᵢ(zᵢ − z̄) about the stored (rounded) means z̄, exactly but for
+    the rounding of terms the size of the spread (not of the means): checked against rational
+    arithmetic on the float64 values."""
+    from fractions import Fraction
+    k = z.shape[1]
+    means = [Fraction(v) for v in packed[:k, k].tolist()]
+    weights = [Fraction(v) for v in s.tolist()]
+    exact = [float(sum(w * (Fraction(v) - m) for w, v in zip(weights, column)))
+             for column, m in zip(z.T.tolist(), means)]
+    spread = np.abs(z - packed[:k, k]).T @ s
+    np.testing.assert_allclose(packed[k, :k], exact, rtol=0, atol=1e-14 * spread.max())
 
 
 def test_gram_mode_moments_merge_as_one_pass():
@@ -151,7 +224,7 @@ def test_gram_mode_moments_merge_as_one_pass():
     for packed in (whole, merged):
         assert packed[5, 5] == pytest.approx(s.sum(), rel=1e-14)
         np.testing.assert_allclose(packed[:5, 5], mean, rtol=1e-13)
-        np.testing.assert_allclose(packed[5, :5], mean, rtol=1e-13)
+        assert_first_moments(packed, z, s)
         np.testing.assert_allclose(packed[:5, :5], moments, rtol=1e-9,
                                    atol=1e-9 * np.abs(moments).max())
 
@@ -176,7 +249,7 @@ def test_gram_mode_blocks_merge_in_place(monkeypatch, weighted):
     moments = (z - mean).T @ ((z - mean) * s[:, None])
     assert packed[4, 4] == pytest.approx(s.sum(), rel=1e-14)
     np.testing.assert_allclose(packed[:4, 4], mean, rtol=1e-12)
-    np.testing.assert_allclose(packed[4, :4], mean, rtol=1e-12)
+    assert_first_moments(packed, z, s)
     np.testing.assert_allclose(packed[:4, :4], moments, rtol=1e-9,
                                atol=1e-9 * np.abs(moments).max())
 
