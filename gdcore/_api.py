@@ -174,11 +174,17 @@ def finish_run(run, execute):
     state.rng_state, state.rng_drawn = _rng_record(run, state)
     if stop_reason == "diverged":
         epoch = state.n_epochs + 1
-        if status == _reference.STATUS_LOSS_NOT_FINITE and state.n_updates == earlier_updates:
+        before_any_update = state.n_updates == earlier_updates
+        if status == _reference.STATUS_LOSS_NOT_FINITE and before_any_update:
             # no update was made: the data (or init) overflow, whatever the learning rate
             message = (f"the loss is not finite at the starting parameters (epoch {epoch}, "
                        f"before any update): the squared residuals overflow {run.dtype}, so "
                        "no learning rate can help; rescale y (and X)")
+        elif status == _reference.STATUS_GRAD_NOT_FINITE and before_any_update:
+            # the gradient the first update took overflowed, whatever the learning rate
+            message = (f"the gradient is not finite at the starting parameters (epoch "
+                       f"{epoch}, before any update): the loss is finite but Σ sᵢrᵢxᵢ "
+                       f"overflows {run.dtype}, so no learning rate can help; rescale X and y")
         else:
             what = ("the loss" if status == _reference.STATUS_LOSS_NOT_FINITE
                     else "the parameters")

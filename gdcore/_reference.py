@@ -16,6 +16,8 @@ import numpy as np
 from . import optim as _optim
 
 STATUS_OK, STATUS_LOSS_NOT_FINITE, STATUS_PARAMS_NOT_FINITE = 0, 1, 2
+# the update was not finite because its gradient was not: Σ sᵢrᵢxᵢ overflowed (the core's 6)
+STATUS_GRAD_NOT_FINITE = 6
 
 
 def objective_and_gradient(X, y, s, w, b, l2, l1, fit_intercept):
@@ -212,7 +214,8 @@ def _epochs(problem, state, opt, schedule, settings, rng, on_epoch, guard):
                 w = new[:d]
                 new[:d] = np.sign(w) * np.maximum(np.abs(w) - lr * settings.l1, 0)
             if not np.all(np.isfinite(new)):
-                return STATUS_PARAMS_NOT_FINITE
+                return (STATUS_PARAMS_NOT_FINITE if np.all(np.isfinite(g[:m]))
+                        else STATUS_GRAD_NOT_FINITE)
             state.theta[:] = new
             state.n_updates = t
         return STATUS_OK

@@ -25,7 +25,7 @@ from libc.string cimport memcpy, memset
 
 from gd_types cimport (OptimConfig, ScheduleConfig, gd_optimizer, gd_schedule, STATUS_OK,
                        STATUS_LOSS_NOT_FINITE, STATUS_PARAMS_NOT_FINITE, STATUS_INTERRUPTED,
-                       STATUS_NO_MEMORY, STATUS_NO_TEAM, SLOT_SQUARES, SLOT_WEIGHT, N_SLOTS,
+                       STATUS_NO_MEMORY, STATUS_NO_TEAM, STATUS_GRAD_NOT_FINITE, SLOT_SQUARES, SLOT_WEIGHT, N_SLOTS,
                        OPT_SGD, OPT_ADAGRAD, SCHED_INVSCALING)
 from gd_kernel cimport (CACHE_LINE_BYTES, PREFETCH_AHEAD, SHORT_ROW, accumulate_rows,
                        is_finite_vector, objective_and_gradient, prefetch_row, row_gradient,
@@ -436,13 +436,22 @@ cdef inline int apply_update(
     Py_ssize_t d, bint fit_intercept, long long t, double lr, double l1,
 ) noexcept nogil:
     """update_into θ in place; if the update makes θ non-finite, θ is restored from before
-    it and STATUS_PARAMS_NOT_FINITE is returned."""
+    it and STATUS_PARAMS_NOT_FINITE is returned (see update_failure)."""
     memcpy(backup, theta, (d + 1) * sizeof(floating))
     if update_into(optim, theta, grad, state0, state1, state2, theta, d, fit_intercept, t, lr,
                    l1) != STATUS_OK:
         memcpy(theta, backup, (d + 1) * sizeof(floating))
-        return STATUS_PARAMS_NOT_FINITE
+        return update_failure(grad, d, fit_intercept)
     return STATUS_OK
+
+
+cdef inline int update_failure(const floating* grad, Py_ssize_t d,
+                               bint fit_intercept) noexcept nogil:
+    """Why an update left θ non-finite: STATUS_GRAD_NOT_FINITE if its gradient already was
+    (Σ sᵢrᵢxᵢ overflowed: no lr helps), else STATUS_PARAMS_NOT_FINITE (the step was)."""
+    if is_finite_vector(grad, d + 1 if fit_intercept else d):
+        return STATUS_PARAMS_NOT_FINITE
+    return STATUS_GRAD_NOT_FINITE
 
 
 # Gram mode's Σ sᵢrᵢ² is a difference of terms the size of Σ sᵢỹᵢ² (its "magnitude" below),
@@ -586,6 +595,7 @@ cdef inline int update_from_sums(
     """The rest of a full-batch epoch once the pass's sums are in: J (the epoch's loss) and
     ∇J at θ, the gtol rule, then the update t + 1."""
     cdef double lr
+    cdef int status
     loss[0] = objective_and_gradient(sums, theta, d, l2, l1, fit_intercept, grad)
     if not finite_in_data_precision(loss[0], theta):
         return STATUS_LOSS_NOT_FINITE
@@ -593,9 +603,10 @@ cdef inline int update_from_sums(
         gtol_reached[0] = True
         return STATUS_OK
     lr = scheduled_lr(schedule, optim.lr, epoch, t[0] + 1)
-    if apply_update(optim, theta, grad, state0, state1, state2, backup, d, fit_intercept,
-                    t[0] + 1, lr, l1) != STATUS_OK:
-        return STATUS_PARAMS_NOT_FINITE
+    status = apply_update(optim, theta, grad, state0, state1, state2, backup, d, fit_intercept,
+                          t[0] + 1, lr, l1)
+    if status != STATUS_OK:
+        return status
     t[0] += 1
     return STATUS_OK
 
@@ -607,11 +618,13 @@ cdef inline int take_update(
 ) noexcept nogil:
     """A batch's J (the loss it counts) must be finite in the data's precision; then update
     t + 1 with its gradient, counted in t if it left θ finite."""
+    cdef int status
     if not finite_in_data_precision(batch_loss, theta):
         return STATUS_LOSS_NOT_FINITE
-    if apply_update(optim, theta, grad, state0, state1, state2, backup, d, fit_intercept,
-                    t[0] + 1, lr, l1) != STATUS_OK:
-        return STATUS_PARAMS_NOT_FINITE
+    status = apply_update(optim, theta, grad, state0, state1, state2, backup, d, fit_intercept,
+                          t[0] + 1, lr, l1)
+    if status != STATUS_OK:
+        return status
     t[0] += 1
     return STATUS_OK
 
@@ -890,6 +903,41 @@ cdef inline int sgd_rows(
                          loss_sum, loss_sum_before, n_batches, t, status)
 
 
+cdef int fused_update_failure(
+    const floating* X, const floating* y, const floating* sample_weight, const floating* theta,
+    Py_ssize_t n, Py_ssize_t d, const Py_ssize_t* rows, long long update, double l2,
+    bint fit_intercept,
+) noexcept nogil:
+    """update_failure for classic SGD's fused rows, which form no gradient: the row of the
+    epoch's update number ``update`` (rows of weight 0 make none) and its gradient at θ, the
+    parameters it started from, as single_row_epoch would have formed them."""
+    cdef Py_ssize_t k, i = -1, j
+    cdef long long counted = 0
+    cdef floating residual, scaled_residual, g
+    cdef double inv_weight, row_loss
+    for k in range(n):
+        i = rows[k] if rows != NULL else k
+        if sample_weight == NULL or sample_weight[i] > 0.0:
+            counted += 1
+            if counted == update:
+                break
+    if counted != update:
+        return STATUS_PARAMS_NOT_FINITE
+    residual = row_residual(X + i * d, y[i], theta, d)
+    weigh_row(residual, sample_weight, i, &scaled_residual, &inv_weight, &row_loss)
+    for j in range(d + 1):
+        if j < d:
+            g = (scaled_residual * X[i * d + j] if inv_weight == 1.0 and l2 == 0.0 else
+                 <floating>((scaled_residual * X[i * d + j]) * inv_weight + l2 * theta[j]))
+        elif fit_intercept:
+            g = <floating>(scaled_residual * inv_weight)
+        else:
+            g = 0
+        if not isfinite(g):
+            return STATUS_GRAD_NOT_FINITE
+    return STATUS_PARAMS_NOT_FINITE
+
+
 cdef int single_row_sgd_epoch(
     const floating* X, const floating* y, const floating* sample_weight,
     floating* theta, floating* spare, Py_ssize_t n, Py_ssize_t d, const Py_ssize_t* rows,
@@ -938,9 +986,10 @@ cdef int single_row_sgd_epoch(
         current = previous
         t[0] -= 1
         loss_sum = loss_sum_before
-        n_batches -= 1
         if status != STATUS_INTERRUPTED:
-            status = STATUS_PARAMS_NOT_FINITE
+            status = fused_update_failure(X, y, sample_weight, current, n, d, rows, n_batches,
+                                          l2, fit_intercept)
+        n_batches -= 1
     if current != theta:
         memcpy(theta, current, (d + 1) * sizeof(floating))
     loss[0] = loss_sum / n_batches if n_batches > 0 else 0.0
@@ -986,7 +1035,7 @@ cdef int single_row_epoch(
             rate = scheduled_lr(schedule, optim.lr, epoch, t[0] + 1)
         if update_into(optim, current, grad, state0, state1, state2, spare, d, fit_intercept,
                        t[0] + 1, rate, l1) != STATUS_OK:
-            status = STATUS_PARAMS_NOT_FINITE
+            status = update_failure(grad, d, fit_intercept)
             break
         swap = current
         current = spare

@@ -326,7 +326,7 @@ cdef int capi_fit(const floating* X, const floating* y, const floating* weights,
         return GD_ERR_NO_MEMORY
     if status == STATUS_LOSS_NOT_FINITE:
         return GD_ERR_LOSS_NOT_FINITE
-    if status == STATUS_PARAMS_NOT_FINITE:
+    if status == STATUS_PARAMS_NOT_FINITE or status == STATUS_GRAD_NOT_FINITE:
         return GD_ERR_PARAMS_NOT_FINITE
     return GD_OK
 

@@ -24,6 +24,8 @@ cdef enum Status:
     STATUS_INTERRUPTED = 3          # a signal handler raised (Ctrl-C) in the middle of an epoch
     STATUS_NO_MEMORY = 4            # scratch buffers could not be allocated (nothing was run)
     STATUS_NO_TEAM = 5              # internal: no thread team could be formed (nothing was run)
+    STATUS_GRAD_NOT_FINITE = 6      # as STATUS_PARAMS_NOT_FINITE, and the update's gradient
+                                    # itself was inf/NaN (overflow: the data's scale, not lr)
 
 # The hyper-parameter structs are those of the C API (gdcore/include/gdcore.h), so the C
 # API passes them straight through.

@@ -371,6 +371,38 @@ def test_a_loss_that_overflows_before_any_update_says_to_rescale(dtype, big, bat
         gdcore.fit(np.ones((10, 1)), np.ones(10), lr=1e300, epochs=3, backend=backend)
 
 
+@pytest.mark.parametrize("dtype, x, y", [(np.float64, 1e160, 1e150), (np.float32, 1e25, 1e15)])
+@pytest.mark.parametrize("optimizer, batch_size", [("gd", None), ("adam", None), ("gd", 2),
+                                                   ("gd", 1), ("momentum", 1)])
+@pytest.mark.parametrize("backend", ["core", "numpy"])
+def test_a_gradient_that_overflows_before_any_update_says_to_rescale(dtype, x, y, optimizer,
+                                                                     batch_size, backend):
+    """The loss is finite at the start but Σ sᵢrᵢxᵢ overflows (|x|·|r| past the dtype's range):
+    the first update's gradient is already inf, so no lr helps and the message says to
+    rescale (it said 'try a smaller lr'), on both backends, in fit and fit_chunks, classic
+    SGD's fused rows included; with a continuation, in its own first epoch.  A step that
+    overflows from a finite gradient still suggests a smaller lr."""
+    X = np.array([[1.0], [2.0], [3.0]], dtype) * dtype(x)
+    Y = np.array([1.0, 2.0, 3.0], dtype) * dtype(y)
+    expected = ("the gradient is not finite at the starting parameters \\(epoch 1, before any "
+                f"update\\): the loss is finite but Σ sᵢrᵢxᵢ overflows {np.dtype(dtype).name}, "
+                "so no learning rate can help; rescale X and y")
+    options = dict(optimizer=optimizer, lr=1e-30, epochs=3, batch_size=batch_size)
+    with pytest.raises(gdcore.DivergenceError, match=expected) as raised:
+        gdcore.fit(X, Y, backend=backend, **options)
+    assert raised.value.result.n_updates == 0 and "smaller lr" not in str(raised.value)
+    if backend == "core" and batch_size is None:
+        with pytest.raises(gdcore.DivergenceError, match=expected):
+            gdcore.fit_chunks([(X[:2], Y[:2]), (X[2:], Y[2:])], optimizer=optimizer,
+                              lr=1e-30, epochs=3)
+        first = gdcore.fit(X / dtype(x), Y / dtype(y), **dict(options, epochs=2, tol=None))
+        with pytest.raises(gdcore.DivergenceError, match=expected.replace("epoch 1", "epoch 3")):
+            gdcore.fit(X, Y, init=first, **options)
+    with pytest.raises(gdcore.DivergenceError, match=r"stopped being finite in epoch \d .*smaller"):
+        gdcore.fit(X / dtype(x), Y / dtype(y), backend=backend, **dict(
+            options, optimizer="gd", lr=float(np.finfo(dtype).max) / 10))
+
+
 @pytest.mark.parametrize("kind", [np.random.PCG64, np.random.MT19937, np.random.SFC64,
                                   np.random.Philox])
 def test_a_continuation_goes_on_with_the_seed_generators_own_kind(kind):
