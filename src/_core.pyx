@@ -25,8 +25,8 @@ from libc.string cimport memcpy, memset
 
 from gd_types cimport (OptimConfig, ScheduleConfig, gd_optimizer, gd_schedule, STATUS_OK,
                        STATUS_LOSS_NOT_FINITE, STATUS_PARAMS_NOT_FINITE, STATUS_INTERRUPTED,
-                       STATUS_NO_MEMORY, STATUS_NO_TEAM, STATUS_GRAD_NOT_FINITE, SLOT_SQUARES, SLOT_WEIGHT, N_SLOTS,
-                       OPT_SGD, OPT_ADAGRAD, SCHED_INVSCALING)
+                       STATUS_NO_MEMORY, STATUS_NO_TEAM, STATUS_GRAD_NOT_FINITE, SLOT_SQUARES,
+                       SLOT_WEIGHT, N_SLOTS, OPT_SGD, OPT_ADAGRAD, SCHED_INVSCALING)
 from gd_kernel cimport (CACHE_LINE_BYTES, PREFETCH_AHEAD, SHORT_ROW, accumulate_rows,
                        is_finite_vector, objective_and_gradient, prefetch_row, row_gradient,
                        row_residual, GD_PREFETCH, GD_PREFETCH_LOCALITY, stationarity,
@@ -554,7 +554,8 @@ cdef double sums_from_gram(const double* gram, const floating* theta, Py_ssize_t
     sums[d + SLOT_SQUARES] = 0.0 if squares < 0.0 else squares
     sums[d + SLOT_WEIGHT] = S
     # (2g + Se)·e moves by at most (2|g| + S(2|e| + δ))·δ when e is off by δ
-    offset_error[0] = (2.0 * fabs(g) + S * (2.0 * fabs(offset) + offset_rounding)) * offset_rounding
+    offset_error[0] = ((2.0 * fabs(g) + S * (2.0 * fabs(offset) + offset_rounding))
+                       * offset_rounding)
     return fabs(w_u) + fabs(w_c) + gram[d * width + d] + fabs(e_terms)
 
 
