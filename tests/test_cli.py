@@ -123,6 +123,9 @@ def test_demo_plot(tmp_path):
     ("spaced.csv", ["fit", "{file}", "--target", "a"],
      "no column 'a' (columns: ' a ', ' b ', 'y')"),
     ("ok.csv", ["fit", "{file}", "--target", "y", "--lr", "-1"], "lr must be > 0"),
+    # "-" is stdout only for predict --out (it wrote a file named "-")
+    ("ok.csv", ["fit", "{file}", "--target", "y", "--save", "-"],
+     "--save -: this output is written to a file, not to stdout"),
     ("ok.csv", ["fit", "{file}", "--target", "y", "--optimizer", "bogus"], "unknown name"),
     ("ok.csv", ["predict", "{file}", "{file}"], "not a gdcore model"),
     ("ok.csv", ["lr-search", "{file}", "--target", "y", "--grid", "a,b"], "--grid"),
@@ -174,7 +177,9 @@ def test_errors_are_one_line(tmp_path, make_file, args, message):
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and message in lines[0], proc.stderr
     if make_file:
-        assert (path.name in lines[0] or message.startswith(("lr", "unknown", "--grid", "--seed"))
+        # the file is named, unless the error is an option's
+        assert (path.name in lines[0]
+                or message.startswith(("lr", "unknown", "--grid", "--seed", "--save"))
                 or "--plot" in lines[0])
     assert not (tmp_path / "loss.png").exists()
 

@@ -393,6 +393,9 @@ def check_output_path(flag, path):
     missing or not writable, or a folder in its place): checked before the work."""
     if path is None:
         return
+    if path == "-":     # (only predict --out takes "-", for stdout, before this check)
+        raise ValueError(f"{flag} -: this output is written to a file, not to stdout; name "
+                         "the file")
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
         raise ValueError(f"{flag} {path}: no such folder {folder}")
