@@ -604,6 +604,11 @@ def test_c_api_keeps_the_gil_of_a_caller_that_holds_it(uses_gdcore, batch_size):
         interval = sys.getswitchinterval()
         sys.setswitchinterval(30.0)
         try:
+            # A wait for the GIL that began under the old interval still asks for it after
+            # 5 ms, and the main thread gives it up at its next bytecode, before the call: the
+            # ticker then ran between the clock and the call (a CI failure).  While this sleep
+            # releases the GIL, the ticker's waits begin again under the new interval.
+            time.sleep(0.02)
             started = time.perf_counter()
             code, info = uses_gdcore.fit_code(X, y, None, options, fresh_info(), theta,
                                               state, history)
