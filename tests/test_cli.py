@@ -558,7 +558,8 @@ def test_lr_search_ranks_rising_losses_after_falling_ones(files):
     (["--n-iter-no-change", "0"], "--n-iter-no-change must be"),
     (["--epochs", "0"], "--epochs must be"),
     (["--seed", "-1"], "--seed must be an integer >= 0, got -1"),
-    (["--batch-size", "2", "--gtol", "1e-3"], "--gtol applies to full-batch fits only"),
+    (["--batch-size", "2", "--gtol", "1e-3"],
+     "--gtol applies to full-batch fits only (--batch-size 2, of 400 rows)"),
 ])
 def test_bad_options_are_named_by_their_flag(files, tmp_path, args, message):
     """CSV files are fitted by gdcore.fit; .npy files full-batch in blocks (fit_chunks),

@@ -324,9 +324,16 @@ CLI_WORDS = [("standardise X", "--standardize"), ("try a smaller lr", "try a sma
              (" The last finite parameters are in .result", "")]
 
 
+# ... and the library's argument values, as the command line's options and data
+CLI_PATTERNS = [(re.compile(r"\(batch_size=(\d+) < n_samples=(\d+)\)"),
+                 r"(--batch-size \1, of \2 rows)")]
+
+
 def in_cli_words(text):
     for library, command_line in CLI_WORDS:
         text = text.replace(library, command_line)
+    for pattern, command_line in CLI_PATTERNS:
+        text = pattern.sub(command_line, text)
     return text
 
 
