@@ -7,6 +7,7 @@ the row of a bad cell), so the CLI can print one line and exit non-zero.
 from __future__ import annotations
 
 import contextlib
+import decimal
 import io
 import os
 import stat
@@ -152,11 +153,14 @@ def _column_array(frame, column, path):
         unread = (pd.to_numeric(values, errors="coerce").isna().to_numpy()
                   & values.notna().to_numpy())
         row = int(np.argmax(unread)) if unread.any() else None
-        if row is None:     # booleans: numbers to pandas, not to a fit
+        if row is not None:
+            raise DataError(f"{path}: column {column!r} is not numeric: data row {row + 1} "
+                            f"holds {values.iloc[row]!r}")
+        if not _all_decimal(values):    # booleans: numbers to pandas, not to a fit
             raise DataError(f"{path}: column {column!r} is not numeric (it holds "
                             f"{values.dtype} values such as {values.dropna().iloc[0]})")
-        raise DataError(f"{path}: column {column!r} is not numeric: data row {row + 1} holds "
-                        f"{values.iloc[row]!r}")
+        # a database's exact decimals (Parquet's decimal128, as pandas' objects): as floats
+        values = pd.to_numeric(values)
     array = values.to_numpy(dtype=np.float64)
     nonfinite = ~np.isfinite(array)
     if nonfinite.any():
@@ -164,6 +168,11 @@ def _column_array(frame, column, path):
         raise DataError(f"{path}: column {column!r} has a missing or non-finite value in data "
                         f"row {row + 1} ({array[row]})")
     return array
+
+
+def _all_decimal(values):
+    present = values.dropna()
+    return len(present) > 0 and all(isinstance(value, decimal.Decimal) for value in present)
 
 
 def _check_target_not_a_feature(path, target, features):

@@ -1102,3 +1102,29 @@ def test_a_saved_index_column_is_pointed_out(files, tmp_path):
     chosen = gdcore_cli("fit", tmp_path / "indexed.csv", "--target", "y", "--standardize",
                         "--features", "a", "b", "c")
     assert "Unnamed" not in chosen.stderr and "3 features" in chosen.stdout
+
+
+def test_parquet_decimal_columns_are_read_as_numbers(tmp_path):
+    """A database's exact decimals (Parquet decimal128, which pandas gives as Decimal
+    objects) were refused as 'not numeric (it holds object values such as 1.5)'."""
+    import decimal
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    X, y, _ = problem(n=200, d=2, seed=5)
+    a = [decimal.Decimal(f"{v:.4f}") for v in X[:, 0]]
+    pq.write_table(pa.table({"a": pa.array(a, type=pa.decimal128(12, 4)), "b": X[:, 1],
+                             "y": y}), tmp_path / "decimal.parquet")
+    model = tmp_path / "model.json"
+    gdcore_cli("fit", tmp_path / "decimal.parquet", "--target", "y", "--optimizer", "gd",
+               "--lr", "0.5", "--epochs", "50", "--tol", "none", "--save", model)
+    exact = np.column_stack([np.array([float(v) for v in a]), X[:, 1]])
+    expected = gdcore.fit(exact, y, optimizer="gd", lr=0.5, epochs=50, tol=None)
+    saved = gdcore.load_model(model)
+    np.testing.assert_allclose(saved.coef, expected.coef, rtol=1e-12)
+    # a missing decimal is a missing value, named as one
+    pq.write_table(pa.table({"a": pa.array(a[:5] + [None], type=pa.decimal128(12, 4)),
+                             "y": y[:6]}), tmp_path / "missing.parquet")
+    proc = gdcore_cli("fit", tmp_path / "missing.parquet", "--target", "y", check=False)
+    assert proc.returncode == 2
+    assert "column 'a' has a missing or non-finite value in data row 6" in proc.stderr
