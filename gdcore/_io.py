@@ -79,6 +79,9 @@ def _read_frame(path, name):
     file's format is its extension's; a stream, which has none to go by, is Parquet if it
     begins as Parquet does, else CSV."""
     contents = _stream_contents(path)
+    if (os.path.getsize(path) if contents is None else len(contents)) == 0:
+        # (pandas says "No columns to parse from file"; pyarrow, that it is too small)
+        raise DataError(f"{name}: empty (not even a header)")
 
     def source():   # a fresh reader of the one copy of a stream for each read
         return path if contents is None else io.BytesIO(contents)

@@ -147,6 +147,10 @@ def test_demo_plot(tmp_path):
     ("strings.npz", ["fit", "{file}", "--target", "y"], "array 'y' is not real numbers"),
     # X saved alone: the target names the array that is missing, not a column
     ("x-only.npz", ["fit", "{file}", "--target", "y"], "no array 'y' (arrays: 'X')"),
+    # a file of no bytes (pandas said "No columns to parse from file")
+    ("empty.csv", ["fit", "{file}", "--target", "y"], "empty.csv: empty (not even a header)"),
+    ("empty.parquet", ["predict", "{file}", "{file}"], "not a gdcore model"),
+    ("empty.parquet", ["fit", "{file}", "--target", "y"], "empty (not even a header)"),
 ])
 def test_errors_are_one_line(tmp_path, make_file, args, message):
     arrays = {
@@ -164,6 +168,8 @@ def test_errors_are_one_line(tmp_path, make_file, args, message):
         "ok.csv": "a,b,y\n1,2,3\n2,4,5\n3,1,1\n",
         "spaced.csv": " a , b ,y\n1,2,3\n2,4,5\n3,1,1\n",
         "ragged.csv": "a,b,y\n1,2,3\n2,3,4,5\n3,4,5\n",
+        "empty.csv": "",
+        "empty.parquet": "",
     }
     path = tmp_path / (make_file or "absent.csv")
     if make_file in arrays:
