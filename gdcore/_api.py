@@ -56,10 +56,11 @@ def fit(X, y, *, sample_weight=None, optimizer=None, lr=None, epochs=100, batch_
         (d,) or a pair ``(coef, intercept)``.
     callback : called after each epoch with a :class:`FitProgress`; returning True stops the
         fit (stop_reason "callback").
-    precompute : full batch only. True: one pass forms the Gram matrix of (X, 1, y) (weighted),
-        after which each epoch costs O(d²) whatever n is, with the same loss and gradient up to
-        rounding; False: every epoch streams X; "auto": Gram mode when it is cheaper (many
-        epochs relative to d). Mini-batch fits always stream.
+    precompute : full batch only. True: one pass forms the means and centred Gram matrix of
+        (X, y) (weighted; see gdcore/_precompute.py), after which each epoch costs O(d²)
+        whatever n is, with the same loss and gradient up to rounding; False: every epoch
+        streams X; "auto": Gram mode when it is cheaper (many epochs relative to d).
+        Mini-batch fits always stream.
 
     Returns
     -------

@@ -186,7 +186,9 @@ def fit(X, y, *, sample_weight=None, optimizer=None, lr=None, epochs=100, batch_
     lost worker's blocks are recomputed from their graph, so the fit survives it.
     ``persist=False`` keeps nothing: each epoch computes the blocks again from their graph,
     for data larger than the cluster's memory.  ``n_threads`` is the number of threads each
-    block's pass uses on its worker.  Other arguments are those of :func:`gdcore.fit`.
+    block's pass uses on its worker (default 1).  ``precompute`` is True or False (default
+    False: each epoch streams the blocks; True forms the Gram matrix in one distributed pass),
+    not "auto".  Other arguments are those of :func:`gdcore.fit`.
     """
     dask, da = _import_dask()
     if batch_size is not None:

@@ -177,9 +177,10 @@ cdef Py_ssize_t PARALLEL_MIN_GATHER = 3072
 # epochs (gd_full_batch.pxi; measured on 2 cores, Adam: two threads beat one from ~2,000;
 # rows of 10 values, 400 rows 1.27x, 1,600 rows 1.66x; rows of 40 values, 100 rows 1.23x,
 # 1,600 rows 1.80x).  A full-batch epoch's pass cuts its rows into n_threads parts from here
-# on, on a team or on the one thread OpenMP may leave it, so the two give the same bits.  (The
-# one-pass entry points keep PARALLEL_MIN_WORK: a parallel region started per call costs more
-# than the team's barrier.)
+# on, on a team or on the one thread OpenMP may leave it, so the two give the same bits, as do
+# objective_gradient and the C API's loss_grad, which cut their one pass the same way.
+# (block_sums_of, a chunk's or Dask block's pass, keeps PARALLEL_MIN_WORK: a parallel region
+# started per call costs more than the team's barrier.)
 cdef Py_ssize_t TEAM_MIN_WORK = 3072
 # Classic SGD's shuffled rows are prefetched this many rows ahead: a row's arithmetic takes
 # ~22 ns at d = 100, so PREFETCH_AHEAD's 8 rows were too near to hide the memory latency
@@ -1112,7 +1113,8 @@ def run_fit(
     history[k] receives the loss of the k-th epoch run here.  sample_weight is empty for unit
     weights; batch_size <= 0 means full batch; tol < 0 and gtol < 0 switch those rules off.
     ``on_epoch(epoch_loss)`` (or None) is called after each epoch and may return True to stop.
-    ``gram`` (full batch only) is the (d+2)² Gram matrix of (X, 1, y) (see sums_from_gram):
+    ``gram`` (full batch only) is the (d+2)² packed means, first moments and centred moments
+    of (X, y) (gdcore/_precompute.py; see sums_from_gram):
     given, the epochs read it instead of X.
 
     Returns (epochs run, stop code, status); status is one of the Status codes and, when not
@@ -1268,7 +1270,8 @@ def objective_gradient(
     int n_threads,
 ):
     """(J, g) at θ = (w, b) from one fused pass: the same code path as a full-batch epoch.
-    g is float64 of length d + 1 (its last entry ∂b, 0 when the intercept is not fitted)."""
+    g is in θ's dtype, of length d + 1 (its last entry ∂b, 0 when the intercept is not
+    fitted)."""
     cdef Py_ssize_t n = X.shape[0], d = X.shape[1], stride = accumulator_stride(d)
     cdef const floating* weights = &sample_weight[0] if sample_weight.shape[0] > 0 else NULL
     cdef double loss
@@ -1289,7 +1292,8 @@ def objective_gradient(
 def all_finite(const floating[::1] values, int n_threads=0):
     """True if no entry is NaN or ±inf: one threaded pass (n_threads threads, 0 for OpenMP's
     default), no temporary array.  Each thread checks a contiguous part with
-    is_finite_vector (x·0 summed in vector lanes is 0 exactly when every x is finite), so the
+    is_finite_vector (x − x is 0 exactly when x is finite; the tests or-ed, so the loop
+    vectorises), so the
     pass runs at the read bandwidth."""
     cdef Py_ssize_t n = values.shape[0], part, lo, hi
     cdef int n_parts = ((n_threads if n_threads > 0 else default_threads())

@@ -24,7 +24,7 @@ cdef const char* capi_strerror(int code) noexcept nogil:
     if code == GD_ERR_SHAPE:
         return "n and d must be >= 1"
     if code == GD_ERR_INPUT:
-        return "X, y, weights or theta contain NaN or infinity, state contains NaN, or theta's intercept is not 0 with fit_intercept = 0"
+        return "X, y, weights, theta or grad contain NaN or infinity, state contains NaN, or theta's intercept is not 0 with fit_intercept = 0"
     if code == GD_ERR_WEIGHTS:
         return "weights must be >= 0 with a positive, finite sum, and span no more than the type's range"
     if code == GD_ERR_OPTIONS:

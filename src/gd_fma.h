@@ -4,7 +4,8 @@
  * (row_residual, and the update sweep that also forms the next row's x.w): written as
  * `s + x*w`, GCC contracted it to an FMA in one and not in the other, where it computed the
  * products as vectors first.  Spelled out, every compiler rounds both alike.  Without FMA
- * hardware (GDCORE_PORTABLE=1 on x86-64) nothing is contracted, so a*b + c is the same there.
+ * hardware (a portable build's baseline x86-64 core) nothing is contracted, so a*b + c is
+ * the same there.
  */
 #ifndef GD_FMA_H
 #define GD_FMA_H

@@ -10,7 +10,9 @@
  * aborting or leaving a Python exception pending, and they validate every argument.
  *
  * ABI promise: within a major version, the layout of every struct here and the order of the
- * table's entries do not change; minor versions only append entries at the end of the table.
+ * table's entries do not change; minor versions append entries at the end of the table or
+ * return codes, or make an entry refuse or report what it should have (the "since 1.x"
+ * notes below; README lists each version).
  * Check api->version_major == GDCORE_API_VERSION_MAJOR and api->version_minor >=
  * GDCORE_API_VERSION_MINOR (gdcore_import() does: a table older than this header may lack
  * entries, or refuse less, than the header describes).
@@ -37,9 +39,9 @@
 #define GD_OK 0
 #define GD_ERR_NULL 1            /* a required pointer is NULL */
 #define GD_ERR_SHAPE 2           /* n < 1 or d < 1 */
-#define GD_ERR_INPUT 3           /* NaN or inf in X, y, weights or theta; NaN in state (inf is a
-                                  * state a fit can go on from); theta[d] != 0 with
-                                  * fit_intercept = 0 */
+#define GD_ERR_INPUT 3           /* NaN or inf in X, y, weights, theta or (step) grad; NaN
+                                  * in state (inf is a state a fit can go on from);
+                                  * theta[d] != 0 with fit_intercept = 0 */
 #define GD_ERR_WEIGHTS 4         /* a negative weight, or weights summing to 0 or to inf, or
                                   * (since 1.3) spanning more than the type's range: a positive
                                   * weight that is 0 once the largest is scaled near 1 */
