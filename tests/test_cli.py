@@ -1075,8 +1075,7 @@ def test_data_from_a_pipe_or_stdin(files, tmp_path):
     for command in (["fit", "-", "--target", "y"], ["predict", model, "-"]):
         status, out, err = gdcore_piped(b"", *command)
         assert status == 2 and err.splitlines() == [
-            f"gdcore {command[0]}: error: stdin: not a readable CSV file (No columns to parse "
-            "from file)"], err
+            f"gdcore {command[0]}: error: stdin: empty (not even a header)"], err
 
 
 def test_predict_names_the_file_of_any_reading_error(files, tmp_path, monkeypatch, capsys):
