@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import sys
 
 from .. import __version__, build_info
 from .._validation import nearest_name
 from . import bench, demo, fit, lr_search, predict
+from ._common import drop_stdout
 
 # Each subcommand module has add_parser(subparsers) and run(args) -> exit code.
 SUBCOMMANDS = [demo, fit, predict, lr_search, bench]
@@ -98,22 +98,16 @@ def main(argv=None):
         print(f"gdcore {args.command}: interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:
-        _drop_stdout()      # the reader had enough (| head): not an error
+        drop_stdout()      # the reader had enough (| head): not an error
         return 0
     except OSError as exc:
         if exc.filename is not None:    # a file's error the subcommand did not expect
             raise
         # stdout itself (> /dev/full): one line, not a traceback (files are written first)
-        _drop_stdout()
+        drop_stdout()
         print(f"gdcore {args.command}: error: cannot write to stdout: {exc.strerror}",
               file=sys.stderr)
         return 1
-
-
-def _drop_stdout():
-    """Point stdout at /dev/null, so that the interpreter's last flush of what is left in
-    its buffer does not fail again at exit ("Exception ignored ...", status 120)."""
-    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 if __name__ == "__main__":

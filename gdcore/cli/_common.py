@@ -377,6 +377,15 @@ def check_plot_path(path):
     check_output_path("--plot", path)
 
 
+def drop_stdout():
+    """Point stdout at /dev/null once its reader has gone (``| head``) or it cannot be
+    written: the interpreter's last flush of what is left in its buffer must not fail again
+    at exit ("Exception ignored ...", status 120)."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+
+
 def check_distinct_paths(outputs, inputs):
     """Raise ValueError if an output (flag -> path) would be written over an input (name ->
     path) or over another output: the same file, however it is named."""

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import os
-import sys
 
 from .. import bench
 from .._validation import make_rng, resolve_n_threads
-from ._common import check_output_path, count, fail
+from ._common import check_output_path, count, drop_stdout, fail
 
 
 def add_parser(subparsers):
@@ -65,7 +63,5 @@ def _printer():
             print(line, flush=True)
         except BrokenPipeError:
             closed.append(True)
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, sys.stdout.fileno())   # the exit's flush must not fail either
-            os.close(devnull)
+            drop_stdout()
     return say

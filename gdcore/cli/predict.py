@@ -5,13 +5,12 @@ from __future__ import annotations
 import contextlib
 import csv
 import itertools
-import os
 import sys
 
 from .._io import (DataError, data_name, is_folder, is_npy, iter_folder_tables, npy_blocks,
                    one_line, read_table, replaced_on_success)
 from .._model_io import load_model
-from ._common import check_distinct_paths, check_output_path, fail
+from ._common import check_distinct_paths, check_output_path, drop_stdout, fail
 
 # --out "-": the predictions go to stdout, as without --out
 STDOUT = "-"
@@ -58,8 +57,7 @@ def run(args):
     except (DataError, ValueError) as exc:
         return fail("predict", exc)
     except BrokenPipeError:
-        # the reader had enough (| head): not an error; stdout must not be flushed again
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        drop_stdout()   # the reader had enough (| head): not an error
         return 0
     except OSError as exc:
         return fail("predict", f"--out {out_path}: {exc.strerror}" if out_path else
