@@ -19,9 +19,8 @@ from . import _core
 from ._api import finish_run, prepare_run
 from ._precompute import (GRAM_MAX_FEATURES, augmented_gram, check_gram, gram_epoch_sums,
                           gram_is_finite, merge_grams)
-from ._reference import (STATUS_GRAD_NOT_FINITE, STATUS_LOSS_NOT_FINITE, STATUS_OK,
-                         STATUS_PARAMS_NOT_FINITE, InterruptGuard, finite_in_data_precision,
-                         stop_after_epoch)
+from ._reference import (STATUS_LOSS_NOT_FINITE, STATUS_OK, InterruptGuard,
+                         finite_in_data_precision, stop_after_epoch, update_failure)
 from ._validation import (arrow_column_names, check_choice, check_data, check_weight_sum,
                           resolve_n_threads, scale_weights, weight_scale_exponent,
                           weight_sum_and_largest)
@@ -59,9 +58,7 @@ def _full_batch_epochs(run, sums_at, guard):
                 lr = _core.scheduled_learning_rate(schedule_config, opt.lr, state.n_epochs, t)
                 if not _core.optimizer_update(theta, grad, state.optimizer_state, optim_config,
                                               t, lr, l1_prox, settings.fit_intercept):
-                    fitted = grad if settings.fit_intercept else grad[:-1]
-                    return "diverged", (STATUS_PARAMS_NOT_FINITE if np.all(np.isfinite(fitted))
-                                        else STATUS_GRAD_NOT_FINITE)
+                    return "diverged", update_failure(grad, settings.fit_intercept)
                 state.n_updates = t
             state.loss_history.append(loss)
             state.n_epochs += 1

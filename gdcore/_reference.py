@@ -45,6 +45,14 @@ def finite_in_data_precision(J, dtype):
     return bool(np.isfinite(J)) and abs(J) <= float(np.finfo(dtype).max)
 
 
+def update_failure(grad, fit_intercept):
+    """Why an update left θ non-finite, as the core's update_failure tells it, given the
+    update's g = (∇w, ∂b): STATUS_GRAD_NOT_FINITE if g already was (Σ sᵢrᵢxᵢ overflowed, which
+    no lr helps), else STATUS_PARAMS_NOT_FINITE (the step was)."""
+    moving = grad if fit_intercept else grad[:-1]
+    return STATUS_PARAMS_NOT_FINITE if np.all(np.isfinite(moving)) else STATUS_GRAD_NOT_FINITE
+
+
 def stationarity(grad_w, grad_b, w, l1):
     """‖∇J‖∞, with the minimum-norm subgradient of l1·‖w‖₁."""
     if l1 > 0:
@@ -214,8 +222,7 @@ def _epochs(problem, state, opt, schedule, settings, rng, on_epoch, guard):
                 w = new[:d]
                 new[:d] = np.sign(w) * np.maximum(np.abs(w) - lr * settings.l1, 0)
             if not np.all(np.isfinite(new)):
-                return (STATUS_PARAMS_NOT_FINITE if np.all(np.isfinite(g[:m]))
-                        else STATUS_GRAD_NOT_FINITE)
+                return update_failure(g, fit_intercept)
             state.theta[:] = new
             state.n_updates = t
         return STATUS_OK

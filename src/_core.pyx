@@ -659,8 +659,8 @@ cdef int mini_batch_epoch(
     cdef int status = STATUS_OK
     cdef Py_ssize_t next_start = 0
     if batch_size == 1 and optim.kind == OPT_SGD and optim.momentum == 0.0:
-        return single_row_sgd_epoch(X, y, sample_weight, theta, backup, n, d, rows, optim,
-                                    schedule, epoch, t, l2, l1, fit_intercept, loss,
+        return single_row_sgd_epoch(X, y, sample_weight, theta, backup, grad, n, d, rows,
+                                    optim, schedule, epoch, t, l2, l1, fit_intercept, loss,
                                     check_signals)
     if batch_size == 1 and single_row_path:
         return single_row_epoch(X, y, sample_weight, theta, grad, state0, state1, state2,
@@ -907,16 +907,16 @@ cdef inline int sgd_rows(
 
 cdef int fused_update_failure(
     const floating* X, const floating* y, const floating* sample_weight, const floating* theta,
-    Py_ssize_t n, Py_ssize_t d, const Py_ssize_t* rows, long long update, double l2,
-    bint fit_intercept,
+    floating* grad, Py_ssize_t n, Py_ssize_t d, const Py_ssize_t* rows, long long update,
+    double l2, bint fit_intercept,
 ) noexcept nogil:
     """update_failure for classic SGD's fused rows, which form no gradient: the row of the
     epoch's update number ``update`` (rows of weight 0 make none) and its gradient at θ, the
-    parameters it started from, as single_row_epoch would have formed them."""
-    cdef Py_ssize_t k, i = -1, j
+    parameters it started from, formed into ``grad`` as single_row_epoch forms it."""
+    cdef Py_ssize_t k, i = -1
     cdef long long counted = 0
-    cdef floating residual, scaled_residual, g
-    cdef double inv_weight, row_loss
+    cdef floating residual, scaled_residual = 0
+    cdef double inv_weight = 1.0, row_loss   # weigh_row sets both: the row's weight is > 0
     for k in range(n):
         i = rows[k] if rows != NULL else k
         if sample_weight == NULL or sample_weight[i] > 0.0:
@@ -927,24 +927,16 @@ cdef int fused_update_failure(
         return STATUS_PARAMS_NOT_FINITE
     residual = row_residual(X + i * d, y[i], theta, d)
     weigh_row(residual, sample_weight, i, &scaled_residual, &inv_weight, &row_loss)
-    for j in range(d + 1):
-        if j < d:
-            g = (scaled_residual * X[i * d + j] if inv_weight == 1.0 and l2 == 0.0 else
-                 <floating>((scaled_residual * X[i * d + j]) * inv_weight + l2 * theta[j]))
-        elif fit_intercept:
-            g = <floating>(scaled_residual * inv_weight)
-        else:
-            g = 0
-        if not isfinite(g):
-            return STATUS_GRAD_NOT_FINITE
-    return STATUS_PARAMS_NOT_FINITE
+    row_gradient(X + i * d, scaled_residual, inv_weight, theta, d, l2, fit_intercept, grad)
+    return update_failure(grad, d, fit_intercept)
 
 
 cdef int single_row_sgd_epoch(
     const floating* X, const floating* y, const floating* sample_weight,
-    floating* theta, floating* spare, Py_ssize_t n, Py_ssize_t d, const Py_ssize_t* rows,
-    const OptimConfig* optim, const ScheduleConfig* schedule, long long epoch, long long* t,
-    double l2, double l1, bint fit_intercept, double* loss, bint check_signals,
+    floating* theta, floating* spare, floating* grad, Py_ssize_t n, Py_ssize_t d,
+    const Py_ssize_t* rows, const OptimConfig* optim, const ScheduleConfig* schedule,
+    long long epoch, long long* t, double l2, double l1, bint fit_intercept, double* loss,
+    bint check_signals,
 ) noexcept nogil:
     """Classic SGD (batch_size=1, no momentum): mini_batch_epoch's contract (and its bits for
     rows of d ≥ SHORT_ROW values), with each row's residual, loss and update fused, so a row
@@ -954,8 +946,9 @@ cdef int single_row_sgd_epoch(
     always at hand without a copy.  Whether an update left θ finite is seen in the next
     row's residual: x·w + b is non-finite whenever any entry of θ is (x is finite, and
     0·inf is NaN).  Only then, or at the end of the epoch, is θ itself checked, and a
-    non-finite update is undone as the general path undoes it.  Rows go in chunks of about
-    SIGNAL_CHECK_WORK multiply-adds, with a signal check between chunks."""
+    non-finite update is undone as the general path undoes it (``grad`` is written only
+    then, to tell why: fused_update_failure).  Rows go in chunks of about SIGNAL_CHECK_WORK
+    multiply-adds, with a signal check between chunks."""
     cdef Py_ssize_t k = 0, chunk_stop, m = d + 1 if fit_intercept else d
     cdef Py_ssize_t chunk_rows = SIGNAL_CHECK_WORK // (d + 1) + 1
     cdef double loss_sum = 0.0, loss_sum_before = 0.0
@@ -989,8 +982,8 @@ cdef int single_row_sgd_epoch(
         t[0] -= 1
         loss_sum = loss_sum_before
         if status != STATUS_INTERRUPTED:
-            status = fused_update_failure(X, y, sample_weight, current, n, d, rows, n_batches,
-                                          l2, fit_intercept)
+            status = fused_update_failure(X, y, sample_weight, current, grad, n, d, rows,
+                                          n_batches, l2, fit_intercept)
         n_batches -= 1
     if current != theta:
         memcpy(theta, current, (d + 1) * sizeof(floating))
