@@ -255,9 +255,11 @@ def _initial_state(init, opt, d, dtype, fit_intercept):
                              f"{init.settings['fit_intercept']}, this fit has "
                              f"fit_intercept={fit_intercept}")
         state = init.state.copy()
-        if init.stop_reason == "tol":
+        if init.stop_reason == "tol" or _tol_rule_fired(init):
             # asked to go on after the rule stopped it, the fit gets n_iter_no_change more
-            # epochs to improve (as a warm-started scikit-learn estimator does), not one
+            # epochs to improve (as a warm-started scikit-learn estimator does), not one;
+            # also from a checkpoint() of the epoch the rule stopped at, whose stop_reason
+            # is "interrupted" but whose counter is the one the rule stopped on
             state.n_no_improvement = 0
         state.theta = _cast_finite(state.theta, dtype, "coef and intercept")
         state.optimizer_state = _cast_finite(state.optimizer_state, dtype,
@@ -298,6 +300,16 @@ def _initial_state(init, opt, d, dtype, fit_intercept):
     for row, values in zip(optimizer_state, opt.initial_state(d + 1)):
         row[:] = values
     return FitState(theta=theta, optimizer_state=optimizer_state)
+
+
+def _tol_rule_fired(result):
+    """Whether ``result``'s tol rule had reached its stop: its counter at its fit's
+    n_iter_no_change (a checkpoint() of the epoch the rule stopped at, or an interrupt's
+    result from it)."""
+    settings = result.settings or {}
+    patience = settings.get("n_iter_no_change")
+    return (settings.get("tol") is not None and patience is not None
+            and result.state.n_no_improvement >= patience)
 
 
 def _cast_finite(values, dtype, what):

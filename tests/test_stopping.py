@@ -67,6 +67,23 @@ def test_a_fit_the_tol_rule_stopped_continues_for_n_iter_no_change_epochs(backen
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
+def test_a_checkpoint_of_the_epoch_the_tol_rule_stopped_at_continues_as_the_result(backend):
+    """checkpoint() of the last epoch of a fit the tol rule stopped is that fit's state: its
+    continuation, like the result's, gets n_iter_no_change epochs to improve (it stopped
+    after one: the checkpoint's stop_reason is "interrupted", and its counter was kept)."""
+    X, y = np.zeros((8, 1)), np.full(8, 4.0)
+    options = dict(optimizer="sgd", lr=0.5, tol=1.5, n_iter_no_change=2, backend=backend)
+    kept = {}
+    first = gdcore.fit(X, y, epochs=20, **options,
+                       callback=lambda p: kept.__setitem__("last", p.checkpoint()))
+    assert first.stop_reason == "tol" and kept["last"].n_epochs == first.n_epochs == 4
+    from_result = gdcore.fit(X, y, epochs=20, init=first, **options)
+    from_checkpoint = gdcore.fit(X, y, epochs=20, init=kept["last"], **options)
+    assert from_checkpoint.n_epochs == from_result.n_epochs == 6
+    np.testing.assert_array_equal(from_checkpoint.loss_history, from_result.loss_history)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
 def test_tol_zero_stops_a_flat_loss(backend):
     # a loss that stays exactly where it is has not gone below best − 0
     X, y = np.zeros((8, 1)), np.zeros(8)
