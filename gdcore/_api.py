@@ -176,7 +176,20 @@ def finish_run(run, execute):
     if stop_reason == "diverged":
         epoch = state.n_epochs + 1
         before_any_update = state.n_updates == earlier_updates
-        if status == _reference.STATUS_LOSS_NOT_FINITE and before_any_update:
+        earlier = state.loss_history[:earlier_epochs]
+        if before_any_update and status in (_reference.STATUS_LOSS_NOT_FINITE,
+                                            _reference.STATUS_GRAD_NOT_FINITE) \
+                and _was_diverging(earlier):
+            # a continuation of a fit whose loss was rising: its updates brought θ here (the
+            # data may be fine), so a smaller lr for that fit is what helps
+            what = ("the loss" if status == _reference.STATUS_LOSS_NOT_FINITE
+                    else "the gradient")
+            message = (f"{what} is not finite at the parameters the continued fit ended with "
+                       f"(epoch {epoch}, before any update of this call): that fit was "
+                       f"diverging (its loss rose from {float(np.min(earlier)):.6g} to "
+                       f"{float(earlier[-1]):.6g}); fit again with a smaller lr (e.g. "
+                       f"{opt.lr / 10:g}) or standardise X")
+        elif status == _reference.STATUS_LOSS_NOT_FINITE and before_any_update:
             # no update was made: the data (or init) overflow, whatever the learning rate
             message = (f"the loss is not finite at the starting parameters (epoch {epoch}, "
                        f"before any update): the squared residuals overflow {run.dtype}, so "
@@ -213,6 +226,12 @@ def _rng_record(run, state):
     """(rng_state, rng_drawn) of the run's generator as it stands now."""
     now = run.rng.bit_generator.state
     return now, bool(state.rng_drawn or not rng_states_equal(run.rng_start, now))
+
+
+def _was_diverging(losses):
+    """Whether a continued fit's losses ended above twice their lowest: its updates were
+    carrying θ away (the parameters it ended with, not the data, overflow the next epoch)."""
+    return bool(len(losses) > 1 and float(losses[-1]) > 2.0 * float(np.min(losses)))
 
 
 def _unsettled(losses, best_loss, tol):

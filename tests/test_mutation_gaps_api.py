@@ -132,3 +132,25 @@ def test_a_continuation_in_history_stretches_runs_all_its_epochs(monkeypatch, ba
     assert len(more.loss_history) == 13
     np.testing.assert_array_equal(more.loss_history, whole.loss_history)
     np.testing.assert_array_equal(more.coef, whole.coef)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_continuation_of_a_diverging_fit_blames_its_lr_not_the_data(backend):
+    """A fit continued (init=result) from a fit whose loss was rising overflows in its first
+    epoch at the parameters that fit's updates reached: the same trajectory run in one call
+    says 'try a smaller lr', and the continuation said the data overflow and that no
+    learning rate can help. It names the divergence of the continued fit instead."""
+    X, y, _ = gdcore.make_regression(200, 4, noise=0.0, seed=1)
+    options = dict(optimizer="sgd", lr=10.0, tol=None, backend=backend)
+    with pytest.raises(gdcore.DivergenceError) as whole:
+        gdcore.fit(X, y, epochs=500, **options)
+    assert "smaller lr" in str(whole.value)
+    stop = whole.value.result.n_epochs          # the last epoch whose loss was finite
+    first = gdcore.fit(X, y, epochs=stop, **options)
+    with pytest.raises(gdcore.DivergenceError) as caught:
+        gdcore.fit(X, y, epochs=5, init=first, **options)
+    message = str(caught.value)
+    assert "no learning rate can help" not in message
+    assert f"epoch {stop + 1}" in message and "that fit was diverging" in message
+    assert "smaller lr (e.g. 1)" in message
+    assert caught.value.result.n_updates == first.n_updates
