@@ -157,7 +157,10 @@ class FitProgress:
     """Passed to a fit's ``callback`` after each epoch (epoch is 1-based and counts from the
     first fit when continuing).  ``checkpoint()``, called during the callback, returns a
     FitResult of the fit as it stands at the end of this epoch, from which
-    ``fit(..., init=checkpoint)`` continues exactly."""
+    ``fit(..., init=checkpoint)`` continues exactly.  The fit has not ended there, so the
+    checkpoint's stop_reason is "interrupted", converged False and elapsed 0, even at the
+    epoch where a stopping rule then ends the fit (its counters are that epoch's, so a
+    continuation goes on as one from the final result would)."""
 
     epoch: int
     loss: float
