@@ -202,3 +202,24 @@ def test_float32_full_batch_gradient_against_float64_truth(n_threads):
     assert r.coef.dtype == np.float32
     np.testing.assert_allclose(r.coef, -lr * grad_w, rtol=1e-5)
     assert r.intercept == pytest.approx(lr, rel=1e-6)     # ∂b = −1 exactly
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.int32])
+def test_predict_converts_x_a_block_at_a_time(dtype):
+    """A float64 model predicting float32 (or integer) X: NumPy's product converted the
+    whole of X to float64 at once, a temporary twice the size of a float32 memmap; the
+    rows now go a block at a time, with the same values."""
+    import tracemalloc
+    X, y, _ = problem(n=200, d=50)
+    result = gdcore.fit(X, y, epochs=3)
+    big = np.random.default_rng(0).uniform(-50, 50, (40_000, 50)).astype(dtype)
+    expected = big.astype(np.float64) @ result.coef + result.intercept
+    tracemalloc.start()
+    try:
+        predicted = result.predict(big)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert predicted.dtype == np.float64
+    np.testing.assert_allclose(predicted, expected, rtol=1e-12, atol=1e-9)
+    assert peak < big.size * 8 // 2      # well under one float64 copy of X
