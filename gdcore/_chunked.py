@@ -171,6 +171,13 @@ class _Chunks:
                                 "float64; other types count as float64)")
             n += problem.n
             yield problem
+        if n == 0 and self.n is not None:
+            # a later pass found nothing where the first found rows: most often a callable
+            # that returns one generator every time, spent by the first pass
+            raise ValueError(f"chunks: a pass yielded no rows where the first gave {self.n}; "
+                             "the source must give the same rows every pass (a callable "
+                             "must return a fresh iterable each call, not the same "
+                             "generator)")
         if n == 0:
             raise ValueError("chunks: no data (the iterable yielded no chunk, or no rows)")
         if self.n is None:

@@ -219,6 +219,16 @@ def test_every_pass_must_give_the_same_rows(whole):
         gdcore.fit_chunks(shrinking, epochs=3)
 
 
+def test_a_callable_returning_one_generator_is_named_on_the_second_pass(whole):
+    """A callable that returns the same generator every time gives nothing on the second
+    pass: that is a source giving other rows, not data without rows ("no data" was said)."""
+    X, y, _ = whole
+    spent = iter(pieces(X, y))
+    with pytest.raises(ValueError, match="a pass yielded no rows where the first gave 1000.*"
+                                         "fresh iterable each call"):
+        gdcore.fit_chunks(lambda: spent, epochs=3, precompute=False)
+
+
 @pytest.mark.parametrize("scale", [1e300, 1e-300])
 @pytest.mark.parametrize("precompute", [False, True])
 def test_weights_at_any_scale_as_fit(whole, scale, precompute):
