@@ -673,16 +673,16 @@ cdef int mini_batch_epoch(
             stop = n
         next_start = stop
         batch_sums(X, y, sample_weight, theta, d, rows, n, start, stop, n_threads, part_sums, sums)
-        if sums[d + SLOT_WEIGHT] <= 0.0:
-            continue
-        batch_loss = objective_and_gradient(sums, theta, d, l2, l1, fit_intercept, grad)
-        lr = scheduled_lr(schedule, optim.lr, epoch, t[0] + 1)
-        status = take_update(batch_loss, optim, theta, grad, state0, state1, state2, backup, d,
-                             fit_intercept, t, lr, l1)
-        if status != STATUS_OK:
-            break
-        loss_sum += batch_loss
-        n_batches += 1
+        if sums[d + SLOT_WEIGHT] > 0.0:
+            batch_loss = objective_and_gradient(sums, theta, d, l2, l1, fit_intercept, grad)
+            lr = scheduled_lr(schedule, optim.lr, epoch, t[0] + 1)
+            status = take_update(batch_loss, optim, theta, grad, state0, state1, state2, backup,
+                                 d, fit_intercept, t, lr, l1)
+            if status != STATUS_OK:
+                break
+            loss_sum += batch_loss
+            n_batches += 1
+        # (a skipped batch was read too: a run of them must not put off the signal check)
         if interrupted(&work, (stop - start) * (d + 1), check_signals):
             status = STATUS_INTERRUPTED
             break
@@ -1019,6 +1019,10 @@ cdef int single_row_epoch(
         i = single_row_at(X, y, rows, n, d, k)
         residual = row_residual(X + i * d, y[i], current, d)
         if not weigh_row(residual, sample_weight, i, &scaled_residual, &inv_weight, &row_loss):
+            # a row of weight 0 was read too: a run of them must not put off the signal check
+            if interrupted(&work, d + 1, check_signals):
+                status = STATUS_INTERRUPTED
+                break
             continue
         row_loss = with_penalties(row_loss, current, d, l2, l1)
         if not finite_in_data_precision(row_loss, current):
