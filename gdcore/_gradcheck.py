@@ -30,17 +30,19 @@ def check_grad(X, y, coef, intercept=0.0, *, sample_weight=None, l2=0.0, l1=0.0,
     in float32, the ratio compares rounding with rounding, and a RuntimeWarning says so when
     the ratio is above √ε (a smaller one is a pass).
     """
-    problem = check_data(X, y, sample_weight)
-    d, dtype = problem.d, problem.dtype
+    # the settings first, as gdcore.fit checks them: a bad one is not reported only after a
+    # pass over the data; n_threads bounds the data's NaN/inf check too
     l2 = check_float("l2", l2)
     l1 = check_float("l1", l1)
     fit_intercept = check_bool("fit_intercept", fit_intercept)
     n_threads = resolve_n_threads(n_threads)
+    problem = check_data(X, y, sample_weight, n_threads=n_threads)
+    d, dtype = problem.d, problem.dtype
     coef = _as_array("coef", coef)
     if coef.shape != (d,):
         raise ValueError(f"coef must have shape ({d},), got {coef.shape}")
     coef = coef.astype(np.float64)
-    check_all_finite("coef", coef)
+    check_all_finite("coef", coef, n_threads=n_threads)
     intercept = check_float("intercept", intercept, low=-math.inf)
     if not fit_intercept and intercept != 0.0:
         raise ValueError(f"intercept must be 0 when fit_intercept=False, got {intercept}")

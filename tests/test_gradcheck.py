@@ -175,3 +175,25 @@ def test_a_huge_but_finite_gradient_is_checked(scale):
         warnings.simplefilter("error")
         error = gdcore.check_grad(X * scale, y * scale, np.zeros(4), 0.0)
     assert error < 1e-8
+
+
+def test_check_grad_checks_its_settings_first_and_its_data_on_n_threads(monkeypatch):
+    """As gdcore.fit: a bad setting is named before any pass over the data (here, data a
+    pass would refuse), and the data's NaN/inf check runs on the n_threads given."""
+    X, y, _ = problem(n=10, d=3)
+    X_bad = X.copy()
+    X_bad[4, 1] = np.nan
+    with pytest.raises(ValueError, match="l2 must be >= 0"):
+        gdcore.check_grad(X_bad, y, np.zeros(3), l2=-1.0)
+    with pytest.raises(ValueError, match="n_threads must be"):
+        gdcore.check_grad(X_bad, y, np.zeros(3), n_threads=0)
+    threads = []
+    real_all_finite = _core.all_finite
+
+    def all_finite(values, n_threads=0):
+        threads.append(n_threads)
+        return real_all_finite(values, n_threads)
+
+    monkeypatch.setattr(_core, "all_finite", all_finite)
+    gdcore.check_grad(X, y, np.zeros(3), n_threads=1)
+    assert threads and set(threads) == {1}
