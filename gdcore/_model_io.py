@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ._io import _shown, first_repeat, replaced_on_success
-from ._validation import arrow_column_names, arrow_columns, check_all_finite
+from ._validation import _as_array, arrow_column_names, arrow_columns, check_all_finite
 
 FORMAT = "gdcore-model"
 FORMAT_VERSION = 1
@@ -57,8 +57,9 @@ class SavedModel:
                                  f"{_shown(self.feature_names)})")
             chosen = [by_name[name] for name in self.feature_names]
             X = arrow_columns(X, chosen, np.float64) if arrow is not None else X[chosen]
-        if not isinstance(X, np.ndarray):
-            X = np.asarray(X)       # a list, a DataFrame's chosen columns
+        # a list, a DataFrame's chosen columns; booleans, strings and complex numbers are
+        # refused, as FitResult.predict and a fit refuse them
+        X = _as_array("X", X)
         if X.ndim != 2 or X.shape[1] != self.coef.shape[0]:
             raise ValueError(f"X must have {self.coef.shape[0]} columns "
                              f"({_shown(self.feature_names)}), got shape {X.shape}")

@@ -308,3 +308,21 @@ def test_a_saved_model_refuses_nan_in_x_naming_where(tmp_path):
         model.predict(big)
     np.testing.assert_array_equal(big, kept)
     np.testing.assert_array_equal(model.predict(X), X @ model.coef + model.intercept)
+
+
+@pytest.mark.parametrize("X, message", [
+    (np.array([[True, False, True]]), "X has boolean dtype"),
+    (np.array([["1", "2", "3"]]), "X has dtype <U1, which is not a real number type"),
+    (np.array([[1 + 1j, 2, 3]]), "X has complex dtype"),
+])
+def test_a_saved_model_refuses_x_that_is_not_real_numbers(tmp_path, X, message):
+    """Booleans were taken as 0 and 1, strings parsed as numbers and complex numbers cut to
+    their real parts (with a ComplexWarning), where FitResult.predict and a fit refuse them."""
+    X_fit, y, _ = problem(n=50, d=3)
+    path = tmp_path / "model.json"
+    result = gdcore.fit(X_fit, y, lr=0.1, epochs=5)
+    gdcore.save_model(path, result)
+    with pytest.raises(TypeError, match=message):
+        result.predict(X)
+    with pytest.raises(TypeError, match=message):
+        gdcore.load_model(path).predict(X)
