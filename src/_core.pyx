@@ -595,22 +595,16 @@ cdef inline int update_from_sums(
     double l2, double l1, bint fit_intercept, double gtol, double* loss, bint* gtol_reached,
 ) noexcept nogil:
     """The rest of a full-batch epoch once the pass's sums are in: J (the epoch's loss) and
-    ∇J at θ, the gtol rule, then the update t + 1."""
+    ∇J at θ, the gtol rule (on a finite J), then take_update."""
     cdef double lr
-    cdef int status
     loss[0] = objective_and_gradient(sums, theta, d, l2, l1, fit_intercept, grad)
-    if not finite_in_data_precision(loss[0], theta):
-        return STATUS_LOSS_NOT_FINITE
-    if gtol >= 0.0 and stationarity(grad, theta, d, l1, fit_intercept) <= gtol:
+    if (gtol >= 0.0 and finite_in_data_precision(loss[0], theta)
+            and stationarity(grad, theta, d, l1, fit_intercept) <= gtol):
         gtol_reached[0] = True
         return STATUS_OK
     lr = scheduled_lr(schedule, optim.lr, epoch, t[0] + 1)
-    status = apply_update(optim, theta, grad, state0, state1, state2, backup, d, fit_intercept,
-                          t[0] + 1, lr, l1)
-    if status != STATUS_OK:
-        return status
-    t[0] += 1
-    return STATUS_OK
+    return take_update(loss[0], optim, theta, grad, state0, state1, state2, backup, d,
+                       fit_intercept, t, lr, l1)
 
 
 cdef inline int take_update(
@@ -618,8 +612,8 @@ cdef inline int take_update(
     floating* state0, floating* state1, floating* state2, floating* backup, Py_ssize_t d,
     bint fit_intercept, long long* t, double lr, double l1,
 ) noexcept nogil:
-    """A batch's J (the loss it counts) must be finite in the data's precision; then update
-    t + 1 with its gradient, counted in t if it left θ finite."""
+    """The J an update is taken at (a batch's, or a full-batch epoch's) must be finite in the
+    data's precision; then update t + 1 with its gradient, counted in t if it left θ finite."""
     cdef int status
     if not finite_in_data_precision(batch_loss, theta):
         return STATUS_LOSS_NOT_FINITE
