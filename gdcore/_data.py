@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._validation import check_float, check_int
+from ._validation import check_float, check_int, make_rng
 
 
 def make_regression(n_samples=1000, n_features=10, *, noise=0.1, intercept=0.0, seed=None,
@@ -20,10 +20,13 @@ def make_regression(n_samples=1000, n_features=10, *, noise=0.1, intercept=0.0, 
     chunk_rows = check_int("chunk_rows", chunk_rows, low=1)
     noise = check_float("noise", noise)
     intercept = check_float("intercept", intercept, low=-np.inf)
-    dtype = np.dtype(dtype)
+    try:
+        dtype = np.dtype(dtype)
+    except TypeError:
+        raise TypeError(f"dtype must be float32 or float64, got {dtype!r}") from None
     if dtype not in (np.dtype(np.float32), np.dtype(np.float64)):
         raise ValueError(f"dtype must be float32 or float64, got {dtype}")
-    rng = np.random.default_rng(seed)
+    rng = make_rng(seed)
     coef = rng.standard_normal(d)
     X = np.empty((n, d), dtype=dtype)
     y = np.empty(n, dtype=dtype)

@@ -439,6 +439,16 @@ def test_make_regression_checks_chunk_rows(chunk_rows):
         gdcore.make_regression(100, 3, chunk_rows=chunk_rows)
 
 
+@pytest.mark.parametrize("options, error, name", [
+    (dict(seed="abc"), TypeError, "seed"), (dict(seed=-1), ValueError, "seed"),
+    (dict(dtype="nonsense"), TypeError, "dtype")])
+def test_make_regression_names_a_bad_seed_or_dtype(options, error, name):
+    """numpy's own errors ('SeedSequence expects int...', 'expected non-negative integer',
+    "data type 'nonsense' not understood") did not say which argument was wrong."""
+    with pytest.raises(error, match=f"^{name} must be"):
+        gdcore.make_regression(100, 3, **options)
+
+
 def test_a_results_loss_history_is_read_only_and_continues():
     X, y, _ = gdcore.make_regression(50, 3, seed=0)
     first = gdcore.fit(X, y, epochs=3, tol=None)
