@@ -332,10 +332,13 @@ cdef inline void accumulate_rows(
 ) noexcept nogil:
     """Add the sums of rows[start:stop] (or rows start..stop-1 when rows is NULL) to acc.
 
-    theta = (w₀ … w_{d−1}, b); sample_weight is NULL for unit weights.  Rows go four at a
-    time: four residuals, then one sweep adding all four rows' terms to acc, so acc is
-    loaded and stored once per four rows.  With rows given (a permutation of length
-    rows_end), the rows PREFETCH_AHEAD places ahead are prefetched, across batch ends.
+    theta = (w₀ … w_{d−1}, b); sample_weight is NULL for unit weights; rows_end is X's
+    number of rows (the permutation's length when rows is given), rows or not: the
+    short-row kernels read each row as a padded vector and copy the rows whose vector would
+    run past rows_end · d values, so a smaller rows_end only costs copies and a larger one
+    reads past X.  Rows go four at a time: four residuals, then one sweep adding all four
+    rows' terms to acc, so acc is loaded and stored once per four rows.  With rows given,
+    the rows PREFETCH_AHEAD places ahead are prefetched, across batch ends.
     """
     if floating is double and d <= GD_SHORT_ROWS_MAX_D_F64:
         gd_short_rows_f64(X, y, sample_weight, theta, d, rows, rows_end, start, stop, acc,
