@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ._io import _shown, first_repeat, replaced_on_success
-from ._validation import _as_array, arrow_column_names, arrow_columns, check_all_finite
+from ._predict import predict_in_blocks
+from ._validation import _as_array, arrow_column_names, arrow_columns
 
 FORMAT = "gdcore-model"
 FORMAT_VERSION = 1
@@ -63,25 +64,9 @@ class SavedModel:
         if X.ndim != 2 or X.shape[1] != self.coef.shape[0]:
             raise ValueError(f"X must have {self.coef.shape[0]} columns "
                              f"({_shown(self.feature_names)}), got shape {X.shape}")
-        # in row blocks, each made C-contiguous float64 (as gdcore predict's blocks of a
-        # .npy): a float32 memmap, or a standardised model, is not copied whole in float64.
-        # (BLAS's threads split each block's rows: a row's last bit can depend on where it
-        # falls, as it did in one whole-array product.)
-        rows = max(64, (_PREDICT_BLOCK_BYTES // (8 * max(1, X.shape[1]))) // 64 * 64)
-        out = np.empty(X.shape[0], dtype=np.float64)
-        for start in range(0, X.shape[0], rows):
-            block = np.ascontiguousarray(X[start:start + rows], dtype=np.float64)
-            # a NaN would come back as a NaN prediction, unremarked (gdcore predict refuses it)
-            check_all_finite("X", block, row_offset=start)
-            if self.mean is not None:
-                block = block - self.mean
-                block /= self.scale
-            out[start:start + rows] = block @ self.coef + self.intercept
-        return out
-
-
-# The most one block of rows of SavedModel.predict takes in float64 (bytes).
-_PREDICT_BLOCK_BYTES = 4 << 20
+        # as gdcore predict's blocks of a .npy: a float32 memmap, or a standardised model, is
+        # not copied whole in float64
+        return predict_in_blocks(X, self.coef, self.intercept, self.mean, self.scale)
 
 
 def _jsonable(value):

@@ -12,9 +12,6 @@ __all__ = ["FitResult", "FitState", "FitProgress", "DivergenceError", "Convergen
 
 STOP_REASONS = ("epochs", "tol", "gtol", "callback")
 
-# The most one block of X converted by FitResult.predict takes (bytes).
-_PREDICT_BLOCK_BYTES = 4 << 20
-
 
 class LossHistory:
     """One loss per epoch in a float64 buffer that doubles as it fills: a list of Python
@@ -215,25 +212,21 @@ class FitResult:
     settings: dict = field(default_factory=dict)
 
     def predict(self, X):
-        """X @ coef + intercept, for X of the fit's width (checked as a fit checks X: pandas'
-        nullable numbers as float64, booleans refused), in coef's dtype or wider."""
-        from ._validation import _as_array
+        """X @ coef + intercept, for X of the fit's width, in coef's dtype or wider, checked as
+        a fit checks X: pandas' nullable numbers as float64; booleans, strings, complex
+        numbers, NaN and infinity refused (a ValueError naming the entry)."""
+        from ._predict import predict_in_blocks
+        from ._validation import _as_array, check_all_finite
         X = _as_array("X", X)
         if X.ndim != 2 or X.shape[1] != self.coef.shape[0]:
             raise ValueError(f"X must be 2-D with {self.coef.shape[0]} columns (the fit's "
                              f"features), got shape {X.shape}")
-        dtype = np.result_type(X.dtype, self.coef.dtype)
-        if X.dtype == dtype:
+        if X.dtype == np.result_type(X.dtype, self.coef.dtype):
+            check_all_finite("X", X)
             return X @ self.coef + self.intercept
         # X must be converted (a float32 memmap and a float64 model, integers): NumPy's
-        # product converts the whole of X at once, a temporary twice a float32 X's size, so
-        # the rows go a block at a time (as SavedModel.predict's do)
-        out = np.empty(X.shape[0], dtype=dtype)
-        rows = max(1, _PREDICT_BLOCK_BYTES // (dtype.itemsize * max(1, X.shape[1])))
-        for start in range(0, X.shape[0], rows):
-            out[start:start + rows] = X[start:start + rows] @ self.coef
-        out += self.intercept
-        return out
+        # product would convert the whole of X at once
+        return predict_in_blocks(X, self.coef, self.intercept)
 
     def plot(self, ax=None, label=None, title=None):
         """The loss curve on a log scale (matplotlib); returns the Axes."""

@@ -310,6 +310,26 @@ def test_a_saved_model_refuses_nan_in_x_naming_where(tmp_path):
     np.testing.assert_array_equal(model.predict(X), X @ model.coef + model.intercept)
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("value", [np.nan, np.inf])
+def test_fit_result_predict_refuses_nan_in_x_naming_where(dtype, value):
+    """FitResult.predict ("checked as a fit checks X") returned NaN predictions for NaN in X,
+    unremarked, where a fit, SavedModel.predict and GDRegressor.predict refuse it: X in the
+    model's dtype (one product) and X converted a block at a time (float32 X, float64 fit)."""
+    X, y, _ = problem(n=50, d=3)
+    result = gdcore.fit(X, y, lr=0.1, epochs=5)
+    big = np.ones((200_000, 3), dtype)      # past the first block of rows
+    big[150_001, 1] = value
+    kept = big.copy()
+    with pytest.raises(ValueError, match=r"X contains NaN or infinity \(first at index "
+                                         r"\[150001, 1\]"):
+        result.predict(big)
+    np.testing.assert_array_equal(big, kept)
+    big[150_001, 1] = 1.0
+    np.testing.assert_allclose(result.predict(big), big.astype(np.float64) @ result.coef
+                               + result.intercept, rtol=1e-14)
+
+
 @pytest.mark.parametrize("X, message", [
     (np.array([[True, False, True]]), "X has boolean dtype"),
     (np.array([["1", "2", "3"]]), "X has dtype <U1, which is not a real number type"),
