@@ -21,7 +21,8 @@ from ._precompute import (GRAM_MAX_FEATURES, augmented_gram, check_gram, gram_ep
                           gram_is_finite, merge_grams)
 from ._reference import (STATUS_LOSS_NOT_FINITE, STATUS_OK, InterruptGuard,
                          finite_in_data_precision, stop_after_epoch, update_failure)
-from ._validation import (arrow_column_names, check_choice, check_data, check_weight_sum,
+from ._validation import (arrow_column_names, check_choice, check_data,
+                          check_largest_weight_normal, check_weight_sum,
                           resolve_n_threads, scale_weights, weight_scale_exponent,
                           weight_sum_and_largest)
 from .optim import SGD
@@ -110,6 +111,7 @@ class _Chunks:
             total, largest = total + chunk_total, max(largest, chunk_largest)
             yield problem
         check_weight_sum(total, "over all chunks")    # as gdcore.fit checks its weights
+        check_largest_weight_normal(largest, self.dtype)
         self.weight_exponent = weight_scale_exponent(largest)
 
     def __iter__(self):

@@ -273,15 +273,20 @@ def check_data(X, y, sample_weight=None, allow_zero_weight_sum=False, row_offset
     check_all_finite("y", y, row_offset, n_threads)
     if sample_weight is not None:
         given = sample_weight
+        exponent = 0
+        if not allow_zero_weight_sum:   # the whole data's weights: scaled here, not per block
+            sample_weight, exponent = _near_one_before_narrowing(sample_weight, dtype)
         sample_weight = _in_dtype("sample_weight", sample_weight, dtype, row_offset)
         check_all_finite("sample_weight", sample_weight, row_offset, n_threads)
         if (sample_weight < 0).any():
             first = int(np.argmax(sample_weight < 0))
             raise ValueError(f"sample_weight must be >= 0; sample_weight[{first + row_offset}] "
-                             f"= {sample_weight[first]}")
+                             f"= {given[first]}")
         lost = (sample_weight == 0) & (given > 0)
         if lost.any():
             first = int(np.argmax(lost))
+            if exponent:
+                raise _lost_weight(first + row_offset, given[first], dtype, exponent)
             raise ValueError(f"sample_weight[{first + row_offset}] = {given[first]} is 0 in "
                              f"{dtype} (X's dtype); rescale the weights")
         with np.errstate(over="ignore"):    # an infinite sum is reported just below
@@ -343,11 +348,16 @@ def scale_weights(weights, exponent, row_offset=0):
     lost = (scaled == 0) & (weights > 0)
     if lost.any():
         first = int(np.argmax(lost))
-        raise ValueError(f"sample_weight[{first + row_offset}] = {weights[first]!s} is 0 in "
-                         f"{weights.dtype} once the weights are scaled by 2^{-exponent} to "
-                         "bring the largest near 1 (they span more than the dtype's range); "
-                         "drop the smallest weights or raise them")
+        raise _lost_weight(first + row_offset, weights[first], weights.dtype, exponent)
     return scaled
+
+
+def _lost_weight(index, weight, dtype, exponent):
+    """The ValueError for a positive weight that scaling by 2^-exponent made 0 in dtype."""
+    return ValueError(f"sample_weight[{index}] = {weight!s} is 0 in {np.dtype(dtype)} once the "
+                      f"weights are scaled by 2^{-exponent} to bring the largest near 1 (they "
+                      "span more than the dtype's range); drop the smallest weights or raise "
+                      "them")
 
 
 def weight_sum_and_largest(problem):
@@ -359,6 +369,35 @@ def weight_sum_and_largest(problem):
         return float(problem.n), 1.0
     with np.errstate(over="ignore"):
         return float(np.sum(weights, dtype=np.float64)), float(weights.max())
+
+
+def _near_one_before_narrowing(weights, dtype):
+    """Weights in a wider dtype than the fit's (float64 weights, float32 X), scaled by the
+    power of two _weights_near_one would apply before they are narrowed, not after: in
+    float32, weights past ~3.4e38 would overflow and weights all below ~1.2e-38 (its normal
+    range) keep fewer than 24 bits.  Returns (weights, the exponent e of the 2^-e applied);
+    other weights, or ones the checks after will refuse (NaN, inf, none positive), come back
+    as they are, with e = 0."""
+    if (weights.dtype.kind != "f" or weights.dtype.itemsize <= np.dtype(dtype).itemsize
+            or weights.size == 0):
+        return weights, 0
+    with np.errstate(invalid="ignore"):
+        largest = weights.max()
+    if not (np.isfinite(largest) and largest > 0):
+        return weights, 0
+    exponent = weight_scale_exponent(largest)
+    return (np.ldexp(weights, -exponent) if exponent else weights), exponent
+
+
+def check_largest_weight_normal(largest, dtype):
+    """For weights narrowed to a float32 fit a block at a time (fit_chunks, gdcore.dask),
+    which cannot be scaled before as gdcore.fit scales them: a ValueError if the largest is
+    below float32's normal range, where the weights keep fewer than 24 bits (the fit would
+    not be that of the same weights scaled by a power of two)."""
+    if np.dtype(dtype) == np.float32 and 0 < largest < float(np.finfo(np.float32).tiny):
+        raise ValueError(f"sample_weight's largest is {largest:.6g}, below float32's normal "
+                         "range (~1.2e-38), where weights keep fewer than 24 bits; multiply "
+                         "the weights by a power of two (e.g. 2**100) or pass X as float64")
 
 
 def _weights_near_one(weights, row_offset=0):

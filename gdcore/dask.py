@@ -27,9 +27,9 @@ from . import _core
 from ._api import finish_run, prepare_run
 from ._chunked import run_full_batch
 from ._precompute import augmented_gram, check_gram, gram_epoch_sums, merge_grams
-from ._validation import (check_choice, check_data, check_weight_sum, fit_dtype,
-                          nullable_numbers, scale_weights, weight_scale_exponent,
-                          weight_sum_and_largest)
+from ._validation import (check_choice, check_data, check_largest_weight_normal,
+                          check_weight_sum, fit_dtype, nullable_numbers, scale_weights,
+                          weight_scale_exponent, weight_sum_and_largest)
 
 __all__ = ["fit"]
 
@@ -230,6 +230,7 @@ def fit(X, y, *, sample_weight=None, optimizer=None, lr=None, epochs=100, batch_
                                                     first_rows)],
                                       _sum_and_largest).compute()
     check_weight_sum(total_weight)
+    check_largest_weight_normal(largest, dtype)
     scale = weight_scale_exponent(largest) if sample_weight is not None else 0
 
     # persist=False: nothing of the data is kept between epochs, so each epoch computes the

@@ -88,6 +88,17 @@ def test_weights_at_any_scale_as_fit(precompute):
     np.testing.assert_allclose(result.coef, memory.coef, rtol=1e-10)
 
 
+def test_float32_weights_all_below_the_normal_range_are_refused():
+    """Narrowed to float32 a block at a time, weights all below float32's normal range kept
+    fewer than 24 bits: refused, as fit_chunks refuses them (gdcore.fit scales them first)."""
+    X, y, _ = problem(n=200, d=3, dtype=np.float32)
+    w = np.ldexp(np.random.default_rng(1).uniform(0.5, 1.0, 200), -130)
+    with pytest.raises(ValueError, match=r"sample_weight's largest is .*below float32's "
+                                         r"normal range"):
+        gdcore.dask.fit(da.from_array(X, chunks=(50, 3)), da.from_array(y, chunks=50),
+                        sample_weight=da.from_array(w, chunks=50), epochs=3)
+
+
 def test_overflowing_weights_are_refused_without_a_numpy_warning():
     import warnings
     X, y, _ = problem(n=2, d=2)
