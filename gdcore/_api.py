@@ -10,7 +10,8 @@ from functools import partial
 import numpy as np
 
 from . import _core, _reference
-from ._precompute import augmented_gram, check_gram, gram_is_cheaper, gram_is_finite
+from ._precompute import (augmented_gram, check_gram, check_gram_fits_in_memory, gram_is_cheaper,
+                          gram_is_finite)
 from ._result import (DivergenceError, FitProgress, FitResult, FitState, LossHistory,
                       convergence_warning_category, rng_states_equal)
 from ._validation import (check_callback, check_choice, check_data, check_settings, make_rng,
@@ -249,6 +250,8 @@ def _check_precompute(precompute, settings, n, d):
                          f"batch_size={settings.batch_size} < n_samples={n}")
     if precompute == "auto":
         return full_batch and gram_is_cheaper(n, d, settings.epochs)
+    if precompute:
+        check_gram_fits_in_memory(d)
     return bool(precompute)
 
 

@@ -17,8 +17,9 @@ import numpy as np
 
 from . import _core
 from ._api import finish_run, prepare_run
-from ._precompute import (GRAM_MAX_FEATURES, augmented_gram, check_gram, gram_epoch_sums,
-                          gram_is_finite, merge_grams)
+from ._precompute import (GRAM_MAX_FEATURES, augmented_gram, check_gram,
+                          check_gram_fits_in_memory, gram_epoch_sums, gram_is_finite,
+                          merge_grams)
 from ._reference import (STATUS_LOSS_NOT_FINITE, STATUS_OK, InterruptGuard,
                          finite_in_data_precision, stop_after_epoch, update_failure)
 from ._validation import (arrow_column_names, check_choice, check_data,
@@ -266,6 +267,8 @@ def fit_chunks(chunks, *, optimizer=None, lr=None, epochs=100, schedule=None, l2
     first_chunk = next(first_pass)
     try:
         run = prepare_run(1, source.d, source.dtype, init=init, **settings)
+        if precompute is True:
+            check_gram_fits_in_memory(source.d)
     except BaseException:
         first_pass.close()      # the source's open file, say, is not kept for the traceback
         raise

@@ -23,6 +23,8 @@ matrix and one scratch of its size are all a fit holds at once, besides an 8 MB 
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
 from . import _core
@@ -123,6 +125,28 @@ def check_gram(gram):
 
 # Above this many features the Gram matrix ((d + 2)² float64) is not formed by "auto".
 GRAM_MAX_FEATURES = 4096
+
+
+def check_gram_fits_in_memory(d):
+    """precompute=True: a ValueError, before any work, if Gram mode's two (d + 2)² float64
+    matrices (the moments and a scratch of their size) would take more than half of this
+    machine's memory: so large an allocation fails, or is granted lazily (overcommit) until
+    the system kills the process as the matrix fills."""
+    needed = 2 * 8 * (d + 2) ** 2
+    memory = _physical_memory()
+    if memory is not None and needed > memory // 2:
+        raise ValueError(f"precompute=True: Gram mode holds two {d + 2:,} x {d + 2:,} float64 "
+                         f"matrices for d={d:,} features, {needed / 2**30:,.1f} GiB, more "
+                         f"than half of this machine's {memory / 2**30:,.1f} GiB of memory; "
+                         "use precompute=False (or \"auto\"), which streams X every epoch")
+
+
+def _physical_memory():
+    """This machine's memory in bytes, or None where the system does not say (Windows)."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        return None
 
 
 def gram_is_cheaper(n, d, epochs):

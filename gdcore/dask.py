@@ -26,7 +26,8 @@ import numpy as np
 from . import _core
 from ._api import finish_run, prepare_run
 from ._chunked import run_full_batch
-from ._precompute import augmented_gram, check_gram, gram_epoch_sums, merge_grams
+from ._precompute import (augmented_gram, check_gram, check_gram_fits_in_memory,
+                          gram_epoch_sums, merge_grams)
 from ._validation import (check_choice, check_data, check_largest_weight_normal,
                           check_weight_sum, fit_dtype, nullable_numbers, scale_weights,
                           weight_scale_exponent, weight_sum_and_largest)
@@ -202,6 +203,8 @@ def fit(X, y, *, sample_weight=None, optimizer=None, lr=None, epochs=100, batch_
     if n == 0 or d == 0:
         raise ValueError(f"X has shape {X.shape}; it needs at least 1 row and 1 column")
     dtype = fit_dtype(X.dtype)
+    if precompute:
+        check_gram_fits_in_memory(d)
     run = prepare_run(n, d, dtype, optimizer=optimizer, lr=lr, epochs=epochs, batch_size=None,
                       schedule=schedule, l2=l2, l1=l1, fit_intercept=fit_intercept, tol=tol,
                       n_iter_no_change=n_iter_no_change, gtol=gtol, shuffle=False, seed=None,

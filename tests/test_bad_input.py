@@ -479,3 +479,35 @@ def test_arguments_in_the_wrong_place_are_said_to_be():
         gdcore.fit_chunks((X, y))
     with pytest.raises(TypeError, match="chunk 0 is a dict; expected a tuple"):
         gdcore.fit_chunks([{"X": X, "y": y}])
+
+
+def test_a_gram_matrix_past_the_machines_memory_is_refused_before_any_work(monkeypatch):
+    """precompute=True with very wide X: the (d + 2)² matrices were allocated regardless, a
+    raw MemoryError at 7 TiB or, under overcommit, a process killed as they filled.  Now a
+    ValueError names precompute before any pass over the data (fit, gdcore.dask; fit_chunks
+    once its first chunk has given d)."""
+    import gdcore._precompute as precompute
+    X, y = np.ones((3, 1_000_000), np.float32), np.ones(3, np.float32)
+    expected = (r"precompute=True: Gram mode holds two 1,000,002 x 1,000,002 float64 matrices "
+                r"for d=1,000,000 features, .* GiB, more than half of this machine's")
+    with pytest.raises(ValueError, match=expected):
+        gdcore.fit(X, y, precompute=True)
+    with pytest.raises(ValueError, match=expected):
+        gdcore.fit_chunks([(X, y)], precompute=True)
+    try:
+        import dask.array as da
+
+        from gdcore import dask as gdcore_dask
+    except ImportError:
+        pass
+    else:
+        with pytest.raises(ValueError, match=expected):
+            gdcore_dask.fit(da.from_array(X), da.from_array(y), precompute=True)
+    # the limit is half of the machine's memory: 1 GiB refuses d = 10,000 (1.5 GiB) only
+    monkeypatch.setattr(precompute, "_physical_memory", lambda: 1 << 30)
+    with pytest.raises(ValueError, match=r"d=10,000 features, 1\.5 GiB, more than half of "
+                                         r"this machine's 1\.0 GiB"):
+        gdcore.fit(np.ones((2, 10_000)), np.ones(2), precompute=True)
+    result = gdcore.fit(np.ones((2, 5_000)), np.ones(2), precompute=True, epochs=2)
+    assert result.n_epochs == 2
+    assert gdcore.fit(np.ones((2, 10_000)), np.ones(2), precompute=False, epochs=2).n_epochs == 2
