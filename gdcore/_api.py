@@ -79,7 +79,8 @@ def fit(X, y, *, sample_weight=None, optimizer=None, lr=None, epochs=100, batch_
             n_iter_no_change=n_iter_no_change, gtol=gtol, shuffle=shuffle, seed=seed,
             n_threads=n_threads, init=init, callback=callback, backend=backend)
         checked["use_gram"] = _check_precompute(precompute, run.settings, n, d)
-    # n_threads bounds every thread of the call, the data's NaN/inf check included
+    # n_threads bounds the core's threads, the data's NaN/inf check included (Gram mode's BLAS
+    # products run on BLAS's own threads: README, n_threads)
     problem = check_data(X, y, sample_weight, n_threads=resolve_n_threads(n_threads),
                          shapes_known=check_settings_first)
     run, use_gram = checked["run"], checked["use_gram"]

@@ -107,8 +107,13 @@ def _as_saved_model(model, feature_names, target):
                         f"{type(feature_names).__name__} {feature_names!r}")
     return SavedModel(coef=coef, intercept=float(model.intercept),
                       feature_names=[str(name) for name in feature_names], target=target,
+                      # with what a run's bits depend on (backend, n_threads), and the
+                      # epochs of every call (settings' epochs are the last call's)
                       hyper_parameters=dict(model.settings, optimizer=repr(model.optimizer),
-                                            schedule=repr(model.schedule)),
+                                            schedule=repr(model.schedule),
+                                            backend=model.backend,
+                                            n_threads=model.n_threads,
+                                            n_epochs=model.n_epochs),
                       loss_history=list(model.loss_history), stop_reason=model.stop_reason)
 
 

@@ -558,7 +558,7 @@ cdef inline double objective_and_gradient(
 
     (∂b is 0 when the intercept is not fitted; the l1 term is handled by a proximal step)."""
     cdef double S = sums[d + SLOT_WEIGHT]
-    cdef double inv_S = 1.0 / S, loss
+    cdef double inv_S = 1.0 / S
     cdef Py_ssize_t j
     if inv_S > DBL_MAX:
         # A batch of subnormal weights only (validation brings the largest weight near 1):

@@ -24,6 +24,11 @@ def test_save_a_fit_result(tmp_path):
     saved = json.loads(path.read_text())["hyper_parameters"]
     assert saved["epochs"] == 5 and saved["optimizer"] == repr(result.optimizer)
     assert saved["schedule"] == repr(result.schedule)
+    assert saved["backend"] == "core" and saved["n_threads"] == result.n_threads
+    more = gdcore.fit(X, y, epochs=3, init=result, n_threads=1)
+    gdcore.save_model(path, more)
+    saved = json.loads(path.read_text())["hyper_parameters"]
+    assert saved["epochs"] == 3 and saved["n_epochs"] == 8 and saved["n_threads"] == 1
 
 
 def test_save_a_float32_fit_with_names(tmp_path):
