@@ -80,3 +80,21 @@ def interrupt_child(code, wait):
     finally:
         proc.kill()
     return proc.returncode, out, sent
+
+
+def assert_same_fit(a, b):
+    """Two FitResults with the same loss history, coefficients and intercept, bit for bit."""
+    np.testing.assert_array_equal(a.loss_history, b.loss_history)
+    np.testing.assert_array_equal(a.coef, b.coef)
+    assert a.intercept == b.intercept
+
+
+def traced_peak(call, *args):
+    """(call(*args), the peak of Python-traced memory while it ran, in bytes)."""
+    import tracemalloc
+    tracemalloc.start()
+    try:
+        value = call(*args)
+        return value, tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()

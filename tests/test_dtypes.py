@@ -6,7 +6,7 @@ import pytest
 
 import gdcore
 
-from conftest import problem
+from conftest import problem, traced_peak
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -209,17 +209,11 @@ def test_predict_converts_x_a_block_at_a_time(dtype):
     """A float64 model predicting float32 (or integer) X: NumPy's product converted the
     whole of X to float64 at once, a temporary twice the size of a float32 memmap; the
     rows now go a block at a time, with the same values."""
-    import tracemalloc
     X, y, _ = problem(n=200, d=50)
     result = gdcore.fit(X, y, epochs=3)
     big = np.random.default_rng(0).uniform(-50, 50, (40_000, 50)).astype(dtype)
     expected = big.astype(np.float64) @ result.coef + result.intercept
-    tracemalloc.start()
-    try:
-        predicted = result.predict(big)
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
+    predicted, peak = traced_peak(result.predict, big)
     assert predicted.dtype == np.float64
     np.testing.assert_allclose(predicted, expected, rtol=1e-12, atol=1e-9)
     assert peak < big.size * 8 // 2      # well under one float64 copy of X

@@ -8,7 +8,7 @@ import pytest
 
 import gdcore
 
-from conftest import problem
+from conftest import problem, traced_peak
 
 
 def test_save_a_fit_result(tmp_path):
@@ -276,7 +276,6 @@ def test_a_saved_model_predicts_a_large_array_in_bounded_memory(tmp_path):
     not hold X whole in float64 (2x a float32 X, 2 copies of a float64 one); the predictions
     are the whole-array formula's (to the last bit but where BLAS's threads split the rows
     otherwise)."""
-    import tracemalloc
     rng = np.random.default_rng(3)
     X = rng.standard_normal((400_000, 20), dtype=np.float32)
     np.save(tmp_path / "X.npy", X)
@@ -286,12 +285,7 @@ def test_a_saved_model_predicts_a_large_array_in_bounded_memory(tmp_path):
     for mean, scale in ((None, None), (rng.standard_normal(20), rng.uniform(0.5, 2.0, 20))):
         model = gdcore._model_io.SavedModel(coef=coef, intercept=0.25, feature_names=names,
                                             mean=mean, scale=scale)
-        tracemalloc.start()
-        try:
-            predicted = model.predict(X)
-            peak = tracemalloc.get_traced_memory()[1]
-        finally:
-            tracemalloc.stop()
+        predicted, peak = traced_peak(model.predict, X)
         assert peak < X.nbytes / 2, (peak, X.nbytes)
         whole = np.asarray(X, dtype=np.float64)
         if mean is not None:

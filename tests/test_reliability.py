@@ -14,7 +14,7 @@ import pytest
 import gdcore
 from gdcore import _core
 
-from conftest import problem, subprocess_env
+from conftest import assert_same_fit, problem, subprocess_env
 
 
 def test_concurrent_fits_equal_sequential_ones():
@@ -87,9 +87,7 @@ def test_weights_at_any_scale_give_the_unit_scale_fit(backend, dtype, batch_size
         unit = gdcore.fit(X, y, sample_weight=near_one, **options)
         before = weights.copy()
         scaled = gdcore.fit(X, y, sample_weight=weights, **options)
-        np.testing.assert_array_equal(scaled.loss_history, unit.loss_history)
-        np.testing.assert_array_equal(scaled.coef, unit.coef)
-        assert scaled.intercept == unit.intercept
+        assert_same_fit(scaled, unit)
         np.testing.assert_array_equal(weights, before)
 
 
@@ -111,9 +109,7 @@ def test_float64_weights_at_any_scale_fit_float32_x_as_near_one(backend, batch_s
         weights = np.ldexp(base, exponent)
         before = weights.copy()
         scaled = gdcore.fit(X, y, sample_weight=weights, **options)
-        np.testing.assert_array_equal(scaled.loss_history, unit.loss_history)
-        np.testing.assert_array_equal(scaled.coef, unit.coef)
-        assert scaled.intercept == unit.intercept
+        assert_same_fit(scaled, unit)
         np.testing.assert_array_equal(weights, before)
     tiny = np.ldexp(base, -130)
     with pytest.raises(ValueError, match=r"sample_weight's largest is .*below float32's "
