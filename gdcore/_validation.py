@@ -278,8 +278,11 @@ def check_data(X, y, sample_weight=None, allow_zero_weight_sum=False, row_offset
             sample_weight, exponent = _near_one_before_narrowing(sample_weight, dtype)
         sample_weight = _in_dtype("sample_weight", sample_weight, dtype, row_offset)
         check_all_finite("sample_weight", sample_weight, row_offset, n_threads)
-        if (sample_weight < 0).any():
-            first = int(np.argmax(sample_weight < 0))
+        # the weights as given: a negative one that scaling or narrowing made -0.0 (-1 among
+        # weights near 2^200, -1e-50 with float32 X) is refused too, not taken as 0
+        negative = given < 0
+        if negative.any():
+            first = int(np.argmax(negative))
             raise ValueError(f"sample_weight must be >= 0; sample_weight[{first + row_offset}] "
                              f"= {given[first]}")
         lost = (sample_weight == 0) & (given > 0)

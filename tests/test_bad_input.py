@@ -511,3 +511,21 @@ def test_a_gram_matrix_past_the_machines_memory_is_refused_before_any_work(monke
     result = gdcore.fit(np.ones((2, 5_000)), np.ones(2), precompute=True, epochs=2)
     assert result.n_epochs == 2
     assert gdcore.fit(np.ones((2, 10_000)), np.ones(2), precompute=False, epochs=2).n_epochs == 2
+
+
+@pytest.mark.parametrize("backend", ["core", "numpy"])
+@pytest.mark.parametrize("scale, negative", [(2.0**200, -1.0), (1.0, -1e-50)])
+def test_a_negative_weight_narrowed_to_minus_zero_is_still_refused(scale, negative, backend):
+    """float64 weights with float32 X: a negative weight that scaling the weights near 1
+    (-1 among weights near 2^200) or narrowing them (-1e-50) made -0.0 was taken as a weight
+    of 0, as the check for negatives ran on the weights once converted."""
+    X, y = good()
+    X, y = X.astype(np.float32), y.astype(np.float32)
+    weights = np.full(len(y), scale)
+    weights[5] = negative
+    with pytest.raises(ValueError, match=rf"sample_weight must be >= 0; sample_weight\[5\] = "
+                                         rf"{negative}"):
+        gdcore.fit(X, y, sample_weight=weights, epochs=2, backend=backend)
+    if scale == 1.0:    # (fit_chunks refuses weights past float32's range as such)
+        with pytest.raises(ValueError, match=r"sample_weight must be >= 0; sample_weight\[5\]"):
+            gdcore.fit_chunks([(X, y, weights)], epochs=2)
