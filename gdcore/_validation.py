@@ -209,11 +209,14 @@ def check_all_finite(name, arr, row_offset=0, n_threads=0):
     if arr.size == 0:
         return
     values = arr.reshape(-1) if arr.flags.c_contiguous else np.ravel(arr)
+    # the core takes float32 and float64 in this machine's byte order; other types (long
+    # double X given to a prediction, say) are checked by NumPy
+    in_core = arr.dtype in (np.dtype(np.float32), np.dtype(np.float64))
     # a block at a time, the GIL taken between blocks: Ctrl-C stops the check of a large
     # memmap (read from disk at a few GB/s) within a block's read
     for start in range(0, values.size, FINITE_CHECK_BLOCK):
         block = values[start:start + FINITE_CHECK_BLOCK]
-        if not _core.all_finite(block, n_threads):
+        if not (_core.all_finite(block, n_threads) if in_core else np.isfinite(block).all()):
             break
     else:
         return

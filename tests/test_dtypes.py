@@ -217,3 +217,23 @@ def test_predict_converts_x_a_block_at_a_time(dtype):
     assert predicted.dtype == np.float64
     np.testing.assert_allclose(predicted, expected, rtol=1e-12, atol=1e-9)
     assert peak < big.size * 8 // 2      # well under one float64 copy of X
+
+
+def test_predict_takes_long_double_x(tmp_path):
+    """long double X (a fit takes it, as float64): the NaN/inf check FitResult.predict and
+    SavedModel.predict gained ran the core's float32/float64 check on it, a TypeError 'No
+    matching signature found'; it is now checked by NumPy."""
+    X, y, _ = problem(n=50, d=3)
+    result = gdcore.fit(X, y, epochs=3)
+    wide = X.astype(np.longdouble)
+    expected = X @ result.coef + result.intercept
+    np.testing.assert_allclose(result.predict(wide).astype(np.float64), expected, rtol=1e-12)
+    gdcore.save_model(tmp_path / "model.json", result)
+    saved = gdcore.load_model(tmp_path / "model.json")
+    np.testing.assert_allclose(saved.predict(wide).astype(np.float64), expected, rtol=1e-12)
+    wide[7, 2] = np.inf
+    for model in (result, saved):
+        with pytest.raises(ValueError, match=r"X contains NaN or infinity \(first at index "
+                                             r"\[7, 2\]"):
+            model.predict(wide)
+
