@@ -221,11 +221,12 @@ class FitResult:
         if X.ndim != 2 or X.shape[1] != self.coef.shape[0]:
             raise ValueError(f"X must be 2-D with {self.coef.shape[0]} columns (the fit's "
                              f"features), got shape {X.shape}")
-        if X.dtype == np.result_type(X.dtype, self.coef.dtype):
+        if X.dtype == np.result_type(X.dtype, self.coef.dtype) and X.flags.c_contiguous:
             check_all_finite("X", X)
             return X @ self.coef + self.intercept
         # X must be converted (a float32 memmap and a float64 model, integers): NumPy's
-        # product would convert the whole of X at once
+        # product would convert the whole of X at once; or X is not C-contiguous (a
+        # DataFrame's values, a view of columns), which the finite check would copy whole
         return predict_in_blocks(X, self.coef, self.intercept)
 
     def plot(self, ax=None, label=None, title=None):

@@ -219,6 +219,29 @@ def test_predict_converts_x_a_block_at_a_time(dtype):
     assert peak < big.size * 8 // 2      # well under one float64 copy of X
 
 
+def test_predict_checks_a_fortran_ordered_x_without_copying_it():
+    """X in the model's dtype but not C-contiguous (a DataFrame's values are Fortran-ordered):
+    the NaN/inf check FitResult.predict gained ravelled it, a C-ordered copy of the whole of
+    X, where the product alone copies nothing; such X now goes a block of rows at a time."""
+    import tracemalloc
+    X, y, _ = problem(n=200, d=50)
+    result = gdcore.fit(X, y, epochs=3)
+    big = np.asfortranarray(np.random.default_rng(0).uniform(-50, 50, (40_000, 50)))
+    expected = big @ result.coef + result.intercept
+    tracemalloc.start()
+    try:
+        predicted = result.predict(big)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    np.testing.assert_allclose(predicted, expected, rtol=1e-12, atol=1e-9)
+    assert peak < big.nbytes // 2       # well under a copy of X
+    big[30_001, 7] = np.nan
+    with pytest.raises(ValueError, match=r"X contains NaN or infinity \(first at index "
+                                         r"\[30001, 7\]"):
+        result.predict(big)
+
+
 def test_predict_takes_long_double_x(tmp_path):
     """long double X (a fit takes it, as float64): the NaN/inf check FitResult.predict and
     SavedModel.predict gained ran the core's float32/float64 check on it, a TypeError 'No
