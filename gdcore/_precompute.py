@@ -127,18 +127,20 @@ def check_gram(gram):
 GRAM_MAX_FEATURES = 4096
 
 
-def check_gram_fits_in_memory(d):
+def check_gram_fits_in_memory(d, auto=True):
     """precompute=True: a ValueError, before any work, if Gram mode's two (d + 2)² float64
     matrices (the moments and a scratch of their size) would take more than half of this
     machine's memory: so large an allocation fails, or is granted lazily (overcommit) until
-    the system kills the process as the matrix fills."""
+    the system kills the process as the matrix fills.  auto: whether the caller takes
+    precompute="auto" (gdcore.dask.fit does not), which the message then suggests too."""
     needed = 2 * 8 * (d + 2) ** 2
     memory = _physical_memory()
     if memory is not None and needed > memory // 2:
+        or_auto = ' (or "auto")' if auto else ""
         raise ValueError(f"precompute=True: Gram mode holds two {d + 2:,} x {d + 2:,} float64 "
                          f"matrices for d={d:,} features, {needed / 2**30:,.1f} GiB, more "
                          f"than half of this machine's {memory / 2**30:,.1f} GiB of memory; "
-                         "use precompute=False (or \"auto\"), which streams X every epoch")
+                         f"use precompute=False{or_auto}, which streams X every epoch")
 
 
 def _physical_memory():

@@ -204,7 +204,7 @@ def fit(X, y, *, sample_weight=None, optimizer=None, lr=None, epochs=100, batch_
         raise ValueError(f"X has shape {X.shape}; it needs at least 1 row and 1 column")
     dtype = fit_dtype(X.dtype)
     if precompute:
-        check_gram_fits_in_memory(d)
+        check_gram_fits_in_memory(d, auto=False)    # (no "auto" here)
     run = prepare_run(n, d, dtype, optimizer=optimizer, lr=lr, epochs=epochs, batch_size=None,
                       schedule=schedule, l2=l2, l1=l1, fit_intercept=fit_intercept, tol=tol,
                       n_iter_no_change=n_iter_no_change, gtol=gtol, shuffle=False, seed=None,

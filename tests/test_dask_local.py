@@ -169,3 +169,16 @@ def test_empty_partitions_and_nullable_columns_as_in_memory():
     with pytest.raises(TypeError, match="X has boolean dtype"):
         gdcore.dask.fit(dd.from_pandas(frame, npartitions=3)[["a", "flag"]],
                         dd.from_pandas(frame, npartitions=3).t, **options)
+
+
+def test_a_gram_matrix_past_memory_does_not_suggest_auto():
+    """gdcore.dask.fit takes precompute True or False only: the message for a Gram matrix
+    past the machine's memory said 'use precompute=False (or "auto")', and "auto" is
+    refused here."""
+    X = da.from_array(np.ones((3, 1_000_000), np.float32), chunks=(3, 1_000_000))
+    y = da.from_array(np.ones(3, np.float32))
+    with pytest.raises(ValueError, match=r"use precompute=False, which streams") as error:
+        gdcore.dask.fit(X, y, precompute=True)
+    assert "auto" not in str(error.value)
+    with pytest.raises(ValueError, match=r"precompute must be one of True, False"):
+        gdcore.dask.fit(X, y, precompute="auto")
