@@ -78,7 +78,7 @@ def fit(X, y, *, sample_weight=None, optimizer=None, lr=None, epochs=100, batch_
             schedule=schedule, l2=l2, l1=l1, fit_intercept=fit_intercept, tol=tol,
             n_iter_no_change=n_iter_no_change, gtol=gtol, shuffle=shuffle, seed=seed,
             n_threads=n_threads, init=init, callback=callback, backend=backend)
-        checked["use_gram"] = _check_precompute(precompute, run.settings, n, d)
+        checked["use_gram"] = _check_precompute(precompute, run.settings, n, d, backend)
     # n_threads bounds the core's threads, the data's NaN/inf check included (Gram mode's BLAS
     # products run on BLAS's own threads: README, n_threads)
     problem = check_data(X, y, sample_weight, n_threads=resolve_n_threads(n_threads),
@@ -242,8 +242,9 @@ def _unsettled(losses, best_loss, tol):
     return bool(len(losses) > 0 and losses[-1] > 2.0 * best_loss + tol)
 
 
-def _check_precompute(precompute, settings, n, d):
-    """Whether this fit runs in Gram mode."""
+def _check_precompute(precompute, settings, n, d, backend="core"):
+    """Whether this fit runs in Gram mode (the core's: backend="numpy" streams X whatever
+    precompute says, and forms no Gram matrix whose size to check)."""
     precompute = check_choice("precompute", precompute, (True, False, "auto"))
     full_batch = settings.full_batch(n)
     if precompute is True and not full_batch:
@@ -251,7 +252,7 @@ def _check_precompute(precompute, settings, n, d):
                          f"batch_size={settings.batch_size} < n_samples={n}")
     if precompute == "auto":
         return full_batch and gram_is_cheaper(n, d, settings.epochs)
-    if precompute:
+    if precompute and backend != "numpy":
         check_gram_fits_in_memory(d)
     return bool(precompute)
 

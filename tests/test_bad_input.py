@@ -529,3 +529,16 @@ def test_a_negative_weight_narrowed_to_minus_zero_is_still_refused(scale, negati
     if scale == 1.0:    # (fit_chunks refuses weights past float32's range as such)
         with pytest.raises(ValueError, match=r"sample_weight must be >= 0; sample_weight\[5\]"):
             gdcore.fit_chunks([(X, y, weights)], epochs=2)
+
+
+def test_the_gram_memory_check_is_the_cores_only(monkeypatch):
+    """backend="numpy" streams X whatever precompute says (it forms no Gram matrix), so a
+    width whose Gram matrices would not fit is not refused there as one that 'holds two
+    (d + 2)² float64 matrices'; the core still refuses it."""
+    import gdcore._precompute as precompute
+    monkeypatch.setattr(precompute, "_physical_memory", lambda: 1 << 30)
+    X, y = np.ones((2, 10_000)), np.ones(2)
+    result = gdcore.fit(X, y, precompute=True, epochs=2, backend="numpy")
+    assert result.n_epochs == 2
+    with pytest.raises(ValueError, match=r"precompute=True: Gram mode holds two"):
+        gdcore.fit(X, y, precompute=True, epochs=2)
