@@ -129,26 +129,41 @@ GRAM_MAX_FEATURES = 4096
 
 def check_gram_fits_in_memory(d, auto=True):
     """precompute=True: a ValueError, before any work, if Gram mode's two (d + 2)² float64
-    matrices (the moments and a scratch of their size) would take more than half of this
-    machine's memory: so large an allocation fails, or is granted lazily (overcommit) until
-    the system kills the process as the matrix fills.  auto: whether the caller takes
+    matrices (the moments and a scratch of their size) would take more than half of the
+    memory this process may use (_memory_limit; unchecked where that is not known): so large
+    an allocation fails, or is granted lazily (overcommit) until the system kills the
+    process as the matrix fills.  auto: whether the caller takes
     precompute="auto" (gdcore.dask.fit does not), which the message then suggests too."""
     needed = 2 * 8 * (d + 2) ** 2
-    memory = _physical_memory()
+    memory = _memory_limit()
     if memory is not None and needed > memory // 2:
         or_auto = ' (or "auto")' if auto else ""
         raise ValueError(f"precompute=True: Gram mode holds two {d + 2:,} x {d + 2:,} float64 "
                          f"matrices for d={d:,} features, {needed / 2**30:,.1f} GiB, more "
-                         f"than half of this machine's {memory / 2**30:,.1f} GiB of memory; "
-                         f"use precompute=False{or_auto}, which streams X every epoch")
+                         f"than half of the {memory / 2**30:,.1f} GiB of memory this process "
+                         f"may use; use precompute=False{or_auto}, which streams X every epoch")
 
 
-def _physical_memory():
-    """This machine's memory in bytes, or None where the system does not say (Windows)."""
+# A container's memory limit: cgroup v2's file, then v1's.
+_CGROUP_LIMIT_FILES = ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes")
+
+
+def _memory_limit():
+    """The memory this process may use, in bytes: the machine's, or its container's limit
+    (cgroup v2 or v1) where that is lower; None where the system says neither (Windows)."""
     try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+        limit = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     except (AttributeError, ValueError, OSError):
-        return None
+        limit = None
+    for path in _CGROUP_LIMIT_FILES:
+        try:
+            with open(path) as file:
+                text = file.read().strip()
+        except OSError:
+            continue
+        if text.isdigit():      # "max" (v2), or v1's huge number, when there is no limit
+            limit = int(text) if limit is None else min(limit, int(text))
+    return limit
 
 
 def gram_is_cheaper(n, d, epochs):

@@ -1,6 +1,8 @@
 """SPEC §8: every bad input raises ValueError/TypeError naming the argument, before any work,
 leaving the caller's arrays (and an earlier result) untouched."""
 
+import sys
+
 import numpy as np
 import pytest
 
@@ -487,9 +489,16 @@ def test_a_gram_matrix_past_the_machines_memory_is_refused_before_any_work(monke
     ValueError names precompute before any pass over the data (fit, gdcore.dask; fit_chunks
     once its first chunk has given d)."""
     import gdcore._precompute as precompute
+    memory = precompute._memory_limit()
+    if sys.platform.startswith("linux"):
+        assert memory is not None and memory > 0
+    # the limit is half of the memory the process may use: 24 GiB here, as on the project's
+    # machine (where the system does not say, as on Windows, nothing is checked)
+    monkeypatch.setattr(precompute, "_memory_limit", lambda: 24 << 30)
     X, y = np.ones((3, 1_000_000), np.float32), np.ones(3, np.float32)
     expected = (r"precompute=True: Gram mode holds two 1,000,002 x 1,000,002 float64 matrices "
-                r"for d=1,000,000 features, .* GiB, more than half of this machine's")
+                r"for d=1,000,000 features, 14,901\.2 GiB, more than half of the 24\.0 GiB of "
+                r"memory this process may use; use precompute=False")
     with pytest.raises(ValueError, match=expected):
         gdcore.fit(X, y, precompute=True)
     with pytest.raises(ValueError, match=expected):
@@ -503,10 +512,10 @@ def test_a_gram_matrix_past_the_machines_memory_is_refused_before_any_work(monke
     else:
         with pytest.raises(ValueError, match=expected):
             gdcore_dask.fit(da.from_array(X), da.from_array(y), precompute=True)
-    # the limit is half of the machine's memory: 1 GiB refuses d = 10,000 (1.5 GiB) only
-    monkeypatch.setattr(precompute, "_physical_memory", lambda: 1 << 30)
+    # 1 GiB refuses d = 10,000 (1.5 GiB) only
+    monkeypatch.setattr(precompute, "_memory_limit", lambda: 1 << 30)
     with pytest.raises(ValueError, match=r"d=10,000 features, 1\.5 GiB, more than half of "
-                                         r"this machine's 1\.0 GiB"):
+                                         r"the 1\.0 GiB"):
         gdcore.fit(np.ones((2, 10_000)), np.ones(2), precompute=True)
     result = gdcore.fit(np.ones((2, 5_000)), np.ones(2), precompute=True, epochs=2)
     assert result.n_epochs == 2
@@ -531,12 +540,28 @@ def test_a_negative_weight_narrowed_to_minus_zero_is_still_refused(scale, negati
             gdcore.fit_chunks([(X, y, weights)], epochs=2)
 
 
+def test_the_gram_memory_limit_is_a_containers_where_lower(monkeypatch, tmp_path):
+    """The memory a process may use is the machine's, or its cgroup's limit where lower (a
+    container on a large machine would be killed, not refused); "max" means no limit."""
+    import gdcore._precompute as precompute
+    v2, v1 = tmp_path / "memory.max", tmp_path / "memory.limit_in_bytes"
+    v2.write_text("max\n")
+    v1.write_text("1073741824\n")
+    monkeypatch.setattr(precompute, "_CGROUP_LIMIT_FILES", (str(v2), str(v1)))
+    assert precompute._memory_limit() == 1 << 30
+    v1.write_text(f"{1 << 62}\n")      # v1's "no limit" is a huge number
+    monkeypatch.setattr(precompute, "_CGROUP_LIMIT_FILES", (str(v2), str(v1),
+                                                             str(tmp_path / "absent")))
+    unlimited = precompute._memory_limit()
+    assert unlimited is None or 0 < unlimited < 1 << 62     # the machine's, or not known
+
+
 def test_the_gram_memory_check_is_the_cores_only(monkeypatch):
     """backend="numpy" streams X whatever precompute says (it forms no Gram matrix), so a
     width whose Gram matrices would not fit is not refused there as one that 'holds two
     (d + 2)² float64 matrices'; the core still refuses it."""
     import gdcore._precompute as precompute
-    monkeypatch.setattr(precompute, "_physical_memory", lambda: 1 << 30)
+    monkeypatch.setattr(precompute, "_memory_limit", lambda: 1 << 30)
     X, y = np.ones((2, 10_000)), np.ones(2)
     result = gdcore.fit(X, y, precompute=True, epochs=2, backend="numpy")
     assert result.n_epochs == 2
