@@ -295,8 +295,10 @@ def check_data(X, y, sample_weight=None, allow_zero_weight_sum=False, row_offset
                 raise _lost_weight(first + row_offset, given[first], dtype, exponent)
             raise ValueError(f"sample_weight[{first + row_offset}] = {given[first]} is 0 in "
                              f"{dtype} (X's dtype); rescale the weights")
+        # summed as given (in float64), not as scaled before narrowing: weights whose sum
+        # overflows float64 are refused whatever X's dtype, as fit_chunks refuses them
         with np.errstate(over="ignore"):    # an infinite sum is reported just below
-            total = float(np.sum(sample_weight, dtype=np.float64))
+            total = float(np.sum(given, dtype=np.float64))
         if total > 0 or not allow_zero_weight_sum:
             check_weight_sum(total)
         if not allow_zero_weight_sum:

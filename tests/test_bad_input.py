@@ -183,6 +183,10 @@ CASES = [
      ValueError, "sample_weight\\[3\\] = 1e-50 is 0 in float32"),
     ("weights-sum-overflow", dict(sample_weight=np.full(20, 1e307)), ValueError,
      "sample_weight sums to infinity"),
+    # (float32 X: the float64 weights' own sum, though they are scaled before narrowing)
+    ("weights-sum-overflow-float32-x", dict(X=X0.astype(np.float32),
+                                            sample_weight=np.full(20, 1e307)),
+     ValueError, "sample_weight sums to infinity"),
     # weights are scaled by one power of two to bring the largest near 1: a positive weight
     # that becomes 0 would silently count as none
     ("weights-span-past-float64", dict(sample_weight=np.r_[1e300, np.full(19, 1e-30)]),
