@@ -1,9 +1,25 @@
 """Shared fixtures: small, well-conditioned problems with known answers."""
 
+import os
+
 import numpy as np
 import pytest
 
 import gdcore
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _run_outside_the_checkout(tmp_path_factory):
+    """The suite runs in an empty temporary folder.  A child Python (``python -c``, ``python -m
+    gdcore``) puts its current folder first on sys.path, before subprocess_env's PYTHONPATH: run
+    from a checkout that is not built in place (an unpacked sdist tested against the installed
+    gdcore, as packagers test), every child imported that folder's unbuilt gdcore/ and failed."""
+    here = os.getcwd()
+    os.chdir(tmp_path_factory.mktemp("cwd"))
+    try:
+        yield
+    finally:
+        os.chdir(here)
 
 
 def problem(n=120, d=5, dtype=np.float64, seed=0, noise=0.1, intercept=0.7):
