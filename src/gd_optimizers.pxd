@@ -10,7 +10,7 @@
 
 from cython cimport floating
 from libc.float cimport DBL_MAX
-from libc.math cimport sqrt, pow, fabs
+from libc.math cimport sqrt, pow, fabs, NAN
 from gd_kernel cimport (ROW_DOT_LANES, SHORT_DOT_LANES, SHORT_ROW, fold_lanes,
                        fold_short_lanes, muladd, sum_of_squares)
 from gd_types cimport (OptimConfig, OPT_SGD, OPT_ADAGRAD, OPT_RMSPROP, OPT_ADAM,
@@ -54,6 +54,18 @@ cdef inline void adagrad_step(const OptimConfig* cfg, const floating* theta, con
         updated[j] = <floating>(theta[j] - clr * g[j] / (sqrt(<double>sum_sq[j]) + eps))
 
 
+cdef inline double centered_variance(double v, double mean) noexcept nogil:
+    """v − mean², with mean² rounded on its own, as the NumPy reference forms it.  Written as
+    one expression, GCC contracted it to an FMA where the target has one (-march=native), and
+    the FMA's exact product made inf − (a mean² past DBL_MAX) inf, a step of g/inf = 0, where
+    the reference (and a build without FMA) has inf − inf = NaN and stops the fit as diverged.
+    mean²'s second use, the test, keeps it rounded on its own."""
+    cdef double square = mean * mean
+    if square > DBL_MAX and v > DBL_MAX:
+        return NAN
+    return v - square
+
+
 cdef inline void rmsprop_step(const OptimConfig* cfg, const floating* theta, const floating* g,
                               floating* sq_avg, floating* buf, floating* g_avg,
                               Py_ssize_t m, double lr, floating* updated) noexcept nogil:
@@ -74,12 +86,12 @@ cdef inline void rmsprop_step(const OptimConfig* cfg, const floating* theta, con
             g_avg[j] = <floating>(alpha * g_avg[j] + (1.0 - alpha) * g[j])
         if mu > 0.0:
             for j in range(m):
-                variance = <double>sq_avg[j] - <double>g_avg[j] * g_avg[j]
+                variance = centered_variance(<double>sq_avg[j], <double>g_avg[j])
                 buf[j] = <floating>(mu * buf[j] + g[j] / (sqrt(0.0 if variance < 0.0 else variance) + eps))
                 updated[j] = <floating>(theta[j] - lr * buf[j])
         else:
             for j in range(m):
-                variance = <double>sq_avg[j] - <double>g_avg[j] * g_avg[j]
+                variance = centered_variance(<double>sq_avg[j], <double>g_avg[j])
                 updated[j] = <floating>(theta[j] - lr * g[j] / (sqrt(0.0 if variance < 0.0 else variance) + eps))
     elif mu > 0.0:
         for j in range(m):

@@ -335,3 +335,19 @@ def test_four_rows_sum_each_dot_product_as_one_row_does(d, dtype):
     # and the single row's residual is the one a float64 dot product gives, to rounding
     expected = float(row.astype(np.float64) @ theta[:d].astype(np.float64) + theta[d] - y[0])
     np.testing.assert_allclose(alone[d], expected, rtol=1e-4 if dtype == np.float32 else 1e-12)
+
+
+@pytest.mark.parametrize("momentum", [0.0, 0.5])
+@pytest.mark.parametrize("batch_size", [None, 1])
+def test_centered_rmsprop_whose_mean_square_overflows_diverges_as_the_reference_does(
+        momentum, batch_size):
+    # g ~ 1e300: v = g² is inf and so is ḡ², so v − ḡ² is NaN in the reference; an FMA
+    # (-march=native) formed ḡ² exactly, made v − ḡ² inf and every step 0, and the core
+    # returned a fit where the reference raised DivergenceError
+    X = np.array([[1e150], [2e150]])
+    y = np.array([3e150, 1e150])
+    options = dict(optimizer=RMSprop(lr=0.01, centered=True, momentum=momentum), epochs=3,
+                   batch_size=batch_size, shuffle=False, tol=None, precompute=False)
+    for backend in ("core", "numpy"):
+        with pytest.raises(gdcore.DivergenceError, match="parameters stopped being finite"):
+            gdcore.fit(X, y, backend=backend, **options)
