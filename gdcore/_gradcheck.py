@@ -84,19 +84,29 @@ def check_grad(X, y, coef, intercept=0.0, *, sample_weight=None, l2=0.0, l1=0.0,
         h = step * max(1.0, abs(float(theta[k])))
         near_kink = l1 > 0 and k < d and 0.0 < abs(float(theta[k])) < h
         plus, minus = theta.copy(), theta.copy()
-        plus[k] += h
-        minus[k] -= h
+        with np.errstate(over="ignore"):
+            plus[k] += h
+            minus[k] -= h
+        if not (np.isfinite(plus[k]) and np.isfinite(minus[k])):
+            raise ValueError(f"step={step} takes θ[{k}] = {float(theta[k]):.6g} past "
+                             f"{np.dtype(dtype)}'s range (h = {h:.4g}); use a smaller step")
         taken = float(plus[k]) - float(minus[k])
         if taken == 0.0:
             raise ValueError(f"step={step} is below the spacing of {np.dtype(dtype)} at "
                              f"θ[{k}] = {float(theta[k]):.6g}: θ did not move; use a larger step "
                              f"(e.g. 1e-6, or 1e-3 for float32)")
         # divide by the step actually taken after rounding to the dtype
+        penalty = 0.0 if near_kink else l1
+        j_plus, j_minus = objective(plus, penalty), objective(minus, penalty)
+        if not (finite_in_data_precision(j_plus, dtype)
+                and finite_in_data_precision(j_minus, dtype)):
+            # J(θ ± h) past the dtype's range: the difference would be inf − inf, a NaN ratio
+            raise ValueError(f"step={step}: the objective overflows {np.dtype(dtype)} at "
+                             f"θ[{k}] ± {h:.4g}, so no finite difference can be taken; use a "
+                             f"smaller step")
+        numeric[k] = (j_plus - j_minus) / taken
         if near_kink:
-            numeric[k] = ((objective(plus, 0.0) - objective(minus, 0.0)) / taken
-                          + l1 * np.sign(theta[k]))
-        else:
-            numeric[k] = (objective(plus) - objective(minus)) / taken
+            numeric[k] += l1 * np.sign(theta[k])
         steps[k] = taken / 2
     analytic = grad[:m]
     scale = max(_norm(analytic), _norm(numeric), np.finfo(np.float64).tiny)

@@ -197,3 +197,14 @@ def test_check_grad_checks_its_settings_first_and_its_data_on_n_threads(monkeypa
     monkeypatch.setattr(_core, "all_finite", all_finite)
     gdcore.check_grad(X, y, np.zeros(3), n_threads=1)
     assert threads and set(threads) == {1}
+
+
+@pytest.mark.parametrize("dtype, step", [(np.float64, 1e300), (np.float64, 1e200),
+                                         (np.float32, 1e30), (np.float32, 1e39)])
+def test_a_step_whose_differences_overflow_is_refused_naming_it(dtype, step):
+    # J(θ ± h) past the dtype's range made the ratio inf − inf = NaN, returned without an
+    # error (float32 θ ± h past its range, too)
+    X = np.array([[0.5, 0.25], [0.75, 1.0]], dtype=dtype)
+    y = np.array([1.0, 2.0], dtype=dtype)
+    with pytest.raises(ValueError, match="step"):
+        gdcore.check_grad(X, y, np.zeros(2), 0.0, step=step)
