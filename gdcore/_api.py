@@ -279,7 +279,7 @@ def _initial_state(init, opt, d, dtype, fit_intercept):
                              f"{init.settings['fit_intercept']}, this fit has "
                              f"fit_intercept={fit_intercept}")
         state = init.state.copy()
-        if init.stop_reason == "tol" or _tol_rule_fired(init):
+        if _tol_rule_fired(init):
             # asked to go on after the rule stopped it, the fit gets n_iter_no_change more
             # epochs to improve (as a warm-started scikit-learn estimator does), not one;
             # also from a checkpoint() of the epoch the rule stopped at, whose stop_reason
@@ -328,8 +328,8 @@ def _initial_state(init, opt, d, dtype, fit_intercept):
 
 def _tol_rule_fired(result):
     """Whether ``result``'s tol rule had reached its stop: its counter at its fit's
-    n_iter_no_change (a checkpoint() of the epoch the rule stopped at, or an interrupt's
-    result from it)."""
+    n_iter_no_change (a result the rule stopped, stop_reason "tol", or a checkpoint() of
+    that epoch)."""
     settings = result.settings or {}
     patience = settings.get("n_iter_no_change")
     return (settings.get("tol") is not None and patience is not None

@@ -278,7 +278,7 @@ def check_data(X, y, sample_weight=None, allow_zero_weight_sum=False, row_offset
         given = sample_weight
         exponent = 0
         if not allow_zero_weight_sum:   # the whole data's weights: scaled here, not per block
-            sample_weight, exponent = _near_one_before_narrowing(sample_weight, dtype)
+            sample_weight, exponent = _near_one(sample_weight, dtype)
         sample_weight = _in_dtype("sample_weight", sample_weight, dtype, row_offset)
         check_all_finite("sample_weight", sample_weight, row_offset, n_threads)
         # the weights as given: a negative one that scaling or narrowing made -0.0 (-1 among
@@ -301,8 +301,6 @@ def check_data(X, y, sample_weight=None, allow_zero_weight_sum=False, row_offset
             total = float(np.sum(given, dtype=np.float64))
         if total > 0 or not allow_zero_weight_sum:
             check_weight_sum(total)
-        if not allow_zero_weight_sum:
-            sample_weight = _weights_near_one(sample_weight, row_offset)
     return Problem(X, y, sample_weight)
 
 
@@ -379,22 +377,26 @@ def weight_sum_and_largest(problem):
         return float(np.sum(weights, dtype=np.float64)), float(weights.max())
 
 
-def _near_one_before_narrowing(weights, dtype):
-    """Weights in a wider dtype than the fit's (float64 weights, float32 X), scaled by the
-    power of two _weights_near_one would apply before they are narrowed, not after: in
-    float32, weights past ~3.4e38 would overflow and weights all below ~1.2e-38 (its normal
-    range) keep fewer than 24 bits.  Returns (weights, the exponent e of the 2^-e applied);
-    other weights, or ones the checks after will refuse (NaN, inf, none positive), come back
-    as they are, with e = 0."""
-    if (weights.dtype.kind != "f" or weights.dtype.itemsize <= np.dtype(dtype).itemsize
-            or weights.size == 0):
+def _near_one(weights, dtype):
+    """Float weights scaled by the power of two that brings the largest near 1
+    (weight_scale_exponent: Σ sᵢrᵢ² of weights near 1e300 overflowed, 1/S of weights near
+    1e-320 did), in the wider of their dtype and the fit's, before they are converted to
+    the fit's: narrowed first (float64 weights, float32 X), weights past ~3.4e38 would
+    overflow and weights all below ~1.2e-38 (float32's normal range) keep fewer than 24
+    bits.  Returns (weights, the exponent e of the 2^-e applied); other weights, or ones the
+    checks after refuse (NaN, inf, none positive), come back as they are, with e = 0."""
+    if weights.dtype.kind != "f" or weights.size == 0:
         return weights, 0
     with np.errstate(invalid="ignore"):
         largest = weights.max()
     if not (np.isfinite(largest) and largest > 0):
         return weights, 0
     exponent = weight_scale_exponent(largest)
-    return (np.ldexp(weights, -exponent) if exponent else weights), exponent
+    if exponent == 0:
+        return weights, 0
+    wider = np.result_type(weights.dtype, dtype)
+    scaled = np.ldexp(weights.astype(wider, copy=False), -exponent).astype(wider, copy=False)
+    return scaled, exponent
 
 
 def check_largest_weight_normal(largest, dtype):
@@ -406,11 +408,6 @@ def check_largest_weight_normal(largest, dtype):
         raise ValueError(f"sample_weight's largest is {largest:.6g}, below float32's normal "
                          "range (~1.2e-38), where weights keep fewer than 24 bits; multiply "
                          "the weights by a power of two (e.g. 2**100) or pass X as float64")
-
-
-def _weights_near_one(weights, row_offset=0):
-    """weights, or a copy scaled by a power of two so that the largest is in [0.5, 1)."""
-    return scale_weights(weights, weight_scale_exponent(weights.max()), row_offset)
 
 
 def check_int(name, value, *, low, allow_none=False):
