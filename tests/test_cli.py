@@ -708,6 +708,37 @@ def test_progress_bar_shows_each_epochs_own_loss():
     close()
 
 
+def test_lr_search_compares_mini_batch_fits_with_the_loss_before_any_update(files):
+    """A mini-batch fit's loss_history[0] is its first epoch's mean batch loss, taken while
+    the updates run: a rate that blows the fit up within that epoch, without overflowing,
+    has a huge loss_history[0], and compared with it looked 'ok'.  The yardstick is J at the
+    starting parameters (w = 0, b = 0): mean(y²)/2, by hand."""
+    folder, _ = files
+    frame = pd.read_csv(folder / "train.csv")
+    X, y = frame[["a", "b", "c"]].to_numpy(), frame["y"].to_numpy()
+    X = (X - X.mean(axis=0)) / X.std(axis=0)
+    start = np.mean(y ** 2) / 2
+    options = dict(optimizer="normalized", epochs=5, batch_size=10, seed=0, tol=None,
+                   backend="numpy")
+    blown = gdcore.fit(X, y, lr=10.0, **options).loss_history
+    sane = gdcore.fit(X, y, lr=0.1, **options).loss_history
+    # lr 10: worse than the start by far, from the first epoch on (the old rule's "ok")
+    assert blown[0] > 10 * start and 2 * start < blown[-1] <= 2 * blown[0]
+    assert sane[-1] < start / 2
+    out = gdcore_cli("lr-search", folder / "train.csv", "--target", "y", "--optimizer",
+                     "normalized", "--batch-size", "10", "--seed", "0", "--standardize",
+                     "--grid", "10,0.1").stdout.splitlines()
+    ranked = [line.split() for line in out[1:-1]]
+    assert [(float(r[1]), r[-1]) for r in ranked] == [(0.1, "ok"), (10.0, "rose")]
+    np.testing.assert_allclose([float(r[2]) for r in ranked], [sane[-1], blown[-1]],
+                               rtol=1e-5)
+    assert out[-1] == "best lr: 0.1"
+    proc = gdcore_cli("lr-search", folder / "train.csv", "--target", "y", "--optimizer",
+                      "normalized", "--batch-size", "10", "--seed", "0", "--standardize",
+                      "--grid", "10", check=False)
+    assert proc.returncode == 2 and proc.stdout.splitlines()[-1].split()[-1] == "rose"
+
+
 def test_lr_search_needs_two_epochs(files):
     """A full-batch epoch's loss is taken before its update, so with one epoch every rate
     showed the same loss and the 'best' was the smallest rate."""

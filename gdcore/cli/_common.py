@@ -353,11 +353,33 @@ def fail(command, message):
     return 2
 
 
-def loss_rose(result):
+def loss_rose(result, start=None):
     """Whether a fit ended with its loss above twice where it began: a rate that diverges
     without overflowing, no better a fit than one whose loss stopped being finite.  (Not any
-    rise: mini-batch losses near the noise floor wander a little either way.)"""
-    return result.final_loss > 2.0 * result.loss_history[0]
+    rise: mini-batch losses near the noise floor wander a little either way.)  Where it began
+    is ``start``, the objective at the starting parameters (starting_loss), or by default
+    loss_history[0]: that same objective for a full-batch fit, but for a mini-batch fit the
+    mean of its first epoch's batch losses, which a rate that blows up within that epoch has
+    already made large."""
+    return result.final_loss > 2.0 * (result.loss_history[0] if start is None else start)
+
+
+def starting_loss(args, data):
+    """J (SPEC §1) at the parameters a fit without init starts from (w = 0, b = 0), on all the
+    rows, with the fit's l2, l1 and fit_intercept, from the core's full-batch pass: the loss
+    before any update.  None for a full-batch fit (StreamedData always is), whose
+    loss_history[0] is that loss already."""
+    if (isinstance(data, StreamedData) or args.batch_size is None
+            or args.batch_size >= len(data.y)):
+        return None
+    from .. import _core
+    from .._validation import check_data, resolve_n_threads
+    n_threads = resolve_n_threads(args.threads)
+    problem = check_data(data.X_fit, data.y, n_threads=n_threads)
+    theta = np.zeros(problem.d + 1, dtype=problem.dtype)
+    loss, _ = _core.objective_gradient(problem.X, problem.y, np.empty(0, problem.dtype), theta,
+                                       args.l2, args.l1, args.fit_intercept, n_threads)
+    return float(loss)
 
 
 def check_plot_path(path):

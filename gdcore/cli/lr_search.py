@@ -11,10 +11,10 @@ from .. import DivergenceError
 from .._io import DataError
 from .._validation import make_rng
 from ._common import (add_data_arguments, add_fit_arguments, check_options_first, fail,
-                      fit_data, fit_options, load, loss_rose)
+                      fit_data, fit_options, load, loss_rose, starting_loss)
 
-# ranked in this order, then by final loss: rates whose final loss is at most twice the first
-# epoch's, above it, or not finite
+# ranked in this order, then by final loss: rates whose final loss is at most twice the loss
+# before any update, above it, or not finite
 STATUS_ORDER = ("ok", "rose", "diverged")
 
 
@@ -23,9 +23,9 @@ def add_parser(subparsers):
         "lr-search", help="rank learning rates by the loss after a few epochs",
         description="Fit with each learning rate for a few epochs (no early stopping) and "
                     "rank them by the final epoch's loss: first the rates whose final loss is at "
-                    "most twice their first epoch's ('ok': it fell, or rose a little, as "
-                    "mini-batch noise makes it), then those whose final loss is above twice "
-                    "their first epoch's ('rose'), then those that diverged.")
+                    "most twice the loss before any update, at the starting parameters ('ok': "
+                    "it fell, or rose a little, as mini-batch noise makes it), then those whose "
+                    "final loss is above twice that ('rose'), then those that diverged.")
     add_data_arguments(p)
     add_fit_arguments(p, epochs=5, lr=False, saves_model=False)
     how = p.add_mutually_exclusive_group(required=True)
@@ -75,6 +75,9 @@ def run(args):
         rates = candidate_rates(args)
         check_options_first(args, tol=None, n_iter_no_change=5, gtol=None)
         table = load(args)
+        # every rate starts from the same parameters: mini-batch fits are judged against the
+        # loss there, not their first epoch's, whose batches already see the rate's updates
+        start = starting_loss(args, table)
     except (ValueError, TypeError, DataError) as exc:
         return fail("lr-search", exc)
     rows = []
@@ -83,7 +86,7 @@ def run(args):
         options = dict(fit_options(args), lr=rate)
         try:
             result = fit_data(args, table, tol=None, **options)
-            status = "rose" if loss_rose(result) else "ok"
+            status = "rose" if loss_rose(result, start) else "ok"
             rows.append((result.final_loss, rate, result.n_epochs, result.elapsed, status))
         except DivergenceError as exc:
             rows.append((math.inf, rate, exc.result.n_epochs, float("nan"), "diverged"))
