@@ -12,6 +12,7 @@ import numpy as np
 from . import _core, _reference
 from ._precompute import (augmented_gram, check_gram, check_gram_fits_in_memory, gram_is_cheaper,
                           gram_is_finite)
+from ._progress import FIT_ENDED
 from ._result import (DivergenceError, FitProgress, FitResult, FitState, LossHistory,
                       convergence_warning_category, rng_states_equal)
 from ._validation import (check_callback, check_choice, check_data, check_settings, make_rng,
@@ -115,6 +116,7 @@ class Run:
     backend: str
     dtype: np.dtype
     rng_start: dict = None      # rng's state as the run began: a changed one has been drawn from
+    on_end: object = None       # called with the FitResult however the run ends (FIT_ENDED)
 
 
 def prepare_run(n, d, dtype, *, optimizer, lr, epochs, batch_size, schedule, l2, l1,
@@ -154,6 +156,7 @@ def prepare_run(n, d, dtype, *, optimizer, lr, epochs, batch_size, schedule, l2,
     run = Run(settings, opt, sched, state, rng, None, n_threads, d, backend, np.dtype(dtype),
               rng.bit_generator.state)
     run.on_epoch = None if callback is None else _epoch_reporter(callback, run)
+    run.on_end = getattr(callback, FIT_ENDED, None)
     return run
 
 
@@ -165,9 +168,12 @@ def finish_run(run, execute):
     earlier_epochs, earlier_updates = len(state.loss_history), state.n_updates
 
     def result(stop_reason, keep_state=True):
-        return _result(state, opt, run.sched, run.settings, stop_reason,
+        made = _result(state, opt, run.sched, run.settings, stop_reason,
                        time.perf_counter() - started, run.backend, run.n_threads, run.d,
                        keep_state=keep_state)
+        if run.on_end is not None:
+            run.on_end(made)    # a progress bar's record of how the fit ended
+        return made
     try:
         stop_reason, status = execute(run)
     except KeyboardInterrupt as interrupt:

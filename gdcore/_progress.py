@@ -5,6 +5,11 @@ from __future__ import annotations
 import contextlib
 import sys
 
+# The attribute of a callback that a fit calls, however it ends, with its FitResult (the
+# .result of a DivergenceError or KeyboardInterrupt too): how a bar learns why its fit
+# stopped.  Private to gdcore's own bars; a callback without it is not told.
+FIT_ENDED = "_gdcore_fit_ended"
+
 
 @contextlib.contextmanager
 def progress_bar(epochs, desc="gdcore.fit", callback=None):
@@ -15,7 +20,9 @@ def progress_bar(epochs, desc="gdcore.fit", callback=None):
             gdcore.fit(X, y, epochs=500, callback=bar)
 
     ``callback``, if given, is called too and may stop the fit.  The bar closes with the
-    block, however the fit ended (tol, an error, Ctrl-C)."""
+    block, however the fit ended; a fit that ended before its epochs ran out says why in the
+    bar's last frame ("stopped: tol at epoch 37", "diverged in epoch 12", "interrupted after
+    3 epochs"), when the bar itself was the fit's callback."""
     bar, close = progress_callback(epochs, enabled=True, desc=desc, user_callback=callback)
     try:
         yield bar
@@ -29,6 +36,8 @@ def progress_callback(total_epochs, enabled=None, desc="fit", stream=None, user_
     ``enabled=None`` shows the bar only when ``stream`` (default stderr) is a terminal, so
     pipes and logs stay quiet; True forces it (an ImportError names the missing package),
     False turns it off.  ``user_callback``, if given, is still called and may stop the fit.
+    The fit the callback is given to tells it how it ended, and close() writes the reason
+    of an early end into the bar's description before its last frame (see stop_note).
     """
     stream = sys.stderr if stream is None else stream
     asked = enabled is True
@@ -43,6 +52,7 @@ def progress_callback(total_epochs, enabled=None, desc="fit", stream=None, user_
             return user_callback, None
         raise ImportError("progress bars need tqdm: pip install 'gdcore[progress]'") from None
     bar = tqdm(total=total_epochs, desc=desc, unit="epoch", file=stream, dynamic_ncols=True)
+    ended = []      # the FitResult of each fit run with this callback, as it ended
 
     def callback(progress):
         # the postfix first: update() redraws, and should show this epoch's loss
@@ -50,4 +60,26 @@ def progress_callback(total_epochs, enabled=None, desc="fit", stream=None, user_
         bar.update(1)
         return bool(user_callback(progress)) if user_callback is not None else False
 
-    return callback, bar.close
+    def close():
+        note = stop_note(ended[-1].stop_reason, bar.n) if ended else None
+        if note is not None:
+            # drawn by close(), whose last frame is the one left on the screen
+            bar.set_description(f"{desc} ({note})", refresh=False)
+        bar.close()
+
+    setattr(callback, FIT_ENDED, ended.append)
+    return callback, close
+
+
+def stop_note(stop_reason, epochs_shown):
+    """What a bar that counted ``epochs_shown`` epochs says of a fit that ended with
+    ``stop_reason``: None when its epochs ran out (the bar is full), else why it stopped
+    early, so that a bar short of its total does not look like a hung or crashed run."""
+    if stop_reason == "epochs":
+        return None
+    if stop_reason == "diverged":
+        # the epoch whose loss or parameters stopped being finite was never counted
+        return f"diverged in epoch {epochs_shown + 1}"
+    if stop_reason == "interrupted":
+        return f"interrupted after {epochs_shown} epoch{'s' * (epochs_shown != 1)}"
+    return f"stopped: {stop_reason} at epoch {epochs_shown}"     # tol, gtol, callback

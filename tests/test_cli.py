@@ -280,6 +280,22 @@ def test_progress_bar_only_when_asked(files):
     assert "epoch" in loud.stderr and "loss=" in loud.stderr
 
 
+def test_progress_bar_says_why_the_fit_stopped_early(files):
+    """The tol rule ends the fit at epoch N < --epochs: the bar's last frame, N/300, says so
+    rather than look like a run that hung or crashed.  N is the NumPy reference's."""
+    folder, frame = files
+    X, y = frame[["a", "b", "c"]].to_numpy(), frame["y"].to_numpy()
+    truth = gdcore.fit((X - X.mean(axis=0)) / X.std(axis=0), y, optimizer="gd", lr=0.5,
+                       epochs=300, backend="numpy")
+    assert truth.stop_reason == "tol" and truth.n_epochs < 300
+    proc = gdcore_cli("fit", folder / "train.csv", "--target", "y", "--optimizer", "gd",
+                      "--lr", "0.5", "--epochs", "300", "--standardize", "--progress")
+    last = proc.stderr.strip().replace("\r", "\n").splitlines()[-1]     # the bar's last frame
+    assert last.startswith(f"gdcore fit (stopped: tol at epoch {truth.n_epochs}):"), last
+    assert f" {truth.n_epochs}/300 " in last
+    assert summary(proc.stdout)["epochs"].split()[0] == str(truth.n_epochs)
+
+
 def test_fit_a_folder_of_files(files, tmp_path):
     """A folder of Parquet and CSV files is fitted file by file, with full-batch results."""
     _, frame = files

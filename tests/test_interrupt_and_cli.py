@@ -1,6 +1,7 @@
 """Ctrl-C during a fit (SIGINT to a subprocess), the GIL released while the core runs, and
 the gdcore command."""
 
+import contextlib
 import subprocess
 import sys
 import textwrap
@@ -190,6 +191,68 @@ def test_cli_rejects_bad_size():
     proc = subprocess.run([sys.executable, "-m", "gdcore", "demo", "--n", "0"],
                           capture_output=True, text=True, env=subprocess_env())
     assert proc.returncode != 0 and "--n" in proc.stderr + proc.stdout
+
+
+STOPS = {"tol": dict(tol=1e-4), "gtol": dict(gtol=1e-3, tol=None),
+         "callback": dict(tol=None), "interrupted": dict(tol=None),
+         "diverged": dict(tol=None, lr=1e6), "epochs": dict(tol=None)}
+
+
+def _stopper(how):
+    """The user's callback of each case: stops the fit at epoch 20, or Ctrl-C at epoch 3."""
+    def stop(progress):
+        if how == "interrupted" and progress.epoch == 3:
+            raise KeyboardInterrupt
+        return how == "callback" and progress.epoch == 20
+    return stop
+
+
+@pytest.mark.parametrize("how", sorted(STOPS))
+def test_a_progress_bar_ends_saying_why_the_fit_stopped(how, capsys):
+    """A fit ended early leaves its bar short of its total ("35/1000"): the last frame says
+    why, so that it does not look like a hung or crashed run.  The stopping epoch is the
+    NumPy reference's, run without a bar."""
+    pytest.importorskip("tqdm", reason="progress bars need the optional tqdm")
+    X, y, _ = gdcore.make_regression(500, 3, seed=0)
+    options = dict(dict(optimizer="gd", lr=0.1, epochs=1000), **STOPS[how])
+    try:
+        truth = gdcore.fit(X, y, backend="numpy", callback=_stopper(how), **options)
+    except (gdcore.DivergenceError, KeyboardInterrupt) as exc:
+        truth = exc.result
+    assert truth.stop_reason == how
+    epochs = truth.n_epochs        # counted: a diverged fit's last finite epoch
+    assert (epochs == 1000) == (how == "epochs")
+    with pytest.raises((gdcore.DivergenceError, KeyboardInterrupt)) if how in (
+            "diverged", "interrupted") else contextlib.nullcontext():
+        with gdcore.progress_bar(epochs=1000, callback=_stopper(how)) as bar:
+            gdcore.fit(X, y, callback=bar, **options)
+    frame = capsys.readouterr().err.rstrip("\n").split("\r")[-1]
+    assert f" {epochs}/1000 " in frame, frame
+    note = {"tol": f"(stopped: tol at epoch {epochs})",
+            "gtol": f"(stopped: gtol at epoch {epochs})",
+            "callback": "(stopped: callback at epoch 20)",
+            "interrupted": "(interrupted after 3 epochs)",
+            "diverged": f"(diverged in epoch {epochs + 1})",
+            "epochs": "gdcore.fit: 100%"}[how]
+    assert frame.startswith("gdcore.fit " + note if how != "epochs" else note), frame
+
+
+def test_fit_chunks_and_estimator_bars_say_why_the_fit_stopped(capsys):
+    """The same last frame from fit_chunks' bar and GDRegressor's (verbose)."""
+    pytest.importorskip("tqdm", reason="progress bars need the optional tqdm")
+    X, y, _ = gdcore.make_regression(500, 3, seed=0)
+    options = dict(optimizer="gd", lr=0.1, epochs=1000)
+    epochs = gdcore.fit(X, y, backend="numpy", **options).n_epochs
+    assert epochs < 1000
+    with gdcore.progress_bar(epochs=1000) as bar:
+        gdcore.fit_chunks([(X[:200], y[:200]), (X[200:], y[200:])], callback=bar, **options)
+    frame = capsys.readouterr().err.rstrip("\n").split("\r")[-1]
+    assert frame.startswith(f"gdcore.fit (stopped: tol at epoch {epochs}): "), frame
+    pytest.importorskip("sklearn", reason="GDRegressor needs scikit-learn (gdcore[sklearn])")
+    model = gdcore.GDRegressor(verbose=1, **options).fit(X, y)
+    frame = capsys.readouterr().err.rstrip("\n").split("\r")[-1]
+    assert model.n_iter_ == epochs
+    assert frame.startswith(f"GDRegressor (stopped: tol at epoch {epochs}): "), frame
 
 
 def test_progress_bar_counts_epochs_and_closes_however_the_fit_ends():
