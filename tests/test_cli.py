@@ -755,6 +755,28 @@ def test_lr_search_compares_mini_batch_fits_with_the_loss_before_any_update(file
     assert proc.returncode == 2 and proc.stdout.splitlines()[-1].split()[-1] == "rose"
 
 
+def test_fit_calls_a_mini_batch_fit_that_blew_up_in_its_first_epoch_diverged(files, tmp_path):
+    """gdcore fit judged a rise against loss_history[0], which for a mini-batch fit is the
+    first epoch's mean batch loss: a rate that blew the fit up within that epoch, without
+    overflowing, was saved with exit status 0.  Now the yardstick is J at w = 0, b = 0,
+    mean(y²)/2 by hand: exit status 2, nothing saved, the error naming that loss."""
+    folder, _ = files
+    frame = pd.read_csv(folder / "train.csv")
+    y = frame["y"].to_numpy()
+    start = np.mean(y ** 2) / 2
+    model = tmp_path / "model.json"
+    common = ("fit", folder / "train.csv", "--target", "y", "--optimizer", "normalized",
+              "--batch-size", "10", "--seed", "0", "--standardize", "--epochs", "5",
+              "--tol", "none", "--save", model)
+    blown = gdcore_cli(*common, "--lr", "10", check=False)
+    assert blown.returncode == 2 and not model.exists()
+    error = blown.stderr.strip().splitlines()[-1]
+    assert error.startswith(f"gdcore fit: error: the loss rose from {start:.6g} to "), error
+    assert float(summary(blown.stdout)["final loss"]) > 2 * start
+    sane = gdcore_cli(*common, "--lr", "0.1")
+    assert sane.returncode == 0 and model.exists()
+
+
 def test_lr_search_needs_two_epochs(files):
     """A full-batch epoch's loss is taken before its update, so with one epoch every rate
     showed the same loss and the 'best' was the smallest rate."""

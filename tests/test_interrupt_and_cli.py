@@ -237,6 +237,17 @@ def test_a_progress_bar_ends_saying_why_the_fit_stopped(how, capsys):
     assert frame.startswith("gdcore.fit " + note if how != "epochs" else note), frame
 
 
+def test_only_gdcores_bars_are_told_how_the_fit_ended():
+    """The end-of-fit hook is looked up in the callback's own attributes: a Mock, which makes
+    up any attribute asked for, is called once an epoch and for nothing else."""
+    from unittest import mock
+    X, y, _ = gdcore.make_regression(200, 3, seed=0)
+    callback = mock.Mock(return_value=False)
+    result = gdcore.fit(X, y, optimizer="gd", lr=0.1, epochs=7, tol=None, callback=callback)
+    assert len(callback.mock_calls) == result.n_epochs == 7
+    assert [c.args[0].epoch for c in callback.mock_calls] == list(range(1, 8))
+
+
 def test_fit_chunks_and_estimator_bars_say_why_the_fit_stopped(capsys):
     """The same last frame from fit_chunks' bar and GDRegressor's (verbose)."""
     pytest.importorskip("tqdm", reason="progress bars need the optional tqdm")

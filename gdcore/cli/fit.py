@@ -16,7 +16,7 @@ from .._progress import progress_callback
 from ._common import (add_data_arguments, add_fit_arguments, add_stopping_arguments,
                       check_distinct_paths, check_options_first, check_output_path,
                       check_plot_path, fail, fit_data, fit_options, in_cli_words, load,
-                      loss_rose, residual_summary, stopping_options)
+                      loss_rose, residual_summary, starting_loss, stopping_options)
 
 
 def add_parser(subparsers):
@@ -63,7 +63,11 @@ def run(args):
     finally:
         if close is not None:
             close()
-    rose = loss_rose(result)
+    try:
+        start = starting_loss(args, data)
+    except (ValueError, TypeError) as exc:
+        return fail("fit", exc)
+    rose = loss_rose(result, start)
     unnamed = [name for name in data.feature_names if UNNAMED.fullmatch(str(name))]
     if unnamed and args.features is None:
         # pandas' name for a column whose header cell is empty: most often a DataFrame's
@@ -94,7 +98,7 @@ def run(args):
     print(f"optimizer      {result.optimizer!r}")
     print(f"epochs         {result.n_epochs:,} ({result.n_updates:,} updates)")
     print(f"stop reason    {result.stop_reason}")
-    print(f"converged      {convergence(result, args)}")
+    print(f"converged      {convergence(result, args, rose)}")
     print(f"final loss     {result.final_loss:.6g}")
     print(f"MSE            {mse:.6g}")
     print(f"R2             {r2:.6g}")
@@ -111,7 +115,8 @@ def run(args):
         print(f"plot           {args.plot}")
     if rose:
         # a model worse than none: not saved, and the exit status says so
-        return fail("fit", advice(f"the loss rose from {result.loss_history[0]:.6g} to "
+        began = result.loss_history[0] if start is None else start
+        return fail("fit", advice(f"the loss rose from {began:.6g} to "
                                   f"{result.final_loss:.6g}: the fit diverged"
                                   + (" and was not saved" if args.save else "")
                                   + "; try a smaller --lr or --standardize", args))
@@ -133,12 +138,12 @@ def check_model_path(path):
                          "(predictions are written by gdcore predict MODEL DATA --out FILE)")
 
 
-def convergence(result, args):
+def convergence(result, args, rose):
     """The summary's "converged" line: yes, no with what to try, or n/a where no rule ran."""
     if result.converged:
         return "yes"
     losses = result.loss_history
-    if result.stop_reason == "epochs" and not loss_rose(result):
+    if result.stop_reason == "epochs" and not rose:
         if args.tol is None and args.gtol is None:
             return "n/a (--tol none: every epoch ran, no rule judged convergence)"
         if len(losses) > 1 and losses[-1] < np.min(losses[:-1]):
