@@ -2,7 +2,7 @@
 zᵢ = (xᵢ, yᵢ), after which every full-batch epoch costs O(d²) instead of O(n·d).
 
 From them the core recovers, for any θ = (w, b), the sums of a pass over X (Σ sᵢrᵢxᵢ, Σ sᵢrᵢ,
-Σ sᵢrᵢ², Σ sᵢ; see ``sums_from_gram`` in src/_core.pyx).  The moments are centred so that
+Σ sᵢrᵢ², Σ sᵢ; see ``sums_from_gram`` in src/gd_gram.pxi).  The moments are centred so that
 an offset in y or in a column of X does not swamp the loss: uncentred, Σ sᵢrᵢ² is a small
 difference of terms of the size of Σ sᵢyᵢ², and with y ≈ 1e7 it came out 1000x too large.
 

@@ -40,7 +40,7 @@ BATCHES = {"full-streaming": dict(batch_size=None, precompute=False),
            "single": dict(batch_size=1)}
 RTOL = {np.float64: 1e-10, np.float32: 1e-4}
 # block_sums cuts a pass between threads only from this many multiply-adds (n·(d+1)) on
-# (PARALLEL_MIN_WORK in src/_core.pyx, on_one_thread)
+# (PARALLEL_MIN_WORK and on_one_thread in src/gd_threads.pxi)
 PARALLEL_MIN_WORK = 16384
 
 
