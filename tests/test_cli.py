@@ -893,7 +893,7 @@ def test_columns_named_twice_or_none_are_refused(tmp_path, make_data, args, mess
 
 
 def test_a_small_rise_is_not_divergence():
-    from gdcore.cli._common import loss_rose
+    from gdcore.cli._data import loss_rose
     from types import SimpleNamespace
     assert not loss_rose(SimpleNamespace(loss_history=[0.5094, 0.5096], final_loss=0.5096))
     assert loss_rose(SimpleNamespace(loss_history=[0.5, 3.0], final_loss=3.0))

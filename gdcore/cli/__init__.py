@@ -9,7 +9,7 @@ import sys
 from .. import __version__, build_info
 from .._validation import nearest_name
 from . import bench, demo, fit, lr_search, predict
-from ._common import drop_stdout
+from ._messages import drop_stdout
 
 # Each subcommand module has add_parser(subparsers) and run(args) -> exit code.
 SUBCOMMANDS = [demo, fit, predict, lr_search, bench]

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from .. import bench
 from .._validation import make_rng, resolve_n_threads
-from ._common import check_output_path, count, drop_stdout, fail
+from ._messages import drop_stdout, fail
+from ._options import count
+from ._paths import check_output_path
 
 
 def add_parser(subparsers):

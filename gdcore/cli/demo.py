@@ -10,7 +10,9 @@ import numpy as np
 from .. import DivergenceError, build_info, fit, make_regression
 from .._validation import make_rng, resolve_n_threads
 from ..schedules import CosineAnnealingLR
-from ._common import check_plot_path, count, fail
+from ._messages import fail
+from ._options import count
+from ._paths import check_plot_path
 
 # (label, fit options): settings under which each optimizer converges on standardised data.
 # Full-batch for the deterministic methods, mini-batches of 256 for the stochastic ones.

@@ -13,10 +13,11 @@ from .. import ConvergenceWarning, DivergenceError
 from .._io import DataError, _shown, data_name
 from .._model_io import SavedModel, save_model
 from .._progress import progress_callback
-from ._common import (add_data_arguments, add_fit_arguments, add_stopping_arguments,
-                      check_distinct_paths, check_options_first, check_output_path,
-                      check_plot_path, fail, fit_data, fit_options, in_cli_words, load,
-                      loss_rose, residual_summary, starting_loss, stopping_options)
+from ._data import fit_data, load, loss_rose, residual_summary, starting_loss
+from ._messages import fail, in_cli_words
+from ._options import (add_data_arguments, add_fit_arguments, add_stopping_arguments,
+                       check_options_first, fit_options, stopping_options)
+from ._paths import check_distinct_paths, check_output_path, check_plot_path
 
 
 def add_parser(subparsers):

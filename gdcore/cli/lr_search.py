@@ -10,8 +10,9 @@ import numpy as np
 from .. import DivergenceError
 from .._io import DataError
 from .._validation import make_rng
-from ._common import (add_data_arguments, add_fit_arguments, check_options_first, fail,
-                      fit_data, fit_options, load, loss_rose, starting_loss)
+from ._data import fit_data, load, loss_rose, starting_loss
+from ._messages import fail
+from ._options import add_data_arguments, add_fit_arguments, check_options_first, fit_options
 
 # ranked in this order, then by final loss: rates whose final loss is at most twice the loss
 # before any update, above it, or not finite

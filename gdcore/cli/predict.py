@@ -10,7 +10,8 @@ import sys
 from .._io import (DataError, data_name, is_folder, is_npy, iter_folder_tables, npy_blocks,
                    one_line, read_table, replaced_on_success)
 from .._model_io import load_model
-from ._common import check_distinct_paths, check_output_path, drop_stdout, fail
+from ._messages import drop_stdout, fail
+from ._paths import check_distinct_paths, check_output_path
 
 # --out "-": the predictions go to stdout, as without --out
 STDOUT = "-"
