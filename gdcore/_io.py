@@ -12,7 +12,6 @@ import io
 import os
 import stat
 import sys
-import uuid
 import warnings
 from dataclasses import dataclass
 
@@ -341,43 +340,6 @@ def _from_array(array, path, target, features):
     """A 2-D numeric array as a Table: columns are named by their index; the target is a
     column index."""
     return ArrayBlocks(array, path, target, features).to_table()
-
-
-@contextlib.contextmanager
-def replaced_on_success(path, newline=None):
-    """A text file to write that becomes ``path`` only when the block ends without an error
-    (Ctrl-C included): until then an earlier file at ``path`` is kept (its permissions pass to
-    the new one), and a failed or interrupted write leaves nothing half-written behind.  A
-    symbolic link's target is the file replaced; what is not a regular file (a FIFO, a
-    device such as /dev/stdout) is written in place."""
-    given = os.fspath(path)
-    try:
-        # stat follows links as open does: /dev/stdout on a pipe is a FIFO there, while its
-        # realpath (/proc/<pid>/fd/pipe:[N]) names nothing that can be opened
-        in_place = not stat.S_ISREG(os.stat(given).st_mode)
-    except OSError:
-        in_place = False
-    if in_place:
-        with open(given, "w", encoding="utf-8", newline=newline) as f:
-            yield f
-        return
-    path = os.path.realpath(given)
-    # a short name: the target's own may already be near the file system's limit
-    temporary = os.path.join(os.path.dirname(path), f".gdcore-{uuid.uuid4().hex[:16]}.tmp")
-    try:
-        try:
-            opened = open(temporary, "x", encoding="utf-8", newline=newline)
-        except OSError as exc:  # named as the file asked for, not the temporary one
-            raise type(exc)(exc.errno, exc.strerror, given) from None
-        with opened as f:
-            yield f
-        with contextlib.suppress(OSError):
-            os.chmod(temporary, stat.S_IMODE(os.stat(path).st_mode))
-        os.replace(temporary, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.remove(temporary)
-        raise
 
 
 def is_folder(path):

@@ -10,7 +10,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ._io import _shown, first_repeat, replaced_on_success
+from ._atomic import replaced_on_success
+from ._io import _shown, first_repeat
 from ._predict import predict_in_blocks
 from ._validation import _as_array, arrow_column_names, arrow_columns
 

@@ -607,7 +607,7 @@ def describe_machine(machine):
 
 
 def write_json(path, comparisons, settings):
-    from ._io import replaced_on_success      # an earlier file stays until this one is whole
+    from ._atomic import replaced_on_success      # an earlier file stays until this one is whole
     with replaced_on_success(path) as f:
         json.dump({"machine": machine_description(), "settings": settings,
                    "results": [c.as_dict() for c in comparisons],

@@ -108,7 +108,7 @@ def test_a_failed_save_keeps_the_earlier_file(tmp_path):
 
 
 def test_an_interrupted_write_leaves_nothing_behind(tmp_path):
-    from gdcore._io import replaced_on_success
+    from gdcore._atomic import replaced_on_success
     path = tmp_path / "out.csv"
     path.write_text("earlier\n")
     with pytest.raises(KeyboardInterrupt):
@@ -125,7 +125,7 @@ def test_a_replaced_file_keeps_its_links_permissions_and_special_files(tmp_path)
     import stat
     import threading
 
-    from gdcore._io import replaced_on_success
+    from gdcore._atomic import replaced_on_success
     real = tmp_path / "real.csv"
     real.write_text("old\n")
     real.chmod(0o600)

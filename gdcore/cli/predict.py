@@ -7,8 +7,9 @@ import csv
 import itertools
 import sys
 
+from .._atomic import replaced_on_success
 from .._io import (DataError, data_name, is_folder, is_npy, iter_folder_tables, npy_blocks,
-                   one_line, read_table, replaced_on_success)
+                   one_line, read_table)
 from .._model_io import load_model
 from ._messages import drop_stdout, fail
 from ._paths import check_distinct_paths, check_output_path
