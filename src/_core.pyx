@@ -253,7 +253,8 @@ cdef inline bint finite_in_data_precision(double loss, const floating* like) noe
     whose loss is past float32's range has diverged, as it has for the NumPy reference."""
     if floating is float:
         return fabs(loss) <= FLT_MAX
-    return isfinite(loss)
+    else:
+        return isfinite(loss)
 
 
 cdef inline int update_from_sums(
