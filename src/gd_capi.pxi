@@ -30,9 +30,9 @@ cdef const char* capi_strerror(int code) noexcept nogil:
     if code == GD_ERR_OPTIONS:
         return "an option is out of range or names an unknown optimizer or schedule kind"
     if code == GD_ERR_LOSS_NOT_FINITE:
-        return "diverged: the loss (or, from loss_grad, the gradient) is not finite (a fit's theta holds the last finite values); try a smaller lr, or rescale the data"
+        return "diverged: the loss or the gradient is not finite (a fit's theta holds the last finite values); try a smaller lr, or, if no update was made, rescale the data"
     if code == GD_ERR_PARAMS_NOT_FINITE:
-        return "diverged: an update made the parameters non-finite (theta holds the last finite values); try a smaller lr"
+        return "diverged: an update with a finite gradient made the parameters non-finite (theta holds the last finite values); try a smaller lr"
     if code == GD_ERR_NO_MEMORY:
         return "out of memory"
     if code == GD_ERR_INFO:
@@ -324,9 +324,12 @@ cdef int capi_fit(const floating* X, const floating* y, const floating* weights,
         free(scaled)
     if status == STATUS_NO_MEMORY:
         return GD_ERR_NO_MEMORY
-    if status == STATUS_LOSS_NOT_FINITE:
+    # a gradient that overflowed (Σ sᵢrᵢxᵢ past the type's range) is reported as loss_grad
+    # reports it: at the first update no lr can help, which GD_ERR_PARAMS_NOT_FINITE's "try a
+    # smaller lr" would hide from a caller that retries with smaller ones
+    if status == STATUS_LOSS_NOT_FINITE or status == STATUS_GRAD_NOT_FINITE:
         return GD_ERR_LOSS_NOT_FINITE
-    if status == STATUS_PARAMS_NOT_FINITE or status == STATUS_GRAD_NOT_FINITE:
+    if status == STATUS_PARAMS_NOT_FINITE:
         return GD_ERR_PARAMS_NOT_FINITE
     return GD_OK
 

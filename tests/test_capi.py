@@ -135,7 +135,7 @@ def test_c_program_fits_through_the_api(tmp_path, batch):
     assert history[3] == "50" and int(history[5]) == expected.n_updates
     assert lines["bad-lr"].startswith("5 ") and "out of range" in lines["bad-lr"]
     assert lines["null-x"] == "1" and lines["nan-x"] == "3" and lines["shape"] == "2"
-    assert lines["version"] == "1.5" and lines["pending"] == "0"
+    assert lines["version"] == "1.6" and lines["pending"] == "0"
 
 
 CYTHON_EXTENSION = textwrap.dedent("""
@@ -210,6 +210,20 @@ CYTHON_EXTENSION = textwrap.dedent("""
             w = weights
             w_ptr = &w[0]
         code = api.fit_f64(&X[0, 0], &y[0], w_ptr, X.shape[0], X.shape[1], &c_options,
+                           &theta[0], &state[0], &history[0], &c_info)
+        return code, c_info
+
+    def fit_code32(float[:, ::1] X, float[::1] y, weights, dict options, dict info,
+                   float[::1] theta, float[::1] state, double[::1] history):
+        '''fit_code's api.fit_f32.'''
+        cdef gd_fit_options c_options = options
+        cdef gd_fit_info c_info = info
+        cdef float[::1] w
+        cdef const float* w_ptr = NULL
+        if weights is not None:
+            w = weights
+            w_ptr = &w[0]
+        code = api.fit_f32(&X[0, 0], &y[0], w_ptr, X.shape[0], X.shape[1], &c_options,
                            &theta[0], &state[0], &history[0], &c_info)
         return code, c_info
 
@@ -419,7 +433,7 @@ def test_get_include_has_the_header_and_pxd():
     include = gdcore.get_include()
     assert os.path.isfile(os.path.join(include, "gdcore.h"))
     assert os.path.isfile(os.path.join(os.path.dirname(include), "capi.pxd"))
-    assert gdcore._core.C_API_VERSION == (1, 5)
+    assert gdcore._core.C_API_VERSION == (1, 6)
 
 
 GD_ERR_LOSS_NOT_FINITE = 6
@@ -738,9 +752,36 @@ def test_gdcore_import_without_an_interpreter_returns_null(tmp_path):
             printf("before %d\\n", gdcore_import() == NULL);
             Py_Initialize();
             const gdcore_api *api = gdcore_import();
-            printf("after %d\\n", api != NULL && api->version_minor >= 5);
+            printf("after %d\\n", api != NULL && api->version_minor >= 6);
             Py_Finalize();
             return 0;
         }
     """))
     assert out.split() == ["before", "1", "after", "1"]
+
+
+@needs_compiler
+@pytest.mark.parametrize("dtype, scale, target", [(np.float64, 1e306, 1.0),
+                                                   (np.float32, 1e30, 1e10)])
+def test_c_fit_reports_an_overflowing_gradient_as_loss_grad_does(uses_gdcore, dtype, scale,
+                                                                 target):
+    """Data whose Σ sᵢrᵢxᵢ overflows at θ = 0 (the loss is finite): no learning rate helps,
+    as gdcore.fit's DivergenceError says.  loss_grad reports it as GD_ERR_LOSS_NOT_FINITE
+    ("try a smaller lr, or rescale the data"); the full-batch fit reported
+    GD_ERR_PARAMS_NOT_FINITE ("an update made the parameters non-finite; try a smaller lr"),
+    whatever the lr, so a caller retrying with smaller lrs never stopped."""
+    X, y, _ = gdcore.make_regression(300, 3, seed=1)
+    X, y = (X * scale).astype(dtype), (np.sign(y) * target).astype(dtype)
+    with pytest.raises(gdcore.DivergenceError, match="no learning rate can help"):
+        gdcore.fit(X, y, optimizer="sgd", lr=1e-30, epochs=5, tol=None, precompute=False,
+                   n_threads=1)
+    if dtype == np.float64:
+        code, loss, _ = uses_gdcore.loss_grad_code(X, y, None, np.zeros(4), 1)
+        assert code == GD_ERR_LOSS_NOT_FINITE and np.isfinite(loss)
+    for lr in (1e-3, 1e-30):
+        theta, state, history = np.zeros(4, dtype), np.zeros(12, dtype), np.zeros(5)
+        fit = uses_gdcore.fit_code if dtype == np.float64 else uses_gdcore.fit_code32
+        code, info = fit(X, y, None, c_options(dict(kind=0, lr=lr), epochs=5), fresh_info(),
+                         theta, state, history)
+        assert code == GD_ERR_LOSS_NOT_FINITE
+        assert info["n_updates"] == info["epochs_run"] == 0 and not theta.any()

@@ -23,7 +23,7 @@
 #include <Python.h>
 
 #define GDCORE_API_VERSION_MAJOR 1
-#define GDCORE_API_VERSION_MINOR 5
+#define GDCORE_API_VERSION_MINOR 6
 #define GDCORE_CAPSULE_NAME "gdcore._core._C_API"
 
 /* (since 1.3) The most threads one call takes: OpenMP cannot report a team it fails to
@@ -46,9 +46,12 @@
                                   * (since 1.3) spanning more than the type's range: a positive
                                   * weight that is 0 once the largest is scaled near 1 */
 #define GD_ERR_OPTIONS 5         /* a hyper-parameter out of range, or an unknown kind */
-#define GD_ERR_LOSS_NOT_FINITE 6 /* the fit diverged: the loss overflowed (theta: last finite);
-                                  * from loss_grad: J or g not finite in the data's type */
-#define GD_ERR_PARAMS_NOT_FINITE 7 /* the fit diverged: an update overflowed (theta: last finite) */
+#define GD_ERR_LOSS_NOT_FINITE 6 /* J or g not finite in the data's type: from a fit, it
+                                  * diverged (theta: last finite), or, with no update made
+                                  * (info->n_updates unchanged), the data overflow whatever
+                                  * the lr; (since 1.6) a fit's overflowing gradient too */
+#define GD_ERR_PARAMS_NOT_FINITE 7 /* the fit diverged: an update overflowed (theta: last
+                                  * finite); (before 1.6 also an overflowing gradient) */
 #define GD_ERR_NO_MEMORY 8
 #define GD_ERR_INFO 9            /* (since 1.1) info's counters out of range: see gd_fit_info
                                   * (since 1.4: or the fit's epochs would take them out) */
@@ -149,7 +152,11 @@ typedef struct {
     /* A whole fit: theta (d + 1) and state (3 x (d + 1), zeros at first; when
      * info->n_updates is 0 Adagrad's sum is set to initial_accumulator_value) in/out, history
      * gets one loss per epoch (room for options->epochs), info in/out.  Mini-batches take rows in order (no
-     * shuffling: permute X yourself between calls of epochs = 1 for shuffled epochs). */
+     * shuffling: permute X yourself between calls of epochs = 1 for shuffled epochs).
+     * On GD_ERR_LOSS_NOT_FINITE or GD_ERR_PARAMS_NOT_FINITE theta holds the last finite
+     * parameters, history and info the epochs and updates up to them; state may have taken
+     * the refused update, as step's does: to retry (with a smaller lr, say) start again from
+     * zeros, or from a copy of state. */
     int (*fit_f64)(const double *X, const double *y, const double *weights, Py_ssize_t n,
                    Py_ssize_t d, const gd_fit_options *options, double *theta, double *state,
                    double *history, gd_fit_info *info);
