@@ -2,6 +2,7 @@
 against gdcore in a temporary folder, and comparing with gdcore.fit."""
 
 import os
+import re
 import shutil
 import site
 import subprocess
@@ -10,6 +11,7 @@ import sysconfig
 import textwrap
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -785,3 +787,62 @@ def test_c_fit_reports_an_overflowing_gradient_as_loss_grad_does(uses_gdcore, dt
                          theta, state, history)
         assert code == GD_ERR_LOSS_NOT_FINITE
         assert info["n_updates"] == info["epochs_run"] == 0 and not theta.any()
+
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+needs_readme = pytest.mark.skipif(not README.is_file(), reason="no README.md beside tests/")
+
+
+def readme_example(language, holding):
+    """The README's code block in language that holds the text holding, as printed."""
+    blocks = re.findall(rf"```{language}\n(.*?)```", README.read_text(encoding="utf-8"), re.S)
+    found = [block for block in blocks if holding in block]
+    assert len(found) == 1, f"{len(found)} {language} blocks in README.md hold {holding!r}"
+    return found[0]
+
+
+@pytest.fixture(scope="module")
+def readme_losses(tmp_path_factory):
+    """README's Cython example, built with README's setup.py, as printed."""
+    folder = tmp_path_factory.mktemp("readme_losses")
+    (folder / "losses.pyx").write_text(readme_example("cython", "def losses("))
+    (folder / "setup.py").write_text(readme_example("python", '"losses.pyx"'))
+    build = subprocess.run([sys.executable, "setup.py", "build_ext", "--inplace"],
+                           cwd=folder, capture_output=True, text=True, env=dict(os.environ))
+    assert build.returncode == 0, build.stdout[-3000:] + build.stderr[-3000:]
+    sys.path.insert(0, str(folder))
+    try:
+        import losses
+    finally:
+        sys.path.remove(str(folder))
+    return losses
+
+
+@needs_compiler
+@needs_readme
+def test_readme_cython_example(readme_losses):
+    """README's example gives J at each θ; given a y or thetas of the wrong length it raises
+    (it read past their ends: thetas with d columns gave J at θs made of the next row's
+    values, the last one past the array, and no error)."""
+    X, y, _ = problem(n=80, d=3, seed=9)
+    thetas = np.random.default_rng(9).normal(size=(4, 4))
+    expected = [0.5 * np.mean((X @ t[:3] + t[3] - y) ** 2) for t in thetas]
+    np.testing.assert_allclose(readme_losses.losses(X, y, thetas), expected, rtol=1e-12)
+    with pytest.raises(ValueError, match="thetas 4 columns"):
+        readme_losses.losses(X, y, thetas[:, :3].copy())
+    with pytest.raises(ValueError, match="y needs 80 values"):
+        readme_losses.losses(X, y[:40].copy(), thetas)
+
+
+@needs_compiler
+@needs_readme
+def test_readme_c_example(tmp_path):
+    """README's C program, as printed, prints gdcore.fit's fit."""
+    out = run_embedded(tmp_path, "readme", readme_example("c", "fit_f64"))
+    i = np.arange(1000)
+    X = np.column_stack([np.sin(i), np.cos(3.0 * i)])
+    y = 0.5 + 2.0 * X[:, 0] - X[:, 1]
+    fit = gdcore.fit(X, y, optimizer=gdcore.optim.Adam(lr=0.05), epochs=200, tol=1e-10,
+                     n_iter_no_change=5, shuffle=False, precompute=False, n_threads=2)
+    assert out.strip() == (f"w = ({fit.coef[0]:g}, {fit.coef[1]:g}), b = {fit.intercept:g} "
+                           f"after {fit.n_epochs} epochs")
