@@ -846,3 +846,35 @@ def test_readme_c_example(tmp_path):
                      n_iter_no_change=5, shuffle=False, precompute=False, n_threads=2)
     assert out.strip() == (f"w = ({fit.coef[0]:g}, {fit.coef[1]:g}), b = {fit.intercept:g} "
                            f"after {fit.n_epochs} epochs")
+
+
+def c_linkage_at(text, names):
+    """For each name, whether its first occurrence in the C++ text lies in an extern "C" { }
+    block (a brace-matching scan of preprocessed text, comments gone)."""
+    found, stack = {}, []
+    for match in re.finditer(r'(?P<c>extern\s*"C"\s*\{)|(?P<open>\{)|(?P<close>\})|\w+', text):
+        if match["c"] or match["open"]:
+            stack.append(bool(match["c"]))
+        elif match["close"]:
+            stack.pop()
+        elif match.group() in names and match.group() not in found:
+            found[match.group()] = any(stack)
+    return found
+
+
+@pytest.mark.skipif(shutil.which(CXX) is None, reason=f"no C++ compiler ({CXX}) on this machine")
+def test_header_gives_cpp_callers_c_linkage(tmp_path):
+    """The table's function pointers point to C functions: in C++ their types must have C
+    language linkage ([dcl.link]: types of different linkage are distinct, and a call through
+    the other one is undefined), so the header's declarations sit in extern "C".  (GCC and
+    Clang do not tell the two apart; the preprocessed text shows it.)"""
+    source = tmp_path / "uses.cpp"
+    source.write_text('#include "gdcore.h"\n')
+    run = subprocess.run([CXX, "-std=c++17", "-E", "-P",
+                          f"-isystem{sysconfig.get_paths()['include']}",
+                          f"-I{gdcore.get_include()}", str(source)],
+                         capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    names = ("gd_optimizer", "gd_schedule", "gd_fit_options", "gd_fit_info", "gdcore_api",
+             "gdcore_import")
+    assert c_linkage_at(run.stdout, names) == dict.fromkeys(names, True)

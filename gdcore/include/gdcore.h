@@ -22,6 +22,10 @@
 
 #include <Python.h>
 
+#ifdef __cplusplus
+extern "C" {    /* (since 1.6) C language linkage for the table's function types */
+#endif
+
 #define GDCORE_API_VERSION_MAJOR 1
 #define GDCORE_API_VERSION_MINOR 6
 #define GDCORE_CAPSULE_NAME "gdcore._core._C_API"
@@ -202,5 +206,9 @@ static inline const gdcore_api *gdcore_import(void)
     }
     return api;
 }
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif /* GDCORE_H */
