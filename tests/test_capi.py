@@ -96,13 +96,13 @@ def embed_flags():
     return cflags, ldflags
 
 
-def run_embedded(tmp_path, name, program):
+def run_embedded(tmp_path, name, program, extra_flags=()):
     """Compile the C program (which embeds Python), run it; its stdout."""
     source = tmp_path / f"{name}.c"
     source.write_text(program)
     cflags, ldflags = embed_flags()
-    subprocess.run([CC, str(source), "-o", str(tmp_path / name), *cflags, *ldflags],
-                   check=True, capture_output=True)
+    subprocess.run([CC, str(source), "-o", str(tmp_path / name), *cflags, *extra_flags,
+                    *ldflags], check=True, capture_output=True)
     env = subprocess_env()
     env["PYTHONHOME"] = sys.base_prefix
     env["PYTHONPATH"] = os.pathsep.join([env["PYTHONPATH"], *site.getsitepackages()])
@@ -878,3 +878,93 @@ def test_header_gives_cpp_callers_c_linkage(tmp_path):
     names = ("gd_optimizer", "gd_schedule", "gd_fit_options", "gd_fit_info", "gdcore_api",
              "gdcore_import")
     assert c_linkage_at(run.stdout, names) == dict.fromkeys(names, True)
+
+
+CONCURRENT_CALLS = textwrap.dedent(r"""
+    #include <math.h>
+    #include <pthread.h>
+    #include <stdio.h>
+    #include <string.h>
+    #include "gdcore.h"
+
+    enum { N = 6000, D = 8, EPOCHS = 10, JOBS = 4, ROUNDS = 5 };
+    static double X[N * D], y[N];
+    static float Xf[N * D], yf[N];
+    static const gdcore_api *api;
+
+    typedef struct {
+        int id, code;
+        double theta[D + 1], history[EPOCHS], loss, grad[D + 1];
+        float theta32[D + 1];
+    } job;
+
+    static void run(job *j)
+    {
+        static const int kinds[4] = {GD_SGD, GD_ADAM, GD_RMSPROP, GD_ADAGRAD};
+        gd_fit_options o;
+        memset(&o, 0, sizeof o);
+        o.optimizer.kind = kinds[j->id % 4];
+        o.optimizer.lr = 0.01;
+        o.optimizer.beta1 = 0.9; o.optimizer.beta2 = 0.999; o.optimizer.alpha = 0.99;
+        o.optimizer.eps = 1e-8;
+        o.schedule.kind = GD_CONSTANT;
+        o.epochs = EPOCHS; o.batch_size = j->id & 1 ? 0 : 64; o.fit_intercept = 1;
+        o.tol = -1; o.gtol = -1; o.n_iter_no_change = 5; o.n_threads = 2;
+        double state[3 * (D + 1)] = {0};
+        float state32[3 * (D + 1)] = {0};
+        gd_fit_info info = {0}, info32 = {0};
+        memset(j->theta, 0, sizeof j->theta);
+        memset(j->theta32, 0, sizeof j->theta32);
+        j->code = api->fit_f64(X, y, NULL, N, D, &o, j->theta, state, j->history, &info)
+                  | api->loss_grad_f64(X, y, NULL, N, D, j->theta, 0.1, 0.0, 1, 2, &j->loss,
+                                       j->grad)
+                  | api->fit_f32(Xf, yf, NULL, N, D, &o, j->theta32, state32, j->history,
+                                 &info32);
+    }
+
+    static void *worker(void *arg) { run((job *)arg); return NULL; }
+
+    static int same(const job *a, const job *b)
+    {
+        return a->code == 0 && b->code == 0 && !memcmp(a->theta, b->theta, sizeof a->theta)
+               && !memcmp(a->grad, b->grad, sizeof a->grad) && a->loss == b->loss
+               && !memcmp(a->theta32, b->theta32, sizeof a->theta32);
+    }
+
+    int main(void)
+    {
+        for (int i = 0; i < N; i++) {
+            for (int k = 0; k < D; k++) X[i * D + k] = ((i * 7 + k * 13) % 97 - 48) / 64.0;
+            y[i] = 1.0 + X[i * D] - 0.5 * X[i * D + 3];
+        }
+        for (int i = 0; i < N * D; i++) Xf[i] = (float)X[i];
+        for (int i = 0; i < N; i++) yf[i] = (float)y[i];
+        Py_Initialize();
+        api = gdcore_import();
+        if (api == NULL) { PyErr_Print(); return 10; }
+        PyThreadState *saved = PyEval_SaveThread();
+        job alone[JOBS], together[JOBS];
+        pthread_t threads[JOBS];
+        int mismatches = 0;
+        for (int k = 0; k < JOBS; k++) { alone[k].id = together[k].id = k; run(&alone[k]); }
+        for (int round = 0; round < ROUNDS; round++) {
+            for (int k = 0; k < JOBS; k++) pthread_create(&threads[k], NULL, worker, &together[k]);
+            for (int k = 0; k < JOBS; k++) pthread_join(threads[k], NULL);
+            for (int k = 0; k < JOBS; k++) mismatches += !same(&alone[k], &together[k]);
+        }
+        PyEval_RestoreThread(saved);
+        printf("mismatches %d of %d\n", mismatches, JOBS * ROUNDS);
+        Py_Finalize();
+        return 0;
+    }
+""")
+
+
+@needs_compiler
+def test_c_api_calls_from_several_threads_at_once(tmp_path):
+    """gdcore.h: several native threads may call the functions at once (each with its own
+    theta, state, history and info; X and y shared), and get the bits of calls made one
+    after another: fits of four optimizers, full-batch and mini-batch, float64 and float32,
+    with 2 OpenMP threads each, and loss_grad."""
+    out = run_embedded(tmp_path, "concurrent", CONCURRENT_CALLS, ["-pthread"])
+    assert out.split() == ["mismatches", "0", "of", "20"]

@@ -5,7 +5,10 @@
  * of function pointers published as the PyCapsule gdcore._core._C_API (as numpy.random
  * does).  gdcore_import() imports the module and returns the table; it needs an
  * initialised interpreter and the GIL, once.  The functions themselves never touch Python:
- * call them from any thread, with or without the GIL.  They report problems through their
+ * call them from any thread, with or without the GIL, and from several threads at once
+ * (each call works in its own memory and keeps no state between calls that changes its
+ * results: concurrent calls may share X, y and weights, which are only read, but not
+ * theta, grad, state, history or info).  They report problems through their
  * return code (GD_OK on success; api->strerror(code) says what went wrong), never by raising,
  * aborting or leaving a Python exception pending, and they validate every argument.
  *
