@@ -101,5 +101,6 @@ cdef extern from "gdcore.h":
                        Py_ssize_t d, const gd_fit_options* options, float* theta,
                        float* state, double* history, gd_fit_info* info) noexcept nogil
         const char* (*strerror)(int code) noexcept nogil
+        const char* (*last_error)() noexcept nogil     # since 1.6
 
     const gdcore_api* gdcore_import() except NULL

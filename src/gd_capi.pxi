@@ -16,6 +16,21 @@ from gdcore.capi cimport (GDCORE_API_VERSION_MAJOR, GDCORE_API_VERSION_MINOR,
                           gdcore_api)
 
 
+cdef extern from *:
+    """
+    /* Why this thread's last call of the C API that did not return GD_OK returned its code:
+     * a static sentence naming the argument or field (api->last_error, since 1.6). */
+    static __thread const char *gd_capi_last_error = "";
+    static const char *gd_capi_get_last_error(void) { return gd_capi_last_error; }
+    static int gd_capi_refuse(int code, const char *why) {
+        gd_capi_last_error = why;
+        return code;
+    }
+    """
+    const char* capi_last_error "gd_capi_get_last_error"() noexcept nogil
+    int refuse "gd_capi_refuse"(int code, const char* why) noexcept nogil
+
+
 cdef const char* capi_strerror(int code) noexcept nogil:
     if code == GD_OK:
         return "success"
@@ -58,24 +73,31 @@ cdef inline bint bad_counter(long long count) noexcept nogil:
 cdef int check_optimizer(const gd_optimizer* o, bint uses_lr=True) noexcept nogil:
     """uses_lr: o.lr is the rate (fit); step takes its lr, already scheduled, apart."""
     if o == NULL:
-        return GD_ERR_NULL
-    if o.kind < 0 or o.kind > 4 or (uses_lr and bad_real(o.lr, 0.0, True)):
-        return GD_ERR_OPTIONS
-    if o.kind == 0 and (bad_real(o.momentum, 0.0, False) or not isfinite(o.dampening)
-                        or (o.nesterov and (o.momentum <= 0.0 or o.dampening != 0.0))):
-        return GD_ERR_OPTIONS
-    if o.kind == 1 and (bad_real(o.lr_decay, 0.0, False) or bad_real(o.eps, 0.0, True)
-                        or bad_real(o.initial_accumulator_value, 0.0, False)):
-        return GD_ERR_OPTIONS
-    if o.kind == 2 and (bad_real(o.alpha, 0.0, False) or o.alpha >= 1.0
-                        or bad_real(o.eps, 0.0, True) or bad_real(o.momentum, 0.0, False)):
-        return GD_ERR_OPTIONS
-    if o.kind == 3 and (bad_real(o.beta1, 0.0, False) or o.beta1 >= 1.0
-                        or bad_real(o.beta2, 0.0, False) or o.beta2 >= 1.0
-                        or bad_real(o.eps, 0.0, True)):
-        return GD_ERR_OPTIONS
-    if o.kind == 4 and bad_real(o.eps, 0.0, True):
-        return GD_ERR_OPTIONS
+        return refuse(GD_ERR_NULL, "optimizer is NULL")
+    if o.kind < 0 or o.kind > 4:
+        return refuse(GD_ERR_OPTIONS, "the optimizer's kind is not GD_SGD, GD_ADAGRAD, "
+                                      "GD_RMSPROP, GD_ADAM or GD_NORMALIZED")
+    if uses_lr and bad_real(o.lr, 0.0, True):
+        return refuse(GD_ERR_OPTIONS, "the optimizer's lr must be finite and > 0")
+    if (o.kind == 0 or o.kind == 2) and bad_real(o.momentum, 0.0, False):
+        return refuse(GD_ERR_OPTIONS, "the optimizer's momentum must be finite and >= 0")
+    if o.kind == 0 and not isfinite(o.dampening):
+        return refuse(GD_ERR_OPTIONS, "the optimizer's dampening must be finite")
+    if o.kind == 0 and o.nesterov and (o.momentum <= 0.0 or o.dampening != 0.0):
+        return refuse(GD_ERR_OPTIONS, "nesterov needs momentum > 0 and dampening = 0")
+    if o.kind == 1 and bad_real(o.lr_decay, 0.0, False):
+        return refuse(GD_ERR_OPTIONS, "the optimizer's lr_decay must be finite and >= 0")
+    if o.kind == 1 and bad_real(o.initial_accumulator_value, 0.0, False):
+        return refuse(GD_ERR_OPTIONS,
+                      "the optimizer's initial_accumulator_value must be finite and >= 0")
+    if o.kind == 2 and (bad_real(o.alpha, 0.0, False) or o.alpha >= 1.0):
+        return refuse(GD_ERR_OPTIONS, "the optimizer's alpha must be in [0, 1)")
+    if o.kind == 3 and (bad_real(o.beta1, 0.0, False) or o.beta1 >= 1.0):
+        return refuse(GD_ERR_OPTIONS, "the optimizer's beta1 must be in [0, 1)")
+    if o.kind == 3 and (bad_real(o.beta2, 0.0, False) or o.beta2 >= 1.0):
+        return refuse(GD_ERR_OPTIONS, "the optimizer's beta2 must be in [0, 1)")
+    if o.kind != 0 and bad_real(o.eps, 0.0, True):
+        return refuse(GD_ERR_OPTIONS, "the optimizer's eps must be finite and > 0")
     return GD_OK
 
 
@@ -86,19 +108,24 @@ cdef inline bint bad_count(double value) noexcept nogil:
 
 cdef int check_schedule(const gd_schedule* s) noexcept nogil:
     if s.kind < 0 or s.kind > 5:
-        return GD_ERR_OPTIONS
-    if s.kind == 1 and (bad_count(s.step_size) or bad_real(s.gamma, 0.0, True)):
-        return GD_ERR_OPTIONS
-    if s.kind == 2 and bad_real(s.gamma, 0.0, True):
-        return GD_ERR_OPTIONS
-    if s.kind == 3 and (bad_count(s.T_max) or bad_real(s.eta_min, 0.0, False)):
-        return GD_ERR_OPTIONS
-    if s.kind == 4 and (bad_real(s.start_factor, 0.0, True) or s.start_factor > 1.0
-                        or bad_real(s.end_factor, 0.0, False) or s.end_factor > 1.0
-                        or bad_count(s.total_iters)):
-        return GD_ERR_OPTIONS
+        return refuse(GD_ERR_OPTIONS, "the schedule's kind is not GD_CONSTANT, GD_STEP, "
+                                      "GD_EXPONENTIAL, GD_COSINE, GD_LINEAR or GD_INVSCALING")
+    if s.kind == 1 and bad_count(s.step_size):
+        return refuse(GD_ERR_OPTIONS, "the schedule's step_size must be a whole number >= 1")
+    if (s.kind == 1 or s.kind == 2) and bad_real(s.gamma, 0.0, True):
+        return refuse(GD_ERR_OPTIONS, "the schedule's gamma must be finite and > 0")
+    if s.kind == 3 and bad_count(s.T_max):
+        return refuse(GD_ERR_OPTIONS, "the schedule's T_max must be a whole number >= 1")
+    if s.kind == 3 and bad_real(s.eta_min, 0.0, False):
+        return refuse(GD_ERR_OPTIONS, "the schedule's eta_min must be finite and >= 0")
+    if s.kind == 4 and (bad_real(s.start_factor, 0.0, True) or s.start_factor > 1.0):
+        return refuse(GD_ERR_OPTIONS, "the schedule's start_factor must be in (0, 1]")
+    if s.kind == 4 and (bad_real(s.end_factor, 0.0, False) or s.end_factor > 1.0):
+        return refuse(GD_ERR_OPTIONS, "the schedule's end_factor must be in [0, 1]")
+    if s.kind == 4 and bad_count(s.total_iters):
+        return refuse(GD_ERR_OPTIONS, "the schedule's total_iters must be a whole number >= 1")
     if s.kind == 5 and bad_real(s.power_t, 0.0, False):
-        return GD_ERR_OPTIONS
+        return refuse(GD_ERR_OPTIONS, "the schedule's power_t must be finite and >= 0")
     return GD_OK
 
 
@@ -106,21 +133,29 @@ cdef int check_data(const floating* X, const floating* y, const floating* weight
                     Py_ssize_t n, Py_ssize_t d) noexcept nogil:
     cdef double total = 0.0
     cdef Py_ssize_t i
-    if X == NULL or y == NULL:
-        return GD_ERR_NULL
-    if n < 1 or d < 1:
-        return GD_ERR_SHAPE
-    if not is_finite_vector(X, n * d) or not is_finite_vector(y, n):
-        return GD_ERR_INPUT
+    if X == NULL:
+        return refuse(GD_ERR_NULL, "X is NULL")
+    if y == NULL:
+        return refuse(GD_ERR_NULL, "y is NULL")
+    if n < 1:
+        return refuse(GD_ERR_SHAPE, "n (the rows of X) must be >= 1")
+    if d < 1:
+        return refuse(GD_ERR_SHAPE, "d (the columns of X) must be >= 1")
+    if not is_finite_vector(X, n * d):
+        return refuse(GD_ERR_INPUT, "X holds NaN or infinity")
+    if not is_finite_vector(y, n):
+        return refuse(GD_ERR_INPUT, "y holds NaN or infinity")
     if weights != NULL:
         if not is_finite_vector(weights, n):
-            return GD_ERR_INPUT
+            return refuse(GD_ERR_INPUT, "weights hold NaN or infinity")
         for i in range(n):
             if weights[i] < 0:
-                return GD_ERR_WEIGHTS
+                return refuse(GD_ERR_WEIGHTS, "a weight is negative")
             total += weights[i]
-        if not (total > 0.0 and isfinite(total)):
-            return GD_ERR_WEIGHTS
+        if not total > 0.0:
+            return refuse(GD_ERR_WEIGHTS, "the weights sum to 0")
+        if not isfinite(total):
+            return refuse(GD_ERR_WEIGHTS, "the weights' sum overflows a double")
     return GD_OK
 
 
@@ -165,13 +200,15 @@ cdef int weights_near_one(const floating* weights, Py_ssize_t n,
         return GD_OK
     scaled[0] = <floating*>malloc(n * sizeof(floating))
     if scaled[0] == NULL:
-        return GD_ERR_NO_MEMORY
+        scaled[0] = <floating*>weights
+        return refuse(GD_ERR_NO_MEMORY, "out of memory (a scaled copy of the weights)")
     for i in range(n):
         scaled[0][i] = <floating>ldexp(<double>weights[i], -exponent)
         if scaled[0][i] == 0 and weights[i] > 0:
             free(scaled[0])
             scaled[0] = <floating*>weights
-            return GD_ERR_WEIGHTS
+            return refuse(GD_ERR_WEIGHTS, "the weights span more than the type's range: a "
+                                          "positive one is 0 once the largest is scaled near 1")
     return GD_OK
 
 
@@ -185,6 +222,26 @@ cdef inline void start_state(const gd_optimizer* optimizer, floating* state,
             state[j] = optimizer.initial_accumulator_value
 
 
+cdef const char* BAD_THREADS = "n_threads must be 1 .. GDCORE_MAX_THREADS (1024)"
+
+
+cdef int check_theta(const floating* theta, Py_ssize_t d, int fit_intercept) noexcept nogil:
+    if not is_finite_vector(theta, d + 1):
+        return refuse(GD_ERR_INPUT, "theta holds NaN or infinity")
+    if bad_intercept(theta, d, fit_intercept):
+        return refuse(GD_ERR_INPUT, "theta[d] (the intercept) must be 0 with fit_intercept = 0")
+    return GD_OK
+
+
+cdef int check_l1(double l1, int kind, const char* bad) noexcept nogil:
+    if bad_real(l1, 0.0, False):
+        return refuse(GD_ERR_OPTIONS, bad)
+    if l1 > 0.0 and kind != OPT_SGD:
+        return refuse(GD_ERR_OPTIONS, "l1 > 0 needs GD_SGD (l1 is a proximal step after an SGD "
+                                      "update)")
+    return GD_OK
+
+
 cdef int capi_loss_grad(const floating* X, const floating* y, const floating* weights,
                         Py_ssize_t n, Py_ssize_t d, const floating* theta, double l2, double l1,
                         int fit_intercept, int n_threads, double* loss,
@@ -195,12 +252,21 @@ cdef int capi_loss_grad(const floating* X, const floating* y, const floating* we
     cdef floating* gradient
     if code != GD_OK:
         return code
-    if theta == NULL or loss == NULL or grad == NULL:
-        return GD_ERR_NULL
-    if not is_finite_vector(theta, d + 1) or bad_intercept(theta, d, fit_intercept):
-        return GD_ERR_INPUT
-    if bad_real(l2, 0.0, False) or bad_real(l1, 0.0, False) or bad_thread_count(n_threads):
-        return GD_ERR_OPTIONS
+    if theta == NULL:
+        return refuse(GD_ERR_NULL, "theta is NULL")
+    if loss == NULL:
+        return refuse(GD_ERR_NULL, "loss is NULL")
+    if grad == NULL:
+        return refuse(GD_ERR_NULL, "grad is NULL")
+    code = check_theta(theta, d, fit_intercept)
+    if code != GD_OK:
+        return code
+    if bad_real(l2, 0.0, False):
+        return refuse(GD_ERR_OPTIONS, "l2 must be finite and >= 0")
+    if bad_real(l1, 0.0, False):
+        return refuse(GD_ERR_OPTIONS, "l1 must be finite and >= 0")
+    if bad_thread_count(n_threads):
+        return refuse(GD_ERR_OPTIONS, BAD_THREADS)
     code = weights_near_one(weights, n, &scaled)
     if code != GD_OK:
         return code
@@ -216,11 +282,16 @@ cdef int capi_loss_grad(const floating* X, const floating* y, const floating* we
                    buffer + accumulator_stride(d), buffer, True)
         loss[0] = objective_and_gradient(buffer, theta, d, l2, l1, fit_intercept, gradient)
         # as a fit would stop here: the loss, or the gradient, past the data's range
-        if not finite_in_data_precision(loss[0], theta) or not is_finite_vector(gradient, d + 1):
-            code = GD_ERR_LOSS_NOT_FINITE
+        if not finite_in_data_precision(loss[0], theta):
+            code = refuse(GD_ERR_LOSS_NOT_FINITE, "J at theta overflows the data's type: "
+                                                  "rescale y (and X), or theta is too far out")
+        elif not is_finite_vector(gradient, d + 1):
+            code = refuse(GD_ERR_LOSS_NOT_FINITE, "the gradient at theta overflows the data's "
+                                                  "type: rescale X and y, or theta is too far "
+                                                  "out")
         memcpy(grad, gradient, (d + 1) * sizeof(floating))
     else:
-        code = GD_ERR_NO_MEMORY
+        code = refuse(GD_ERR_NO_MEMORY, "out of memory (the pass's sums)")
     if scaled != weights:
         free(scaled)
     free(buffer)
@@ -235,25 +306,41 @@ cdef int capi_step(const gd_optimizer* optimizer, floating* theta, const floatin
     cdef floating* backup
     if code != GD_OK:
         return code
-    if theta == NULL or grad == NULL or state == NULL:
-        return GD_ERR_NULL
+    if theta == NULL:
+        return refuse(GD_ERR_NULL, "theta is NULL")
+    if grad == NULL:
+        return refuse(GD_ERR_NULL, "grad is NULL")
+    if state == NULL:
+        return refuse(GD_ERR_NULL, "state is NULL")
     if d < 1:
-        return GD_ERR_SHAPE
-    if (t < 1 or bad_real(lr, 0.0, True) or bad_real(l1, 0.0, False)
-            or (l1 > 0.0 and optimizer.kind != OPT_SGD)):
-        return GD_ERR_OPTIONS
-    if (not is_finite_vector(theta, d + 1) or not is_finite_vector(grad, d + 1)
-            or has_nan(state, 3 * (d + 1)) or bad_intercept(theta, d, fit_intercept)):
-        return GD_ERR_INPUT
+        return refuse(GD_ERR_SHAPE, "d must be >= 1")
+    if t < 1:
+        return refuse(GD_ERR_OPTIONS, "t (the update count) must be >= 1")
+    if bad_real(lr, 0.0, True):
+        return refuse(GD_ERR_OPTIONS, "lr must be finite and > 0")
+    code = check_l1(l1, optimizer.kind, "l1 must be finite and >= 0")
+    if code != GD_OK:
+        return code
+    code = check_theta(theta, d, fit_intercept)
+    if code != GD_OK:
+        return code
+    if not is_finite_vector(grad, d + 1):
+        return refuse(GD_ERR_INPUT, "grad holds NaN or infinity")
+    if has_nan(state, 3 * (d + 1)):
+        return refuse(GD_ERR_INPUT, "state holds NaN")
     backup = <floating*>malloc((d + 1) * sizeof(floating))
     if backup == NULL:
-        return GD_ERR_NO_MEMORY
+        return refuse(GD_ERR_NO_MEMORY, "out of memory (a copy of theta)")
     if t == 1:
         start_state(optimizer, state, d)
     code = apply_update(optimizer, theta, grad, state, state + (d + 1), state + 2 * (d + 1),
                         backup, d, fit_intercept, t, lr, l1)
     free(backup)
-    return GD_OK if code == STATUS_OK else GD_ERR_PARAMS_NOT_FINITE
+    if code != STATUS_OK:
+        return refuse(GD_ERR_PARAMS_NOT_FINITE, "the update made theta non-finite (theta is "
+                                                "restored, state took the update): try a "
+                                                "smaller lr")
+    return GD_OK
 
 
 cdef inline bint counters_would_pass_the_limit(const gd_fit_info* info,
@@ -274,36 +361,70 @@ cdef int capi_fit(const floating* X, const floating* y, const floating* weights,
     cdef bint full_batch
     cdef int status
     cdef floating* scaled
+    cdef long long updates_before
     if info != NULL:    # a refused call ran no epochs: history holds nothing of it
         info.epochs_run = 0
         info.stop_reason = STOP_EPOCHS
     code = check_data(X, y, weights, n, d)
     if code != GD_OK:
         return code
-    if options == NULL or theta == NULL or state == NULL or history == NULL or info == NULL:
-        return GD_ERR_NULL
+    if options == NULL:
+        return refuse(GD_ERR_NULL, "options is NULL")
+    if theta == NULL:
+        return refuse(GD_ERR_NULL, "theta is NULL")
+    if state == NULL:
+        return refuse(GD_ERR_NULL, "state is NULL")
+    if history == NULL:
+        return refuse(GD_ERR_NULL, "history is NULL")
+    if info == NULL:
+        return refuse(GD_ERR_NULL, "info is NULL")
     code = check_optimizer(&options.optimizer)
     if code != GD_OK:
         return code
-    if (check_schedule(&options.schedule) != GD_OK or options.epochs < 1
-            or options.batch_size < 0 or bad_real(options.l2, 0.0, False)
-            or bad_real(options.l1, 0.0, False)
-            or (options.l1 > 0.0 and options.optimizer.kind != OPT_SGD)
-            or options.n_iter_no_change < 1 or bad_thread_count(options.n_threads)
-            or not options.tol < HUGE_VAL or not options.gtol < HUGE_VAL):   # NaN, +inf
-        return GD_ERR_OPTIONS
+    code = check_schedule(&options.schedule)
+    if code != GD_OK:
+        return code
+    if options.epochs < 1:
+        return refuse(GD_ERR_OPTIONS, "options->epochs must be >= 1")
+    if options.batch_size < 0:
+        return refuse(GD_ERR_OPTIONS, "options->batch_size must be >= 0 (0: full batch)")
+    if bad_real(options.l2, 0.0, False):
+        return refuse(GD_ERR_OPTIONS, "options->l2 must be finite and >= 0")
+    code = check_l1(options.l1, options.optimizer.kind, "options->l1 must be finite and >= 0")
+    if code != GD_OK:
+        return code
+    if options.n_iter_no_change < 1:
+        return refuse(GD_ERR_OPTIONS, "options->n_iter_no_change must be >= 1")
+    if bad_thread_count(options.n_threads):
+        return refuse(GD_ERR_OPTIONS, BAD_THREADS)
+    if not options.tol < HUGE_VAL:     # NaN, +inf
+        return refuse(GD_ERR_OPTIONS, "options->tol must not be NaN or +inf (< 0: off)")
+    if not options.gtol < HUGE_VAL:
+        return refuse(GD_ERR_OPTIONS, "options->gtol must not be NaN or +inf (< 0: off)")
     full_batch = options.batch_size == 0 or options.batch_size >= n
     if options.gtol >= 0.0 and not full_batch:
-        return GD_ERR_OPTIONS
+        return refuse(GD_ERR_OPTIONS, "options->gtol >= 0 needs a full batch (batch_size 0 or "
+                                      ">= n)")
+    code = check_theta(theta, d, options.fit_intercept)
+    if code != GD_OK:
+        return code
     # state may hold inf (a float32 Adagrad or Adam sum of g² past float32's range is a
     # state a fit goes on from), but not NaN
-    if (not is_finite_vector(theta, d + 1) or has_nan(state, 3 * (d + 1))
-            or bad_intercept(theta, d, options.fit_intercept)):
-        return GD_ERR_INPUT
-    if (bad_counter(info.n_updates) or bad_counter(info.n_epochs)
-            or bad_counter(info.n_no_improvement) or not info.best_loss >= 0.0
-            or counters_would_pass_the_limit(info, options, n, full_batch)):
-        return GD_ERR_INFO
+    if has_nan(state, 3 * (d + 1)):
+        return refuse(GD_ERR_INPUT, "state holds NaN")
+    if bad_counter(info.n_updates):
+        return refuse(GD_ERR_INFO, "info->n_updates must be >= 0 and below GDCORE_MAX_COUNT")
+    if bad_counter(info.n_epochs):
+        return refuse(GD_ERR_INFO, "info->n_epochs must be >= 0 and below GDCORE_MAX_COUNT")
+    if bad_counter(info.n_no_improvement):
+        return refuse(GD_ERR_INFO, "info->n_no_improvement must be >= 0 and below "
+                                   "GDCORE_MAX_COUNT")
+    if not info.best_loss >= 0.0:
+        return refuse(GD_ERR_INFO, "info->best_loss must be >= 0 (HUGE_VAL, or 0 while "
+                                   "n_epochs is 0, to start)")
+    if counters_would_pass_the_limit(info, options, n, full_batch):
+        return refuse(GD_ERR_INFO, "options->epochs more epochs could take info->n_epochs or "
+                                   "info->n_updates to GDCORE_MAX_COUNT")
     if info.n_epochs == 0:
         # No epoch has set a best loss yet: a gd_fit_info initialised with {0} (best_loss 0,
         # below any loss) would have the tol rule stop the fit after n_iter_no_change epochs.
@@ -314,6 +435,7 @@ cdef int capi_fit(const floating* X, const floating* y, const floating* weights,
         return code
     if info.n_updates == 0:
         start_state(&options.optimizer, state, d)
+    updates_before = info.n_updates
     if full_batch:
         # No signals to look for here: the whole fit in one run.
         status = full_batch_epochs(X, y, scaled, theta, state, n, d, options, NULL,
@@ -323,14 +445,29 @@ cdef int capi_fit(const floating* X, const floating* y, const floating* weights,
     if scaled != weights:
         free(scaled)
     if status == STATUS_NO_MEMORY:
-        return GD_ERR_NO_MEMORY
+        return refuse(GD_ERR_NO_MEMORY, "out of memory (the fit's sums and scratch space)")
     # a gradient that overflowed (Σ sᵢrᵢxᵢ past the type's range) is reported as loss_grad
     # reports it: at the first update no lr can help, which GD_ERR_PARAMS_NOT_FINITE's "try a
     # smaller lr" would hide from a caller that retries with smaller ones
+    if status == STATUS_LOSS_NOT_FINITE and info.n_updates == updates_before:
+        return refuse(GD_ERR_LOSS_NOT_FINITE, "the loss is not finite at the theta this call "
+                                              "started from, before any update, whatever the "
+                                              "lr: the squared residuals overflow the data's "
+                                              "type; rescale y (and X), or start elsewhere")
+    if status == STATUS_GRAD_NOT_FINITE and info.n_updates == updates_before:
+        return refuse(GD_ERR_LOSS_NOT_FINITE, "the gradient is not finite at the theta this "
+                                              "call started from, before any update, whatever "
+                                              "the lr: the sum of s_i r_i x_i overflows the "
+                                              "data's type; rescale X and y, or start "
+                                              "elsewhere")
     if status == STATUS_LOSS_NOT_FINITE or status == STATUS_GRAD_NOT_FINITE:
-        return GD_ERR_LOSS_NOT_FINITE
+        return refuse(GD_ERR_LOSS_NOT_FINITE, "the fit diverged: the loss or the gradient "
+                                              "stopped being finite (theta holds the last "
+                                              "finite parameters); try a smaller lr")
     if status == STATUS_PARAMS_NOT_FINITE:
-        return GD_ERR_PARAMS_NOT_FINITE
+        return refuse(GD_ERR_PARAMS_NOT_FINITE, "the fit diverged: an update made the "
+                                                "parameters non-finite (theta holds the last "
+                                                "finite parameters); try a smaller lr")
     return GD_OK
 
 
@@ -422,6 +559,7 @@ api_table.step_f32 = capi_step_f32
 api_table.fit_f64 = capi_fit_f64
 api_table.fit_f32 = capi_fit_f32
 api_table.strerror = capi_strerror
+api_table.last_error = capi_last_error
 
 _C_API = PyCapsule_New(<void*>&api_table, "gdcore._core._C_API", NULL)
 C_API_VERSION = (GDCORE_API_VERSION_MAJOR, GDCORE_API_VERSION_MINOR)

@@ -229,6 +229,9 @@ CYTHON_EXTENSION = textwrap.dedent("""
                            &theta[0], &state[0], &history[0], &c_info)
         return code, c_info
 
+    def last_error():
+        return api.last_error().decode()
+
     def step_code(dict optimizer, double[::1] theta, double[::1] grad, double[::1] state,
                   long long t, double lr, double l1, int fit_intercept=1):
         '''api.step_f64 with a gd_optimizer built from a dict; returns the code.'''
@@ -832,6 +835,9 @@ def test_readme_cython_example(readme_losses):
         readme_losses.losses(X, y, thetas[:, :3].copy())
     with pytest.raises(ValueError, match="y needs 80 values"):
         readme_losses.losses(X, y[:40].copy(), thetas)
+    thetas[2, 1] = np.nan
+    with pytest.raises(ValueError, match="theta holds NaN or infinity"):
+        readme_losses.losses(X, y, thetas)
 
 
 @needs_compiler
@@ -968,3 +974,144 @@ def test_c_api_calls_from_several_threads_at_once(tmp_path):
     with 2 OpenMP threads each, and loss_grad."""
     out = run_embedded(tmp_path, "concurrent", CONCURRENT_CALLS, ["-pthread"])
     assert out.split() == ["mismatches", "0", "of", "20"]
+
+
+NAN, INF = float("nan"), float("inf")
+GD_ERR_NULL, GD_ERR_SHAPE, GD_ERR_PARAMS_NOT_FINITE = 1, 2, 7
+
+
+@needs_compiler
+@pytest.mark.parametrize("change, code, why", [
+    (dict(X_nan=True), GD_ERR_INPUT, "X holds NaN or infinity"),
+    (dict(y_inf=True), GD_ERR_INPUT, "y holds NaN or infinity"),
+    (dict(weights=-np.ones(300)), GD_ERR_WEIGHTS, "a weight is negative"),
+    (dict(weights=np.zeros(300)), GD_ERR_WEIGHTS, "the weights sum to 0"),
+    (dict(weights=np.full(300, 1e307)), GD_ERR_WEIGHTS, "the weights' sum overflows"),
+    (dict(optimizer=dict(kind=9, lr=0.1)), GD_ERR_OPTIONS, "the optimizer's kind is not"),
+    (dict(optimizer=dict(ADAM, lr=-1.0)), GD_ERR_OPTIONS, "the optimizer's lr must be"),
+    (dict(optimizer=dict(ADAM, beta2=1.0)), GD_ERR_OPTIONS, "the optimizer's beta2 must be"),
+    (dict(optimizer=dict(ADAM, eps=0.0)), GD_ERR_OPTIONS, "the optimizer's eps must be"),
+    (dict(optimizer=dict(kind=0, lr=0.1, nesterov=1)), GD_ERR_OPTIONS,
+     "nesterov needs momentum > 0"),
+    (dict(optimizer=dict(kind=2, lr=0.1, alpha=1.5, eps=1e-8)), GD_ERR_OPTIONS,
+     "the optimizer's alpha must be in [0, 1)"),
+    (dict(schedule=dict(kind=1, step_size=2.5, gamma=0.5)), GD_ERR_OPTIONS,
+     "the schedule's step_size must be a whole number"),
+    (dict(schedule=dict(kind=4, start_factor=0.0, end_factor=1.0, total_iters=3)),
+     GD_ERR_OPTIONS, "the schedule's start_factor must be in (0, 1]"),
+    (dict(options=dict(epochs=0)), GD_ERR_OPTIONS, "options->epochs must be >= 1"),
+    (dict(options=dict(batch_size=-1)), GD_ERR_OPTIONS, "options->batch_size must be >= 0"),
+    (dict(options=dict(l2=NAN)), GD_ERR_OPTIONS, "options->l2 must be finite"),
+    (dict(options=dict(l1=0.1)), GD_ERR_OPTIONS, "l1 > 0 needs GD_SGD"),
+    (dict(options=dict(n_iter_no_change=0)), GD_ERR_OPTIONS, "options->n_iter_no_change"),
+    (dict(options=dict(n_threads=0)), GD_ERR_OPTIONS, "n_threads must be 1 .."),
+    (dict(options=dict(tol=NAN)), GD_ERR_OPTIONS, "options->tol must not be NaN"),
+    (dict(options=dict(gtol=0.0, batch_size=32)), GD_ERR_OPTIONS,
+     "options->gtol >= 0 needs a full batch"),
+    (dict(theta0=NAN), GD_ERR_INPUT, "theta holds NaN"),
+    (dict(options=dict(fit_intercept=0), intercept=1.0), GD_ERR_INPUT,
+     "theta[d] (the intercept) must be 0"),
+    (dict(state0=NAN), GD_ERR_INPUT, "state holds NaN"),
+    (dict(info=fresh_info(n_updates=-1)), GD_ERR_INFO, "info->n_updates must be >= 0"),
+    (dict(info=fresh_info(n_epochs=5, best_loss=NAN)), GD_ERR_INFO, "info->best_loss"),
+    (dict(info=fresh_info(n_epochs=2 ** 62 - 5)), GD_ERR_INFO, "options->epochs more epochs"),
+])
+def test_c_fit_says_which_argument_it_refused(uses_gdcore, change, code, why):
+    """api->last_error() names the argument or field a refused fit broke the rule of, and the
+    rule (strerror(code) only names the kind of problem: GD_ERR_OPTIONS for any of ~25
+    hyper-parameters); gdcore.fit's ValueError names it too."""
+    X, y, _ = gdcore.make_regression(300, 4, seed=1)
+    if change.get("X_nan"):
+        X = X.copy()
+        X[7, 2] = NAN
+    if change.get("y_inf"):
+        y = y.copy()
+        y[3] = INF
+    theta, state, history = np.zeros(5), np.zeros(15), np.zeros(10)
+    theta[0] = change.get("theta0", 0.0)
+    theta[4] = change.get("intercept", 0.0)
+    state[2] = change.get("state0", 0.0)
+    options = c_options(change.get("optimizer", ADAM), change.get("schedule"),
+                        **change.get("options", {}))
+    got, _ = uses_gdcore.fit_code(X, y, change.get("weights"), options,
+                                  change.get("info", fresh_info()), theta, state, history)
+    assert got == code
+    assert why in uses_gdcore.last_error()
+
+
+@needs_compiler
+def test_c_step_and_loss_grad_say_which_argument_they_refused(uses_gdcore):
+    X, y, _ = gdcore.make_regression(50, 3, seed=8)
+    sgd = every_field(OPTIMIZER_FIELDS, dict(kind=0))
+    adam = every_field(OPTIMIZER_FIELDS, ADAM)
+    grad, state = np.ones(4), np.zeros(12)
+    cases = [
+        (lambda: uses_gdcore.step_code(sgd, np.ones(1), np.ones(1), np.zeros(3), 1, 0.1, 0.0),
+         GD_ERR_SHAPE, "d must be >= 1"),
+        (lambda: uses_gdcore.step_code(sgd, np.ones(4), grad, state, 0, 0.1, 0.0),
+         GD_ERR_OPTIONS, "t (the update count) must be >= 1"),
+        (lambda: uses_gdcore.step_code(sgd, np.ones(4), grad, state, 1, 0.0, 0.0),
+         GD_ERR_OPTIONS, "lr must be finite and > 0"),
+        (lambda: uses_gdcore.step_code(adam, np.ones(4), grad, state, 1, 0.1, 0.5),
+         GD_ERR_OPTIONS, "l1 > 0 needs GD_SGD"),
+        (lambda: uses_gdcore.step_code(sgd, np.ones(4), np.full(4, NAN), state, 1, 0.1, 0.0),
+         GD_ERR_INPUT, "grad holds NaN or infinity"),
+        (lambda: uses_gdcore.step_code(sgd, np.ones(4), np.full(4, 1e308), state, 1, 1e10,
+                                       0.0),
+         GD_ERR_PARAMS_NOT_FINITE, "the update made theta non-finite"),
+        (lambda: uses_gdcore.loss_grad_code(X, y, None, np.ones(4), 1, 1, -1.0)[0],
+         GD_ERR_OPTIONS, "l2 must be finite and >= 0"),
+        (lambda: uses_gdcore.loss_grad_code(X, y, None, np.ones(4), 1, 2000)[0],
+         GD_ERR_OPTIONS, "n_threads must be 1 .."),
+        (lambda: uses_gdcore.loss_grad_code(X * 1e160, y, None, np.ones(4), 1)[0],
+         GD_ERR_LOSS_NOT_FINITE, "J at theta overflows"),
+    ]
+    for call, code, why in cases:
+        assert call() == code
+        assert why in uses_gdcore.last_error(), why
+
+
+@needs_compiler
+@pytest.mark.parametrize("dtype, scale, target, lr, why", [
+    (np.float64, 1e306, 1.0, 1e-30, "the gradient is not finite at the theta this call "
+                                    "started from, before any update, whatever the lr"),
+    (np.float32, 1e30, 1e10, 1e-30, "the gradient is not finite at the theta this call "
+                                    "started from"),
+    (np.float64, 1.0, 1e160, 1e-3, "the loss is not finite at the theta this call started "
+                                   "from"),
+    (np.float64, 100.0, 1.0, 5.0, "the fit diverged: the loss or the gradient stopped being "
+                                  "finite"),
+])
+def test_c_fit_says_whether_a_divergence_is_the_lrs(uses_gdcore, dtype, scale, target, lr,
+                                                    why):
+    """As gdcore.fit's DivergenceError: before any update no lr helps; after, a smaller one."""
+    X, y, _ = gdcore.make_regression(300, 3, seed=1)
+    X, y = (X * scale).astype(dtype), (y * target).astype(dtype)
+    theta, state, history = np.zeros(4, dtype), np.zeros(12, dtype), np.zeros(2000)
+    fit = uses_gdcore.fit_code if dtype == np.float64 else uses_gdcore.fit_code32
+    code, _ = fit(X, y, None, c_options(dict(kind=0, lr=lr), epochs=2000), fresh_info(),
+                  theta, state, history)
+    assert code == GD_ERR_LOSS_NOT_FINITE
+    assert why in uses_gdcore.last_error()
+
+
+@needs_compiler
+def test_c_last_error_is_the_calling_threads(uses_gdcore):
+    """A refusal on another thread leaves this thread's last_error as it was."""
+    X, y, _ = gdcore.make_regression(50, 3, seed=8)
+    assert uses_gdcore.loss_grad_code(X, y, None, np.full(4, NAN), 1)[0] == GD_ERR_INPUT
+    assert uses_gdcore.last_error() == "theta holds NaN or infinity"
+    seen = []
+
+    def other():
+        seen.append(uses_gdcore.last_error())
+        seen.append(uses_gdcore.loss_grad_code(X, y, None, np.ones(4), 1, 0)[0])
+        seen.append(uses_gdcore.last_error())
+
+    thread = threading.Thread(target=other)
+    thread.start()
+    thread.join()
+    assert seen == ["", GD_ERR_OPTIONS, "n_threads must be 1 .. GDCORE_MAX_THREADS (1024)"]
+    assert uses_gdcore.last_error() == "theta holds NaN or infinity"
+    assert uses_gdcore.loss_grad_code(X, y, None, np.ones(4), 1)[0] == 0    # GD_OK keeps it
+    assert uses_gdcore.last_error() == "theta holds NaN or infinity"

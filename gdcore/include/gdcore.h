@@ -9,7 +9,8 @@
  * (each call works in its own memory and keeps no state between calls that changes its
  * results: concurrent calls may share X, y and weights, which are only read, but not
  * theta, grad, state, history or info).  They report problems through their
- * return code (GD_OK on success; api->strerror(code) says what went wrong), never by raising,
+ * return code (GD_OK on success; api->strerror(code) says what went wrong, and
+ * api->last_error() which argument or field, since 1.6), never by raising,
  * aborting or leaving a Python exception pending, and they validate every argument.
  *
  * ABI promise: within a major version, the layout of every struct here and the order of the
@@ -171,6 +172,13 @@ typedef struct {
                    Py_ssize_t d, const gd_fit_options *options, float *theta, float *state,
                    double *history, gd_fit_info *info);
     const char *(*strerror)(int code);
+    /* (since 1.6) Why this thread's latest call that returned a GD_ERR_* code returned it: a
+     * sentence naming the argument or field and the rule it broke ("the optimizer's eps must
+     * be finite and > 0", "options->gtol >= 0 needs a full batch (batch_size 0 or >= n)",
+     * "y holds NaN or infinity"), or, for a fit that diverged, whether before any update
+     * (then no lr helps).  Calls that return GD_OK leave it as it was ("" before any error);
+     * the string is static, and stays valid. */
+    const char *(*last_error)(void);
 } gdcore_api;
 
 /* Import gdcore._core and return its API table, or NULL with a Python exception set (NULL
