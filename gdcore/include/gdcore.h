@@ -56,8 +56,10 @@ extern "C" {    /* (since 1.6) C language linkage for the table's function types
 #define GD_ERR_OPTIONS 5         /* a hyper-parameter out of range, or an unknown kind */
 #define GD_ERR_LOSS_NOT_FINITE 6 /* J or g not finite in the data's type: from a fit, it
                                   * diverged (theta: last finite), or, with no update made
-                                  * (info->n_updates unchanged), the data overflow whatever
-                                  * the lr; (since 1.6) a fit's overflowing gradient too */
+                                  * (info->n_updates unchanged), the data (or the theta it
+                                  * started from) overflow whatever the lr; (since 1.6) a
+                                  * fit's overflowing gradient too (api->last_error says
+                                  * which) */
 #define GD_ERR_PARAMS_NOT_FINITE 7 /* the fit diverged: an update overflowed (theta: last
                                   * finite); (before 1.6 also an overflowing gradient) */
 #define GD_ERR_NO_MEMORY 8
