@@ -1115,3 +1115,35 @@ def test_c_last_error_is_the_calling_threads(uses_gdcore):
     assert uses_gdcore.last_error() == "theta holds NaN or infinity"
     assert uses_gdcore.loss_grad_code(X, y, None, np.ones(4), 1)[0] == 0    # GD_OK keeps it
     assert uses_gdcore.last_error() == "theta holds NaN or infinity"
+
+
+
+@needs_compiler
+def test_c_step_applies_adagrads_lr_decay_from_t(uses_gdcore):
+    """gdcore.h: step decays Adagrad's lr itself, from t (torch.optim.Adagrad's rule), so the
+    caller passes the undecayed lr."""
+    theta, grad, state = np.ones(3), np.array([0.5, -1.0, 2.0]), np.zeros(9)
+    optimizer = every_field(OPTIMIZER_FIELDS, dict(kind=1, lr_decay=0.5, eps=1e-10))
+    state[:3] = 4.0
+    assert uses_gdcore.step_code(optimizer, theta, grad, state, 3, 0.1, 0.0) == 0
+    total = 4.0 + grad ** 2
+    clr = 0.1 / (1 + (3 - 1) * 0.5)
+    np.testing.assert_allclose(theta, 1.0 - clr * grad / (np.sqrt(total) + 1e-10), rtol=1e-15)
+
+
+@needs_compiler
+def test_c_fit_stopped_by_tol_is_not_always_converged(uses_gdcore):
+    """gdcore.h: GD_STOP_TOL with the last loss above 2·best_loss + tol is what gdcore.fit
+    calls not converged (ConvergenceWarning): the C fit stops at the same epoch with the same
+    losses, so the caller's check agrees with FitResult.converged."""
+    X, y, _ = gdcore.make_regression(300, 4, seed=1)
+    theta, state, history = np.zeros(5), np.zeros(15), np.zeros(100)
+    code, info = uses_gdcore.fit_code(X, y, None, c_options(dict(kind=0, lr=2.5), epochs=100,
+                                                          tol=1e-4, n_iter_no_change=3),
+                                      fresh_info(), theta, state, history)
+    with pytest.warns(gdcore.ConvergenceWarning):
+        expected = gdcore.fit(X, y, optimizer="sgd", lr=2.5, epochs=100, tol=1e-4,
+                              n_iter_no_change=3, precompute=False, n_threads=1)
+    assert code == 0 and info["stop_reason"] == 1 and not expected.converged
+    np.testing.assert_array_equal(history[:info["epochs_run"]], expected.loss_history)
+    assert history[info["epochs_run"] - 1] > 2 * info["best_loss"] + 1e-4

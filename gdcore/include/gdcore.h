@@ -81,7 +81,10 @@ extern "C" {    /* (since 1.6) C language linkage for the table's function types
 #define GD_LINEAR 4
 #define GD_INVSCALING 5
 
-/* stop reasons */
+/* stop reasons.  GD_STOP_TOL says the tol rule fired, not that the fit converged: the rule
+ * also stops a loss that grows or swings.  gdcore.fit calls such a fit not converged (and
+ * warns) when the last loss is above 2 * best_loss + tol: compare history[epochs_run - 1]
+ * with info->best_loss the same way. */
 #define GD_STOP_EPOCHS 0
 #define GD_STOP_TOL 1
 #define GD_STOP_GTOL 2
@@ -150,7 +153,9 @@ typedef struct {
     /* One update of theta (d + 1) from grad, with state (3 x (d + 1), zeros at first; at
      * t = 1 Adagrad's sum, state[0 .. d], is set to initial_accumulator_value), at update
      * count t >= 1 and learning rate lr (already scheduled; optimizer->lr is not used, and
- * since 1.5 not checked either); l1 (GD_SGD only): proximal step.
+ * since 1.5 not checked either); l1 (GD_SGD only): proximal step.  Adagrad's lr_decay is
+     * applied here, from t (lr / (1 + (t - 1) lr_decay), as torch.optim.Adagrad's step does):
+     * pass the schedule's lr, not one already decayed.
      * On GD_ERR_PARAMS_NOT_FINITE theta is restored but state has taken the update: keep a
      * copy of state to retry from it. */
     int (*step_f64)(const gd_optimizer *optimizer, double *theta, const double *grad,
