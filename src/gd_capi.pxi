@@ -37,7 +37,7 @@ cdef const char* capi_strerror(int code) noexcept nogil:
     if code == GD_ERR_NULL:
         return "a required pointer argument is NULL"
     if code == GD_ERR_SHAPE:
-        return "n and d must be >= 1"
+        return "n and d must be >= 1, and sizes a buffer can have"
     if code == GD_ERR_INPUT:
         return "X, y, weights, theta or grad contain NaN or infinity, state contains NaN, or theta's intercept is not 0 with fit_intercept = 0"
     if code == GD_ERR_WEIGHTS:
@@ -129,6 +129,15 @@ cdef int check_schedule(const gd_schedule* s) noexcept nogil:
     return GD_OK
 
 
+# The most columns a call takes: a full-batch team allocates, per thread (up to
+# GDCORE_MAX_THREADS), six (d + 1)-vectors and slots of ~8(d + 4)/7 doubles, so that every
+# allocation's byte count stays below PY_SSIZE_T_MAX (~1.4e14 columns: a row of ~1 PiB).
+cdef Py_ssize_t MOST_COLUMNS = PY_SSIZE_T_MAX // (64 * (GDCORE_MAX_THREADS + 1))
+cdef const char* NO_BUFFER = ("n and d are sizes no buffer can have (n * d values past "
+                              "PY_SSIZE_T_MAX bytes, or d from PY_SSIZE_T_MAX / 65600): "
+                              "are they set?")
+
+
 cdef int check_data(const floating* X, const floating* y, const floating* weights,
                     Py_ssize_t n, Py_ssize_t d) noexcept nogil:
     cdef double total = 0.0
@@ -141,6 +150,9 @@ cdef int check_data(const floating* X, const floating* y, const floating* weight
         return refuse(GD_ERR_SHAPE, "n (the rows of X) must be >= 1")
     if d < 1:
         return refuse(GD_ERR_SHAPE, "d (the columns of X) must be >= 1")
+    # (sizes whose products wrap around would have the checks below read past the buffers)
+    if d > MOST_COLUMNS or n > PY_SSIZE_T_MAX // (d * <Py_ssize_t>sizeof(floating)):
+        return refuse(GD_ERR_SHAPE, NO_BUFFER)
     if not is_finite_vector(X, n * d):
         return refuse(GD_ERR_INPUT, "X holds NaN or infinity")
     if not is_finite_vector(y, n):
@@ -314,6 +326,9 @@ cdef int capi_step(const gd_optimizer* optimizer, floating* theta, const floatin
         return refuse(GD_ERR_NULL, "state is NULL")
     if d < 1:
         return refuse(GD_ERR_SHAPE, "d must be >= 1")
+    if d > MOST_COLUMNS:
+        return refuse(GD_ERR_SHAPE, "d is a size no buffer can have (from PY_SSIZE_T_MAX / "
+                                    "65600): is it set?")
     if t < 1:
         return refuse(GD_ERR_OPTIONS, "t (the update count) must be >= 1")
     if bad_real(lr, 0.0, True):

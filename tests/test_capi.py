@@ -232,6 +232,33 @@ CYTHON_EXTENSION = textwrap.dedent("""
     def last_error():
         return api.last_error().decode()
 
+    def codes_for_sizes(Py_ssize_t n, Py_ssize_t d, bint step=True):
+        '''fit's and loss_grad's (and step's) codes for sizes n and d given with buffers of
+        16 values (the sizes a caller's uninitialised variables could give).'''
+        cdef double[16] X, y, theta, grad, state, history
+        cdef double loss
+        cdef gd_fit_options options
+        cdef gd_fit_info info
+        cdef gd_optimizer optimizer
+        memset(X, 0, sizeof(X))
+        memset(y, 0, sizeof(y))
+        memset(theta, 0, sizeof(theta))
+        memset(state, 0, sizeof(state))
+        memset(&options, 0, sizeof(options))
+        memset(&info, 0, sizeof(info))
+        memset(&optimizer, 0, sizeof(optimizer))
+        options.optimizer.lr = 0.1
+        options.epochs = 1
+        options.n_iter_no_change = 1
+        options.n_threads = 1
+        options.tol = -1.0
+        options.gtol = -1.0
+        codes = [api.fit_f64(X, y, NULL, n, d, &options, theta, state, history, &info),
+                 api.loss_grad_f64(X, y, NULL, n, d, theta, 0.0, 0.0, 1, 1, &loss, grad)]
+        if step:
+            codes.append(api.step_f64(&optimizer, theta, grad, state, d, 1, 1, 0.1, 0.0))
+        return codes, api.last_error().decode()
+
     def step_code(dict optimizer, double[::1] theta, double[::1] grad, double[::1] state,
                   long long t, double lr, double l1, int fit_intercept=1):
         '''api.step_f64 with a gd_optimizer built from a dict; returns the code.'''
@@ -1147,3 +1174,26 @@ def test_c_fit_stopped_by_tol_is_not_always_converged(uses_gdcore):
     assert code == 0 and info["stop_reason"] == 1 and not expected.converged
     np.testing.assert_array_equal(history[:info["epochs_run"]], expected.loss_history)
     assert history[info["epochs_run"] - 1] > 2 * info["best_loss"] + 1e-4
+
+
+
+@needs_compiler
+def test_c_api_refuses_sizes_no_buffer_can_have(uses_gdcore):
+    """Sizes whose buffers could not exist (n·d values past PY_SSIZE_T_MAX bytes, or a d whose
+    per-thread copies could not be allocated) give GD_ERR_SHAPE.  Their products wrapped
+    around, and the checks read past the caller's buffers (n = d = 2⁴⁰: a segfault in
+    loss_grad, reading y; d = 2⁶²: in step, reading theta), or allocated too little.  Run in a
+    child Python: the old code crashed.  (A size that could exist but is larger than the
+    caller's buffer is the caller's to get right: nothing can tell.)"""
+    folder = os.path.dirname(uses_gdcore.__file__)
+    cases = [(2, 3, True), (2 ** 40, 2 ** 40, False), (2 ** 61, 4, False), (4, 2 ** 62, True),
+             (3, 2 ** 50, True)]
+    child = subprocess.run(
+        [sys.executable, "-c", "import sys; sys.path.insert(0, sys.argv[1]); "
+         f"import uses_gdcore as u; print([u.codes_for_sizes(*c) for c in {cases}])", folder],
+        capture_output=True, text=True, env=subprocess_env())
+    assert child.returncode == 0, child.stderr[-2000:]
+    got = eval(child.stdout)
+    assert [codes for codes, _ in got] == [[0, 0, 0], [GD_ERR_SHAPE] * 2, [GD_ERR_SHAPE] * 2,
+                                           [GD_ERR_SHAPE] * 3, [GD_ERR_SHAPE] * 3]
+    assert "no buffer" in got[1][1] and "no buffer" in got[-1][1]
