@@ -6,7 +6,12 @@
 #         code = api.fit_f64(&X[0, 0], &y[0], NULL, n, d, &options, &theta[0], &state[0],
 #                            &history[0], &info)
 #
-# Build with include_dirs=[gdcore.get_include()].  The ABI promise is in gdcore.h.
+#     if code != GD_OK:
+#         raise ValueError(api.last_error().decode())    # names the argument (since 1.6)
+#
+# Build with include_dirs=[gdcore.get_include()] on the Extension and
+# include_path=[gdcore.get_cython_include()] given to cythonize (an editable install keeps
+# gdcore off the path where Cython looks for .pxd files).  The ABI promise is in gdcore.h.
 
 cdef extern from "gdcore.h":
     int GDCORE_API_VERSION_MAJOR
