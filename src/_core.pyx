@@ -600,25 +600,62 @@ def objective_gradient(
     return loss, grad_out
 
 
+cdef enum:
+    FINITE_MAX_PARTS = 1024     # GDCORE_MAX_THREADS, as a constant (more would only cut finer)
+
+
+cdef struct FinitePass:
+    # finite_values' arguments for its parts (the values' pointer as void: one struct for
+    # both float types)
+    const void* values
+    Py_ssize_t n
+    int n_parts
+    int* bad        # one flag a part
+
+
+cdef inline void finite_part(const FinitePass* task, int part, const floating* kind) noexcept nogil:
+    cdef Py_ssize_t lo = part_start(task.n, task.n_parts, part)
+    cdef Py_ssize_t hi = part_start(task.n, task.n_parts, part + 1)
+    task.bad[part] = lo < hi and not is_finite_vector((<const floating*>task.values) + lo,
+                                                      hi - lo)
+
+
+cdef void finite_part_f64(void* task, int part) noexcept nogil:
+    finite_part(<FinitePass*>task, part, <double*>NULL)
+
+
+cdef void finite_part_f32(void* task, int part) noexcept nogil:
+    finite_part(<FinitePass*>task, part, <float*>NULL)
+
+
+cdef bint finite_values(const floating* values, Py_ssize_t n, int n_threads) noexcept nogil:
+    """True if none of the n values is NaN or ±inf: one pass on up to n_threads threads (each
+    checks a contiguous part with is_finite_vector: x − x is 0 exactly when x is finite, the
+    tests or-ed, so the loop vectorises and the pass runs at the read bandwidth).  Started
+    from C (gd_parallel_parts), as block_sums' passes are: the C API calls it too."""
+    cdef int bad[FINITE_MAX_PARTS]
+    cdef FinitePass task
+    cdef int part
+    if n <= PARALLEL_MIN_WORK or n_threads <= 1:
+        return is_finite_vector(values, n)
+    task.values, task.n, task.bad = values, n, bad
+    task.n_parts = min(n_threads, FINITE_MAX_PARTS)
+    gd_parallel_parts(task.n_parts, gd_team_threads(task.n_parts),
+                      finite_part_f64 if floating is double else finite_part_f32, &task)
+    for part in range(task.n_parts):
+        if bad[part]:
+            return False
+    return True
+
+
 def all_finite(const floating[::1] values, int n_threads=0):
     """True if no entry is NaN or ±inf: one threaded pass (n_threads threads, 0 for OpenMP's
-    default), no temporary array.  Each thread checks a contiguous part with
-    is_finite_vector (x − x is 0 exactly when x is finite; the tests or-ed, so the loop
-    vectorises), so the
-    pass runs at the read bandwidth."""
-    cdef Py_ssize_t n = values.shape[0], part, lo, hi
-    cdef int n_parts = ((n_threads if n_threads > 0 else default_threads())
-                        if n > PARALLEL_MIN_WORK else 1)
-    cdef int bad_parts = 0
-    if n == 0:
-        return True
+    default; see finite_values), no temporary array."""
+    cdef bint finite
     with nogil:
-        for part in prange(n_parts, schedule="static", num_threads=gd_team_threads(n_parts)):
-            lo = part_start(n, n_parts, part)
-            hi = part_start(n, n_parts, part + 1)
-            if lo < hi and not is_finite_vector(&values[lo], hi - lo):
-                bad_parts += 1
-    return bad_parts == 0
+        finite = finite_values(&values[0] if values.shape[0] > 0 else NULL, values.shape[0],
+                               n_threads if n_threads > 0 else default_threads())
+    return finite
 
 
 def block_sums_of(

@@ -139,7 +139,10 @@ cdef const char* NO_BUFFER = ("n and d are sizes no buffer can have (n * d value
 
 
 cdef int check_data(const floating* X, const floating* y, const floating* weights,
-                    Py_ssize_t n, Py_ssize_t d) noexcept nogil:
+                    Py_ssize_t n, Py_ssize_t d, int n_threads) noexcept nogil:
+    """GD_OK, or why X, y and weights (n × d, n, n or NULL) cannot be fitted.  Their NaN/inf
+    check runs on the call's n_threads (one thread if that is out of range: it is refused
+    later), as a fit's passes do: on one thread it cost a loss_grad call twice its pass."""
     cdef double total = 0.0
     cdef Py_ssize_t i
     if X == NULL:
@@ -153,12 +156,14 @@ cdef int check_data(const floating* X, const floating* y, const floating* weight
     # (sizes whose products wrap around would have the checks below read past the buffers)
     if d > MOST_COLUMNS or n > PY_SSIZE_T_MAX // (d * <Py_ssize_t>sizeof(floating)):
         return refuse(GD_ERR_SHAPE, NO_BUFFER)
-    if not is_finite_vector(X, n * d):
+    if bad_thread_count(n_threads):
+        n_threads = 1
+    if not finite_values(X, n * d, n_threads):
         return refuse(GD_ERR_INPUT, "X holds NaN or infinity")
-    if not is_finite_vector(y, n):
+    if not finite_values(y, n, n_threads):
         return refuse(GD_ERR_INPUT, "y holds NaN or infinity")
     if weights != NULL:
-        if not is_finite_vector(weights, n):
+        if not finite_values(weights, n, n_threads):
             return refuse(GD_ERR_INPUT, "weights hold NaN or infinity")
         for i in range(n):
             if weights[i] < 0:
@@ -258,7 +263,7 @@ cdef int capi_loss_grad(const floating* X, const floating* y, const floating* we
                         Py_ssize_t n, Py_ssize_t d, const floating* theta, double l2, double l1,
                         int fit_intercept, int n_threads, double* loss,
                         floating* grad) noexcept nogil:
-    cdef int code = check_data(X, y, weights, n, d)
+    cdef int code = check_data(X, y, weights, n, d, n_threads)
     cdef double* buffer
     cdef floating* scaled
     cdef floating* gradient
@@ -380,7 +385,7 @@ cdef int capi_fit(const floating* X, const floating* y, const floating* weights,
     if info != NULL:    # a refused call ran no epochs: history holds nothing of it
         info.epochs_run = 0
         info.stop_reason = STOP_EPOCHS
-    code = check_data(X, y, weights, n, d)
+    code = check_data(X, y, weights, n, d, options.n_threads if options != NULL else 1)
     if code != GD_OK:
         return code
     if options == NULL:

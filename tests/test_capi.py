@@ -1197,3 +1197,36 @@ def test_c_api_refuses_sizes_no_buffer_can_have(uses_gdcore):
     assert [codes for codes, _ in got] == [[0, 0, 0], [GD_ERR_SHAPE] * 2, [GD_ERR_SHAPE] * 2,
                                            [GD_ERR_SHAPE] * 3, [GD_ERR_SHAPE] * 3]
     assert "no buffer" in got[1][1] and "no buffer" in got[-1][1]
+
+
+@needs_compiler
+@pytest.mark.parametrize("n_threads", [1, 2, 3, 7])
+def test_c_api_finds_nan_in_any_threads_part(uses_gdcore, n_threads):
+    """X, y and weights are checked for NaN/inf on the call's threads (one thread made a
+    loss_grad call cost twice its pass): a bad value at either end of any thread's part, or
+    past a weight's, is found by loss_grad and by fit, which name the array."""
+    X, y, _ = gdcore.make_regression(3001, 7, seed=3)     # parts of uneven length
+    weights = np.linspace(0.5, 2.0, len(y))
+    theta = np.zeros(8)
+    clean = uses_gdcore.loss_grad_code(X, y, weights, theta, 1, n_threads)
+    assert clean[0] == 0    # J at θ = 0: the weighted mean of y²/2
+    assert clean[1] == pytest.approx(0.5 * np.sum(weights * y * y) / weights.sum(), rel=1e-12)
+    options = c_options(dict(kind=0, lr=0.01), epochs=1, n_threads=n_threads)
+    for name, array in (("X", X.reshape(-1)), ("y", y), ("weights", weights)):
+        size = array.size
+        edges = {0, size - 1}
+        for part in range(1, n_threads):
+            start = part * -(-size // n_threads)
+            edges |= {start - 1, start} & set(range(size))
+        for where in sorted(edges):
+            for bad in (np.nan, np.inf):
+                data = {"X": X.copy(), "y": y.copy(), "weights": weights.copy()}
+                data[name].reshape(-1)[where] = bad
+                code = uses_gdcore.loss_grad_code(data["X"], data["y"], data["weights"],
+                                                  theta, 1, n_threads)[0]
+                assert code == GD_ERR_INPUT, (name, where, bad)
+                assert uses_gdcore.last_error().startswith(name), uses_gdcore.last_error()
+                code = uses_gdcore.fit_code(data["X"], data["y"], data["weights"], options,
+                                            fresh_info(), np.zeros(8), np.zeros(24),
+                                            np.zeros(1))[0]
+                assert code == GD_ERR_INPUT, (name, where, bad)
