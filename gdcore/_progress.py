@@ -22,7 +22,8 @@ def progress_bar(epochs, desc="gdcore.fit", callback=None):
     ``callback``, if given, is called too and may stop the fit.  The bar closes with the
     block, however the fit ended; a fit that ended before its epochs ran out says why in the
     bar's last frame ("stopped: tol at epoch 37", "diverged in epoch 12", "interrupted after
-    3 epochs"), when the bar itself was the fit's callback."""
+    3 epochs"; epochs numbered as the fit numbers them, a continued fit's after the earlier
+    fit's), when the bar itself was the fit's callback."""
     bar, close = progress_callback(epochs, enabled=True, desc=desc, user_callback=callback)
     try:
         yield bar
@@ -61,7 +62,9 @@ def progress_callback(total_epochs, enabled=None, desc="fit", stream=None, user_
         return bool(user_callback(progress)) if user_callback is not None else False
 
     def close():
-        note = stop_note(ended[-1].stop_reason, bar.n) if ended else None
+        # numbered as the fit numbers its epochs (a continued fit's count on from the earlier
+        # fit's, as its FitProgress, n_epochs and DivergenceError do), not by the bar's count
+        note = stop_note(ended[-1].stop_reason, ended[-1].n_epochs) if ended else None
         if note is not None:
             # drawn by close(), whose last frame is the one left on the screen
             bar.set_description(f"{desc} ({note})", refresh=False)
@@ -71,15 +74,16 @@ def progress_callback(total_epochs, enabled=None, desc="fit", stream=None, user_
     return callback, close
 
 
-def stop_note(stop_reason, epochs_shown):
-    """What a bar that counted ``epochs_shown`` epochs says of a fit that ended with
-    ``stop_reason``: None when its epochs ran out (the bar is full), else why it stopped
-    early, so that a bar short of its total does not look like a hung or crashed run."""
+def stop_note(stop_reason, n_epochs):
+    """What a bar says of a fit that ended with ``stop_reason`` after ``n_epochs`` epochs (its
+    FitResult's, an earlier fit's included when it continued one): None when its epochs ran
+    out (the bar is full), else why it stopped early, so that a bar short of its total does
+    not look like a hung or crashed run."""
     if stop_reason == "epochs":
         return None
     if stop_reason == "diverged":
         # the epoch whose loss or parameters stopped being finite was never counted
-        return f"diverged in epoch {epochs_shown + 1}"
+        return f"diverged in epoch {n_epochs + 1}"
     if stop_reason == "interrupted":
-        return f"interrupted after {epochs_shown} epoch{'s' * (epochs_shown != 1)}"
-    return f"stopped: {stop_reason} at epoch {epochs_shown}"     # tol, gtol, callback
+        return f"interrupted after {n_epochs} epoch{'s' * (n_epochs != 1)}"
+    return f"stopped: {stop_reason} at epoch {n_epochs}"     # tol, gtol, callback

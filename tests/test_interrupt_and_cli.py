@@ -248,6 +248,46 @@ def test_only_gdcores_bars_are_told_how_the_fit_ended():
     assert [c.args[0].epoch for c in callback.mock_calls] == list(range(1, 8))
 
 
+@pytest.mark.parametrize("how", ["tol", "callback", "interrupted", "diverged"])
+def test_a_continued_fits_bar_numbers_epochs_as_the_fit_does(how, capsys):
+    """A fit continued from 30 epochs counts on from them: its FitProgress.epoch, n_epochs,
+    DivergenceError.epoch and warnings say epoch 31, 32, ...  The bar's last frame names the
+    same epoch (it named its own count, 30 less: "diverged in epoch 27" above "the loss stopped
+    being finite in epoch 57").  The epochs are the NumPy reference's, run without a bar."""
+    pytest.importorskip("tqdm", reason="progress bars need the optional tqdm")
+    X, y, _ = gdcore.make_regression(500, 3, seed=0)
+    first = gdcore.fit(X, y, optimizer="gd", lr=0.01, epochs=30, tol=None, backend="numpy")
+    stops = {"tol": dict(lr=0.1), "callback": dict(lr=0.1, tol=None),
+             "interrupted": dict(lr=0.1, tol=None), "diverged": dict(lr=1e6, tol=None)}
+
+    def stop(progress):        # the user's callback sees the fit's own epoch numbers
+        if how == "interrupted" and progress.epoch == 33:
+            raise KeyboardInterrupt
+        return how == "callback" and progress.epoch == 40
+    options = dict(init=first, epochs=1000, callback=stop, **stops[how])
+    raises = (pytest.raises((gdcore.DivergenceError, KeyboardInterrupt))
+              if how in ("diverged", "interrupted") else contextlib.nullcontext())
+    with raises as caught:
+        truth = gdcore.fit(X, y, backend="numpy", **options)
+    if how in ("diverged", "interrupted"):
+        truth = caught.value.result
+    assert truth.stop_reason == how and truth.n_epochs > 30
+    if how == "diverged":
+        assert caught.value.epoch == truth.n_epochs + 1     # what the error's message names
+    capsys.readouterr()
+    with pytest.raises((gdcore.DivergenceError, KeyboardInterrupt)) if how in (
+            "diverged", "interrupted") else contextlib.nullcontext():
+        with gdcore.progress_bar(epochs=1000, callback=stop) as bar:
+            gdcore.fit(X, y, **dict(options, callback=bar))
+    frame = capsys.readouterr().err.rstrip("\n").split("\r")[-1]
+    assert f" {truth.n_epochs - 30}/1000 " in frame, frame     # the bar counts this call's
+    note = {"tol": f"(stopped: tol at epoch {truth.n_epochs})",
+            "callback": "(stopped: callback at epoch 40)",
+            "interrupted": "(interrupted after 33 epochs)",
+            "diverged": f"(diverged in epoch {truth.n_epochs + 1})"}[how]
+    assert frame.startswith(f"gdcore.fit {note}"), frame
+
+
 def test_fit_chunks_and_estimator_bars_say_why_the_fit_stopped(capsys):
     """The same last frame from fit_chunks' bar and GDRegressor's (verbose)."""
     pytest.importorskip("tqdm", reason="progress bars need the optional tqdm")
