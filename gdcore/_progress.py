@@ -22,7 +22,7 @@ def progress_bar(epochs, desc="gdcore.fit", callback=None):
     ``callback``, if given, is called too and may stop the fit.  The bar closes with the
     block, however the fit ended; a fit that ended before its epochs ran out says why in the
     bar's last frame ("stopped: tol at epoch 37", "diverged in epoch 12", "interrupted after
-    3 epochs"; epochs numbered as the fit numbers them, a continued fit's after the earlier
+    epoch 3"; epochs numbered as the fit numbers them, a continued fit's after the earlier
     fit's), when the bar itself was the fit's callback."""
     bar, close = progress_callback(epochs, enabled=True, desc=desc, user_callback=callback)
     try:
@@ -85,5 +85,5 @@ def stop_note(stop_reason, n_epochs):
         # the epoch whose loss or parameters stopped being finite was never counted
         return f"diverged in epoch {n_epochs + 1}"
     if stop_reason == "interrupted":
-        return f"interrupted after {n_epochs} epoch{'s' * (n_epochs != 1)}"
+        return f"interrupted after epoch {n_epochs}" if n_epochs else "interrupted in epoch 1"
     return f"stopped: {stop_reason} at epoch {n_epochs}"     # tol, gtol, callback

@@ -1116,6 +1116,10 @@ def test_c_fit_says_whether_a_divergence_is_the_lrs(uses_gdcore, dtype, scale, t
     X, y = (X * scale).astype(dtype), (y * target).astype(dtype)
     theta, state, history = np.zeros(4, dtype), np.zeros(12, dtype), np.zeros(2000)
     fit = uses_gdcore.fit_code if dtype == np.float64 else uses_gdcore.fit_code32
+    # another refusal first: the message checked below is this fit's, not one left over
+    assert uses_gdcore.loss_grad_code(np.ones((2, 1)), np.ones(2), None, np.zeros(2), 1,
+                                      1025)[0] == GD_ERR_OPTIONS
+    assert why not in uses_gdcore.last_error()
     code, _ = fit(X, y, None, c_options(dict(kind=0, lr=lr), epochs=2000), fresh_info(),
                   theta, state, history)
     assert code == GD_ERR_LOSS_NOT_FINITE
@@ -1205,9 +1209,11 @@ def test_c_api_finds_nan_in_any_threads_part(uses_gdcore, n_threads):
     """X, y and weights are checked for NaN/inf on the call's threads (one thread made a
     loss_grad call cost twice its pass): a bad value at either end of any thread's part, or
     past a weight's, is found by loss_grad and by fit, which name the array."""
-    X, y, _ = gdcore.make_regression(3001, 7, seed=3)     # parts of uneven length
+    # past PARALLEL_MIN_WORK (16,384) values each, so X, y and the weights are all cut into
+    # parts, of uneven length
+    X, y, _ = gdcore.make_regression(17001, 2, seed=3)
     weights = np.linspace(0.5, 2.0, len(y))
-    theta = np.zeros(8)
+    theta = np.zeros(3)
     clean = uses_gdcore.loss_grad_code(X, y, weights, theta, 1, n_threads)
     assert clean[0] == 0    # J at θ = 0: the weighted mean of y²/2
     assert clean[1] == pytest.approx(0.5 * np.sum(weights * y * y) / weights.sum(), rel=1e-12)
@@ -1227,6 +1233,6 @@ def test_c_api_finds_nan_in_any_threads_part(uses_gdcore, n_threads):
                 assert code == GD_ERR_INPUT, (name, where, bad)
                 assert uses_gdcore.last_error().startswith(name), uses_gdcore.last_error()
                 code = uses_gdcore.fit_code(data["X"], data["y"], data["weights"], options,
-                                            fresh_info(), np.zeros(8), np.zeros(24),
+                                            fresh_info(), np.zeros(3), np.zeros(9),
                                             np.zeros(1))[0]
                 assert code == GD_ERR_INPUT, (name, where, bad)

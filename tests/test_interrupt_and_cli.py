@@ -231,7 +231,7 @@ def test_a_progress_bar_ends_saying_why_the_fit_stopped(how, capsys):
     note = {"tol": f"(stopped: tol at epoch {epochs})",
             "gtol": f"(stopped: gtol at epoch {epochs})",
             "callback": "(stopped: callback at epoch 20)",
-            "interrupted": "(interrupted after 3 epochs)",
+            "interrupted": "(interrupted after epoch 3)",
             "diverged": f"(diverged in epoch {epochs + 1})",
             "epochs": "gdcore.fit: 100%"}[how]
     assert frame.startswith("gdcore.fit " + note if how != "epochs" else note), frame
@@ -283,7 +283,7 @@ def test_a_continued_fits_bar_numbers_epochs_as_the_fit_does(how, capsys):
     assert f" {truth.n_epochs - 30}/1000 " in frame, frame     # the bar counts this call's
     note = {"tol": f"(stopped: tol at epoch {truth.n_epochs})",
             "callback": "(stopped: callback at epoch 40)",
-            "interrupted": "(interrupted after 33 epochs)",
+            "interrupted": "(interrupted after epoch 33)",
             "diverged": f"(diverged in epoch {truth.n_epochs + 1})"}[how]
     assert frame.startswith(f"gdcore.fit {note}"), frame
 
@@ -333,3 +333,13 @@ def test_progress_bar_counts_epochs_and_closes_however_the_fit_ends():
     finally:
         tqdm.auto.tqdm.close = original
     assert bars == [3]      # closed, at the epoch the fit ended
+
+
+def test_stop_notes_by_hand():
+    """The last frame's words for each way a fit ends, numbered as the fit numbers epochs."""
+    from gdcore._progress import stop_note
+    assert stop_note("epochs", 500) is None
+    assert stop_note("tol", 37) == "stopped: tol at epoch 37"
+    assert stop_note("diverged", 11) == "diverged in epoch 12"
+    assert stop_note("interrupted", 3) == "interrupted after epoch 3"
+    assert stop_note("interrupted", 0) == "interrupted in epoch 1"

@@ -216,18 +216,11 @@ def loss_rose(result, start=None):
 
 
 def starting_loss(args, data):
-    """J (SPEC §1) at the parameters a fit without init starts from (w = 0, b = 0), on all the
-    rows, with the fit's l2, l1 and fit_intercept, from the core's full-batch pass: the loss
-    before any update.  None for a full-batch fit (StreamedData always is), whose
-    loss_history[0] is that loss already."""
+    """J (SPEC §1) at the parameters a fit without init starts from, w = 0 and b = 0: Σyᵢ²/2n
+    (the penalties are 0 there), in float64: the loss before any update.  None for a
+    full-batch fit (StreamedData always is), whose loss_history[0] is that loss already."""
     if (isinstance(data, StreamedData) or args.batch_size is None
             or args.batch_size >= len(data.y)):
         return None
-    from .. import _core
-    from .._validation import check_data, resolve_n_threads
-    n_threads = resolve_n_threads(args.threads)
-    problem = check_data(data.X_fit, data.y, n_threads=n_threads)
-    theta = np.zeros(problem.d + 1, dtype=problem.dtype)
-    loss, _ = _core.objective_gradient(problem.X, problem.y, np.empty(0, problem.dtype), theta,
-                                       args.l2, args.l1, args.fit_intercept, n_threads)
-    return float(loss)
+    with np.errstate(over="ignore"):
+        return float(np.mean(np.square(data.y, dtype=np.float64))) / 2.0

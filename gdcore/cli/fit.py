@@ -64,11 +64,10 @@ def run(args):
     finally:
         if close is not None:
             close()
-    try:
-        start = starting_loss(args, data)
-    except (ValueError, TypeError) as exc:
-        return fail("fit", exc)
-    rose = loss_rose(result, start)
+    # where the loss began: a mini-batch fit's first epoch already saw the rate's updates
+    start = starting_loss(args, data)
+    began = result.loss_history[0] if start is None else start
+    rose = loss_rose(result, began)
     unnamed = [name for name in data.feature_names if UNNAMED.fullmatch(str(name))]
     if unnamed and args.features is None:
         # pandas' name for a column whose header cell is empty: most often a DataFrame's
@@ -116,7 +115,6 @@ def run(args):
         print(f"plot           {args.plot}")
     if rose:
         # a model worse than none: not saved, and the exit status says so
-        began = result.loss_history[0] if start is None else start
         return fail("fit", advice(f"the loss rose from {began:.6g} to "
                                   f"{result.final_loss:.6g}: the fit diverged"
                                   + (" and was not saved" if args.save else "")
