@@ -142,6 +142,7 @@ def test_c_program_fits_through_the_api(tmp_path, batch):
 
 CYTHON_EXTENSION = textwrap.dedent("""
     # cython: language_level=3
+    from cython cimport floating
     from libc.math cimport HUGE_VAL
     from libc.string cimport memset
     from gdcore.capi cimport (gdcore_api, gdcore_import, gd_fit_options, gd_fit_info,
@@ -200,33 +201,23 @@ CYTHON_EXTENSION = textwrap.dedent("""
             raise ValueError(api.strerror(code).decode())
         return list(th), list(history)
 
-    def fit_code(double[:, ::1] X, double[::1] y, weights, dict options, dict info,
-                 double[::1] theta, double[::1] state, double[::1] history):
-        '''api.fit_f64 with gd_fit_options and gd_fit_info built from dicts (every field
-        given); returns (code, info as a dict).'''
+    def fit_code(floating[:, ::1] X, floating[::1] y, weights, dict options, dict info,
+                 floating[::1] theta, floating[::1] state, double[::1] history):
+        '''api.fit_f64 or fit_f32, by X's type, with gd_fit_options and gd_fit_info built
+        from dicts (every field given); returns (code, info as a dict).'''
         cdef gd_fit_options c_options = options
         cdef gd_fit_info c_info = info
-        cdef double[::1] w
-        cdef const double* w_ptr = NULL
+        cdef floating[::1] w
+        cdef const floating* w_ptr = NULL
         if weights is not None:
             w = weights
             w_ptr = &w[0]
-        code = api.fit_f64(&X[0, 0], &y[0], w_ptr, X.shape[0], X.shape[1], &c_options,
-                           &theta[0], &state[0], &history[0], &c_info)
-        return code, c_info
-
-    def fit_code32(float[:, ::1] X, float[::1] y, weights, dict options, dict info,
-                   float[::1] theta, float[::1] state, double[::1] history):
-        '''fit_code's api.fit_f32.'''
-        cdef gd_fit_options c_options = options
-        cdef gd_fit_info c_info = info
-        cdef float[::1] w
-        cdef const float* w_ptr = NULL
-        if weights is not None:
-            w = weights
-            w_ptr = &w[0]
-        code = api.fit_f32(&X[0, 0], &y[0], w_ptr, X.shape[0], X.shape[1], &c_options,
-                           &theta[0], &state[0], &history[0], &c_info)
+        if floating is double:
+            code = api.fit_f64(&X[0, 0], &y[0], w_ptr, X.shape[0], X.shape[1], &c_options,
+                               &theta[0], &state[0], &history[0], &c_info)
+        else:
+            code = api.fit_f32(&X[0, 0], &y[0], w_ptr, X.shape[0], X.shape[1], &c_options,
+                               &theta[0], &state[0], &history[0], &c_info)
         return code, c_info
 
     def last_error():
@@ -812,9 +803,8 @@ def test_c_fit_reports_an_overflowing_gradient_as_loss_grad_does(uses_gdcore, dt
         assert code == GD_ERR_LOSS_NOT_FINITE and np.isfinite(loss)
     for lr in (1e-3, 1e-30):
         theta, state, history = np.zeros(4, dtype), np.zeros(12, dtype), np.zeros(5)
-        fit = uses_gdcore.fit_code if dtype == np.float64 else uses_gdcore.fit_code32
-        code, info = fit(X, y, None, c_options(dict(kind=0, lr=lr), epochs=5), fresh_info(),
-                         theta, state, history)
+        code, info = uses_gdcore.fit_code(X, y, None, c_options(dict(kind=0, lr=lr), epochs=5),
+                                          fresh_info(), theta, state, history)
         assert code == GD_ERR_LOSS_NOT_FINITE
         assert info["n_updates"] == info["epochs_run"] == 0 and not theta.any()
 
@@ -1115,13 +1105,12 @@ def test_c_fit_says_whether_a_divergence_is_the_lrs(uses_gdcore, dtype, scale, t
     X, y, _ = gdcore.make_regression(300, 3, seed=1)
     X, y = (X * scale).astype(dtype), (y * target).astype(dtype)
     theta, state, history = np.zeros(4, dtype), np.zeros(12, dtype), np.zeros(2000)
-    fit = uses_gdcore.fit_code if dtype == np.float64 else uses_gdcore.fit_code32
     # another refusal first: the message checked below is this fit's, not one left over
     assert uses_gdcore.loss_grad_code(np.ones((2, 1)), np.ones(2), None, np.zeros(2), 1,
                                       1025)[0] == GD_ERR_OPTIONS
     assert why not in uses_gdcore.last_error()
-    code, _ = fit(X, y, None, c_options(dict(kind=0, lr=lr), epochs=2000), fresh_info(),
-                  theta, state, history)
+    code, _ = uses_gdcore.fit_code(X, y, None, c_options(dict(kind=0, lr=lr), epochs=2000),
+                                   fresh_info(), theta, state, history)
     assert code == GD_ERR_LOSS_NOT_FINITE
     assert why in uses_gdcore.last_error()
 
