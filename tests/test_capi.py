@@ -1,6 +1,7 @@
 """The C and Cython APIs, proven by building and running a C program and a Cython extension
 against gdcore in a temporary folder, and comparing with gdcore.fit."""
 
+import importlib
 import os
 import re
 import shutil
@@ -306,18 +307,24 @@ def uses_gdcore(tmp_path_factory):
     """The Cython extension above, built as a user builds it: in this environment as it is
     (an editable install keeps the package off sys.path; subprocess_env would put the
     repository root on it), imported here."""
-    folder = tmp_path_factory.mktemp("uses_gdcore")
-    (folder / "uses_gdcore.pyx").write_text(CYTHON_EXTENSION)
-    (folder / "setup.py").write_text(SETUP)
+    return build_and_import(tmp_path_factory, "uses_gdcore", CYTHON_EXTENSION, SETUP)
+
+
+def build_and_import(tmp_path_factory, name, source, setup):
+    """Build the Cython module ``name`` from its source and setup.py in a folder of its own,
+    as a user does (in this environment as it is), and import it."""
+    folder = tmp_path_factory.mktemp(name)
+    (folder / f"{name}.pyx").write_text(source)
+    (folder / "setup.py").write_text(setup)
     build = subprocess.run([sys.executable, "setup.py", "build_ext", "--inplace"],
                            cwd=folder, capture_output=True, text=True, env=dict(os.environ))
     assert build.returncode == 0, build.stdout[-3000:] + build.stderr[-3000:]
     sys.path.insert(0, str(folder))
     try:
-        import uses_gdcore
+        return importlib.import_module(name)
     finally:
         sys.path.remove(str(folder))
-    return uses_gdcore
+
 
 SETUP = textwrap.dedent("""
     import gdcore
@@ -824,18 +831,8 @@ def readme_example(language, holding):
 @pytest.fixture(scope="module")
 def readme_losses(tmp_path_factory):
     """README's Cython example, built with README's setup.py, as printed."""
-    folder = tmp_path_factory.mktemp("readme_losses")
-    (folder / "losses.pyx").write_text(readme_example("cython", "def losses("))
-    (folder / "setup.py").write_text(readme_example("python", '"losses.pyx"'))
-    build = subprocess.run([sys.executable, "setup.py", "build_ext", "--inplace"],
-                           cwd=folder, capture_output=True, text=True, env=dict(os.environ))
-    assert build.returncode == 0, build.stdout[-3000:] + build.stderr[-3000:]
-    sys.path.insert(0, str(folder))
-    try:
-        import losses
-    finally:
-        sys.path.remove(str(folder))
-    return losses
+    return build_and_import(tmp_path_factory, "losses", readme_example("cython", "def losses("),
+                            readme_example("python", '"losses.pyx"'))
 
 
 @needs_compiler
