@@ -777,6 +777,22 @@ def test_fit_calls_a_mini_batch_fit_that_blew_up_in_its_first_epoch_diverged(fil
     assert sane.returncode == 0 and model.exists()
 
 
+def test_the_loss_before_any_update_by_hand():
+    """starting_loss is J at w = 0, b = 0: Σyᵢ²/2n, also where Σyᵢ² overflows float64 but J
+    does not (it was inf there, and no rate could be called 'rose')."""
+    from types import SimpleNamespace
+    from gdcore.cli._data import starting_loss
+    args = SimpleNamespace(batch_size=10)
+    for y, expected in (([3.0, 4.0], 25.0 / 4), ([0.0, 0.0], 0.0),
+                        ([1.5e153] * 2000, 0.5 * 1.5e153 ** 2),
+                        (np.array([-2.0, 1.0], dtype=np.float32), 5.0 / 4)):
+        data = SimpleNamespace(y=np.asarray(y), X_fit=None)
+        args.batch_size = 1     # below the row count: a mini-batch fit
+        assert starting_loss(args, data) == pytest.approx(expected, rel=1e-14)
+    args.batch_size = None      # full batch: loss_history[0] is that loss already
+    assert starting_loss(args, SimpleNamespace(y=np.ones(3))) is None
+
+
 def test_lr_search_needs_two_epochs(files):
     """A full-batch epoch's loss is taken before its update, so with one epoch every rate
     showed the same loss and the 'best' was the smallest rate."""

@@ -222,5 +222,10 @@ def starting_loss(args, data):
     if (isinstance(data, StreamedData) or args.batch_size is None
             or args.batch_size >= len(data.y)):
         return None
+    y = np.asarray(data.y, dtype=np.float64)
+    largest = float(np.max(np.abs(y)))
+    if largest == 0.0:
+        return 0.0
+    # squared as a share of the largest: Σyᵢ² overflows from |y| ~ 1e153 where J need not
     with np.errstate(over="ignore"):
-        return float(np.mean(np.square(data.y, dtype=np.float64))) / 2.0
+        return float(np.mean(np.square(y / largest))) / 2.0 * largest * largest
