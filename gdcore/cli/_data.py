@@ -205,14 +205,18 @@ def r2_score(y, predictions):
 
 
 def loss_rose(result, start=None):
-    """Whether a fit ended with its loss above twice where it began: a rate that diverges
-    without overflowing, no better a fit than one whose loss stopped being finite.  (Not any
-    rise: mini-batch losses near the noise floor wander a little either way.)  Where it began
-    is ``start``, the objective at the starting parameters (starting_loss), or by default
-    loss_history[0]: that same objective for a full-batch fit, but for a mini-batch fit the
-    mean of its first epoch's batch losses, which a rate that blows up within that epoch has
-    already made large."""
-    return result.final_loss > 2.0 * (result.loss_history[0] if start is None else start)
+    """Whether a fit ended with its loss above twice where it began (loss_began): a rate that
+    diverges without overflowing, no better a fit than one whose loss stopped being finite.
+    (Not any rise: mini-batch losses near the noise floor wander a little either way.)"""
+    return result.final_loss > 2.0 * loss_began(result, start)
+
+
+def loss_began(result, start=None):
+    """Where a fit's loss began: ``start``, the objective at the starting parameters
+    (starting_loss), or by default loss_history[0]: that same objective for a full-batch fit,
+    but for a mini-batch fit the mean of its first epoch's batch losses, which a rate that
+    blows up within that epoch has already made large."""
+    return result.loss_history[0] if start is None else start
 
 
 def starting_loss(args, data):

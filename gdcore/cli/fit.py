@@ -13,7 +13,7 @@ from .. import ConvergenceWarning, DivergenceError
 from .._io import DataError, _shown, data_name
 from .._model_io import SavedModel, save_model
 from .._progress import progress_callback
-from ._data import fit_data, load, loss_rose, residual_summary, starting_loss
+from ._data import fit_data, load, loss_began, loss_rose, residual_summary, starting_loss
 from ._messages import fail, in_cli_words
 from ._options import (add_data_arguments, add_fit_arguments, add_stopping_arguments,
                        check_options_first, fit_options, stopping_options)
@@ -65,8 +65,7 @@ def run(args):
         if close is not None:
             close()
     # where the loss began: a mini-batch fit's first epoch already saw the rate's updates
-    start = starting_loss(args, data)
-    began = result.loss_history[0] if start is None else start
+    began = loss_began(result, starting_loss(args, data))
     rose = loss_rose(result, began)
     unnamed = [name for name in data.feature_names if UNNAMED.fullmatch(str(name))]
     if unnamed and args.features is None:

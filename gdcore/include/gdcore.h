@@ -157,7 +157,7 @@ typedef struct {
     /* One update of theta (d + 1) from grad, with state (3 x (d + 1), zeros at first; at
      * t = 1 Adagrad's sum, state[0 .. d], is set to initial_accumulator_value), at update
      * count t >= 1 and learning rate lr (already scheduled; optimizer->lr is not used, and
- * since 1.5 not checked either); l1 (GD_SGD only): proximal step.  Adagrad's lr_decay is
+     * since 1.5 not checked either); l1 (GD_SGD only): proximal step.  Adagrad's lr_decay is
      * applied here, from t (lr / (1 + (t - 1) lr_decay), as torch.optim.Adagrad's step does):
      * pass the schedule's lr, not one already decayed.
      * On GD_ERR_PARAMS_NOT_FINITE theta is restored but state has taken the update: keep a
