@@ -264,6 +264,10 @@ def _epochs(problem, state, opt, schedule, settings, rng, on_epoch, guard):
                         return "diverged", status
                     losses.append(J)
                 epoch_loss = float(np.mean(losses))
+                if not finite_in_data_precision(epoch_loss, dtype):
+                    # every batch's J was finite but their sum overflowed (J near the
+                    # dtype's largest value): the epoch's loss is not finite (SPEC §5)
+                    return "diverged", STATUS_LOSS_NOT_FINITE
             with guard:     # the epoch's loss, count and tol rule together
                 state.loss_history.append(epoch_loss)
                 state.n_epochs += 1

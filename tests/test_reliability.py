@@ -323,6 +323,36 @@ def test_single_row_loss_overflow_matches_reference(optimizer):
     np.testing.assert_array_equal(core.coef, ref.coef)
 
 
+@pytest.mark.parametrize("single_row_path", [True, False])
+@pytest.mark.parametrize("optimizer, batch_size", [("sgd", 1), ("momentum", 1), ("adam", 1),
+                                                   ("sgd", 2), ("adam", 3)])
+def test_an_epoch_whose_mean_loss_overflows_diverges(optimizer, batch_size, single_row_path):
+    """Every batch's J is 0.45·DBL_MAX/b, finite (as is its Σsᵢrᵢ², 0.9·DBL_MAX), but the sum
+    of the epoch's 3b batch losses, and so their mean as summed, is not: the epoch's loss
+    stopped being finite (SPEC §5), after all the epoch's updates.  It was recorded as inf,
+    with no DivergenceError."""
+    n = 3 * batch_size * batch_size
+    X = np.full((n, 1), 1e-200)      # the updates barely move θ: every residual stays ~y
+    y = np.full(n, np.sqrt(0.9 * np.finfo(np.float64).max / batch_size))
+    try:
+        _core._set_single_row_path(single_row_path)
+        outcomes = [_divergence(X, y, optimizer=optimizer, lr=1e-3, epochs=3,
+                                batch_size=batch_size, shuffle=False, tol=None,
+                                backend=backend)
+                    for backend in ("core", "numpy")]
+    finally:
+        _core._set_single_row_path(True)
+    (core_message, core), (ref_message, ref) = outcomes
+    assert core_message == ref_message
+    assert core_message.startswith("the loss stopped being finite in epoch 1 ")
+    assert core.n_updates == ref.n_updates == 3 * batch_size     # the whole epoch's updates
+    assert core.n_epochs == ref.n_epochs == 0 and len(core.loss_history) == 0
+    # (the same steps, rounded as the core and NumPy each round them)
+    np.testing.assert_allclose(core.coef, ref.coef, rtol=1e-12)
+    np.testing.assert_allclose(core.intercept, ref.intercept, rtol=1e-12)
+    assert np.all(np.isfinite(core.coef)) and np.isfinite(core.intercept)
+
+
 @pytest.mark.parametrize("optimizer", ["adam", "amsgrad", "normalized", "rmsprop"])
 def test_float32_steps_whose_intermediates_pass_float32(optimizer):
     """A float32 fit with gradients ~1e20: g², v/(1 − β₂ᵗ) and Σg² are past float32's range,
