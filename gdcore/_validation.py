@@ -235,12 +235,15 @@ def check_all_finite(name, arr, row_offset=0, n_threads=0):
 
 
 def check_data(X, y, sample_weight=None, allow_zero_weight_sum=False, row_offset=0,
-               n_threads=0, shapes_known=None, allow_empty=False):
+               n_threads=0, shapes_known=None, allow_empty=False, check_xy_finite=True):
     """Validate and convert X, y, sample_weight (see Problem).  A chunk of a larger data set
     may have weights that sum to 0 (allow_zero_weight_sum), and no rows (allow_empty); a
     whole data set may not.  Rows
     named in errors count from row_offset (a block's first row in the whole data set).  The
-    NaN/inf checks run on n_threads threads (0: OpenMP's default).  ``shapes_known(n, d,
+    NaN/inf checks run on n_threads threads (0: OpenMP's default); check_xy_finite=False
+    leaves X's and y's to the caller (check_xy_values: a chunk read again, checked only if
+    its sums are not finite; the weights, O(n), are checked every time, before their sum).
+    ``shapes_known(n, d,
     dtype)``, if given, is called once the shapes and types are checked and before any copy
     or pass over the values: a fit checks its settings there, so that a bad one is not
     reported only after minutes of reading a large memmap."""
@@ -272,8 +275,8 @@ def check_data(X, y, sample_weight=None, allow_zero_weight_sum=False, row_offset
         shapes_known(n, d, dtype)
     X = _in_dtype("X", X, dtype, row_offset)
     y = _in_dtype("y", y, dtype, row_offset)
-    check_all_finite("X", X, row_offset, n_threads)
-    check_all_finite("y", y, row_offset, n_threads)
+    if check_xy_finite:
+        check_xy_values(X, y, row_offset, n_threads)
     if sample_weight is not None:
         given = sample_weight
         exponent = 0
@@ -302,6 +305,12 @@ def check_data(X, y, sample_weight=None, allow_zero_weight_sum=False, row_offset
         if total > 0 or not allow_zero_weight_sum:
             check_weight_sum(total)
     return Problem(X, y, sample_weight)
+
+
+def check_xy_values(X, y, row_offset=0, n_threads=0):
+    """check_data's NaN/inf checks of X and y (check_xy_finite=False leaves them out)."""
+    check_all_finite("X", X, row_offset, n_threads)
+    check_all_finite("y", y, row_offset, n_threads)
 
 
 def check_weight_sum(total, where=""):

@@ -328,3 +328,118 @@ def test_pyarrow_chunks_are_matched_by_column_name(whole):
     flags = pa.table({"a": [1.0, 2.0], "f": pa.array([True, False]).dictionary_encode()})
     with pytest.raises(TypeError, match="X has boolean dtype"):
         gdcore.fit_chunks([(flags, [1.0, 2.0])])
+
+
+def counted_value_checks(monkeypatch):
+    """The arrays check_all_finite is given, by name, from here on."""
+    from gdcore import _validation
+    checked = []
+    original = _validation.check_all_finite
+
+    def counting(name, arr, *args, **kwargs):
+        checked.append(name)
+        return original(name, arr, *args, **kwargs)
+    monkeypatch.setattr(_validation, "check_all_finite", counting)
+    return checked
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+def test_later_passes_read_the_values_once_for_their_sums(whole, monkeypatch, weighted):
+    """The first pass checks every value for NaN/inf; the later passes of a streamed fit read
+    X once, for its sums, and check X and y only in a chunk whose sums are not finite (X's
+    check took about half of an epoch).  Shapes, dtypes, rows and weights (O(n), and their
+    sum is taken as they are read) are still checked every pass."""
+    X, y, w = whole
+    chunks = pieces(X, y, w if weighted else None)
+    checked = counted_value_checks(monkeypatch)
+    got = gdcore.fit_chunks(chunks, optimizer="adam", lr=0.05, epochs=6, tol=None)
+    # X and y: the first pass's only; the weights every pass
+    assert checked.count("X") == checked.count("y") == len(chunks)
+    assert checked.count("sample_weight") == (6 * len(chunks) if weighted else 0)
+    expected = gdcore.fit(X, y, sample_weight=w if weighted else None, optimizer="adam",
+                          lr=0.05, epochs=6, tol=None, precompute=False)
+    np.testing.assert_allclose(got.loss_history, expected.loss_history, rtol=1e-10)
+
+
+def first_pass_message(chunks):
+    with pytest.raises(ValueError) as caught:
+        gdcore.fit_chunks(chunks, epochs=3, callback=lambda info: pytest.fail("an epoch ran"))
+    return str(caught.value)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+@pytest.mark.parametrize("where", ["X first", "X last", "y", "weight", "weight, scaled"])
+def test_a_value_gone_bad_in_a_later_pass_is_named_as_the_first_pass_names_it(
+        whole, dtype, bad, where):
+    """A source whose data changes between passes (a file rewritten mid-fit): a NaN or an
+    infinity in X or y that a later pass reads makes its chunk's sums non-finite, and that
+    chunk is then checked, naming the value as the first pass would have, not as divergence
+    (weights are checked as they are read, every pass)."""
+    X, y, w = whole
+    X, y = X.astype(dtype), y.astype(dtype)
+    w = w * (1e30 if where.endswith("scaled") else 1.0)
+    spoiled = [tuple(np.array(part, copy=True) for part in chunk) for chunk in pieces(X, y, w)]
+    chunk, part, index = {"X first": (2, 0, (0, 0)), "X last": (6, 0, (99, 4)),
+                          "y": (4, 1, (17,)), "weight": (3, 2, (149,)),
+                          "weight, scaled": (5, 2, (0,))}[where]
+    spoiled[chunk][part][index] = bad
+    expected = first_pass_message(spoiled)
+    assert expected.startswith(f"chunk {chunk} (from row {150 * chunk} of the whole data): ")
+    passes = []
+    first_epoch_pass = 3 if where.endswith("scaled") else 2   # weights past 2^64: read again
+
+    def source():
+        passes.append(1)
+        return pieces(X, y, w) if len(passes) <= first_epoch_pass else spoiled
+
+    epochs = []
+    with pytest.raises(ValueError) as caught:
+        gdcore.fit_chunks(source, lr=0.01, epochs=5, tol=None,
+                          callback=lambda info: epochs.append(info.epoch))
+    assert str(caught.value) == expected
+    assert epochs == [1, 2]          # found in the third epoch's pass
+    assert len(passes) == first_epoch_pass + 1
+
+
+def test_finite_chunks_whose_sums_overflow_in_a_later_pass_diverge(whole):
+    """A chunk's sums that are not finite while its values are: the loss overflowed, which is
+    divergence, whichever pass reads it."""
+    X, y, _ = whole
+    with pytest.raises(gdcore.DivergenceError, match="stopped being finite in epoch"):
+        gdcore.fit_chunks(pieces(X * 1e100, y), lr=10.0, epochs=50, tol=None)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("d", [1, 2, 3, 4, 5, 7, 8, 9, 12, 13, 16, 17, 24, 31, 33, 40, 64,
+                               100])
+def test_any_nan_or_infinity_makes_a_blocks_sums_non_finite(dtype, weighted, d):
+    """What later passes rely on, through every row kernel (short rows of each width, long
+    rows) on one and two threads: one NaN or ±inf anywhere in X, y or the weights, at θ
+    with zeros (inf·0 is NaN) and without, gives sums that are not all finite; clean data
+    gives finite ones."""
+    rng = np.random.default_rng(d)
+    n = 37
+    X = rng.standard_normal((n, d)).astype(dtype)
+    y = rng.standard_normal(n).astype(dtype)
+    w = rng.uniform(0.0, 2.0, n).astype(dtype) if weighted else np.empty(0, dtype)
+    if weighted:
+        w[::5] = 0.0          # a value of a row of weight 0 counts as much
+    thetas = [np.zeros(d + 1, dtype), rng.standard_normal(d + 1).astype(dtype)]
+    places = [("X", (i, j)) for i in (0, 1, n // 2, n - 2, n - 1)
+              for j in sorted({0, d // 2, d - 1})]
+    places += [("X", (int(i), int(j))) for i, j in zip(rng.integers(0, n, 12),
+                                                          rng.integers(0, d, 12))]
+    places += [("y", (i,)) for i in (0, n // 3, n - 1)]
+    places += [("w", (i,)) for i in (0, 5, n - 1)] if weighted else []
+    for theta in thetas:
+        for n_threads in (1, 2):
+            assert np.isfinite(gdcore._core.block_sums_of(X, y, w, theta, n_threads)).all()
+            for name, index in places:
+                for bad in (np.nan, np.inf, -np.inf):
+                    arrays = {"X": X.copy(), "y": y.copy(), "w": w.copy()}
+                    arrays[name][index] = bad
+                    sums = gdcore._core.block_sums_of(arrays["X"], arrays["y"], arrays["w"],
+                                                      theta, n_threads)
+                    assert not np.isfinite(sums).all(), (name, index, bad, n_threads)
