@@ -414,13 +414,14 @@ def test_finite_chunks_whose_sums_overflow_in_a_later_pass_diverge(whole):
 @pytest.mark.parametrize("weighted", [False, True])
 @pytest.mark.parametrize("d", [1, 2, 3, 4, 5, 7, 8, 9, 12, 13, 16, 17, 24, 31, 33, 40, 64,
                                100])
-def test_any_nan_or_infinity_makes_a_blocks_sums_non_finite(dtype, weighted, d):
+@pytest.mark.parametrize("n", [37, 2000])
+def test_any_nan_or_infinity_makes_a_blocks_sums_non_finite(dtype, weighted, d, n):
     """What later passes rely on, through every row kernel (short rows of each width, long
-    rows) on one and two threads: one NaN or ±inf anywhere in X, y or the weights, at θ
-    with zeros (inf·0 is NaN) and without, gives sums that are not all finite; clean data
-    gives finite ones."""
+    rows; rows in order d <= 12 also in the row-block kernels, which take 64 float64 or 128
+    float32 rows or more, and 2,000 rows are cut in two parts on two threads) on one and two
+    threads: one NaN or ±inf anywhere in X, y or the weights, at θ with zeros (inf·0 is
+    NaN) and without, gives sums that are not all finite; clean data gives finite ones."""
     rng = np.random.default_rng(d)
-    n = 37
     X = rng.standard_normal((n, d)).astype(dtype)
     y = rng.standard_normal(n).astype(dtype)
     w = rng.uniform(0.0, 2.0, n).astype(dtype) if weighted else np.empty(0, dtype)
