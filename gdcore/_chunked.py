@@ -163,11 +163,15 @@ class _Chunks:
                 raise ValueError(f"chunk {index}: expected (X, y) or (X, y, sample_weight), "
                                  f"got {len(parts)} items")
             try:
-                X = self._by_name(parts[0])
-                problem = check_data(X, parts[1], parts[2] if len(parts) == 3 else None,
-                                     allow_zero_weight_sum=True, row_offset=n,
-                                     n_threads=self.n_threads, allow_empty=True,
-                                     check_xy_finite=check_xy_finite)
+                try:
+                    problem = self._checked(parts, n, check_xy_finite)
+                except (ValueError, TypeError):
+                    if check_xy_finite:
+                        raise
+                    # refused without X's and y's NaN/inf checks: checked whole, in the first
+                    # pass's order, so a NaN beside a bad weight is named as that pass names it
+                    self._checked(parts, n, True)
+                    raise
             except (ValueError, TypeError) as exc:
                 raise _in_chunk(exc, index, n) from None
             problem.chunk_index, problem.row_offset = index, n
@@ -208,6 +212,13 @@ class _Chunks:
             raise ValueError(f"chunks: a pass yielded {n} rows where the first gave {self.n}; "
                              "the source must give the same rows every pass")
 
+
+    def _checked(self, parts, row_offset, check_xy_finite):
+        """check_data of a chunk's parts, its rows counted from row_offset."""
+        return check_data(self._by_name(parts[0]), parts[1],
+                          parts[2] if len(parts) == 3 else None, allow_zero_weight_sum=True,
+                          row_offset=row_offset, n_threads=self.n_threads, allow_empty=True,
+                          check_xy_finite=check_xy_finite)
 
     def _by_name(self, X):
         """A DataFrame chunk's columns in the first one's order, matched by name (the

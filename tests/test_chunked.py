@@ -402,6 +402,31 @@ def test_a_value_gone_bad_in_a_later_pass_is_named_as_the_first_pass_names_it(
     assert len(passes) == first_epoch_pass + 1
 
 
+@pytest.mark.parametrize("weight", [-1.0, np.nan])
+@pytest.mark.parametrize("where", ["X", "y"])
+def test_a_value_gone_bad_beside_a_bad_weight_is_named_as_the_first_pass_names_it(
+        whole, where, weight):
+    """A chunk read again with a NaN in X (or y) and a bad weight: the first pass names the
+    NaN (X and y are checked before the weights), and so does a later pass, which reads X
+    and y without their check."""
+    X, y, w = whole
+    spoiled = [tuple(np.array(part, copy=True) for part in chunk) for chunk in pieces(X, y, w)]
+    spoiled[4][0 if where == "X" else 1][(17, 2) if where == "X" else (17,)] = np.nan
+    spoiled[4][2][30] = weight
+    expected = first_pass_message(spoiled)
+    assert expected.startswith(f"chunk 4 (from row 600 of the whole data): {where} contains "
+                               f"NaN or infinity (first at index [617")
+    passes = []
+
+    def source():
+        passes.append(1)
+        return pieces(X, y, w) if len(passes) <= 2 else spoiled
+    with pytest.raises(ValueError) as caught:
+        gdcore.fit_chunks(source, lr=0.01, epochs=5, tol=None)
+    assert str(caught.value) == expected
+    assert len(passes) == 3
+
+
 def test_finite_chunks_whose_sums_overflow_in_a_later_pass_diverge(whole):
     """A chunk's sums that are not finite while its values are: the loss overflowed, which is
     divergence, whichever pass reads it."""
