@@ -22,10 +22,9 @@ from ._precompute import (GRAM_MAX_FEATURES, augmented_gram, check_gram,
                           merge_grams)
 from ._reference import (STATUS_LOSS_NOT_FINITE, STATUS_OK, InterruptGuard,
                          finite_in_data_precision, stop_after_epoch, update_failure)
-from ._validation import (arrow_column_names, check_choice, check_data,
-                          check_largest_weight_normal, check_weight_sum, check_xy_values,
-                          resolve_n_threads, scale_weights, weight_scale_exponent,
-                          weight_sum_and_largest)
+from ._validation import (arrow_column_names, check_choice, check_data, check_weight_sum,
+                          check_xy_values, provisional_weights, resolve_n_threads,
+                          weight_scale_exponent, weight_sum_and_largest, weights_in_dtype)
 from .optim import SGD
 
 __all__ = ["fit_chunks", "run_full_batch"]
@@ -79,9 +78,11 @@ class _Chunks:
     chunk and its rows in the whole data).  ``first_pass()`` also counts the rows and finds
     the largest weight, from which one power of two for every chunk brings the weights near 1,
     as gdcore.fit does (weights near 1e300 overflowed the sums); iterating gives later passes,
-    with the weights so scaled, and they must give the same rows.  ``later_pass(False)``
-    leaves X's and y's NaN/inf checks to ``check_chunk_values``, for a chunk whose sums are
-    not finite."""
+    with the weights so scaled, and they must give the same rows.  Weights are scaled before
+    they are converted to X's dtype, as gdcore.fit scales them: float64 weights past
+    float32's range, or all below its normal range, fit float32 X as the same weights near 1.
+    ``later_pass(False)`` leaves X's and y's NaN/inf checks to ``check_chunk_values``, for a
+    chunk whose sums are not finite."""
 
     def __init__(self, chunks, n_threads=0):
         if (isinstance(chunks, tuple) and len(chunks) in (2, 3)
@@ -105,37 +106,48 @@ class _Chunks:
         self.weight_exponent = 0
 
     def first_pass(self):
-        """Yield the first pass's chunks as they are read, their weights as given: what is
-        made of them holds only if ``weight_exponent`` is still 0 once the pass has ended
-        (weights within 2^±64, as nearly all are); else the caller reads them again, scaled."""
+        """Yield the first pass's chunks as they are read, their weights unscaled (see
+        provisional_weights): what is made of them holds only if ``weight_exponent`` is still
+        0 once the pass has ended (weights within 2^±64, as nearly all are); else the caller
+        reads them again, scaled.  A positive weight that unscaled weights lose (0 in X's
+        dtype) is refused at the end of the pass, if they stay unscaled; scaled, the later
+        pass decides (a weight lost unscaled and scaled down is lost too)."""
         largest, total = 0.0, 0.0
+        unscaled_error = None
         for problem in self._pass():
             chunk_total, chunk_largest = weight_sum_and_largest(problem)
             total, largest = total + chunk_total, max(largest, chunk_largest)
+            if problem.sample_weight is not None:
+                problem.sample_weight, lost = provisional_weights(
+                    problem.sample_weight, problem.dtype, problem.row_offset)
+                if lost is not None and unscaled_error is None:
+                    unscaled_error = _in_chunk(lost, problem.chunk_index, problem.row_offset)
             yield problem
         check_weight_sum(total, "over all chunks")    # as gdcore.fit checks its weights
-        check_largest_weight_normal(largest, self.dtype)
         self.weight_exponent = weight_scale_exponent(largest)
+        if self.weight_exponent == 0 and unscaled_error is not None:
+            raise unscaled_error
 
     def __iter__(self):
         """A later pass, every chunk checked whole, as in the first."""
         return self.later_pass(check_xy_finite=True)
 
     def later_pass(self, check_xy_finite):
-        """A later pass's chunks, their weights scaled as the first pass found; each is
-        checked as the first pass checked it, but for NaN/inf in X and y when
+        """A later pass's chunks, their weights scaled as the first pass found, then converted
+        to X's dtype (a positive weight this makes 0 is refused, naming its chunk and row);
+        each is checked as the first pass checked it, but for NaN/inf in X and y when
         check_xy_finite is False."""
-        rows = 0
         for problem in self._pass(check_xy_finite):
-            if self.weight_exponent == 0:
-                pass
-            elif problem.sample_weight is not None:
-                problem.sample_weight = scale_weights(problem.sample_weight,
-                                                      self.weight_exponent, rows)
-            else:   # unit weights beside scaled ones are scaled alike
-                problem.sample_weight = np.full(problem.n, np.ldexp(1.0, -self.weight_exponent),
-                                                dtype=problem.dtype)
-            rows += problem.n
+            weights = problem.sample_weight
+            if weights is None and self.weight_exponent != 0:
+                weights = np.ones(problem.n)    # unit weights beside scaled ones: scaled alike
+            if weights is not None:
+                try:
+                    problem.sample_weight = weights_in_dtype(weights, problem.dtype,
+                                                             self.weight_exponent,
+                                                             problem.row_offset)
+                except ValueError as exc:
+                    raise _in_chunk(exc, problem.chunk_index, problem.row_offset) from None
             yield problem
 
     def check_chunk_values(self, problem):
@@ -148,7 +160,8 @@ class _Chunks:
             raise _in_chunk(exc, problem.chunk_index, problem.row_offset) from None
 
     def _pass(self, check_xy_finite=True):
-        """Yield validated Problems, checking every chunk agrees with the first."""
+        """Yield validated Problems, their weights as given (check_data's weights_as_given),
+        checking every chunk agrees with the first."""
         n = 0
         for index, chunk in enumerate(self._fresh()):
             if isinstance(chunk, dict):
@@ -212,13 +225,12 @@ class _Chunks:
             raise ValueError(f"chunks: a pass yielded {n} rows where the first gave {self.n}; "
                              "the source must give the same rows every pass")
 
-
     def _checked(self, parts, row_offset, check_xy_finite):
         """check_data of a chunk's parts, its rows counted from row_offset."""
         return check_data(self._by_name(parts[0]), parts[1],
                           parts[2] if len(parts) == 3 else None, allow_zero_weight_sum=True,
                           row_offset=row_offset, n_threads=self.n_threads, allow_empty=True,
-                          check_xy_finite=check_xy_finite)
+                          check_xy_finite=check_xy_finite, weights_as_given=True)
 
     def _by_name(self, X):
         """A DataFrame chunk's columns in the first one's order, matched by name (the
@@ -283,7 +295,9 @@ def fit_chunks(chunks, *, optimizer=None, lr=None, epochs=100, schedule=None, l2
     Every chunk is validated as gdcore.fit validates X and y (errors name the chunk and the
     row in the whole data) as it is read, and the first pass, which also forms the Gram matrix
     or the first epoch's sums, is validated whole before the first update; extreme weights are
-    scaled as gdcore.fit scales them (for weights beyond 2^±64 this takes one more pass).
+    scaled as gdcore.fit scales them, before they are converted to X's dtype (for weights
+    beyond 2^±64 this takes one more pass; float64 weights past float32's range, or all below
+    its normal range, fit float32 X as the same weights near 1).
     Every later pass must yield the same rows, and is checked again as it is read but for NaN
     and infinity in X and y, which make a chunk's sums non-finite: only such a chunk is
     checked for them (and a value gone bad since the first pass named as that pass would).
@@ -326,6 +340,9 @@ def fit_chunks(chunks, *, optimizer=None, lr=None, epochs=100, schedule=None, l2
             # an overflow across chunks is reported below (weights) or as divergence (loss)
             with np.errstate(over="ignore", invalid="ignore"):
                 total += sums
+        return total
+
+    def checked(total):
         check_weight_sum(total[-1], "over all chunks")
         return total
 
@@ -333,14 +350,16 @@ def fit_chunks(chunks, *, optimizer=None, lr=None, epochs=100, schedule=None, l2
         # The first pass checked every value; a later one reads X once, for its sums, which
         # NaN or inf in X or y always make non-finite (x·w + b is NaN or ±inf, and so is
         # sᵢrᵢ², whatever sᵢ).  Checking only such chunks halves an epoch's reading.
-        return sums_over(source.later_pass(check_xy_finite=False), theta)
+        return checked(sums_over(source.later_pass(check_xy_finite=False), theta))
 
     def execute(run):
         read = itertools.chain([first_chunk], first_pass)
         if not use_gram:
-            first_sums = [sums_over(read, run.state.theta)]
-            if source.weight_exponent != 0:
-                first_sums = []         # made with unscaled weights: the first epoch reads again
+            first_sums = sums_over(read, run.state.theta)
+            # made with unscaled weights: if the weights are to be scaled, they are not those
+            # of the data (nor checked: a sum of 0 may be weights that only unscaled were 0),
+            # and the first epoch reads again
+            first_sums = [checked(first_sums)] if source.weight_exponent == 0 else []
 
             def sums_at(theta):
                 # the first call is the first epoch, at the θ the first pass summed at

@@ -28,7 +28,8 @@ MAX_THREADS = _core.MAX_THREADS
 @dataclass
 class Problem:
     """Validated data: X (n × d, C-contiguous, float32 or float64), y (n,) and
-    sample_weight ((n,) or None) in X's dtype."""
+    sample_weight ((n,) or None) in X's dtype (a block's weights, with check_data's
+    weights_as_given, as given until they are scaled alike and converted)."""
 
     X: np.ndarray
     y: np.ndarray
@@ -235,15 +236,19 @@ def check_all_finite(name, arr, row_offset=0, n_threads=0):
 
 
 def check_data(X, y, sample_weight=None, allow_zero_weight_sum=False, row_offset=0,
-               n_threads=0, shapes_known=None, allow_empty=False, check_xy_finite=True):
+               n_threads=0, shapes_known=None, allow_empty=False, check_xy_finite=True,
+               weights_as_given=False):
     """Validate and convert X, y, sample_weight (see Problem).  A chunk of a larger data set
     may have weights that sum to 0 (allow_zero_weight_sum), and no rows (allow_empty); a
-    whole data set may not.  Rows
-    named in errors count from row_offset (a block's first row in the whole data set).  The
-    NaN/inf checks run on n_threads threads (0: OpenMP's default); check_xy_finite=False
-    leaves X's and y's to the caller (check_xy_values: a chunk read again, checked only if
-    its sums are not finite; the weights, O(n), are checked every time, before their sum).
-    ``shapes_known(n, d,
+    whole data set may not.  The weights are scaled by the power of two that brings their
+    largest near 1 (weight_scale_exponent), then converted to X's dtype; weights_as_given
+    leaves them checked but as given (in the wider of their dtype and X's), for a block of a
+    larger data set: its weights are scaled as all the blocks' are, once every block's
+    largest is known, then converted (weights_in_dtype).  Rows named in errors count from
+    row_offset (a block's first row in the whole data set).  The NaN/inf checks run on
+    n_threads threads (0: OpenMP's default); check_xy_finite=False leaves X's and y's to the
+    caller (check_xy_values: a chunk read again, checked only if its sums are not finite;
+    the weights, O(n), are checked every time, before their sum).  ``shapes_known(n, d,
     dtype)``, if given, is called once the shapes and types are checked and before any copy
     or pass over the values: a fit checks its settings there, so that a bad one is not
     reported only after minutes of reading a large memmap."""
@@ -278,30 +283,25 @@ def check_data(X, y, sample_weight=None, allow_zero_weight_sum=False, row_offset
     if check_xy_finite:
         check_xy_values(X, y, row_offset, n_threads)
     if sample_weight is not None:
+        # checked as given (in the wider of their dtype and X's), before any scaling or
+        # narrowing: a negative weight that either would make -0.0 (-1 among weights near
+        # 2^200, -1e-50 with float32 X) is refused too, not taken as 0
         given = sample_weight
-        exponent = 0
-        if not allow_zero_weight_sum:   # the whole data's weights: scaled here, not per block
-            sample_weight, exponent = _near_one(sample_weight, dtype)
-        sample_weight = _in_dtype("sample_weight", sample_weight, dtype, row_offset)
+        sample_weight = _contiguous(given, _wider(given, dtype))
         check_all_finite("sample_weight", sample_weight, row_offset, n_threads)
-        # the weights as given: a negative one that scaling or narrowing made -0.0 (-1 among
-        # weights near 2^200, -1e-50 with float32 X) is refused too, not taken as 0
-        negative = given < 0
+        negative = sample_weight < 0
         if negative.any():
             first = int(np.argmax(negative))
             raise ValueError(f"sample_weight must be >= 0; sample_weight[{first + row_offset}] "
                              f"= {given[first]}")
-        lost = (sample_weight == 0) & (given > 0)
-        if lost.any():
-            first = int(np.argmax(lost))
-            if exponent:
-                raise _lost_weight(first + row_offset, given[first], dtype, exponent)
-            raise ValueError(f"sample_weight[{first + row_offset}] = {given[first]} is 0 in "
-                             f"{dtype} (X's dtype); rescale the weights")
         # summed as given (in float64), not as scaled before narrowing: weights whose sum
         # overflows float64 are refused whatever X's dtype, as fit_chunks refuses them
         with np.errstate(over="ignore"):    # an infinite sum is reported just below
-            total = float(np.sum(given, dtype=np.float64))
+            total = float(np.sum(sample_weight, dtype=np.float64))
+        if not weights_as_given:    # the whole data's weights: scaled here, not per block
+            largest = sample_weight.max() if sample_weight.size else 0.0
+            sample_weight = weights_in_dtype(sample_weight, dtype,
+                                             weight_scale_exponent(largest), row_offset)
         if total > 0 or not allow_zero_weight_sum:
             check_weight_sum(total)
     return Problem(X, y, sample_weight)
@@ -353,22 +353,64 @@ def weight_scale_exponent(largest):
     return exponent if abs(exponent) > _WEIGHT_SCALE_LIMIT else 0
 
 
-def scale_weights(weights, exponent, row_offset=0):
-    """weights · 2^-exponent (exact, but for values pushed below the dtype's smallest), or
-    weights themselves when exponent is 0.  A ValueError if a positive weight becomes 0: it
-    would silently count as no weight (a mini-batch of such rows would make no update)."""
-    if exponent == 0:
-        return weights
-    scaled = np.ldexp(weights, -exponent).astype(weights.dtype, copy=False)
-    lost = (scaled == 0) & (weights > 0)
-    if lost.any():
-        first = int(np.argmax(lost))
-        raise _lost_weight(first + row_offset, weights[first], weights.dtype, exponent)
-    return scaled
+def _wider(weights, dtype):
+    """The wider of the weights' dtype and the fit's, in which they are checked and scaled
+    before they are converted to the fit's: narrowed first (float64 weights, float32 X),
+    weights past ~3.4e38 would overflow and weights all below ~1.2e-38 (float32's normal
+    range) keep fewer than 24 bits, or become 0."""
+    return np.result_type(weights.dtype, dtype)
+
+
+def converted_weights(weights, dtype, exponent=0, row_offset=0):
+    """(weights · 2^-exponent in dtype, the ValueError for the first positive weight this
+    made 0, or None).  Scaled in the wider of their dtype and dtype, then converted: exact,
+    but for values pushed below dtype's smallest.  A weight made 0 would silently count as
+    none (a mini-batch of such rows would make no update).  Weights already in dtype, with
+    exponent 0, come back as they are."""
+    scaled = weights
+    if exponent:
+        wider = _wider(weights, dtype)
+        scaled = np.ldexp(weights.astype(wider, copy=False), -exponent).astype(wider,
+                                                                              copy=False)
+    converted = _in_dtype("sample_weight", scaled, dtype, row_offset)
+    if converted is weights:
+        return converted, None
+    lost = (converted == 0) & (weights > 0)
+    if not lost.any():
+        return converted, None
+    first = int(np.argmax(lost))
+    return converted, _lost_weight(first + row_offset, weights[first], dtype, exponent)
+
+
+def weights_in_dtype(weights, dtype, exponent=0, row_offset=0):
+    """weights · 2^-exponent in dtype (see converted_weights); a ValueError naming the first
+    positive weight that became 0 (its row counted from row_offset)."""
+    converted, lost = converted_weights(weights, dtype, exponent, row_offset)
+    if lost is not None:
+        raise lost
+    return converted
+
+
+def provisional_weights(weights, dtype, row_offset=0):
+    """A block's weights (as check_data leaves them with weights_as_given) in dtype, before
+    the whole data's largest weight, and so the power of two all are scaled by, is known (a
+    first pass over blocks): unscaled, as they are if the whole data's need no scaling; if
+    this block's largest is past 2^64, so that the whole data's will be scaled and what is
+    made of these discarded, by the block's own power of two (they do not overflow).
+    Returns (weights, and the ValueError for a positive weight that became 0 unscaled, to
+    be raised if the whole data's weights are not scaled, or None: if they are, scaling
+    them decides)."""
+    exponent = max(weight_scale_exponent(weights.max() if weights.size else 0.0), 0)
+    converted, lost = converted_weights(weights, dtype, exponent, row_offset)
+    return converted, lost if exponent == 0 else None
 
 
 def _lost_weight(index, weight, dtype, exponent):
-    """The ValueError for a positive weight that scaling by 2^-exponent made 0 in dtype."""
+    """The ValueError for a positive weight that converting to dtype, after scaling by
+    2^-exponent, made 0."""
+    if exponent == 0:
+        return ValueError(f"sample_weight[{index}] = {weight!s} is 0 in {np.dtype(dtype)} "
+                          "(X's dtype); rescale the weights")
     return ValueError(f"sample_weight[{index}] = {weight!s} is 0 in {np.dtype(dtype)} once the "
                       f"weights are scaled by 2^{-exponent} to bring the largest near 1 (they "
                       "span more than the dtype's range); drop the smallest weights or raise "
@@ -376,47 +418,14 @@ def _lost_weight(index, weight, dtype, exponent):
 
 
 def weight_sum_and_largest(problem):
-    """(float64 sum, largest) of a validated block's weights, unit weights counting as ones:
-    what a fit over blocks needs to check the whole sum and scale every block alike.  The sum
-    may be inf (check_weight_sum reports it)."""
+    """(float64 sum, largest) of a validated block's weights (as given: weights_as_given),
+    unit weights counting as ones: what a fit over blocks needs to check the whole sum and
+    scale every block alike.  The sum may be inf (check_weight_sum reports it)."""
     weights = problem.sample_weight
     if weights is None:
         return float(problem.n), 1.0
     with np.errstate(over="ignore"):
         return float(np.sum(weights, dtype=np.float64)), float(weights.max())
-
-
-def _near_one(weights, dtype):
-    """Float weights scaled by the power of two that brings the largest near 1
-    (weight_scale_exponent: Σ sᵢrᵢ² of weights near 1e300 overflowed, 1/S of weights near
-    1e-320 did), in the wider of their dtype and the fit's, before they are converted to
-    the fit's: narrowed first (float64 weights, float32 X), weights past ~3.4e38 would
-    overflow and weights all below ~1.2e-38 (float32's normal range) keep fewer than 24
-    bits.  Returns (weights, the exponent e of the 2^-e applied); other weights, or ones the
-    checks after refuse (NaN, inf, none positive), come back as they are, with e = 0."""
-    if weights.dtype.kind != "f" or weights.size == 0:
-        return weights, 0
-    with np.errstate(invalid="ignore"):
-        largest = weights.max()
-    if not (np.isfinite(largest) and largest > 0):
-        return weights, 0
-    exponent = weight_scale_exponent(largest)
-    if exponent == 0:
-        return weights, 0
-    wider = np.result_type(weights.dtype, dtype)
-    scaled = np.ldexp(weights.astype(wider, copy=False), -exponent).astype(wider, copy=False)
-    return scaled, exponent
-
-
-def check_largest_weight_normal(largest, dtype):
-    """For weights narrowed to a float32 fit a block at a time (fit_chunks, gdcore.dask),
-    which cannot be scaled before as gdcore.fit scales them: a ValueError if the largest is
-    below float32's normal range, where the weights keep fewer than 24 bits (the fit would
-    not be that of the same weights scaled by a power of two)."""
-    if np.dtype(dtype) == np.float32 and 0 < largest < float(np.finfo(np.float32).tiny):
-        raise ValueError(f"sample_weight's largest is {largest:.6g}, below float32's normal "
-                         "range (~1.2e-38), where weights keep fewer than 24 bits; multiply "
-                         "the weights by a power of two (e.g. 2**100) or pass X as float64")
 
 
 def check_int(name, value, *, low, allow_none=False):

@@ -28,9 +28,9 @@ from ._api import finish_run, prepare_run
 from ._chunked import run_full_batch
 from ._precompute import (augmented_gram, check_gram, check_gram_fits_in_memory,
                           gram_epoch_sums, merge_grams)
-from ._validation import (check_choice, check_data, check_largest_weight_normal,
-                          check_weight_sum, fit_dtype, nullable_numbers, scale_weights,
-                          weight_scale_exponent, weight_sum_and_largest)
+from ._validation import (check_choice, check_data, check_weight_sum, fit_dtype,
+                          nullable_numbers, provisional_weights, weight_scale_exponent,
+                          weight_sum_and_largest, weights_in_dtype)
 
 __all__ = ["fit"]
 
@@ -44,43 +44,66 @@ def _import_dask():
     return dask, da
 
 
+def _in_block(exc, index, first_row, rows):
+    """exc, its message prefixed with the row block it is about."""
+    return type(exc)(f"block {index} (rows {first_row} to {first_row + rows - 1}): {exc}")
+
+
 def _validate_block(X, y, w, index, first_row, n_threads):
     """On a worker, once per fit: check a row block as gdcore.fit checks X, y and weights,
-    naming the block and rows of the whole array in errors; returns its weights' (float64
-    sum, largest), for the check and the scale gdcore.fit applies to them."""
+    naming the block and rows of the whole array in errors; returns its weights' float64
+    sum and largest (as given), for the check and the scale gdcore.fit applies to them, and
+    the message of the error its weights raise if they are not scaled (a positive one 0 in
+    X's dtype: see provisional_weights), or None."""
     try:
         problem = check_data(X, y, w, allow_zero_weight_sum=True, row_offset=first_row,
-                             n_threads=n_threads)
+                             n_threads=n_threads, weights_as_given=True)
     except (ValueError, TypeError) as exc:
-        raise type(exc)(f"block {index} (rows {first_row} to {first_row + len(X) - 1}): "
-                        f"{exc}") from None
-    return np.array(weight_sum_and_largest(problem))
+        raise _in_block(exc, index, first_row, len(X)) from None
+    total, largest = weight_sum_and_largest(problem)
+    unscaled_error = None
+    if problem.sample_weight is not None:
+        _, lost = provisional_weights(problem.sample_weight, problem.dtype, first_row)
+        if lost is not None:
+            unscaled_error = str(_in_block(lost, index, first_row, len(X)))
+    return total, largest, unscaled_error
 
 
-def _sum_and_largest(a, b):
+def _combine_validations(a, b):
+    """Two runs of blocks' _validate_block results as one: the sums added, the larger
+    largest, and the first block's error."""
     with np.errstate(over="ignore"):
-        return np.array([a[0] + b[0], max(a[1], b[1])])
+        total = a[0] + b[0]
+    return total, max(a[1], b[1]), a[2] if a[2] is not None else b[2]
 
 
-def _block_problem(X, y, w, dtype, weight_exponent, first_row):
-    """A validated block in the fit's dtype, its weights scaled as all the blocks' are (an
-    error names the row in the whole data: the block's first_row on)."""
+def _block_problem(X, y, w, dtype, weight_exponent, index, first_row):
+    """A validated block in the fit's dtype, its weights scaled as all the blocks' are, then
+    converted (an error names the block and the row in the whole data: the block's first_row
+    on)."""
     X = np.ascontiguousarray(X, dtype=dtype)
     y = np.ascontiguousarray(y, dtype=dtype)
-    if w is not None:
-        w = scale_weights(np.ascontiguousarray(w, dtype=dtype), weight_exponent, first_row)
+    if w is None:
+        pass
+    elif weight_exponent == 0:  # validation found no weight these lose
+        w = np.ascontiguousarray(w, dtype=dtype)
+    else:
+        try:
+            w = weights_in_dtype(np.asarray(w), dtype, weight_exponent, first_row)
+        except ValueError as exc:
+            raise _in_block(exc, index, first_row, len(X)) from None
     return X, y, w
 
 
-def _block_sums(X, y, w, theta, n_threads, weight_exponent=0, first_row=0):
+def _block_sums(X, y, w, theta, n_threads, weight_exponent=0, index=0, first_row=0):
     """On a worker, every epoch: the raw sums of one (already validated) row block."""
     dtype = theta.dtype
-    X, y, w = _block_problem(X, y, w, dtype, weight_exponent, first_row)
+    X, y, w = _block_problem(X, y, w, dtype, weight_exponent, index, first_row)
     return _core.block_sums_of(X, y, np.empty(0, dtype) if w is None else w, theta, n_threads)
 
 
-def _block_gram(X, y, w, dtype, weight_exponent=0, first_row=0):
-    return augmented_gram(*_block_problem(X, y, w, dtype, weight_exponent, first_row))
+def _block_gram(X, y, w, dtype, weight_exponent=0, index=0, first_row=0):
+    return augmented_gram(*_block_problem(X, y, w, dtype, weight_exponent, index, first_row))
 
 
 def _add_quietly(a, b):
@@ -189,7 +212,11 @@ def fit(X, y, *, sample_weight=None, optimizer=None, lr=None, epochs=100, batch_
     for data larger than the cluster's memory.  ``n_threads`` is the number of threads each
     block's pass uses on its worker (default 1).  ``precompute`` is True or False (default
     False: each epoch streams the blocks; True forms the Gram matrix in one distributed pass),
-    not "auto".  Other arguments are those of :func:`gdcore.fit`.
+    not "auto".  Weights at any scale are brought near 1 as gdcore.fit brings them: the
+    blocks' validation finds the largest of all, and every block's weights are scaled by the
+    one power of two it gives before they are converted to X's dtype (float64 weights with
+    float32 X past float32's range, or all below its normal range, fit as the same weights
+    near 1).  Other arguments are those of :func:`gdcore.fit`.
     """
     dask, da = _import_dask()
     if batch_size is not None:
@@ -227,14 +254,17 @@ def fit(X, y, *, sample_weight=None, optimizer=None, lr=None, epochs=100, batch_
     block_sums = dask.delayed(_block_sums, pure=True)
     block_gram = dask.delayed(_block_gram, pure=True)
     validate = dask.delayed(_validate_block, pure=True)
-    total_weight, largest = _tree_sum(dask, [validate(xb, yb, wb, index, first, run.n_threads)
-                                             for index, xb, yb, wb, first
-                                             in zip(kept, x_blocks, y_blocks, w_blocks,
-                                                    first_rows)],
-                                      _sum_and_largest).compute()
+    total_weight, largest, unscaled_error = _tree_sum(
+        dask, [validate(xb, yb, wb, index, first, run.n_threads)
+               for index, xb, yb, wb, first in zip(kept, x_blocks, y_blocks, w_blocks,
+                                                   first_rows)],
+        _combine_validations).compute()
     check_weight_sum(total_weight)
-    check_largest_weight_normal(largest, dtype)
+    # one power of two for every block, found from the largest of all, as gdcore.fit scales
+    # its weights; each block's are scaled before they are converted to X's dtype
     scale = weight_scale_exponent(largest) if sample_weight is not None else 0
+    if scale == 0 and unscaled_error is not None:
+        raise ValueError(unscaled_error)
 
     # persist=False: nothing of the data is kept between epochs, so each epoch computes the
     # blocks from their graph (on the active client, through dask's scheduler); futures of
@@ -251,21 +281,23 @@ def fit(X, y, *, sample_weight=None, optimizer=None, lr=None, epochs=100, batch_
 
         def distributed_sums(theta):
             parts = [client.submit(_block_sums, xf, yf, wf, theta.copy(), run.n_threads,
-                                   scale, first, pure=False)
-                     for xf, yf, wf, first in zip(x_futures, y_futures, w_futures, first_rows)]
+                                   scale, index, first, pure=False)
+                     for xf, yf, wf, index, first
+                     in zip(x_futures, y_futures, w_futures, kept, first_rows)]
             return _in_block_order(client.gather(parts))
     else:
         def distributed_sums(theta):
-            parts = [block_sums(xb, yb, wb, theta.copy(), run.n_threads, scale, first)
-                     for xb, yb, wb, first in zip(x_blocks, y_blocks, w_blocks, first_rows)]
+            parts = [block_sums(xb, yb, wb, theta.copy(), run.n_threads, scale, index, first)
+                     for xb, yb, wb, index, first
+                     in zip(x_blocks, y_blocks, w_blocks, kept, first_rows)]
             return _in_block_order(dask.compute(*parts))
 
     def execute(run):
         if not precompute:
             return run_full_batch(run, distributed_sums)
-        gram = _tree_sum(dask, [block_gram(xb, yb, wb, dtype, scale, first)
-                                for xb, yb, wb, first
-                                in zip(x_blocks, y_blocks, w_blocks, first_rows)],
+        gram = _tree_sum(dask, [block_gram(xb, yb, wb, dtype, scale, index, first)
+                                for xb, yb, wb, index, first
+                                in zip(x_blocks, y_blocks, w_blocks, kept, first_rows)],
                          merge_grams).compute()
         check_gram(gram)
         return run_full_batch(run, gram_epoch_sums(gram, distributed_sums))

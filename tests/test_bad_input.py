@@ -539,9 +539,8 @@ def test_a_negative_weight_narrowed_to_minus_zero_is_still_refused(scale, negati
     with pytest.raises(ValueError, match=rf"sample_weight must be >= 0; sample_weight\[5\] = "
                                          rf"{negative}"):
         gdcore.fit(X, y, sample_weight=weights, epochs=2, backend=backend)
-    if scale == 1.0:    # (fit_chunks refuses weights past float32's range as such)
-        with pytest.raises(ValueError, match=r"sample_weight must be >= 0; sample_weight\[5\]"):
-            gdcore.fit_chunks([(X, y, weights)], epochs=2)
+    with pytest.raises(ValueError, match=r"sample_weight must be >= 0; sample_weight\[5\]"):
+        gdcore.fit_chunks([(X, y, weights)], epochs=2)
 
 
 def test_the_gram_memory_limit_is_a_containers_where_lower(monkeypatch, tmp_path):

@@ -269,6 +269,75 @@ def test_chunks_without_weights_beside_huge_weights(whole):
     np.testing.assert_allclose(got.coef, expected.coef, rtol=1e-10, atol=1e-12)
 
 
+@pytest.mark.parametrize("precompute", [False, True, "auto"])
+@pytest.mark.parametrize("scale", [1.0, 1e40, 1e-40, 1e-45])
+def test_float64_weights_past_float32s_range_fit_float32_x_as_fit(whole, precompute, scale):
+    """float64 weights with float32 X are scaled by one power of two over all chunks before
+    each chunk's are converted, as gdcore.fit scales them: past float32's range (~3.4e38) or
+    all below its normal range (~1.2e-38) they were refused (too large, 0 in float32, or
+    keeping fewer than 24 bits).  The fit is gdcore.fit's on the whole data, for one more
+    pass (none for weights that need no scaling); the caller's arrays are left alone."""
+    X, y, w = whole
+    X, y, w = X.astype(np.float32), y.astype(np.float32), w * scale
+    chunks = pieces(X, y, w)
+    given = [tuple(part.copy() for part in chunk) for chunk in chunks]
+    source = CountingSource(chunks)
+    options = dict(optimizer="adam", lr=0.05, epochs=7, tol=None)
+    got = gdcore.fit_chunks(source, precompute=precompute, **options)
+    expected = gdcore.fit(X, y, sample_weight=w, precompute=False, **options)
+    assert got.coef.dtype == np.float32
+    np.testing.assert_allclose(got.loss_history, expected.loss_history, rtol=1e-6)
+    np.testing.assert_allclose(got.coef, expected.coef, rtol=1e-6)
+    assert got.intercept == pytest.approx(expected.intercept, rel=1e-6)
+    extra = 0 if scale == 1.0 else 1
+    assert source.passes == (options["epochs"] if precompute is False else 1) + extra
+    for chunk, copy in zip(chunks, given):
+        for part, before in zip(chunk, copy):
+            np.testing.assert_array_equal(part, before)
+
+
+def lost_weight_cases(n):
+    """float64 weights (or None: unit weights) with which float32 X loses a positive one, by
+    where it is lost: unscaled; once scaled down for a weight near 1e30 elsewhere; once
+    scaled up, all weights being tiny; a unit weight, beside a weight near 1e46."""
+    unscaled, scaled, tiny, unit = (np.ones(n) for _ in range(4))
+    unscaled[400] = scaled[400] = 1e-50
+    scaled[900] = 1e30
+    tiny *= 1e-40
+    tiny[400] = 1e-90
+    unit[900] = 1e46
+    return dict(unscaled=unscaled, scaled=scaled, tiny=tiny, unit=unit)
+
+
+@pytest.mark.parametrize("precompute", [False, True])
+@pytest.mark.parametrize("case", ["unscaled", "scaled", "tiny", "unit"])
+def test_a_weight_float32_loses_is_named_as_fit_names_it(whole, precompute, case):
+    """A positive weight that becomes 0 in float32 is refused before any update, named as
+    gdcore.fit names it in the whole data, whichever chunk holds the largest weight: 0 in
+    float32 as given, or once the weights are scaled by a power of two (they span more than
+    float32's range), a chunk given without weights (unit weights) too.  Each chunk narrowed
+    its weights first: "0 in float32 (X's dtype)" for a weight that scaling loses, and
+    "too large for float32" for 1e46."""
+    X, y, _ = whole
+    X, y = X.astype(np.float32), y.astype(np.float32)
+    w = lost_weight_cases(len(y))[case]
+    with pytest.raises(ValueError) as caught:
+        gdcore.fit(X, y, sample_weight=w, epochs=3)
+    expected = str(caught.value)
+    chunks = pieces(X, y, w)
+    if case == "unit":
+        chunks[0] = chunks[0][:2]
+        assert expected.startswith("sample_weight[0] = 1.0 is 0 in float32 once the weights are "
+                                   "scaled by 2^-153")
+    row = 0 if case == "unit" else 400
+    with pytest.raises(ValueError) as caught:
+        gdcore.fit_chunks(chunks, epochs=3, precompute=precompute,
+                          callback=lambda info: pytest.fail("an epoch ran"))
+    chunk = row // 150
+    assert str(caught.value) == f"chunk {chunk} (from row {150 * chunk} of the whole data): " \
+                                f"{expected}"
+
+
 def test_a_chunk_of_another_type_is_named_by_the_type_given(whole):
     X, y, _ = whole
     first = (X[:10].astype(np.float32), y[:10])

@@ -105,6 +105,33 @@ def test_refusals(client, data):
                             precompute=precompute)
 
 
+def test_float64_weights_past_float32s_range_on_a_cluster(client):
+    """float64 weights with float32 X, past float32's range or all below its normal range:
+    the workers scale each block's by the one power of two before converting them, as
+    gdcore.fit scales them (they were refused); a weight that scaling loses is named as
+    gdcore.fit names it, with its block."""
+    X, y, _ = problem(n=3000, d=4, dtype=np.float32)
+    base = np.random.default_rng(3).uniform(0.5, 1.5, 3000)
+    dX, dy = da.from_array(X, chunks=(700, 4)), da.from_array(y, chunks=700)
+    options = dict(optimizer="adam", lr=0.05, epochs=5, tol=None)
+    for scale in (1e40, 1e-45):
+        memory = gdcore.fit(X, y, sample_weight=base * scale, precompute=False, **options)
+        for precompute in (False, True):
+            result = gdcore.dask.fit(dX, dy, sample_weight=da.from_array(base * scale,
+                                                                         chunks=700),
+                                     precompute=precompute, **options)
+            np.testing.assert_allclose(result.loss_history, memory.loss_history, rtol=1e-6)
+            np.testing.assert_allclose(result.coef, memory.coef, rtol=1e-6)
+    w = base.copy()
+    w[0], w[2500] = 1e30, 1e-50
+    with pytest.raises(ValueError) as caught:
+        gdcore.fit(X, y, sample_weight=w)
+    expected = f"block 3 (rows 2100 to 2799): {caught.value}"
+    with pytest.raises(ValueError) as caught:
+        gdcore.dask.fit(dX, dy, sample_weight=da.from_array(w, chunks=700), epochs=2)
+    assert str(caught.value) == expected
+
+
 def test_blocks_add_in_block_order_on_a_cluster(client, data):
     # the same bits with the blocks' futures (persist=True), from their graph (persist=False)
     # and through fit_chunks in this process, whichever worker finishes first

@@ -88,15 +88,51 @@ def test_weights_at_any_scale_as_fit(precompute):
     np.testing.assert_allclose(result.coef, memory.coef, rtol=1e-10)
 
 
-def test_float32_weights_all_below_the_normal_range_are_refused():
-    """Narrowed to float32 a block at a time, weights all below float32's normal range kept
-    fewer than 24 bits: refused, as fit_chunks refuses them (gdcore.fit scales them first)."""
-    X, y, _ = problem(n=200, d=3, dtype=np.float32)
-    w = np.ldexp(np.random.default_rng(1).uniform(0.5, 1.0, 200), -130)
-    with pytest.raises(ValueError, match=r"sample_weight's largest is .*below float32's "
-                                         r"normal range"):
-        gdcore.dask.fit(da.from_array(X, chunks=(50, 3)), da.from_array(y, chunks=50),
-                        sample_weight=da.from_array(w, chunks=50), epochs=3)
+@pytest.mark.parametrize("precompute", [False, True])
+@pytest.mark.parametrize("scale", [1e40, 1e-40, 1e-45])
+def test_float64_weights_past_float32s_range_fit_float32_x_as_fit(precompute, scale):
+    """float64 weights with float32 X are scaled by one power of two over all blocks before
+    each block's are converted, as gdcore.fit scales them: past float32's range (~3.4e38) or
+    all below its normal range (~1.2e-38) they were refused (too large, 0 in float32, or
+    keeping fewer than 24 bits).  The fit is gdcore.fit's on the whole data, no numpy
+    warning escapes, and the caller's weights are left alone."""
+    import warnings
+    X, y, _ = problem(n=2000, d=4, dtype=np.float32)
+    w = np.random.default_rng(1).uniform(0.5, 1.5, 2000) * scale
+    w[::7] = 0.0
+    given = w.copy()
+    options = dict(optimizer="adam", lr=0.05, epochs=5, tol=None)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        result = gdcore.dask.fit(da.from_array(X, chunks=(300, 4)), da.from_array(y, chunks=300),
+                                 sample_weight=da.from_array(w, chunks=300),
+                                 precompute=precompute, **options)
+    memory = gdcore.fit(X, y, sample_weight=w, precompute=False, **options)
+    assert result.coef.dtype == np.float32
+    np.testing.assert_allclose(result.loss_history, memory.loss_history, rtol=1e-6)
+    np.testing.assert_allclose(result.coef, memory.coef, rtol=1e-6)
+    assert result.intercept == pytest.approx(memory.intercept, rel=1e-6)
+    np.testing.assert_array_equal(w, given)
+
+
+@pytest.mark.parametrize("precompute", [False, True])
+@pytest.mark.parametrize("case", ["unscaled", "scaled", "tiny"])
+def test_a_weight_float32_loses_is_named_as_fit_names_it(precompute, case):
+    """A positive weight that becomes 0 in float32 is refused before any update, named as
+    gdcore.fit names it in the whole data: 0 in float32 as given, or once the weights are
+    scaled by a power of two (they span more than float32's range).  Each block narrowed
+    its weights first: "0 in float32 (X's dtype)" for a weight that scaling loses."""
+    from test_chunked import lost_weight_cases
+    X, y, _ = problem(n=1000, d=4, dtype=np.float32)
+    w = lost_weight_cases(len(y))[case]
+    with pytest.raises(ValueError) as caught:
+        gdcore.fit(X, y, sample_weight=w, epochs=3)
+    expected = str(caught.value)
+    with pytest.raises(ValueError) as caught:
+        gdcore.dask.fit(da.from_array(X, chunks=(150, 4)), da.from_array(y, chunks=150),
+                        sample_weight=da.from_array(w, chunks=150), epochs=3,
+                        precompute=precompute, callback=lambda info: pytest.fail("an epoch ran"))
+    assert str(caught.value) == f"block 2 (rows 300 to 449): {expected}"
 
 
 def test_overflowing_weights_are_refused_without_a_numpy_warning():
