@@ -305,6 +305,16 @@ cdef inline bint interrupted(Py_ssize_t* work, Py_ssize_t done,
     return False
 
 
+cdef inline int finite_epoch_loss(int status, const double* loss,
+                                  const floating* theta) noexcept nogil:
+    """An epoch's status, STATUS_LOSS_NOT_FINITE where its loss, the mean of its batches'
+    J, is not finite though every batch's J was (their sum overflowed: J near the dtype's
+    largest value): a loss that stopped being finite too (SPEC §5)."""
+    if status == STATUS_OK and not finite_in_data_precision(loss[0], theta):
+        return STATUS_LOSS_NOT_FINITE
+    return status
+
+
 cdef int mini_batch_epoch(
     const floating* X, const floating* y, const floating* sample_weight,
     floating* theta, floating* grad, floating* state0, floating* state1, floating* state2,
@@ -314,43 +324,24 @@ cdef int mini_batch_epoch(
     int n_threads, double* part_sums, double* sums, double* loss, bint check_signals,
 ) noexcept nogil:
     """One update per batch of consecutive entries of rows (the epoch's permutation, or NULL
-    for rows in order); the epoch's loss is the mean of each batch's J before its update.
-    A batch whose weights sum to 0 has no defined gradient: it is skipped.  A mean that is
-    not finite, though every batch's J was (their sum overflowed: J near the dtype's largest
-    value), is a loss that stopped being finite too (SPEC §5)."""
-    cdef int status
-    if batch_size == 1 and optim.kind == OPT_SGD and optim.momentum == 0.0:
-        status = single_row_sgd_epoch(X, y, sample_weight, theta, backup, grad, n, d, rows,
-                                      optim, schedule, epoch, t, l2, l1, fit_intercept, loss,
-                                      check_signals)
-    elif batch_size == 1 and single_row_path:
-        status = single_row_epoch(X, y, sample_weight, theta, grad, state0, state1, state2,
-                                  backup, n, d, rows, optim, schedule, epoch, t, l2, l1,
-                                  fit_intercept, loss, check_signals)
-    else:
-        status = batches_epoch(X, y, sample_weight, theta, grad, state0, state1, state2, backup,
-                               n, d, rows, batch_size, optim, schedule, epoch, t, l2, l1,
-                               fit_intercept, n_threads, part_sums, sums, loss, check_signals)
-    if status == STATUS_OK and not finite_in_data_precision(loss[0], theta):
-        status = STATUS_LOSS_NOT_FINITE
-    return status
-
-
-cdef int batches_epoch(
-    const floating* X, const floating* y, const floating* sample_weight,
-    floating* theta, floating* grad, floating* state0, floating* state1, floating* state2,
-    floating* backup, Py_ssize_t n, Py_ssize_t d, const Py_ssize_t* rows,
-    Py_ssize_t batch_size, const OptimConfig* optim, const ScheduleConfig* schedule,
-    long long epoch, long long* t, double l2, double l1, bint fit_intercept,
-    int n_threads, double* part_sums, double* sums, double* loss, bint check_signals,
-) noexcept nogil:
-    """mini_batch_epoch for batches of more than one row (or rules without a one-row path):
-    each batch's sums from one fused pass, then J, g and the update."""
+    for rows in order); the epoch's loss is the mean of each batch's J before its update
+    (finite_epoch_loss).  A batch whose weights sum to 0 has no defined gradient: it is
+    skipped."""
     cdef Py_ssize_t start, stop, work = 0
     cdef double batch_loss, loss_sum = 0.0, lr
     cdef long long n_batches = 0
     cdef int status = STATUS_OK
     cdef Py_ssize_t next_start = 0
+    if batch_size == 1 and optim.kind == OPT_SGD and optim.momentum == 0.0:
+        status = single_row_sgd_epoch(X, y, sample_weight, theta, backup, grad, n, d, rows,
+                                      optim, schedule, epoch, t, l2, l1, fit_intercept, loss,
+                                      check_signals)
+        return finite_epoch_loss(status, loss, theta)
+    if batch_size == 1 and single_row_path:
+        status = single_row_epoch(X, y, sample_weight, theta, grad, state0, state1, state2,
+                                  backup, n, d, rows, optim, schedule, epoch, t, l2, l1,
+                                  fit_intercept, loss, check_signals)
+        return finite_epoch_loss(status, loss, theta)
     while next_start < n:
         start = next_start
         stop = start + batch_size
@@ -372,7 +363,7 @@ cdef int batches_epoch(
             status = STATUS_INTERRUPTED
             break
     loss[0] = loss_sum / n_batches if n_batches > 0 else 0.0
-    return status
+    return finite_epoch_loss(status, loss, theta)
 
 
 cdef bint signal_pending() noexcept nogil:
