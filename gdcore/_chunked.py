@@ -136,7 +136,7 @@ class _Chunks:
         """A later pass's chunks, their weights scaled as the first pass found, then converted
         to X's dtype (a positive weight this makes 0 is refused, naming its chunk and row);
         each is checked as the first pass checked it, but for NaN/inf in X and y when
-        check_xy_finite is False."""
+        check_xy_finite is False (made all the same, first, before a weight is refused)."""
         for problem in self._pass(check_xy_finite):
             weights = problem.sample_weight
             if weights is None and self.weight_exponent != 0:
@@ -147,6 +147,10 @@ class _Chunks:
                                                              self.weight_exponent,
                                                              problem.row_offset)
                 except ValueError as exc:
+                    if not check_xy_finite:
+                        # read without X's and y's NaN/inf checks, which the first pass
+                        # makes before the weights': a NaN beside the weight is named first
+                        self.check_chunk_values(problem)
                     raise _in_chunk(exc, problem.chunk_index, problem.row_offset) from None
             yield problem
 
