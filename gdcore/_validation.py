@@ -242,9 +242,9 @@ def check_data(X, y, sample_weight=None, allow_zero_weight_sum=False, row_offset
     may have weights that sum to 0 (allow_zero_weight_sum), and no rows (allow_empty); a
     whole data set may not.  The weights are scaled by the power of two that brings their
     largest near 1 (weight_scale_exponent), then converted to X's dtype; weights_as_given
-    leaves them checked but as given (in the wider of their dtype and X's), for a block of a
-    larger data set: its weights are scaled as all the blocks' are, once every block's
-    largest is known, then converted (weights_in_dtype).  Rows named in errors count from
+    leaves them checked but as given (floats in the wider of their dtype and X's), for a
+    block of a larger data set: its weights are scaled as all the blocks' are, once every
+    block's largest is known, then converted (weights_in_dtype).  Rows named in errors count from
     row_offset (a block's first row in the whole data set).  The NaN/inf checks run on
     n_threads threads (0: OpenMP's default); check_xy_finite=False leaves X's and y's to the
     caller (check_xy_values: a chunk read again, checked only if its sums are not finite;
@@ -287,8 +287,12 @@ def check_data(X, y, sample_weight=None, allow_zero_weight_sum=False, row_offset
         # narrowing: a negative weight that either would make -0.0 (-1 among weights near
         # 2^200, -1e-50 with float32 X) is refused too, not taken as 0
         given = sample_weight
-        sample_weight = _contiguous(given, _wider(given, dtype))
-        check_all_finite("sample_weight", sample_weight, row_offset, n_threads)
+        # integers as they are (exact, never NaN): converted to X's dtype once, as NumPy
+        # rounds them (through float64, int64 weights past 2^53 would be rounded twice)
+        exact = given.dtype.kind in "iu"
+        sample_weight = _contiguous(given, given.dtype if exact else _wider(given, dtype))
+        if not exact:
+            check_all_finite("sample_weight", sample_weight, row_offset, n_threads)
         negative = sample_weight < 0
         if negative.any():
             first = int(np.argmax(negative))

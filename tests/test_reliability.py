@@ -113,6 +113,31 @@ def test_float64_weights_at_any_scale_fit_float32_x_as_near_one(backend, batch_s
         np.testing.assert_array_equal(weights, before)
 
 
+@pytest.mark.parametrize("backend", ["core", "numpy"])
+@pytest.mark.parametrize("batch_size", [None, 7])
+@pytest.mark.parametrize("kind", [np.int64, np.uint64])
+def test_integer_weights_are_rounded_to_float32_once(backend, batch_size, kind):
+    """Integer weights past 2^53 with float32 X are rounded to float32 once, as NumPy casts
+    them: 2^60 + 2^36 + 1 is 2^60 + 2^37 in float32, where through float64 (2^60 + 2^36, a
+    tie) it would be 2^60.  The fit is the one with weights.astype(float32), bit for bit, in
+    gdcore.fit and fit_chunks alike."""
+    X, y, _ = problem(n=40, d=3, dtype=np.float32)
+    weights = np.full(40, 2**60, dtype=kind)
+    weights[::3] += kind(2**36 + 1)
+    as_float32 = weights.astype(np.float32)
+    assert as_float32[0] == 2.0**60 + 2.0**37 and as_float32[1] == 2.0**60
+    options = dict(optimizer="adam", lr=0.05, epochs=6, tol=None, batch_size=batch_size,
+                   seed=2, backend=backend)
+    assert_same_fit(gdcore.fit(X, y, sample_weight=weights, **options),
+                    gdcore.fit(X, y, sample_weight=as_float32, **options))
+    if batch_size is None and backend == "core":
+        def chunks(w):
+            return [(X[:20], y[:20], w[:20]), (X[20:], y[20:], w[20:])]
+        options = dict(optimizer="adam", lr=0.05, epochs=6, tol=None)
+        assert_same_fit(gdcore.fit_chunks(chunks(weights), **options),
+                        gdcore.fit_chunks(chunks(as_float32), **options))
+
+
 def test_chunks_refuse_what_fit_refuses():
     """fit_chunks promises fit on the rows put together: weights whose sum overflows only
     across chunks are refused (they gave coef 0 and loss 0, "converged"), and a float32 loss
