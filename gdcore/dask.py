@@ -28,9 +28,9 @@ from ._api import finish_run, prepare_run
 from ._chunked import run_full_batch
 from ._precompute import (augmented_gram, check_gram, check_gram_fits_in_memory,
                           gram_epoch_sums, merge_grams)
-from ._validation import (check_choice, check_data, check_weight_sum, fit_dtype,
-                          nullable_numbers, provisional_weights, weight_scale_exponent,
-                          weight_sum_and_largest, weights_in_dtype)
+from ._validation import (check_choice, check_data, check_weight_sum, converted_weights,
+                          fit_dtype, nullable_numbers, provisional_weights,
+                          weight_scale_exponent, weight_sum_and_largest, weights_in_dtype)
 
 __all__ = ["fit"]
 
@@ -50,31 +50,45 @@ def _in_block(exc, index, first_row, rows):
 
 
 def _validate_block(X, y, w, index, first_row, n_threads):
-    """On a worker, once per fit: check a row block as gdcore.fit checks X, y and weights,
-    naming the block and rows of the whole array in errors; returns its weights' float64
-    sum and largest (as given), for the check and the scale gdcore.fit applies to them, and
-    the message of the error its weights raise if they are not scaled (a positive one 0 in
-    X's dtype: see provisional_weights), or None."""
+    """On a worker, once per fit: check a row block as gdcore.fit checks X, y and weights;
+    returns its weights' float64 sum and largest (as given), for the check and the scale
+    gdcore.fit applies to them, the error that refuses the block, or None, and the message of
+    the error its weights raise if they are not scaled (a positive one 0 in X's dtype: see
+    provisional_weights), or None.  Errors name the block and rows of the whole array, and
+    are returned, not raised: the client raises the first block's, as gdcore.fit names the
+    first bad row, whichever block's task ends first."""
     try:
         problem = check_data(X, y, w, allow_zero_weight_sum=True, row_offset=first_row,
                              n_threads=n_threads, weights_as_given=True)
     except (ValueError, TypeError) as exc:
-        raise _in_block(exc, index, first_row, len(X)) from None
+        return 0.0, 0.0, _in_block(exc, index, first_row, len(X)), None
     total, largest = weight_sum_and_largest(problem)
     unscaled_error = None
     if problem.sample_weight is not None:
         _, lost = provisional_weights(problem.sample_weight, problem.dtype, first_row)
         if lost is not None:
             unscaled_error = str(_in_block(lost, index, first_row, len(X)))
-    return total, largest, unscaled_error
+    return total, largest, None, unscaled_error
+
+
+def _first_error(a, b):
+    """Of two runs of blocks' errors (or None), a's blocks before b's: the first block's."""
+    return a if a is not None else b
 
 
 def _combine_validations(a, b):
-    """Two runs of blocks' _validate_block results as one: the sums added, the larger
-    largest, and the first block's error."""
+    """Two runs of blocks' _validate_block results, a's blocks before b's, as one: the sums
+    added, the larger largest, and each kind of error of the first block that has one."""
     with np.errstate(over="ignore"):
         total = a[0] + b[0]
-    return total, max(a[1], b[1]), a[2] if a[2] is not None else b[2]
+    return total, max(a[1], b[1]), _first_error(a[2], b[2]), _first_error(a[3], b[3])
+
+
+def _weight_lost_once_scaled(w, dtype, weight_exponent, index, first_row):
+    """On a worker, once per fit whose weights are scaled: the error naming the first
+    positive weight of the block that scaling and converting to dtype make 0, or None."""
+    _, lost = converted_weights(np.asarray(w), dtype, weight_exponent, first_row)
+    return None if lost is None else _in_block(lost, index, first_row, len(w))
 
 
 def _block_problem(X, y, w, dtype, weight_exponent, index, first_row):
@@ -216,7 +230,10 @@ def fit(X, y, *, sample_weight=None, optimizer=None, lr=None, epochs=100, batch_
     blocks' validation finds the largest of all, and every block's weights are scaled by the
     one power of two it gives before they are converted to X's dtype (float64 weights with
     float32 X past float32's range, or all below its normal range, fit as the same weights
-    near 1).  Other arguments are those of :func:`gdcore.fit`.
+    near 1; weights beyond 2^±64 take one more read of the weights, so that one scaling loses
+    is named before the first epoch).  An error names the first block refused (and the row
+    in the whole array), as gdcore.fit names the first bad row, whichever block's task ends
+    first.  Other arguments are those of :func:`gdcore.fit`.
     """
     dask, da = _import_dask()
     if batch_size is not None:
@@ -254,17 +271,28 @@ def fit(X, y, *, sample_weight=None, optimizer=None, lr=None, epochs=100, batch_
     block_sums = dask.delayed(_block_sums, pure=True)
     block_gram = dask.delayed(_block_gram, pure=True)
     validate = dask.delayed(_validate_block, pure=True)
-    total_weight, largest, unscaled_error = _tree_sum(
+    total_weight, largest, refused, unscaled_error = _tree_sum(
         dask, [validate(xb, yb, wb, index, first, run.n_threads)
                for index, xb, yb, wb, first in zip(kept, x_blocks, y_blocks, w_blocks,
                                                    first_rows)],
         _combine_validations).compute()
+    if refused is not None:
+        raise refused
     check_weight_sum(total_weight)
     # one power of two for every block, found from the largest of all, as gdcore.fit scales
     # its weights; each block's are scaled before they are converted to X's dtype
     scale = weight_scale_exponent(largest) if sample_weight is not None else 0
     if scale == 0 and unscaled_error is not None:
         raise ValueError(unscaled_error)
+    if scale != 0:
+        # one more read of the weights (not X), for weights past 2^±64 only: a weight that
+        # scaling loses is named in the first block holding one, before the first epoch
+        lost = dask.delayed(_weight_lost_once_scaled, pure=True)
+        refused = _tree_sum(dask, [lost(wb, dtype, scale, index, first)
+                                   for index, wb, first in zip(kept, w_blocks, first_rows)],
+                            _first_error).compute()
+        if refused is not None:
+            raise refused
 
     # persist=False: nothing of the data is kept between epochs, so each epoch computes the
     # blocks from their graph (on the active client, through dask's scheduler); futures of

@@ -69,6 +69,46 @@ def test_block_errors_name_the_block_and_the_whole_arrays_row(name, row, column)
     assert message.startswith(f"block {block} ({rows}): {name}") and where in message
 
 
+@pytest.mark.parametrize("fault", ["NaN in X", "weight lost once scaled"])
+def test_of_several_bad_blocks_the_first_is_named_whichever_task_ends_first(monkeypatch,
+                                                                             fault):
+    """Blocks 1 and 3 are both refused and block 1's check is the slower: the error names
+    block 1, whose row gdcore.fit names (the first task to fail named its own block).  A
+    NaN, found as blocks are validated; a weight that float32 loses only once the weights
+    are scaled by 2^-100 for their largest, 1e30 (it was found in the first epoch's sums)."""
+    import time
+
+    from gdcore import _validation
+    from gdcore import dask as gdask
+    X, y, _ = problem(n=5000, d=3, dtype=np.float32)
+    X, w = X.copy(), None
+    if fault == "NaN in X":
+        X[1500, 0] = X[3500, 2] = np.nan
+    else:
+        w = np.full(5000, 1e30)
+        w[1500] = w[3500] = 1e-20
+
+    def slow_for_block_1(function):
+        def slowed(*args, **kwargs):
+            if kwargs.get("row_offset", args[-1]) == 1000:
+                time.sleep(0.3)
+            return function(*args, **kwargs)
+        return slowed
+    monkeypatch.setattr(gdask, "check_data", slow_for_block_1(gdask.check_data))
+    for module in (gdask, _validation):
+        if hasattr(module, "converted_weights"):
+            monkeypatch.setattr(module, "converted_weights",
+                                slow_for_block_1(module.converted_weights))
+    with pytest.raises(ValueError) as error:
+        gdcore.fit(X, y, sample_weight=w)
+    expected = str(error.value)
+    with pytest.raises(ValueError) as error:
+        gdcore.dask.fit(da.from_array(X, chunks=(1000, 3)), da.from_array(y, chunks=1000),
+                        sample_weight=None if w is None else da.from_array(w, chunks=1000),
+                        callback=lambda info: pytest.fail("an epoch ran"))
+    assert str(error.value) == f"block 1 (rows 1000 to 1999): {expected}"
+
+
 @pytest.mark.parametrize("precompute", [False, True])
 def test_weights_at_any_scale_as_fit(precompute):
     """Weights near 1e300 are brought near 1 by one power of two over all blocks, as gdcore.fit
