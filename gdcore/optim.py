@@ -29,7 +29,11 @@ KIND_SGD, KIND_ADAGRAD, KIND_RMSPROP, KIND_ADAM, KIND_NORMALIZED = range(5)
 def _check_real(name, value, *, low=None, low_open=False, high=None, high_open=False):
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a real number, got {type(value).__name__} {value!r}")
-    value = float(value)
+    try:
+        value = float(value)
+    except OverflowError:       # an int (or Fraction) past float's range
+        raise ValueError(f"{name} must be finite, got {type(value).__name__} {str(value)[:20]}... "
+                         f"beyond a float's range") from None
     if not math.isfinite(value):
         raise ValueError(f"{name} must be finite, got {value!r}")
     if low is not None and (value <= low if low_open else value < low):

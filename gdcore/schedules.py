@@ -11,6 +11,8 @@ NumPy reference backend.
 from __future__ import annotations
 
 import math
+import operator
+import sys
 
 from .optim import (HyperParameters, Optimizer, _check_real, check_built_in, unknown_name,
                     wrong_kind)
@@ -26,9 +28,15 @@ def _check_positive_int(name, value):
     if isinstance(value, bool) or not isinstance(value, int) and not (
             hasattr(value, "__index__")):
         raise TypeError(f"{name} must be an integer, got {value!r}")
-    value = int(value)
+    try:
+        value = operator.index(value)
+    except TypeError:       # a 1-element array has __index__ but is no integer
+        raise TypeError(f"{name} must be an integer, got {value!r}") from None
     if value < 1:
         raise ValueError(f"{name} must be >= 1, got {value}")
+    if value > sys.float_info.max:      # the core holds the sizes as doubles
+        raise ValueError(f"{name} must be at most {sys.float_info.max:.4g}, got an integer of "
+                         f"{len(str(value))} digits")
     return value
 
 

@@ -410,6 +410,32 @@ def test_schedule_arguments_are_checked():
         LinearLR(start_factor=0.0)
 
 
+
+@pytest.mark.parametrize("make, name", [
+    (lambda: schedules.ExponentialLR(gamma=10 ** 400), "gamma"),
+    (lambda: schedules.InverseScaling(power_t=10 ** 400), "power_t"),
+    (lambda: schedules.CosineAnnealingLR(5, eta_min=10 ** 400), "eta_min"),
+    (lambda: schedules.StepLR(step_size=10 ** 400), "step_size"),
+    (lambda: schedules.CosineAnnealingLR(T_max=10 ** 400), "T_max"),
+    (lambda: schedules.LinearLR(total_iters=10 ** 400), "total_iters"),
+    (lambda: Adam(lr=10 ** 400), "lr"),
+])
+def test_schedule_arguments_beyond_float_range_are_refused_by_name(make, name):
+    """An int too large for a float raised a bare OverflowError ("int too large to convert to
+    float"), from the constructor or only once fit built the core's config, naming nothing."""
+    with pytest.raises(ValueError, match=rf"^{name} must be"):
+        make()
+
+
+def test_schedule_sizes_given_as_arrays_are_refused_by_name():
+    """A one-element array has __index__ but is no integer: int() raised numpy's TypeError
+    ("only 0-dimensional arrays can be converted..."), naming no argument."""
+    from gdcore.schedules import StepLR
+    with pytest.raises(TypeError, match=r"^step_size must be an integer, got array\(\[3\]\)"):
+        StepLR(step_size=np.array([3]))
+    assert StepLR(step_size=np.array(3)).step_size == 3      # a 0-d integer array is one
+
+
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
 def test_a_single_non_finite_value_anywhere_in_a_large_array_is_found(dtype, bad):
