@@ -40,6 +40,16 @@ def _check_positive_int(name, value):
     return value
 
 
+
+def _power(base, exponent):
+    """base ** exponent (base > 0) as the core's C pow gives it: inf past float's range, where
+    Python's float ** raises OverflowError."""
+    try:
+        return base ** exponent
+    except OverflowError:
+        return math.inf
+
+
 class Schedule(HyperParameters):
     kind = -1
 
@@ -80,7 +90,7 @@ class StepLR(Schedule):
         self.gamma = _check_real("gamma", gamma, low=0.0, low_open=True)
 
     def factor(self, epoch, step):
-        return self.gamma ** (epoch // self.step_size)
+        return _power(self.gamma, epoch // self.step_size)
 
 
 class ExponentialLR(Schedule):
@@ -92,7 +102,7 @@ class ExponentialLR(Schedule):
         self.gamma = _check_real("gamma", gamma, low=0.0, low_open=True)
 
     def factor(self, epoch, step):
-        return self.gamma ** epoch
+        return _power(self.gamma, epoch)
 
 
 class CosineAnnealingLR(Schedule):
@@ -138,10 +148,10 @@ class InverseScaling(Schedule):
         self.power_t = _check_real("power_t", power_t, low=0.0)
 
     def factor(self, epoch, step):
-        return 1.0 / step ** self.power_t
+        return 1.0 / _power(step, self.power_t)
 
     def lr_at(self, lr, epoch, step):
-        return lr / step ** self.power_t     # as the core divides (lr·(1/t^p) is an ulp off)
+        return lr / _power(step, self.power_t)    # as the core divides (lr·(1/t^p) is an ulp off)
 
 
 _NAMES = {

@@ -126,6 +126,23 @@ def test_schedules(schedule, expected, backend):
                                atol=1e-15)
 
 
+
+def test_schedule_factor_past_float_range_is_the_cores_on_both_backends():
+    """InverseScaling(400)'s t^400 overflows from t = 7 (the lr is 0 after: the core's lr / inf)
+    and ExponentialLR(2)'s 2^e from e = 1024 (lr = inf: the fit diverges).  The NumPy backend's
+    float ** raised OverflowError, not the core's result or its DivergenceError."""
+    results = [gdcore.fit(X2, Y2, lr=0.1, schedule=InverseScaling(power_t=400.0), epochs=12,
+                          tol=None, backend=backend) for backend in BACKENDS]
+    assert results[0].n_updates == results[1].n_updates == 12
+    for core, reference in zip(results[0].state.theta, results[1].state.theta):
+        assert core == reference
+    X0 = np.zeros((2, 1))       # g = 0 at w = 0: nothing moves until the lr is inf
+    for backend in BACKENDS:
+        with pytest.raises(gdcore.DivergenceError, match="epoch 1025"):
+            gdcore.fit(X0, Y2, lr=0.01, schedule=ExponentialLR(gamma=2.0), epochs=1100,
+                       tol=None, fit_intercept=False, backend=backend)
+
+
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_mini_batch_loss_is_mean_of_batch_losses(backend):
     # shuffle=False, batch 1: epoch 1 = mean of J before each update, by hand:
