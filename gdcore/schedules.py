@@ -40,7 +40,6 @@ def _check_positive_int(name, value):
     return value
 
 
-
 def _power(base, exponent):
     """base ** exponent (base > 0) as the core's C pow gives it: inf past float's range, where
     Python's float ** raises OverflowError."""
