@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import numbers
 import os
+import reprlib
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -235,7 +236,15 @@ def _model_of(document):
                             finite=False).tolist()
     standardize = document.get("standardize")
     mean = scale = None
-    if standardize:
+    if standardize is not None:
+        # null, or both of mean and scale: an empty or false entry read as no scaling would
+        # apply the scaled columns' coefficients to unscaled ones
+        missing = ([key for key in ("mean", "scale") if key not in standardize]
+                   if isinstance(standardize, dict) else None)
+        if missing is None or missing:
+            raise ValueError(f"standardize must be null or an object with mean and scale, "
+                             f"got {reprlib.repr(standardize)}"
+                             + (f" (no {missing[0]!r})" if missing else ""))
         mean = _numbers(standardize["mean"], "standardize mean", coef.shape[0])
         scale = _numbers(standardize["scale"], "standardize scale", coef.shape[0])
         if not (scale > 0).all():

@@ -345,3 +345,18 @@ def test_a_saved_model_refuses_x_that_is_not_real_numbers(tmp_path, X, message):
         result.predict(X)
     with pytest.raises(TypeError, match=message):
         gdcore.load_model(path).predict(X)
+
+
+@pytest.mark.parametrize("value", [True, 0, "", [], {}, "yes", [1.0, 2.0],
+                                   {"mean": [0.0, 0.0]}])
+def test_a_malformed_standardize_entry_is_refused_naming_it(tmp_path, value):
+    """standardize is null or an object of mean and scale: anything else (true, [], {}, a
+    string) raised Python's own words ("'bool' object is not subscriptable"), or was read as
+    no scaling at all, a model predicting unscaled columns with coefficients of scaled ones."""
+    X, y, _ = problem(n=40, d=2)
+    path = tmp_path / "m.json"
+    gdcore.save_model(path, gdcore.fit(X, y, epochs=3))
+    document = json.loads(path.read_text())
+    path.write_text(json.dumps(dict(document, standardize=value)))
+    with pytest.raises(ValueError, match=r"m\.json: not a usable gdcore model \(standardize "):
+        gdcore.load_model(path)
