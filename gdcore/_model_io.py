@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import numbers
 import os
@@ -88,8 +89,13 @@ def _jsonable(value):
 def _as_saved_model(model, feature_names, target):
     """A SavedModel of a SavedModel, a FitResult or a fitted GDRegressor."""
     from ._result import FitResult
+    _check_feature_names_type(feature_names)
     if isinstance(model, SavedModel):
-        return model
+        # saved again under other names (a .npy's "0", "1", … as a table's columns)
+        return dataclasses.replace(
+            model, feature_names=(model.feature_names if feature_names is None
+                                  else [str(name) for name in feature_names]),
+            target=model.target if target is None else target)
     names = None
     if isinstance(getattr(model, "result_", None), FitResult):  # a fitted GDRegressor
         names = getattr(model, "feature_names_in_", None)
@@ -103,10 +109,6 @@ def _as_saved_model(model, feature_names, target):
     if feature_names is None:
         # columns named by index, as the command line names a .npy's columns
         feature_names = [str(i) for i in range(coef.shape[0])] if names is None else names
-    elif isinstance(feature_names, (str, bytes)) or not hasattr(feature_names, "__iter__"):
-        # a string would be split into one name per character
-        raise TypeError(f"feature_names must be a list of column names, got "
-                        f"{type(feature_names).__name__} {feature_names!r}")
     return SavedModel(coef=coef, intercept=float(model.intercept),
                       feature_names=[str(name) for name in feature_names], target=target,
                       # with what a run's bits depend on (backend, n_threads), and the
@@ -119,15 +121,23 @@ def _as_saved_model(model, feature_names, target):
                       loss_history=list(model.loss_history), stop_reason=model.stop_reason)
 
 
+def _check_feature_names_type(feature_names):
+    if feature_names is not None and (isinstance(feature_names, (str, bytes))
+                                      or not hasattr(feature_names, "__iter__")):
+        # a string would be split into one name per character
+        raise TypeError(f"feature_names must be a list of column names, got "
+                        f"{type(feature_names).__name__} {feature_names!r}")
+
+
 def save_model(path, model, *, feature_names=None, target=None):
     """Write a fitted model as JSON, for ``gdcore predict`` and :func:`load_model`.
 
     ``model`` is a :class:`FitResult` (from ``gdcore.fit`` or ``gdcore.fit_chunks``), a fitted
-    ``gdcore.GDRegressor`` or a model from ``load_model``.  For a FitResult or an estimator,
-    ``feature_names`` name the columns ``gdcore predict`` reads (default: the estimator's
+    ``gdcore.GDRegressor`` or a model from ``load_model``.  ``feature_names`` name the columns
+    ``gdcore predict`` reads (default: a loaded model's own, the estimator's
     ``feature_names_in_``, else the column indices "0", "1", …, as a .npy's columns are named)
-    and ``target`` names the predictions' column.  Hyper-parameters, the
-    loss history and the stop reason are saved with the coefficients.
+    and ``target`` names the predictions' column (default: a loaded model's own).
+    Hyper-parameters, the loss history and the stop reason are saved with the coefficients.
     """
     if target is not None and not isinstance(target, str):
         if not isinstance(target, numbers.Integral) or isinstance(target, bool):

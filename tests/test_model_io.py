@@ -360,3 +360,23 @@ def test_a_malformed_standardize_entry_is_refused_naming_it(tmp_path, value):
     path.write_text(json.dumps(dict(document, standardize=value)))
     with pytest.raises(ValueError, match=r"m\.json: not a usable gdcore model \(standardize "):
         gdcore.load_model(path)
+
+
+def test_save_a_loaded_model_under_new_feature_names_and_target(tmp_path):
+    """feature_names= and target= were ignored, unremarked, for a model from load_model: a
+    .npy's model ("0", "1") saved again under a CSV's column names kept "0" and "1" (and a
+    list of the wrong length passed too)."""
+    X, y, _ = problem(n=40, d=2)
+    path = tmp_path / "m.json"
+    gdcore.save_model(path, gdcore.fit(X, y, epochs=3))
+    loaded = gdcore.load_model(path)
+    renamed = tmp_path / "renamed.json"
+    gdcore.save_model(renamed, loaded, feature_names=["a", "b"], target=7)
+    again = gdcore.load_model(renamed)
+    assert again.feature_names == ["a", "b"] and again.target == "7"
+    np.testing.assert_array_equal(again.predict(X), loaded.predict(X))
+    assert loaded.feature_names == ["0", "1"] and loaded.target is None   # not changed
+    with pytest.raises(ValueError, match="feature_names has 3 names but the model has 2"):
+        gdcore.save_model(renamed, loaded, feature_names=["a", "b", "c"])
+    with pytest.raises(TypeError, match="feature_names must be a list of column names"):
+        gdcore.save_model(renamed, loaded, feature_names="ab")
