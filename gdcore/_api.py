@@ -297,6 +297,7 @@ def _initial_state(init, opt, d, dtype, fit_intercept):
                                              "optimizer state")
         return state
     else:
+        _refuse_a_saved_model(init)
         # (coef, intercept) as a tuple, or as a list whose first item is the coef vector
         if (isinstance(init, tuple) and len(init) == 2) or (
                 isinstance(init, list) and len(init) == 2 and np.ndim(init[0]) == 1):
@@ -331,6 +332,17 @@ def _initial_state(init, opt, d, dtype, fit_intercept):
     for row, values in zip(optimizer_state, opt.initial_state(d + 1)):
         row[:] = values
     return FitState(theta=theta, optimizer_state=optimizer_state)
+
+
+def _refuse_a_saved_model(init):
+    """A TypeError for a model from load_model, which NumPy would read as an object array."""
+    from ._model_io import SavedModel
+    if isinstance(init, SavedModel):
+        raise TypeError("init: a model from load_model keeps no optimizer state to continue; "
+                        "pass init=(model.coef, model.intercept) to start afresh from its "
+                        "parameters" + ("" if init.mean is None else
+                                        ", fitting X standardised as the model was, "
+                                        "(X - model.mean) / model.scale"))
 
 
 def _tol_rule_fired(result):

@@ -380,3 +380,22 @@ def test_save_a_loaded_model_under_new_feature_names_and_target(tmp_path):
         gdcore.save_model(renamed, loaded, feature_names=["a", "b", "c"])
     with pytest.raises(TypeError, match="feature_names must be a list of column names"):
         gdcore.save_model(renamed, loaded, feature_names="ab")
+
+
+@pytest.mark.parametrize("standardized", [False, True])
+def test_init_with_a_loaded_model_says_what_to_pass(tmp_path, standardized):
+    """fit(..., init=load_model(path)) said "init: coef must be real numbers, got dtype
+    object": a loaded model is refused by what it is, with what to pass instead."""
+    X, y, _ = problem(n=40, d=2)
+    path = tmp_path / "m.json"
+    gdcore.save_model(path, gdcore.fit(X, y, epochs=3))
+    if standardized:
+        document = json.loads(path.read_text())
+        document["standardize"] = {"mean": [0.5, 0.5], "scale": [2.0, 2.0]}
+        path.write_text(json.dumps(document))
+    loaded = gdcore.load_model(path)
+    message = r"init: a model from load_model .*init=\(model\.coef, model\.intercept\)"
+    if standardized:
+        message += r".*standardised"
+    with pytest.raises(TypeError, match=message):
+        gdcore.fit(X, y, epochs=3, init=loaded)
