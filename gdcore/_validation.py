@@ -448,7 +448,11 @@ def check_float(name, value, *, low=0.0, allow_none=False):
         return None
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a real number, got {type(value).__name__} {value!r}")
-    value = float(value)
+    try:
+        value = float(value)
+    except OverflowError:       # an int (or Fraction) past float's range
+        raise ValueError(f"{name} must be finite, got {type(value).__name__} "
+                         f"{str(value)[:20]}... beyond a float's range") from None
     if not math.isfinite(value):
         raise ValueError(f"{name} must be finite, got {value}")
     if value < low:

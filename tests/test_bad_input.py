@@ -596,3 +596,22 @@ def test_the_gram_memory_check_is_the_cores_only(monkeypatch):
     assert result.n_epochs == 2
     with pytest.raises(ValueError, match=r"precompute=True: Gram mode holds two"):
         gdcore.fit(X, y, precompute=True, epochs=2)
+
+
+@pytest.mark.parametrize("name", ["l2", "l1", "tol", "gtol"])
+@pytest.mark.parametrize("huge", [10**400, -10**400])
+def test_a_setting_past_floats_range_is_refused_naming_it(name, huge):
+    """An int past float's range (10**400) is said to be not finite, not Python's bare
+    OverflowError ('int too large to convert to float')."""
+    X, y = good()
+    calls = []
+    with pytest.raises(ValueError, match=rf"^{name} must be finite"):
+        gdcore.fit(X, y, epochs=2, callback=calls.append, **{name: huge})
+    assert calls == []
+
+
+@pytest.mark.parametrize("name", ["intercept", "step", "l2", "l1"])
+def test_check_grad_refuses_a_number_past_floats_range_naming_it(name):
+    X, y = good()
+    with pytest.raises(ValueError, match=rf"^{name} must be finite"):
+        gdcore.check_grad(X, y, np.ones(3), **{name: 10**400})
