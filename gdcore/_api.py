@@ -314,8 +314,13 @@ def _initial_state(init, opt, d, dtype, fit_intercept):
         if coef.shape != (d,):
             raise ValueError(f"init: coef must have shape ({d},) to match X's {d} features, "
                              f"got shape {coef.shape}")
+        if isinstance(intercept, (str, bytes)):     # float("1.5") would read a string
+            raise TypeError(f"init: intercept must be a number, got {intercept!r}")
         try:
             intercept = float(intercept)
+        except OverflowError:   # an int (or Fraction) past float's range
+            raise ValueError(f"init: intercept must be finite, got {type(intercept).__name__}"
+                             f" {str(intercept)[:20]}... beyond a float's range") from None
         except (TypeError, ValueError):
             raise TypeError(f"init: intercept must be a number, got {intercept!r}") from None
         if not (np.all(np.isfinite(coef)) and np.isfinite(intercept)):

@@ -2,6 +2,7 @@
 leaving the caller's arrays (and an earlier result) untouched."""
 
 import sys
+from fractions import Fraction
 
 import numpy as np
 import pytest
@@ -615,3 +616,19 @@ def test_check_grad_refuses_a_number_past_floats_range_naming_it(name):
     X, y = good()
     with pytest.raises(ValueError, match=rf"^{name} must be finite"):
         gdcore.check_grad(X, y, np.ones(3), **{name: 10**400})
+
+
+@pytest.mark.parametrize("intercept, error, message", [
+    (10**400, ValueError, "init: intercept must be finite"),
+    (Fraction(10**400), ValueError, "init: intercept must be finite"),
+    ("1.5", TypeError, "init: intercept must be a number"),
+    (b"1.5", TypeError, "init: intercept must be a number"),
+])
+def test_an_init_intercept_past_floats_range_or_a_string_is_refused(intercept, error, message):
+    """init=(coef, 10**400) raised Python's bare OverflowError, and init=(coef, "1.5") was
+    read as 1.5 where every other number argument refuses a string."""
+    X, y = good()
+    calls = []
+    with pytest.raises(error, match=message):
+        gdcore.fit(X, y, init=(np.zeros(3), intercept), epochs=2, callback=calls.append)
+    assert calls == []
