@@ -173,6 +173,9 @@ def gram_is_cheaper(n, d, epochs):
     the matrix is small."""
     if d > GRAM_MAX_FEATURES or epochs < 2:
         return False
+    # the choice is the same for any count past this one, and the costs below are floats:
+    # epochs past float's range (10**400) would raise OverflowError
+    epochs = min(epochs, 1 << 62)
     streaming = epochs * n * d
     gram = n * d * (1.0 + d / 25.0) + epochs * d * d
     return gram < streaming

@@ -632,3 +632,14 @@ def test_an_init_intercept_past_floats_range_or_a_string_is_refused(intercept, e
     with pytest.raises(error, match=message):
         gdcore.fit(X, y, init=(np.zeros(3), intercept), epochs=2, callback=calls.append)
     assert calls == []
+
+
+@pytest.mark.parametrize("precompute", ["auto", True, False])
+def test_epochs_past_floats_range_run_until_a_stopping_rule(precompute):
+    """epochs is any int >= 1: 10**400 full-batch fits until tol stops it, as a mini-batch fit
+    does; precompute="auto" weighed the Gram matrix's cost in floats and raised a bare
+    OverflowError ('int too large to convert to float')."""
+    X, y = good()
+    result = gdcore.fit(X, y, epochs=10**400, lr=0.1, precompute=precompute)
+    assert result.stop_reason == "tol"
+    assert result.n_epochs < 10_000
