@@ -24,6 +24,13 @@ def progress_bar(epochs, desc="gdcore.fit", callback=None):
     bar's last frame ("stopped: tol at epoch 37", "diverged in epoch 12", "interrupted after
     epoch 3"; epochs numbered as the fit numbers them, a continued fit's after the earlier
     fit's), when the bar itself was the fit's callback."""
+    # checked here, before the fit: tqdm took any total and desc, and a callback that is not
+    # callable was found only once the first epoch had run
+    from ._validation import check_callback, check_int
+    epochs = check_int("epochs", epochs, low=1, allow_none=True)
+    if not isinstance(desc, str):
+        raise TypeError(f"desc must be a string, got {type(desc).__name__} {desc!r}")
+    check_callback(callback)
     bar, close = progress_callback(epochs, enabled=True, desc=desc, user_callback=callback)
     try:
         yield bar

@@ -643,3 +643,20 @@ def test_epochs_past_floats_range_run_until_a_stopping_rule(precompute):
     result = gdcore.fit(X, y, epochs=10**400, lr=0.1, precompute=precompute)
     assert result.stop_reason == "tol"
     assert result.n_epochs < 10_000
+
+
+@pytest.mark.parametrize("kwargs, error, message", [
+    ({"epochs": "500"}, TypeError, "epochs must be an integer"),
+    ({"epochs": 2.5}, TypeError, "epochs must be an integer"),
+    ({"epochs": 0}, ValueError, "epochs must be >= 1"),
+    ({"epochs": -5}, ValueError, "epochs must be >= 1"),
+    ({"epochs": 10, "desc": 5}, TypeError, "desc must be a string"),
+    ({"epochs": 10, "callback": 5}, TypeError, "callback must be callable"),
+])
+def test_progress_bar_checks_its_arguments_before_the_fit(kwargs, error, message):
+    """progress_bar handed its arguments to tqdm unchecked: epochs=-5 made a bar, "500" and
+    desc=5 failed in tqdm's words, and callback=5 only after the fit's first epoch."""
+    X, y = good()
+    with pytest.raises(error, match=message):
+        with gdcore.progress_bar(**kwargs) as bar:
+            gdcore.fit(X, y, epochs=10, callback=bar)
