@@ -165,6 +165,14 @@ def _as_array(name, value):
         # np.asarray makes a 0-d object array of it, reported as a wrong dtype
         raise TypeError(f"{name} is a scipy.sparse {type(value).__name__}; gdcore fits dense "
                         f"arrays: pass {name}.toarray() if it fits in memory")
+    if isinstance(value, np.ma.MaskedArray) and np.ma.getmask(value) is not np.ma.nomask:
+        # np.asarray drops the mask: the values under it would be fitted as data
+        masked = np.ma.getmaskarray(value)
+        if masked.any():
+            where = ", ".join(str(int(i)) for i in np.unravel_index(int(np.argmax(masked)),
+                                                                    masked.shape))
+            raise ValueError(f"{name} is a masked array with masked entries (first at index "
+                             f"[{where}]); drop those rows, or fill them ({name}.filled(...))")
     _refuse_arrow_booleans(name, value)
     extension = _pandas_extension_numbers(name, value)
     if extension is not None:

@@ -660,3 +660,21 @@ def test_progress_bar_checks_its_arguments_before_the_fit(kwargs, error, message
     with pytest.raises(error, match=message):
         with gdcore.progress_bar(**kwargs) as bar:
             gdcore.fit(X, y, epochs=10, callback=bar)
+
+
+@pytest.mark.parametrize("name", ["X", "y", "sample_weight"])
+def test_a_masked_array_with_masked_entries_is_refused_naming_it(name):
+    """np.asarray drops a masked array's mask: the values under it were fitted as data.  A
+    masked array with nothing masked fits as its data does."""
+    X, y = good()
+    arrays = {"X": X, "y": y, "sample_weight": np.ones(len(y))}
+    masked = np.ma.masked_array(arrays[name].copy())
+    masked[1] = np.ma.masked
+    calls = []
+    with pytest.raises(ValueError, match=rf"^{name} is a masked array with masked entries "
+                                         r"\(first at index \[1"):
+        gdcore.fit(**{**arrays, name: masked}, epochs=2, callback=calls.append)
+    assert calls == []
+    unmasked = gdcore.fit(**{**arrays, name: np.ma.masked_array(arrays[name], mask=False)},
+                          epochs=2)
+    np.testing.assert_array_equal(unmasked.coef, gdcore.fit(**arrays, epochs=2).coef)
