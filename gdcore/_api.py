@@ -304,6 +304,10 @@ def _initial_state(init, opt, d, dtype, fit_intercept):
             coef, intercept = init
         else:
             coef, intercept = init, 0.0
+        if isinstance(coef, np.ma.MaskedArray) and np.ma.getmaskarray(coef).any():
+            # np.asarray drops the mask: the values under it would be the start
+            raise ValueError("init: coef is a masked array with masked entries; pass every "
+                             "coefficient (coef.filled(...))")
         try:
             coef = np.asarray(coef)
         except (TypeError, ValueError) as exc:

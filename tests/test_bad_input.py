@@ -678,3 +678,15 @@ def test_a_masked_array_with_masked_entries_is_refused_naming_it(name):
     unmasked = gdcore.fit(**{**arrays, name: np.ma.masked_array(arrays[name], mask=False)},
                           epochs=2)
     np.testing.assert_array_equal(unmasked.coef, gdcore.fit(**arrays, epochs=2).coef)
+
+
+def test_an_init_coef_with_masked_entries_is_refused():
+    """init=masked coef started from the values under the mask, which np.asarray keeps."""
+    X, y = good()
+    coef = np.ma.masked_array(np.ones(3), mask=[False, True, False])
+    calls = []
+    with pytest.raises(ValueError, match="init: coef is a masked array with masked entries"):
+        gdcore.fit(X, y, init=coef, epochs=2, callback=calls.append)
+    assert calls == []
+    unmasked = gdcore.fit(X, y, init=np.ma.masked_array(np.ones(3)), epochs=2)
+    np.testing.assert_array_equal(unmasked.coef, gdcore.fit(X, y, init=np.ones(3), epochs=2).coef)
