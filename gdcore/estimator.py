@@ -300,8 +300,9 @@ class GDRegressor(RegressorMixin, BaseEstimator):
             X, y = validate_data(self, X, y, dtype=[np.float64, np.float32], y_numeric=True,
                                  reset=first)
             # the settings partial_fit does not use are still checked, as fit checks them
-            # (gtol's type only: whether it may stop a fit depends on fit's data)
-            check_settings(epochs=1, batch_size=self.batch_size, l2=self.l2, l1=self.l1,
+            # (epochs included; gtol's type only: whether it may stop a fit depends on fit's
+            # data)
+            check_settings(epochs=self.epochs, batch_size=self.batch_size, l2=self.l2, l1=self.l1,
                            fit_intercept=self.fit_intercept, tol=self.tol,
                            n_iter_no_change=self.n_iter_no_change, gtol=None,
                            shuffle=self.shuffle, n=X.shape[0])

@@ -120,6 +120,8 @@ def test_float32_weight_that_float32_makes_zero_is_refused():
     (dict(n_iter_no_change=0), "n_iter_no_change must be >= 1"),
     (dict(gtol="x"), "gtol must be a real number"),
     (dict(gtol=-1.0), "gtol must be >= 0"),
+    (dict(epochs=0), "epochs must be >= 1"),
+    (dict(epochs=2.5), "epochs must be an integer"),
 ])
 def test_partial_fit_checks_every_setting(setting, message):
     X, y, _ = problem(n=30, d=2)
