@@ -1252,3 +1252,25 @@ def test_parquet_decimal_columns_are_read_as_numbers(tmp_path):
     proc = gdcore_cli("fit", tmp_path / "missing.parquet", "--target", "y", check=False)
     assert proc.returncode == 2
     assert "column 'a' has a missing or non-finite value in data row 6" in proc.stderr
+
+
+@pytest.mark.parametrize("contents", ["a,b,y\n1,2,3,4\n2,3,5,6\n7,1,2,0\n",
+                                      "a,b,y\n1,2,3,\n2,3,5,\n7,1,2,\n"])
+@pytest.mark.parametrize("command", ["fit", "predict"])
+def test_a_csv_row_longer_than_its_header_is_refused(files, tmp_path, contents, command):
+    """Data rows with one field more than the header: pandas took the first field of each
+    row as the row's index and named the rest by the header, shifted: 'a' was the second
+    field, the target 'y' the fourth, and the first field was dropped, silently."""
+    path = tmp_path / "shifted.csv"
+    path.write_text(contents)
+    model = tmp_path / "model.json"
+    gdcore_cli("fit", files[0] / "train.csv", "--target", "y", "--features", "a", "b",
+               "--epochs", "3", "--save", model)
+    argv = (["fit", path, "--target", "y", "--save", tmp_path / "shifted.json"]
+            if command == "fit" else ["predict", model, path])
+    proc = gdcore_cli(*argv, check=False)
+    assert proc.returncode == 2 and proc.stdout == ""
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in proc.stderr
+    assert (f"{path}: data row 1 has 4 fields but the header names 3 columns" in lines[0])
+    assert not (tmp_path / "shifted.json").exists()
