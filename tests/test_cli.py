@@ -1274,3 +1274,20 @@ def test_a_csv_row_longer_than_its_header_is_refused(files, tmp_path, contents, 
     assert len(lines) == 1 and "Traceback" not in proc.stderr
     assert (f"{path}: data row 1 has 4 fields but the header names 3 columns" in lines[0])
     assert not (tmp_path / "shifted.json").exists()
+
+
+@pytest.mark.parametrize("argv, flag", [
+    (["fit", "{data}", "--target", "y", "--save", ""], "--save"),
+    (["predict", "{model}", "{data}", "--out", ""], "--out"),
+    (["bench", "--n", "1000", "--d", "2", "--quick", "--json", ""], "--json"),
+])
+def test_an_empty_output_path_is_refused(files, tmp_path, argv, flag):
+    """An empty path (--save "$MODEL" with MODEL unset) was taken for no path: fit saved
+    nothing, predict wrote to stdout and bench wrote no JSON, each with exit status 0."""
+    model = tmp_path / "model.json"
+    gdcore_cli("fit", files[0] / "train.csv", "--target", "y", "--epochs", "3", "--save", model)
+    proc = gdcore_cli(*[a.format(data=files[0] / "train.csv", model=model) for a in argv],
+                      check=False)
+    assert proc.returncode == 2 and proc.stdout == "", proc.stdout
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and f"error: {flag}: the path is empty; name the file" in lines[0]

@@ -28,6 +28,8 @@ def check_output_path(flag, path):
     missing or not writable, or a folder in its place): checked before the work."""
     if path is None:
         return
+    if path == "":      # a variable left unset ("$MODEL"): not the same as no option
+        raise ValueError(f"{flag}: the path is empty; name the file")
     if path == "-":     # (only predict --out takes "-", for stdout, before this check)
         raise ValueError(f"{flag} -: this output is written to a file, not to stdout; name "
                          "the file")
