@@ -37,6 +37,7 @@ class Table:
     y: np.ndarray | None
     feature_names: list
     target: str | None
+    columns: list | None = None     # every column of a CSV or Parquet file, in its order
 
 
 def _need(module, extra, path):
@@ -249,10 +250,10 @@ def _from_frame(frame, path, target, features, empty_ok=False):
             raise DataError(f"{path}: the table has no rows")
         # its columns were checked; their types say nothing (a header alone reads as text)
         return Table(np.empty((0, len(features))), None if target is None else np.empty(0),
-                     list(features), target)
+                     list(features), target, columns)
     X = np.column_stack([_column_array(frame, c, path) for c in features])
     y = _column_array(frame, target, path) if target is not None else None
-    return Table(np.ascontiguousarray(X), y, list(features), target)
+    return Table(np.ascontiguousarray(X), y, list(features), target, columns)
 
 
 # The most one block of rows read from an array takes (bytes): fits and predictions on a .npy
@@ -455,20 +456,32 @@ def folder_files(folder):
     return files
 
 
-def iter_folder_tables(folder, target=None, features=None):
+def iter_folder_tables(folder, target=None, features=None, every_column=None):
     """Read a folder's files one at a time as Tables with the same columns.
 
     The feature columns are fixed by the first file (or ``features``), so every later file
-    must have them.  A file without rows (Spark and Dask write one for an empty partition)
-    adds nothing and is skipped, its columns checked (an empty file has none to check); a
-    folder of only such files is refused."""
+    must have them.  ``every_column`` (by default, when ``features`` is not given): the
+    features are every column but the target, so a file with a column they lack is refused
+    (it would be left out of the fit).  A file without rows (Spark and Dask write one for an
+    empty partition) adds nothing and is skipped, its columns checked (an empty file has none
+    to check); a folder of only such files is refused."""
     names = list(features) if features else None
+    if every_column is None:
+        every_column = not features
     any_rows = False
+    first = None
     for path in folder_files(folder):
         if os.path.getsize(path) == 0:
             continue    # not even a header (a writer's empty part): no rows, no columns
         table = read_table(path, target, names, empty_ok=True)
         names = table.feature_names
+        first = first or path
+        if every_column:
+            extra = [c for c in table.columns if c not in names and c != target]
+            if extra:
+                raise DataError(f"{path}: column {extra[0]!r} is not in {first}, whose columns "
+                                "are the features (every column but the target); name the "
+                                "features with --features")
         if len(table.X):
             any_rows = True
             yield table

@@ -1291,3 +1291,27 @@ def test_an_empty_output_path_is_refused(files, tmp_path, argv, flag):
     assert proc.returncode == 2 and proc.stdout == "", proc.stdout
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and f"error: {flag}: the path is empty; name the file" in lines[0]
+
+
+@pytest.mark.parametrize("first, extra", [("part-0.csv", "c"), ("part-9.csv", "z")])
+def test_a_folder_file_with_a_column_the_first_lacks_is_refused(files, tmp_path, first, extra):
+    """Without --features every column but the target is a feature, but a folder's were
+    those of its first file: a column only later files had ('c' where part-0 lacks it, or
+    'z' in the last file) was left out of the fit, silently."""
+    _, frame = files
+    folder = tmp_path / "parts"
+    folder.mkdir()
+    frame.iloc[:200].to_parquet(folder / "part-1.parquet")
+    frame.iloc[200:].to_csv(folder / "part-2.csv", index=False)
+    rows = frame.iloc[:5].drop(columns="c") if extra == "c" else frame.iloc[:5].assign(z=1.0)
+    rows.to_csv(folder / first, index=False)
+    proc = gdcore_cli("fit", folder, "--target", "y", "--save", tmp_path / "m.json",
+                      check=False)
+    assert proc.returncode == 2 and proc.stdout == ""
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in proc.stderr
+    assert f"column {extra!r} is not in" in lines[0] and "--features" in lines[0]
+    assert not (tmp_path / "m.json").exists()
+    # features named: the other columns are left out, as in one file
+    chosen = gdcore_cli("fit", folder, "--target", "y", "--features", "a", "b")
+    assert "2 features" in chosen.stdout

@@ -45,6 +45,8 @@ class FolderData(StreamedData):
 
     def __init__(self, folder, target, features, standardize, centre=True):
         self.folder, self.target = folder, target
+        # without --features, every column but the target: every file must have no other
+        self.every_column = not features
         first = next(iter_folder_tables(folder, target, features))
         if first.y is None:
             raise DataError(f"{folder}: give the target column with --target")
@@ -53,7 +55,8 @@ class FolderData(StreamedData):
             self.standardize(centre)
 
     def pieces(self):
-        for table in iter_folder_tables(self.folder, self.target, self.feature_names):
+        for table in iter_folder_tables(self.folder, self.target, self.feature_names,
+                                        self.every_column):
             yield table.X, table.y
 
     def precompute(self, epochs):
