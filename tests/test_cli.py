@@ -1315,3 +1315,23 @@ def test_a_folder_file_with_a_column_the_first_lacks_is_refused(files, tmp_path,
     # features named: the other columns are left out, as in one file
     chosen = gdcore_cli("fit", folder, "--target", "y", "--features", "a", "b")
     assert "2 features" in chosen.stdout
+
+
+def test_features_given_twice_are_all_taken(files, tmp_path):
+    """--features a --features b fitted b alone: argparse kept the last list, and the first
+    feature was dropped, silently."""
+    folder, frame = files
+    model = tmp_path / "model.json"
+    out = gdcore_cli("fit", folder / "train.csv", "--target", "y", "--features", "a",
+                     "--features", "b", "--optimizer", "gd", "--lr", "0.001", "--epochs", "20",
+                     "--tol", "none", "--save", model).stdout
+    assert summary(out)["data"].endswith("2 features, target 'y'")
+    expected = gdcore.fit(frame[["a", "b"]].to_numpy(), frame["y"].to_numpy(), optimizer="gd",
+                          lr=0.001, epochs=20, tol=None)
+    saved = gdcore.load_model(model)
+    assert saved.feature_names == ["a", "b"]
+    np.testing.assert_allclose(saved.coef, expected.coef, rtol=1e-12)
+    # a feature named in both is named twice, and refused as in one list
+    proc = gdcore_cli("fit", folder / "train.csv", "--target", "y", "--features", "a", "b",
+                      "--features", "a", check=False)
+    assert proc.returncode == 2 and "the feature 'a' appears twice" in proc.stderr

@@ -17,7 +17,8 @@ def add_data_arguments(parser, target_required=True):
     parser.add_argument("--target", required=target_required,
                         help="the target column (a column index for .npy; for a .npz of "
                              "arrays X and y, the target array's name: y)")
-    parser.add_argument("--features", nargs="+", metavar="COL",
+    # repeated, the lists add up (argparse's default kept the last, dropping the others)
+    parser.add_argument("--features", nargs="+", action="extend", metavar="COL",
                         help="feature columns (default: every other column)")
 
 
