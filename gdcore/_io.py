@@ -92,7 +92,11 @@ def _read_frame(path, name):
         _need("pandas", "io", name)     # to_pandas() below
         import pyarrow.parquet as pq
         try:
-            return pq.read_table(source()).to_pandas()
+            frame = pq.read_table(source()).to_pandas()
+            named = [level for level in frame.index.names if level is not None]
+            if named:   # a DataFrame's named index (to_parquet): a column of the file
+                frame = frame.reset_index(level=named)
+            return frame
         except Exception as exc:
             raise DataError(f"{name}: not a readable Parquet file ({one_line(exc)})") from None
     pd = _need("pandas", "io", name)

@@ -1335,3 +1335,28 @@ def test_features_given_twice_are_all_taken(files, tmp_path):
     proc = gdcore_cli("fit", folder / "train.csv", "--target", "y", "--features", "a", "b",
                       "--features", "a", check=False)
     assert proc.returncode == 2 and "the feature 'a' appears twice" in proc.stderr
+
+
+def test_a_parquet_files_named_index_is_a_column(files, tmp_path):
+    """A DataFrame saved by to_parquet with a named index (set_index('a')) has 'a' as a
+    column of the file (pyarrow, Spark and DuckDB read it so), but pandas' metadata turned it
+    back into the index: fit left 'a' out, silently, and predict said there was no 'a'."""
+    _, frame = files
+    frame.set_index("a").to_parquet(tmp_path / "indexed.parquet")
+    model = tmp_path / "model.json"
+    out = gdcore_cli("fit", tmp_path / "indexed.parquet", "--target", "y", "--optimizer", "gd",
+                     "--lr", "0.001", "--epochs", "20", "--tol", "none", "--save", model).stdout
+    assert summary(out)["data"].endswith("3 features, target 'y'")
+    saved = gdcore.load_model(model)
+    X = frame[saved.feature_names].to_numpy()
+    expected = gdcore.fit(X, frame["y"].to_numpy(), optimizer="gd", lr=0.001, epochs=20,
+                          tol=None)
+    assert sorted(saved.feature_names) == ["a", "b", "c"]
+    np.testing.assert_allclose(saved.coef, expected.coef, rtol=1e-12)
+    predicted = gdcore_cli("predict", model, tmp_path / "indexed.parquet").stdout.split()
+    np.testing.assert_allclose([float(v) for v in predicted[1:]], saved.predict(X),
+                               rtol=1e-15)
+    # an unnamed index (a filtered frame's row labels) is not data: left out as before
+    frame[frame["a"] > 5].to_parquet(tmp_path / "filtered.parquet")
+    out = gdcore_cli("fit", tmp_path / "filtered.parquet", "--target", "y").stdout
+    assert summary(out)["data"].endswith("3 features, target 'y'")
