@@ -1360,3 +1360,18 @@ def test_a_parquet_files_named_index_is_a_column(files, tmp_path):
     frame[frame["a"] > 5].to_parquet(tmp_path / "filtered.parquet")
     out = gdcore_cli("fit", tmp_path / "filtered.parquet", "--target", "y").stdout
     assert summary(out)["data"].endswith("3 features, target 'y'")
+
+
+def test_running_out_of_memory_is_one_line(files, monkeypatch, capsys):
+    """--epochs 10**25 --tol none keeps one loss an epoch until memory runs out: the
+    MemoryError came out as a traceback (seen with a 3 GB address-space limit)."""
+    from gdcore.cli import fit
+
+    def out_of_memory(*args, **kwargs):
+        raise MemoryError
+    monkeypatch.setattr(fit, "fit_data", out_of_memory)
+    status, out, err = run_in_process(capsys, "fit", files[0] / "train.csv", "--target", "y",
+                                      "--tol", "none", "--epochs", 10**25)
+    assert status == 2 and out == ""
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("gdcore fit: error: out of memory")

@@ -100,6 +100,10 @@ def main(argv=None):
     except BrokenPipeError:
         drop_stdout()      # the reader had enough (| head): not an error
         return 0
+    except MemoryError:     # one line, not a traceback (which may itself need memory)
+        print(f"gdcore {args.command}: error: out of memory (data read whole, or many "
+              "--epochs with --tol none: a fit keeps each epoch's loss)", file=sys.stderr)
+        return 2
     except OSError as exc:
         if exc.filename is not None:    # a file's error the subcommand did not expect
             raise
