@@ -74,6 +74,12 @@ def _stream_contents(path):
         raise DataError(f"{path}: cannot read the file ({exc.strerror})") from None
 
 
+def _is_row_label_name(name):
+    """Whether an index's name is a writer's name for row labels (Dask's
+    "__null_dask_index__", pyarrow's "__index_level_0__"), not a column's."""
+    return isinstance(name, str) and name.startswith("__") and name.endswith("__")
+
+
 def _read_frame(path, name):
     """The table of a CSV or Parquet file at ``path`` (``name`` in messages).  A regular
     file's format is its extension's; a stream, which has none to go by, is Parquet if it
@@ -93,8 +99,12 @@ def _read_frame(path, name):
         import pyarrow.parquet as pq
         try:
             frame = pq.read_table(source()).to_pandas()
-            named = [level for level in frame.index.names if level is not None]
-            if named:   # a DataFrame's named index (to_parquet): a column of the file
+            # a DataFrame's named index (to_parquet after set_index): a column of the file;
+            # not the row labels Dask writes as "__null_dask_index__" (pyarrow's own unnamed
+            # ones, "__index_level_0__", come back without a name)
+            named = [level for level in frame.index.names
+                     if level is not None and not _is_row_label_name(level)]
+            if named:
                 frame = frame.reset_index(level=named)
             return frame
         except Exception as exc:

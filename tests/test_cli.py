@@ -1360,6 +1360,12 @@ def test_a_parquet_files_named_index_is_a_column(files, tmp_path):
     frame[frame["a"] > 5].to_parquet(tmp_path / "filtered.parquet")
     out = gdcore_cli("fit", tmp_path / "filtered.parquet", "--target", "y").stdout
     assert summary(out)["data"].endswith("3 features, target 'y'")
+    # nor are the row labels Dask writes, which pandas reads back as an index named
+    # "__null_dask_index__"
+    dd = pytest.importorskip("dask.dataframe", reason="dask writes its own row labels")
+    dd.from_pandas(frame, npartitions=2).to_parquet(tmp_path / "from_dask")
+    out = gdcore_cli("fit", tmp_path / "from_dask", "--target", "y").stdout
+    assert summary(out)["data"].endswith("3 features, target 'y'")
 
 
 def test_running_out_of_memory_is_one_line(files, monkeypatch, capsys):
