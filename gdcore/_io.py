@@ -279,9 +279,7 @@ BLOCK_BYTES = 16 * 2**20
 class ArrayBlocks:
     """Chosen columns of a 2-D numeric array (a .npy memmap) read as row blocks ``(X, y)`` of
     at most BLOCK_BYTES, each X C-contiguous; columns are named by their index, the target
-    is a column index.  Every block of the first pass read to its end is checked for
-    non-finite cells as it is read; later passes are not (fit_chunks sees a value gone bad
-    since in its chunk's sums, and checks that chunk)."""
+    is a column index.  Every block is checked for non-finite cells as it is read."""
 
     def __init__(self, array, path, target=None, features=None):
         if array.ndim != 2 or array.dtype.kind not in "iuf":
@@ -313,7 +311,6 @@ class ArrayBlocks:
         self._columns = [int(c) for c in chosen]
         # all the columns in order: blocks (and X) are views of the array, read in place
         self.in_place = target is None and self._columns == list(range(array.shape[1]))
-        self._cells_checked = False     # once a pass has checked every cell
 
     def block_rows(self):
         row_bytes = (len(self._columns) + 1) * max(self.dtype.itemsize, 8)
@@ -321,20 +318,16 @@ class ArrayBlocks:
 
     def __iter__(self):
         step = self.block_rows()
-        check = not self._cells_checked
         for start in range(0, self.n_rows, step):
             rows = self.array[start:start + step]
             X = np.ascontiguousarray(rows if self.in_place else rows[:, self._columns],
                                      dtype=self.dtype)
-            if check:
-                _check_finite(self.path, X, self.feature_names, start)
+            _check_finite(self.path, X, self.feature_names, start)
             y = None
             if self.target is not None:
                 y = np.array(rows[:, int(self.target)], dtype=np.float64)
-                if check:
-                    _check_finite(self.path, y[:, None], [self.target], start)
+                _check_finite(self.path, y[:, None], [self.target], start)
             yield X, y
-        self._cells_checked = True
 
     def to_table(self):
         """All the rows as one Table: X is the array itself when read in place, else a copy

@@ -509,40 +509,6 @@ def test_npy_is_read_in_blocks_not_copied(tmp_path, monkeypatch, capsys, d, epoc
     np.testing.assert_allclose(predicted, expected.predict((X - mean) / scale), rtol=1e-9)
 
 
-def test_npy_cells_are_checked_in_the_first_pass_only(tmp_path, monkeypatch, capsys):
-    """A streamed fit of a .npy checks every cell in its first pass (--standardize's, here),
-    not in every epoch's; a value written into the file since is still found, in the sums
-    of the pass that reads it (gdcore.fit_chunks), and named."""
-    import gdcore._io
-    path = tmp_path / "d.npy"
-    X, y = npy_problem(path, 3000, 200)     # 9 epochs stream (as gdcore.fit would)
-    monkeypatch.setattr(gdcore._io, "BLOCK_BYTES", 256 * 1024)
-    blocks = -(-3000 // gdcore._io.npy_blocks(path, "200", None).block_rows())
-    checked = []
-    original = gdcore._io._check_finite
-
-    def counting(path, values, names, first_row):
-        checked.append(names[0] if values.shape[1] == 1 else "X")
-        return original(path, values, names, first_row)
-    monkeypatch.setattr(gdcore._io, "_check_finite", counting)
-    status, _, err = run_in_process(capsys, "fit", path, "--target", "200", "--optimizer",
-                                    "gd", "--lr", "0.5", "--epochs", "9", "--standardize",
-                                    "--tol", "none")
-    assert status == 0, err
-    assert checked.count("X") == checked.count("200") == blocks > 1     # one pass of 11
-
-    source = gdcore._io.npy_blocks(path, "200", None)
-    writer = np.load(path, mmap_mode="r+")
-
-    def spoil(progress):
-        if progress.epoch == 2:
-            writer[2500, 7] = np.nan
-            writer.flush()
-    with pytest.raises(ValueError, match=r"X contains NaN or infinity \(first at index "
-                                         r"\[2500, 7\]: nan\)"):
-        gdcore.fit_chunks(lambda: iter(source), lr=0.01, epochs=5, tol=None, callback=spoil)
-
-
 def test_npy_mini_batch_equals_gdcore_fit(tmp_path):
     """--batch-size on a .npy (rows copied into one array) gives gdcore.fit's mini-batch run."""
     path, model = tmp_path / "d.npy", tmp_path / "m.json"
