@@ -509,6 +509,77 @@ def test_npy_is_read_in_blocks_not_copied(tmp_path, monkeypatch, capsys, d, epoc
     np.testing.assert_allclose(predicted, expected.predict((X - mean) / scale), rtol=1e-9)
 
 
+def spoil_npy(path, row, column):
+    """Write NaN into a .npy's cell in place, as another program rewriting the file would."""
+    writer = np.load(path, mmap_mode="r+")
+    writer[row, column] = np.nan
+    writer.flush()
+
+
+@pytest.mark.parametrize("d", [20, 200])    # Gram mode (the fit reads once), then streamed
+def test_npy_cell_gone_bad_after_the_fit_is_named_not_summed(tmp_path, monkeypatch, capsys, d):
+    """The summary's pass (MSE, R2) reads a .npy after the fit has: a value gone bad since
+    is named as a first pass names it, not summed into an MSE of nan beside a saved model."""
+    import gdcore.cli.fit
+    path, model = tmp_path / "d.npy", tmp_path / "m.json"
+    npy_problem(path, 3000, d)
+    fit_data = gdcore.cli.fit.fit_data
+
+    def fit_then_spoil(*args, **kwargs):
+        result = fit_data(*args, **kwargs)
+        spoil_npy(path, 2500, 7)
+        return result
+    monkeypatch.setattr(gdcore.cli.fit, "fit_data", fit_then_spoil)
+    argv = ("fit", path, "--target", str(d), "--optimizer", "gd", "--lr", "0.5", "--epochs", "5",
+            "--standardize", "--save", model)
+    status, out, err = run_in_process(capsys, *argv)
+    monkeypatch.setattr(gdcore.cli.fit, "fit_data", fit_data)
+    first_status, _, first_err = run_in_process(capsys, *argv)     # the file as it is now
+    assert first_status != 0
+    assert "column '7' has a non-finite value in data row 2501 (nan)" in first_err
+    assert (status, err) == (first_status, first_err), out
+    assert not model.exists()
+
+
+@pytest.mark.parametrize("command, when", [("fit", "after --standardize's pass"),
+                                           ("fit", "in epoch 2"),
+                                           ("lr-search", "between two rates")])
+def test_npy_cell_gone_bad_in_a_later_pass_is_named_as_the_first_pass_names_it(
+        tmp_path, monkeypatch, capsys, command, when):
+    """A value gone bad in a .npy after its first pass is named as the first pass names it,
+    by the file's column and data row, not by its index in X (the target is column 0 here,
+    so X's column 7 is the file's '8'): every pass of the reader checks its cells."""
+    import gdcore.cli.fit
+    import gdcore.cli.lr_search
+    path = tmp_path / "d.npy"
+    npy_problem(path, 3000, 200)            # streamed epochs (as gdcore.fit would)
+    np.save(path, np.roll(np.load(path), 1, axis=1))    # the target first
+    module = gdcore.cli.fit if command == "fit" else gdcore.cli.lr_search
+    fit_data, fits = module.fit_data, []
+
+    def spoiling(progress):
+        if progress.epoch == 2:
+            spoil_npy(path, 2500, 8)
+
+    def fit_spoiled(args, data, **options):
+        fits.append(1)
+        if when == "after --standardize's pass" or len(fits) == 2:
+            spoil_npy(path, 2500, 8)
+        elif when == "in epoch 2":
+            options["callback"] = spoiling
+        return fit_data(args, data, **options)
+    monkeypatch.setattr(module, "fit_data", fit_spoiled)
+    options = (("--lr", "0.5", "--epochs", "5") if command == "fit" else
+               ("--grid", "0.1,0.5", "--epochs", "3"))
+    argv = (command, path, "--target", "0", "--optimizer", "gd", "--standardize", *options)
+    status, out, err = run_in_process(capsys, *argv)
+    monkeypatch.setattr(module, "fit_data", fit_data)
+    first_status, _, first_err = run_in_process(capsys, *argv)     # the file as it is now
+    assert first_status != 0
+    assert "column '8' has a non-finite value in data row 2501 (nan)" in first_err
+    assert (status, err) == (first_status, first_err), out
+
+
 def test_npy_mini_batch_equals_gdcore_fit(tmp_path):
     """--batch-size on a .npy (rows copied into one array) gives gdcore.fit's mini-batch run."""
     path, model = tmp_path / "d.npy", tmp_path / "m.json"
