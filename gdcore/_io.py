@@ -125,9 +125,10 @@ def _read_frame(path, name):
                     hint = "; it is a Parquet file: name it .parquet"
         raise DataError(f"{name}: not a readable CSV file ({one_line(exc)}){hint}") from None
     _check_unique(name, "column", header)
-    if not isinstance(frame.index, pd.RangeIndex):
+    if len(frame) and not isinstance(frame.index, pd.RangeIndex):
         # pandas reads a first data row with more fields than the header as the row's index
         # followed by the named columns: every name would be on the field after its own
+        # (a header alone has no rows, and pandas 1.5 gives it an empty Index of objects)
         named = len(frame.columns)
         raise DataError(f"{name}: data row 1 has {named + frame.index.nlevels} fields but the "
                         f"header names {named} columns (a header cell missing, or a comma at "
