@@ -15,8 +15,8 @@ from ._precompute import (augmented_gram, check_gram, check_gram_fits_in_memory,
 from ._progress import FIT_ENDED
 from ._result import (DivergenceError, FitProgress, FitResult, FitState, LossHistory,
                       convergence_warning_category, rng_states_equal)
-from ._validation import (check_callback, check_choice, check_data, check_settings, make_rng,
-                          resolve_n_threads)
+from ._validation import (check_callback, check_choice, check_data, check_settings, finite_float,
+                          make_rng, resolve_n_threads)
 from .optim import make_optimizer
 from .schedules import make_schedule
 
@@ -321,14 +321,11 @@ def _initial_state(init, opt, d, dtype, fit_intercept):
         if isinstance(intercept, (str, bytes)):     # float("1.5") would read a string
             raise TypeError(f"init: intercept must be a number, got {intercept!r}")
         try:
-            intercept = float(intercept)
-        except OverflowError:   # an int (or Fraction) past float's range
-            raise ValueError(f"init: intercept must be finite, got {type(intercept).__name__}"
-                             f" {str(intercept)[:20]}... beyond a float's range") from None
-        except (TypeError, ValueError):
+            intercept = finite_float("init: intercept", intercept)
+        except TypeError:
             raise TypeError(f"init: intercept must be a number, got {intercept!r}") from None
-        if not (np.all(np.isfinite(coef)) and np.isfinite(intercept)):
-            raise ValueError("init: coef and intercept must be finite")
+        if not np.all(np.isfinite(coef)):
+            raise ValueError("init: coef must be finite")
         largest = np.finfo(dtype).max
         if np.any(np.abs(coef) > largest) or abs(intercept) > largest:
             raise ValueError(f"init: coef and intercept must fit in {np.dtype(dtype)} (X's "

@@ -456,16 +456,23 @@ def check_float(name, value, *, low=0.0, allow_none=False):
         return None
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a real number, got {type(value).__name__} {value!r}")
-    try:
-        value = float(value)
-    except OverflowError:       # an int (or Fraction) past float's range
-        raise ValueError(f"{name} must be finite, got {type(value).__name__} "
-                         f"{str(value)[:20]}... beyond a float's range") from None
-    if not math.isfinite(value):
-        raise ValueError(f"{name} must be finite, got {value}")
+    value = finite_float(name, value)
     if value < low:
         raise ValueError(f"{name} must be >= {low}, got {value}")
     return value
+
+
+def finite_float(name, value):
+    """float(value) (a real number), refused, naming `name`, unless finite: an int or
+    Fraction past float's range raises here rather than as float()'s bare OverflowError."""
+    try:
+        converted = float(value)
+    except OverflowError:
+        raise ValueError(f"{name} must be finite, got {type(value).__name__} "
+                         f"{str(value)[:20]}... beyond a float's range") from None
+    if not math.isfinite(converted):
+        raise ValueError(f"{name} must be finite, got {converted!r}")
+    return converted
 
 
 def check_bool(name, value):

@@ -12,12 +12,11 @@ and ``lr`` the learning rate after the schedule.
 
 from __future__ import annotations
 
-import math
 import numbers
 
 import numpy as np
 
-from ._validation import nearest_name
+from ._validation import finite_float, nearest_name
 
 __all__ = ["Optimizer", "SGD", "Adagrad", "RMSprop", "Adam", "NormalizedGD",
            "OPTIMIZER_NAMES", "make_optimizer"]
@@ -29,13 +28,7 @@ KIND_SGD, KIND_ADAGRAD, KIND_RMSPROP, KIND_ADAM, KIND_NORMALIZED = range(5)
 def _check_real(name, value, *, low=None, low_open=False, high=None, high_open=False):
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a real number, got {type(value).__name__} {value!r}")
-    try:
-        value = float(value)
-    except OverflowError:       # an int (or Fraction) past float's range
-        raise ValueError(f"{name} must be finite, got {type(value).__name__} {str(value)[:20]}... "
-                         f"beyond a float's range") from None
-    if not math.isfinite(value):
-        raise ValueError(f"{name} must be finite, got {value!r}")
+    value = finite_float(name, value)
     if low is not None and (value <= low if low_open else value < low):
         bound = f"> {low}" if low_open else f">= {low}"
         raise ValueError(f"{name} must be {bound}, got {value!r}")

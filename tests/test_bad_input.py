@@ -623,6 +623,8 @@ def test_check_grad_refuses_a_number_past_floats_range_naming_it(name):
     (Fraction(10**400), ValueError, "init: intercept must be finite"),
     ("1.5", TypeError, "init: intercept must be a number"),
     (b"1.5", TypeError, "init: intercept must be a number"),
+    (float("nan"), ValueError, "init: intercept must be finite, got nan"),
+    (-np.inf, ValueError, "init: intercept must be finite, got -inf"),
 ])
 def test_an_init_intercept_past_floats_range_or_a_string_is_refused(intercept, error, message):
     """init=(coef, 10**400) raised Python's bare OverflowError, and init=(coef, "1.5") was
@@ -632,6 +634,12 @@ def test_an_init_intercept_past_floats_range_or_a_string_is_refused(intercept, e
     with pytest.raises(error, match=message):
         gdcore.fit(X, y, init=(np.zeros(3), intercept), epochs=2, callback=calls.append)
     assert calls == []
+
+
+def test_an_init_coef_not_finite_is_refused_naming_coef():
+    X, y = good()
+    with pytest.raises(ValueError, match="^init: coef must be finite$"):
+        gdcore.fit(X, y, init=(np.array([0.0, np.nan, 0.0]), 0.0), epochs=2)
 
 
 @pytest.mark.parametrize("precompute", ["auto", True, False])
