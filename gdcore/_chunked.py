@@ -136,23 +136,16 @@ class _Chunks:
         """A later pass's chunks, their weights scaled as the first pass found, then converted
         to X's dtype (a positive weight this makes 0 is refused, naming its chunk and row);
         each is checked as the first pass checked it, but for NaN/inf in X and y when
-        check_xy_finite is False (made all the same, first, before a weight is refused)."""
-        for problem in self._pass(check_xy_finite):
-            weights = problem.sample_weight
-            if weights is None and self.weight_exponent != 0:
-                weights = np.ones(problem.n)    # unit weights beside scaled ones: scaled alike
-            if weights is not None:
-                try:
-                    problem.sample_weight = weights_in_dtype(weights, problem.dtype,
-                                                             self.weight_exponent,
-                                                             problem.row_offset)
-                except ValueError as exc:
-                    if not check_xy_finite:
-                        # read without X's and y's NaN/inf checks, which the first pass
-                        # makes before the weights': a NaN beside the weight is named first
-                        self.check_chunk_values(problem)
-                    raise _in_chunk(exc, problem.chunk_index, problem.row_offset) from None
-            yield problem
+        check_xy_finite is False (made all the same, first, before a chunk is refused)."""
+        return self._pass(check_xy_finite, self._scale_weights)
+
+    def _scale_weights(self, problem):
+        weights = problem.sample_weight
+        if weights is None and self.weight_exponent != 0:
+            weights = np.ones(problem.n)    # unit weights beside scaled ones: scaled alike
+        if weights is not None:
+            problem.sample_weight = weights_in_dtype(weights, problem.dtype,
+                                                     self.weight_exponent, problem.row_offset)
 
     def check_chunk_values(self, problem):
         """The NaN/inf checks of X and y a ``later_pass(False)`` chunk was read without: a
@@ -163,9 +156,11 @@ class _Chunks:
         except ValueError as exc:
             raise _in_chunk(exc, problem.chunk_index, problem.row_offset) from None
 
-    def _pass(self, check_xy_finite=True):
-        """Yield validated Problems, their weights as given (check_data's weights_as_given),
-        checking every chunk agrees with the first."""
+    def _pass(self, check_xy_finite=True, finish=None):
+        """Yield validated Problems, their weights as given (check_data's weights_as_given)
+        then passed to finish(problem), checking every chunk agrees with the first.  A chunk
+        read without X's and y's NaN/inf checks that is refused is checked whole, in the
+        first pass's order, so a NaN beside a bad weight is named as that pass names it."""
         n = 0
         for index, chunk in enumerate(self._fresh()):
             if isinstance(chunk, dict):
@@ -182,16 +177,15 @@ class _Chunks:
             try:
                 try:
                     problem = self._checked(parts, n, check_xy_finite)
+                    problem.chunk_index, problem.row_offset = index, n
+                    if finish is not None:
+                        finish(problem)
                 except (ValueError, TypeError):
-                    if check_xy_finite:
-                        raise
-                    # refused without X's and y's NaN/inf checks: checked whole, in the first
-                    # pass's order, so a NaN beside a bad weight is named as that pass names it
-                    self._checked(parts, n, True)
+                    if not check_xy_finite:
+                        self._checked(parts, n, True)
                     raise
             except (ValueError, TypeError) as exc:
                 raise _in_chunk(exc, index, n) from None
-            problem.chunk_index, problem.row_offset = index, n
             if problem.n == 0:
                 # a filter's empty partition, an empty row group: nothing to add, but
                 # its columns must still be the data's
