@@ -30,7 +30,7 @@ from ._precompute import (augmented_gram, check_gram, check_gram_fits_in_memory,
                           gram_epoch_sums, merge_grams)
 from ._validation import (check_choice, check_data, check_weight_sum, converted_weights,
                           fit_dtype, nullable_numbers, provisional_weights,
-                          weight_scale_exponent, weight_sum_and_largest, weights_in_dtype)
+                          weight_scale_exponent, weight_sum_and_largest)
 
 __all__ = ["fit"]
 
@@ -91,33 +91,27 @@ def _weight_lost_once_scaled(w, dtype, weight_exponent, index, first_row):
     return None if lost is None else _in_block(lost, index, first_row, len(w))
 
 
-def _block_problem(X, y, w, dtype, weight_exponent, index, first_row):
+def _block_problem(X, y, w, dtype, weight_exponent):
     """A validated block in the fit's dtype, its weights scaled as all the blocks' are, then
-    converted (an error names the block and the row in the whole data: the block's first_row
-    on)."""
+    converted: validation has refused a weight this loses (_validate_block, and
+    _weight_lost_once_scaled where the weights are scaled)."""
     X = np.ascontiguousarray(X, dtype=dtype)
     y = np.ascontiguousarray(y, dtype=dtype)
-    if w is None:
-        pass
-    elif weight_exponent == 0:  # validation found no weight these lose
-        w = np.ascontiguousarray(w, dtype=dtype)
-    else:
-        try:
-            w = weights_in_dtype(np.asarray(w), dtype, weight_exponent, first_row)
-        except ValueError as exc:
-            raise _in_block(exc, index, first_row, len(X)) from None
+    if w is not None:
+        w = (np.ascontiguousarray(w, dtype=dtype) if weight_exponent == 0
+             else converted_weights(np.asarray(w), dtype, weight_exponent)[0])
     return X, y, w
 
 
-def _block_sums(X, y, w, theta, n_threads, weight_exponent=0, index=0, first_row=0):
+def _block_sums(X, y, w, theta, n_threads, weight_exponent=0):
     """On a worker, every epoch: the raw sums of one (already validated) row block."""
     dtype = theta.dtype
-    X, y, w = _block_problem(X, y, w, dtype, weight_exponent, index, first_row)
+    X, y, w = _block_problem(X, y, w, dtype, weight_exponent)
     return _core.block_sums_of(X, y, np.empty(0, dtype) if w is None else w, theta, n_threads)
 
 
-def _block_gram(X, y, w, dtype, weight_exponent=0, index=0, first_row=0):
-    return augmented_gram(*_block_problem(X, y, w, dtype, weight_exponent, index, first_row))
+def _block_gram(X, y, w, dtype, weight_exponent=0):
+    return augmented_gram(*_block_problem(X, y, w, dtype, weight_exponent))
 
 
 def _add_quietly(a, b):
@@ -309,23 +303,20 @@ def fit(X, y, *, sample_weight=None, optimizer=None, lr=None, epochs=100, batch_
 
         def distributed_sums(theta):
             parts = [client.submit(_block_sums, xf, yf, wf, theta.copy(), run.n_threads,
-                                   scale, index, first, pure=False)
-                     for xf, yf, wf, index, first
-                     in zip(x_futures, y_futures, w_futures, kept, first_rows)]
+                                   scale, pure=False)
+                     for xf, yf, wf in zip(x_futures, y_futures, w_futures)]
             return _in_block_order(client.gather(parts))
     else:
         def distributed_sums(theta):
-            parts = [block_sums(xb, yb, wb, theta.copy(), run.n_threads, scale, index, first)
-                     for xb, yb, wb, index, first
-                     in zip(x_blocks, y_blocks, w_blocks, kept, first_rows)]
+            parts = [block_sums(xb, yb, wb, theta.copy(), run.n_threads, scale)
+                     for xb, yb, wb in zip(x_blocks, y_blocks, w_blocks)]
             return _in_block_order(dask.compute(*parts))
 
     def execute(run):
         if not precompute:
             return run_full_batch(run, distributed_sums)
-        gram = _tree_sum(dask, [block_gram(xb, yb, wb, dtype, scale, index, first)
-                                for xb, yb, wb, index, first
-                                in zip(x_blocks, y_blocks, w_blocks, kept, first_rows)],
+        gram = _tree_sum(dask, [block_gram(xb, yb, wb, dtype, scale)
+                                for xb, yb, wb in zip(x_blocks, y_blocks, w_blocks)],
                          merge_grams).compute()
         check_gram(gram)
         return run_full_batch(run, gram_epoch_sums(gram, distributed_sums))
