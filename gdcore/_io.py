@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import contextlib
 import decimal
+import gzip
 import io
 import os
 import stat
 import sys
 import warnings
+import zlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -48,9 +50,11 @@ def _need(module, extra, path):
                         f"'gdcore[{extra}]'") from None
 
 
-# DATA "-": the table comes from stdin (CSV, or Parquet by its first bytes).
+# DATA "-": the table comes from stdin (CSV, or Parquet by its first bytes; gzip-compressed
+# too, by its first bytes, as a file named .gz is by its name).
 STDIN = "-"
 PARQUET_MAGIC = b"PAR1"
+GZIP_MAGIC = b"\x1f\x8b"
 
 
 def data_name(path):
@@ -85,6 +89,12 @@ def _read_frame(path, name):
     file's format is its extension's; a stream, which has none to go by, is Parquet if it
     begins as Parquet does, else CSV."""
     contents = _stream_contents(path)
+    if contents is not None and contents.startswith(GZIP_MAGIC):
+        # a stream has no .gz to go by, as pandas goes by a file's name: its first bytes
+        try:
+            contents = gzip.decompress(contents)
+        except (OSError, EOFError, zlib.error) as exc:
+            raise DataError(f"{name}: not a readable gzip stream ({one_line(exc)})") from None
     if (os.path.getsize(path) if contents is None else len(contents)) == 0:
         # (pandas says "No columns to parse from file"; pyarrow, that it is too small)
         raise DataError(f"{name}: empty (not even a header)")
@@ -406,7 +416,8 @@ def read_table(path, target=None, features=None, features_only=False, empty_ok=F
     its name, columns by index).  ``features_only``: no target is read (predictions), not
     even a .npz's y.  ``empty_ok``: a CSV or Parquet file without rows gives a Table of no
     rows (its columns checked) instead of a DataError.  ``path`` "-" reads stdin (CSV, or
-    Parquet by its first bytes); a pipe or another stream is read once, into memory.
+    Parquet by its first bytes, either gzip-compressed or not); a pipe or another stream is
+    read once, into memory.
     """
     path = os.fspath(path)
     name = data_name(path)

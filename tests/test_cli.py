@@ -1234,6 +1234,28 @@ def test_data_from_a_pipe_or_stdin(files, tmp_path):
             f"gdcore {command[0]}: error: stdin: empty (not even a header)"], err
 
 
+def test_gzip_on_stdin_is_decompressed(files, tmp_path):
+    """A gzip-compressed CSV or Parquet on stdin is read as a file named .gz is (it was read
+    as CSV text: a UTF-8 decode error naming no compression); a broken one is one line."""
+    import gzip
+    folder, _ = files
+    model = tmp_path / "m.json"
+    by_file = gdcore_cli("fit", folder / "train.csv", "--target", "y", "--optimizer", "gd",
+                         "--lr", "0.01", "--epochs", "5", "--save", model).stdout
+    csv_gz = gzip.compress((folder / "train.csv").read_bytes())
+    for data in (csv_gz, gzip.compress((folder / "train.parquet").read_bytes())):
+        status, out, err = gdcore_piped(data, "fit", "-", "--target", "y", "--optimizer", "gd",
+                                        "--lr", "0.01", "--epochs", "5")
+        assert status == 0 and err == "", err
+        assert summary(out)["data"] == "stdin: 400 rows x 3 features, target 'y'"
+        assert summary(out)["final loss"] == summary(by_file)["final loss"]
+    expected = gdcore_cli("predict", model, folder / "train.csv").stdout
+    assert gdcore_piped(csv_gz, "predict", model, "-") == (0, expected, "")
+    status, out, err = gdcore_piped(csv_gz[:100], "fit", "-", "--target", "y")
+    assert status == 2 and len(err.splitlines()) == 1 and err.startswith(
+        "gdcore fit: error: stdin: not a readable gzip stream ("), err
+
+
 def test_predict_names_the_file_of_any_reading_error(files, tmp_path, monkeypatch, capsys):
     """An error a reader lets escape (not a DataError) is one line naming the file."""
     import gdcore.cli.predict
