@@ -433,6 +433,9 @@ def read_table(path, target=None, features=None, features_only=False, empty_ok=F
                 arrays = {k: archive[k] for k in archive.files}
         except Exception as exc:
             raise DataError(f"{path}: not a readable .npz file ({one_line(exc)})") from None
+        if not arrays:
+            raise DataError(f"{path}: the file holds no arrays (expected arrays 'X' and 'y', "
+                            "or one 2-D array)")
         if len(arrays) == 1 and target not in arrays:
             if target is not None and not target.isdigit():
                 # a name, not a column index: the y array the file lacks (an X saved alone)

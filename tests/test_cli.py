@@ -147,6 +147,9 @@ def test_demo_plot(tmp_path):
     ("strings.npz", ["fit", "{file}", "--target", "y"], "array 'y' is not real numbers"),
     # X saved alone: the target names the array that is missing, not a column
     ("x-only.npz", ["fit", "{file}", "--target", "y"], "no array 'y' (arrays: 'X')"),
+    # np.savez() with no arrays: the message listed the arrays it has, none
+    ("no-arrays.npz", ["fit", "{file}", "--target", "y"],
+     "no-arrays.npz: the file holds no arrays (expected arrays 'X' and 'y', or one 2-D array)"),
     # a file of no bytes (pandas said "No columns to parse from file")
     ("empty.csv", ["fit", "{file}", "--target", "y"], "empty.csv: empty (not even a header)"),
     ("empty.parquet", ["predict", "{file}", "{file}"], "not a gdcore model"),
@@ -158,6 +161,7 @@ def test_errors_are_one_line(tmp_path, make_file, args, message):
         "complex.npz": lambda path: np.savez(path, X=np.ones((3, 2)), y=np.ones(3) * 1j),
         "strings.npz": lambda path: np.savez(path, X=np.ones((3, 2)), y=np.array(["a"] * 3)),
         "x-only.npz": lambda path: np.savez(path, X=np.ones((3, 2))),
+        "no-arrays.npz": lambda path: np.savez(path),
     }
     contents = {
         "fake.npy": "not an array",
