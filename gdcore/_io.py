@@ -453,7 +453,12 @@ def read_table(path, target=None, features=None, features_only=False, empty_ok=F
                 if arrays[key].dtype.kind not in "iuf":
                     raise DataError(f"{path}: array {key!r} is not real numbers "
                                     f"({arrays[key].dtype})")
-                y = np.asarray(arrays[key], dtype=np.float64).reshape(-1)
+                y = np.asarray(arrays[key], dtype=np.float64)
+                if y.ndim == 2 and y.shape[1] == 1:
+                    y = y[:, 0]     # a column, as gdcore.fit takes it
+                if y.ndim != 1:
+                    raise DataError(f"{path}: array {key!r} must be 1-D (one target value a "
+                                    f"row of X), got shape {y.shape}")
                 if y.shape[0] != table.X.shape[0]:
                     raise DataError(f"{path}: {key!r} has {y.shape[0]} values but X has "
                                     f"{table.X.shape[0]} rows")

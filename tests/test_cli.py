@@ -904,6 +904,26 @@ def test_predict_reads_only_the_features_of_an_npz(files, tmp_path):
     np.testing.assert_allclose([float(v) for v in out[1:]], expected, rtol=1e-15)
 
 
+def test_an_npz_target_must_be_one_dimensional(files, tmp_path):
+    """A .npz's y of shape (n, 1) is a column, taken as gdcore.fit takes it; any other shape
+    but (n,) is refused naming the file, the array and its shape (it was flattened: y of
+    shape (n, 2) was said to have 2n values, and one of shape (1, n) was taken silently)."""
+    folder, frame = files
+    X, y = frame[["a", "b", "c"]].to_numpy(), frame["y"].to_numpy()
+    fit = ["--optimizer", "gd", "--lr", "0.01", "--epochs", "5"]
+    np.savez(tmp_path / "column.npz", X=X, y=y[:, None])
+    column = gdcore_cli("fit", tmp_path / "column.npz", "--target", "y", *fit).stdout
+    flat = gdcore_cli("fit", folder / "train.npz", "--target", "y", *fit).stdout
+    assert summary(column)["final loss"] == summary(flat)["final loss"]
+    for shape in [(400, 2), (1, 400), (400, 1, 1), ()]:
+        path = tmp_path / "bad.npz"
+        np.savez(path, X=X, targets=np.resize(y, shape))
+        proc = gdcore_cli("fit", path, "--target", "targets", check=False)
+        assert proc.returncode == 2 and proc.stderr.splitlines() == [
+            f"gdcore fit: error: {path}: array 'targets' must be 1-D (one target value a row "
+            f"of X), got shape {shape}"], proc.stderr
+
+
 def test_an_npz_of_one_array_named_x_is_columns_by_index(files, tmp_path):
     folder, frame = files
     np.savez(tmp_path / "one.npz", X=frame.to_numpy())
