@@ -878,6 +878,18 @@ def test_lr_search_needs_two_epochs(files):
     assert proc.stderr.strip().startswith("gdcore lr-search: error: --epochs must be >= 2")
 
 
+def test_lr_search_refuses_more_random_rates_than_can_be_drawn(files):
+    """--random 10**26 failed in NumPy's words ("Maximum allowed dimension exceeded"), and
+    from 2**60 rates with "array is too big"; now one line naming --random."""
+    folder, _ = files
+    for count in (10**26, 2**61):
+        proc = gdcore_cli("lr-search", folder / "train.csv", "--target", "y", "--random",
+                          count, check=False)
+        assert proc.returncode == 2 and proc.stderr.splitlines() == [
+            f"gdcore lr-search: error: --random {count}: too many learning rates to draw "
+            "(they do not fit in memory)"], proc.stderr
+
+
 def test_version_names_the_compiled_core(capsys):
     from gdcore.cli import main
     with pytest.raises(SystemExit) as stopped:

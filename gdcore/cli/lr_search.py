@@ -63,8 +63,14 @@ def candidate_rates(args):
         if not (0 < args.low < args.high) or not math.isfinite(args.high):
             raise ValueError(f"need 0 < --low < --high, got {args.low} and {args.high}")
         rng = make_rng(args.seed)
-        rates = np.exp(rng.uniform(math.log(args.low), math.log(args.high), args.random))
-        rates = sorted(float(r) for r in rates)
+        try:
+            rates = np.exp(rng.uniform(math.log(args.low), math.log(args.high), args.random))
+            rates = sorted(float(r) for r in rates)
+        except (ValueError, MemoryError):
+            # NumPy's "Maximum allowed dimension exceeded" or "array is too big" (from
+            # 2**60 rates), or memory that runs out well before: each rate is also a fit
+            raise ValueError(f"--random {args.random}: too many learning rates to draw (they "
+                             "do not fit in memory)") from None
     for rate in rates:
         if not (rate > 0 and math.isfinite(rate)):
             raise ValueError(f"learning rates must be finite and > 0, got {rate}")
