@@ -15,8 +15,8 @@ from ._precompute import (augmented_gram, check_gram, check_gram_fits_in_memory,
 from ._progress import FIT_ENDED
 from ._result import (DivergenceError, FitProgress, FitResult, FitState, LossHistory,
                       convergence_warning_category, rng_states_equal)
-from ._validation import (check_callback, check_choice, check_data, check_settings, finite_float,
-                          make_rng, resolve_n_threads)
+from ._validation import (callback_says_stop, check_callback, check_choice, check_data,
+                          check_settings, finite_float, make_rng, resolve_n_threads)
 from .optim import make_optimizer
 from .schedules import make_schedule
 
@@ -384,7 +384,7 @@ def _epoch_reporter(callback, run):
         progress = FitProgress(epoch=epoch, loss=float(loss), coef=theta[:d].copy(),
                                intercept=float(theta[d]), checkpoint=partial(_checkpoint, run,
                                                                              epoch))
-        return bool(callback(progress))
+        return callback_says_stop(callback(progress))
     return on_epoch
 
 

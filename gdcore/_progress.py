@@ -59,6 +59,7 @@ def progress_callback(total_epochs, enabled=None, desc="fit", stream=None, user_
         if not asked:   # the terminal default is a nicety: the base install has no tqdm
             return user_callback, None
         raise ImportError("progress bars need tqdm: pip install 'gdcore[progress]'") from None
+    from ._validation import callback_says_stop
     bar = tqdm(total=total_epochs, desc=desc, unit="epoch", file=stream, dynamic_ncols=True)
     ended = []      # the FitResult of each fit run with this callback, as it ended
 
@@ -66,7 +67,7 @@ def progress_callback(total_epochs, enabled=None, desc="fit", stream=None, user_
         # the postfix first: update() redraws, and should show this epoch's loss
         bar.set_postfix(loss=f"{progress.loss:.6g}", refresh=False)
         bar.update(1)
-        return bool(user_callback(progress)) if user_callback is not None else False
+        return callback_says_stop(user_callback(progress)) if user_callback is not None else False
 
     def close():
         # numbered as the fit numbers its epochs (a continued fit's count on from the earlier

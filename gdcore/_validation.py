@@ -579,3 +579,15 @@ def check_callback(callback):
     if callback is not None and not callable(callback):
         raise TypeError(f"callback must be callable or None, got {type(callback).__name__}")
     return callback
+
+
+def callback_says_stop(returned):
+    """bool(returned), a callback's answer: a value without one truth value (an array of
+    several numbers, say) is refused naming the callback, not in NumPy's words."""
+    try:
+        return bool(returned)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"callback must return True to stop the fit, or False or None to go "
+                        f"on; got {type(returned).__name__}, which has no truth value "
+                        f"({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})"
+                        ) from None

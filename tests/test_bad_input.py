@@ -698,3 +698,37 @@ def test_an_init_coef_with_masked_entries_is_refused():
     assert calls == []
     unmasked = gdcore.fit(X, y, init=np.ma.masked_array(np.ones(3)), epochs=2)
     np.testing.assert_array_equal(unmasked.coef, gdcore.fit(X, y, init=np.ones(3), epochs=2).coef)
+
+
+@pytest.mark.parametrize("fitter", ["core", "numpy", "chunks", "progress_bar"])
+def test_a_callback_answer_without_a_truth_value_is_refused_naming_the_callback(fitter):
+    """A callback returning an array of several numbers failed in NumPy's words ("The truth
+    value of an array ... is ambiguous"), naming neither the callback nor what it must
+    return.  The fit stops there, with the caller's arrays untouched."""
+    X, y = good()
+    X_before, y_before = X.copy(), y.copy()
+    answer = lambda progress: np.array([progress.loss, 0.0])   # noqa: E731
+    message = r"^callback must return True to stop the fit, or False or None to go on; got ndarray"
+    with pytest.raises(TypeError, match=message):
+        if fitter == "chunks":
+            gdcore.fit_chunks([(X[:10], y[:10]), (X[10:], y[10:])], epochs=3, callback=answer)
+        elif fitter == "progress_bar":
+            pytest.importorskip("tqdm", reason="progress_bar needs tqdm")
+            with gdcore.progress_bar(epochs=3, callback=answer) as bar:
+                gdcore.fit(X, y, epochs=3, callback=bar)
+        else:
+            gdcore.fit(X, y, epochs=3, callback=answer, backend=fitter)
+    np.testing.assert_array_equal(X, X_before)
+    np.testing.assert_array_equal(y, y_before)
+
+
+def test_a_callback_answer_is_read_for_its_truth_value():
+    """True (or a one-element array of True, or any truthy value) stops the fit after the
+    epoch; False, None and 0 go on."""
+    X, y = good()
+    for answer, stop_reason, n_epochs in [(True, "callback", 1), (np.array([True]), "callback", 1),
+                                          (None, "epochs", 4), (0, "epochs", 4),
+                                          (np.False_, "epochs", 4)]:
+        result = gdcore.fit(X, y, epochs=4, tol=None,
+                            callback=lambda progress, answer=answer: answer)
+        assert (result.stop_reason, result.n_epochs) == (stop_reason, n_epochs), answer
