@@ -1,5 +1,6 @@
 """Files written whole or not at all: a model, a bench's JSON and predictions replace an
-earlier file only once they are complete."""
+earlier file only once they are complete, and on disk (a crash or power cut just after the
+rename leaves the new file or the old one, never an empty one)."""
 
 from __future__ import annotations
 
@@ -37,10 +38,25 @@ def replaced_on_success(path, newline=None):
             raise type(exc)(exc.errno, exc.strerror, given) from None
         with opened as f:
             yield f
+            # on disk before the rename: else a crash can leave the name on an empty file
+            f.flush()
+            os.fsync(f.fileno())
         with contextlib.suppress(OSError):
             os.chmod(temporary, stat.S_IMODE(os.stat(path).st_mode))
         os.replace(temporary, path)
+        _sync_folder(os.path.dirname(path))
     except BaseException:
         with contextlib.suppress(OSError):
             os.remove(temporary)
         raise
+
+
+def _sync_folder(folder):
+    """The rename itself on disk, where the system allows a folder to be synced (POSIX; not
+    Windows, nor some network file systems: the file's data is, all the same)."""
+    with contextlib.suppress(OSError, AttributeError):
+        descriptor = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(descriptor)
+        finally:
+            os.close(descriptor)

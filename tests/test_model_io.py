@@ -118,6 +118,37 @@ def test_an_interrupted_write_leaves_nothing_behind(tmp_path):
     assert path.read_text() == "earlier\n" and len(list(tmp_path.iterdir())) == 1
 
 
+def test_a_replaced_file_is_on_disk_before_its_rename(tmp_path, monkeypatch):
+    """The new file's data is synced before it takes the name, then the folder holding the
+    name: without the first, a crash soon after could leave the name on an empty file."""
+    from gdcore import _atomic
+    path = tmp_path / "model.json"
+    path.write_text("earlier\n")
+    events = []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(descriptor):
+        events.append(("fsync", os.readlink(f"/proc/self/fd/{descriptor}")
+                       if os.path.exists("/proc/self/fd") else descriptor))
+        real_fsync(descriptor)
+
+    def replace(source, target):
+        events.append(("replace", os.fspath(source), os.fspath(target)))
+        real_replace(source, target)
+
+    monkeypatch.setattr(_atomic.os, "fsync", fsync)
+    monkeypatch.setattr(_atomic.os, "replace", replace)
+    with _atomic.replaced_on_success(path) as f:
+        f.write("new\n")
+    assert path.read_text() == "new\n"
+    kinds = [event[0] for event in events]
+    assert kinds == ["fsync", "replace", "fsync"], events
+    temporary = events[1][1]
+    assert events[1][2] == os.path.realpath(path)
+    if os.path.exists("/proc/self/fd"):
+        assert events[0][1] == temporary and events[2][1] == os.path.realpath(tmp_path)
+
+
 def test_a_replaced_file_keeps_its_links_permissions_and_special_files(tmp_path):
     """The temporary file and rename keep what writing in place kept: a symbolic link's
     target is the file written, an earlier file's permissions stay, a FIFO is written into,
