@@ -8,13 +8,11 @@ from __future__ import annotations
 
 import contextlib
 import decimal
-import gzip
 import io
 import os
 import stat
 import sys
 import warnings
-import zlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -50,11 +48,70 @@ def _need(module, extra, path):
                         f"'gdcore[{extra}]'") from None
 
 
-# DATA "-": the table comes from stdin (CSV, or Parquet by its first bytes; gzip-compressed
-# too, by its first bytes, as a file named .gz is by its name).
+# DATA "-": the table comes from stdin (CSV, or Parquet by its first bytes; compressed too,
+# by its first bytes, as pandas reads a file named .gz, .bz2, .xz, .zip or .zst by its name).
 STDIN = "-"
 PARQUET_MAGIC = b"PAR1"
-GZIP_MAGIC = b"\x1f\x8b"
+_BZ2_BLOCK_MAGICS = (b"\x31\x41\x59\x26\x53\x59", b"\x17\x72\x45\x38\x50\x90")
+
+
+def _compression(contents):
+    """The compression a stream's first bytes show, or None.  bz2's "BZh" could begin a CSV
+    header: its level digit and the first block's magic must follow."""
+    if contents.startswith(b"\x1f\x8b"):
+        return "gzip"
+    if contents.startswith(b"\xfd7zXZ\x00"):
+        return "xz"
+    if contents.startswith(b"PK\x03\x04"):
+        return "zip"
+    if contents.startswith(b"\x28\xb5\x2f\xfd"):
+        return "zstd"
+    if (contents.startswith(b"BZh") and b"1" <= contents[3:4] <= b"9"
+            and contents[4:10] in _BZ2_BLOCK_MAGICS):
+        return "bz2"
+    return None
+
+
+def _decompressed(contents, name):
+    """A stream's bytes, decompressed if its first bytes show a compression."""
+    kind = _compression(contents)
+    if kind is None:
+        return contents
+    try:
+        if kind == "gzip":
+            import gzip
+            return gzip.decompress(contents)
+        if kind == "xz":
+            import lzma
+            return lzma.decompress(contents)
+        if kind == "bz2":
+            import bz2
+            return bz2.decompress(contents)
+        if kind == "zip":
+            import zipfile
+            with zipfile.ZipFile(io.BytesIO(contents)) as archive:
+                members = [member for member in archive.infolist() if not member.is_dir()]
+                if len(members) != 1:
+                    raise DataError(f"{name}: a zip archive of {len(members)} files; it must "
+                                    "hold one, the table")
+                return archive.read(members[0])
+        try:
+            import zstandard
+        except ImportError:
+            raise DataError(f"{name}: zstd-compressed, which needs zstandard to read (pip "
+                            "install zstandard), or decompress it first (zstd -dc)") from None
+        parts, rest = [], contents
+        while rest:     # frame by frame: a decompressobj ends with its frame
+            frame = zstandard.ZstdDecompressor().decompressobj()
+            parts.append(frame.decompress(rest))
+            if not frame.eof:
+                raise DataError(f"{name}: not a readable zstd stream (it ends inside a frame)")
+            rest = frame.unused_data
+        return b"".join(parts)
+    except (DataError, MemoryError):
+        raise
+    except Exception as exc:    # each module's own (OSError, EOFError, LZMAError, ZstdError...)
+        raise DataError(f"{name}: not a readable {kind} stream ({one_line(exc)})") from None
 
 
 def data_name(path):
@@ -89,12 +146,9 @@ def _read_frame(path, name):
     file's format is its extension's; a stream, which has none to go by, is Parquet if it
     begins as Parquet does, else CSV."""
     contents = _stream_contents(path)
-    if contents is not None and contents.startswith(GZIP_MAGIC):
+    if contents is not None:
         # a stream has no .gz to go by, as pandas goes by a file's name: its first bytes
-        try:
-            contents = gzip.decompress(contents)
-        except (OSError, EOFError, zlib.error) as exc:
-            raise DataError(f"{name}: not a readable gzip stream ({one_line(exc)})") from None
+        contents = _decompressed(contents, name)
     if (os.path.getsize(path) if contents is None else len(contents)) == 0:
         # (pandas says "No columns to parse from file"; pyarrow, that it is too small)
         raise DataError(f"{name}: empty (not even a header)")
@@ -416,7 +470,7 @@ def read_table(path, target=None, features=None, features_only=False, empty_ok=F
     its name, columns by index).  ``features_only``: no target is read (predictions), not
     even a .npz's y.  ``empty_ok``: a CSV or Parquet file without rows gives a Table of no
     rows (its columns checked) instead of a DataError.  ``path`` "-" reads stdin (CSV, or
-    Parquet by its first bytes, either gzip-compressed or not); a pipe or another stream is
+    Parquet by its first bytes, either compressed or not); a pipe or another stream is
     read once, into memory.
     """
     path = os.fspath(path)

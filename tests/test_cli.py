@@ -1,5 +1,6 @@
 """The gdcore command as a user runs it: a subprocess on files written here."""
 
+import io
 import json
 import os
 import subprocess
@@ -1270,26 +1271,79 @@ def test_data_from_a_pipe_or_stdin(files, tmp_path):
             f"gdcore {command[0]}: error: stdin: empty (not even a header)"], err
 
 
-def test_gzip_on_stdin_is_decompressed(files, tmp_path):
-    """A gzip-compressed CSV or Parquet on stdin is read as a file named .gz is (it was read
-    as CSV text: a UTF-8 decode error naming no compression); a broken one is one line."""
+def _zipped(data):
+    import zipfile
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("train.csv", data)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("compression", ["gzip", "bz2", "xz", "zip"])
+def test_a_compressed_stream_on_stdin_is_decompressed(files, tmp_path, compression):
+    """A compressed CSV or Parquet on stdin is read as pandas reads a file named .gz, .bz2,
+    .xz or .zip (it was read as CSV text: a UTF-8 decode error naming no compression); a
+    broken one is one line."""
+    import bz2
     import gzip
+    import lzma
+    compress = {"gzip": gzip.compress, "bz2": bz2.compress, "xz": lzma.compress,
+                "zip": _zipped}[compression]
     folder, _ = files
     model = tmp_path / "m.json"
     by_file = gdcore_cli("fit", folder / "train.csv", "--target", "y", "--optimizer", "gd",
                          "--lr", "0.01", "--epochs", "5", "--save", model).stdout
-    csv_gz = gzip.compress((folder / "train.csv").read_bytes())
-    for data in (csv_gz, gzip.compress((folder / "train.parquet").read_bytes())):
+    csv_compressed = compress((folder / "train.csv").read_bytes())
+    for data in (csv_compressed, compress((folder / "train.parquet").read_bytes())):
         status, out, err = gdcore_piped(data, "fit", "-", "--target", "y", "--optimizer", "gd",
                                         "--lr", "0.01", "--epochs", "5")
         assert status == 0 and err == "", err
         assert summary(out)["data"] == "stdin: 400 rows x 3 features, target 'y'"
         assert summary(out)["final loss"] == summary(by_file)["final loss"]
     expected = gdcore_cli("predict", model, folder / "train.csv").stdout
-    assert gdcore_piped(csv_gz, "predict", model, "-") == (0, expected, "")
-    status, out, err = gdcore_piped(csv_gz[:100], "fit", "-", "--target", "y")
+    assert gdcore_piped(csv_compressed, "predict", model, "-") == (0, expected, "")
+    status, out, err = gdcore_piped(csv_compressed[:100], "fit", "-", "--target", "y")
     assert status == 2 and len(err.splitlines()) == 1 and err.startswith(
-        "gdcore fit: error: stdin: not a readable gzip stream ("), err
+        f"gdcore fit: error: stdin: not a readable {compression} stream ("), err
+
+
+def test_a_stream_is_decompressed_only_when_its_first_bytes_say_so(files, tmp_path):
+    """A CSV whose header begins "BZh" is text, not bz2; a zip must hold one file; zstd needs
+    zstandard, and says so where it is missing."""
+    folder, _ = files
+    text = (folder / "train.csv").read_text()
+    renamed = "BZh9" + text
+    fit = ("fit", "-", "--target", "y", "--optimizer", "gd", "--lr", "0.01", "--epochs", "5")
+    status, out, err = gdcore_piped(renamed.encode(), *fit)
+    assert status == 0 and err == "" and "stdin: 400 rows x 3 features" in out, err
+    import zipfile
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("a.csv", text)
+        archive.writestr("b.csv", text)
+    status, out, err = gdcore_piped(buffer.getvalue(), "fit", "-", "--target", "y")
+    assert status == 2 and err.splitlines() == [
+        "gdcore fit: error: stdin: a zip archive of 2 files; it must hold one, the table"], err
+    try:
+        import zstandard
+    except ImportError:
+        # a zstd frame's magic number, then anything: what is read before it is refused
+        status, out, err = gdcore_piped(b"\x28\xb5\x2f\xfd" + text.encode(), "fit", "-",
+                                        "--target", "y")
+        assert status == 2 and err.splitlines() == [
+            "gdcore fit: error: stdin: zstd-compressed, which needs zstandard to read (pip "
+            "install zstandard), or decompress it first (zstd -dc)"], err
+    else:
+        data = zstandard.ZstdCompressor().compress(text.encode())
+        status, out, err = gdcore_piped(data, *fit)
+        assert status == 0 and err == "" and "stdin: 400 rows x 3 features" in out, err
+        half = text.index("\n", len(text) // 2) + 1
+        two_frames = b"".join(zstandard.ZstdCompressor().compress(part.encode())
+                              for part in (text[:half], text[half:]))
+        assert gdcore_piped(two_frames, *fit) == (status, out, err)
+        status, out, err = gdcore_piped(data[:-3], *fit)
+        assert status == 2 and err.splitlines() == [
+            "gdcore fit: error: stdin: not a readable zstd stream (it ends inside a frame)"], err
 
 
 def test_predict_names_the_file_of_any_reading_error(files, tmp_path, monkeypatch, capsys):

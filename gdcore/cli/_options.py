@@ -13,7 +13,7 @@ from .._io import is_folder
 def add_data_arguments(parser, target_required=True):
     parser.add_argument("data", help="CSV, Parquet (.parquet), .npy or .npz file, a folder "
                                      "of Parquet/CSV files (read one at a time, full batch), "
-                                     "or - for CSV or Parquet on stdin, gzip-compressed or not")
+                                     "or - for CSV or Parquet on stdin, compressed or not")
     parser.add_argument("--target", required=target_required,
                         help="the target column (a column index for .npy; for a .npz of "
                              "arrays X and y, the target array's name: y)")

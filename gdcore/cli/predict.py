@@ -25,7 +25,7 @@ def add_parser(subparsers):
     p.add_argument("model", help="JSON model file")
     p.add_argument("data", help="CSV, Parquet, .npy or .npz file, a folder of Parquet/CSV "
                                 "files (predicted file by file, in name order), or - for CSV "
-                                "or Parquet on stdin, gzip-compressed or not")
+                                "or Parquet on stdin, compressed or not")
     p.add_argument("--out", metavar="CSV", help="write predictions here (default, or -: "
                                                 "stdout)")
     p.set_defaults(run=run)
