@@ -1530,3 +1530,27 @@ def test_running_out_of_memory_is_one_line(files, monkeypatch, capsys):
     assert status == 2 and out == ""
     lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("gdcore fit: error: out of memory")
+
+
+@pytest.mark.parametrize("command, hint", [
+    ("fit", "many --epochs with --tol none"), ("lr-search", "many --epochs with --tol none"),
+    ("predict", "save it as .npy, which is read in blocks"), ("bench", "a smaller --n or --d"),
+    ("demo", "a smaller --n or --d")])
+def test_running_out_of_memory_names_what_each_command_holds(monkeypatch, capsys, command,
+                                                            hint):
+    """The out-of-memory line spoke of a fit's epochs whatever the command (predict, bench
+    and demo run no such fit)."""
+    import importlib
+    module = importlib.import_module(f"gdcore.cli.{command.replace('-', '_')}")
+
+    def out_of_memory(args):
+        raise MemoryError
+    monkeypatch.setattr(module, "run", out_of_memory)
+    argv = {"fit": ["fit", "x.csv", "--target", "y"],
+            "lr-search": ["lr-search", "x.csv", "--target", "y", "--grid", "0.1"],
+            "predict": ["predict", "m.json", "x.csv"]}.get(command, [command])
+    status, out, err = run_in_process(capsys, *argv)
+    assert (status, out) == (2, "")
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(
+        f"gdcore {command}: error: out of memory (") and hint in lines[0], err

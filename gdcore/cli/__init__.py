@@ -84,6 +84,19 @@ def build_parser():
     return parser
 
 
+# what is likely to have filled the memory, as each command uses it
+_FIT_MEMORY = ("a CSV or Parquet file, or a stream, is read whole, or many --epochs with "
+               "--tol none: a fit keeps each epoch's loss")
+_OUT_OF_MEMORY = {
+    "fit": _FIT_MEMORY,
+    "lr-search": _FIT_MEMORY,
+    "predict": "a CSV or Parquet file, or a stream, is read whole: split it into a folder of "
+               "smaller files, or save it as .npy, which is read in blocks",
+    "bench": "the problem is made in memory: try a smaller --n or --d",
+    "demo": "the problem is made in memory: try a smaller --n or --d",
+}
+
+
 def main(argv=None):
     parser = build_parser()
     # unknown options are reported by the subcommand they were given to, with a hint
@@ -101,8 +114,8 @@ def main(argv=None):
         drop_stdout()      # the reader had enough (| head): not an error
         return 0
     except MemoryError:     # one line, not a traceback (which may itself need memory)
-        print(f"gdcore {args.command}: error: out of memory (data read whole, or many "
-              "--epochs with --tol none: a fit keeps each epoch's loss)", file=sys.stderr)
+        print(f"gdcore {args.command}: error: out of memory ({_OUT_OF_MEMORY[args.command]})",
+              file=sys.stderr)
         return 2
     except OSError as exc:
         if exc.filename is not None:    # a file's error the subcommand did not expect
