@@ -38,8 +38,11 @@ def test_save_a_float32_fit_with_names(tmp_path):
     gdcore.save_model(path, result, feature_names=["a", "b", "c"], target="price")
     loaded = gdcore.load_model(path)
     assert loaded.feature_names == ["a", "b", "c"] and loaded.target == "price"
-    # result.predict computes in float32, the loaded model in float64
+    # result.predict computes in float32, the loaded model in float64 (as the README says)
+    assert result.predict(X).dtype == np.float32 and loaded.predict(X).dtype == np.float64
     np.testing.assert_allclose(loaded.predict(X), result.predict(X), rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(loaded.predict(X), X.astype(np.float64) @ result.coef.astype(
+        np.float64) + float(result.intercept))
     with pytest.raises(ValueError, match="feature_names has 2 names but the model has 3"):
         gdcore.save_model(tmp_path / "bad.json", result, feature_names=["a", "b"])
 
