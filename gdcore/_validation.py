@@ -470,6 +470,9 @@ def finite_float(name, value):
     except OverflowError:
         raise ValueError(f"{name} must be finite, got {type(value).__name__} "
                          f"{str(value)[:20]}... beyond a float's range") from None
+    except ValueError:  # text float() cannot read (a 0-d string array, a bytearray)
+        raise TypeError(f"{name} must be a real number, got {type(value).__name__} "
+                        f"{value!r}") from None
     if not math.isfinite(converted):
         raise ValueError(f"{name} must be finite, got {converted!r}")
     return converted

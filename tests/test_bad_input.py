@@ -2,6 +2,7 @@
 leaving the caller's arrays (and an earlier result) untouched."""
 
 import sys
+from decimal import Decimal
 from fractions import Fraction
 
 import numpy as np
@@ -625,6 +626,10 @@ def test_check_grad_refuses_a_number_past_floats_range_naming_it(name):
     (b"1.5", TypeError, "init: intercept must be a number"),
     (float("nan"), ValueError, "init: intercept must be finite, got nan"),
     (-np.inf, ValueError, "init: intercept must be finite, got -inf"),
+    # text float() refuses with a ValueError: not a number, as before finite_float
+    (np.array("abc"), TypeError, "init: intercept must be a number"),
+    (bytearray(b"abc"), TypeError, "init: intercept must be a number"),
+    (Decimal("sNaN"), TypeError, "init: intercept must be a number"),
 ])
 def test_an_init_intercept_past_floats_range_or_a_string_is_refused(intercept, error, message):
     """init=(coef, 10**400) raised Python's bare OverflowError, and init=(coef, "1.5") was
