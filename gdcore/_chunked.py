@@ -174,18 +174,10 @@ class _Chunks:
             if len(parts) not in (2, 3):
                 raise ValueError(f"chunk {index}: expected (X, y) or (X, y, sample_weight), "
                                  f"got {len(parts)} items")
-            try:
-                try:
-                    problem = self._checked(parts, n, check_xy_finite)
-                    problem.chunk_index, problem.row_offset = index, n
-                    if finish is not None:
-                        finish(problem)
-                except (ValueError, TypeError):
-                    if not check_xy_finite:
-                        self._checked(parts, n, True)
-                    raise
-            except (ValueError, TypeError) as exc:
-                raise _in_chunk(exc, index, n) from None
+            problem = self._as_first_pass(
+                functools.partial(self._checked, parts, n, check_xy_finite), parts, index, n,
+                check_xy_finite)
+            problem.chunk_index, problem.row_offset = index, n
             if problem.n == 0:
                 # a filter's empty partition, an empty row group: nothing to add, but
                 # its columns must still be the data's
@@ -206,6 +198,9 @@ class _Chunks:
                 raise TypeError(f"chunk {index}: X is {given}{computed} but chunk 0's is "
                                 f"{self.dtype}; every chunk must have one dtype (float32 or "
                                 "float64; other types count as float64)")
+            if finish is not None:     # after the checks above, as the first pass's order
+                self._as_first_pass(functools.partial(finish, problem), parts, index, n,
+                                    check_xy_finite)
             n += problem.n
             yield problem
         if n == 0 and self.n is not None:
@@ -222,6 +217,19 @@ class _Chunks:
         elif n != self.n:
             raise ValueError(f"chunks: a pass yielded {n} rows where the first gave {self.n}; "
                              "the source must give the same rows every pass")
+
+    def _as_first_pass(self, step, parts, index, n, check_xy_finite):
+        """step()'s result; a refusal names the chunk, and a chunk read without X's and y's
+        NaN/inf checks is first checked whole, so that the first pass's fault is named."""
+        try:
+            try:
+                return step()
+            except (ValueError, TypeError):
+                if not check_xy_finite:
+                    self._checked(parts, n, True)
+                raise
+        except (ValueError, TypeError) as exc:
+            raise _in_chunk(exc, index, n) from None
 
     def _checked(self, parts, row_offset, check_xy_finite):
         """check_data of a chunk's parts, its rows counted from row_offset."""

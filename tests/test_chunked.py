@@ -504,6 +504,34 @@ def test_a_value_gone_bad_beside_a_bad_weight_is_named_as_the_first_pass_names_i
     assert len(passes) == first_epoch_pass + 1
 
 
+@pytest.mark.parametrize("change", ["a column more", "float32"])
+def test_a_chunk_changed_beside_a_weight_lost_once_scaled_is_named_as_the_first_pass_names_it(
+        whole, change):
+    """A chunk read again with a column more (or as float32) and a weight that scaling makes
+    0: the first pass names the chunk's columns (or dtype), which it checks as the chunk is
+    read, before any weight is scaled; so does a later pass (it named the weight)."""
+    X, y, w = whole
+    w, first_epoch_pass = w * 2.0 ** 200, 3      # weights past 2^64: read again
+    spoiled = [tuple(np.array(part, copy=True) for part in chunk) for chunk in pieces(X, y, w)]
+    Xs, ys, ws = spoiled[4]
+    Xs = np.hstack([Xs, Xs[:, :1]]) if change == "a column more" else Xs.astype(np.float32)
+    ws[30] = 1e-300
+    spoiled[4] = (Xs, ys, ws)
+    with pytest.raises((ValueError, TypeError)) as caught:    # (a dtype: a TypeError)
+        gdcore.fit_chunks(spoiled, epochs=3, callback=lambda info: pytest.fail("an epoch ran"))
+    expected = str(caught.value)
+    assert expected.startswith("chunk 4: X ") and "sample_weight" not in expected, expected
+    passes = []
+
+    def source():
+        passes.append(1)
+        return pieces(X, y, w) if len(passes) <= first_epoch_pass else spoiled
+    with pytest.raises((ValueError, TypeError)) as caught:
+        gdcore.fit_chunks(source, lr=0.01, epochs=5, tol=None)
+    assert str(caught.value) == expected
+    assert len(passes) == first_epoch_pass + 1
+
+
 def test_finite_chunks_whose_sums_overflow_in_a_later_pass_diverge(whole):
     """A chunk's sums that are not finite while its values are: the loss overflowed, which is
     divergence, whichever pass reads it."""
