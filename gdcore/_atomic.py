@@ -5,6 +5,7 @@ rename leaves the new file or the old one, never an empty one)."""
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import stat
 import uuid
@@ -40,7 +41,7 @@ def replaced_on_success(path, newline=None):
             yield f
             # on disk before the rename: else a crash can leave the name on an empty file
             f.flush()
-            os.fsync(f.fileno())
+            _sync(f.fileno())
         with contextlib.suppress(OSError):
             os.chmod(temporary, stat.S_IMODE(os.stat(path).st_mode))
         os.replace(temporary, path)
@@ -49,6 +50,16 @@ def replaced_on_success(path, newline=None):
         with contextlib.suppress(OSError):
             os.remove(temporary)
         raise
+
+
+def _sync(descriptor):
+    """fsync, but for a file system that cannot (EINVAL, ENOTSUP: some FUSE and network
+    ones), where the write stands as written; an I/O error is raised."""
+    try:
+        os.fsync(descriptor)
+    except OSError as exc:
+        if exc.errno not in (errno.EINVAL, errno.ENOTSUP, errno.EOPNOTSUPP):
+            raise
 
 
 def _sync_folder(folder):

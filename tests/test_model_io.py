@@ -152,6 +152,32 @@ def test_a_replaced_file_is_on_disk_before_its_rename(tmp_path, monkeypatch):
         assert events[0][1] == temporary and events[2][1] == os.path.realpath(tmp_path)
 
 
+@pytest.mark.parametrize("error, kept", [("EINVAL", True), ("ENOTSUP", True), ("EIO", False)])
+def test_a_file_system_that_cannot_sync_still_takes_the_file(tmp_path, monkeypatch, error,
+                                                             kept):
+    """fsync refused as unsupported (some FUSE and network file systems) leaves the write as
+    it stands; an I/O error fails it, the earlier file kept and nothing left behind."""
+    import errno
+
+    from gdcore import _atomic
+    path = tmp_path / "model.json"
+    path.write_text("earlier\n")
+
+    def fsync(descriptor):
+        raise OSError(getattr(errno, error), os.strerror(getattr(errno, error)))
+    monkeypatch.setattr(_atomic.os, "fsync", fsync)
+    if kept:
+        with _atomic.replaced_on_success(path) as f:
+            f.write("new\n")
+        assert path.read_text() == "new\n"
+    else:
+        with pytest.raises(OSError):
+            with _atomic.replaced_on_success(path) as f:
+                f.write("new\n")
+        assert path.read_text() == "earlier\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["model.json"]
+
+
 def test_a_replaced_file_keeps_its_links_permissions_and_special_files(tmp_path):
     """The temporary file and rename keep what writing in place kept: a symbolic link's
     target is the file written, an earlier file's permissions stay, a FIFO is written into,
