@@ -379,12 +379,7 @@ def converted_weights(weights, dtype, exponent=0, row_offset=0):
     but for values pushed below dtype's smallest.  A weight made 0 would silently count as
     none (a mini-batch of such rows would make no update).  Weights already in dtype, with
     exponent 0, come back as they are."""
-    scaled = weights
-    if exponent:
-        wider = _wider(weights, dtype)
-        scaled = np.ldexp(weights.astype(wider, copy=False), -exponent).astype(wider,
-                                                                              copy=False)
-    converted = _in_dtype("sample_weight", scaled, dtype, row_offset)
+    converted = scaled_weights(weights, dtype, exponent, row_offset)
     if converted is weights:
         return converted, None
     lost = (converted == 0) & (weights > 0)
@@ -392,6 +387,16 @@ def converted_weights(weights, dtype, exponent=0, row_offset=0):
         return converted, None
     first = int(np.argmax(lost))
     return converted, _lost_weight(first + row_offset, weights[first], dtype, exponent)
+
+
+def scaled_weights(weights, dtype, exponent=0, row_offset=0):
+    """weights · 2^-exponent in dtype, unchecked for a positive weight made 0 (see
+    converted_weights: for weights already checked so)."""
+    if not exponent:
+        return _in_dtype("sample_weight", weights, dtype, row_offset)
+    wider = _wider(weights, dtype)
+    scaled = np.ldexp(weights.astype(wider, copy=False), -exponent).astype(wider, copy=False)
+    return _in_dtype("sample_weight", scaled, dtype, row_offset)
 
 
 def weights_in_dtype(weights, dtype, exponent=0, row_offset=0):

@@ -29,7 +29,7 @@ from ._chunked import run_full_batch
 from ._precompute import (augmented_gram, check_gram, check_gram_fits_in_memory,
                           gram_epoch_sums, merge_grams)
 from ._validation import (check_choice, check_data, check_weight_sum, converted_weights,
-                          fit_dtype, nullable_numbers, provisional_weights,
+                          fit_dtype, nullable_numbers, provisional_weights, scaled_weights,
                           weight_scale_exponent, weight_sum_and_largest)
 
 __all__ = ["fit"]
@@ -99,7 +99,7 @@ def _block_problem(X, y, w, dtype, weight_exponent):
     y = np.ascontiguousarray(y, dtype=dtype)
     if w is not None:
         w = (np.ascontiguousarray(w, dtype=dtype) if weight_exponent == 0
-             else converted_weights(np.asarray(w), dtype, weight_exponent)[0])
+             else scaled_weights(np.asarray(w), dtype, weight_exponent))
     return X, y, w
 
 
