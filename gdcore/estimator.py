@@ -18,7 +18,7 @@ import sklearn.exceptions  # noqa: F401  (loaded: fits then warn as its Converge
 
 from ._api import fit as _fit
 from ._progress import progress_callback
-from ._result import convergence_warning_category
+from ._result import FitResult, convergence_warning_category
 from ._validation import check_bool, check_choice, check_float, check_int, check_settings
 from .optim import make_optimizer
 from .schedules import CosineAnnealingLR, StepLR, make_schedule
@@ -43,7 +43,10 @@ class GDRegressor(RegressorMixin, BaseEstimator):
       the previous one exactly (optimizer state, schedule position, shuffle stream), but that
       "step" and "cosine" are sized anew to all the epochs so far (schedule objects are not);
       data of another width, or with other column names, are refused, as scikit-learn's
-      SGDRegressor refuses them (names on one side only: a warning, as there).
+      SGDRegressor refuses them (names on one side only: a warning, as there).  Where
+      ``coef_`` or ``intercept_`` were set by hand since, it starts from them instead, afresh
+      (optimizer state, schedule and loss curve from the start), as scikit-learn's warm
+      starts start from ``coef_``; ``partial_fit`` too.
     - ``partial_fit`` runs one epoch over the chunk it is given, keeping the optimizer state
       and schedule position between calls, for data that arrives in pieces.  It has no run
       length, so "step" and "cosine" must be given as schedule objects with explicit sizes.
@@ -142,7 +145,7 @@ class GDRegressor(RegressorMixin, BaseEstimator):
             callback, close = progress_callback(options["epochs"], enabled=True,
                                                 desc=type(self).__name__,
                                                 user_callback=callback)
-        earlier_epochs = init.n_epochs if init else 0
+        earlier_epochs = init.n_epochs if isinstance(init, FitResult) else 0
         try:
             result = _fit(X, y, sample_weight=sample_weight, init=init, callback=callback,
                           **options)
@@ -176,6 +179,27 @@ class GDRegressor(RegressorMixin, BaseEstimator):
         if result is None or result.state is None:
             return None
         return result
+
+    def _start(self, previous):
+        """The init of a fit that continues ``previous``: previous itself, or, where coef_ or
+        intercept_ no longer hold what it ended with (set by hand since), (coef_, intercept_):
+        a fresh start from them, as scikit-learn's warm starts start from coef_."""
+        if previous is None:
+            return None
+        theta, d = previous.state.theta, previous.coef.shape[0]
+        coef, intercept = getattr(self, "coef_", None), getattr(self, "intercept_", None)
+        if (isinstance(coef, np.ndarray) and coef.shape == (d,)
+                and np.array_equal(coef, theta[:d]) and np.array_equal(intercept, theta[d])):
+            return previous
+        try:
+            values = np.asarray(coef)
+        except (TypeError, ValueError):
+            values = np.empty(0, dtype=object)
+        if not (values.dtype.kind in "iuf" and values.shape == (d,)
+                and np.all(np.isfinite(values))):
+            raise ValueError(f"coef_, set by hand since the last fit, is the start of this one: "
+                             f"it must be {d} finite numbers, one a feature, got {coef!r}")
+        return values, check_float("intercept_", intercept, low=-np.inf)
 
     @contextmanager
     def _kept_on_failure(self):
@@ -271,11 +295,13 @@ class GDRegressor(RegressorMixin, BaseEstimator):
                                  "set warm_start=False to start afresh")
             if previous is not None:
                 self._check_same_names(names_before)
-            self._check_continuable(previous, "set warm_start=False to start afresh")
-            if previous is None:
+            init = self._start(previous)
+            if init is previous:
+                self._check_continuable(previous, "set warm_start=False to start afresh")
+            else:   # a fresh fit (from coef_ and intercept_ set by hand, if they were)
                 for name in _FROM_RESULT:
                     self.__dict__.pop(name, None)
-            self._run(X, y, sample_weight, previous, self._options(self.epochs, full_data=True))
+            self._run(X, y, sample_weight, init, self._options(self.epochs, full_data=True))
         if self.tol is not None and self.result_.stop_reason == "epochs":
             # as scikit-learn's iterative estimators warn when max_iter runs out
             warnings.warn(f"{type(self).__name__}: the {self.epochs} epochs ran out before the "
@@ -310,9 +336,14 @@ class GDRegressor(RegressorMixin, BaseEstimator):
             check_choice("precompute", self.precompute, (True, False, "auto"))
             sample_weight = _weights(sample_weight, X)
             previous = None if first else self._previous()
-            self._check_continuable(previous, "start afresh with sklearn.base.clone(model)")
+            init = self._start(previous)
+            if init is previous:
+                self._check_continuable(previous, "start afresh with sklearn.base.clone(model)")
+            else:   # from coef_ and intercept_ set by hand: their loss curve starts here
+                for name in _FROM_RESULT:
+                    self.__dict__.pop(name, None)
             # (no progress bar: a bar of one epoch a call only scrolls an online loop)
-            return self._run(X, y, sample_weight, previous,
+            return self._run(X, y, sample_weight, init,
                              self._options(1, full_data=False), progress=False)
 
     def predict(self, X):

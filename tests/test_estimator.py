@@ -185,6 +185,65 @@ def test_warm_start_continues_exactly():
     np.testing.assert_array_equal(cold.coef_, GDRegressor(epochs=5, **options).fit(X, y).coef_)
 
 
+@pytest.mark.parametrize("how", ["assigned", "in place", "intercept only"])
+def test_warm_start_and_partial_fit_start_from_coefficients_set_by_hand(how):
+    """As scikit-learn's warm starts start from coef_ and intercept_, a warm start (or
+    partial_fit) after they were set by hand starts from them, afresh: the optimizer's state,
+    schedule and loss curve from the start, as gdcore.fit(init=(coef, intercept)) does.  It
+    continued the earlier fit's state and dropped the values set by hand."""
+    X, y, _ = problem(n=80, d=3)
+    options = dict(optimizer="adam", lr=0.02, batch_size=8, seed=2, tol=None, epochs=5)
+    for method in ("fit", "partial_fit"):
+        model = GDRegressor(warm_start=True, **options).fit(X, y)
+        if how == "assigned":
+            model.coef_ = np.array([0.5, -1.0, 2.0])
+        elif how == "in place":
+            model.coef_[1] += 1.0
+        else:
+            model.intercept_ = model.intercept_ + 0.25
+        start = (model.coef_.copy(), float(model.intercept_))
+        getattr(model, method)(X, y)
+        expected = gdcore.fit(X, y, init=start, **dict(
+            options, epochs=options["epochs"] if method == "fit" else 1))
+        np.testing.assert_array_equal(model.coef_, expected.coef)
+        assert model.intercept_ == expected.intercept
+        assert model.loss_curve_ == list(expected.loss_history)
+        assert model.n_iter_ == len(model.loss_curve_) and model.result_.n_epochs == model.n_iter_
+    # a warm start that nobody touched continues, as before (the test above, exactly)
+    model = GDRegressor(warm_start=True, **options).fit(X, y)
+    model.coef_ = model.coef_.copy()     # the same values, another array: nothing set
+    model.fit(X, y)
+    assert len(model.loss_curve_) == 10
+
+
+@pytest.mark.parametrize("coef, intercept, error, message", [
+    (np.zeros(2), 0.0, ValueError, r"^coef_, set by hand .* must be 3 finite numbers"),
+    (np.array([np.nan, 0.0, 0.0]), 0.0, ValueError, r"^coef_, set by hand .* 3 finite"),
+    ("abc", 0.0, ValueError, r"^coef_, set by hand .* 3 finite numbers, one a feature, got"),
+    (np.zeros(3), "a", TypeError, r"^intercept_ must be a real number"),
+    (np.zeros(3), np.inf, ValueError, r"^intercept_ must be finite"),
+])
+def test_coefficients_set_by_hand_are_checked_naming_the_attribute(coef, intercept, error,
+                                                                   message):
+    X, y, _ = problem(n=60, d=3)
+    model = GDRegressor(epochs=3, warm_start=True).fit(X, y)
+    model.coef_, model.intercept_ = coef, intercept
+    for method in ("fit", "partial_fit"):
+        with pytest.raises(error, match=message):
+            getattr(model, method)(X, y)
+        assert model.coef_ is coef and model.intercept_ is intercept    # kept as they were
+
+
+def test_a_warm_start_from_coefficients_set_by_hand_may_switch_optimizer():
+    """Starting afresh from coef_ (set by hand), the earlier fit's optimizer is not continued,
+    so another optimizer is not refused as it is for a continuation."""
+    X, y, _ = problem(n=60, d=3)
+    model = GDRegressor(epochs=5, warm_start=True).fit(X, y)
+    model.coef_ = np.zeros(3)
+    model.set_params(optimizer="adam").fit(X, y)
+    assert type(model.result_.optimizer).__name__ == "Adam" and model.n_iter_ == 5
+
+
 def test_warm_start_on_data_of_another_width_is_refused_and_the_model_kept():
     X, y, _ = problem(n=60, d=3)
     model = GDRegressor(epochs=4, warm_start=True, lr=0.05).fit(X, y)
