@@ -62,10 +62,11 @@ def _compression(contents):
         return "gzip"
     if contents.startswith(b"\xfd7zXZ\x00"):
         return "xz"
-    if contents.startswith(b"PK\x03\x04"):
+    if contents.startswith((b"PK\x03\x04", b"PK\x05\x06")):    # (the second: an empty zip)
         return "zip"
-    if contents.startswith(b"\x28\xb5\x2f\xfd"):
-        return "zstd"
+    if contents.startswith(b"\x28\xb5\x2f\xfd") or (
+            contents[:1] and contents[0] & 0xF0 == 0x50 and contents[1:4] == b"\x2a\x4d\x18"):
+        return "zstd"   # a frame, or a skippable frame first (as pzstd writes)
     if (contents.startswith(b"BZh") and b"1" <= contents[3:4] <= b"9"
             and contents[4:10] in _BZ2_BLOCK_MAGICS):
         return "bz2"

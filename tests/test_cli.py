@@ -1324,15 +1324,23 @@ def test_a_stream_is_decompressed_only_when_its_first_bytes_say_so(files, tmp_pa
     status, out, err = gdcore_piped(buffer.getvalue(), "fit", "-", "--target", "y")
     assert status == 2 and err.splitlines() == [
         "gdcore fit: error: stdin: a zip archive of 2 files; it must hold one, the table"], err
+    empty = io.BytesIO()
+    with zipfile.ZipFile(empty, "w"):
+        pass
+    status, out, err = gdcore_piped(empty.getvalue(), "fit", "-", "--target", "y")
+    assert status == 2 and err.splitlines() == [
+        "gdcore fit: error: stdin: a zip archive of 0 files; it must hold one, the table"], err
+    # a skippable frame first, as pzstd writes: 4 bytes of magic, 4 of size, then its bytes
+    skippable = b"\x50\x2a\x4d\x18" + (4).to_bytes(4, "little") + b"\0" * 4
     try:
         import zstandard
     except ImportError:
         # a zstd frame's magic number, then anything: what is read before it is refused
-        status, out, err = gdcore_piped(b"\x28\xb5\x2f\xfd" + text.encode(), "fit", "-",
-                                        "--target", "y")
-        assert status == 2 and err.splitlines() == [
-            "gdcore fit: error: stdin: zstd-compressed, which needs zstandard to read (pip "
-            "install zstandard), or decompress it first (zstd -dc)"], err
+        for data in (b"\x28\xb5\x2f\xfd" + text.encode(), skippable + text.encode()):
+            status, out, err = gdcore_piped(data, "fit", "-", "--target", "y")
+            assert status == 2 and err.splitlines() == [
+                "gdcore fit: error: stdin: zstd-compressed, which needs zstandard to read (pip "
+                "install zstandard), or decompress it first (zstd -dc)"], err
     else:
         data = zstandard.ZstdCompressor().compress(text.encode())
         status, out, err = gdcore_piped(data, *fit)
@@ -1341,6 +1349,7 @@ def test_a_stream_is_decompressed_only_when_its_first_bytes_say_so(files, tmp_pa
         two_frames = b"".join(zstandard.ZstdCompressor().compress(part.encode())
                               for part in (text[:half], text[half:]))
         assert gdcore_piped(two_frames, *fit) == (status, out, err)
+        assert gdcore_piped(skippable + data, *fit) == (status, out, err)
         status, out, err = gdcore_piped(data[:-3], *fit)
         assert status == 2 and err.splitlines() == [
             "gdcore fit: error: stdin: not a readable zstd stream (it ends inside a frame)"], err
