@@ -134,7 +134,7 @@ cdef int check_schedule(const gd_schedule* s) noexcept nogil:
 # allocation's byte count stays below PY_SSIZE_T_MAX (~1.4e14 columns: a row of ~1 PiB).
 cdef Py_ssize_t MOST_COLUMNS = PY_SSIZE_T_MAX // (64 * (GDCORE_MAX_THREADS + 1))
 cdef const char* NO_BUFFER = ("n and d are sizes no buffer can have (n * d values past "
-                              "PY_SSIZE_T_MAX bytes, or d from PY_SSIZE_T_MAX / 65600): "
+                              "PY_SSIZE_T_MAX bytes, or d above PY_SSIZE_T_MAX / 65600): "
                               "are they set?")
 
 
@@ -332,7 +332,7 @@ cdef int capi_step(const gd_optimizer* optimizer, floating* theta, const floatin
     if d < 1:
         return refuse(GD_ERR_SHAPE, "d must be >= 1")
     if d > MOST_COLUMNS:
-        return refuse(GD_ERR_SHAPE, "d is a size no buffer can have (from PY_SSIZE_T_MAX / "
+        return refuse(GD_ERR_SHAPE, "d is a size no buffer can have (above PY_SSIZE_T_MAX / "
                                     "65600): is it set?")
     if t < 1:
         return refuse(GD_ERR_OPTIONS, "t (the update count) must be >= 1")

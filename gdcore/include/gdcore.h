@@ -47,7 +47,7 @@ extern "C" {    /* (since 1.6) C language linkage for the table's function types
 #define GD_OK 0
 #define GD_ERR_NULL 1            /* a required pointer is NULL */
 #define GD_ERR_SHAPE 2           /* n < 1 or d < 1, or (since 1.6) sizes no buffer can
-                                  * have: n * d values past PY_SSIZE_T_MAX bytes, or d from
+                                  * have: n * d values past PY_SSIZE_T_MAX bytes, or d above
                                   * PY_SSIZE_T_MAX / 65600 (~1.4e14).  (Sizes larger than
                                   * the caller's buffers cannot be seen: they are the
                                   * caller's to get right.) */
