@@ -13,7 +13,8 @@ def make_regression(n_samples=1000, n_features=10, *, noise=0.1, intercept=0.0, 
     y = X·w + intercept + noise·ε with ε standard normal.
 
     Returns (X, y, coef).  Generated in row chunks straight into the output dtype, so a
-    1,000,000 × 100 float32 problem needs no float64 copy of X.
+    1,000,000 × 100 float32 problem needs no float64 copy of X.  A noise or intercept that
+    takes a y past the dtype's range is a ValueError (not a y holding infinity).
     """
     n = check_int("n_samples", n_samples, low=1)
     d = check_int("n_features", n_features, low=1)
@@ -34,5 +35,10 @@ def make_regression(n_samples=1000, n_features=10, *, noise=0.1, intercept=0.0, 
         stop = min(n, start + chunk_rows)
         block = rng.standard_normal((stop - start, d))
         X[start:stop] = block
-        y[start:stop] = block @ coef + intercept + noise * rng.standard_normal(stop - start)
+        with np.errstate(over="ignore"):
+            y[start:stop] = block @ coef + intercept + noise * rng.standard_normal(stop - start)
+        if not np.isfinite(y[start:stop]).all():
+            raise ValueError(f"noise={noise:g} and intercept={intercept:g} take y past "
+                             f"{dtype}'s range (largest {np.finfo(dtype).max:.4g}); use smaller "
+                             "ones")
     return X, y, coef.astype(dtype)

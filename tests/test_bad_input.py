@@ -2,6 +2,7 @@
 leaving the caller's arrays (and an earlier result) untouched."""
 
 import sys
+import warnings
 from decimal import Decimal
 from fractions import Fraction
 
@@ -737,3 +738,17 @@ def test_a_callback_answer_is_read_for_its_truth_value():
         result = gdcore.fit(X, y, epochs=4, tol=None,
                             callback=lambda progress, answer=answer: answer)
         assert (result.stop_reason, result.n_epochs) == (stop_reason, n_epochs), answer
+
+
+@pytest.mark.parametrize("dtype, options", [
+    (np.float32, dict(noise=1e39)), (np.float32, dict(intercept=1e39)),
+    (np.float32, dict(intercept=-3e38, noise=1e38)), (np.float64, dict(noise=1e308))])
+def test_make_regression_refuses_a_y_past_its_dtype_naming_noise_and_intercept(dtype, options):
+    """A noise or intercept past the dtype's range returned a y holding infinity (float32
+    with noise=1e39), which every gdcore function then refuses as data: a ValueError now
+    names noise and intercept, without numpy's overflow RuntimeWarning."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(ValueError, match=r"^noise=.* and intercept=.* take y past "
+                                             f"{np.dtype(dtype)}'s range"):
+            gdcore.make_regression(100, 3, seed=0, dtype=dtype, **options)
