@@ -216,6 +216,10 @@ def test_a_word_deep_in_a_large_csv_is_named_by_row(tmp_path):
     (["demo", "--threads", "0"], "--threads must be -1 (all cores) or 1 to 1024, got 0"),
     (["demo", "--noise", "-1"], "--noise must be a finite number >= 0"),
     (["demo", "--noise", "nan"], "--noise must be a finite number >= 0"),
+    # y past float32's (float64's) range: a traceback after the data were made
+    (["demo", "--dtype", "float32", "--noise", "1e39"],
+     "--noise 1e+39 is too large for --dtype float32"),
+    (["demo", "--noise", "1e308"], "--noise 1e+308 is too large for --dtype float64"),
     (["demo", "--seed", "-1"], "--seed must be an integer >= 0, got -1"),
     (["demo", "--n", "0"], "--n and --d must be >= 1"),
     (["demo", "--optimizers", "foo"], "--optimizers: unknown 'foo'; choose from gd, sgd"),

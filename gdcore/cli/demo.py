@@ -81,6 +81,12 @@ def check_arguments(args):
         raise ValueError(f"--n and --d must be >= 1, got {args.n} and {args.d}")
     if not (math.isfinite(args.noise) and args.noise >= 0):
         raise ValueError(f"--noise must be a finite number >= 0, got {args.noise}")
+    # y = X·w + 1 + noise·ε: |ε| past 10 is a 1-in-10²³ draw, so a noise below a tenth of the
+    # dtype's largest value gives a finite y (make_regression refuses one that does not)
+    largest = float(np.finfo(args.dtype).max)
+    if args.noise >= largest / 10:
+        raise ValueError(f"--noise {args.noise:g} is too large for --dtype {args.dtype}: y "
+                         f"would pass its largest value, {largest:.4g}")
     resolve_n_threads(args.threads)
     make_rng(args.seed)
     check_plot_path(args.plot)
@@ -101,6 +107,8 @@ def run(args):
     except MemoryError:
         return fail("demo", f"--n {args.n:,} x --d {args.d} ({args.dtype}) does not fit in "
                             "memory; choose a smaller problem")
+    except ValueError as exc:      # a y past the dtype's range (noise·ε, however unlikely)
+        return fail("demo", f"--noise {args.noise:g}: {exc}")
     print(f"generated in {time.perf_counter() - started:.1f} s\n", flush=True)
     header = (f"{'optimizer':<22}{'epochs':>7}{'stop':>8}{'final MSE':>13}{'|w - w*|':>12}"
               f"{'seconds':>9}")
