@@ -372,7 +372,8 @@ def run_benchmarks(n=1_000_000, d=100, n_threads=None, quick=False, seed=0, log=
         sk_mses.append(mse)
         return seconds
 
-    if not baseline_available("sklearn"):
+    # the module the baseline uses: sklearn itself can import where it does not (scipy)
+    if not baseline_available("sklearn.linear_model"):
         sgd_seconds, sk_seconds = gdcore_sgd(), None
     else:
         sgd_seconds, sk_seconds = paired_seconds(gdcore_sgd, sklearn_sgd, rounds)

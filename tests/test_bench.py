@@ -134,3 +134,24 @@ def test_a_condition_that_fails_fails_the_target():
     assert row.ratio == 5.0 and row.met is False
     assert Comparison("x", 1.0, "y", 5.0, 4.0, condition_met=True).met is True
     assert Comparison("x", 1.0, "y", 5.0, 4.0).met is True
+
+
+def test_scikit_learn_whose_linear_model_does_not_import_shows_n_a(tmp_path):
+    """sklearn imports but sklearn.linear_model does not (a broken scipy.optimize, say): the
+    bench checked only `import sklearn`, timed the SGD row against a baseline that returned
+    None and failed with a TypeError traceback after its timings, --json unwritten."""
+    (tmp_path / "sklearn").mkdir()
+    (tmp_path / "sklearn" / "__init__.py").write_text("")
+    (tmp_path / "sklearn" / "exceptions.py").write_text(
+        "class ConvergenceWarning(UserWarning):\n    pass\n")
+    (tmp_path / "sklearn" / "linear_model.py").write_text("raise ImportError('broken scipy')\n")
+    env = subprocess_env()
+    env["PYTHONPATH"] = str(tmp_path) + os.pathsep + env["PYTHONPATH"]
+    out = tmp_path / "bench.json"
+    run = subprocess.run([sys.executable, "-m", "gdcore", "bench", "--quick", "--n", "2000",
+                          "--d", "4", "--threads", "1", "--json", str(out)],
+                         capture_output=True, text=True, env=env, timeout=600)
+    assert run.returncode == 0, run.stderr
+    sgd = next(row for row in json.loads(out.read_text())["results"]
+               if row["name"] in SKLEARN_ROWS)
+    assert sgd["ratio"] is None and sgd["met"] is None and "does not import" in sgd["note"]
