@@ -208,3 +208,30 @@ def test_a_step_whose_differences_overflow_is_refused_naming_it(dtype, step):
     y = np.array([1.0, 2.0], dtype=dtype)
     with pytest.raises(ValueError, match="step"):
         gdcore.check_grad(X, y, np.zeros(2), 0.0, step=step)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("options", [dict(), dict(l2=0.3, l1=0.1), dict(fit_intercept=False)])
+def test_check_grad_reports_a_wrong_gradient(monkeypatch, dtype, options):
+    """check_grad can fail: a core gradient 0.1% too large (or with one entry off) measures
+    about that, quietly, where every other test here asserts only a small ratio."""
+    X, y, coef = problem(n=200, d=5, dtype=dtype)
+    point = coef.astype(np.float64) + 0.5
+    intercept = 0.0 if options.get("fit_intercept") is False else 0.3
+    real = _core.objective_gradient
+    assert gdcore.check_grad(X, y, point, intercept, **options) < 1e-4
+
+    def wrong(scale, shift):
+        def objective_gradient(*args):
+            loss, grad = real(*args)
+            grad = np.array(grad) * scale
+            grad[1] += shift * np.abs(grad).max()
+            return loss, grad
+        return objective_gradient
+
+    for scale, shift, expected in [(1.001, 0.0, 1e-3), (1.0, 0.01, 1e-2)]:
+        monkeypatch.setattr(_core, "objective_gradient", wrong(scale, shift))
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            error = gdcore.check_grad(X, y, point, intercept, **options)
+        assert expected / 3 < error < expected * 3, (scale, shift, error)
