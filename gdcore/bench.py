@@ -484,8 +484,20 @@ def format_header():
             f" {'ratio':>9}{'target':>8}  note")
 
 
+def shown_ratio(c):
+    """c's ratio to two decimals, or as many more as a ratio below its target needs not to
+    read as reaching it (0.7999 against 0.8 is 0.7999x, not 0.80x)."""
+    if c.ratio is None:
+        return "n/a"
+    for decimals in range(2, 17):
+        shown = f"{c.ratio:.{decimals}f}"
+        if c.ratio >= c.target or float(shown) < c.target:
+            break
+    return shown + "x"
+
+
 def format_row(c):
-    ratio = "n/a" if c.ratio is None else f"{c.ratio:.2f}x"
+    ratio = shown_ratio(c)
     base = "n/a" if c.baseline_seconds is None else f"{c.baseline_seconds:.4g}"
     own = "n/a" if c.gdcore_seconds is None else f"{c.gdcore_seconds:.4g}"
     if c.met is None:

@@ -155,3 +155,18 @@ def test_scikit_learn_whose_linear_model_does_not_import_shows_n_a(tmp_path):
     sgd = next(row for row in json.loads(out.read_text())["results"]
                if row["name"] in SKLEARN_ROWS)
     assert sgd["ratio"] is None and sgd["met"] is None and "does not import" in sgd["note"]
+
+
+def test_a_ratio_below_its_target_never_reads_as_reaching_it():
+    """The table rounded 0.7999 against 0.8 to "0.80x  >=0.8x MISSED"; a miss shows the
+    decimals that tell it apart, a met or far-off ratio two."""
+    from gdcore.bench import Comparison, format_row, shown_ratio
+    for baseline, target, shown in [(0.7999, 0.8, "0.7999x"), (0.79999999, 0.8, "0.79999999x"),
+                                     (3.9951, 4.0, "3.995x"), (0.8, 0.8, "0.80x"),
+                                     (0.8049, 0.8, "0.80x"), (0.7, 0.8, "0.70x"),
+                                     (4.44, 4.0, "4.44x")]:
+        row = Comparison("row", 1.0, "base", baseline, target)
+        assert shown_ratio(row) == shown, (baseline, target)
+        assert f" {shown}" in format_row(row)
+        assert row.met == (baseline >= target)
+    assert shown_ratio(Comparison("row", None, "base", 1.0, 0.8)) == "n/a"
