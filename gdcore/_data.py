@@ -14,7 +14,9 @@ def make_regression(n_samples=1000, n_features=10, *, noise=0.1, intercept=0.0, 
 
     Returns (X, y, coef).  Generated in row chunks straight into the output dtype, so a
     1,000,000 × 100 float32 problem needs no float64 copy of X.  A noise or intercept that
-    takes a y past the dtype's range is a ValueError (not a y holding infinity).
+    takes a y past the dtype's range is a ValueError (not a y holding infinity).  The data
+    are the same for the same seed, dtype and ``chunk_rows`` (the rows of X and the noise are
+    drawn chunk by chunk, so another ``chunk_rows`` draws other data past its first chunk).
     """
     n = check_int("n_samples", n_samples, low=1)
     d = check_int("n_features", n_features, low=1)
