@@ -22,7 +22,7 @@ permutation) and, every few million multiply-adds inside a long epoch, for a sig
 from cython cimport floating
 from cython.parallel cimport prange
 from libc.float cimport DBL_EPSILON, DBL_MAX, FLT_MAX, LDBL_EPSILON
-from libc.math cimport fabs, fabsl, isfinite, isnan
+from libc.math cimport fabs, fabsl, isfinite, isnan, sqrt
 from libc.stdlib cimport malloc, calloc, free
 from libc.string cimport memcpy, memset
 

@@ -24,21 +24,44 @@ cdef inline bint gram_squares_precise(const double* sums, Py_ssize_t d, double m
 cdef bint gram_epoch_sums(const double* gram, const floating* theta, Py_ssize_t d,
                           double* sums) noexcept nogil:
     """sums_from_gram into sums, and whether its Σ sᵢrᵢ² is precise (gram_squares_precise).
-    When only the offset's rounding leaves it in doubt (a column of X with a large mean: e
-    is then a small sum of large terms), e is formed again in long double (64 bits on x86-64,
-    113 on AArch64 Linux; where it is double, nothing changes) and the sums with it."""
-    cdef double magnitude, offset_error
-    magnitude = sums_from_gram(gram, theta, d, sums, &offset_error, False)
+    The size of its terms is first bounded in O(d) (sums_from_gram); only an epoch that this
+    bound leaves in doubt pays O(d²) more for their size itself (gram_terms_size).  When only
+    the offset's rounding leaves it in doubt (a column of X with a large mean: e is then a
+    small sum of large terms), e is formed again in long double (64 bits on x86-64, 113 on
+    AArch64 Linux; where it is double, nothing changes) and the sums with it."""
+    cdef double magnitude, offset_error, rest, terms
+    magnitude = sums_from_gram(gram, theta, d, sums, &offset_error, &rest, False)
     if gram_squares_precise(sums, d, magnitude, offset_error):
         return True
-    if not gram_squares_precise(sums, d, magnitude, 0.0):
+    terms = gram_terms_size(gram, theta, d)
+    if gram_squares_precise(sums, d, terms + rest, offset_error):
+        return True
+    if not gram_squares_precise(sums, d, terms + rest, 0.0):
         return False
-    magnitude = sums_from_gram(gram, theta, d, sums, &offset_error, True)
-    return gram_squares_precise(sums, d, magnitude, offset_error)
+    sums_from_gram(gram, theta, d, sums, &offset_error, &rest, True)
+    return gram_squares_precise(sums, d, terms + rest, offset_error)
+
+
+cdef double gram_terms_size(const double* gram, const floating* theta,
+                            Py_ssize_t d) noexcept nogil:
+    """Σⱼ|wⱼ|(Σₖ|Cⱼₖwₖ| + |cⱼ|): the size of the terms of wᵀ(Cw − c) − wᵀc before they
+    cancel, which their rounding is a share of.  |wᵀ(Cw − c)| after the cancellation is far
+    smaller when w is large along a direction of little variance (nearly collinear columns
+    fitted by large coefficients of opposite signs): measured against it, a loss 17% off the
+    exact one passed for precise."""
+    cdef Py_ssize_t width = d + 2, j, k
+    cdef double size = 0.0, row_size
+    for j in range(d):
+        row_size = fabs(gram[j * width + d])
+        for k in range(d):
+            row_size += fabs(gram[j * width + k]) * fabs(theta[k])
+        size += fabs(theta[j]) * row_size
+    return size
 
 
 cdef double sums_from_gram(const double* gram, const floating* theta, Py_ssize_t d,
-                           double* sums, double* offset_error, bint extended) noexcept nogil:
+                           double* sums, double* offset_error, double* rest,
+                           bint extended) noexcept nogil:
     """The sums of a full pass, from the data's packed means and centred moments instead of X
     (see gdcore/_precompute.py): with S = Σ sᵢ, the stored means x̄, ȳ (rounded), centred
     about them C = Σ sᵢx̃ᵢx̃ᵢᵀ, c = Σ sᵢx̃ᵢỹᵢ, yy = Σ sᵢỹᵢ², and first moments mₓ = Σ sᵢx̃ᵢ,
@@ -50,8 +73,12 @@ cdef double sums_from_gram(const double* gram, const floating* theta, Py_ssize_t
 
     (Without g, with y ≈ 1e6 the loss read 2e-9 off: g ≈ S·ulp(ȳ)/2 and the term 2ge is then
     that share of Se², itself most of the loss while e is large against the noise.)
-    Each epoch costs O(d²), whatever n is.  Returns the magnitude of the terms summed into
-    Σ sᵢrᵢ², the scale of their rounding error, and sets offset_error to a bound on the error
+    Each epoch costs O(d²), whatever n is.  Returns a bound on the magnitude of the terms
+    summed into Σ sᵢrᵢ², the scale of their rounding error: (a + √yy)² + |(2g + Se)·e| with
+    a = Σⱼ|wⱼ|√Cⱼⱼ, which is at least Σⱼ|wⱼ|(Σₖ|Cⱼₖwₖ| + 2|cⱼ|) + yy (C is positive
+    semi-definite, so |Cⱼₖ| ≤ √(CⱼⱼCₖₖ) and |cⱼ| ≤ √(Cⱼⱼ·yy)) at O(d) cost (see
+    gram_epoch_sums); sets rest to yy + |(2g + Se)·e|, the terms besides those of
+    gram_terms_size, and sets offset_error to a bound on the error
     that rounding e (in double, or in long double if ``extended``) adds to Σ sᵢrᵢ² (see
     gram_squares_precise)."""
     cdef Py_ssize_t width = d + 2, j, k
@@ -59,7 +86,7 @@ cdef double sums_from_gram(const double* gram, const floating* theta, Py_ssize_t
     cdef const double* first = gram + (d + 1) * width   # row d + 1: mₓ (< d), m_y (d), S
     cdef double S = first[d + 1]
     cdef double offset, product, offset_rounding, g = -first[d], residual_sum, e_terms
-    cdef double row_sum, w_u = 0.0, w_c = 0.0, squares
+    cdef double row_sum, w_u = 0.0, w_c = 0.0, spread = 0.0, squares
     cdef long double offset_long, product_long, rounding_long
     # Running error bounds (Higham, ASNA §3.3): each rounding in forming e is at most u times
     # its result (u = EPSILON / 2: EPSILON leaves room for the bound's own rounding and terms
@@ -90,6 +117,7 @@ cdef double sums_from_gram(const double* gram, const floating* theta, Py_ssize_t
             row_sum += gram[j * width + k] * theta[k]
         row_sum = row_sum - gram[j * width + d]              # (Cw − c)ⱼ
         w_u += theta[j] * row_sum
+        spread += fabs(theta[j]) * sqrt(fabs(gram[j * width + j]))
         w_c += theta[j] * gram[j * width + d]
         sums[j] = row_sum + offset * first[j] + means[j * width] * residual_sum
     sums[d] = residual_sum
@@ -103,7 +131,9 @@ cdef double sums_from_gram(const double* gram, const floating* theta, Py_ssize_t
     # (2g + Se)·e moves by at most (2|g| + S(2|e| + δ))·δ when e is off by δ
     offset_error[0] = ((2.0 * fabs(g) + S * (2.0 * fabs(offset) + offset_rounding))
                        * offset_rounding)
-    return fabs(w_u) + fabs(w_c) + gram[d * width + d] + fabs(e_terms)
+    rest[0] = gram[d * width + d] + fabs(e_terms)
+    spread += sqrt(fabs(gram[d * width + d]))
+    return spread * spread + fabs(e_terms)
 
 
 
