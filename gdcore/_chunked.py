@@ -18,8 +18,8 @@ import numpy as np
 from . import _core
 from ._api import finish_run, prepare_run
 from ._precompute import (GRAM_MAX_FEATURES, augmented_gram, check_gram,
-                          check_gram_fits_in_memory, gram_epoch_sums, gram_is_finite,
-                          merge_grams)
+                          check_gram_fits_in_memory, gram_epoch_sums, gram_fits_in_memory,
+                          gram_is_finite, merge_grams)
 from ._reference import (STATUS_LOSS_NOT_FINITE, STATUS_OK, InterruptGuard,
                          finite_in_data_precision, stop_after_epoch, update_failure)
 from ._validation import (arrow_column_names, check_choice, check_data, check_weight_sum,
@@ -332,7 +332,8 @@ def fit_chunks(chunks, *, optimizer=None, lr=None, epochs=100, schedule=None, l2
     # "auto": a source is read again every epoch (files parsed again, in general): forming
     # the Gram matrix in the first pass is cheaper once a second epoch runs
     use_gram = precompute is True or (precompute == "auto" and run.settings.epochs >= 2
-                                      and source.d <= GRAM_MAX_FEATURES)
+                                      and source.d <= GRAM_MAX_FEATURES
+                                      and gram_fits_in_memory(source.d))
 
     def sums_over(problems, theta):
         total = np.zeros(source.d + 3)

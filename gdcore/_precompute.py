@@ -134,14 +134,26 @@ def check_gram_fits_in_memory(d, auto=True):
     an allocation fails, or is granted lazily (overcommit) until the system kills the
     process as the matrix fills.  auto: whether the caller takes
     precompute="auto" (gdcore.dask.fit does not), which the message then suggests too."""
-    needed = 2 * 8 * (d + 2) ** 2
-    memory = _memory_limit()
-    if memory is not None and needed > memory // 2:
+    if not gram_fits_in_memory(d):
+        needed, memory = _gram_bytes(d), _memory_limit()
         or_auto = ' (or "auto")' if auto else ""
         raise ValueError(f"precompute=True: Gram mode holds two {d + 2:,} x {d + 2:,} float64 "
                          f"matrices for d={d:,} features, {needed / 2**30:,.1f} GiB, more "
                          f"than half of the {memory / 2**30:,.1f} GiB of memory this process "
                          f"may use; use precompute=False{or_auto}, which streams X every epoch")
+
+
+def _gram_bytes(d):
+    """What Gram mode's two (d + 2)² float64 matrices take."""
+    return 2 * 8 * (d + 2) ** 2
+
+
+def gram_fits_in_memory(d):
+    """Whether Gram mode's matrices take at most half of the memory this process may use
+    (True where that is not known): precompute=True refuses a width where they do not, and
+    "auto" streams X there instead."""
+    memory = _memory_limit()
+    return memory is None or _gram_bytes(d) <= memory // 2
 
 
 # A container's memory limit: cgroup v2's file, then v1's.
@@ -170,7 +182,7 @@ def gram_is_cheaper(n, d, epochs):
     """``precompute="auto"``: forming the Gram matrix reads X once (like an epoch, n·d) and
     costs n·d² multiply-adds at BLAS speed (roughly 25× the rate of a memory-bound streaming
     epoch); then each epoch costs d².  Pick it when the epochs it saves outweigh that, and
-    the matrix is small."""
+    the matrix is small (and would not be refused by precompute=True's memory check)."""
     if d > GRAM_MAX_FEATURES or epochs < 2:
         return False
     # the choice is the same for any count past this one, and the costs below are floats:
@@ -178,7 +190,7 @@ def gram_is_cheaper(n, d, epochs):
     epochs = min(epochs, 1 << 62)
     streaming = epochs * n * d
     gram = n * d * (1.0 + d / 25.0) + epochs * d * d
-    return gram < streaming
+    return gram < streaming and gram_fits_in_memory(d)
 
 
 def gram_epoch_sums(gram, streamed_sums):

@@ -601,6 +601,36 @@ def test_the_gram_memory_check_is_the_cores_only(monkeypatch):
         gdcore.fit(X, y, precompute=True, epochs=2)
 
 
+
+def test_auto_does_not_pick_a_gram_matrix_that_true_would_refuse(monkeypatch):
+    """precompute="auto" is a choice of speed: with many epochs it picked Gram mode for a
+    width whose matrices precompute=True refuses as taking more than half of the memory the
+    process may use (d = 4,096, 268 MB, under a 512 MB container limit), and allocated them
+    regardless.  It now streams X there, in gdcore.fit and in fit_chunks."""
+    import gdcore._api as api
+    import gdcore._chunked as chunked
+    import gdcore._precompute as precompute
+    monkeypatch.setattr(precompute, "_memory_limit", lambda: 1 << 20)     # 1 MiB
+    formed = []
+
+    def spy(*args, **kwargs):
+        formed.append(1)
+        return precompute.augmented_gram(*args, **kwargs)
+    monkeypatch.setattr(api, "augmented_gram", spy)
+    monkeypatch.setattr(chunked, "augmented_gram", spy)
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((3000, 200)), rng.standard_normal(3000)   # 2 x 653 KB
+    with pytest.raises(ValueError, match=r"precompute=True: Gram mode holds two"):
+        gdcore.fit(X, y, precompute=True, epochs=1000)
+    auto = gdcore.fit(X, y, epochs=20, lr=0.01, tol=None)
+    streamed = gdcore.fit(X, y, epochs=20, lr=0.01, tol=None, precompute=False)
+    np.testing.assert_array_equal(auto.loss_history, streamed.loss_history)
+    gdcore.fit_chunks([(X[:1500], y[:1500]), (X[1500:], y[1500:])], epochs=3, tol=None)
+    assert formed == []
+    # a width that fits is still formed by "auto"
+    gdcore.fit(X[:, :100], y, epochs=1000, lr=0.01)
+    assert formed == [1]
+
 @pytest.mark.parametrize("name", ["l2", "l1", "tol", "gtol"])
 @pytest.mark.parametrize("huge", [10**400, -10**400])
 def test_a_setting_past_floats_range_is_refused_naming_it(name, huge):
