@@ -19,7 +19,7 @@ from . import _core
 from ._api import finish_run, prepare_run
 from ._precompute import (GRAM_MAX_FEATURES, augmented_gram, check_gram,
                           check_gram_fits_in_memory, gram_epoch_sums, gram_fits_in_memory,
-                          gram_is_finite, merge_grams)
+                          gram_is_finite)
 from ._reference import (STATUS_LOSS_NOT_FINITE, STATUS_OK, InterruptGuard,
                          finite_in_data_precision, stop_after_epoch, update_failure)
 from ._validation import (arrow_column_names, check_choice, check_data, check_weight_sum,
@@ -280,9 +280,13 @@ def _empty_weights(problem):
 
 
 def gram_of(problems):
-    """The packed moments (see gdcore._precompute) of all the rows of problems."""
-    return functools.reduce(merge_grams, (augmented_gram(p.X, p.y, p.sample_weight)
-                                          for p in problems))
+    """The packed moments (see gdcore._precompute) of all the rows of problems, each chunk's
+    rows merged into one matrix in place: it and a scratch of its size are all this holds
+    at once, as gdcore.fit's Gram mode (and as precompute=True's memory check counts)."""
+    total = None
+    for problem in problems:
+        total = augmented_gram(problem.X, problem.y, problem.sample_weight, into=total)
+    return total
 
 
 def fit_chunks(chunks, *, optimizer=None, lr=None, epochs=100, schedule=None, l2=0.0, l1=0.0,

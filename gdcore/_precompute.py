@@ -33,14 +33,15 @@ from . import _core
 _BLOCK_BYTES = 8 << 20
 
 
-def augmented_gram(X, y, sample_weight=None):
+def augmented_gram(X, y, sample_weight=None, into=None):
     """The packed means and centred moments of (xᵢ, yᵢ) (see the module docstring), in
     float64, formed block by block with BLAS.  Entries are inf or NaN if they overflow
-    float64 (see ``gram_is_finite``)."""
+    float64 (see ``gram_is_finite``).  ``into``: the packed moments of earlier rows (a
+    chunk's), which these rows are merged into in place and which is returned."""
     n, d = X.shape
     rows = max(64, _BLOCK_BYTES // (8 * (d + 1)))
     block = np.empty((rows, d + 1), dtype=np.float64)
-    total = np.zeros((d + 2, d + 2))
+    total = np.zeros((d + 2, d + 2)) if into is None else into
     scratch = np.empty((d + 1, d + 1))
     with np.errstate(over="ignore", invalid="ignore"):
         for start in range(0, n, rows):

@@ -112,6 +112,30 @@ def test_precompute_auto_forms_the_gram_matrix_unless_it_overflows(whole):
         gdcore.fit_chunks(pieces(huge, y), precompute=True, epochs=3)
 
 
+def test_precompute_holds_one_gram_matrix_and_its_scratch():
+    """precompute=True's memory check (and the README) count two (d + 2)² float64 matrices,
+    what gdcore.fit's Gram mode holds: fit_chunks formed each chunk's matrix apart and merged
+    it into a copy of the running one (merge_grams, with a scratch of its own), holding
+    four at once.  Each chunk's rows are now merged into one matrix in place."""
+    import tracemalloc
+    d = 1000
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((3000, d)), rng.standard_normal(3000)
+    matrix = 8 * (d + 2) ** 2
+    tracemalloc.start()
+    try:
+        chunked = gdcore.fit_chunks(pieces(X, y, size=1000), precompute=True, epochs=2,
+                                    lr=1e-3)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    # two matrices, the 8 MB block of rows in float64 and a little more (the old code: ~6)
+    assert peak < 2 * matrix + (8 << 20) + (3 << 20), peak / matrix
+    whole = gdcore.fit(X, y, precompute=True, epochs=2, lr=1e-3)
+    np.testing.assert_allclose(chunked.loss_history, whole.loss_history, rtol=1e-10)
+    np.testing.assert_allclose(chunked.coef, whole.coef, rtol=1e-10, atol=1e-15)
+
+
 @pytest.mark.parametrize("precompute", [False, True])
 def test_a_bad_last_chunk_stops_the_fit_before_any_update(whole, precompute):
     X, y, _ = whole
