@@ -145,14 +145,18 @@ class InterruptGuard:
     def __init__(self):
         self._depth = 0
         self._pending = False
+        self._thread = None     # the thread whose runs it holds Ctrl-C back for, once installed
 
     @contextlib.contextmanager
     def installed(self):
         """Yields the guard whose blocks to use: this one, or the one a fit further out
-        (whose callback runs this fit) installed, so that nested runs share one."""
+        (whose callback runs this fit) installed, so that nested runs share one.  Only in its
+        own thread: a fit in another thread at the same time (never sent Ctrl-C) gets a guard
+        of its own, whose blocks must not hold back, and then raise in that thread, the
+        interrupt meant for this one."""
         current = signal.getsignal(signal.SIGINT)
         outer = getattr(current, "__self__", None)
-        if isinstance(outer, InterruptGuard):
+        if isinstance(outer, InterruptGuard) and outer._thread is threading.current_thread():
             yield outer
             return
         if (threading.current_thread() is not threading.main_thread()
@@ -160,6 +164,7 @@ class InterruptGuard:
             yield self      # no handler of ours: blocks hold nothing back
             return
         signal.signal(signal.SIGINT, self._on_sigint)
+        self._thread = threading.current_thread()
         try:
             yield self
         finally:

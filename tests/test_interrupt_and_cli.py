@@ -343,3 +343,59 @@ def test_stop_notes_by_hand():
     assert stop_note("diverged", 11) == "diverged in epoch 12"
     assert stop_note("interrupted", 3) == "interrupted after epoch 3"
     assert stop_note("interrupted", 0) == "interrupted in epoch 1"
+
+
+@pytest.mark.skipif(threading.current_thread() is not threading.main_thread(),
+                    reason="Ctrl-C is handled in the main thread")
+@pytest.mark.parametrize("backend", ["numpy", "chunks"])
+def test_ctrl_c_reaches_the_main_threads_fit_while_another_thread_fits(backend, monkeypatch):
+    """A fit in another thread runs while the main thread's Python-loop fit (NumPy backend or
+    fit_chunks) holds Ctrl-C back in its update blocks: the other fit must not share the
+    main thread's guard, or a Ctrl-C arriving while it is in one of its blocks is raised in
+    that thread when the block ends, and the main thread's fit runs on (it did, to its last
+    epoch, and the other thread died of the KeyboardInterrupt)."""
+    import os
+    import signal
+
+    from gdcore import _reference
+
+    X, y, _ = gdcore.make_regression(200, 3, seed=0)
+    inside, go = threading.Event(), threading.Event()
+    real_step = _reference._Update.step
+
+    def step(self, *args, **kwargs):
+        # the other thread's first update waits, inside its guarded block, for the Ctrl-C
+        if threading.current_thread() is not threading.main_thread() and not inside.is_set():
+            inside.set()
+            go.wait(10)
+        return real_step(self, *args, **kwargs)
+    monkeypatch.setattr(_reference._Update, "step", step)
+    raised_there = []
+
+    def other():
+        try:
+            gdcore.fit(X, y, epochs=3, tol=None, backend="numpy")
+        except BaseException as exc:    # noqa: BLE001 (what reached this thread)
+            raised_there.append(type(exc).__name__)
+    thread = threading.Thread(target=other)
+
+    def on_epoch(progress):
+        if progress.epoch == 1:
+            thread.start()
+            assert inside.wait(10)
+            try:
+                os.kill(os.getpid(), signal.SIGINT)
+            finally:
+                go.set()
+                thread.join(10)
+    options = dict(epochs=5, tol=None, callback=on_epoch)
+    with pytest.raises(KeyboardInterrupt) as caught:
+        if backend == "numpy":
+            gdcore.fit(X, y, backend="numpy", **options)
+        else:
+            gdcore.fit_chunks(lambda: iter([(X[:100], y[:100]), (X[100:], y[100:])]),
+                              **options)
+    assert not thread.is_alive()
+    assert raised_there == []
+    assert caught.value.result.n_epochs in (1, 2)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
