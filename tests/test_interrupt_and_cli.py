@@ -399,3 +399,43 @@ def test_ctrl_c_reaches_the_main_threads_fit_while_another_thread_fits(backend, 
     assert raised_there == []
     assert caught.value.result.n_epochs in (1, 2)
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+SIGTERM_WHILE_WRITING = textwrap.dedent("""
+    import os, signal, sys
+    import numpy as np
+    import gdcore
+    from gdcore.cli import main, predict
+    folder = sys.argv[1]
+    X, y, _ = gdcore.make_regression(2000, 3, seed=0)
+    np.save(f"{folder}/X.npy", np.column_stack([X, y]))
+    assert main(["fit", f"{folder}/X.npy", "--target", "3", "--epochs", "3",
+                 "--save", f"{folder}/m.json"]) == 0
+    with open(f"{folder}/p.csv", "w") as f:
+        f.write("earlier\\n")
+    write = predict.write_predictions
+
+    def write_then_terminated(out, model, blocks):
+        out.write("half")
+        os.kill(os.getpid(), signal.SIGTERM)    # as `kill PID` would, mid-write
+        write(out, model, blocks)
+    predict.write_predictions = write_then_terminated
+    status = main(["predict", f"{folder}/m.json", f"{folder}/X.npy", "--out",
+                   f"{folder}/p.csv"])
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL     # put back
+    print("status", status, flush=True)
+""")
+
+
+def test_sigterm_while_writing_leaves_no_temporary_file(tmp_path):
+    """`kill PID` (SIGTERM) while gdcore predict --out (or fit --save) wrote: Python's default
+    ended the process on the spot, leaving the partial temporary file of _atomic beside the
+    earlier one. It is now raised where the command is, so the file is removed as on
+    Ctrl-C: one line, status 143, the earlier file kept."""
+    proc = subprocess.run([sys.executable, "-c", SIGTERM_WHILE_WRITING, str(tmp_path)],
+                          capture_output=True, text=True, env=subprocess_env(), timeout=120)
+    assert proc.stdout.splitlines()[-1:] == ["status 143"], (proc.returncode, proc.stdout,
+                                                               proc.stderr)
+    assert proc.stderr.splitlines()[-1:] == ["gdcore predict: terminated"], proc.stderr
+    assert (tmp_path / "p.csv").read_text() == "earlier\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["X.npy", "m.json", "p.csv"]

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import re
+import signal
 import sys
+import threading
 
 from .. import __version__, build_info
 from .._validation import nearest_name
@@ -97,6 +100,31 @@ _OUT_OF_MEMORY = {
 }
 
 
+class _Terminated(BaseException):
+    """SIGTERM, raised where the command is (between epochs, as Ctrl-C is), so that a file
+    being written is removed as on Ctrl-C: Python's default ends the process on the spot,
+    leaving the temporary file of a model or predictions behind."""
+
+
+def _on_sigterm(signum, frame):
+    raise _Terminated
+
+
+@contextlib.contextmanager
+def _sigterm_raises():
+    """SIGTERM raises _Terminated while the command runs, where nothing else handles it (the
+    main thread, Python's default handler), and the handler before is put back after."""
+    if (threading.current_thread() is not threading.main_thread()
+            or signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL):
+        yield
+        return
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
 def main(argv=None):
     parser = build_parser()
     # unknown options are reported by the subcommand they were given to, with a hint
@@ -104,12 +132,16 @@ def main(argv=None):
     if extra:
         _unrecognized(parser, args, extra)
     try:
-        status = args.run(args)
+        with _sigterm_raises():
+            status = args.run(args)
         sys.stdout.flush()      # here, where a failure can be reported, not at exit
         return status
     except KeyboardInterrupt:
         print(f"gdcore {args.command}: interrupted", file=sys.stderr)
         return 130
+    except _Terminated:
+        print(f"gdcore {args.command}: terminated", file=sys.stderr)
+        return 128 + signal.SIGTERM
     except BrokenPipeError:
         drop_stdout()      # the reader had enough (| head): not an error
         return 0
