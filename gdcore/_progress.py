@@ -62,12 +62,24 @@ def progress_callback(total_epochs, enabled=None, desc="fit", stream=None, user_
     from ._validation import callback_says_stop
     bar = tqdm(total=total_epochs, desc=desc, unit="epoch", file=stream, dynamic_ncols=True)
     ended = []      # the FitResult of each fit run with this callback, as it ended
+    shown = [None]  # the epoch number of the last FitProgress the bar counted
 
     def callback(progress):
         # the postfix first: update() redraws, and should show this epoch's loss
         bar.set_postfix(loss=f"{progress.loss:.6g}", refresh=False)
         bar.update(1)
+        shown[0] = progress.epoch
         return callback_says_stop(user_callback(progress)) if user_callback is not None else False
+
+    def fit_ended(result):
+        # A Ctrl-C can end a fit after an epoch was counted and before this callback saw it
+        # (raised as the epoch's bookkeeping ends, or inside the callback): count it, so the
+        # bar agrees with the "interrupted after epoch N" its last frame shows.
+        if shown[0] is not None and result.n_epochs > shown[0]:
+            bar.set_postfix(loss=f"{result.final_loss:.6g}", refresh=False)
+            bar.update(result.n_epochs - shown[0])
+        shown[0] = None
+        ended.append(result)
 
     def close():
         # numbered as the fit numbers its epochs (a continued fit's count on from the earlier
@@ -78,7 +90,7 @@ def progress_callback(total_epochs, enabled=None, desc="fit", stream=None, user_
             bar.set_description(f"{desc} ({note})", refresh=False)
         bar.close()
 
-    setattr(callback, FIT_ENDED, ended.append)
+    setattr(callback, FIT_ENDED, fit_ended)
     return callback, close
 
 
