@@ -20,7 +20,13 @@ SUBCOMMANDS = [demo, fit, predict, lr_search, bench]
 
 class _Parser(argparse.ArgumentParser):
     """argparse's parser with errors as one line, like the subcommands' own (not a usage
-    block), pointing to --help; subcommands' parsers are of this class too."""
+    block), pointing to --help; subcommands' parsers are of this class too.  Options are
+    spelled out: an abbreviation (--epoch for --epochs) is refused with the nearest option,
+    so that a script does not change meaning when an option is added."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
 
     def error(self, message):
         choice = re.search(r"invalid choice: '([^']*)' \(choose from (.*)\)", message)
