@@ -186,6 +186,11 @@ def load_model(path):
 
     Raises ValueError naming the file for anything that is not a readable gdcore model (a
     missing file's is also a FileNotFoundError)."""
+    if not isinstance(path, (str, bytes, os.PathLike)):
+        # open() takes an int as a file descriptor, and closes it when done: load_model(1)
+        # (or True) closed the process's stdout
+        raise TypeError(f"path must be a file name (str, bytes or os.PathLike), got "
+                        f"{type(path).__name__} {path!r}")
     try:
         with open(path, encoding="utf-8") as f:
             document = json.load(f)

@@ -306,6 +306,24 @@ def test_a_missing_model_file_is_both_value_error_and_file_not_found(tmp_path):
             gdcore.load_model(tmp_path / "nope.json")
 
 
+@pytest.mark.parametrize("path", [1, True, 2.5, None])
+def test_load_model_refuses_a_path_that_is_no_file_name(path):
+    """open() reads an int as a file descriptor and closes it after: load_model(1) or
+    load_model(True) closed the process's stdout.  Run in a child, whose stdout is checked."""
+    import subprocess
+    import sys
+    code = ("import sys, gdcore\n"
+            "try:\n"
+            f"    gdcore.load_model({path!r})\n"
+            "except TypeError as exc:\n"
+            "    assert 'path must be a file name' in str(exc), exc\n"
+            "print('stdout open')\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "stdout open\n"
+
+
 def test_reprs_summarise_instead_of_listing_every_number(tmp_path):
     X, y, _ = problem(n=50, d=300)
     result = gdcore.fit(X, y, epochs=40)
