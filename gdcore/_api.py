@@ -318,7 +318,10 @@ def _initial_state(init, opt, d, dtype, fit_intercept):
         if coef.shape != (d,):
             raise ValueError(f"init: coef must have shape ({d},) to match X's {d} features, "
                              f"got shape {coef.shape}")
-        if isinstance(intercept, (str, bytes)):     # float("1.5") would read a string
+        # float() would read a string (a 0-d string array and a bytearray too) and a bool
+        if isinstance(intercept, (str, bytes, bytearray, bool, np.bool_)) or (
+                isinstance(intercept, (np.ndarray, np.generic))
+                and intercept.dtype.kind not in "iuf"):
             raise TypeError(f"init: intercept must be a number, got {intercept!r}")
         try:
             intercept = finite_float("init: intercept", intercept)

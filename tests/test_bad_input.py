@@ -661,10 +661,17 @@ def test_check_grad_refuses_a_number_past_floats_range_naming_it(name):
     (np.array("abc"), TypeError, "init: intercept must be a number"),
     (bytearray(b"abc"), TypeError, "init: intercept must be a number"),
     (Decimal("sNaN"), TypeError, "init: intercept must be a number"),
+    # text float() can read, and booleans, were taken as numbers
+    (np.array("1.5"), TypeError, "init: intercept must be a number"),
+    (bytearray(b"1.5"), TypeError, "init: intercept must be a number"),
+    (True, TypeError, "init: intercept must be a number"),
+    (np.True_, TypeError, "init: intercept must be a number"),
+    (np.array(True), TypeError, "init: intercept must be a number"),
 ])
 def test_an_init_intercept_past_floats_range_or_a_string_is_refused(intercept, error, message):
     """init=(coef, 10**400) raised Python's bare OverflowError, and init=(coef, "1.5") was
-    read as 1.5 where every other number argument refuses a string."""
+    read as 1.5 where every other number argument refuses a string (np.array("1.5"),
+    bytearray(b"1.5") and True were still read as numbers)."""
     X, y = good()
     calls = []
     with pytest.raises(error, match=message):
