@@ -201,6 +201,12 @@ def _contiguous(arr, dtype):
 
 def make_rng(seed):
     """numpy.random.default_rng(seed), with an error that names seed."""
+    if isinstance(seed, bool):
+        # NumPy takes True as the seed 1 (np.True_ it refuses): seed=True is most likely
+        # meant for shuffle=, and would fix the shuffles silently
+        raise TypeError(f"seed must be None, an int >= 0, a sequence of them, a SeedSequence "
+                        f"or a numpy Generator; got the bool {seed!r} (did you mean "
+                        f"shuffle={seed!r}?)")
     try:
         return np.random.default_rng(seed)
     except (TypeError, ValueError) as error:

@@ -85,6 +85,8 @@ CASES = [
     ("seed-string", dict(seed="a"), TypeError, "seed must be None, an int"),
     ("seed-negative", dict(seed=-1), ValueError, "seed must be None, an int >= 0"),
     ("seed-float", dict(seed=1.5), TypeError, r"seed must be None, an int >= 0.*got 1\.5"),
+    # NumPy took True as the seed 1, silently
+    ("seed-bool", dict(seed=True), TypeError, r"seed must be None, an int >= 0.*got the bool True"),
     ("lr-string", dict(lr="0.1"), TypeError, "lr must be a real number, got str '0.1'"),
     ("epochs-zero", dict(epochs=0), ValueError, "epochs must be >= 1"),
     ("epochs-float", dict(epochs=2.5), TypeError, "epochs must be an integer"),
