@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import collections.abc
 import dataclasses
 import json
 import numbers
@@ -128,6 +129,11 @@ def _check_feature_names_type(feature_names):
         # a string would be split into one name per character
         raise TypeError(f"feature_names must be a list of column names, got "
                         f"{type(feature_names).__name__} {feature_names!r}")
+    if isinstance(feature_names, collections.abc.Set):
+        # a set's order is not the columns' (strings' hashes change from run to run): the
+        # names would be given to the coefficients at random
+        raise TypeError(f"feature_names must be a list of column names in the columns' order; "
+                        f"got a {type(feature_names).__name__}, which has no order of its own")
 
 
 def save_model(path, model, *, feature_names=None, target=None):

@@ -12,6 +12,7 @@ and ``lr`` the learning rate after the schedule.
 
 from __future__ import annotations
 
+import collections.abc
 import numbers
 
 import numpy as np
@@ -285,6 +286,10 @@ class Adam(Optimizer):
 
     def __init__(self, lr=0.001, betas=(0.9, 0.999), eps=1e-8, amsgrad=False):
         super().__init__(lr)
+        if isinstance(betas, (collections.abc.Set, collections.abc.Mapping)):
+            # a set has no order: {0.999, 0.9} unpacked as (0.999, 0.9), the betas swapped
+            raise TypeError(f"betas must be a pair (beta1, beta2) in order, e.g. a tuple; got "
+                            f"{type(betas).__name__} {betas!r}, which has no order of its own")
         try:
             beta1, beta2 = betas
         except (TypeError, ValueError):

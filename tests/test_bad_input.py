@@ -97,6 +97,9 @@ CASES = [
      r"betas\[0\] must be >= 0(\.0)?, got -0\.1"),
     ("betas-shape", dict(_opt=lambda: Adam(betas=0.9)), TypeError,
      "betas must be a pair of numbers, got 0.9"),
+    # a set has no order: {0.999, 0.9} was read as (0.999, 0.9), the betas swapped
+    ("betas-set", dict(_opt=lambda: Adam(betas={0.999, 0.9})), TypeError,
+     "betas must be a pair \\(beta1, beta2\\) in order"),
     ("eps-zero", dict(_opt=lambda: Adam(eps=0.0)), ValueError, r"eps must be > 0(\.0)?, got 0\.0"),
     ("eps-adagrad", dict(_opt=lambda: Adagrad(eps=-1.0)), ValueError,
      r"eps must be > 0(\.0)?, got -1\.0"),

@@ -243,6 +243,11 @@ def test_feature_names_are_checked_when_saving(tmp_path):
     with pytest.raises(TypeError, match="feature_names must be a list of column names, got "
                                         "str 'abc'"):
         gdcore.save_model(tmp_path / "m.json", result, feature_names="abc")
+    # a set's order is its hashes', not the columns': the names fell to coefficients at random
+    for unordered in ({"a", "b", "c"}, frozenset("abc")):
+        with pytest.raises(TypeError, match="feature_names must be a list of column names in "
+                                            "the columns' order"):
+            gdcore.save_model(tmp_path / "m.json", result, feature_names=unordered)
     missing = tmp_path / "no" / "such" / "m.json"
     with pytest.raises(FileNotFoundError, match=str(missing)):
         gdcore.save_model(missing, result)
