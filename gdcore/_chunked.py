@@ -162,7 +162,15 @@ class _Chunks:
         read without X's and y's NaN/inf checks that is refused is checked whole, in the
         first pass's order, so a NaN beside a bad weight is named as that pass names it."""
         n = 0
-        for index, chunk in enumerate(self._fresh()):
+        given = self._fresh()
+        try:
+            chunks = iter(given)
+        except TypeError:
+            # Python's "'int' object is not iterable" named neither chunks nor the callable
+            raise TypeError(f"chunks: the callable returned {type(given).__name__} {given!r:.60}"
+                            ", not an iterable of (X, y) or (X, y, sample_weight) tuples"
+                            ) from None
+        for index, chunk in enumerate(chunks):
             if isinstance(chunk, dict):
                 raise TypeError(f"chunk {index} is a dict; expected a tuple (X, y) or "
                                 "(X, y, sample_weight)")

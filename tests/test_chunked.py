@@ -253,6 +253,15 @@ def test_a_callable_returning_one_generator_is_named_on_the_second_pass(whole):
         gdcore.fit_chunks(lambda: spent, epochs=3, precompute=False)
 
 
+@pytest.mark.parametrize("returned", [5, None])
+def test_a_callable_returning_no_iterable_is_named(returned):
+    """A callable source returning no iterable raised Python's "'int' object is not
+    iterable", which named neither chunks nor the callable."""
+    with pytest.raises(TypeError, match=f"chunks: the callable returned "
+                                        f"{type(returned).__name__} .*, not an iterable of"):
+        gdcore.fit_chunks(lambda: returned, epochs=2)
+
+
 @pytest.mark.parametrize("scale", [1e300, 1e-300])
 @pytest.mark.parametrize("precompute", [False, True])
 def test_weights_at_any_scale_as_fit(whole, scale, precompute):
