@@ -28,7 +28,7 @@ from ._api import finish_run, prepare_run
 from ._chunked import run_full_batch
 from ._precompute import (augmented_gram, check_gram, check_gram_fits_in_memory,
                           gram_epoch_sums, merge_grams)
-from ._validation import (check_choice, check_data, check_weight_sum, converted_weights,
+from ._validation import (check_choice, check_data, check_int, check_weight_sum, converted_weights,
                           fit_dtype, nullable_numbers, provisional_weights, scaled_weights,
                           weight_scale_exponent, weight_sum_and_largest)
 
@@ -230,14 +230,17 @@ def fit(X, y, *, sample_weight=None, optimizer=None, lr=None, epochs=100, batch_
     first.  Other arguments are those of :func:`gdcore.fit`.
     """
     dask, da = _import_dask()
-    if batch_size is not None:
-        raise ValueError("gdcore.dask.fit runs full-batch optimizers only (batch_size=None): "
-                         "a mini-batch update per cluster round trip would be slower than "
-                         "fitting on one machine; use gdcore.fit on a sample for mini-batch "
-                         "methods")
+    # checked as gdcore.fit checks it (0 and True were refused as mini-batch sizes)
+    batch_size = check_int("batch_size", batch_size, low=1, allow_none=True)
     precompute = check_choice("precompute", precompute, (True, False))
     X, y, sample_weight = _as_dask_arrays(da, X, y, sample_weight)
     n, d = X.shape
+    if batch_size is not None and batch_size < n:
+        # a batch of n rows or more is the full batch, as in gdcore.fit
+        raise ValueError(f"gdcore.dask.fit runs full-batch optimizers only (batch_size=None, "
+                         f"or >= n_samples={n}; got {batch_size}): a mini-batch update per "
+                         "cluster round trip would be slower than fitting on one machine; use "
+                         "gdcore.fit on a sample for mini-batch methods")
     if n == 0 or d == 0:
         raise ValueError(f"X has shape {X.shape}; it needs at least 1 row and 1 column")
     dtype = fit_dtype(X.dtype)

@@ -258,3 +258,19 @@ def test_a_gram_matrix_past_memory_does_not_suggest_auto():
     assert "auto" not in str(error.value)
     with pytest.raises(ValueError, match=r"precompute must be one of True, False"):
         gdcore.dask.fit(X, y, precompute="auto")
+
+
+def test_batch_size_is_checked_as_fit_checks_it_and_n_or_more_is_the_full_batch():
+    """batch_size >= n is the full batch (SPEC section 2), as gdcore.fit takes it; dask.fit
+    refused it as a mini-batch size, and 0 or True too, not as fit names them."""
+    X, y, _ = problem(n=300, d=3)
+    dX, dy = da.from_array(X, chunks=(100, 3)), da.from_array(y, chunks=100)
+    whole = gdcore.dask.fit(dX, dy, epochs=3, tol=None)
+    assert_same_fit(gdcore.dask.fit(dX, dy, epochs=3, tol=None, batch_size=300), whole)
+    assert_same_fit(gdcore.dask.fit(dX, dy, epochs=3, tol=None, batch_size=10**30), whole)
+    with pytest.raises(ValueError, match="batch_size must be >= 1, got 0"):
+        gdcore.dask.fit(dX, dy, batch_size=0)
+    with pytest.raises(TypeError, match="batch_size must be an integer"):
+        gdcore.dask.fit(dX, dy, batch_size=True)
+    with pytest.raises(ValueError, match="full-batch optimizers only .*got 299"):
+        gdcore.dask.fit(dX, dy, batch_size=299)
