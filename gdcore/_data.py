@@ -29,6 +29,10 @@ def make_regression(n_samples=1000, n_features=10, *, noise=0.1, intercept=0.0, 
         raise TypeError(f"dtype must be float32 or float64, got {dtype!r}") from None
     if dtype not in (np.dtype(np.float32), np.dtype(np.float64)):
         raise ValueError(f"dtype must be float32 or float64, got {dtype}")
+    if n * d > np.iinfo(np.intp).max // dtype.itemsize:
+        # NumPy's "Maximum allowed dimension exceeded" named neither size
+        raise ValueError(f"n_samples × n_features = {n} × {d} is more values than an array can "
+                         f"hold")
     rng = make_rng(seed)
     coef = rng.standard_normal(d)
     X = np.empty((n, d), dtype=dtype)

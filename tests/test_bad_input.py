@@ -476,6 +476,14 @@ def test_make_regression_checks_chunk_rows(chunk_rows):
         gdcore.make_regression(100, 3, chunk_rows=chunk_rows)
 
 
+@pytest.mark.parametrize("sizes", [(10**30, 3), (3, 10**30), (10, 2**62)])
+def test_make_regression_names_sizes_no_array_can_hold(sizes):
+    """NumPy's "Maximum allowed dimension exceeded" or "array is too big" named no argument."""
+    with pytest.raises(ValueError, match="n_samples × n_features = .* is more values than an "
+                                         "array can hold"):
+        gdcore.make_regression(*sizes)
+
+
 @pytest.mark.parametrize("options, error, name", [
     (dict(seed="abc"), TypeError, "seed"), (dict(seed=-1), ValueError, "seed"),
     (dict(dtype="nonsense"), TypeError, "dtype")])
