@@ -17,6 +17,7 @@ from sklearn.utils.validation import _check_sample_weight, check_is_fitted, vali
 import sklearn.exceptions  # noqa: F401  (loaded: fits then warn as its ConvergenceWarning too)
 
 from ._api import fit as _fit
+from ._api import prepare_run
 from ._progress import progress_callback
 from ._result import FitResult, convergence_warning_category
 from ._validation import check_bool, check_choice, check_float, check_int, check_settings
@@ -265,8 +266,21 @@ class GDRegressor(RegressorMixin, BaseEstimator):
             del self.feature_names_in_
 
     def _check_flags(self):
-        """The estimator's own parameters (gdcore.fit checks the others)."""
+        """The estimator's own parameters, and gdcore.fit's that do not need the data: checked
+        before validate_data, which copies X (float16, integers, a DataFrame) and checks it
+        for NaN, so that a bad one is refused before that work, as gdcore.fit refuses it
+        (gdcore.fit checks them all again with the data)."""
         check_bool("warm_start", self.warm_start)
+        seed = self.random_state if self.random_state is not None else self.seed
+        # a RandomState is drawn from at each fit: not here, where it would be drawn twice
+        prepare_run(0, 1, np.float64, optimizer=self.optimizer, lr=self.lr, epochs=self.epochs,
+                    batch_size=self.batch_size, schedule=self.schedule, l2=self.l2, l1=self.l1,
+                    fit_intercept=self.fit_intercept, tol=self.tol,
+                    n_iter_no_change=self.n_iter_no_change, gtol=self.gtol,
+                    shuffle=self.shuffle,
+                    seed=None if isinstance(seed, np.random.RandomState) else seed,
+                    n_threads=self.n_threads, init=None, callback=None, backend="core")
+        check_choice("precompute", self.precompute, (True, False, "auto"))
         # scikit-learn's verbose is an int (0: quiet); any level above 0 shows the bar
         verbose = self.verbose
         if not (isinstance(verbose, (bool, np.bool_))

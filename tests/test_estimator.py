@@ -613,3 +613,27 @@ def test_nested_parameters_of_a_named_optimizer_are_explained():
     with pytest.raises(ValueError, match="schedule__gamma: schedule is 'constant', a name"):
         model.set_params(schedule__gamma=0.5)
     assert model.set_params(optimizer=gdcore.optim.Adam(), optimizer__lr=0.2).optimizer.lr == 0.2
+
+
+@pytest.mark.parametrize("call", ["fit", "partial_fit"])
+@pytest.mark.parametrize("setting, error, message", [
+    (dict(epochs=0), ValueError, "epochs must be >= 1"),
+    (dict(lr=-1.0), ValueError, "lr must be > 0"),
+    (dict(optimizer="adamw"), ValueError, "optimizer: unknown name 'adamw'"),
+    (dict(n_threads=0), ValueError, "n_threads must be None"),
+    (dict(l1=0.1, optimizer="adam"), ValueError, "l1 > 0 needs an SGD-family optimizer"),
+    (dict(seed="abc"), TypeError, "seed must be None"),
+])
+def test_a_bad_setting_is_refused_before_the_data_are_read(monkeypatch, call, setting, error,
+                                                           message):
+    """validate_data copied X (float16, integers, a DataFrame) and checked it for NaN before
+    gdcore.fit refused the setting: 0.3 s for a 2,000,000 × 50 float16 X that gdcore.fit
+    refuses at once."""
+    import gdcore.estimator
+    read = []
+    monkeypatch.setattr(gdcore.estimator, "validate_data",
+                        lambda *args, **kwargs: read.append(1) or (args[1], args[2]))
+    X, y = np.ones((10, 2)), np.ones(10)
+    with pytest.raises(error, match=message):
+        getattr(GDRegressor(**setting), call)(X, y)
+    assert read == []
