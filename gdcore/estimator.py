@@ -363,8 +363,23 @@ class GDRegressor(RegressorMixin, BaseEstimator):
     def predict(self, X):
         """X·coef_ + intercept_."""
         check_is_fitted(self)
+        coef, intercept = self._parameters()
         X = validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
-        return X @ self.coef_.astype(X.dtype, copy=False) + X.dtype.type(self.intercept_)
+        return X @ coef.astype(X.dtype, copy=False) + X.dtype.type(intercept)
+
+    def _parameters(self):
+        """coef_ and intercept_, checked as a warm start checks them: they may have been set
+        by hand (a list was an AttributeError, intercept_=None NaN predictions, "1" read as
+        1.0)."""
+        d = self.n_features_in_
+        try:
+            coef = np.asarray(self.coef_)
+        except (TypeError, ValueError):
+            coef = np.empty(0, dtype=object)
+        if not (coef.dtype.kind in "iuf" and coef.shape == (d,) and np.all(np.isfinite(coef))):
+            raise ValueError(f"coef_ must be {d} finite numbers, one a feature, got "
+                             f"{self.coef_!r}")
+        return coef, check_float("intercept_", self.intercept_, low=-np.inf)
 
 
 def _weights(sample_weight, X):

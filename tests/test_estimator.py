@@ -637,3 +637,23 @@ def test_a_bad_setting_is_refused_before_the_data_are_read(monkeypatch, call, se
     with pytest.raises(error, match=message):
         getattr(GDRegressor(**setting), call)(X, y)
     assert read == []
+
+
+@pytest.mark.parametrize("coef, intercept, error, message", [
+    ([1.0, 2.0, 3.0], 0.5, None, None),     # a list set by hand: an AttributeError
+    (np.ones(4), 0.0, ValueError, r"coef_ must be 3 finite numbers"),
+    (np.array([1.0, np.nan, 1.0]), 0.0, ValueError, r"coef_ must be 3 finite numbers"),
+    (np.ones(3), None, TypeError, "intercept_ must be a real number"),     # NaN predictions
+    (np.ones(3), "1", TypeError, "intercept_ must be a real number"),      # read as 1.0
+])
+def test_predict_checks_coefficients_set_by_hand(coef, intercept, error, message):
+    """predict used coef_ and intercept_ as set by hand unchecked, where a warm start checks
+    them naming the attribute."""
+    X, y, _ = problem(n=30, d=3)
+    model = GDRegressor(epochs=2).fit(X, y)
+    model.coef_, model.intercept_ = coef, intercept
+    if error is None:
+        np.testing.assert_array_equal(model.predict(X), X @ np.asarray(coef) + intercept)
+    else:
+        with pytest.raises(error, match=message):
+            model.predict(X)
