@@ -98,20 +98,24 @@ def _as_saved_model(model, feature_names, target):
             model, feature_names=(model.feature_names if feature_names is None
                                   else [str(name) for name in feature_names]),
             target=model.target if target is None else target)
-    names = None
+    names = parameters = None
     if isinstance(getattr(model, "result_", None), FitResult):  # a fitted GDRegressor
         names = getattr(model, "feature_names_in_", None)
+        # coef_ and intercept_, which predict uses: they may have been set by hand since the
+        # fit (the result's were saved, a model other than the estimator's)
+        parameters = model._parameters()
         model = model.result_
     if not isinstance(model, FitResult):
         raise TypeError(f"model must be a FitResult (from gdcore.fit), a fitted "
                         f"gdcore.GDRegressor or a SavedModel, got {type(model).__name__}"
                         + (" (the order is save_model(path, model))"
                            if isinstance(model, (str, bytes, os.PathLike)) else ""))
-    coef = np.asarray(model.coef, dtype=np.float64)
+    coef, intercept = parameters if parameters is not None else (model.coef, model.intercept)
+    coef = np.asarray(coef, dtype=np.float64)
     if feature_names is None:
         # columns named by index, as the command line names a .npy's columns
         feature_names = [str(i) for i in range(coef.shape[0])] if names is None else names
-    return SavedModel(coef=coef, intercept=float(model.intercept),
+    return SavedModel(coef=coef, intercept=float(intercept),
                       feature_names=[str(name) for name in feature_names], target=target,
                       # with what a run's bits depend on (backend, n_threads), and the
                       # epochs of every call (settings' epochs are the last call's)

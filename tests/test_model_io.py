@@ -482,3 +482,20 @@ def test_init_with_a_loaded_model_says_what_to_pass(tmp_path, standardized):
         message += r".*standardised"
     with pytest.raises(TypeError, match=message):
         gdcore.fit(X, y, epochs=3, init=loaded)
+
+
+def test_a_saved_estimator_is_saved_with_coefficients_set_by_hand(tmp_path):
+    """save_model saved the estimator's result_, not the coef_ and intercept_ set by hand
+    since, which its predict uses: the file predicted otherwise than the estimator."""
+    pytest.importorskip("sklearn", reason="GDRegressor needs the optional scikit-learn")
+    X, y, _ = problem(n=40, d=3)
+    model = gdcore.GDRegressor(epochs=3).fit(X, y)
+    model.coef_, model.intercept_ = np.array([1.0, -2.0, 0.5]), 3.0
+    gdcore.save_model(tmp_path / "m.json", model)
+    loaded = gdcore.load_model(tmp_path / "m.json")
+    np.testing.assert_array_equal(loaded.coef, model.coef_)
+    assert loaded.intercept == 3.0
+    np.testing.assert_array_equal(loaded.predict(X), model.predict(X))
+    model.intercept_ = None
+    with pytest.raises(TypeError, match="intercept_ must be a real number"):
+        gdcore.save_model(tmp_path / "m.json", model)
