@@ -188,6 +188,13 @@ def make_schedule(schedule, epochs=None):
             raise unknown_name("schedule", schedule, SCHEDULE_NAMES)
         cls = _NAMES[key]
         span = max(1, int(epochs or 1))
+        if cls in (StepLR, CosineAnnealingLR) and span > sys.float_info.max:
+            # StepLR's or CosineAnnealingLR's own error named step_size or T_max, which the
+            # caller did not give
+            raise ValueError(f"schedule={schedule!r} is sized to the run's epochs, an integer "
+                             f"of {len(str(span))} digits, past the {sys.float_info.max:.4g} "
+                             "the core holds; pass fewer epochs, or a "
+                             f"{cls.__name__} object with its own sizes")
         if cls is StepLR:
             return StepLR(step_size=max(1, span // 3), gamma=0.5)
         if cls is ExponentialLR:

@@ -802,3 +802,12 @@ def test_make_regression_refuses_a_y_past_its_dtype_naming_noise_and_intercept(d
         with pytest.raises(ValueError, match=r"^noise=.* and intercept=.* take y past "
                                              f"{np.dtype(dtype)}'s range"):
             gdcore.make_regression(100, 3, seed=0, dtype=dtype, **options)
+
+
+@pytest.mark.parametrize("name", ["step", "cosine"])
+def test_a_schedule_name_sized_past_floats_range_names_schedule_and_epochs(name):
+    """fit(schedule="step", epochs=10**400) said "step_size must be at most ...", an argument
+    the caller never gave."""
+    X, y = good()
+    with pytest.raises(ValueError, match=f"^schedule='{name}' is sized to the run's epochs"):
+        gdcore.fit(X, y, schedule=name, epochs=10**400)
