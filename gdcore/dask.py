@@ -8,7 +8,8 @@ after which every epoch runs locally in O(d²).
 
 Results equal ``gdcore.fit(X.compute(), y.compute(), batch_size=None, ...)`` up to rounding.
 Mini-batch optimisation is not offered on Dask: one update per mini-batch would cost one
-cluster round trip per batch; ``batch_size`` other than None raises ValueError.
+cluster round trip per batch; a ``batch_size`` below the rows' count raises ValueError
+(one of n or more is the full batch, as in gdcore.fit).
 
     from dask.distributed import Client
     import dask.array as da, gdcore.dask

@@ -192,15 +192,8 @@ class GDRegressor(RegressorMixin, BaseEstimator):
         if (isinstance(coef, np.ndarray) and coef.shape == (d,)
                 and np.array_equal(coef, theta[:d]) and np.array_equal(intercept, theta[d])):
             return previous
-        try:
-            values = np.asarray(coef)
-        except (TypeError, ValueError):
-            values = np.empty(0, dtype=object)
-        if not (values.dtype.kind in "iuf" and values.shape == (d,)
-                and np.all(np.isfinite(values))):
-            raise ValueError(f"coef_, set by hand since the last fit, is the start of this one: "
-                             f"it must be {d} finite numbers, one a feature, got {coef!r}")
-        return values, check_float("intercept_", intercept, low=-np.inf)
+        return self._parameters("coef_, set by hand since the last fit, is the start of this "
+                                "one: it")
 
     @contextmanager
     def _kept_on_failure(self):
@@ -367,19 +360,20 @@ class GDRegressor(RegressorMixin, BaseEstimator):
         X = validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
         return X @ coef.astype(X.dtype, copy=False) + X.dtype.type(intercept)
 
-    def _parameters(self):
-        """coef_ and intercept_, checked as a warm start checks them: they may have been set
-        by hand (a list was an AttributeError, intercept_=None NaN predictions, "1" read as
-        1.0)."""
+    def _parameters(self, what="coef_"):
+        """coef_ and intercept_, checked, as predict, save_model and a warm start use them:
+        they may have been set by hand (a list was an AttributeError, intercept_=None NaN
+        predictions, "1" read as 1.0).  ``what`` begins the message about coef_."""
         d = self.n_features_in_
+        coef, intercept = getattr(self, "coef_", None), getattr(self, "intercept_", None)
         try:
-            coef = np.asarray(self.coef_)
+            values = np.asarray(coef)
         except (TypeError, ValueError):
-            coef = np.empty(0, dtype=object)
-        if not (coef.dtype.kind in "iuf" and coef.shape == (d,) and np.all(np.isfinite(coef))):
-            raise ValueError(f"coef_ must be {d} finite numbers, one a feature, got "
-                             f"{self.coef_!r}")
-        return coef, check_float("intercept_", self.intercept_, low=-np.inf)
+            values = np.empty(0, dtype=object)
+        if not (values.dtype.kind in "iuf" and values.shape == (d,)
+                and np.all(np.isfinite(values))):
+            raise ValueError(f"{what} must be {d} finite numbers, one a feature, got {coef!r}")
+        return values, check_float("intercept_", intercept, low=-np.inf)
 
 
 def _weights(sample_weight, X):
