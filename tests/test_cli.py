@@ -883,6 +883,18 @@ def test_lr_search_needs_two_epochs(files):
     assert proc.stderr.strip().startswith("gdcore lr-search: error: --epochs must be >= 2")
 
 
+def test_lr_search_refuses_a_range_with_a_grid(files):
+    """--low and --high were silently unused beside --grid."""
+    folder, _ = files
+    for extra, named in ((["--low", "0.01"], "--low"), (["--high", "2"], "--high"),
+                         (["--low", "0.01", "--high", "2"], "--low and --high")):
+        proc = gdcore_cli("lr-search", folder / "train.csv", "--target", "y", "--grid",
+                          "0.001,0.1", *extra, check=False)
+        assert proc.returncode == 2 and proc.stderr.splitlines() == [
+            f"gdcore lr-search: error: {named} set the range --random draws from; --grid "
+            "gives the rates themselves"], proc.stderr
+
+
 def test_lr_search_refuses_more_random_rates_than_can_be_drawn(files):
     """--random 10**26 failed in NumPy's words ("Maximum allowed dimension exceeded"), and
     from 2**60 rates with "array is too big"; now one line naming --random."""

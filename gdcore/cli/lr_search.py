@@ -33,9 +33,10 @@ def add_parser(subparsers):
     how.add_argument("--grid", metavar="LR,LR,...", help="comma-separated learning rates")
     how.add_argument("--random", type=int, metavar="N",
                      help="N learning rates drawn log-uniformly from [--low, --high]")
-    p.add_argument("--low", type=float, default=1e-4,
+    # (default None: given with --grid, they are refused, not silently unused)
+    p.add_argument("--low", type=float, default=None,
                    help="smallest rate --random draws (default 1e-4)")
-    p.add_argument("--high", type=float, default=1.0,
+    p.add_argument("--high", type=float, default=None,
                    help="largest rate --random draws (default 1)")
     p.add_argument("--progress", action="store_true", default=None,
                    help="report each rate on stderr as it finishes (default: only on a "
@@ -50,6 +51,10 @@ def candidate_rates(args):
         raise ValueError(f"--epochs must be >= 2 to rank learning rates (an epoch's loss is "
                          f"taken before its update), got {args.epochs}")
     if args.grid is not None:
+        given = [flag for flag in ("--low", "--high") if getattr(args, flag[2:]) is not None]
+        if given:
+            raise ValueError(f"{' and '.join(given)} set the range --random draws from; "
+                             "--grid gives the rates themselves")
         try:
             rates = [float(v) for v in args.grid.split(",") if v.strip()]
         except ValueError:
@@ -58,13 +63,15 @@ def candidate_rates(args):
         if not rates:
             raise ValueError("--grid is empty")
     else:
+        low = 1e-4 if args.low is None else args.low
+        high = 1.0 if args.high is None else args.high
         if args.random < 1:
             raise ValueError(f"--random must be >= 1, got {args.random}")
-        if not (0 < args.low < args.high) or not math.isfinite(args.high):
-            raise ValueError(f"need 0 < --low < --high, got {args.low} and {args.high}")
+        if not (0 < low < high) or not math.isfinite(high):
+            raise ValueError(f"need 0 < --low < --high, got {low} and {high}")
         rng = make_rng(args.seed)
         try:
-            rates = np.exp(rng.uniform(math.log(args.low), math.log(args.high), args.random))
+            rates = np.exp(rng.uniform(math.log(low), math.log(high), args.random))
             rates = sorted(float(r) for r in rates)
         except (ValueError, MemoryError):
             # NumPy's "Maximum allowed dimension exceeded" or "array is too big" (from
