@@ -553,7 +553,11 @@ def iter_folder_tables(folder, target=None, features=None, every_column=None):
     any_rows = False
     first = None
     for path in folder_files(folder):
-        if os.path.getsize(path) == 0:
+        try:
+            size = os.path.getsize(path)
+        except OSError as exc:  # a dangling symbolic link, or a file removed since listed
+            raise DataError(f"{path}: cannot read the file ({exc.strerror})") from None
+        if size == 0:
             continue    # not even a header (a writer's empty part): no rows, no columns
         table = read_table(path, target, names, empty_ok=True)
         names = table.feature_names

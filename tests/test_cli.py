@@ -373,6 +373,22 @@ def test_a_folder_skips_empty_parts_and_writers_bookkeeping(files, tmp_path):
             f"{empty}: every .parquet or .csv file in this folder has no rows"), run.stderr
 
 
+def test_a_folder_file_gone_is_one_line_naming_it(files, tmp_path):
+    """A folder's symbolic link to nothing (or a file removed since the folder was listed)
+    is one error line naming it, not a traceback."""
+    _, frame = files
+    folder = tmp_path / "parts"
+    folder.mkdir()
+    frame.to_csv(folder / "part-0.csv", index=False)
+    (folder / "part-1.csv").symlink_to(tmp_path / "gone.csv")
+    for command in (["fit", folder, "--target", "y"], ["lr-search", folder, "--target", "y",
+                                                       "--grid", "0.01"]):
+        run = gdcore_cli(*command, check=False)
+        assert run.returncode == 2 and run.stderr.strip().endswith(
+            f"{folder / 'part-1.csv'}: cannot read the file (No such file or directory)"), \
+            run.stderr
+
+
 def test_a_folder_is_read_once_for_its_gram_matrix(files, tmp_path, monkeypatch, capsys):
     """Every epoch would parse every file again: from two epochs on, the first pass forms
     the Gram matrix (then one more pass for the summary's R²), with the streamed results."""
