@@ -389,6 +389,27 @@ def test_a_folder_file_gone_is_one_line_naming_it(files, tmp_path):
             run.stderr
 
 
+def test_outputs_are_never_a_file_of_the_data_folder(files, tmp_path):
+    """predict --out (or fit --save through a symbolic link) naming one of the DATA folder's
+    files is refused before anything is written: the folder's files are the data."""
+    _, frame = files
+    folder = tmp_path / "parts"
+    folder.mkdir()
+    frame.iloc[:200].to_csv(folder / "part-0.csv", index=False)
+    frame.iloc[200:].to_csv(folder / "part-1.csv", index=False)
+    before = (folder / "part-1.csv").read_bytes()
+    model = tmp_path / "m.json"
+    gdcore_cli("fit", folder, "--target", "y", "--epochs", "3", "--save", model)
+    run = gdcore_cli("predict", model, folder, "--out", folder / "part-1.csv", check=False)
+    assert run.returncode == 2 and "is the DATA folder's part-1.csv file" in run.stderr
+    link = tmp_path / "link.json"
+    link.symlink_to(folder / "part-1.csv")
+    run = gdcore_cli("fit", folder, "--target", "y", "--epochs", "3", "--save", link,
+                     check=False)
+    assert run.returncode == 2 and "is the DATA folder's part-1.csv file" in run.stderr
+    assert (folder / "part-1.csv").read_bytes() == before
+
+
 def test_a_folder_is_read_once_for_its_gram_matrix(files, tmp_path, monkeypatch, capsys):
     """Every epoch would parse every file again: from two epochs on, the first pass forms
     the Gram matrix (then one more pass for the summary's R²), with the streamed results."""

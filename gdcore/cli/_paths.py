@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 
+from .._io import DataError, folder_files, is_folder
+
 
 def check_plot_path(path):
     """Raise ValueError naming --plot if the loss plot cannot be written to ``path``: checked
@@ -51,6 +53,19 @@ def check_distinct_paths(outputs, inputs):
             if other is not None and _same_file(path, other):
                 raise ValueError(f"{flag} {path} is the {name} file ({other}): writing it "
                                  f"would destroy it; give {flag} another name")
+
+
+def data_inputs(data):
+    """DATA as check_distinct_paths' inputs: the path, and for a folder each of its files read
+    as data (an output written over one would destroy that part of the data)."""
+    inputs = {"DATA": data}
+    if is_folder(data):
+        try:
+            files = folder_files(data)
+        except DataError:   # no data files: refused when the folder is read
+            files = []
+        inputs.update((f"DATA folder's {os.path.basename(f)}", f) for f in files)
+    return inputs
 
 
 def _same_file(a, b):

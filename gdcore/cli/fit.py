@@ -17,7 +17,7 @@ from ._data import fit_data, load, loss_began, loss_rose, residual_summary, star
 from ._messages import fail, in_cli_words
 from ._options import (add_data_arguments, add_fit_arguments, add_stopping_arguments,
                        check_options_first, fit_options, stopping_options)
-from ._paths import check_distinct_paths, check_output_path, check_plot_path
+from ._paths import check_distinct_paths, check_output_path, check_plot_path, data_inputs
 
 
 def add_parser(subparsers):
@@ -41,7 +41,7 @@ def run(args):
         check_plot_path(args.plot)
         check_output_path("--save", args.save)
         check_model_path(args.save)
-        check_distinct_paths({"--save": args.save, "--plot": args.plot}, {"DATA": args.data})
+        check_distinct_paths({"--save": args.save, "--plot": args.plot}, data_inputs(args.data))
         check_options_first(args, **stopping_options(args))
     except (ValueError, TypeError) as exc:
         return fail("fit", exc)
