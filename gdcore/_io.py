@@ -524,11 +524,15 @@ def read_table(path, target=None, features=None, features_only=False, empty_ok=F
     return _from_frame(_read_frame(path, name), name, target, features, empty_ok)
 
 
-FOLDER_SUFFIXES = (".parquet", ".pq", ".csv")
+# a CSV compressed as pandas reads it by its name (Spark writes part-*.csv.gz): left out, its
+# rows would be missing from the fit without a word
+FOLDER_SUFFIXES = (".parquet", ".pq", ".csv", ".csv.gz", ".csv.bz2", ".csv.xz", ".csv.zip",
+                   ".csv.zst")
 
 
 def folder_files(folder):
-    """The Parquet and CSV files of a folder, in name order (each one a chunk of the data).
+    """The Parquet and CSV files (compressed or not) of a folder, in name order (each one a
+    chunk of the data).
     Names beginning with '.' or '_' are left out, as pyarrow's and Spark's readers leave them
     out: a writer's bookkeeping (_SUCCESS, _metadata, .part-0.parquet.crc), not data."""
     files = sorted(os.path.join(folder, name) for name in os.listdir(folder)

@@ -373,6 +373,26 @@ def test_a_folder_skips_empty_parts_and_writers_bookkeeping(files, tmp_path):
             f"{empty}: every .parquet or .csv file in this folder has no rows"), run.stderr
 
 
+def test_a_folder_reads_its_compressed_csv_files(files, tmp_path):
+    """A folder's part-*.csv.gz (Spark's CSV with compression) and the like are data, read as
+    pandas reads a file named so: left out, their rows were missing from the fit unsaid."""
+    _, frame = files
+    folder = tmp_path / "parts"
+    folder.mkdir()
+    frame.iloc[:100].to_csv(folder / "part-0.csv", index=False)
+    frame.iloc[100:250].to_csv(folder / "part-1.csv.gz", index=False)
+    frame.iloc[250:].to_csv(folder / "part-2.CSV.bz2", index=False)
+    model = tmp_path / "m.json"
+    out = gdcore_cli("fit", folder, "--target", "y", "--optimizer", "gd", "--lr", "0.002",
+                     "--epochs", "5", "--tol", "none", "--save", model).stdout
+    assert summary(out)["data"].startswith(f"{folder}: 400 rows x 3 features")
+    X, y = frame[["a", "b", "c"]].to_numpy(), frame["y"].to_numpy()
+    expected = gdcore.fit(X, y, optimizer="gd", lr=0.002, epochs=5, tol=None)
+    np.testing.assert_allclose(json.loads(model.read_text())["coef"], expected.coef,
+                               rtol=1e-8)
+    assert len(gdcore_cli("predict", model, folder).stdout.split()) == 1 + 400
+
+
 def test_a_folder_file_gone_is_one_line_naming_it(files, tmp_path):
     """A folder's symbolic link to nothing (or a file removed since the folder was listed)
     is one error line naming it, not a traceback."""
