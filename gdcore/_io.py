@@ -386,13 +386,16 @@ class ArrayBlocks:
         step = self.block_rows()
         for start in range(0, self.n_rows, step):
             rows = self.array[start:start + step]
-            X = np.ascontiguousarray(rows if self.in_place else rows[:, self._columns],
-                                     dtype=self.dtype)
-            _check_finite(self.path, X, self.feature_names, start)
+            raw = rows if self.in_place else rows[:, self._columns]
+            with np.errstate(over="ignore"):    # a long double past float64's: named below
+                X = np.ascontiguousarray(raw, dtype=self.dtype)
+            _check_finite(self.path, X, self.feature_names, start, raw)
             y = None
             if self.target is not None:
-                y = np.array(rows[:, int(self.target)], dtype=np.float64)
-                _check_finite(self.path, y[:, None], [self.target], start)
+                raw = rows[:, [int(self.target)]]
+                with np.errstate(over="ignore"):
+                    y = np.array(raw[:, 0], dtype=np.float64)
+                _check_finite(self.path, y[:, None], [self.target], start, raw)
             yield X, y
 
     def to_table(self):
@@ -414,13 +417,19 @@ class ArrayBlocks:
         return Table(X, y, self.feature_names, self.target)
 
 
-def _check_finite(path, values, names, first_row):
+def _check_finite(path, values, names, first_row, raw=None):
     """Raise DataError naming the column and the 1-based data row of the first non-finite cell
-    of a block (rows counted as the CSV message counts them)."""
+    of a block (rows counted as the CSV message counts them).  ``raw``: the block as read,
+    before its conversion, so that a long double past float64's range is named as such."""
     if values.dtype.kind != "f" or values.size == 0 or _core.all_finite(values.reshape(-1)):
         return
     row, column = np.argwhere(~np.isfinite(values))[0]
-    raise DataError(f"{path}: column {names[column]!r} has a non-finite value in data row "
+    where = f"column {names[column]!r}"
+    if raw is not None and np.isfinite(raw[row, column]):
+        raise DataError(f"{path}: {where} holds {raw[row, column]!s} in data row "
+                        f"{first_row + row + 1}, too large for {values.dtype} (the dtype the "
+                        "fit computes in); rescale it")
+    raise DataError(f"{path}: {where} has a non-finite value in data row "
                     f"{first_row + row + 1} ({values[row, column]})")
 
 

@@ -682,6 +682,23 @@ def test_npy_non_finite_cell_names_column_and_data_row(tmp_path, monkeypatch, ca
                                     "2501 (inf)"), err
 
 
+@pytest.mark.skipif(np.finfo(np.longdouble).max <= np.finfo(np.float64).max,
+                    reason="long double is float64 here")
+def test_npy_long_double_past_float64_is_named_as_such(tmp_path, capsys):
+    """A long double .npy cell past float64's range is named with its value and why, as
+    gdcore.fit names it: not as a non-finite value (inf), which the file does not hold."""
+    path = tmp_path / "wide.npy"
+    array = np.ones((10, 3), dtype=np.longdouble)
+    array[4, 1] = np.longdouble("1e400")
+    np.save(path, array)
+    for target, argv in ((2, []), (1, []), (2, ["--batch-size", 4])):
+        status, _, err = run_in_process(capsys, "fit", path, "--target", target, *argv)
+        assert status == 2
+        assert err.strip().endswith(f"{path}: column '1' holds 1e+400 in data row 5, too "
+                                    "large for float64 (the dtype the fit computes in); "
+                                    "rescale it"), err
+
+
 def test_lr_search_ranks_rising_losses_after_falling_ones(files):
     """Unstandardised columns (scales 1, 10, 0.1): large rates make the loss grow without
     overflowing; they are 'rose', ranked after the 'ok' ones, and never the best."""
