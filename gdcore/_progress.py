@@ -38,6 +38,25 @@ def progress_bar(epochs, desc="gdcore.fit", callback=None):
         close()
 
 
+def progress_wanted(enabled=None, stream=None):
+    """Whether progress_callback(enabled=enabled, stream=stream) shows a bar: None, only on
+    a terminal (and quietly not without tqdm); True raises an ImportError naming the package
+    when tqdm is missing.  So a caller can check before its work and make the bar after."""
+    stream = sys.stderr if stream is None else stream
+    asked = enabled is True
+    if enabled is None:
+        enabled = hasattr(stream, "isatty") and stream.isatty()
+    if not enabled:
+        return False
+    try:
+        import tqdm.auto  # noqa: F401
+    except ImportError:
+        if not asked:   # the terminal default is a nicety: the base install has no tqdm
+            return False
+        raise ImportError("progress bars need tqdm: pip install 'gdcore[progress]'") from None
+    return True
+
+
 def progress_callback(total_epochs, enabled=None, desc="fit", stream=None, user_callback=None):
     """A (callback, close) pair showing epoch, loss and epochs per second in a tqdm bar.
 
@@ -48,17 +67,9 @@ def progress_callback(total_epochs, enabled=None, desc="fit", stream=None, user_
     of an early end into the bar's description before its last frame (see stop_note).
     """
     stream = sys.stderr if stream is None else stream
-    asked = enabled is True
-    if enabled is None:
-        enabled = hasattr(stream, "isatty") and stream.isatty()
-    if not enabled:
+    if not progress_wanted(enabled, stream):
         return user_callback, None
-    try:
-        from tqdm.auto import tqdm
-    except ImportError:
-        if not asked:   # the terminal default is a nicety: the base install has no tqdm
-            return user_callback, None
-        raise ImportError("progress bars need tqdm: pip install 'gdcore[progress]'") from None
+    from tqdm.auto import tqdm
     from ._validation import callback_says_stop
     bar = tqdm(total=total_epochs, desc=desc, unit="epoch", file=stream, dynamic_ncols=True)
     ended = []      # the FitResult of each fit run with this callback, as it ended

@@ -12,7 +12,7 @@ import numpy as np
 from .. import ConvergenceWarning, DivergenceError
 from .._io import DataError, _shown, data_name
 from .._model_io import SavedModel, save_model
-from .._progress import progress_callback
+from .._progress import progress_callback, progress_wanted
 from ._data import fit_data, load, loss_began, loss_rose, residual_summary, starting_loss
 from ._messages import fail, in_cli_words
 from ._options import (add_data_arguments, add_fit_arguments, add_stopping_arguments,
@@ -46,12 +46,15 @@ def run(args):
     except (ValueError, TypeError) as exc:
         return fail("fit", exc)
     try:
-        callback, close = progress_callback(args.epochs, enabled=args.progress,
-                                            desc="gdcore fit")
+        bar = progress_wanted(args.progress)
     except ImportError as exc:      # --progress without tqdm
         return fail("fit", f"--progress: {exc}")
+    close = None
     try:
         data = load(args)
+        # the bar is made once the data are read: its clock (epochs per second, time left)
+        # times the fit, not the reading and --standardize's pass
+        callback, close = progress_callback(args.epochs, enabled=bar, desc="gdcore fit")
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", ConvergenceWarning)
             result = fit_data(args, data, callback=callback, **fit_options(args),
