@@ -1698,3 +1698,16 @@ def test_progress_bar_times_the_fit_not_the_reading(files, monkeypatch, capsys):
                  "--tol", "none", "--progress"]) == 0
     last = capsys.readouterr().err.strip().replace("\r", "\n").splitlines()[-1]
     assert " 20/20 [00:00<" in last, last     # elapsed 0 s, not the reading's 1.5 s
+
+
+def test_bench_json_is_not_written_over_a_data_file(files, tmp_path):
+    """--save refuses a data file's extension; bench --json did not, and replaced a CSV (or a
+    .npy) with its JSON after minutes of timing.  Refused first, the file as it was."""
+    folder, _ = files
+    data = tmp_path / "train.csv"
+    data.write_bytes((folder / "train.csv").read_bytes())
+    proc = gdcore_cli("bench", "--n", "1000", "--d", "2", "--quick", "--json", data,
+                      check=False)
+    assert proc.returncode == 2 and "--json" in proc.stderr and ".json" in proc.stderr, (
+        proc.stderr)
+    assert proc.stdout == "" and data.read_bytes() == (folder / "train.csv").read_bytes()

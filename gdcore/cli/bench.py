@@ -8,6 +8,7 @@ from .._validation import make_rng, resolve_n_threads
 from ._messages import drop_stdout, fail
 from ._options import count
 from ._paths import check_output_path
+from .fit import DATA_EXTENSIONS
 
 
 def add_parser(subparsers):
@@ -34,6 +35,10 @@ def run(args):
         make_rng(args.seed)
         bench.check_fits_in_memory(args.n, args.d)
         check_output_path("--json", args.json)      # before minutes of timing
+        if args.json is not None and args.json.lower().endswith(DATA_EXTENSIONS):
+            # as --save refuses one: a data file's name is most often a data file
+            raise ValueError(f"--json {args.json}: the results are written as JSON; name "
+                             "the file .json")
     except (ValueError, TypeError) as exc:
         return fail("bench", exc)
     say = _printer()
