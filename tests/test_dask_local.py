@@ -274,3 +274,16 @@ def test_batch_size_is_checked_as_fit_checks_it_and_n_or_more_is_the_full_batch(
         gdcore.dask.fit(dX, dy, batch_size=True)
     with pytest.raises(ValueError, match="full-batch optimizers only .*got 299"):
         gdcore.dask.fit(dX, dy, batch_size=299)
+
+
+def test_blocks_large_enough_to_thread_match_fit_chunks_at_the_same_n_threads():
+    """README: dask.fit gives fit_chunks' bits over the same blocks with the same n_threads
+    (dask.fit's default is 1 a block, fit_chunks' OpenMP's: blocks large enough to be cut
+    among threads differ in the last bits with the defaults)."""
+    X, y, _ = problem(n=20000, d=20)
+    w = np.ones(20000)
+    for n_threads in (1, 2):
+        fits = blocks_fits(X, y, w, 5000, optimizer="adam", lr=0.05, epochs=8, tol=None,
+                           n_threads=n_threads)
+        for other in fits[1:]:
+            assert_same_fit(fits[0], other)
