@@ -22,7 +22,8 @@ def add_parser(subparsers):
     p.add_argument("--threads", type=int, default=None, help="n_threads (default: OpenMP's)")
     p.add_argument("--quick", action="store_true", help="fewer repeats")
     p.add_argument("--json", metavar="FILE", help="also write the results as JSON")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0,
+                   help="seed of the data and the shuffles (default 0)")
     p.set_defaults(run=run)
     return p
 

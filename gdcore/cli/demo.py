@@ -48,9 +48,12 @@ def add_parser(subparsers):
     p.add_argument("--n", type=count, default=1_000_000,
                    help="rows (default 1,000,000; 1e6 and 1_000_000 are taken too)")
     p.add_argument("--d", type=count, default=100, help="features (default 100)")
-    p.add_argument("--dtype", choices=["float64", "float32"], default="float64")
-    p.add_argument("--noise", type=float, default=0.1, help="noise standard deviation")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--dtype", choices=["float64", "float32"], default="float64",
+                   help="dtype of X and y (default float64)")
+    p.add_argument("--noise", type=float, default=0.1,
+                   help="noise standard deviation (default 0.1)")
+    p.add_argument("--seed", type=int, default=0,
+                   help="seed of the data and the mini-batch shuffles (default 0)")
     p.add_argument("--threads", type=int, default=None, help="n_threads (default: OpenMP's)")
     p.add_argument("--optimizers", default=None,
                    help="comma-separated subset of: "
