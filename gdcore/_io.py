@@ -183,11 +183,16 @@ def _read_frame(path, name):
             frame = pd.read_csv(source(), **_exact_floats(pd))
         header = _header(pd, source())
     except Exception as exc:
-        hint = ""
+        hint, first = "", contents
         if contents is None:    # (a stream beginning as Parquet was read as Parquet above)
             with contextlib.suppress(OSError), open(path, "rb") as f:
-                if f.read(4) == PARQUET_MAGIC:
+                first = f.read(len(NPY_MAGIC))
+                if first.startswith(PARQUET_MAGIC):
                     hint = "; it is a Parquet file: name it .parquet"
+        if first is not None and first.startswith(NPY_MAGIC):
+            # a .npy is opened by its path, as a memmap: a stream cannot be
+            hint = ("; it is a .npy array: " + ("name it .npy" if contents is None else
+                    "give its path, not a stream (a .npy is opened as a memmap)"))
         raise DataError(f"{name}: not a readable CSV file ({one_line(exc)}){hint}") from None
     _check_unique(name, "column", header)
     if len(frame) and not isinstance(frame.index, pd.RangeIndex):

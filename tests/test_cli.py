@@ -1724,3 +1724,18 @@ def test_every_option_says_what_it_does_in_help():
             for name, sub in subparsers.choices.items() for action in sub._actions
             if action.option_strings and not action.help]
     assert bare == []
+
+
+def test_a_npy_array_given_as_a_stream_or_named_csv_says_what_it_is(files):
+    """A .npy is opened by its path (a memmap): piped to stdin, or named .csv, it was read as
+    CSV and refused as undecodable UTF-8, which did not say what to do."""
+    folder, _ = files
+    with open(folder / "train.npy", "rb") as data:
+        proc = subprocess.run([sys.executable, "-m", "gdcore", "fit", "-", "--target", "3"],
+                              stdin=data, capture_output=True, text=True, env=subprocess_env())
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
+    assert "stdin" in proc.stderr and ".npy" in proc.stderr and "path" in proc.stderr
+    renamed = folder / "npy-named.csv"
+    renamed.write_bytes((folder / "train.npy").read_bytes())
+    proc = gdcore_cli("fit", renamed, "--target", "3", check=False)
+    assert proc.returncode == 2 and "name it .npy" in proc.stderr, proc.stderr
