@@ -1739,3 +1739,13 @@ def test_a_npy_array_given_as_a_stream_or_named_csv_says_what_it_is(files):
     renamed.write_bytes((folder / "train.npy").read_bytes())
     proc = gdcore_cli("fit", renamed, "--target", "3", check=False)
     assert proc.returncode == 2 and "name it .npy" in proc.stderr, proc.stderr
+
+
+def test_summary_counts_one_update_in_the_singular(files):
+    """The summary's epochs line said "1 (1 updates)" (the data line's counts were singular
+    already)."""
+    folder, _ = files
+    out = gdcore_cli("fit", folder / "train.csv", "--target", "y", "--epochs", "1").stdout
+    assert summary(out)["epochs"] == "1 (1 update)"
+    out = gdcore_cli("fit", folder / "train.csv", "--target", "y", "--epochs", "2").stdout
+    assert summary(out)["epochs"] == "2 (2 updates)"

@@ -98,7 +98,8 @@ def run(args):
     print(f"data           {data_name(args.data)}: {rows:,} row{'s' * (rows != 1)} x {width} "
           f"feature{'s' * (width != 1)}, target {data.target!r}")
     print(f"optimizer      {result.optimizer!r}")
-    print(f"epochs         {result.n_epochs:,} ({result.n_updates:,} updates)")
+    print(f"epochs         {result.n_epochs:,} ({result.n_updates:,} "
+          f"update{'s' * (result.n_updates != 1)})")
     print(f"stop reason    {result.stop_reason}")
     print(f"converged      {convergence(result, args, rose)}")
     print(f"final loss     {result.final_loss:.6g}")
