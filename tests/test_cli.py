@@ -1749,3 +1749,11 @@ def test_summary_counts_one_update_in_the_singular(files):
     assert summary(out)["epochs"] == "1 (1 update)"
     out = gdcore_cli("fit", folder / "train.csv", "--target", "y", "--epochs", "2").stdout
     assert summary(out)["epochs"] == "2 (2 updates)"
+
+
+def test_demo_refuses_a_problem_larger_than_memory_before_any_output():
+    """As bench does: demo allocated X and relied on a MemoryError, after printing its header
+    (and below the commit limit, filled X until the OOM killer came)."""
+    proc = gdcore_cli("demo", "--n", "1e11", "--d", "100", check=False)
+    assert proc.returncode == 2 and proc.stdout == "", proc.stdout
+    assert proc.stderr.count("\n") == 1 and "GB" in proc.stderr and "--n" in proc.stderr
