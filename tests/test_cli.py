@@ -1757,3 +1757,24 @@ def test_demo_refuses_a_problem_larger_than_memory_before_any_output():
     proc = gdcore_cli("demo", "--n", "1e11", "--d", "100", check=False)
     assert proc.returncode == 2 and proc.stdout == "", proc.stdout
     assert proc.stderr.count("\n") == 1 and "GB" in proc.stderr and "--n" in proc.stderr
+
+
+def test_the_version_has_one_source():
+    """pyproject.toml's version is gdcore.__version__ (dynamic), not a second copy that a
+    release could change alone (gdcore --version and saved models print __version__, pip the
+    metadata's).  Where the package is installed, the two agree."""
+    import importlib.metadata
+    import re
+    from pathlib import Path
+    pyproject = Path(__file__).resolve().parent.parent / "pyproject.toml"
+    if not pyproject.is_file():
+        pytest.skip("no pyproject.toml beside tests/")
+    text = pyproject.read_text(encoding="utf-8")
+    project = text.split("[project]", 1)[1].split("\n[", 1)[0]
+    assert not re.search(r"^version\s*=", project, re.M), "a static version in [project]"
+    assert re.search(r'^dynamic\s*=\s*\[[^]]*"version"', project, re.M)
+    assert 'version = {attr = "gdcore.__version__"}' in text
+    try:
+        assert importlib.metadata.version("gdcore") == gdcore.__version__
+    except importlib.metadata.PackageNotFoundError:
+        pass
