@@ -20,7 +20,8 @@ from ._api import fit as _fit
 from ._api import prepare_run
 from ._progress import progress_callback
 from ._result import FitResult, convergence_warning_category
-from ._validation import check_bool, check_choice, check_float, check_int, check_settings
+from ._validation import (check_bool, check_choice, check_float, check_int, check_settings,
+                          make_rng)
 from .optim import make_optimizer
 from .schedules import CosineAnnealingLR, StepLR, make_schedule
 
@@ -258,12 +259,27 @@ class GDRegressor(RegressorMixin, BaseEstimator):
                           "warm_start=True continues had none", UserWarning, stacklevel=3)
             del self.feature_names_in_
 
+    def _check_random_state(self):
+        """random_state, refused naming it: the seed check's message names seed, which the
+        caller did not give, and leaves out the RandomState that random_state takes."""
+        state = self.random_state
+        if state is None or isinstance(state, np.random.RandomState):
+            return
+        try:
+            make_rng(state)     # a Generator is returned as it is: nothing drawn
+        except (TypeError, ValueError) as error:
+            got = str(error).partition("; got ")[2]
+            raise type(error)(f"random_state must be None, an int >= 0, a numpy RandomState or "
+                              f"Generator (or what seed takes: a sequence of ints >= 0, a "
+                              f"SeedSequence); got {got}") from None
+
     def _check_flags(self):
         """The estimator's own parameters, and gdcore.fit's that do not need the data: checked
         before validate_data, which copies X (float16, integers, a DataFrame) and checks it
         for NaN, so that a bad one is refused before that work, as gdcore.fit refuses it
         (gdcore.fit checks them all again with the data)."""
         check_bool("warm_start", self.warm_start)
+        self._check_random_state()
         seed = self.random_state if self.random_state is not None else self.seed
         # a RandomState is drawn from at each fit: not here, where it would be drawn twice
         prepare_run(0, 1, np.float64, optimizer=self.optimizer, lr=self.lr, epochs=self.epochs,

@@ -623,6 +623,9 @@ def test_nested_parameters_of_a_named_optimizer_are_explained():
     (dict(n_threads=0), ValueError, "n_threads must be None"),
     (dict(l1=0.1, optimizer="adam"), ValueError, "l1 > 0 needs an SGD-family optimizer"),
     (dict(seed="abc"), TypeError, "seed must be None"),
+    # named seed, which the caller did not give, without the RandomState random_state takes
+    (dict(random_state="abc"), TypeError, "^random_state must be None, .* RandomState"),
+    (dict(random_state=-1), ValueError, "^random_state must be None"),
 ])
 def test_a_bad_setting_is_refused_before_the_data_are_read(monkeypatch, call, setting, error,
                                                            message):
