@@ -193,8 +193,15 @@ class GDRegressor(RegressorMixin, BaseEstimator):
         if (isinstance(coef, np.ndarray) and coef.shape == (d,)
                 and np.array_equal(coef, theta[:d]) and np.array_equal(intercept, theta[d])):
             return previous
-        return self._parameters("coef_, set by hand since the last fit, is the start of this "
-                                "one: it")
+        coef, intercept = self._parameters("coef_, set by hand since the last fit, is the start "
+                                           "of this one: it")
+        if not self.fit_intercept and intercept != 0:
+            # gdcore.fit's own message names its init argument, which the caller never gave
+            raise ValueError(f"intercept_ is {intercept!r}, but fit_intercept=False fits none: "
+                             "this fit starts from coef_ and intercept_ (coef_ or intercept_ "
+                             "was set by hand since the last fit), and cannot with an "
+                             "intercept; set intercept_ = 0.0, or fit_intercept=True")
+        return coef, intercept
 
     @contextmanager
     def _kept_on_failure(self):

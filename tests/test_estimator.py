@@ -234,6 +234,26 @@ def test_coefficients_set_by_hand_are_checked_naming_the_attribute(coef, interce
         assert model.coef_ is coef and model.intercept_ is intercept    # kept as they were
 
 
+@pytest.mark.parametrize("method", ["fit", "partial_fit"])
+def test_an_intercept_without_fit_intercept_is_refused_naming_intercept_(method):
+    """A start from coef_ and intercept_ with fit_intercept=False and intercept_ not 0 was
+    refused by gdcore.fit naming its init argument ("init: intercept must be 0"), which the
+    caller never gave."""
+    X, y, _ = problem(n=60, d=3)
+    model = GDRegressor(epochs=3, warm_start=True, fit_intercept=False).fit(X, y)
+    model.intercept_ = 1.0
+    with pytest.raises(ValueError, match=r"^intercept_ is 1.0, but fit_intercept=False") as error:
+        getattr(model, method)(X, y)
+    assert "init" not in str(error.value) and model.intercept_ == 1.0
+    model.intercept_ = 0.0      # the advice works
+    getattr(model, method)(X, y)
+    # coef_ set by hand after a fit with an intercept, then fit_intercept=False: the same
+    model = GDRegressor(epochs=3, warm_start=True).fit(X, y)
+    model.coef_ = np.zeros(3)
+    with pytest.raises(ValueError, match=r"^intercept_ is .* set intercept_ = 0.0, or "):
+        getattr(model.set_params(fit_intercept=False), method)(X, y)
+
+
 def test_a_warm_start_from_coefficients_set_by_hand_may_switch_optimizer():
     """Starting afresh from coef_ (set by hand), the earlier fit's optimizer is not continued,
     so another optimizer is not refused as it is for a continuation."""
