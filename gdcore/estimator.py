@@ -101,8 +101,9 @@ class GDRegressor(RegressorMixin, BaseEstimator):
                     example = ("lr=... sets the rate of a named optimizer; "
                                if base == "optimizer" and rest == "lr" else "")
                     module = "optim" if base == "optimizer" else "schedules"
+                    kind = "a name, " if isinstance(current, str) else ""   # None is none
                     raise ValueError(
-                        f"{key}: {base} is {current!r}, a name, which has no parameters to "
+                        f"{key}: {base} is {current!r}, {kind}which has no parameters to "
                         f"set; {example}pass {base}= a gdcore.{module} object to reach its "
                         f"parameters with {base}__...")
         return super().set_params(**params)

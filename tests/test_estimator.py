@@ -632,6 +632,9 @@ def test_nested_parameters_of_a_named_optimizer_are_explained():
         model.set_params(optimizer__lr=0.1)
     with pytest.raises(ValueError, match="schedule__gamma: schedule is 'constant', a name"):
         model.set_params(schedule__gamma=0.5)
+    # None (no schedule, or the default optimizer) is no name: it was called one
+    with pytest.raises(ValueError, match=r"schedule is None, which has no parameters to set"):
+        GDRegressor(schedule=None).set_params(schedule__gamma=0.5)
     assert model.set_params(optimizer=gdcore.optim.Adam(), optimizer__lr=0.2).optimizer.lr == 0.2
 
 
