@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from . import __version__, _core, build_info, fit, make_regression
+from ._precompute import _memory_limit
 from ._validation import resolve_n_threads
 
 
@@ -196,14 +197,21 @@ def baseline_available(module):
 
 def check_fits_in_memory(n, d):
     """A ValueError naming --n and --d if the main problem would not fit: X in float64 and its
-    float32 copy (12 bytes a value) and the Gram matrix, within 80% of the available memory
-    (the bandwidth rows shrink their own arrays to fit; see rows_that_fit)."""
-    needed = 12 * n * d + 3 * 8 * (d + 2) ** 2
-    available = available_memory()
-    if available is not None and needed > 0.8 * available:
-        raise ValueError(f"--n {n} --d {d} needs ~{needed / 1e9:.1f} GB (X in float64 and "
-                         f"float32, the Gram matrix), but {available / 1e9:.1f} GB are "
-                         "available: use a smaller --n or --d")
+    float32 copy (12 bytes a value) and the Gram matrix (the bandwidth rows shrink their own
+    arrays to fit; see rows_that_fit)."""
+    refuse_past_memory(n, d, 12 * n * d + 3 * 8 * (d + 2) ** 2,
+                       "X in float64 and float32, the Gram matrix")
+
+
+def refuse_past_memory(n, d, needed, what):
+    """A ValueError naming --n and --d if ``needed`` bytes (``what`` they hold) are more than
+    80% of the available memory, or of the container's limit where lower: an allocation
+    fails only past the machine's commit limit, and below it the arrays are filled until the
+    OOM killer ends this process, or another."""
+    known = [m for m in (available_memory(), _memory_limit()) if m is not None]
+    if known and needed > 0.8 * min(known):
+        raise ValueError(f"--n {n} --d {d} needs ~{needed / 1e9:.1f} GB ({what}), but "
+                         f"{min(known) / 1e9:.1f} GB are available: use a smaller --n or --d")
 
 
 def _sklearn_sgd_epoch(X, y, lr, seed):

@@ -8,9 +8,8 @@ import time
 import numpy as np
 
 from .. import DivergenceError, build_info, fit, make_regression
-from .._precompute import _memory_limit
 from .._validation import make_rng, resolve_n_threads
-from ..bench import available_memory
+from ..bench import refuse_past_memory
 from ..schedules import CosineAnnealingLR
 from ._messages import fail
 from ._options import count
@@ -95,20 +94,10 @@ def check_arguments(args):
     resolve_n_threads(args.threads)
     make_rng(args.seed)
     check_plot_path(args.plot)
-    check_fits_in_memory(args.n, args.d, args.dtype)
+    # X, y and a shuffle's permutation
+    refuse_past_memory(args.n, args.d, args.n * (args.d + 1) * np.dtype(args.dtype).itemsize
+                       + 8 * args.n, f"X and y in {args.dtype}, a permutation")
     return chosen_runs(args.optimizers)
-
-
-def check_fits_in_memory(n, d, dtype):
-    """A ValueError naming --n and --d if X, y and a shuffle's permutation would take more than
-    80% of the available memory (the container's limit where lower), as gdcore bench checks:
-    the allocation alone failed only past the machine's commit limit, and below it X was
-    filled until the OOM killer ended the process (or another)."""
-    needed = n * (d + 1) * np.dtype(dtype).itemsize + 8 * n
-    known = [m for m in (available_memory(), _memory_limit()) if m is not None]
-    if known and needed > 0.8 * min(known):
-        raise ValueError(f"--n {n:,} x --d {d} ({dtype}) needs ~{needed / 1e9:.1f} GB, but "
-                         f"{min(known) / 1e9:.1f} GB are available: choose a smaller problem")
 
 
 def run(args):
