@@ -235,6 +235,13 @@ class FitResult:
         name = label or getattr(type(self.optimizer), "__name__", "fit")
         return plot_loss_curves({name: self.loss_history}, ax=ax, title=title)
 
+    def __setstate__(self, state):
+        # pickle and deepcopy rebuild loss_history as a writeable copy: read-only, as a fit
+        # returns it (writing to it would change a history the state no longer shares)
+        self.__dict__.update(state)
+        if isinstance(self.loss_history, np.ndarray):
+            self.loss_history.flags.writeable = False
+
     @property
     def final_loss(self):
         """The last epoch's loss (NaN before any epoch)."""

@@ -504,6 +504,20 @@ def test_a_results_loss_history_is_read_only_and_continues():
     np.testing.assert_array_equal(first.loss_history, straight.loss_history[:3])
 
 
+def test_a_pickled_or_copied_results_loss_history_stays_read_only():
+    """pickle and copy.deepcopy gave back a writeable loss_history."""
+    import copy
+    import pickle
+    X, y, _ = gdcore.make_regression(50, 3, seed=0)
+    first = gdcore.fit(X, y, epochs=3, tol=None)
+    for again in (pickle.loads(pickle.dumps(first)), copy.deepcopy(first)):
+        assert not again.loss_history.flags.writeable
+        np.testing.assert_array_equal(again.loss_history, first.loss_history)
+        more = gdcore.fit(X, y, epochs=2, tol=None, init=again)
+        np.testing.assert_array_equal(more.loss_history,
+                                      gdcore.fit(X, y, epochs=5, tol=None).loss_history)
+
+
 def test_a_value_made_finite_during_the_check_is_still_refused(monkeypatch):
     """Another thread writing to X while it is checked (a user error) must not turn the
     refusal into an IndexError: the check saw a non-finite value, the lookup of its place
