@@ -22,7 +22,7 @@ FORMAT = "gdcore-model"
 FORMAT_VERSION = 1
 
 
-@dataclass(repr=False)
+@dataclass(repr=False, eq=False)  # compared by identity: == of arrays has no truth value
 class SavedModel:
     """A fitted linear model y = ((x − mean)/scale)·coef + intercept (mean 0 and scale 1
     when the fit was not standardised)."""
@@ -61,6 +61,13 @@ class SavedModel:
             if missing:
                 raise ValueError(f"X has no column {missing[0]!r} (the model's features: "
                                  f"{_shown(self.feature_names)})")
+            # a feature's name twice (or 0 and "0") leaves its column ambiguous: one of them
+            # was taken, or both and a shape error that named neither
+            counts = collections.Counter(str(column) for column in columns)
+            repeated = [name for name in self.feature_names if counts[name] > 1]
+            if repeated:
+                raise ValueError(f"X has more than one column named {repeated[0]!r}, a "
+                                 "feature of the model; name each column once")
             chosen = [by_name[name] for name in self.feature_names]
             X = arrow_columns(X, chosen, np.float64) if arrow is not None else X[chosen]
         # a list, a DataFrame's chosen columns; booleans, strings and complex numbers are
@@ -71,7 +78,9 @@ class SavedModel:
                              f"({_shown(self.feature_names)}), got shape {X.shape}")
         # as gdcore predict's blocks of a .npy: a float32 memmap, or a standardised model, is
         # not copied whole in float64
-        return predict_in_blocks(X, self.coef, self.intercept, self.mean, self.scale)
+        # columns chosen by name are named in errors: their positions are not X's
+        return predict_in_blocks(X, self.coef, self.intercept, self.mean, self.scale,
+                                 column_names=None if columns is None else self.feature_names)
 
 
 def _jsonable(value):

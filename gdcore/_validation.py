@@ -218,9 +218,10 @@ def make_rng(seed):
 FINITE_CHECK_BLOCK = 1 << 23
 
 
-def check_all_finite(name, arr, row_offset=0, n_threads=0):
+def check_all_finite(name, arr, row_offset=0, n_threads=0, column_names=None):
     """Raise ValueError naming arr and its first non-finite entry, if it has one (its row
-    counted from row_offset: arr may be a block of a larger array)."""
+    counted from row_offset: arr may be a block of a larger array; its column by name, for a
+    2-D arr, when column_names are given)."""
     if arr.size == 0:
         return
     values = arr.reshape(-1) if arr.flags.c_contiguous else np.ravel(arr)
@@ -244,8 +245,10 @@ def check_all_finite(name, arr, row_offset=0, n_threads=0):
     bad = np.array(np.unravel_index(start + first, arr.shape))
     value = arr[tuple(bad)]
     bad[0] += row_offset
-    where = ", ".join(str(int(i)) for i in bad)
-    raise ValueError(f"{name} contains NaN or infinity (first at index [{where}]: {value}); "
+    where = "index [" + ", ".join(str(int(i)) for i in bad) + "]"
+    if column_names is not None and arr.ndim == 2:
+        where = f"row {int(bad[0])}, column {column_names[int(bad[1])]!r}"
+    raise ValueError(f"{name} contains NaN or infinity (first at {where}: {value}); "
                      "remove or impute those values")
 
 

@@ -499,3 +499,22 @@ def test_a_saved_estimator_is_saved_with_coefficients_set_by_hand(tmp_path):
     model.intercept_ = None
     with pytest.raises(TypeError, match="intercept_ must be a real number"):
         gdcore.save_model(tmp_path / "m.json", model)
+
+
+def test_saved_models_compare_by_identity_and_name_columns_taken_by_name(tmp_path):
+    """== of two SavedModels raised "truth value of an array"; a DataFrame repeating a
+    feature's name gave a shape error naming neither column; a NaN in a column taken by name
+    was named by its place among the model's features, not X's."""
+    pd = pytest.importorskip("pandas")
+    X, y, _ = problem(n=50, d=3)
+    path = tmp_path / "model.json"
+    gdcore.save_model(path, gdcore.fit(X, y, lr=0.1, epochs=5), feature_names=["a", "b", "c"])
+    model, again = gdcore.load_model(path), gdcore.load_model(path)
+    assert model == model and model != again and len({model, again}) == 2
+    frame = pd.DataFrame(X, columns=["a", "b", "c"])
+    with pytest.raises(ValueError, match="more than one column named 'a'"):
+        model.predict(pd.concat([frame, frame[["a"]]], axis=1))
+    shuffled = frame[["c", "b", "a"]].copy()
+    shuffled.loc[7, "a"] = np.nan
+    with pytest.raises(ValueError, match=r"first at row 7, column 'a': nan\)"):
+        model.predict(shuffled)
