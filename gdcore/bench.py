@@ -161,7 +161,8 @@ def read_bandwidth(X, n_threads, repeats=5):
 
 
 def available_memory():
-    """Bytes of memory available to this process (MemAvailable), or None if unknown."""
+    """Bytes of memory available on this machine (/proc/meminfo's MemAvailable; a container's
+    limit is not counted here, see refuse_past_memory), or None if unknown."""
     try:
         with open("/proc/meminfo") as f:
             for line in f:

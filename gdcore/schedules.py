@@ -105,7 +105,8 @@ class ExponentialLR(Schedule):
 
 
 class CosineAnnealingLR(Schedule):
-    """lrₑ = eta_min + (lr − eta_min)·(1 + cos(π·e / T_max)) / 2, given as a factor of lr."""
+    """lrₑ = eta_min + (lr − eta_min)·(1 + cos(π·e / T_max)) / 2, given by ``lr_at`` (not a
+    multiple of lr when eta_min > 0, so it has no ``factor``)."""
 
     kind = KIND_COSINE
 
@@ -114,8 +115,10 @@ class CosineAnnealingLR(Schedule):
         self.eta_min = _check_real("eta_min", eta_min, low=0.0)
 
     def factor(self, epoch, step):
-        raise TypeError("CosineAnnealingLR's lr is not a multiple of the base lr when "
-                        "eta_min > 0: use lr_at(lr, epoch, step)")
+        # raised whatever eta_min is: a factor that worked only for eta_min = 0 would fail
+        # in a caller's code once eta_min is set
+        raise TypeError("CosineAnnealingLR has no factor (its lr is not a multiple of the "
+                        "base lr when eta_min > 0): use lr_at(lr, epoch, step)")
 
     def lr_at(self, lr, epoch, step):
         cosine = math.cos(math.pi * epoch / self.T_max)
