@@ -171,7 +171,7 @@ class FitProgress:
 
 @dataclass(eq=False)      # compared by identity: field-wise == of arrays has no truth value
 class FitResult:
-    """The outcome of :func:`gdcore.fit`.
+    """The outcome of :func:`gdcore.fit` (and of ``gdcore.fit_chunks`` and ``gdcore.dask.fit``).
 
     Attributes
     ----------
@@ -190,7 +190,8 @@ class FitResult:
     elapsed : float                seconds spent in this call
     optimizer, schedule            the optimizer and schedule objects used
     state : FitState               what ``fit(..., init=result)`` continues from
-    backend, n_threads, settings   how it ran: "core" or "numpy", the threads, and the
+    backend, n_threads, settings   how it ran: "core" or "numpy" ("chunks" from fit_chunks,
+                                   "dask" from gdcore.dask.fit), the threads, and the
                                    checked settings (epochs, batch_size, l2, l1, ...)
 
     ``predict(X)`` is X·coef + intercept; ``plot()`` draws the loss curve (matplotlib).
