@@ -152,7 +152,14 @@ def rng_states_equal(a, b):
     return type(a) is type(b) and a == b
 
 
-@dataclass(frozen=True)
+def _no_checkpoint():
+    raise RuntimeError("this FitProgress was pickled or copied, which leaves its checkpoint "
+                       "out: call checkpoint() during the fit's callback (keep the FitResult "
+                       "it returns, not the FitProgress)")
+
+
+# compared by identity: field-wise == of coef arrays has no truth value
+@dataclass(frozen=True, eq=False)
 class FitProgress:
     """Passed to a fit's ``callback`` after each epoch (epoch is 1-based and counts from the
     first fit when continuing).  ``checkpoint()``, called during the callback, returns a
@@ -167,6 +174,12 @@ class FitProgress:
     coef: np.ndarray = field(repr=False)     # d numbers: left out of the repr
     intercept: float
     checkpoint: object = field(default=None, repr=False, compare=False)
+
+    def __reduce__(self):
+        # the checkpoint holds the running fit, which does not pickle (a progress sent to
+        # another process failed) and is gone once the callback returns
+        return (FitProgress, (self.epoch, self.loss, self.coef, self.intercept,
+                              _no_checkpoint))
 
 
 @dataclass(eq=False)      # compared by identity: field-wise == of arrays has no truth value
