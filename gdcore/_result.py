@@ -93,7 +93,7 @@ class LossHistory:
         return f"LossHistory([{head}, ..., {tail}], {self._size} epochs)"
 
 
-@dataclass
+@dataclass(eq=False)      # compared by identity: field-wise == of arrays has no truth value
 class FitState:
     """Everything a fit needs to continue exactly where it stopped (``fit(..., init=result)``).
 

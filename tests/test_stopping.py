@@ -506,15 +506,17 @@ def test_a_kept_progress_cannot_checkpoint_a_later_epoch(backend):
     np.testing.assert_array_equal(last.coef, result.coef)
 
 
-def test_fit_progress_compares_by_identity_and_pickles_without_its_checkpoint():
-    """Two fits' progress at the same epoch raised "truth value of an array" on ==, and a
-    progress did not pickle (its checkpoint holds the running fit)."""
+def test_fit_progress_and_state_compare_by_identity_and_progress_pickles():
+    """Two fits' progress at the same epoch, or a FitState and its copy, raised "truth value
+    of an array" on ==; a progress did not pickle (its checkpoint holds the running fit)."""
     import pickle
     X, y, _ = gdcore.make_regression(50, 3, seed=0)
     first, second = [], []
     gdcore.fit(X, y, epochs=2, tol=None, callback=first.append)
     gdcore.fit(X, y, epochs=2, tol=None, callback=second.append)
     assert first[0] == first[0] and first[0] != second[0] and first[0] not in second
+    result = gdcore.fit(X, y, epochs=2, tol=None)
+    assert result.state != result.state.copy() and result.state == result.state
     again = pickle.loads(pickle.dumps(first[1]))
     assert (again.epoch, again.loss, again.intercept) == (2, first[1].loss, first[1].intercept)
     np.testing.assert_array_equal(again.coef, first[1].coef)
