@@ -503,11 +503,15 @@ def _result(state, opt, sched, settings, stop_reason, elapsed, backend, n_thread
     # history as a read-only view, with no copy of a history that may run to hundreds of MB
     # (a continuation copies the state before it runs)
     theta = state.theta
+    history = state.loss_history.frozen_view()
+    if not keep_state:
+        # a copy (a diverged fit's state is not kept), read-only as every result's history
+        history = history.copy()
+        history.flags.writeable = False
     return FitResult(
         coef=theta[:d].copy(),
         intercept=float(theta[d]),
-        loss_history=(state.loss_history.frozen_view() if keep_state
-                      else np.asarray(state.loss_history, dtype=np.float64)),
+        loss_history=history,
         n_epochs=state.n_epochs,
         n_updates=state.n_updates,
         stop_reason=stop_reason,

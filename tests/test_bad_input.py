@@ -518,6 +518,17 @@ def test_a_pickled_or_copied_results_loss_history_stays_read_only():
                                       gdcore.fit(X, y, epochs=5, tol=None).loss_history)
 
 
+def test_a_diverged_fits_loss_history_is_read_only():
+    """A DivergenceError's .result gave a writeable loss_history (its state is not kept, so
+    the history was a plain copy)."""
+    X, y, _ = gdcore.make_regression(50, 3, seed=0)
+    with pytest.raises(gdcore.DivergenceError) as caught:
+        gdcore.fit(X * 100, y, lr=10, epochs=1000, tol=None)
+    history = caught.value.result.loss_history
+    assert len(history) > 1 and np.isfinite(history).all()
+    assert not history.flags.writeable
+
+
 def test_a_value_made_finite_during_the_check_is_still_refused(monkeypatch):
     """Another thread writing to X while it is checked (a user error) must not turn the
     refusal into an IndexError: the check saw a non-finite value, the lookup of its place
