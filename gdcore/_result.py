@@ -202,7 +202,8 @@ class FitResult:
                                    settled (see ConvergenceWarning)
     elapsed : float                seconds spent in this call
     optimizer, schedule            the optimizer and schedule objects used
-    state : FitState               what ``fit(..., init=result)`` continues from
+    state : FitState               what ``fit(..., init=result)`` continues from (None in a
+                                   DivergenceError's .result, which cannot be continued)
     backend, n_threads, settings   how it ran: "core" or "numpy" ("chunks" from fit_chunks,
                                    "dask" from gdcore.dask.fit), the threads, and the
                                    checked settings (epochs, batch_size, l2, l1, ...)
