@@ -51,8 +51,9 @@ class SavedModel:
 
     def predict(self, X):
         """Predictions for X: an array of the feature columns in the saved order, or a
-        DataFrame, whose columns are taken by name (in any order; others are ignored).  They
-        are float64 for float32 X too: the file's coefficients are read as float64."""
+        DataFrame (or pyarrow Table), whose columns are taken by name (in any order, each
+        feature's name once; others are ignored).  They are float64 for float32 X too: the
+        file's coefficients are read as float64."""
         arrow = arrow_column_names(X)
         columns = arrow if arrow is not None else getattr(X, "columns", None)
         if columns is not None:
