@@ -143,9 +143,11 @@ def _check_feature_names_type(feature_names):
         # a string would be split into one name per character
         raise TypeError(f"feature_names must be a list of column names, got "
                         f"{type(feature_names).__name__} {feature_names!r}")
-    if isinstance(feature_names, collections.abc.Set):
+    if (isinstance(feature_names, collections.abc.Set)
+            and not isinstance(feature_names, collections.abc.KeysView)):
         # a set's order is not the columns' (strings' hashes change from run to run): the
-        # names would be given to the coefficients at random
+        # names would be given to the coefficients at random.  A dict's keys are in the
+        # order they were put in: taken, as they were before sets were refused
         raise TypeError(f"feature_names must be a list of column names in the columns' order; "
                         f"got a {type(feature_names).__name__}, which has no order of its own")
 

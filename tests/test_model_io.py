@@ -248,6 +248,10 @@ def test_feature_names_are_checked_when_saving(tmp_path):
         with pytest.raises(TypeError, match="feature_names must be a list of column names in "
                                             "the columns' order"):
             gdcore.save_model(tmp_path / "m.json", result, feature_names=unordered)
+    # a dict's keys are a Set too, but in the order they were put in: taken in that order
+    columns = {"c": 0, "a": 1, "b": 2}
+    gdcore.save_model(tmp_path / "keys.json", result, feature_names=columns.keys())
+    assert gdcore.load_model(tmp_path / "keys.json").feature_names == ["c", "a", "b"]
     missing = tmp_path / "no" / "such" / "m.json"
     with pytest.raises(FileNotFoundError, match=str(missing)):
         gdcore.save_model(missing, result)
