@@ -167,13 +167,14 @@ def finish_run(run, execute):
     state, opt = run.state, run.opt
     started = time.perf_counter()
     earlier_epochs, earlier_updates = len(state.loss_history), state.n_updates
+    first_epoch = state.n_epochs    # the epochs before this call (a continued fit's)
 
     def result(stop_reason, keep_state=True):
         made = _result(state, opt, run.sched, run.settings, stop_reason,
                        time.perf_counter() - started, run.backend, run.n_threads, run.d,
                        keep_state=keep_state)
         if run.on_end is not None:
-            run.on_end(made)    # a progress bar's record of how the fit ended
+            run.on_end(made, first_epoch)   # a progress bar's record of how the fit ended
         return made
     try:
         stop_reason, status = execute(run)

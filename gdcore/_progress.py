@@ -82,13 +82,16 @@ def progress_callback(total_epochs, enabled=None, desc="fit", stream=None, user_
         shown[0] = progress.epoch
         return callback_says_stop(user_callback(progress)) if user_callback is not None else False
 
-    def fit_ended(result):
+    def fit_ended(result, epochs_before):
         # A Ctrl-C can end a fit after an epoch was counted and before this callback saw it
         # (raised as the epoch's bookkeeping ends, or inside the callback): count it, so the
-        # bar agrees with the "interrupted after epoch N" its last frame shows.
-        if shown[0] is not None and result.n_epochs > shown[0]:
+        # bar agrees with the "interrupted after epoch N" its last frame shows.  Before the
+        # callback has seen any epoch of this fit, the bar has counted up to the epochs
+        # before it (a continued fit's earlier ones, which the bar does not count)
+        counted = epochs_before if shown[0] is None else shown[0]
+        if result.n_epochs > counted:
             bar.set_postfix(loss=f"{result.final_loss:.6g}", refresh=False)
-            bar.update(result.n_epochs - shown[0])
+            bar.update(result.n_epochs - counted)
         shown[0] = None
         ended.append(result)
 

@@ -337,6 +337,41 @@ def test_a_bar_counts_the_epoch_a_ctrl_c_ended_before_the_callback_saw_it(monkey
     assert f"loss={result.final_loss:.6g}" in frame, frame
 
 
+@pytest.mark.parametrize("earlier", [0, 5])
+def test_a_bar_counts_a_fits_first_epoch_a_ctrl_c_ended_before_the_callback_saw_it(
+        earlier, monkeypatch, capsys):
+    """As above, in the fit's first epoch (of a fresh fit, or of one continuing 5 epochs):
+    the callback has seen none of this fit's epochs, and the bar showed 0/10 beside
+    "interrupted after epoch 1" (or 6)."""
+    pytest.importorskip("tqdm", reason="progress bars need the optional tqdm")
+    import os
+    import signal
+
+    import gdcore._chunked
+    X, y, _ = gdcore.make_regression(500, 3, seed=0)
+    chunks = [(X[:200], y[:200]), (X[200:], y[200:])]
+    init = (gdcore.fit_chunks(chunks, optimizer="gd", lr=0.1, epochs=earlier, tol=None)
+            if earlier else None)
+    original = gdcore._chunked.stop_after_epoch
+
+    def ctrl_c_in_the_first_epoch(state, *args):
+        if state.n_epochs == earlier + 1:
+            os.kill(os.getpid(), signal.SIGINT)     # held back until the epoch is counted
+        return original(state, *args)
+    monkeypatch.setattr(gdcore._chunked, "stop_after_epoch", ctrl_c_in_the_first_epoch)
+    seen = []
+    with pytest.raises(KeyboardInterrupt) as caught:
+        with gdcore.progress_bar(epochs=10, callback=lambda p: seen.append(p.epoch)) as bar:
+            gdcore.fit_chunks(chunks, optimizer="gd", lr=0.1, epochs=10, tol=None,
+                              callback=bar, init=init)
+    result = caught.value.result
+    assert seen == [] and result.n_epochs == earlier + 1
+    frame = capsys.readouterr().err.rstrip("\n").split("\r")[-1]
+    assert frame.startswith(f"gdcore.fit (interrupted after epoch {earlier + 1}): ") \
+        and " 1/10 " in frame, frame
+    assert f"loss={result.final_loss:.6g}" in frame, frame
+
+
 def test_progress_bar_counts_epochs_and_closes_however_the_fit_ends():
     tqdm = pytest.importorskip("tqdm", reason="progress bars need the optional tqdm")
     X, y, _ = gdcore.make_regression(500, 3, seed=0)
