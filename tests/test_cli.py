@@ -1224,6 +1224,22 @@ def test_options_are_spelled_out(files, capsys):
     assert status == 0 and "optimizer      SGD(" in out and "epochs         3 (" in out, out
 
 
+def test_gdcores_own_options_are_spelled_out(capsys):
+    """Before COMMAND too: --vers (--version until abbreviations were refused) was only "the
+    following arguments are required: COMMAND", naming neither --vers nor --version."""
+    for given, meant in (["--vers"], "--version"), (["--hel"], "--help"), (["--vers", "fit"],
+                                                                          "--version"):
+        with pytest.raises(SystemExit) as caught:
+            run_in_process(capsys, *given)
+        out, err = capsys.readouterr()
+        assert caught.value.code == 2 and out == "" and err.splitlines() == [
+            f"gdcore: error: unrecognized arguments: {given[0]}; did you mean {meant}? (see "
+            "gdcore --help)"], err
+    with pytest.raises(SystemExit) as caught:
+        run_in_process(capsys, "--version")
+    assert caught.value.code == 0 and capsys.readouterr().out.startswith("gdcore ")
+
+
 def test_counts_mistyped_commands_and_model_names(files, tmp_path):
     """--n takes 1e4 and 10_000; a mistyped subcommand gets the nearest; --save refuses a data
     file's extension (a model is JSON) before the fit."""

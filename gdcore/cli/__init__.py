@@ -131,8 +131,24 @@ def _sigterm_raises():
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
+def _check_own_options(parser, argv):
+    """Refuse an option before COMMAND that gdcore itself does not have, naming it with the
+    nearest it has (--vers for --version): argparse's error, the COMMAND missing, named
+    neither."""
+    for token in argv:
+        if token == "--" or not token.startswith("-"):
+            return      # the COMMAND (or the end of the options): its own options follow
+        flag = token.split("=")[0]
+        if flag.startswith("--") and flag not in parser._option_string_actions:
+            close = nearest_name(flag, [f for f in parser._option_string_actions
+                                        if f.startswith("--")])
+            parser.error(f"unrecognized arguments: {token}"
+                         + (f"; did you mean {close}?" if close else ""))
+
+
 def main(argv=None):
     parser = build_parser()
+    _check_own_options(parser, sys.argv[1:] if argv is None else list(argv))
     # unknown options are reported by the subcommand they were given to, with a hint
     args, extra = parser.parse_known_args(argv)
     if extra:
