@@ -556,6 +556,24 @@ def folder_files(folder):
     return files
 
 
+# The most a compressed file of nothing takes (gzip's 20 bytes, with a stored name up to its
+# 255 bytes; a zip's one member with its name, twice): larger ones are not read to see
+_COMPRESSED_NOTHING_MAX = 1024
+
+
+def _compressed_nothing(path, size):
+    """Whether a folder's compressed CSV file holds no bytes once decompressed: an empty part,
+    compressed (part-00001.csv.gz of an empty partition), skipped as an empty .csv is.  A
+    file that does not decompress is left for read_table to name."""
+    if size > _COMPRESSED_NOTHING_MAX or path.lower().endswith((".csv", ".parquet", ".pq")):
+        return False
+    try:
+        with open(path, "rb") as f:
+            return _decompressed(f.read(), path) == b""
+    except (OSError, DataError):
+        return False
+
+
 def iter_folder_tables(folder, target=None, features=None, every_column=None):
     """Read a folder's files one at a time as Tables with the same columns.
 
@@ -575,7 +593,7 @@ def iter_folder_tables(folder, target=None, features=None, every_column=None):
             size = os.path.getsize(path)
         except OSError as exc:  # a dangling symbolic link, or a file removed since listed
             raise DataError(f"{path}: cannot read the file ({exc.strerror})") from None
-        if size == 0:
+        if size == 0 or _compressed_nothing(path, size):
             continue    # not even a header (a writer's empty part): no rows, no columns
         table = read_table(path, target, names, empty_ok=True)
         names = table.feature_names

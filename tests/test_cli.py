@@ -393,6 +393,28 @@ def test_a_folder_reads_its_compressed_csv_files(files, tmp_path):
     assert len(gdcore_cli("predict", model, folder).stdout.split()) == 1 + 400
 
 
+def test_a_folder_skips_its_compressed_empty_parts(files, tmp_path):
+    """An empty part compressed (20 bytes of gzip holding nothing) is skipped, as an empty .csv
+    is: read as a CSV file, it refused the whole folder ("No columns to parse from file")."""
+    import bz2
+    import gzip
+    import lzma
+    _, frame = files
+    folder = tmp_path / "parts"
+    folder.mkdir()
+    frame.to_csv(folder / "part-0.csv.gz", index=False)
+    (folder / "part-1.csv.gz").write_bytes(gzip.compress(b""))
+    (folder / "part-2.csv.bz2").write_bytes(bz2.compress(b""))
+    (folder / "part-3.csv.xz").write_bytes(lzma.compress(b""))
+    run = gdcore_cli("fit", folder, "--target", "y", "--epochs", "2", check=False)
+    assert run.returncode == 0, run.stderr
+    assert summary(run.stdout)["data"].startswith(f"{folder}: 400 rows x 3 features")
+    # a small file that is not what its name says is still refused, naming it
+    (folder / "part-4.csv.gz").write_bytes(b"not gzip")
+    run = gdcore_cli("fit", folder, "--target", "y", "--epochs", "2", check=False)
+    assert run.returncode == 2 and f"{folder / 'part-4.csv.gz'}: not a readable" in run.stderr
+
+
 def test_a_folder_file_gone_is_one_line_naming_it(files, tmp_path):
     """A folder's symbolic link to nothing (or a file removed since the folder was listed)
     is one error line naming it, not a traceback."""
