@@ -574,6 +574,26 @@ def _compressed_nothing(path, size):
         return False
 
 
+def _check_no_compressed_twin(files):
+    """Refuse a folder holding a CSV file and the same file compressed (a.csv beside
+    a.csv.gz, a copy kept or made): both are read as data, and every row would be fitted twice
+    (the compressed one was not read before compressed CSVs were)."""
+    seen = {}
+    for path in files:
+        lower = path.lower()
+        stem = next((path[:-len(suffix)] for suffix in FOLDER_SUFFIXES
+                     if suffix.startswith(".csv.") and lower.endswith(suffix)), None)
+        key = stem if stem is not None else (path[:-4] if lower.endswith(".csv") else None)
+        if key is None:
+            continue
+        if key in seen and not (stem is None and seen[key].lower().endswith(".csv")):
+            # (a.csv beside a.CSV: two plain files, which a file system may hold)
+            raise DataError(f"{seen[key]} and {path} are one CSV file's name, "
+                            "compressed and not (or compressed twice): likely the same rows, "
+                            "which would be fitted twice; move one out of the folder")
+        seen[key] = path
+
+
 def iter_folder_tables(folder, target=None, features=None, every_column=None):
     """Read a folder's files one at a time as Tables with the same columns.
 
@@ -588,7 +608,9 @@ def iter_folder_tables(folder, target=None, features=None, every_column=None):
         every_column = not features
     any_rows = False
     first = None
-    for path in folder_files(folder):
+    files = folder_files(folder)
+    _check_no_compressed_twin(files)
+    for path in files:
         try:
             size = os.path.getsize(path)
         except OSError as exc:  # a dangling symbolic link, or a file removed since listed

@@ -415,6 +415,26 @@ def test_a_folder_skips_its_compressed_empty_parts(files, tmp_path):
     assert run.returncode == 2 and f"{folder / 'part-4.csv.gz'}: not a readable" in run.stderr
 
 
+def test_a_folder_refuses_a_csv_file_beside_itself_compressed(files, tmp_path):
+    """a.csv beside a.csv.gz (a copy kept): both were read since compressed files are, and
+    every row was fitted twice, where a.csv's rows alone were fitted before."""
+    _, frame = files
+    folder = tmp_path / "parts"
+    folder.mkdir()
+    frame.to_csv(folder / "a.csv", index=False)
+    frame.to_csv(folder / "a.csv.GZ", index=False)
+    frame.to_csv(folder / "b.csv.xz", index=False)
+    run = gdcore_cli("fit", folder, "--target", "y", "--epochs", "2", check=False)
+    assert run.returncode == 2 and run.stderr.splitlines() == [
+        f"gdcore fit: error: {folder / 'a.csv'} and {folder / 'a.csv.GZ'} are one CSV file's "
+        "name, compressed and not (or compressed twice): likely the same rows, which would be "
+        "fitted twice; move one out of the folder"], run.stderr
+    (folder / "a.csv.GZ").unlink()
+    frame.to_csv(folder / "a.CSV", index=False)     # two plain files: two tables
+    run = gdcore_cli("fit", folder, "--target", "y", "--epochs", "2")
+    assert summary(run.stdout)["data"].startswith(f"{folder}: 1,200 rows x 3 features")
+
+
 def test_a_folder_file_gone_is_one_line_naming_it(files, tmp_path):
     """A folder's symbolic link to nothing (or a file removed since the folder was listed)
     is one error line naming it, not a traceback."""
