@@ -470,6 +470,18 @@ def test_outputs_are_never_a_file_of_the_data_folder(files, tmp_path):
                      check=False)
     assert run.returncode == 2 and "is the DATA folder's part-1.csv file" in run.stderr
     assert (folder / "part-1.csv").read_bytes() == before
+    # a new file there would be read as data by the next fit or predict on the folder (it
+    # was written, and the next fit failed: no column 'y'); a name the folder skips is taken
+    out = folder / "preds.csv"
+    run = gdcore_cli("predict", model, folder, "--out", out, check=False)
+    assert run.returncode == 2 and run.stderr.splitlines() == [
+        f"gdcore predict: error: --out {out} would add a file to the DATA folder {folder}, "
+        "which the next fit or predict on it would read as data; write it elsewhere, or name "
+        "it _preds.csv (names beginning with _ are not read)"], run.stderr
+    assert not out.exists()
+    gdcore_cli("predict", model, folder, "--out", folder / "_preds.csv")
+    assert len((folder / "_preds.csv").read_text().splitlines()) == len(frame) + 1
+    gdcore_cli("fit", folder, "--target", "y", "--epochs", "3")
 
 
 def test_a_folder_is_read_once_for_its_gram_matrix(files, tmp_path, monkeypatch, capsys):

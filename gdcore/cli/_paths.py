@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 
-from .._io import DataError, folder_files, is_folder
+from .._io import FOLDER_SUFFIXES, DataError, folder_files, is_folder
 
 
 def check_plot_path(path):
@@ -66,6 +66,19 @@ def data_inputs(data):
             files = []
         inputs.update((f"DATA folder's {os.path.basename(f)}", f) for f in files)
     return inputs
+
+
+def check_not_added_to_folder(flag, path, data):
+    """Raise ValueError naming the flag if ``path`` would be a new data file of the DATA
+    folder: the next fit or predict on the folder would read it as a part of the data."""
+    if path is None or not is_folder(data):
+        return
+    name = os.path.basename(path)
+    if (_same_file(os.path.dirname(os.path.abspath(path)), data)
+            and name.lower().endswith(FOLDER_SUFFIXES) and not name.startswith((".", "_"))):
+        raise ValueError(f"{flag} {path} would add a file to the DATA folder {data}, which the "
+                         f"next fit or predict on it would read as data; write it elsewhere, "
+                         f"or name it _{name} (names beginning with _ are not read)")
 
 
 def _same_file(a, b):

@@ -12,7 +12,8 @@ from .._io import (DataError, data_name, is_folder, is_npy, iter_folder_tables, 
                    one_line, read_table)
 from .._model_io import load_model
 from ._messages import drop_stdout, fail
-from ._paths import check_distinct_paths, check_output_path, data_inputs
+from ._paths import (check_distinct_paths, check_not_added_to_folder, check_output_path,
+                     data_inputs)
 
 # --out "-": the predictions go to stdout, as without --out
 STDOUT = "-"
@@ -37,6 +38,7 @@ def run(args):
     try:
         check_output_path("--out", out_path)      # before the model and the data are read
         check_distinct_paths({"--out": out_path}, {"MODEL": args.model, **data_inputs(args.data)})
+        check_not_added_to_folder("--out", out_path, args.data)
         check_predictions_path(out_path)
         model = load_model(args.model)
     except ValueError as exc:
