@@ -16,7 +16,8 @@ from ._progress import FIT_ENDED
 from ._result import (DivergenceError, FitProgress, FitResult, FitState, LossHistory,
                       convergence_warning_category, rng_states_equal)
 from ._validation import (callback_says_stop, check_callback, check_choice, check_data,
-                          check_settings, finite_float, make_rng, resolve_n_threads)
+                          check_settings, feature_names_of, finite_float, make_rng,
+                          resolve_n_threads)
 from .optim import make_optimizer
 from .schedules import make_schedule
 
@@ -37,7 +38,8 @@ def fit(X, y, *, sample_weight=None, optimizer=None, lr=None, epochs=100, batch_
     Parameters
     ----------
     X : array (n, d); y : array (n,) or a column (n, 1); sample_weight : array (n,) of
-        sᵢ ≥ 0, or None (all 1).
+        sᵢ ≥ 0, or None (all 1).  A DataFrame's (or pyarrow Table's) string column names
+        are kept as the result's feature_names, by which its predict takes columns.
     optimizer : name ("sgd"/"gd", "momentum", "nesterov", "adagrad", "rmsprop", "adam",
         "amsgrad", "normalized") or a ``gdcore.optim`` object.  Default "sgd", or the
         optimizer of ``init`` when continuing a FitResult.
@@ -85,6 +87,7 @@ def fit(X, y, *, sample_weight=None, optimizer=None, lr=None, epochs=100, batch_
     problem = check_data(X, y, sample_weight, n_threads=resolve_n_threads(n_threads),
                          shapes_known=check_settings_first)
     run, use_gram = checked["run"], checked["use_gram"]
+    name_features(run, feature_names_of(X))
 
     def execute(run):
         if backend == "numpy":
@@ -117,6 +120,22 @@ class Run:
     dtype: np.dtype
     rng_start: dict = None      # rng's state as the run began: a changed one has been drawn from
     on_end: object = None       # called with the FitResult however the run ends (FIT_ENDED)
+    feature_names: list = None  # X's column names (name_features), kept by the result
+
+
+def name_features(run, names):
+    """Give the run X's column names (feature_names_of: None when X has none).  A fit that
+    continues a named one must have its columns, in its order: its coefficients belong to
+    those names (by position they would be fitted to other columns, unremarked)."""
+    before = run.feature_names
+    if names is None:
+        return      # an array: its columns are the earlier fit's, by position
+    if before is not None and names != before:
+        from ._io import _shown
+        raise ValueError(f"init: the fit continued had X's columns {_shown(before)}, this X "
+                         f"has {_shown(names)}: pass X[init.feature_names] (or an array of "
+                         "those columns in that order), or start afresh without init")
+    run.feature_names = names
 
 
 def prepare_run(n, d, dtype, *, optimizer, lr, epochs, batch_size, schedule, l2, l1,
@@ -154,7 +173,8 @@ def prepare_run(n, d, dtype, *, optimizer, lr, epochs, batch_size, schedule, l2,
         rng = np.random.Generator(kind())
         rng.bit_generator.state = state.rng_state
     run = Run(settings, opt, sched, state, rng, None, n_threads, d, backend, np.dtype(dtype),
-              rng.bit_generator.state)
+              rng.bit_generator.state,
+              feature_names=None if previous is None else previous.feature_names)
     run.on_epoch = None if callback is None else _epoch_reporter(callback, run)
     # looked up in the callback's own attributes: a Mock would make one up on getattr
     run.on_end = getattr(callback, "__dict__", {}).get(FIT_ENDED)
@@ -170,8 +190,7 @@ def finish_run(run, execute):
     first_epoch = state.n_epochs    # the epochs before this call (a continued fit's)
 
     def result(stop_reason, keep_state=True):
-        made = _result(state, opt, run.sched, run.settings, stop_reason,
-                       time.perf_counter() - started, run.backend, run.n_threads, run.d,
+        made = _result(run, state, stop_reason, time.perf_counter() - started,
                        keep_state=keep_state)
         if run.on_end is not None:
             run.on_end(made, first_epoch)   # a progress bar's record of how the fit ended
@@ -450,8 +469,7 @@ def _checkpoint(run, epoch, with_history=True):
     snapshot = FitState(live.theta.copy(), live.optimizer_state.copy(), live.n_updates,
                         live.n_epochs, live.best_loss, live.n_no_improvement, rng_state,
                         live.loss_history.copy() if with_history else LossHistory(), rng_drawn)
-    return _result(snapshot, run.opt, run.sched, run.settings, "interrupted", 0.0, run.backend,
-                   run.n_threads, run.d)
+    return _result(run, snapshot, "interrupted", 0.0)
 
 
 # The core writes one loss per epoch into a history buffer of this many epochs at most, and
@@ -497,13 +515,12 @@ def _run_core(problem, state, opt, sched, settings, rng, on_epoch, n_threads, gr
     return _STOP_NAMES[stop_code], status
 
 
-def _result(state, opt, sched, settings, stop_reason, elapsed, backend, n_threads, d,
-            keep_state=True):
+def _result(run, state, stop_reason, elapsed, keep_state=True):
     # ``state`` is the run's own (a fit copies init's state first, a checkpoint is a copy),
     # and nothing changes it once its result is made: the result keeps it, and its loss
     # history as a read-only view, with no copy of a history that may run to hundreds of MB
     # (a continuation copies the state before it runs)
-    theta = state.theta
+    theta, d = state.theta, run.d
     history = state.loss_history.frozen_view()
     if not keep_state:
         # a copy (a diverged fit's state is not kept), read-only as every result's history
@@ -518,10 +535,11 @@ def _result(state, opt, sched, settings, stop_reason, elapsed, backend, n_thread
         stop_reason=stop_reason,
         converged=stop_reason in ("tol", "gtol"),
         elapsed=elapsed,
-        optimizer=opt,
-        schedule=sched,
+        optimizer=run.opt,
+        schedule=run.sched,
         state=state if keep_state else None,
-        backend=backend,
-        n_threads=n_threads,
-        settings=dict(vars(settings)),
+        backend=run.backend,
+        n_threads=run.n_threads,
+        settings=dict(vars(run.settings)),
+        feature_names=run.feature_names,
     )

@@ -16,7 +16,7 @@ import itertools
 import numpy as np
 
 from . import _core
-from ._api import finish_run, prepare_run
+from ._api import finish_run, name_features, prepare_run
 from ._precompute import (GRAM_MAX_FEATURES, augmented_gram, check_gram,
                           check_gram_fits_in_memory, gram_epoch_sums, gram_fits_in_memory,
                           gram_is_finite)
@@ -24,7 +24,8 @@ from ._reference import (STATUS_LOSS_NOT_FINITE, STATUS_OK, InterruptGuard,
                          finite_in_data_precision, stop_after_epoch, update_failure)
 from ._validation import (arrow_column_names, check_choice, check_data, check_weight_sum,
                           check_xy_values, provisional_weights, resolve_n_threads,
-                          weight_scale_exponent, weight_sum_and_largest, weights_in_dtype)
+                          string_names, weight_scale_exponent, weight_sum_and_largest,
+                          weights_in_dtype)
 from .optim import SGD
 
 __all__ = ["fit_chunks", "run_full_batch"]
@@ -336,6 +337,7 @@ def fit_chunks(chunks, *, optimizer=None, lr=None, epochs=100, schedule=None, l2
     first_chunk = next(first_pass)
     try:
         run = prepare_run(1, source.d, source.dtype, init=init, **settings)
+        name_features(run, string_names(source.columns))
         if precompute is True:
             check_gram_fits_in_memory(source.d)
     except BaseException:

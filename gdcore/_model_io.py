@@ -15,8 +15,8 @@ import numpy as np
 
 from ._atomic import replaced_on_success
 from ._io import _shown, first_repeat
-from ._predict import predict_in_blocks
-from ._validation import _as_array, arrow_column_names, arrow_columns
+from ._predict import columns_by_name, predict_in_blocks
+from ._validation import _as_array
 
 FORMAT = "gdcore-model"
 FORMAT_VERSION = 1
@@ -54,23 +54,10 @@ class SavedModel:
         DataFrame (or pyarrow Table), whose columns are taken by name (in any order, each
         feature's name once; others are ignored).  They are float64 for float32 X too: the
         file's coefficients are read as float64."""
-        arrow = arrow_column_names(X)
-        columns = arrow if arrow is not None else getattr(X, "columns", None)
-        if columns is not None:
-            by_name = {str(column): column for column in columns}
-            missing = [name for name in self.feature_names if name not in by_name]
-            if missing:
-                raise ValueError(f"X has no column {missing[0]!r} (the model's features: "
-                                 f"{_shown(self.feature_names)})")
-            # a feature's name twice (or 0 and "0") leaves its column ambiguous: one of them
-            # was taken, or both and a shape error that named neither
-            counts = collections.Counter(str(column) for column in columns)
-            repeated = [name for name in self.feature_names if counts[name] > 1]
-            if repeated:
-                raise ValueError(f"X has more than one column named {repeated[0]!r}, a "
-                                 "feature of the model; name each column once")
-            chosen = [by_name[name] for name in self.feature_names]
-            X = arrow_columns(X, chosen, np.float64) if arrow is not None else X[chosen]
+        chosen = columns_by_name(X, self.feature_names, np.float64)
+        named = chosen is not None
+        if named:
+            X = chosen
         # a list, a DataFrame's chosen columns; booleans, strings and complex numbers are
         # refused, as FitResult.predict and a fit refuse them
         X = _as_array("X", X)
@@ -81,7 +68,7 @@ class SavedModel:
         # not copied whole in float64
         # columns chosen by name are named in errors: their positions are not X's
         return predict_in_blocks(X, self.coef, self.intercept, self.mean, self.scale,
-                                 column_names=None if columns is None else self.feature_names)
+                                 column_names=self.feature_names if named else None)
 
 
 def _jsonable(value):
@@ -122,6 +109,8 @@ def _as_saved_model(model, feature_names, target):
                            if isinstance(model, (str, bytes, os.PathLike)) else ""))
     coef, intercept = parameters if parameters is not None else (model.coef, model.intercept)
     coef = np.asarray(coef, dtype=np.float64)
+    if names is None:
+        names = getattr(model, "feature_names", None)   # a fit of a DataFrame's columns
     if feature_names is None:
         # columns named by index, as the command line names a .npy's columns
         feature_names = [str(i) for i in range(coef.shape[0])] if names is None else names
@@ -158,7 +147,8 @@ def save_model(path, model, *, feature_names=None, target=None):
     ``model`` is a :class:`FitResult` (from ``gdcore.fit`` or ``gdcore.fit_chunks``), a fitted
     ``gdcore.GDRegressor`` or a model from ``load_model``.  ``feature_names`` name the columns
     ``gdcore predict`` reads (default: a loaded model's own, the estimator's
-    ``feature_names_in_``, else the column indices "0", "1", …, as a .npy's columns are named)
+    ``feature_names_in_``, a FitResult's ``feature_names`` (a DataFrame's columns), else the
+    column indices "0", "1", …, as a .npy's columns are named)
     and ``target`` names the predictions' column (default: a loaded model's own).
     Hyper-parameters, the loss history and the stop reason are saved with the coefficients.
     """

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import collections
+
 import numpy as np
 
-from ._validation import check_all_finite
+from ._validation import arrow_column_names, arrow_columns, check_all_finite
 
 # The most one block of rows takes once converted to the model's dtype (bytes): a float32
 # memmap and a float64 model, integer X or a standardised model cost this, not a copy of X.
@@ -30,3 +32,28 @@ def predict_in_blocks(X, coef, intercept, mean=None, scale=None, column_names=No
         out[start:start + rows] = block @ coef + intercept
         del block       # before the next is made: one block's memory at a time, not two
     return out
+
+
+def columns_by_name(X, feature_names, dtype=None):
+    """A DataFrame's or pyarrow Table's columns named ``feature_names``, in that order (a
+    Table's as one 2-D array, in ``dtype`` where given), or None when X has no column names
+    (it is taken by position).  A ValueError names a feature X lacks, or names twice."""
+    arrow = arrow_column_names(X)
+    columns = arrow if arrow is not None else getattr(X, "columns", None)
+    if columns is None:
+        return None
+    by_name = {str(column): column for column in columns}
+    missing = [name for name in feature_names if name not in by_name]
+    if missing:
+        from ._io import _shown
+        raise ValueError(f"X has no column {missing[0]!r} (the model's features: "
+                         f"{_shown(feature_names)})")
+    # a feature's name twice (or 0 and "0") leaves its column ambiguous: one of them
+    # was taken, or both and a shape error that named neither
+    counts = collections.Counter(str(column) for column in columns)
+    repeated = [name for name in feature_names if counts[name] > 1]
+    if repeated:
+        raise ValueError(f"X has more than one column named {repeated[0]!r}, a "
+                         "feature of the model; name each column once")
+    chosen = [by_name[name] for name in feature_names]
+    return arrow_columns(X, chosen, dtype) if arrow is not None else X[chosen]

@@ -207,8 +207,11 @@ class FitResult:
     backend, n_threads, settings   how it ran: "core" or "numpy" ("chunks" from fit_chunks,
                                    "dask" from gdcore.dask.fit), the threads, and the
                                    checked settings (epochs, batch_size, l2, l1, ...)
+    feature_names : list or None   X's column names, when X was a DataFrame (pandas, Dask)
+                                   or a pyarrow Table with string names, else None
 
-    ``predict(X)`` is X·coef + intercept; ``plot()`` draws the loss curve (matplotlib).
+    ``predict(X)`` is X·coef + intercept (a DataFrame's or Table's columns taken by name when
+    feature_names are known); ``plot()`` draws the loss curve (matplotlib).
     """
 
     coef: np.ndarray
@@ -225,24 +228,33 @@ class FitResult:
     backend: str = "core"
     n_threads: int = 1
     settings: dict = field(default_factory=dict)
+    feature_names: list | None = None
 
     def predict(self, X):
         """X @ coef + intercept, for X of the fit's width, in coef's dtype or wider, checked as
         a fit checks X: pandas' nullable numbers as float64; booleans, strings, complex
-        numbers, NaN and infinity refused (a ValueError naming the entry)."""
-        from ._predict import predict_in_blocks
+        numbers, NaN and infinity refused (a ValueError naming the entry).  A DataFrame or
+        pyarrow Table has its columns taken by name when the fit's X had names (in any
+        order; others ignored), as a saved model takes them; an array, by position."""
+        from ._predict import columns_by_name, predict_in_blocks
         from ._validation import _as_array, check_all_finite
+        names = self.feature_names
+        chosen = None if names is None else columns_by_name(X, names)
+        if chosen is not None:
+            X = chosen
+        else:
+            names = None    # errors name X's columns by position
         X = _as_array("X", X)
         if X.ndim != 2 or X.shape[1] != self.coef.shape[0]:
             raise ValueError(f"X must be 2-D with {self.coef.shape[0]} columns (the fit's "
                              f"features), got shape {X.shape}")
         if X.dtype == np.result_type(X.dtype, self.coef.dtype) and X.flags.c_contiguous:
-            check_all_finite("X", X)
+            check_all_finite("X", X, column_names=names)
             return X @ self.coef + self.intercept
         # X must be converted (a float32 memmap and a float64 model, integers): NumPy's
         # product would convert the whole of X at once; or X is not C-contiguous (a
         # DataFrame's values, a view of columns), which the finite check would copy whole
-        return predict_in_blocks(X, self.coef, self.intercept)
+        return predict_in_blocks(X, self.coef, self.intercept, column_names=names)
 
     def plot(self, ax=None, label=None, title=None):
         """The loss curve on a log scale (matplotlib); returns the Axes."""

@@ -131,6 +131,24 @@ def arrow_column_names(value):
     return None
 
 
+def feature_names_of(X):
+    """X's column names when X is a pandas or Dask DataFrame or a pyarrow Table whose columns
+    are all named by strings (as scikit-learn keeps feature_names_in_), else None: what a
+    FitResult keeps, so that its predict takes a DataFrame's columns by name."""
+    names = arrow_column_names(X)
+    if names is None and hasattr(X, "columns") and hasattr(X, "dtypes"):
+        names = list(X.columns)
+    return string_names(names)
+
+
+def string_names(names):
+    """``names`` as a list of str if they are all strings (not a DataFrame's RangeIndex of
+    numbers, which positions would name as well), else None."""
+    if names and all(isinstance(name, str) for name in names):
+        return [str(name) for name in names]
+    return None
+
+
 def arrow_columns(table, names=None, dtype=None):
     """A pyarrow Table's or RecordBatch's columns (those named, in that order, or all) as one
     2-D array, column by column: before pyarrow 11 np.asarray of a Table gives (columns,

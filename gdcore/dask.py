@@ -25,13 +25,14 @@ from __future__ import annotations
 import numpy as np
 
 from . import _core
-from ._api import finish_run, prepare_run
+from ._api import finish_run, name_features, prepare_run
 from ._chunked import run_full_batch
 from ._precompute import (augmented_gram, check_gram, check_gram_fits_in_memory,
                           gram_epoch_sums, merge_grams)
-from ._validation import (check_choice, check_data, check_int, check_weight_sum, converted_weights,
-                          fit_dtype, nullable_numbers, provisional_weights, scaled_weights,
-                          weight_scale_exponent, weight_sum_and_largest)
+from ._validation import (check_choice, check_data, check_int, check_weight_sum,
+                          converted_weights, feature_names_of, fit_dtype, nullable_numbers,
+                          provisional_weights, scaled_weights, weight_scale_exponent,
+                          weight_sum_and_largest)
 
 __all__ = ["fit"]
 
@@ -234,6 +235,7 @@ def fit(X, y, *, sample_weight=None, optimizer=None, lr=None, epochs=100, batch_
     # checked as gdcore.fit checks it (0 and True were refused as mini-batch sizes)
     batch_size = check_int("batch_size", batch_size, low=1, allow_none=True)
     precompute = check_choice("precompute", precompute, (True, False))
+    names = feature_names_of(X)
     X, y, sample_weight = _as_dask_arrays(da, X, y, sample_weight)
     n, d = X.shape
     if batch_size is not None and batch_size < n:
@@ -251,6 +253,7 @@ def fit(X, y, *, sample_weight=None, optimizer=None, lr=None, epochs=100, batch_
                       schedule=schedule, l2=l2, l1=l1, fit_intercept=fit_intercept, tol=tol,
                       n_iter_no_change=n_iter_no_change, gtol=gtol, shuffle=False, seed=None,
                       n_threads=n_threads, init=init, callback=callback, backend="dask")
+    name_features(run, names)
     if persist:
         X, y = X.persist(), y.persist()
         sample_weight = sample_weight.persist() if sample_weight is not None else None

@@ -522,3 +522,79 @@ def test_saved_models_compare_by_identity_and_name_columns_taken_by_name(tmp_pat
     shuffled.loc[7, "a"] = np.nan
     with pytest.raises(ValueError, match=r"first at row 7, column 'a': nan\)"):
         model.predict(shuffled)
+
+
+def test_a_fit_of_a_dataframe_keeps_its_column_names_and_predicts_by_them(tmp_path):
+    """gdcore.fit(df) kept no names: predict on the same DataFrame with its columns in another
+    order gave other predictions, unremarked, and save_model named the features "0", "1", ...
+    The names are kept now; predict takes a DataFrame's or Table's columns by name, an array's
+    by position (the truth below is X's columns times coef, by hand)."""
+    pd = pytest.importorskip("pandas", reason="DataFrames need pandas")
+    X, y, _ = problem(n=300, d=3, seed=4)
+    df = pd.DataFrame(X, columns=["a", "b", "c"])
+    result = gdcore.fit(df, y, optimizer="gd", lr=0.1, epochs=20, tol=None)
+    assert result.feature_names == ["a", "b", "c"]
+    truth = X @ result.coef + result.intercept
+    np.testing.assert_allclose(result.predict(df[["c", "a", "b"]]), truth, rtol=1e-12)
+    np.testing.assert_allclose(result.predict(df.assign(extra=1.0)), truth, rtol=1e-12)
+    np.testing.assert_allclose(result.predict(X), truth, rtol=1e-12)    # an array: by position
+    with pytest.raises(ValueError, match=r"X has no column 'c' \(the model's features"):
+        result.predict(df[["a", "b"]].assign(d=1.0))
+    with pytest.raises(ValueError, match="more than one column named 'a'"):
+        result.predict(pd.concat([df, df[["a"]]], axis=1))
+    bad = df.copy()
+    bad.iloc[5, 2] = np.nan
+    with pytest.raises(ValueError, match=r"first at row 5, column 'c'"):
+        result.predict(bad[["c", "b", "a"]])
+    # numbers for names (a DataFrame made from an array) are positions: none kept
+    assert gdcore.fit(pd.DataFrame(X), y, epochs=2).feature_names is None
+    path = tmp_path / "m.json"
+    gdcore.save_model(path, result)
+    loaded = gdcore.load_model(path)
+    assert loaded.feature_names == ["a", "b", "c"]
+    np.testing.assert_allclose(loaded.predict(df[["b", "c", "a"]]), truth, rtol=1e-12)
+    import pickle
+    assert pickle.loads(pickle.dumps(result)).feature_names == ["a", "b", "c"]
+
+
+def test_a_continued_fit_must_have_the_named_columns_it_continues():
+    """init=result of a DataFrame fit: X's columns in another order would fit the earlier
+    coefficients to other columns (by position), unremarked; refused, naming both.  An array,
+    or the same columns, continue exactly, and keep the names."""
+    pd = pytest.importorskip("pandas", reason="DataFrames need pandas")
+    X, y, _ = problem(n=300, d=3, seed=5)
+    df = pd.DataFrame(X, columns=["a", "b", "c"])
+    options = dict(optimizer="adam", lr=0.05, tol=None)
+    first = gdcore.fit(df, y, epochs=4, **options)
+    whole = gdcore.fit(df, y, epochs=7, **options)
+    for again in (df, X):
+        more = gdcore.fit(again, y, epochs=3, init=first, **options)
+        assert more.feature_names == ["a", "b", "c"]
+        np.testing.assert_array_equal(more.coef, whole.coef)
+        np.testing.assert_array_equal(more.loss_history, whole.loss_history)
+    with pytest.raises(ValueError, match=r"init: the fit continued had X's columns 'a', 'b', "
+                                         r"'c', this X has 'c', 'a', 'b'"):
+        gdcore.fit(df[["c", "a", "b"]], y, epochs=3, init=first, **options)
+    with pytest.raises(ValueError, match="init: the fit continued had X's columns"):
+        gdcore.fit_chunks([(df[["c", "a", "b"]], y)], epochs=3, init=first, **options)
+
+
+def test_fit_chunks_dask_and_arrow_keep_the_column_names():
+    """The same names from a list of DataFrame chunks (the first chunk's order, the others
+    matched to it by name), a pyarrow Table, a Dask DataFrame, and a checkpoint."""
+    pd = pytest.importorskip("pandas", reason="DataFrames need pandas")
+    pa = pytest.importorskip("pyarrow", reason="Tables need pyarrow")
+    X, y, _ = problem(n=300, d=3, seed=6)
+    df = pd.DataFrame(X, columns=["a", "b", "c"])
+    names = ["a", "b", "c"]
+    chunks = [(df[:100], y[:100]), (df[100:][["b", "c", "a"]], y[100:])]
+    kept = []
+    result = gdcore.fit_chunks(chunks, optimizer="gd", lr=0.1, epochs=5, tol=None,
+                               callback=lambda p: kept.append(p.checkpoint()) and False)
+    assert result.feature_names == names and kept[-1].feature_names == names
+    table = pa.table({name: X[:, i] for i, name in enumerate(names)})
+    assert gdcore.fit(table, y, epochs=2).feature_names == names
+    dd = pytest.importorskip("dask.dataframe", reason="gdcore.dask needs the dask extra")
+    import gdcore.dask as gdcore_dask
+    frame = dd.from_pandas(df, npartitions=2)
+    assert gdcore_dask.fit(frame, y, optimizer="gd", lr=0.1, epochs=2).feature_names == names
