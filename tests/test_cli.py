@@ -482,6 +482,16 @@ def test_outputs_are_never_a_file_of_the_data_folder(files, tmp_path):
     gdcore_cli("predict", model, folder, "--out", folder / "_preds.csv")
     assert len((folder / "_preds.csv").read_text().splitlines()) == len(frame) + 1
     gdcore_cli("fit", folder, "--target", "y", "--epochs", "3")
+    # nor through a symbolic link outside it to a new file of it, which is what is written
+    # (a link to a file not there yet: the file was made in the folder)
+    link = tmp_path / "link.csv"
+    link.symlink_to(folder / "new.csv")
+    run = gdcore_cli("predict", model, folder, "--out", link, check=False)
+    assert run.returncode == 2 and run.stderr.splitlines() == [
+        f"gdcore predict: error: --out {link} is a link to {folder / 'new.csv'}, which would "
+        f"add a file to the DATA folder {folder}, read as data by the next fit or predict on "
+        "it; write it elsewhere"], run.stderr
+    assert not (folder / "new.csv").exists()
 
 
 def test_a_folder_is_read_once_for_its_gram_matrix(files, tmp_path, monkeypatch, capsys):

@@ -73,12 +73,21 @@ def check_not_added_to_folder(flag, path, data):
     folder: the next fit or predict on the folder would read it as a part of the data."""
     if path is None or not is_folder(data):
         return
+    def read_there(written):
+        name = os.path.basename(written)
+        return (_same_file(os.path.dirname(written), data)
+                and name.lower().endswith(FOLDER_SUFFIXES) and not name.startswith((".", "_")))
     name = os.path.basename(path)
-    if (_same_file(os.path.dirname(os.path.abspath(path)), data)
-            and name.lower().endswith(FOLDER_SUFFIXES) and not name.startswith((".", "_"))):
+    if read_there(os.path.abspath(path)):
         raise ValueError(f"{flag} {path} would add a file to the DATA folder {data}, which the "
                          f"next fit or predict on it would read as data; write it elsewhere, "
                          f"or name it _{name} (names beginning with _ are not read)")
+    # a symbolic link's target is what is written (made when not there yet)
+    target = os.path.realpath(path)
+    if read_there(target):
+        raise ValueError(f"{flag} {path} is a link to {target}, which would add a file to the "
+                         f"DATA folder {data}, read as data by the next fit or predict on it; "
+                         f"write it elsewhere")
 
 
 def _same_file(a, b):
