@@ -267,7 +267,10 @@ class FitResult:
         # returns it (writing to it would change a history the state no longer shares)
         self.__dict__.update(state)
         if isinstance(self.loss_history, np.ndarray):
-            self.loss_history.flags.writeable = False
+            # a view: copy.copy shares the array, whose own flags are the original's
+            view = self.loss_history.view()
+            view.flags.writeable = False
+            self.loss_history = view
 
     @property
     def final_loss(self):

@@ -516,6 +516,13 @@ def test_a_pickled_or_copied_results_loss_history_stays_read_only():
         more = gdcore.fit(X, y, epochs=2, tol=None, init=again)
         np.testing.assert_array_equal(more.loss_history,
                                       gdcore.fit(X, y, epochs=5, tol=None).loss_history)
+    # copy.copy shares the array: the original's own is left as it was (a result built with
+    # a writeable history of the caller's had it made read-only)
+    import dataclasses
+    history = np.array([2.0, 1.0])
+    built = dataclasses.replace(first, loss_history=history)
+    assert not copy.copy(built).loss_history.flags.writeable
+    assert history.flags.writeable
 
 
 def test_a_diverged_fits_loss_history_is_read_only():
