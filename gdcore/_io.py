@@ -608,15 +608,18 @@ def iter_folder_tables(folder, target=None, features=None, every_column=None):
         every_column = not features
     any_rows = False
     first = None
-    files = folder_files(folder)
-    _check_no_compressed_twin(files)
-    for path in files:
+    files = []
+    for path in folder_files(folder):
         try:
             size = os.path.getsize(path)
         except OSError as exc:  # a dangling symbolic link, or a file removed since listed
             raise DataError(f"{path}: cannot read the file ({exc.strerror})") from None
         if size == 0 or _compressed_nothing(path, size):
             continue    # not even a header (a writer's empty part): no rows, no columns
+        files.append(path)
+    # an empty file beside itself compressed adds no row twice
+    _check_no_compressed_twin(files)
+    for path in files:
         table = read_table(path, target, names, empty_ok=True)
         names = table.feature_names
         first = first or path
