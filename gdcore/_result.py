@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import functools
 import sys
 from dataclasses import dataclass, field
@@ -153,9 +154,9 @@ def rng_states_equal(a, b):
 
 
 def _no_checkpoint():
-    raise RuntimeError("this FitProgress was pickled or copied, which leaves its checkpoint "
-                       "out: call checkpoint() during the fit's callback (keep the FitResult "
-                       "it returns, not the FitProgress)")
+    raise RuntimeError("this FitProgress was pickled, which leaves its checkpoint out: call "
+                       "checkpoint() during the fit's callback (keep the FitResult it "
+                       "returns, not the FitProgress)")
 
 
 # compared by identity: field-wise == of coef arrays has no truth value
@@ -180,6 +181,15 @@ class FitProgress:
         # another process failed) and is gone once the callback returns
         return (FitProgress, (self.epoch, self.loss, self.coef, self.intercept,
                               _no_checkpoint))
+
+    # copy.copy and copy.deepcopy would go through __reduce__: a copy in this process keeps
+    # the checkpoint (as it did before), which itself refuses once its epoch has passed
+    def __copy__(self):
+        return FitProgress(self.epoch, self.loss, self.coef, self.intercept, self.checkpoint)
+
+    def __deepcopy__(self, memo):
+        return FitProgress(self.epoch, self.loss, copy.deepcopy(self.coef, memo),
+                           self.intercept, self.checkpoint)
 
 
 @dataclass(eq=False)      # compared by identity: field-wise == of arrays has no truth value

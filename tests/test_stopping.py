@@ -520,5 +520,25 @@ def test_fit_progress_and_state_compare_by_identity_and_progress_pickles():
     again = pickle.loads(pickle.dumps(first[1]))
     assert (again.epoch, again.loss, again.intercept) == (2, first[1].loss, first[1].intercept)
     np.testing.assert_array_equal(again.coef, first[1].coef)
-    with pytest.raises(RuntimeError, match="pickled or copied, which leaves its checkpoint"):
+    with pytest.raises(RuntimeError, match="pickled, which leaves its checkpoint"):
         again.checkpoint()
+
+
+def test_a_copied_progress_checkpoints_during_the_callback():
+    """copy.copy and copy.deepcopy of a FitProgress kept a working checkpoint() until it
+    pickled without one: a copy's checkpoint() then raised, even during the callback."""
+    import copy
+    X, y, _ = gdcore.make_regression(50, 3, seed=0)
+    made, copies = [], []
+
+    def callback(progress):
+        for again in (copy.copy(progress), copy.deepcopy(progress)):
+            assert again is not progress and again.epoch == progress.epoch
+            np.testing.assert_array_equal(again.coef, progress.coef)
+            made.append(again.checkpoint())
+        copies.append(again)
+    result = gdcore.fit(X, y, epochs=2, tol=None, callback=callback)
+    assert [r.n_epochs for r in made] == [1, 1, 2, 2]
+    np.testing.assert_array_equal(made[-1].coef, result.coef)
+    with pytest.raises(RuntimeError, match="checkpoint\\(\\) of epoch 1 was called at epoch 2"):
+        copies[0].checkpoint()      # stale as the progress it was copied from is
