@@ -56,4 +56,10 @@ def columns_by_name(X, feature_names, dtype=None):
         raise ValueError(f"X has more than one column named {repeated[0]!r}, a "
                          "feature of the model; name each column once")
     chosen = [by_name[name] for name in feature_names]
-    return arrow_columns(X, chosen, dtype) if arrow is not None else X[chosen]
+    if arrow is not None:
+        return arrow_columns(X, chosen, dtype)
+    if chosen == list(columns):
+        # X is its features in order: before pandas 3, X[chosen] copies the whole frame,
+        # where X's own values are read a block of rows at a time (or used as they are)
+        return X
+    return X[chosen]

@@ -598,3 +598,30 @@ def test_fit_chunks_dask_and_arrow_keep_the_column_names():
     import gdcore.dask as gdcore_dask
     frame = dd.from_pandas(df, npartitions=2)
     assert gdcore_dask.fit(frame, y, optimizer="gd", lr=0.1, epochs=2).feature_names == names
+
+
+def test_a_dataframe_of_the_features_in_order_is_predicted_without_selecting_them(
+        tmp_path, monkeypatch):
+    """predict(df) of a DataFrame fit took df[feature_names] even when df was those columns
+    in that order: before pandas 3 that copies the whole frame (1e6 x 100: 0.2 s became 2 s
+    and 770 MB more), where an unnamed fit's predict read df's own values."""
+    pd = pytest.importorskip("pandas", reason="DataFrames need pandas")
+    X, y, _ = problem(n=300, d=3, seed=7)
+    df = pd.DataFrame(X, columns=["a", "b", "c"])
+    result = gdcore.fit(df, y, optimizer="gd", lr=0.1, epochs=5, tol=None)
+    path = tmp_path / "m.json"
+    gdcore.save_model(path, result)
+    loaded = gdcore.load_model(path)
+    selections = []
+    getitem = pd.DataFrame.__getitem__
+
+    def recorded(frame, key):
+        selections.append(key)
+        return getitem(frame, key)
+
+    monkeypatch.setattr(pd.DataFrame, "__getitem__", recorded)
+    truth = X @ result.coef + result.intercept
+    np.testing.assert_allclose(result.predict(df), truth, rtol=1e-12)
+    np.testing.assert_allclose(loaded.predict(df), truth, rtol=1e-12)
+    assert selections == []
+    np.testing.assert_allclose(result.predict(df[["c", "b", "a"]]), truth, rtol=1e-12)
