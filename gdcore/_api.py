@@ -132,9 +132,12 @@ def name_features(run, names):
         return      # an array: its columns are the earlier fit's, by position
     if before is not None and names != before:
         from ._io import _shown
+        # the first difference: two long lists, each shown as its ends, can look the same
+        at = next((k for k, (a, b) in enumerate(zip(before, names)) if a != b), None)
+        where = "" if at is None else f" (column {at} is {names[at]!r}, was {before[at]!r})"
         raise ValueError(f"init: the fit continued had X's columns {_shown(before)}, this X "
-                         f"has {_shown(names)}: pass X[init.feature_names] (or an array of "
-                         "those columns in that order), or start afresh without init")
+                         f"has {_shown(names)}{where}: pass X[init.feature_names] (or an "
+                         "array of those columns in that order), or start afresh without init")
     run.feature_names = names
 
 

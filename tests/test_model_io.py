@@ -625,3 +625,16 @@ def test_a_dataframe_of_the_features_in_order_is_predicted_without_selecting_the
     np.testing.assert_allclose(loaded.predict(df), truth, rtol=1e-12)
     assert selections == []
     np.testing.assert_allclose(result.predict(df[["c", "b", "a"]]), truth, rtol=1e-12)
+
+
+def test_a_continued_fit_of_many_columns_says_which_column_differs():
+    """The init message showed both lists of many columns by their ends only: two columns
+    swapped in the middle gave two lists that read the same.  It names the first that
+    differs."""
+    pd = pytest.importorskip("pandas", reason="DataFrames need pandas")
+    X, y, _ = problem(n=100, d=30, seed=8)
+    names = [f"f{k}" for k in range(30)]
+    first = gdcore.fit(pd.DataFrame(X, columns=names), y, epochs=2)
+    names[14], names[15] = names[15], names[14]
+    with pytest.raises(ValueError, match=r"\(column 14 is 'f15', was 'f14'\): pass X\["):
+        gdcore.fit(pd.DataFrame(X, columns=names), y, epochs=2, init=first)
