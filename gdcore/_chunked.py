@@ -92,6 +92,7 @@ class _Chunks:
                             "(or gdcore.fit(X, y) for one array)")
         self.n_threads = n_threads      # of the NaN/inf checks, as of the fit's passes
         self.columns = None             # the first DataFrame chunk's column names
+        self.check_columns = None       # checks them (a named init's, after array chunks)
         if callable(chunks):
             self._fresh = chunks
         elif (hasattr(chunks, "__iter__") and not hasattr(chunks, "__next__")
@@ -262,6 +263,8 @@ class _Chunks:
         else:
             return X
         if self.columns is None:
+            if self.check_columns is not None:
+                self.check_columns(names)
             self.columns = names
             return X
         if names == self.columns:
@@ -338,6 +341,10 @@ def fit_chunks(chunks, *, optimizer=None, lr=None, epochs=100, schedule=None, l2
     try:
         run = prepare_run(1, source.d, source.dtype, init=init, **settings)
         name_features(run, string_names(source.columns))
+        if source.columns is None and run.feature_names is not None:
+            # array chunks so far, continuing a named fit: a DataFrame chunk after them must
+            # have its columns, in its order (the others are then matched to that chunk's)
+            source.check_columns = lambda names: name_features(run, string_names(names))
         if precompute is True:
             check_gram_fits_in_memory(source.d)
     except BaseException:

@@ -638,3 +638,19 @@ def test_a_continued_fit_of_many_columns_says_which_column_differs():
     names[14], names[15] = names[15], names[14]
     with pytest.raises(ValueError, match=r"\(column 14 is 'f15', was 'f14'\): pass X\["):
         gdcore.fit(pd.DataFrame(X, columns=names), y, epochs=2, init=first)
+
+
+def test_fit_chunks_continuing_a_named_fit_checks_a_dataframe_after_array_chunks():
+    """fit_chunks(init=result of a DataFrame fit) checked the first chunk's names only: array
+    chunks first, then a DataFrame with the columns reordered, fitted them by position to
+    the earlier coefficients, unremarked.  Refused as gdcore.fit refuses it; the same
+    columns in order continue."""
+    pd = pytest.importorskip("pandas", reason="DataFrames need pandas")
+    X, y, _ = problem(n=200, d=3, seed=9)
+    df = pd.DataFrame(X, columns=["a", "b", "c"])
+    first = gdcore.fit(df, y, epochs=2)
+    with pytest.raises(ValueError, match=r"chunk 1 .*init: the fit continued had X's columns"):
+        gdcore.fit_chunks([(X[:100], y[:100]), (df[100:][["c", "a", "b"]], y[100:])],
+                          epochs=2, init=first)
+    more = gdcore.fit_chunks([(X[:100], y[:100]), (df[100:], y[100:])], epochs=2, init=first)
+    assert more.feature_names == ["a", "b", "c"]
