@@ -218,7 +218,7 @@ class FitResult:
                                    "dask" from gdcore.dask.fit), the threads, and the
                                    checked settings (epochs, batch_size, l2, l1, ...)
     feature_names : list or None   X's column names, when X was a DataFrame (pandas, Dask)
-                                   or a pyarrow Table with string names, else None
+                                   or a pyarrow Table with string names, each once, else None
 
     ``predict(X)`` is X·coef + intercept (a DataFrame's or Table's columns taken by name when
     feature_names are known); ``plot()`` draws the loss curve (matplotlib).

@@ -133,7 +133,7 @@ def arrow_column_names(value):
 
 def feature_names_of(X):
     """X's column names when X is a pandas or Dask DataFrame or a pyarrow Table whose columns
-    are all named by strings (as scikit-learn keeps feature_names_in_), else None: what a
+    are all named by strings, each once (as scikit-learn keeps feature_names_in_), else None: what a
     FitResult keeps, so that its predict takes a DataFrame's columns by name."""
     names = arrow_column_names(X)
     if names is None and hasattr(X, "columns") and hasattr(X, "dtypes"):
@@ -142,9 +142,12 @@ def feature_names_of(X):
 
 
 def string_names(names):
-    """``names`` as a list of str if they are all strings (not a DataFrame's RangeIndex of
-    numbers, which positions would name as well), else None."""
-    if names and all(isinstance(name, str) for name in names):
+    """``names`` as a list of str if they are all strings, each once (not a DataFrame's
+    RangeIndex of numbers, which positions would name as well; a repeated name names no one
+    column, and the fitted DataFrame's own predict and save_model would refuse it), else
+    None."""
+    if (names and all(isinstance(name, str) for name in names)
+            and len(set(names)) == len(names)):
         return [str(name) for name in names]
     return None
 

@@ -654,3 +654,18 @@ def test_fit_chunks_continuing_a_named_fit_checks_a_dataframe_after_array_chunks
                           epochs=2, init=first)
     more = gdcore.fit_chunks([(X[:100], y[:100]), (df[100:], y[100:])], epochs=2, init=first)
     assert more.feature_names == ["a", "b", "c"]
+
+
+def test_a_fit_of_a_dataframe_with_a_repeated_column_name_keeps_no_names(tmp_path):
+    """A DataFrame (or Table) with a name twice is fitted by position, as before names were
+    kept; keeping them made the fitted frame's own predict and save_model refuse the
+    repeated name."""
+    pd = pytest.importorskip("pandas", reason="DataFrames need pandas")
+    X, y, _ = problem(n=100, d=3, seed=10)
+    df = pd.DataFrame(X, columns=["a", "a", "b"])
+    result = gdcore.fit(df, y, epochs=2)
+    assert result.feature_names is None
+    np.testing.assert_allclose(result.predict(df), X @ result.coef + result.intercept,
+                               rtol=1e-12)
+    gdcore.save_model(tmp_path / "m.json", result)
+    assert gdcore.load_model(tmp_path / "m.json").feature_names == ["0", "1", "2"]
