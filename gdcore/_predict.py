@@ -47,7 +47,8 @@ def columns_by_name(X, feature_names, dtype=None):
     if missing:
         from ._io import _shown
         raise ValueError(f"X has no column {missing[0]!r} (the model's features: "
-                         f"{_shown(feature_names)})")
+                         f"{_shown(feature_names)}); its columns are taken by name (an "
+                         "array's, such as X.to_numpy(), by position)")
     # a feature's name twice (or 0 and "0") leaves its column ambiguous: one of them
     # was taken, or both and a shape error that named neither
     counts = collections.Counter(str(column) for column in columns)

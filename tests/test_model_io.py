@@ -540,6 +540,10 @@ def test_a_fit_of_a_dataframe_keeps_its_column_names_and_predicts_by_them(tmp_pa
     np.testing.assert_allclose(result.predict(X), truth, rtol=1e-12)    # an array: by position
     with pytest.raises(ValueError, match=r"X has no column 'c' \(the model's features"):
         result.predict(df[["a", "b"]].assign(d=1.0))
+    # numbers for names are not the fit's names: refused, saying how to go by position
+    with pytest.raises(ValueError, match=r"X has no column 'a' .*by name \(an array's, "
+                                         r"such as X.to_numpy\(\), by position\)"):
+        result.predict(pd.DataFrame(X))
     with pytest.raises(ValueError, match="more than one column named 'a'"):
         result.predict(pd.concat([df, df[["a"]]], axis=1))
     bad = df.copy()
