@@ -354,13 +354,7 @@ def test_a_folder_skips_empty_parts_and_writers_bookkeeping(files, tmp_path):
     (folder / "_common_metadata.parquet").write_text("not data")
     (folder / ".part-0.csv").write_text("not data")
     model = tmp_path / "m.json"
-    out = gdcore_cli("fit", folder, "--target", "y", "--optimizer", "gd", "--lr", "0.002",
-                     "--epochs", "20", "--tol", "none", "--save", model).stdout
-    assert summary(out)["data"].startswith(f"{folder}: 400 rows x 3 features")
-    X, y = frame[["a", "b", "c"]].to_numpy(), frame["y"].to_numpy()
-    expected = gdcore.fit(X, y, optimizer="gd", lr=0.002, epochs=20, tol=None)
-    np.testing.assert_allclose(json.loads(model.read_text())["coef"], expected.coef,
-                               rtol=1e-8)
+    assert_folder_fits_as_its_rows(folder, frame, model, epochs=20)
     out = gdcore_cli("predict", model, folder).stdout.split()
     assert len(out) == 1 + 400
     empty = tmp_path / "empty"
@@ -373,6 +367,18 @@ def test_a_folder_skips_empty_parts_and_writers_bookkeeping(files, tmp_path):
             f"{empty}: every .parquet or .csv file in this folder has no rows"), run.stderr
 
 
+def assert_folder_fits_as_its_rows(folder, frame, model, epochs):
+    """gdcore fit on ``folder`` (saving ``model``) reads frame's 400 rows and fits as
+    gdcore.fit on them in memory."""
+    out = gdcore_cli("fit", folder, "--target", "y", "--optimizer", "gd", "--lr", "0.002",
+                     "--epochs", str(epochs), "--tol", "none", "--save", model).stdout
+    assert summary(out)["data"].startswith(f"{folder}: 400 rows x 3 features")
+    X, y = frame[["a", "b", "c"]].to_numpy(), frame["y"].to_numpy()
+    expected = gdcore.fit(X, y, optimizer="gd", lr=0.002, epochs=epochs, tol=None)
+    np.testing.assert_allclose(json.loads(model.read_text())["coef"], expected.coef,
+                               rtol=1e-8)
+
+
 def test_a_folder_reads_its_compressed_csv_files(files, tmp_path):
     """A folder's part-*.csv.gz (Spark's CSV with compression) and the like are data, read as
     pandas reads a file named so: left out, their rows were missing from the fit unsaid."""
@@ -383,13 +389,7 @@ def test_a_folder_reads_its_compressed_csv_files(files, tmp_path):
     frame.iloc[100:250].to_csv(folder / "part-1.csv.gz", index=False)
     frame.iloc[250:].to_csv(folder / "part-2.CSV.bz2", index=False)
     model = tmp_path / "m.json"
-    out = gdcore_cli("fit", folder, "--target", "y", "--optimizer", "gd", "--lr", "0.002",
-                     "--epochs", "5", "--tol", "none", "--save", model).stdout
-    assert summary(out)["data"].startswith(f"{folder}: 400 rows x 3 features")
-    X, y = frame[["a", "b", "c"]].to_numpy(), frame["y"].to_numpy()
-    expected = gdcore.fit(X, y, optimizer="gd", lr=0.002, epochs=5, tol=None)
-    np.testing.assert_allclose(json.loads(model.read_text())["coef"], expected.coef,
-                               rtol=1e-8)
+    assert_folder_fits_as_its_rows(folder, frame, model, epochs=5)
     assert len(gdcore_cli("predict", model, folder).stdout.split()) == 1 + 400
 
 

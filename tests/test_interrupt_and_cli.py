@@ -307,42 +307,14 @@ def test_fit_chunks_and_estimator_bars_say_why_the_fit_stopped(capsys):
     assert frame.startswith(f"GDRegressor (stopped: tol at epoch {epochs}): "), frame
 
 
-def test_a_bar_counts_the_epoch_a_ctrl_c_ended_before_the_callback_saw_it(monkeypatch, capsys):
+@pytest.mark.parametrize("earlier, at", [(0, 3), (0, 1), (5, 1)])
+def test_a_bar_counts_the_epoch_a_ctrl_c_ended_before_the_callback_saw_it(
+        earlier, at, monkeypatch, capsys):
     """fit_chunks holds a Ctrl-C back while an epoch's update and counters move, and raises it
     once they have: after n_epochs counts the epoch, before the callback sees it.  The bar
-    counted one epoch less than its "interrupted after epoch 3"."""
-    pytest.importorskip("tqdm", reason="progress bars need the optional tqdm")
-    import os
-    import signal
-
-    import gdcore._chunked
-    X, y, _ = gdcore.make_regression(500, 3, seed=0)
-    original = gdcore._chunked.stop_after_epoch
-
-    def ctrl_c_at_epoch_3(state, *args):
-        if state.n_epochs == 3:
-            os.kill(os.getpid(), signal.SIGINT)     # held back until the epoch is counted
-        return original(state, *args)
-    monkeypatch.setattr(gdcore._chunked, "stop_after_epoch", ctrl_c_at_epoch_3)
-    seen = []
-    with pytest.raises(KeyboardInterrupt) as caught:
-        with gdcore.progress_bar(epochs=10, callback=lambda p: seen.append(p.epoch)) as bar:
-            gdcore.fit_chunks([(X[:200], y[:200]), (X[200:], y[200:])], optimizer="gd",
-                              lr=0.1, epochs=10, tol=None, callback=bar)
-    result = caught.value.result
-    assert seen == [1, 2] and result.n_epochs == 3
-    frame = capsys.readouterr().err.rstrip("\n").split("\r")[-1]
-    assert frame.startswith("gdcore.fit (interrupted after epoch 3): ") and " 3/10 " in frame, \
-        frame
-    assert f"loss={result.final_loss:.6g}" in frame, frame
-
-
-@pytest.mark.parametrize("earlier", [0, 5])
-def test_a_bar_counts_a_fits_first_epoch_a_ctrl_c_ended_before_the_callback_saw_it(
-        earlier, monkeypatch, capsys):
-    """As above, in the fit's first epoch (of a fresh fit, or of one continuing 5 epochs):
-    the callback has seen none of this fit's epochs, and the bar showed 0/10 beside
-    "interrupted after epoch 1" (or 6)."""
+    counted one epoch less than its "interrupted after epoch 3", and, in a fit's first epoch
+    (a fresh fit's, or one continuing 5 epochs), showed 0/10 beside "interrupted after epoch
+    1" (or 6)."""
     pytest.importorskip("tqdm", reason="progress bars need the optional tqdm")
     import os
     import signal
@@ -354,21 +326,21 @@ def test_a_bar_counts_a_fits_first_epoch_a_ctrl_c_ended_before_the_callback_saw_
             if earlier else None)
     original = gdcore._chunked.stop_after_epoch
 
-    def ctrl_c_in_the_first_epoch(state, *args):
-        if state.n_epochs == earlier + 1:
+    def ctrl_c(state, *args):
+        if state.n_epochs == earlier + at:
             os.kill(os.getpid(), signal.SIGINT)     # held back until the epoch is counted
         return original(state, *args)
-    monkeypatch.setattr(gdcore._chunked, "stop_after_epoch", ctrl_c_in_the_first_epoch)
+    monkeypatch.setattr(gdcore._chunked, "stop_after_epoch", ctrl_c)
     seen = []
     with pytest.raises(KeyboardInterrupt) as caught:
         with gdcore.progress_bar(epochs=10, callback=lambda p: seen.append(p.epoch)) as bar:
             gdcore.fit_chunks(chunks, optimizer="gd", lr=0.1, epochs=10, tol=None,
                               callback=bar, init=init)
     result = caught.value.result
-    assert seen == [] and result.n_epochs == earlier + 1
+    assert seen == list(range(earlier + 1, earlier + at)) and result.n_epochs == earlier + at
     frame = capsys.readouterr().err.rstrip("\n").split("\r")[-1]
-    assert frame.startswith(f"gdcore.fit (interrupted after epoch {earlier + 1}): ") \
-        and " 1/10 " in frame, frame
+    assert frame.startswith(f"gdcore.fit (interrupted after epoch {earlier + at}): ") \
+        and f" {at}/10 " in frame, frame
     assert f"loss={result.final_loss:.6g}" in frame, frame
 
 
