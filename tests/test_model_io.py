@@ -509,7 +509,7 @@ def test_saved_models_compare_by_identity_and_name_columns_taken_by_name(tmp_pat
     """== of two SavedModels raised "truth value of an array"; a DataFrame repeating a
     feature's name gave a shape error naming neither column; a NaN in a column taken by name
     was named by its place among the model's features, not X's."""
-    pd = pytest.importorskip("pandas")
+    pd = pytest.importorskip("pandas", reason="DataFrames need pandas (gdcore[io])")
     X, y, _ = problem(n=50, d=3)
     path = tmp_path / "model.json"
     gdcore.save_model(path, gdcore.fit(X, y, lr=0.1, epochs=5), feature_names=["a", "b", "c"])
