@@ -6,7 +6,8 @@ import collections
 
 import numpy as np
 
-from ._validation import arrow_column_names, arrow_columns, check_all_finite
+from ._validation import (_boolean, arrow_column_names, arrow_columns, check_all_finite,
+                          is_boolean_arrow_type)
 
 # The most one block of rows takes once converted to the model's dtype (bytes): a float32
 # memmap and a float64 model, integer X or a standardised model cost this, not a copy of X.
@@ -58,6 +59,10 @@ def columns_by_name(X, feature_names, dtype=None):
                          "feature of the model; name each column once")
     chosen = [by_name[name] for name in feature_names]
     if arrow is not None:
+        # a feature's boolean column, refused as a fit and an array's predict refuse it:
+        # column by column, True and False became 1.0 and 0.0 beside the float columns
+        if any(is_boolean_arrow_type(X.schema.field(name).type) for name in chosen):
+            raise _boolean("X")
         return arrow_columns(X, chosen, dtype)
     if chosen == list(columns):
         # X is its features in order: before pandas 3, X[chosen] copies the whole frame,

@@ -171,8 +171,13 @@ def _refuse_arrow_booleans(name, value):
     if not is_arrow(value):
         return
     types = value.schema.types if hasattr(value, "schema") else [getattr(value, "type", None)]
-    if any(str(getattr(kind, "value_type", kind)) == "bool" for kind in types):
+    if any(is_boolean_arrow_type(kind) for kind in types):
         raise _boolean(name)
+
+
+def is_boolean_arrow_type(kind):
+    """Whether a pyarrow type is boolean, dictionary-encoded or not."""
+    return str(getattr(kind, "value_type", kind)) == "bool"
 
 
 def fit_dtype(dtype):

@@ -268,6 +268,28 @@ def test_a_saved_model_predicts_a_pyarrow_table_by_column_name(tmp_path):
     np.testing.assert_array_equal(model.predict(table), model.predict(X))
 
 
+def test_a_pyarrow_tables_boolean_feature_is_refused_by_name_as_by_position(tmp_path):
+    """A Table's columns taken by name were converted one by one: a boolean feature became
+    1.0 and 0.0 beside the float columns, where a fit, an array's predict and a whole
+    Table's refuse booleans (a Table fit's own predict took them so, as a saved model's).
+    A boolean column that is no feature is left out, as other columns are."""
+    pa = pytest.importorskip("pyarrow", reason="pyarrow is an optional extra")
+    X, y, _ = problem(n=40, d=2)
+    result = gdcore.fit(pa.table({"a": X[:, 0], "b": X[:, 1]}), y, epochs=5)
+    path = tmp_path / "m.json"
+    gdcore.save_model(path, result)
+    model = gdcore.load_model(path)
+    flag = pa.array(X[:, 1] > 0)
+    for b in (flag, flag.dictionary_encode()):
+        table = pa.table({"a": X[:, 0], "b": b})
+        for predict in (result.predict, model.predict):
+            with pytest.raises(TypeError, match="X has boolean dtype"):
+                predict(table)
+    table = pa.table({"a": X[:, 0], "b": X[:, 1], "flag": flag})
+    np.testing.assert_allclose(result.predict(table), result.predict(X), rtol=1e-15)
+    np.testing.assert_allclose(model.predict(table), result.predict(X), rtol=1e-15)
+
+
 def test_dev_stdout_on_a_pipe_is_written_in_place(tmp_path):
     """/dev/stdout on a pipe resolves to /proc/<pid>/fd/pipe:[N], which cannot be opened:
     the link is followed as open() follows it, and the model goes down the pipe."""
