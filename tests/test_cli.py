@@ -1309,6 +1309,15 @@ def test_gdcores_own_options_are_spelled_out(capsys):
     with pytest.raises(SystemExit) as caught:
         run_in_process(capsys, "--version")
     assert caught.value.code == 0 and capsys.readouterr().out.startswith("gdcore ")
+    # a command's option before the command: where it goes (it was refused without a hint)
+    for given, owners in (("--threads=2", "demo, fit, lr-search and bench"),
+                          ("--target", "fit and lr-search")):
+        with pytest.raises(SystemExit) as caught:
+            run_in_process(capsys, given, "fit", "data.csv")
+        out, err = capsys.readouterr()
+        assert caught.value.code == 2 and out == "" and err.splitlines() == [
+            f"gdcore: error: unrecognized arguments: {given}; it is an option of {owners}: "
+            f"give it after the command (gdcore fit ... {given}) (see gdcore --help)"], err
 
 
 def test_counts_mistyped_commands_and_model_names(files, tmp_path):

@@ -133,13 +133,23 @@ def _sigterm_raises():
 
 def _check_own_options(parser, argv):
     """Refuse an option before COMMAND that gdcore itself does not have, naming it with the
-    nearest it has (--vers for --version): argparse's error, the COMMAND missing, named
-    neither."""
+    nearest it has (--vers for --version), or the commands it belongs to (--threads):
+    argparse's error, the COMMAND missing, named neither."""
     for token in argv:
         if token == "--" or not token.startswith("-"):
             return      # the COMMAND (or the end of the options): its own options follow
         flag = token.split("=")[0]
         if flag.startswith("--") and flag not in parser._option_string_actions:
+            # a command's option given before the command: say where it goes
+            owners = [name for name, sub in parser.commands.items()
+                      if flag in sub._option_string_actions]
+            if owners:
+                given = next((t for t in argv if t in parser.commands), None)
+                example = given if given in owners else owners[0]
+                listed = (", ".join(owners[:-1]) + " and " if len(owners) > 1 else "") \
+                    + owners[-1]
+                parser.error(f"unrecognized arguments: {token}; it is an option of {listed}: "
+                             f"give it after the command (gdcore {example} ... {token})")
             close = nearest_name(flag, [f for f in parser._option_string_actions
                                         if f.startswith("--")])
             parser.error(f"unrecognized arguments: {token}"
