@@ -20,8 +20,7 @@ from ._api import fit as _fit
 from ._api import prepare_run
 from ._progress import progress_callback
 from ._result import FitResult, convergence_warning_category
-from ._validation import (check_bool, check_choice, check_float, check_int, check_settings,
-                          make_rng)
+from ._validation import check_bool, check_choice, check_float, check_int, make_rng
 from .optim import make_optimizer
 from .schedules import CosineAnnealingLR, StepLR, make_schedule
 
@@ -285,7 +284,9 @@ class GDRegressor(RegressorMixin, BaseEstimator):
         """The estimator's own parameters, and gdcore.fit's that do not need the data: checked
         before validate_data, which copies X (float16, integers, a DataFrame) and checks it
         for NaN, so that a bad one is refused before that work, as gdcore.fit refuses it
-        (gdcore.fit checks them all again with the data)."""
+        (gdcore.fit checks them all again with the data).  partial_fit relies on it for the
+        settings it does not use (epochs; gtol's type only, with no data: whether gtol may
+        stop a fit depends on fit's data)."""
         check_bool("warm_start", self.warm_start)
         self._check_random_state()
         seed = self.random_state if self.random_state is not None else self.seed
@@ -356,15 +357,6 @@ class GDRegressor(RegressorMixin, BaseEstimator):
             first = not hasattr(self, "coef_")
             X, y = validate_data(self, X, y, dtype=[np.float64, np.float32], y_numeric=True,
                                  reset=first)
-            # the settings partial_fit does not use are still checked, as fit checks them
-            # (epochs included; gtol's type only: whether it may stop a fit depends on fit's
-            # data)
-            check_settings(epochs=self.epochs, batch_size=self.batch_size, l2=self.l2, l1=self.l1,
-                           fit_intercept=self.fit_intercept, tol=self.tol,
-                           n_iter_no_change=self.n_iter_no_change, gtol=None,
-                           shuffle=self.shuffle, n=X.shape[0])
-            check_float("gtol", self.gtol, allow_none=True)
-            check_choice("precompute", self.precompute, (True, False, "auto"))
             sample_weight = _weights(sample_weight, X)
             previous = None if first else self._previous()
             init = self._start(previous)
